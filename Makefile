@@ -1,0 +1,35 @@
+# Two commands for a fresh machine: `make run` starts the agent, `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-fast bench install mosquitto clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[embedded,test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	VOICE_AGENT_HOME=$${VOICE_AGENT_HOME:-$(CURDIR)} $(BIN)/voice-agent run
+
+# The end-to-end tests start their own Mosquitto on a free port.
+mosquitto:
+	@command -v mosquitto >/dev/null 2>&1 || command -v /usr/sbin/mosquitto >/dev/null 2>&1 || \
+		{ echo "installing mosquitto"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients; }
+
+test: $(STAMP) mosquitto
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP) mosquitto
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: $(STAMP) mosquitto
+	$(BIN)/python bench/speak_bench.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,118 @@
+"""``voice-agent``: run the daemon, talk to it over MQTT, inspect voices and config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from agent.settings import AgentSettings, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="voice-agent", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("run", help="run the agent (the systemd service runs this)")
+
+    say = sub.add_parser("say", help="speak text through the running agent and save the audio")
+    say.add_argument("text")
+    say.add_argument("-o", "--output", type=Path, default=Path("say.wav"), help="WAV file to write")
+    say.add_argument("-p", "--profile", default="default")
+    say.add_argument("--provider", choices=["piper", "kokoro", "sovits", "rvc"])
+    say.add_argument("--voice")
+    say.add_argument("--speed", type=float)
+    say.add_argument("--stream", action="store_true", help="ask for sentence chunks (joined in the file)")
+    say.add_argument("--timeout", type=float, default=60.0)
+
+    voices = sub.add_parser("voices", help="list installed voices (reads the disk; no agent needed)")
+    voices.add_argument("-p", "--profile", default="default")
+
+    check = sub.add_parser("config", help="validate voice.json for a profile and print the merged result")
+    check.add_argument("-p", "--profile", default="default")
+
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        print(f"invalid agent settings:\n{exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    if args.command == "run":
+        from agent.daemon import run
+
+        return run(settings)
+    if args.command == "say":
+        return _say(settings, args)
+    if args.command == "voices":
+        return _voices(settings, args.profile)
+    return _config(settings, args.profile)
+
+
+def _say(settings: AgentSettings, args: argparse.Namespace) -> int:
+    from agent.audio import read_wav_pcm, wav_bytes
+    from agent.mqtt.client import RequestClient
+
+    payload = {"text": args.text, "stream": args.stream}
+    for key in ("provider", "voice", "speed"):
+        if getattr(args, key) is not None:
+            payload[key] = getattr(args, key)
+    try:
+        reply = RequestClient(settings).request(args.profile, "speak", payload, args.timeout)
+    except (ConnectionError, TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    response = reply.response
+    if response.get("status") != "ok":
+        print(f"error ({response.get('code')}): {response.get('error')}", file=sys.stderr)
+        return 1
+    if reply.chunks:
+        parts = [read_wav_pcm(reply.chunks[i]) for i in sorted(reply.chunks)]
+        audio = wav_bytes(b"".join(p for p, _ in parts), parts[0][1])
+    else:
+        audio = reply.audio or b""
+    args.output.write_bytes(audio)
+    data = response["data"]
+    print(
+        f"{args.output}: {data['audio_seconds']:.2f} s from {data['provider']}/{data['voice']}"
+        f"{' (cached)' if data['cached'] else ''}{' (fallback)' if data['fallback'] else ''}"
+        f" in {data['latency_ms']:.0f} ms"
+    )
+    return 0
+
+
+def _voices(settings: AgentSettings, profile: str) -> int:
+    from agent.profiles import Profiles
+    from providers.piper.engine import PiperProvider
+
+    profiles = Profiles(settings.home)
+    if not profiles.exists(profile):
+        print(f"error: no profile {profile!r} under {profiles.root}", file=sys.stderr)
+        return 1
+    for voice in PiperProvider().voices(profiles.provider_context(profile)):
+        print(f"{voice.provider:7} {voice.name:32} {voice.language:8} {voice.sample_rate:>6} Hz  {voice.location}")
+    return 0
+
+
+def _config(settings: AgentSettings, profile: str) -> int:
+    from agent.profiles import Profiles
+    from agent.voice_config import ConfigError, load_voice_config
+
+    profiles = Profiles(settings.home)
+    if not profiles.exists(profile):
+        print(f"error: no profile {profile!r} under {profiles.root}", file=sys.stderr)
+        return 1
+    try:
+        config = load_voice_config(profiles.global_config, profiles.config_path(profile))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
+    print(json.dumps(config.model_dump(mode="json", by_alias=True), indent=2))
+    return 0

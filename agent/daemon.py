@@ -1,0 +1,140 @@
+"""The agent process: start-up as a straight list of steps, then serve until a signal."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from typing import Any
+
+import sdnotify
+
+from agent import __version__
+from agent.broker import EmbeddedBroker, broker_answers, is_local
+from agent.config_store import ConfigStore
+from agent.config_watch import ConfigWatcher
+from agent.events import EventBus, StateBoard
+from agent.mqtt.router import Command, Router, model_json
+from agent.mqtt.schema import EmptyRequest, Response, SpeakRequest
+from agent.mqtt.topics import Topics
+from agent.mqtt.transport import MqttTransport
+from agent.profiles import Profiles
+from agent.settings import AgentSettings
+from agent.speak.engines import ProviderPool
+from agent.speak.service import SpeakService
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT = 15.0  # seconds to wait for the broker before telling systemd we are up anyway
+
+
+class Agent:
+    """Owns every component; ``start`` wires them, ``stop`` takes them down in reverse."""
+
+    def __init__(self, settings: AgentSettings) -> None:
+        self.settings = settings
+        self.topics = Topics(settings.base_topic)
+        self.profiles = Profiles(settings.home)
+        self.transport = MqttTransport(settings, self.topics.status)
+        publish = self.transport.publish
+        self.events = EventBus(publish, self.topics)
+        self.state = StateBoard(publish, self.topics)
+        self.configs = ConfigStore(self.profiles, self.events)
+        self.engines = ProviderPool()
+        self.speak = SpeakService(
+            self.profiles, self.configs, self.engines, self.events, self.state, publish, self.topics,
+            settings.queue_depth, settings.max_text_chars,
+        )
+        self.router = Router(self._respond, self.profiles.exists, settings.max_request_bytes)
+        self.router.register("speak", Command(SpeakRequest, self.speak.submit))
+        self.router.register("voices", Command(EmptyRequest, self._voices))
+        self.router.register("config", Command(EmptyRequest, self._config))
+        self.watcher = ConfigWatcher(self.profiles, self._config_changed)
+        self.embedded: EmbeddedBroker | None = None
+
+    def start(self) -> None:
+        s = self.settings
+        if not broker_answers(s.mqtt_host, s.mqtt_port):
+            if s.embedded_broker == "auto" and is_local(s.mqtt_host):
+                log.warning("no MQTT broker at %s:%d; starting the embedded one", s.mqtt_host, s.mqtt_port)
+                self.embedded = EmbeddedBroker(s.mqtt_port)
+                self.embedded.start()
+            else:
+                log.warning("no MQTT broker answers at %s:%d yet; will keep trying", s.mqtt_host, s.mqtt_port)
+        self.watcher.start()
+        self.configs.reload_all(announce=False)
+        for profile in self.profiles.names():
+            self.speak.preload(profile)
+        self.transport.on_message(self._on_message)
+        self.transport.on_connect(self.state.republish)
+        self.transport.subscribe(self.topics.requests, qos=1)
+        self.transport.start()
+        if self.transport.wait_connected(READY_TIMEOUT):
+            log.info("voice agent %s ready: profiles %s", __version__, ", ".join(self.profiles.names()) or "(none)")
+
+    def stop(self) -> None:
+        log.info("stopping")
+        self.watcher.stop()
+        self.speak.stop()
+        self.transport.stop()
+        self.engines.close()
+        if self.embedded is not None:
+            self.embedded.stop()
+
+    # -- MQTT edge -------------------------------------------------------------------------
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        parsed = self.topics.parse_request(topic)
+        if parsed is not None:
+            self.router.dispatch(parsed[0], parsed[1], payload)
+
+    def _respond(self, profile: str, command: str, response: Response) -> None:
+        self.transport.publish(self.topics.response(profile, command), model_json(response), 1, False)
+
+    def _config_changed(self, profile: str | None) -> None:
+        for name in [profile] if profile else self.profiles.names():
+            self.configs.reload(name)
+            self.speak.preload(name)
+
+    # -- small commands ----------------------------------------------------------------------
+    def _voices(self, profile: str, request: EmptyRequest) -> dict[str, Any]:
+        ctx = self.profiles.provider_context(profile)
+        voices = [v.__dict__ for v in self.engines.get("piper").voices(ctx)]
+        return {"id": request.id, "voices": voices}
+
+    def _config(self, profile: str, request: EmptyRequest) -> dict[str, Any]:
+        config = self.configs.get(profile)
+        return {
+            "id": request.id,
+            "config": config.model_dump(mode="json", by_alias=True),
+            "error": self.configs.error(profile),
+        }
+
+
+def run(settings: AgentSettings) -> int:
+    """Run until SIGTERM/SIGINT, speaking systemd's notify protocol when run as a service."""
+    notifier = sdnotify.SystemdNotifier()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    agent = Agent(settings)
+    try:
+        agent.start()
+    except Exception as exc:
+        log.error("cannot start: %s", exc)
+        agent.stop()
+        return 1
+    notifier.notify("READY=1")
+    notifier.notify(f"STATUS=serving {len(agent.profiles.names())} profile(s)")
+    interval = watchdog_interval()
+    while not stop.wait(interval):
+        notifier.notify("WATCHDOG=1")
+    notifier.notify("STOPPING=1")
+    agent.stop()
+    return 0
+
+
+def watchdog_interval() -> float:
+    """Half of systemd's WatchdogSec, or a relaxed 10 s when no watchdog is set."""
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    return int(usec) / 2_000_000 if usec.isdigit() and int(usec) > 0 else 10.0

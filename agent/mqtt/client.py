@@ -1,0 +1,89 @@
+"""A short-lived MQTT client for the CLI: send one request, collect its audio and response."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent.mqtt.topics import Topics
+from agent.settings import AgentSettings
+
+
+@dataclass
+class Reply:
+    response: dict[str, Any]
+    audio: bytes | None = None
+    chunks: dict[int, bytes] = field(default_factory=dict)
+
+
+class RequestClient:
+    def __init__(self, settings: AgentSettings) -> None:
+        self.settings = settings
+        self.topics = Topics(settings.base_topic)
+        self._messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self._subscribed = threading.Event()
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"voice-agent-cli-{uuid.uuid4().hex[:8]}")
+        if settings.mqtt_username:
+            password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+            self._client.username_pw_set(settings.mqtt_username, password)
+        if settings.mqtt_tls:
+            self._client.tls_set(ca_certs=str(settings.mqtt_tls_ca) if settings.mqtt_tls_ca else None)
+        self._client.on_message = lambda c, u, m: self._messages.put((m.topic, m.payload))
+        self._client.on_subscribe = lambda *a: self._subscribed.set()
+
+    def request(self, profile: str, command: str, payload: dict[str, Any], timeout: float) -> Reply:
+        """Publish one request and wait for its response (and audio, for speak)."""
+        request_id = payload.setdefault("id", uuid.uuid4().hex[:12])
+        t = self.topics
+        try:
+            self._client.connect(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30)
+        except OSError as exc:
+            raise ConnectionError(
+                f"cannot reach the MQTT broker at {self.settings.mqtt_host}:{self.settings.mqtt_port}: {exc}"
+            ) from exc
+        self._client.loop_start()
+        try:
+            self._client.subscribe(
+                [(t.response(profile, command), 1), (t.audio(profile, request_id), 1), (t.audio(profile, request_id) + "/+", 1)]
+            )
+            if not self._subscribed.wait(timeout):
+                raise TimeoutError("the broker did not confirm the subscription")
+            self._client.publish(t.request(profile, command), json.dumps(payload), qos=1)
+            return self._collect(profile, command, request_id, timeout)
+        finally:
+            self._client.disconnect()
+            self._client.loop_stop()
+
+    def _collect(self, profile: str, command: str, request_id: str, timeout: float) -> Reply:
+        t = self.topics
+        reply: Reply | None = None
+        audio_topic = t.audio(profile, request_id)
+        audio: bytes | None = None
+        chunks: dict[int, bytes] = {}
+        while True:
+            try:
+                topic, payload = self._messages.get(timeout=timeout)
+            except queue.Empty:
+                raise TimeoutError(f"no response to {command} within {timeout:g} s (is the agent running?)") from None
+            if topic == t.response(profile, command):
+                response = json.loads(payload)
+                if response.get("id") == request_id:
+                    reply = Reply(response)
+            elif topic == audio_topic:
+                audio = payload
+            elif topic.startswith(audio_topic + "/"):
+                chunks[int(topic.rsplit("/", 1)[1])] = payload
+            if reply is not None:
+                data = reply.response.get("data") or {}
+                expected = data.get("chunks", 0) if data.get("stream") else (1 if "audio_seconds" in data else 0)
+                got = len(chunks) if data.get("stream") else int(audio is not None)
+                if reply.response.get("status") != "ok" or got >= expected:
+                    reply.audio, reply.chunks = audio, chunks
+                    return reply

@@ -1,0 +1,69 @@
+"""Agent settings: how to reach the broker, where data lives, request limits.
+
+Per-voice behaviour lives in ``voice.json`` (see ``agent.voice_config``); these settings
+are about the process itself and come from ``VOICE_AGENT_*`` environment variables or an
+optional dotenv-style settings file (``VOICE_AGENT_SETTINGS_FILE``, default
+``$VOICE_AGENT_HOME/etc/agent.env``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AgentSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VOICE_AGENT_", extra="forbid")
+
+    home: Path = Field(default_factory=Path.cwd, description="Directory holding etc/ and profiles/.")
+    mqtt_host: str = Field("127.0.0.1", description="MQTT broker host.")
+    mqtt_port: int = Field(1883, ge=1, le=65535, description="MQTT broker port.")
+    mqtt_username: str | None = Field(None, description="MQTT user name.")
+    mqtt_password: SecretStr | None = Field(None, description="MQTT password.")
+    mqtt_tls: bool = Field(False, description="Connect with TLS.")
+    mqtt_tls_ca: Path | None = Field(None, description="CA bundle for TLS (system store when unset).")
+    mqtt_client_id: str = Field("voice-agent", description="MQTT client id.")
+    mqtt_keepalive: int = Field(30, ge=5, le=3600, description="MQTT keepalive seconds.")
+    base_topic: str = Field("voice", description="Root of every topic the agent uses.")
+    embedded_broker: Literal["auto", "never"] = Field(
+        "auto",
+        description="auto: start an embedded broker on 127.0.0.1 when none answers at a local address.",
+    )
+    max_request_bytes: int = Field(64 * 1024, ge=256, description="Largest accepted JSON request.")
+    max_text_chars: int = Field(5000, ge=1, description="Longest text accepted by speak.")
+    queue_depth: int = Field(8, ge=1, le=1000, description="Pending speak requests per profile before 'busy'.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+
+    @field_validator("base_topic")
+    @classmethod
+    def _plain_topic(cls, value: str) -> str:
+        value = value.strip("/")
+        if not value or any(ch in value for ch in "+#\0"):
+            raise ValueError("must be a non-empty topic without wildcards")
+        return value
+
+    @property
+    def etc_dir(self) -> Path:
+        return self.home / "etc"
+
+    @property
+    def profiles_dir(self) -> Path:
+        return self.home / "profiles"
+
+    @property
+    def voices_dir(self) -> Path:
+        """Global voices shared by every profile."""
+        return self.home / "out" / "voices"
+
+
+def load_settings() -> AgentSettings:
+    """Read settings from the environment, then the settings file for anything unset there."""
+    home = Path(os.environ.get("VOICE_AGENT_HOME") or Path.cwd())
+    env_file = Path(os.environ.get("VOICE_AGENT_SETTINGS_FILE") or home / "etc" / "agent.env")
+    if env_file.is_file():
+        return AgentSettings(_env_file=env_file)  # type: ignore[call-arg]
+    return AgentSettings()

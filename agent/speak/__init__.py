@@ -1,0 +1,1 @@
+"""The speak path: request -> cache -> provider (with Piper fallback) -> audio on MQTT."""

@@ -1,0 +1,34 @@
+"""One warm instance per provider, created on first use and shared by every profile."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from providers.base import Provider
+from providers.registry import create_provider
+
+log = logging.getLogger(__name__)
+
+
+class ProviderPool:
+    def __init__(self) -> None:
+        self._providers: dict[str, Provider] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Provider:
+        with self._lock:
+            provider = self._providers.get(name)
+            if provider is None:
+                provider = create_provider(name)
+                self._providers[name] = provider
+            return provider
+
+    def close(self) -> None:
+        with self._lock:
+            providers, self._providers = list(self._providers.values()), {}
+        for provider in providers:
+            try:
+                provider.close()
+            except Exception:
+                log.exception("closing provider %s failed", provider.name)

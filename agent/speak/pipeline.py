@@ -1,0 +1,138 @@
+"""One speak request, start to finish: cache, provider, Piper fallback, streamed chunks.
+
+Pure orchestration with callbacks for output, so it runs the same in the agent and in tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent.speak.cache import AudioCache
+from agent.speak.engines import ProviderPool
+from agent.voice_config import ProviderName, VoiceConfig
+from providers.base import AudioChunk, ProviderContext, ProviderError
+from providers.settings_base import ProviderSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SpeakJob:
+    id: str
+    text: str
+    provider: ProviderName | None
+    voice: str | None
+    speed: float | None
+    stream: bool
+    received: float  # time.perf_counter() when the request arrived
+
+
+@dataclass
+class SpeakResult:
+    provider: str
+    voice: str
+    pcm: bytes
+    sample_rate: int
+    cached: bool
+    chunks: int
+    first_audio_ms: float
+    fallback_reason: str | None = None
+
+    @property
+    def seconds(self) -> float:
+        return len(self.pcm) / 2 / self.sample_rate
+
+
+ChunkSink = Callable[[int, AudioChunk], None]
+FallbackNotice = Callable[[str, str], None]  # (failed provider, reason)
+
+
+class SpeakFailed(Exception):
+    def __init__(self, message: str, code: str, provider: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.provider = provider
+
+
+def run_speak(
+    job: SpeakJob,
+    config: VoiceConfig,
+    ctx: ProviderContext,
+    engines: ProviderPool,
+    cache: AudioCache | None,
+    on_chunk: ChunkSink,
+    on_fallback: FallbackNotice,
+) -> SpeakResult:
+    name: ProviderName = job.provider or config.tts.provider
+    settings = config.tts.settings_for(name).with_request(job.voice, job.speed)
+    try:
+        return _synthesize(job, name, settings, ctx, engines, cache, on_chunk)
+    except _Failure as failure:
+        if name == "piper" or not settings.fallback_to_piper or failure.chunks_sent:
+            raise SpeakFailed(str(failure), failure.code, name) from failure
+        reason = str(failure)
+    on_fallback(name, reason)
+    piper = config.tts.piper.with_request(None, job.speed)
+    try:
+        result = _synthesize(job, "piper", piper, ctx, engines, cache, on_chunk)
+    except _Failure as failure:
+        raise SpeakFailed(f"{reason}; Piper fallback failed too: {failure}", failure.code, "piper") from failure
+    result.fallback_reason = reason
+    return result
+
+
+class _Failure(Exception):
+    def __init__(self, message: str, code: str, chunks_sent: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.chunks_sent = chunks_sent
+
+
+def _synthesize(
+    job: SpeakJob,
+    name: str,
+    settings: ProviderSettings,
+    ctx: ProviderContext,
+    engines: ProviderPool,
+    cache: AudioCache | None,
+    on_chunk: ChunkSink,
+) -> SpeakResult:
+    key = settings.cache_key()
+    if cache is not None:
+        hit = cache.get(key, job.text)
+        if hit is not None:
+            first_ms = (time.perf_counter() - job.received) * 1000
+            if job.stream:
+                on_chunk(0, AudioChunk(hit.pcm, hit.sample_rate))
+            return SpeakResult(name, settings.voice_name, hit.pcm, hit.sample_rate, True, 1, first_ms)
+    parts: list[bytes] = []
+    rate = 0
+    first_ms = 0.0
+    try:
+        provider = engines.get(name)
+        for chunk in provider.synthesize(job.text, settings, ctx):
+            if rate and chunk.sample_rate != rate:
+                raise ProviderError(f"{name} changed sample rate mid-utterance ({rate} -> {chunk.sample_rate})")
+            if not parts:
+                first_ms = (time.perf_counter() - job.received) * 1000
+            rate = chunk.sample_rate
+            if job.stream:
+                on_chunk(len(parts), chunk)
+            parts.append(chunk.pcm)
+    except ProviderError as exc:
+        raise _Failure(str(exc), exc.code, len(parts) if job.stream else 0) from exc
+    except Exception as exc:  # an engine bug must not take the worker down
+        log.exception("provider %s crashed", name)
+        raise _Failure(f"{name} failed: {type(exc).__name__}: {exc}", "provider_error", len(parts) if job.stream else 0) from exc
+    if not parts:
+        raise _Failure(f"{name} produced no audio for this text", "no_audio", 0)
+    pcm = b"".join(parts)
+    if cache is not None:
+        try:
+            cache.put(key, job.text, pcm, rate)
+        except OSError as exc:
+            log.warning("could not cache audio: %s", exc)
+    return SpeakResult(name, settings.voice_name, pcm, rate, False, len(parts), first_ms)

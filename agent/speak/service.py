@@ -1,0 +1,219 @@
+"""Speak requests per profile: a bounded queue and one worker each, so a slow provider in one
+profile never delays another, and a flood is refused ("busy") instead of queued forever."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.audio import wav_bytes
+from agent.config_store import ConfigStore
+from agent.events import EventBus, Publish, StateBoard
+from agent.mqtt.router import RequestError
+from agent.mqtt.schema import SpeakRequest
+from agent.mqtt.topics import Topics
+from agent.profiles import Profiles
+from agent.speak.cache import AudioCache
+from agent.speak.engines import ProviderPool
+from agent.speak.pipeline import SpeakFailed, SpeakJob, SpeakResult, run_speak
+from agent.voice_config import CacheConfig
+from providers.base import AudioChunk
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Pending:
+    job: SpeakJob
+    future: Future[dict[str, Any]]
+
+
+class SpeakService:
+    def __init__(
+        self,
+        profiles: Profiles,
+        configs: ConfigStore,
+        engines: ProviderPool,
+        events: EventBus,
+        state: StateBoard,
+        publish: Publish,
+        topics: Topics,
+        queue_depth: int,
+        max_text_chars: int,
+    ) -> None:
+        self._profiles = profiles
+        self._configs = configs
+        self._engines = engines
+        self._events = events
+        self._state = state
+        self._publish = publish
+        self._topics = topics
+        self._queue_depth = queue_depth
+        self._max_text_chars = max_text_chars
+        self._queues: dict[str, queue.Queue[_Pending | None]] = {}
+        self._workers: list[threading.Thread] = []
+        self._caches: dict[str, tuple[CacheConfig, AudioCache]] = {}
+        self._lock = threading.Lock()
+
+    # -- called on the MQTT thread: must not block -------------------------------------
+    def submit(self, profile: str, request: SpeakRequest) -> Future[dict[str, Any]]:
+        if len(request.text) > self._max_text_chars:
+            raise RequestError(
+                "text_too_long", f"text has {len(request.text)} characters; the limit is {self._max_text_chars}"
+            )
+        if not request.text.strip():
+            raise RequestError("invalid_payload", "text: must contain something to say")
+        job = SpeakJob(
+            id=request.id or uuid.uuid4().hex[:12],
+            text=request.text,
+            provider=request.provider,
+            voice=request.voice,
+            speed=request.speed,
+            stream=request.stream,
+            received=time.perf_counter(),
+        )
+        pending = _Pending(job, Future())
+        try:
+            self._queue(profile).put_nowait(pending)
+        except queue.Full:
+            raise RequestError(
+                "busy", f"profile {profile!r} already has {self._queue_depth} speak requests waiting"
+            ) from None
+        self._publish_state(profile)
+        return pending.future
+
+    def queue_depth(self, profile: str) -> int:
+        with self._lock:
+            q = self._queues.get(profile)
+        return q.qsize() if q else 0
+
+    def stop(self) -> None:
+        with self._lock:
+            queues = list(self._queues.values())
+        for q in queues:
+            while True:  # refuse what is still waiting: every request gets its one response
+                try:
+                    pending = q.get_nowait()
+                except queue.Empty:
+                    break
+                if pending is not None:
+                    pending.future.set_exception(RequestError("shutting_down", "the agent is stopping"))
+            q.put(None)
+        for worker in self._workers:
+            worker.join(timeout=30)
+
+    def preload(self, profile: str) -> None:
+        """Load the profile's default voice now so its first request is fast."""
+        config = self._configs.get(profile)
+        name = config.tts.provider
+        try:
+            self._engines.get(name).preload(config.tts.settings_for(name), self._profiles.provider_context(profile))
+        except Exception as exc:
+            log.warning("could not preload %s for %s: %s", name, profile, exc)
+        self._publish_state(profile)
+
+    # -- worker side ---------------------------------------------------------------------
+    def _queue(self, profile: str) -> queue.Queue[_Pending | None]:
+        with self._lock:
+            q = self._queues.get(profile)
+            if q is None:
+                q = queue.Queue(maxsize=self._queue_depth)
+                self._queues[profile] = q
+                worker = threading.Thread(target=self._work, args=(profile, q), name=f"speak-{profile}", daemon=True)
+                self._workers.append(worker)
+                worker.start()
+            return q
+
+    def _work(self, profile: str, q: queue.Queue[_Pending | None]) -> None:
+        while True:
+            pending = q.get()
+            if pending is None:
+                return
+            try:
+                pending.future.set_result(self._speak(profile, pending.job))
+            except BaseException as exc:
+                pending.future.set_exception(exc)
+            finally:
+                self._publish_state(profile)
+
+    def _cache(self, profile: str, config: CacheConfig) -> AudioCache | None:
+        if not config.enabled:
+            return None
+        with self._lock:
+            known = self._caches.get(profile)
+            if known is not None and known[0] == config:
+                return known[1]
+        directory = Path(config.directory)
+        if not directory.is_absolute():
+            directory = self._profiles.directory(profile) / directory
+        cache = AudioCache(directory, int(config.max_size_mb * 1024 * 1024))
+        with self._lock:
+            self._caches[profile] = (config, cache)
+        return cache
+
+    def _speak(self, profile: str, job: SpeakJob) -> dict[str, Any]:
+        config = self._configs.get(profile)
+        provider = job.provider or config.tts.provider
+        self._events.emit(profile, "speak.started", {"id": job.id, "provider": provider, "stream": job.stream})
+
+        def on_chunk(seq: int, chunk: AudioChunk) -> None:
+            topic = self._topics.audio(profile, job.id, seq)
+            self._publish(topic, wav_bytes(chunk.pcm, chunk.sample_rate), 1, False)
+
+        def on_fallback(failed: str, reason: str) -> None:
+            self._events.emit(profile, "provider.fallback", {"id": job.id, "from": failed, "to": "piper", "reason": reason})
+
+        try:
+            result = run_speak(
+                job,
+                config,
+                self._profiles.provider_context(profile),
+                self._engines,
+                self._cache(profile, config.cache),
+                on_chunk,
+                on_fallback,
+            )
+        except SpeakFailed as exc:
+            self._events.emit(profile, "speak.failed", {"id": job.id, "provider": exc.provider, "error": str(exc), "code": exc.code})
+            raise RequestError(exc.code, str(exc)) from exc
+        if not job.stream:
+            self._publish(self._topics.audio(profile, job.id), wav_bytes(result.pcm, result.sample_rate), 1, False)
+        summary = self._summary(profile, job, result)
+        self._events.emit(profile, "speak.finished", summary)
+        return summary
+
+    def _summary(self, profile: str, job: SpeakJob, result: SpeakResult) -> dict[str, Any]:
+        audio_topic = self._topics.audio(profile, job.id)
+        return {
+            "id": job.id,
+            "provider": result.provider,
+            "voice": result.voice,
+            "cached": result.cached,
+            "fallback": result.fallback_reason is not None,
+            "fallback_reason": result.fallback_reason,
+            "audio_seconds": round(result.seconds, 3),
+            "sample_rate": result.sample_rate,
+            "latency_ms": round((time.perf_counter() - job.received) * 1000, 1),
+            "first_audio_ms": round(result.first_audio_ms, 1),
+            "stream": job.stream,
+            "chunks": result.chunks,
+            "audio_topic": f"{audio_topic}/+" if job.stream else audio_topic,
+        }
+
+    def _publish_state(self, profile: str) -> None:
+        config = self._configs.get(profile)
+        name = config.tts.provider
+        self._state.update(
+            profile,
+            provider=name,
+            voice=config.tts.settings_for(name).voice_name,
+            queue_depth=self.queue_depth(profile),
+            config_error=self._configs.error(profile),
+        )

@@ -1,0 +1,125 @@
+"""voice.json: the seed's shape, validated strictly, global defaults merged under each profile.
+
+``etc/voice.json`` holds household defaults; ``profiles/<user>/etc/voice.json`` overrides any
+subset of it. The merged document is validated once; errors name the key path.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+
+from providers.kokoro.config import KokoroSettings
+from providers.piper.config import PiperSettings
+from providers.rvc.config import RvcSettings
+from providers.settings_base import CamelModel, ProviderSettings
+from providers.sovits.config import SovitsSettings
+
+ProviderName = Literal["piper", "kokoro", "sovits", "rvc"]
+PROVIDER_NAMES: tuple[ProviderName, ...] = ("piper", "kokoro", "sovits", "rvc")
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+class TtsConfig(CamelModel):
+    provider: ProviderName = Field("piper", description="Provider used when a request names none.")
+    piper: PiperSettings = PiperSettings()
+    kokoro: KokoroSettings = KokoroSettings()
+    sovits: SovitsSettings = SovitsSettings()
+    rvc: RvcSettings = RvcSettings()
+
+    def settings_for(self, provider: ProviderName) -> ProviderSettings:
+        return getattr(self, provider)  # type: ignore[no-any-return]
+
+
+class CacheConfig(CamelModel):
+    enabled: bool = Field(True, description="Serve repeated requests from disk.")
+    directory: str = Field("out/cache/tts", description="Relative to the profile directory, or absolute.")
+    max_size_mb: float = Field(200.0, ge=0, alias="maxSizeMB", description="LRU eviction above this size.")
+
+    @field_validator("directory")
+    @classmethod
+    def _no_parent_escape(cls, value: str) -> str:
+        if ".." in PurePosixPath(value).parts:
+            raise ValueError("must not contain '..'")
+        return value
+
+
+class VoiceConfig(CamelModel):
+    tts: TtsConfig = TtsConfig()
+    cache: CacheConfig = CacheConfig()
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    file: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.field}" if self.field else self.file
+        return f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """voice.json could not be used; ``problems`` names each bad key."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; ``{}`` when the file does not exist."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(str(path), "", f"cannot read: {exc.strerror}")]) from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError([ConfigProblem(str(path), "", f"larger than {MAX_CONFIG_BYTES} bytes")])
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigProblem(str(path), "", f"not valid JSON: {exc}")]) from exc
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem(str(path), "", "must be a JSON object")])
+    return data
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def validation_problems(exc: ValidationError, file: str) -> list[ConfigProblem]:
+    return [
+        ConfigProblem(file, ".".join(str(part) for part in err["loc"]), err["msg"])
+        for err in exc.errors()
+    ]
+
+
+def load_voice_config(global_path: Path, profile_path: Path | None = None) -> VoiceConfig:
+    """Merge the profile's voice.json over the global one and validate the result."""
+    document = read_json_object(global_path)
+    files = str(global_path)
+    if profile_path is not None:
+        override = read_json_object(profile_path)
+        if override:
+            document = deep_merge(document, override)
+            files = f"{profile_path} (over {global_path})"
+    try:
+        return VoiceConfig.model_validate(document)
+    except ValidationError as exc:
+        raise ConfigError(validation_problems(exc, files)) from exc

@@ -1,0 +1,81 @@
+"""The provider interface every speech engine implements, and its error types.
+
+A provider turns text into 16-bit mono PCM, one chunk per sentence, so the speak path can
+stream and cache without knowing the engine. Providers keep their models loaded between
+requests; ``synthesize`` may be called from several threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from providers.settings_base import ProviderSettings
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """One sentence of speech: little-endian int16 mono PCM at ``sample_rate``."""
+
+    pcm: bytes
+    sample_rate: int
+    text: str = ""
+
+    @property
+    def seconds(self) -> float:
+        return len(self.pcm) / 2 / self.sample_rate
+
+
+@dataclass(frozen=True)
+class VoiceInfo:
+    name: str
+    provider: str
+    language: str = ""
+    sample_rate: int = 0
+    speakers: int = 1
+    location: str = ""
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """Where a provider finds a profile's assets: its own voices first, then the household's."""
+
+    profile: str
+    profile_dir: Path
+    voices_dirs: tuple[Path, ...] = field(default_factory=tuple)
+
+
+class ProviderError(Exception):
+    """Synthesis failed; the message is shown to the requester as is."""
+
+    code = "provider_error"
+
+
+class ProviderUnavailableError(ProviderError):
+    """The engine cannot run here (not installed, server down, assets missing)."""
+
+    code = "provider_unavailable"
+
+
+class VoiceNotFoundError(ProviderError):
+    code = "voice_not_found"
+
+
+class Provider(Protocol):
+    name: str
+
+    def synthesize(
+        self, text: str, settings: ProviderSettings, ctx: ProviderContext
+    ) -> Iterator[AudioChunk]:
+        """Yield one chunk per sentence as soon as it is ready."""
+        ...
+
+    def voices(self, ctx: ProviderContext) -> list[VoiceInfo]: ...
+
+    def preload(self, settings: ProviderSettings, ctx: ProviderContext) -> None:
+        """Load what ``settings`` needs so the first request is fast."""
+        ...
+
+    def close(self) -> None: ...

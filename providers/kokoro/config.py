@@ -1,0 +1,34 @@
+"""``tts.kokoro`` in voice.json."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from providers.settings_base import FallbackSettings
+
+LangCode = Literal["a", "b", "e", "f", "h", "i", "j", "p", "z"]
+
+
+class KokoroSettings(FallbackSettings):
+    voice: str = Field("jf_alpha", min_length=1, description="Built-in voice or a blend 'a:0.6,b:0.4'.")
+    lang_code: LangCode = Field("j", description="a en-us, b en-gb, e es, f fr, h hi, i it, j ja, p pt-br, z zh.")
+    speed: float = Field(1.0, ge=0.5, le=2.0, description="Speaking speed.")
+    use_custom_voicepack: bool = Field(False, description="Use voicepackPath instead of voice.")
+    voicepack_path: str = Field("", description="A (510,1,256) voicepack, .pt or .npy.")
+
+    def with_request(self, voice: str | None, speed: float | None) -> "KokoroSettings":
+        update: dict[str, object] = {}
+        if voice is not None:
+            update.update(voice=voice, use_custom_voicepack=False)
+        if speed is not None:
+            update["speed"] = speed
+        return self.model_copy(update=update)
+
+    @property
+    def voice_name(self) -> str:
+        return self.voicepack_path if self.use_custom_voicepack else self.voice
+
+    def cache_key(self) -> str:
+        return f"kokoro:{self.lang_code}:{self.voice_name}:{self.speed:g}"

