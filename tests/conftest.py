@@ -1,0 +1,211 @@
+"""Shared fixtures: a private Mosquitto, an agent home, the real agent as a subprocess, a probe client."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.mosquitto import Mosquitto, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    server = Mosquitto(tmp_path_factory.mktemp("mosquitto")).start()
+    yield server
+    server.stop()
+
+
+def make_home(root: Path, profiles: tuple[str, ...] = ("default",)) -> Path:
+    """An agent home like the repo's: etc/voice.json plus profiles/<name>/etc/voice.json."""
+    (root / "etc").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "etc" / "voice.json", root / "etc" / "voice.json")
+    for name in profiles:
+        target = root / "profiles" / name / "etc"
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / "profiles" / "default" / "etc" / "voice.json", target / "voice.json")
+    return root
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(document))
+    os.replace(tmp, path)
+
+
+class AgentProcess:
+    """``python -m agent run`` with its own home and broker; stdout+stderr go to ``log``."""
+
+    def __init__(self, home: Path, port: int, extra_env: dict[str, str] | None = None) -> None:
+        self.home = home
+        self.port = port
+        self.log = home / "agent.log"
+        self.env = {
+            **os.environ,
+            "VOICE_AGENT_HOME": str(home),
+            "VOICE_AGENT_MQTT_PORT": str(port),
+            "VOICE_AGENT_MQTT_CLIENT_ID": f"agent-{uuid.uuid4().hex[:6]}",
+            "PYTHONUNBUFFERED": "1",
+            **(extra_env or {}),
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "AgentProcess":
+        handle = open(self.log, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "agent", "run"], cwd=self.home, env=self.env, stdout=handle, stderr=handle
+        )
+        return self
+
+    def wait_log(self, text: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log.read_text(errors="replace"):
+                return
+            if self.process and self.process.poll() is not None:
+                raise AssertionError(f"agent exited ({self.process.returncode}):\n{self.log.read_text()}")
+            time.sleep(0.05)
+        raise AssertionError(f"agent log never showed {text!r}:\n{self.log.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+class Probe:
+    """A plain paho client that records everything under the base topic."""
+
+    def __init__(self, port: int, base: str = "voice", username: str | None = None, password: str | None = None) -> None:
+        self.port = port
+        self.base = base
+        self.messages: queue.Queue[tuple[str, bytes, bool]] = queue.Queue()
+        self.seen: list[tuple[str, bytes, bool]] = []
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:8]}")
+        if username:
+            self.client.username_pw_set(username, password)
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, u, f, rc, p: (c.subscribe(f"{base}/#", qos=1), self._ready.set())
+        self.client.reconnect_delay_set(0.2, 1)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert self._ready.wait(10), "probe could not connect"
+        time.sleep(0.1)  # let the SUBACK land
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        item = (msg.topic, bytes(msg.payload), bool(msg.retain))
+        with self._lock:
+            self.seen.append(item)
+        self.messages.put(item)
+
+    def publish(self, topic: str, payload: bytes | str) -> None:
+        self.client.publish(topic, payload, qos=1).wait_for_publish(5)
+
+    def wait_for(self, predicate: Callable[[str, bytes], bool], timeout: float = 30) -> tuple[str, bytes]:
+        """The first message (seen before or arriving later) that matches."""
+        with self._lock:
+            for topic, payload, _ in self.seen:
+                if predicate(topic, payload):
+                    return topic, payload
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError("timed out waiting for a message")
+            try:
+                topic, payload, _ = self.messages.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if predicate(topic, payload):
+                return topic, payload
+
+    def wait_topic(self, topic: str, timeout: float = 30) -> bytes:
+        return self.wait_for(lambda t, _: t == topic, timeout)[1]
+
+    def event(self, profile: str, name: str, request_id: str | None = None, timeout: float = 30) -> dict[str, Any]:
+        topic = f"{self.base}/{profile}/event/{name}"
+
+        def match(t: str, p: bytes) -> bool:
+            return t == topic and (request_id is None or json.loads(p)["data"].get("id") == request_id)
+
+        return json.loads(self.wait_for(match, timeout)[1])
+
+    def responses(self, profile: str, command: str) -> list[dict[str, Any]]:
+        topic = f"{self.base}/{profile}/response/{command}"
+        with self._lock:
+            return [json.loads(p) for t, p, _ in self.seen if t == topic]
+
+    def request(
+        self, profile: str, command: str, payload: dict[str, Any] | bytes | str, timeout: float = 60
+    ) -> dict[str, Any]:
+        """Publish a request and return the response that echoes its id (or, for raw payloads, the next one)."""
+        response_topic = f"{self.base}/{profile}/response/{command}"
+        if isinstance(payload, dict):
+            payload = {"id": uuid.uuid4().hex[:10], **payload}
+            wanted: str | None = payload["id"]
+            raw: bytes | str = json.dumps(payload)
+        else:
+            wanted, raw = None, payload
+            with self._lock:
+                already = sum(1 for t, _, _ in self.seen if t == response_topic)
+        self.publish(f"{self.base}/{profile}/request/{command}", raw)
+        if wanted is not None:
+            return json.loads(
+                self.wait_for(lambda t, p: t == response_topic and json.loads(p).get("id") == wanted, timeout)[1]
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.responses(profile, command)
+            if len(found) > already:
+                return found[already]
+            time.sleep(0.02)
+        raise AssertionError(f"no response on {response_topic}")
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture(scope="module")
+def running_agent(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto) -> Iterator[AgentProcess]:
+    """One agent shared by a test module (starting one costs about two seconds)."""
+    home = make_home(tmp_path_factory.mktemp("home"), profiles=("default", "kitchen"))
+    agent = AgentProcess(home, broker.port).start()
+    agent.wait_log("ready")
+    yield agent
+    agent.stop()
+
+
+@pytest.fixture()
+def probe(broker: Mosquitto) -> Iterator[Probe]:
+    client = Probe(broker.port)
+    yield client
+    client.close()
+
+
+__all__ = ["AgentProcess", "Probe", "make_home", "write_json", "free_port"]

@@ -1,0 +1,110 @@
+"""The speak path end to end: MQTT request -> real agent -> Piper -> audio and events on MQTT."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.audio_checks import assert_speech, wav_info
+from tests.conftest import AgentProcess, Probe, write_json
+
+
+def test_speak_publishes_wav_response_and_events(running_agent: AgentProcess, probe: Probe) -> None:
+    response = probe.request("default", "speak", {"id": "plain-1", "text": "Hello from the voice agent."})
+
+    assert response["status"] == "ok", response
+    assert response["id"] == "plain-1"
+    data = response["data"]
+    assert data["provider"] == "piper" and data["voice"] == "en_US-joe-medium"
+    assert data["cached"] is False and data["fallback"] is False
+    seconds = assert_speech(probe.wait_topic("voice/default/audio/plain-1"), min_seconds=1.0)
+    assert data["audio_seconds"] == pytest.approx(seconds, abs=0.01)
+    assert probe.event("default", "speak.started", "plain-1")["data"]["provider"] == "piper"
+    finished = probe.event("default", "speak.finished", "plain-1")["data"]
+    assert finished["latency_ms"] > 0 and finished["audio_seconds"] == data["audio_seconds"]
+
+
+def test_speak_without_id_gets_one(running_agent: AgentProcess, probe: Probe) -> None:
+    response = probe.request("default", "speak", b'{"text": "No id given."}')
+    assert response["status"] == "ok"
+    assert response["id"]
+    assert_speech(probe.wait_topic(f"voice/default/audio/{response['id']}"))
+
+
+def test_stream_sends_one_wav_per_sentence(running_agent: AgentProcess, probe: Probe) -> None:
+    text = "The first sentence is here. Then comes a second one! And is this the third?"
+    response = probe.request("default", "speak", {"id": "stream-1", "text": text, "stream": True})
+
+    assert response["status"] == "ok", response
+    assert response["data"]["chunks"] == 3
+    total = sum(assert_speech(probe.wait_topic(f"voice/default/audio/stream-1/{seq}")) for seq in range(3))
+    assert total == pytest.approx(response["data"]["audio_seconds"], abs=0.01)
+    assert not any(t == "voice/default/audio/stream-1" for t, _, _ in probe.seen), "stream also sent a whole WAV"
+
+
+def test_repeated_request_is_served_from_cache(running_agent: AgentProcess, probe: Probe) -> None:
+    text = "This sentence should be cached on disk."
+    first = probe.request("default", "speak", {"id": "cache-1", "text": text})
+    second = probe.request("default", "speak", {"id": "cache-2", "text": text})
+
+    assert first["data"]["cached"] is False and second["data"]["cached"] is True
+    assert probe.wait_topic("voice/default/audio/cache-1") == probe.wait_topic("voice/default/audio/cache-2")
+    cache_dir = running_agent.home / "profiles" / "default" / "out" / "cache" / "tts"
+    assert len(list(cache_dir.glob("*.wav"))) >= 1
+    # a different speed is different audio: not a cache hit
+    third = probe.request("default", "speak", {"id": "cache-3", "text": text, "speed": 1.5})
+    assert third["data"]["cached"] is False
+
+
+def test_speed_changes_duration(running_agent: AgentProcess, probe: Probe) -> None:
+    text = "Speed changes how long this takes to say."
+    normal = probe.request("default", "speak", {"id": "speed-1", "text": text, "speed": 1.0})
+    slow = probe.request("default", "speak", {"id": "speed-2", "text": text, "speed": 0.5})
+    ratio = slow["data"]["audio_seconds"] / normal["data"]["audio_seconds"]
+    assert 1.6 < ratio < 2.4, ratio
+
+
+def test_fallback_to_piper_when_provider_fails(running_agent: AgentProcess, probe: Probe) -> None:
+    # Kokoro is not available in this build: the request falls back to Piper and says why.
+    response = probe.request("default", "speak", {"id": "fb-1", "text": "Falling back.", "provider": "kokoro"})
+
+    assert response["status"] == "ok", response
+    assert response["data"]["provider"] == "piper" and response["data"]["fallback"] is True
+    event = probe.event("default", "provider.fallback", "fb-1")["data"]
+    assert event["from"] == "kokoro" and "not available" in event["reason"]
+    assert_speech(probe.wait_topic("voice/default/audio/fb-1"))
+
+
+def test_no_fallback_when_disabled(running_agent: AgentProcess, probe: Probe) -> None:
+    config = running_agent.home / "profiles" / "kitchen" / "etc" / "voice.json"
+    write_json(config, {"tts": {"kokoro": {"autoFallbackToPiper": False}}})
+    probe.event("kitchen", "config.reloaded", timeout=10)
+
+    response = probe.request("kitchen", "speak", {"id": "nofb-1", "text": "No fallback.", "provider": "kokoro"})
+
+    assert response["status"] == "error" and response["code"] == "provider_unavailable"
+    assert "kokoro" in response["error"]
+    assert probe.event("kitchen", "speak.failed", "nofb-1")["data"]["provider"] == "kokoro"
+
+
+def test_unknown_voice_is_a_clear_error(running_agent: AgentProcess, probe: Probe) -> None:
+    response = probe.request("default", "speak", {"id": "voice-1", "text": "Hi.", "voice": "no_such_voice"})
+    assert response["status"] == "error" and response["code"] == "voice_not_found"
+    assert "no_such_voice" in response["error"] and "out/voices" in response["error"]
+
+
+def test_state_is_retained(running_agent: AgentProcess, probe: Probe) -> None:
+    state = json.loads(probe.wait_topic("voice/default/state"))
+    assert state["provider"] == "piper" and state["voice"] == "en_US-joe-medium"
+    assert state["queue_depth"] >= 0
+    assert any(t == "voice/status" and p == b"online" and retained for t, p, retained in probe.seen)
+
+
+def test_voices_and_config_commands(running_agent: AgentProcess, probe: Probe) -> None:
+    voices = probe.request("default", "voices", {})
+    assert voices["status"] == "ok"
+    assert "en_US-joe-medium" in [v["name"] for v in voices["data"]["voices"]]
+    config = probe.request("default", "config", {})
+    assert config["data"]["config"]["tts"]["piper"]["model"] == "en_US-joe-medium"
+    assert config["data"]["config"]["cache"]["maxSizeMB"] > 0
