@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from agent.speak.cache import AudioCache, cache_name
+
+PCM = b"\x01\x00" * 4000  # 4000 samples: a WAV of about 8 kB
+
+
+def test_roundtrip_and_key_separation(tmp_path: Path) -> None:
+    cache = AudioCache(tmp_path, 10**6)
+    cache.put("piper:a:1", "hello", PCM, 22050)
+    hit = cache.get("piper:a:1", "hello")
+    assert hit is not None and hit.pcm == PCM and hit.sample_rate == 22050
+    assert cache.get("piper:a:1.5", "hello") is None
+    assert cache.get("piper:a:1", "hello!") is None
+
+
+def test_least_recently_used_goes_first(tmp_path: Path) -> None:
+    cache = AudioCache(tmp_path, 3 * 8100)
+    for text in ("one", "two", "three"):
+        cache.put("k", text, PCM, 16000)
+    assert cache.get("k", "one") is not None  # "two" is now the oldest
+    cache.put("k", "four", PCM, 16000)
+    assert cache.get("k", "two") is None
+    assert all(cache.get("k", t) is not None for t in ("one", "three", "four"))
+    assert cache.total_bytes <= 3 * 8100
+    assert len(list(tmp_path.glob("*.wav"))) == 3
+
+
+def test_order_survives_a_restart(tmp_path: Path) -> None:
+    cache = AudioCache(tmp_path, 10**6)
+    cache.put("k", "old", PCM, 16000)
+    cache.put("k", "new", PCM, 16000)
+    old = tmp_path / cache_name("k", "old")
+    os.utime(old, ns=(1, 1))
+    reopened = AudioCache(tmp_path, 8100)  # room for one: the oldest file goes on the next put
+    reopened.put("k", "newest", PCM, 16000)
+    assert not old.exists()
+
+
+def test_corrupt_or_partial_entries_are_never_served(tmp_path: Path) -> None:
+    cache = AudioCache(tmp_path, 10**6)
+    cache.put("k", "text", PCM, 16000)
+    path = tmp_path / cache_name("k", "text")
+    path.write_bytes(path.read_bytes()[:100])  # truncated behind the cache's back
+    assert cache.get("k", "text") is None
+    assert not path.exists()
+    (tmp_path / ".abc.wav.123.tmp").write_bytes(b"partial")  # a crash mid-write
+    AudioCache(tmp_path, 10**6)
+    assert not (tmp_path / ".abc.wav.123.tmp").exists()
+
+
+def test_entry_larger_than_the_cache_is_skipped(tmp_path: Path) -> None:
+    cache = AudioCache(tmp_path, 100)
+    cache.put("k", "big", PCM, 16000)
+    assert cache.get("k", "big") is None

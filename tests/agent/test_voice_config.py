@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.voice_config import ConfigError, VoiceConfig, deep_merge, load_voice_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_files_are_valid() -> None:
+    config = load_voice_config(REPO / "etc" / "voice.json", REPO / "profiles" / "default" / "etc" / "voice.json")
+    assert config.tts.provider == "piper"
+    assert config.tts.piper.model == "en_US-joe-medium"
+    assert config.cache.max_size_mb == 200
+
+
+def test_profile_overrides_only_what_it_names(tmp_path: Path) -> None:
+    (tmp_path / "g.json").write_text(json.dumps({"tts": {"piper": {"speakingRate": 1.5}, "rvc": {"pitchShift": 3}}}))
+    (tmp_path / "p.json").write_text(json.dumps({"tts": {"rvc": {"protect": 0.1}}}))
+    config = load_voice_config(tmp_path / "g.json", tmp_path / "p.json")
+    assert config.tts.piper.speaking_rate == 1.5
+    assert config.tts.rvc.pitch_shift == 3 and config.tts.rvc.protect == 0.1
+
+
+def test_missing_files_mean_defaults(tmp_path: Path) -> None:
+    assert load_voice_config(tmp_path / "none.json", tmp_path / "none2.json") == VoiceConfig()
+
+
+@pytest.mark.parametrize(
+    ("document", "field", "words"),
+    [
+        ({"tts": {"provider": "espeak"}}, "tts.provider", "Input should be"),
+        ({"tts": {"piper": {"speakingRate": 0.1}}}, "tts.piper.speakingRate", "greater than or equal to 0.5"),
+        ({"tts": {"rvc": {"protect": 0.9}}}, "tts.rvc.protect", "less than or equal to 0.5"),
+        ({"tts": {"rvc": {"f0Method": "yin"}}}, "tts.rvc.f0Method", "rmvpe"),
+        ({"tts": {"sovits": {"serverUrl": "not a url"}}}, "tts.sovits.serverUrl", "URL"),
+        ({"tts": {"sovits": {"speakerId": "../../etc"}}}, "tts.sovits.speakerId", "pattern"),
+        ({"tts": {"kokoro": {"langCode": "x"}}}, "tts.kokoro.langCode", "Input should be"),
+        ({"cache": {"maxSizeMB": -1}}, "cache.maxSizeMB", "greater than or equal to 0"),
+        ({"cache": {"directory": "../../elsewhere"}}, "cache.directory", "'..'"),
+        ({"cache": {"sizeMB": 3}}, "cache.sizeMB", "Extra inputs"),
+        ({"unknown": 1}, "unknown", "Extra inputs"),
+    ],
+)
+def test_errors_name_the_key(tmp_path: Path, document: dict[str, object], field: str, words: str) -> None:
+    path = tmp_path / "voice.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(ConfigError) as caught:
+        load_voice_config(path)
+    problems = {p.field: p.message for p in caught.value.problems}
+    assert field in problems, problems
+    assert words in problems[field]
+
+
+@pytest.mark.parametrize(("content", "words"), [("{", "not valid JSON"), ("[]", "JSON object"), (b"\xff\xfe", "not valid JSON")])
+def test_unreadable_documents(tmp_path: Path, content: str | bytes, words: str) -> None:
+    path = tmp_path / "voice.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ConfigError, match=words):
+        load_voice_config(path)
+
+
+def test_deep_merge_does_not_mutate() -> None:
+    base = {"a": {"b": 1, "c": 2}}
+    assert deep_merge(base, {"a": {"b": 3}}) == {"a": {"b": 3, "c": 2}}
+    assert base == {"a": {"b": 1, "c": 2}}
+
+
+def test_cache_keys_follow_the_seed() -> None:
+    tts = VoiceConfig().tts
+    assert tts.kokoro.cache_key() == "kokoro:j:jf_alpha:1"
+    assert tts.sovits.cache_key() == "sovits:default:1:1"
+    assert tts.rvc.cache_key().startswith("rvc:default:0")
+    assert tts.piper.with_request(None, 1.5).cache_key() != tts.piper.cache_key()

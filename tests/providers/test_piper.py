@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from providers.base import ProviderContext, VoiceNotFoundError
+from providers.piper.config import PiperSettings
+from providers.piper.engine import PiperProvider, bundled_voice, resolve_model
+
+
+def context(tmp_path: Path) -> ProviderContext:
+    return ProviderContext("p", tmp_path / "p", (tmp_path / "p" / "out" / "voices", tmp_path / "out" / "voices"))
+
+
+def install_voice(directory: Path, name: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    source = bundled_voice()
+    target = directory / f"{name}.onnx"
+    target.symlink_to(source)
+    shutil.copy(source.with_name(source.name + ".json"), directory / f"{name}.onnx.json")
+    return target
+
+
+def test_bundled_default(tmp_path: Path) -> None:
+    assert resolve_model("en_US-joe-medium", context(tmp_path)) == bundled_voice()
+
+
+def test_profile_voice_shadows_global(tmp_path: Path) -> None:
+    ctx = context(tmp_path)
+    global_voice = install_voice(tmp_path / "out" / "voices", "mine")
+    assert resolve_model("mine", ctx) == global_voice
+    profile_voice = install_voice(tmp_path / "p" / "out" / "voices", "mine")
+    assert resolve_model("mine", ctx) == profile_voice
+    names = [v.name for v in PiperProvider().voices(ctx)]
+    assert names == ["en_US-joe-medium", "mine"]
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/nonexistent/voice.onnx", "missing", ".hidden"])
+def test_bad_names_are_refused(tmp_path: Path, name: str) -> None:
+    with pytest.raises(VoiceNotFoundError):
+        resolve_model(name, context(tmp_path))
+
+
+def test_voice_without_json_is_a_clear_error(tmp_path: Path) -> None:
+    voice = install_voice(tmp_path / "out" / "voices", "nojson")
+    voice.with_name("nojson.onnx.json").unlink()
+    with pytest.raises(VoiceNotFoundError, match="nojson.onnx.json"):
+        list(PiperProvider().synthesize("Hi.", PiperSettings(model="nojson"), context(tmp_path)))
+
+
+def test_corrupt_model_is_a_provider_error(tmp_path: Path) -> None:
+    directory = tmp_path / "out" / "voices"
+    voice = install_voice(directory, "broken")
+    voice.unlink()
+    voice.write_bytes(b"not an onnx model")
+    with pytest.raises(Exception, match="cannot load Piper voice broken.onnx"):
+        list(PiperProvider().synthesize("Hi.", PiperSettings(model="broken"), context(tmp_path)))
+
+
+def test_sentences_stream_as_chunks(tmp_path: Path) -> None:
+    chunks = list(PiperProvider().synthesize("One. Two! Three?", PiperSettings(), context(tmp_path)))
+    assert len(chunks) == 3
+    assert all(c.sample_rate == 22050 and c.seconds > 0.2 for c in chunks)
