@@ -60,6 +60,7 @@ class SpeakService:
         self._queues: dict[str, queue.Queue[_Pending | None]] = {}
         self._workers: list[threading.Thread] = []
         self._caches: dict[str, tuple[CacheConfig, AudioCache]] = {}
+        self._working: set[str] = set()  # profiles whose worker is speaking right now
         self._lock = threading.Lock()
 
     # -- called on the MQTT thread: must not block -------------------------------------
@@ -90,9 +91,11 @@ class SpeakService:
         return pending.future
 
     def queue_depth(self, profile: str) -> int:
+        """Requests accepted and not yet answered: waiting plus the one being spoken."""
         with self._lock:
             q = self._queues.get(profile)
-        return q.qsize() if q else 0
+            working = profile in self._working
+        return (q.qsize() if q else 0) + int(working)
 
     def stop(self) -> None:
         with self._lock:
@@ -136,11 +139,15 @@ class SpeakService:
             pending = q.get()
             if pending is None:
                 return
+            with self._lock:
+                self._working.add(profile)
             try:
                 pending.future.set_result(self._speak(profile, pending.job))
             except BaseException as exc:
                 pending.future.set_exception(exc)
             finally:
+                with self._lock:
+                    self._working.discard(profile)
                 self._publish_state(profile)
 
     def _cache(self, profile: str, config: CacheConfig) -> AudioCache | None:
