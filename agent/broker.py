@@ -20,19 +20,22 @@ def broker_answers(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
-def is_local(host: str) -> bool:
+def embedded_bind_address(host: str) -> str | None:
+    """Where an embedded broker would listen for ``host``, or None when ``host`` is not this machine."""
     if host == "localhost":
-        return True
+        return "127.0.0.1"
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
-        return False
+        return None
+    return host if address.version == 4 and address.is_loopback else None
 
 
 class EmbeddedBroker:
     """amqtt in a thread of its own, bound to loopback only; anonymous, no persistence."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
         self.port = port
         self._loop: asyncio.AbstractEventLoop | None = None
         self._broker: Any = None
@@ -54,16 +57,18 @@ class EmbeddedBroker:
             raise RuntimeError("the embedded MQTT broker did not start in time")
         if self._error is not None:
             raise RuntimeError(f"the embedded MQTT broker failed to start: {self._error}")
-        log.info("embedded MQTT broker listening on 127.0.0.1:%d", self.port)
+        log.info("embedded MQTT broker listening on %s:%d", self.host, self.port)
 
     def _run(self) -> None:
         from amqtt.broker import Broker
+
+        logging.getLogger("transitions").setLevel(logging.WARNING)  # amqtt's state machine is chatty
 
         loop = asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
         config = {
-            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
             "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
         }
         try:

@@ -41,11 +41,15 @@ class ConfigStore:
         except ConfigError as exc:
             with self._lock:
                 self._errors[profile] = str(exc)
-                self._configs.setdefault(profile, VoiceConfig())
+                has_last_good = profile in self._configs
+            if not has_last_good:
+                fallback = self._startup_fallback()
+                with self._lock:
+                    self._configs.setdefault(profile, fallback)
             self._events.emit(
                 profile,
                 "config.invalid",
-                {"problems": [asdict(p) for p in exc.problems], "kept": "last good configuration"},
+                {"problems": [asdict(p) for p in exc.problems], "kept": "last good configuration" if has_last_good else "global voice.json or defaults"},
             )
             return False
         with self._lock:
@@ -55,6 +59,13 @@ class ConfigStore:
         if announce:
             self._events.emit(profile, "config.reloaded", {"provider": config.tts.provider, "changed": changed})
         return True
+
+    def _startup_fallback(self) -> VoiceConfig:
+        """No last good config yet: the household's file alone, else the built-in defaults."""
+        try:
+            return load_voice_config(self._profiles.global_config)
+        except ConfigError:
+            return VoiceConfig()
 
     def reload_all(self, announce: bool = True) -> None:
         for profile in self._profiles.names():

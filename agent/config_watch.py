@@ -36,6 +36,10 @@ class ConfigWatcher(FileSystemEventHandler):
         self._observer.daemon = True
         self._observer.start()
 
+    @property
+    def alive(self) -> bool:
+        return self._observer.is_alive()
+
     def stop(self) -> None:
         self._observer.stop()
         self._observer.join(timeout=5)

@@ -11,7 +11,7 @@ from typing import Any
 import sdnotify
 
 from agent import __version__
-from agent.broker import EmbeddedBroker, broker_answers, is_local
+from agent.broker import EmbeddedBroker, broker_answers, embedded_bind_address
 from agent.config_store import ConfigStore
 from agent.config_watch import ConfigWatcher
 from agent.events import EventBus, StateBoard
@@ -27,6 +27,7 @@ from agent.speak.service import SpeakService
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 15.0  # seconds to wait for the broker before telling systemd we are up anyway
+STALL_LIMIT = 300.0  # a speak request running this long means a hung engine: let systemd restart us
 
 
 class Agent:
@@ -56,9 +57,10 @@ class Agent:
     def start(self) -> None:
         s = self.settings
         if not broker_answers(s.mqtt_host, s.mqtt_port):
-            if s.embedded_broker == "auto" and is_local(s.mqtt_host):
+            bind = embedded_bind_address(s.mqtt_host)
+            if s.embedded_broker == "auto" and bind is not None:
                 log.warning("no MQTT broker at %s:%d; starting the embedded one", s.mqtt_host, s.mqtt_port)
-                self.embedded = EmbeddedBroker(s.mqtt_port)
+                self.embedded = EmbeddedBroker(bind, s.mqtt_port)
                 self.embedded.start()
             else:
                 log.warning("no MQTT broker answers at %s:%d yet; will keep trying", s.mqtt_host, s.mqtt_port)
@@ -72,6 +74,13 @@ class Agent:
         self.transport.start()
         if self.transport.wait_connected(READY_TIMEOUT):
             log.info("voice agent %s ready: profiles %s", __version__, ", ".join(self.profiles.names()) or "(none)")
+
+    def problems(self) -> list[str]:
+        """Why the agent cannot serve (empty when healthy); the systemd watchdog is fed only when empty."""
+        found = [f"speak worker stuck or dead: {name}" for name in self.speak.stalled(STALL_LIMIT)]
+        if not self.watcher.alive:
+            found.append("voice.json watcher stopped")
+        return found
 
     def stop(self) -> None:
         log.info("stopping")
@@ -128,7 +137,12 @@ def run(settings: AgentSettings) -> int:
     notifier.notify(f"STATUS=serving {len(agent.profiles.names())} profile(s)")
     interval = watchdog_interval()
     while not stop.wait(interval):
-        notifier.notify("WATCHDOG=1")
+        problems = agent.problems()
+        if problems:
+            log.error("unhealthy, not feeding the watchdog: %s", "; ".join(problems))
+            notifier.notify(f"STATUS=unhealthy: {'; '.join(problems)}")
+        else:
+            notifier.notify("WATCHDOG=1")
     notifier.notify("STOPPING=1")
     agent.stop()
     return 0

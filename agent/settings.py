@@ -35,7 +35,7 @@ class AgentSettings(BaseSettings):
     )
     max_request_bytes: int = Field(64 * 1024, ge=256, description="Largest accepted JSON request.")
     max_text_chars: int = Field(5000, ge=1, description="Longest text accepted by speak.")
-    queue_depth: int = Field(8, ge=1, le=1000, description="Pending speak requests per profile before 'busy'.")
+    queue_depth: int = Field(8, ge=1, le=1000, description="Speak requests per profile that may wait behind the one being spoken; more get 'busy'.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
     @field_validator("base_topic")

@@ -74,6 +74,11 @@ class Provider(Protocol):
 
     def voices(self, ctx: ProviderContext) -> list[VoiceInfo]: ...
 
+    def asset_tag(self, settings: ProviderSettings, ctx: ProviderContext) -> str:
+        """Changes whenever the files behind ``settings`` change (a retrained model, a replaced
+        voice), so cached audio made with the old files is never served."""
+        ...
+
     def preload(self, settings: ProviderSettings, ctx: ProviderContext) -> None:
         """Load what ``settings`` needs so the first request is fast."""
         ...

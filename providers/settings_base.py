@@ -10,7 +10,7 @@ class CamelModel(BaseModel):
     """voice.json uses camelCase keys; Python code uses snake_case attributes."""
 
     model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
+        extra="forbid", alias_generator=to_camel, frozen=True
     )
 
 

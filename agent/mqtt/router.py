@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -16,10 +17,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from agent.mqtt.schema import Request, Response
+from agent.mqtt.schema import REQUEST_ID_PATTERN, Request, Response
 from agent.profiles import is_plain_name
 
 log = logging.getLogger(__name__)
+
+VALID_ID = re.compile(REQUEST_ID_PATTERN)
 
 HandlerResult = dict[str, Any] | Future[dict[str, Any]]
 Handler = Callable[[str, Any], HandlerResult]
@@ -82,7 +85,7 @@ class Router:
                 raise RequestError("payload_too_large", f"payload is {len(payload)} bytes; the limit is {limit}")
             document = parse_json_object(payload)
             raw_id = document.get("id")
-            request_id = raw_id if isinstance(raw_id, str) and len(raw_id) <= 64 else None
+            request_id = raw_id if isinstance(raw_id, str) and VALID_ID.match(raw_id) else None
             check_profile(profile, self._profile_exists)
             try:
                 request = command.model.model_validate(document)

@@ -31,6 +31,7 @@ class MqttTransport:
         self._on_message: MessageHandler | None = None
         self._on_connect_hooks: list[Callable[[], None]] = []
         self._connected = threading.Event()
+        self._stopping = False
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.mqtt_client_id,
@@ -82,6 +83,7 @@ class MqttTransport:
 
     def stop(self) -> None:
         """Clean stop: ``offline`` is published (retained) before the disconnect."""
+        self._stopping = True
         if self._connected.is_set():
             info = self._client.publish(self._status_topic, "offline", qos=1, retain=True)
             try:
@@ -111,7 +113,7 @@ class MqttTransport:
     def _handle_disconnect(
         self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
     ) -> None:
-        if self._connected.is_set():
+        if self._connected.is_set() and not self._stopping:
             log.warning("disconnected from MQTT broker (%s); reconnecting", reason)
         self._connected.clear()
 

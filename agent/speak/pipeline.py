@@ -100,8 +100,11 @@ def _synthesize(
     cache: AudioCache | None,
     on_chunk: ChunkSink,
 ) -> SpeakResult:
-    key = settings.cache_key()
     if cache is not None:
+        try:
+            key = f"{settings.cache_key()}@{engines.get(name).asset_tag(settings, ctx)}"
+        except ProviderError as exc:
+            raise _Failure(str(exc), exc.code, 0) from exc
         hit = cache.get(key, job.text)
         if hit is not None:
             first_ms = (time.perf_counter() - job.received) * 1000

@@ -60,7 +60,7 @@ class SpeakService:
         self._queues: dict[str, queue.Queue[_Pending | None]] = {}
         self._workers: list[threading.Thread] = []
         self._caches: dict[str, tuple[CacheConfig, AudioCache]] = {}
-        self._working: set[str] = set()  # profiles whose worker is speaking right now
+        self._busy_since: dict[str, float] = {}  # profile -> monotonic start of the request being spoken
         self._lock = threading.Lock()
 
     # -- called on the MQTT thread: must not block -------------------------------------
@@ -94,8 +94,16 @@ class SpeakService:
         """Requests accepted and not yet answered: waiting plus the one being spoken."""
         with self._lock:
             q = self._queues.get(profile)
-            working = profile in self._working
+            working = profile in self._busy_since
         return (q.qsize() if q else 0) + int(working)
+
+    def stalled(self, limit_seconds: float) -> list[str]:
+        """Profiles whose worker died or has been on one request for longer than the limit."""
+        now = time.monotonic()
+        with self._lock:
+            stuck = [p for p, since in self._busy_since.items() if now - since > limit_seconds]
+            dead = [w.name for w in self._workers if not w.is_alive()]
+        return stuck + dead
 
     def stop(self) -> None:
         with self._lock:
@@ -111,6 +119,8 @@ class SpeakService:
             q.put(None)
         for worker in self._workers:
             worker.join(timeout=30)
+        for profile in list(self._queues):
+            self._publish_state(profile)
 
     def preload(self, profile: str) -> None:
         """Load the profile's default voice now so its first request is fast."""
@@ -140,14 +150,14 @@ class SpeakService:
             if pending is None:
                 return
             with self._lock:
-                self._working.add(profile)
+                self._busy_since[profile] = time.monotonic()
             try:
                 pending.future.set_result(self._speak(profile, pending.job))
             except BaseException as exc:
                 pending.future.set_exception(exc)
             finally:
                 with self._lock:
-                    self._working.discard(profile)
+                    self._busy_since.pop(profile, None)
                 self._publish_state(profile)
 
     def _cache(self, profile: str, config: CacheConfig) -> AudioCache | None:

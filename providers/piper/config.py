@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from providers.settings_base import ProviderSettings
 
@@ -18,10 +18,16 @@ class PiperSettings(ProviderSettings):
     speaking_rate: float = Field(1.0, ge=0.5, le=2.0, description="1.0 = the voice's own pace.")
     speaker_id: int | None = Field(None, ge=0, description="Speaker of a multi-speaker voice.")
 
+    @field_validator("model")
+    @classmethod
+    def _bare_name(cls, value: str) -> str:
+        """'x.onnx' and 'x' are the same voice (and the same cache entries)."""
+        return value if value.startswith("/") else value.removesuffix(".onnx")
+
     def with_request(self, voice: str | None, speed: float | None) -> "PiperSettings":
         update: dict[str, object] = {}
         if voice is not None:
-            update["model"] = voice
+            update["model"] = voice.removesuffix(".onnx")
         if speed is not None:
             update["speaking_rate"] = speed
         return self.model_copy(update=update)

