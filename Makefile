@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[embedded,test]'
+	$(BIN)/pip install --quiet -e '.[embedded,record,test]'
+	$(BIN)/pip install --quiet --no-deps 'resemblyzer==0.1.4'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -17,10 +18,12 @@ install: $(STAMP)
 run: $(STAMP)
 	VOICE_AGENT_HOME=$${VOICE_AGENT_HOME:-$(CURDIR)} $(BIN)/voice-agent run
 
-# The end-to-end tests start their own Mosquitto on a free port.
+# The end-to-end tests start their own Mosquitto on a free port, and use the human voice
+# recordings of alsa-utils as "another speaker".
 mosquitto:
-	@command -v mosquitto >/dev/null 2>&1 || command -v /usr/sbin/mosquitto >/dev/null 2>&1 || \
-		{ echo "installing mosquitto"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients; }
+	@{ command -v mosquitto || test -x /usr/sbin/mosquitto; } >/dev/null 2>&1 && test -f /usr/share/sounds/alsa/Front_Center.wav || \
+		{ echo "installing mosquitto and alsa-utils"; apt-get update -qq && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients alsa-utils; }
 
 test: $(STAMP) mosquitto
 	$(BIN)/python -m pytest

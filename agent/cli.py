@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("config", help="validate voice.json for a profile and print the merged result")
     check.add_argument("-p", "--profile", default="default")
 
+    from agent.record.cli import add_parser as add_samples_parser
+
+    add_samples_parser(sub)
+
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -52,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         return _say(settings, args)
     if args.command == "voices":
         return _voices(settings, args.profile)
+    if args.command == "samples":
+        from agent.record.cli import run as run_samples
+
+        return run_samples(settings, args)
     return _config(settings, args.profile)
 
 

@@ -67,6 +67,17 @@ class ConfigStore:
         except ConfigError:
             return VoiceConfig()
 
+    @staticmethod
+    def load_quietly(profiles: Profiles, profile: str) -> VoiceConfig:
+        """For tools outside the agent: the profile's config, else the global one, else defaults."""
+        try:
+            return load_voice_config(profiles.global_config, profiles.config_path(profile))
+        except ConfigError:
+            try:
+                return load_voice_config(profiles.global_config)
+            except ConfigError:
+                return VoiceConfig()
+
     def reload_all(self, announce: bool = True) -> None:
         for profile in self._profiles.names():
             self.reload(profile, announce)

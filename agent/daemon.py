@@ -20,6 +20,9 @@ from agent.mqtt.schema import EmptyRequest, Response, SpeakRequest
 from agent.mqtt.topics import Topics
 from agent.mqtt.transport import MqttTransport
 from agent.profiles import Profiles
+from agent.record.commands import RecordCommands
+from agent.record.service import RecordService
+from agent.record.streams import StreamSessions
 from agent.settings import AgentSettings
 from agent.speak.engines import ProviderPool
 from agent.speak.service import SpeakService
@@ -51,6 +54,10 @@ class Agent:
         self.router.register("speak", Command(SpeakRequest, self.speak.submit))
         self.router.register("voices", Command(EmptyRequest, self._voices))
         self.router.register("config", Command(EmptyRequest, self._config))
+        self.records = RecordService(self.profiles, self.configs, self.events, self.state, settings.record_queue_depth)
+        self.record_commands = RecordCommands(self.records, self.profiles, self.configs)
+        self.record_commands.register(self.router, settings.max_audio_bytes)
+        self.streams = StreamSessions(self.profiles, self.records, self.events, settings.hermes_sites)
         self.watcher = ConfigWatcher(self.profiles, self._config_changed)
         self.embedded: EmbeddedBroker | None = None
 
@@ -68,9 +75,13 @@ class Agent:
         self.configs.reload_all(announce=False)
         for profile in self.profiles.names():
             self.speak.preload(profile)
+            self.records.publish_readiness(profile)
         self.transport.on_message(self._on_message)
         self.transport.on_connect(self.state.republish)
         self.transport.subscribe(self.topics.requests, qos=1)
+        self.transport.subscribe(self.topics.streams, qos=0)
+        if self.settings.hermes_sites:
+            self.transport.subscribe(self.topics.HERMES_FRAMES, qos=0)
         self.transport.start()
         if self.transport.wait_connected(READY_TIMEOUT):
             log.info("voice agent %s ready: profiles %s", __version__, ", ".join(self.profiles.names()) or "(none)")
@@ -85,6 +96,9 @@ class Agent:
     def stop(self) -> None:
         log.info("stopping")
         self.watcher.stop()
+        self.streams.stop()
+        self.records.stop()
+        self.record_commands.stop()
         self.speak.stop()
         self.transport.stop()
         self.engines.close()
@@ -96,6 +110,14 @@ class Agent:
         parsed = self.topics.parse_request(topic)
         if parsed is not None:
             self.router.dispatch(parsed[0], parsed[1], payload)
+            return
+        stream = self.topics.parse_stream(topic)
+        if stream is not None:
+            self.streams.on_stream(*stream, payload)
+            return
+        site = self.topics.parse_hermes_frame(topic)
+        if site is not None:
+            self.streams.on_hermes_frame(site, payload)
 
     def _respond(self, profile: str, command: str, response: Response) -> None:
         self.transport.publish(self.topics.response(profile, command), model_json(response), 1, False)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
+from agent.record.config import RecordConfig
 from providers.kokoro.config import KokoroSettings
 from providers.piper.config import PiperSettings
 from providers.rvc.config import RvcSettings
@@ -51,6 +52,7 @@ class CacheConfig(CamelModel):
 class VoiceConfig(CamelModel):
     tts: TtsConfig = TtsConfig()
     cache: CacheConfig = CacheConfig()
+    record: RecordConfig = RecordConfig()
 
 
 @dataclass(frozen=True)

@@ -36,11 +36,31 @@ class RequestError(Exception):
         self.code = code
 
 
+def parse_json_object(payload: bytes) -> dict[str, Any]:
+    if not payload.strip():
+        return {}
+    try:
+        document = json.loads(payload)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RequestError("invalid_json", f"payload is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise RequestError("invalid_payload", "payload must be a JSON object")
+    return document
+
+
+def binary_or_json(payload: bytes) -> dict[str, Any]:
+    """A payload that is either raw audio or a JSON envelope (it starts with '{')."""
+    if payload.lstrip()[:1] == b"{":
+        return parse_json_object(payload)
+    return {"audio": payload}
+
+
 @dataclass(frozen=True)
 class Command:
     model: type[Request]
     handler: Handler
     max_bytes: int | None = None  # None: the agent's max_request_bytes
+    decode: Callable[[bytes], dict[str, Any]] = parse_json_object
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -83,7 +103,7 @@ class Router:
             limit = command.max_bytes or self._max_bytes
             if len(payload) > limit:
                 raise RequestError("payload_too_large", f"payload is {len(payload)} bytes; the limit is {limit}")
-            document = parse_json_object(payload)
+            document = command.decode(payload)
             raw_id = document.get("id")
             request_id = raw_id if isinstance(raw_id, str) and VALID_ID.match(raw_id) else None
             check_profile(profile, self._profile_exists)
@@ -120,18 +140,6 @@ class Router:
     def _error(self, profile: str, name: str, request_id: str | None, code: str, message: str) -> None:
         log.warning("request %s/%s (id=%s) refused: %s: %s", profile, name, request_id, code, message)
         self._respond(profile, name, Response(id=request_id, status="error", error=message, code=code))
-
-
-def parse_json_object(payload: bytes) -> dict[str, Any]:
-    if not payload.strip():
-        return {}
-    try:
-        document = json.loads(payload)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RequestError("invalid_json", f"payload is not valid JSON: {exc}") from exc
-    if not isinstance(document, dict):
-        raise RequestError("invalid_payload", "payload must be a JSON object")
-    return document
 
 
 def check_profile(profile: str, exists: Callable[[str], bool]) -> None:

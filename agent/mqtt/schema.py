@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import base64
+import binascii
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from agent.voice_config import ProviderName
 
@@ -36,3 +38,33 @@ class Response(BaseModel):
     data: dict[str, Any] | None = None
     error: str | None = None
     code: str | None = None
+
+
+def _strict_b64(value: object) -> bytes:
+    if not isinstance(value, str):
+        raise ValueError("must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"not valid base64: {exc}") from exc
+
+
+Base64Audio = Annotated[bytes, BeforeValidator(_strict_b64)]
+
+
+class RecordRequest(Request):
+    """A recording: the payload is the audio itself (WAV), or this JSON envelope."""
+
+    audio: bytes | None = Field(None, exclude=True, description="Set from a binary payload.")
+    audio_b64: Base64Audio | None = Field(None, description="The WAV file, base64-encoded.")
+    transcript: str | None = Field(None, max_length=2000, description="What was said, if known.")
+    source: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="Where it came from.")
+
+    @model_validator(mode="after")
+    def _one_audio(self) -> "RecordRequest":
+        if (self.audio is None) == (self.audio_b64 is None):
+            raise ValueError("send the WAV as the payload, or as audio_b64 in a JSON envelope")
+        return self
+
+    def wav(self) -> bytes:
+        return self.audio if self.audio is not None else bytes(self.audio_b64 or b"")

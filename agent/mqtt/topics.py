@@ -18,6 +18,27 @@ class Topics:
         """The one subscription that carries every command for every profile."""
         return f"{self.base}/+/request/+"
 
+    @property
+    def streams(self) -> str:
+        return f"{self.base}/+/stream/+/+"
+
+    HERMES_FRAMES = "hermes/audioServer/+/audioFrame"
+
+    def parse_stream(self, topic: str) -> tuple[str, str, str] | None:
+        """(profile, session, start|frame|stop) of a stream topic, else None."""
+        parts = topic.split("/")
+        base = self.base.split("/")
+        if len(parts) != len(base) + 4 or parts[: len(base)] != base or parts[len(base) + 1] != "stream":
+            return None
+        return parts[len(base)], parts[len(base) + 2], parts[len(base) + 3]
+
+    @staticmethod
+    def parse_hermes_frame(topic: str) -> str | None:
+        parts = topic.split("/")
+        if len(parts) == 4 and parts[:2] == ["hermes", "audioServer"] and parts[3] == "audioFrame":
+            return parts[2]
+        return None
+
     def request(self, profile: str, command: str) -> str:
         return f"{self.base}/{profile}/request/{command}"
 
@@ -39,7 +60,7 @@ class Topics:
         prefix = self.base + "/"
         if not topic.startswith(prefix):
             return None
-        parts = topic[len(prefix):].split("/")
+        parts = topic[len(prefix) :].split("/")
         if len(parts) != 3 or parts[1] != "request":
             return None
         return parts[0], parts[2]

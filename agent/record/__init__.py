@@ -1,0 +1,1 @@
+"""The record path: conversation audio -> utterances (VAD) -> quality scores -> kept samples."""

@@ -1,0 +1,121 @@
+"""Scoring work that runs in a separate, low-priority process.
+
+Models (DNSMOS, Resemblyzer and so torch) live only in that process: the agent stays small,
+a crash there cannot take the agent down, and its CPU use never holds the agent's GIL, so
+speech stays fast while a flood of recordings is scored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from multiprocessing import get_context
+
+import numpy as np
+
+from agent.record.decode import ANALYSIS_RATE, decode_wav, resample
+from agent.record.quality import Measurements, measure, score
+from agent.record.vad import Utterance, VadOptions, segment
+
+log = logging.getLogger(__name__)
+
+NICENESS = 10
+THREADS = 1  # leave the other core to speech
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    vad: VadOptions
+    dnsmos: bool
+    reference: np.ndarray | None  # the profile's voice embedding, when known
+    min_similarity: float
+
+
+@dataclass(frozen=True)
+class Scored:
+    samples: np.ndarray  # float32, 16 kHz
+    start: float
+    score: float
+    components: dict[str, float]
+    measurements: Measurements
+    reasons: list[str]
+    embedding: np.ndarray
+
+
+@dataclass(frozen=True)
+class Analysis:
+    seconds: float
+    utterances: list[Scored]
+    dropped: list[tuple[float, str]]
+
+
+class _Models:
+    """Loaded once per worker process."""
+
+    def __init__(self) -> None:
+        from agent.record.dnsmos import Dnsmos
+        from agent.record.speaker import SpeakerEncoder
+
+        self.dnsmos = Dnsmos(threads=THREADS)
+        self.speaker = SpeakerEncoder(threads=THREADS)
+
+
+_models: _Models | None = None  # the worker process's own models (one process, one set)
+
+
+def _init_worker() -> None:
+    os.nice(NICENESS)
+    os.environ["OMP_NUM_THREADS"] = str(THREADS)
+
+
+def _get_models() -> _Models:
+    global _models
+    if _models is None:
+        _models = _Models()
+    return _models
+
+
+def score_utterance(utterance: Utterance, options: AnalysisOptions) -> Scored:
+    from agent.record.speaker import similarity
+
+    models = _get_models()
+    m = measure(utterance)
+    embedding = models.speaker.embed(utterance.samples)
+    sim = similarity(embedding, options.reference) if options.reference is not None else None
+    m = replace(m, speaker_similarity=sim)
+    preliminary = score(m, options.min_similarity)
+    if options.dnsmos and not preliminary.reasons:  # no need to grade audio already refused
+        m = replace(m, dnsmos=models.dnsmos(utterance.samples))
+    result = score(m, options.min_similarity)
+    return Scored(utterance.samples, utterance.start, result.total, result.components, m, result.reasons, embedding)
+
+
+def score_wav(data: bytes, options: AnalysisOptions) -> Analysis:
+    audio = resample(decode_wav(data), ANALYSIS_RATE)
+    utterances, segmenter = segment(audio.samples, options.vad)
+    return Analysis(audio.seconds, [score_utterance(u, options) for u in utterances], segmenter.dropped)
+
+
+def score_utterances(utterances: list[Utterance], options: AnalysisOptions) -> list[Scored]:
+    return [score_utterance(u, options) for u in utterances]
+
+
+def warm_up() -> bool:
+    _get_models()
+    return True
+
+
+def new_pool() -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), initializer=_init_worker)
+
+
+def embed_wav(data: bytes, vad: VadOptions) -> np.ndarray:
+    """The speaker embedding of the speech in a recording (for enrolling the owner's voice)."""
+    audio = resample(decode_wav(data), ANALYSIS_RATE)
+    utterances, _ = segment(audio.samples, vad)
+    speech = np.concatenate([u.samples for u in utterances]) if utterances else audio.samples
+    if len(speech) < ANALYSIS_RATE:
+        raise ValueError("need at least one second of speech to enroll a voice")
+    return _get_models().speaker.embed(speech)

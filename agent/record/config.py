@@ -1,0 +1,37 @@
+"""``record`` in voice.json: how utterances are cut, scored and kept."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from providers.settings_base import CamelModel
+
+
+class VadConfig(CamelModel):
+    frame_ms: Literal[10, 20, 30] = Field(30, description="webrtcvad frame length.")
+    aggressiveness: int = Field(2, ge=0, le=3, description="0 keeps the most audio as speech, 3 the least.")
+    hangover_ms: int = Field(300, ge=30, le=2000, description="Silence that ends an utterance; also kept as padding.")
+
+
+class SpeakerConfig(CamelModel):
+    min_similarity: float = Field(
+        0.70, ge=0.0, le=1.0, description="Below this Resemblyzer similarity a sample is another speaker."
+    )
+
+
+class RecordConfig(CamelModel):
+    enabled: bool = Field(True, description="Accept audio for this profile.")
+    threshold: float = Field(70.0, ge=0, le=100, description="Keep samples scoring at least this.")
+    min_seconds: float = Field(1.0, ge=0.3, le=30, description="Shorter utterances are dropped.")
+    max_seconds: float = Field(15.0, ge=2, le=60, description="Longer utterances are split at their longest pause.")
+    dnsmos: bool = Field(True, description="Score with DNSMOS P.835 (the slowest component).")
+    vad: VadConfig = VadConfig()
+    speaker: SpeakerConfig = SpeakerConfig()
+
+    @model_validator(mode="after")
+    def _lengths(self) -> "RecordConfig":
+        if self.min_seconds >= self.max_seconds:
+            raise ValueError("minSeconds must be less than maxSeconds")
+        return self

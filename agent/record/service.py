@@ -1,0 +1,238 @@
+"""Record requests and streamed utterances: score them in the analysis process, keep the good
+ones, tell everyone what happened (events, readiness in the profile's state)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import uuid
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from agent.config_store import ConfigStore
+from agent.events import EventBus, StateBoard
+from agent.mqtt.router import RequestError
+from agent.mqtt.schema import RecordRequest
+from agent.profiles import Profiles
+from agent.record import analysis
+from agent.record.decode import ANALYSIS_RATE, AudioDecodeError
+from agent.record.export import export, target_dir
+from agent.record.readiness import all_providers, sovits_reference
+from agent.record.speaker import similarity
+from agent.record.store import SampleStore
+from agent.record.vad import Utterance, VadOptions
+
+log = logging.getLogger(__name__)
+
+ANALYSIS_TIMEOUT = 600.0
+
+
+@dataclass
+class RecordJob:
+    profile: str
+    id: str
+    audio: bytes | None = None  # a recording to cut and score
+    utterances: list[Utterance] | None = None  # already cut from a stream
+    transcript: str | None = None
+    source: str | None = None
+    future: Future[dict[str, Any]] | None = None
+    enroll: bool = False  # the audio is the owner's reference voice, not a sample
+
+
+class RecordService:
+    def __init__(
+        self, profiles: Profiles, configs: ConfigStore, events: EventBus, state: StateBoard, queue_depth: int
+    ) -> None:
+        self._profiles = profiles
+        self._configs = configs
+        self._events = events
+        self._state = state
+        self._queue: queue.Queue[RecordJob | None] = queue.Queue(maxsize=queue_depth)
+        self._stores: dict[str, SampleStore] = {}
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._worker = threading.Thread(target=self._work, name="record", daemon=True)
+        self._worker.start()
+
+    # -- intake (MQTT thread: never blocks) ----------------------------------------------
+    def submit(self, profile: str, request: RecordRequest) -> Future[dict[str, Any]]:
+        if not self._configs.get(profile).record.enabled:
+            raise RequestError("record_disabled", f"recording is disabled for profile {profile!r} (record.enabled)")
+        job = RecordJob(
+            profile, request.id or uuid.uuid4().hex[:12], audio=request.wav(),
+            transcript=request.transcript, source=request.source or "mqtt", future=Future(),
+        )
+        self._enqueue(job)
+        assert job.future is not None
+        return job.future
+
+    def enroll(self, profile: str, request: RecordRequest) -> Future[dict[str, Any]]:
+        job = RecordJob(profile, request.id or uuid.uuid4().hex[:12], audio=request.wav(), future=Future(), enroll=True)
+        self._enqueue(job)
+        assert job.future is not None
+        return job.future
+
+    def submit_utterances(self, profile: str, utterances: list[Utterance], source: str) -> bool:
+        """From a stream: results go out as events only. False when the queue is full."""
+        try:
+            self._enqueue(RecordJob(profile, uuid.uuid4().hex[:12], utterances=utterances, source=source))
+            return True
+        except RequestError:
+            return False
+
+    def _enqueue(self, job: RecordJob) -> None:
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            raise RequestError("busy", "too many recordings are waiting to be scored; try again later") from None
+
+    def vad_options(self, profile: str) -> VadOptions:
+        record = self._configs.get(profile).record
+        return VadOptions(
+            frame_ms=record.vad.frame_ms, aggressiveness=record.vad.aggressiveness,
+            hangover_ms=record.vad.hangover_ms, min_seconds=record.min_seconds, max_seconds=record.max_seconds,
+        )
+
+    def store(self, profile: str) -> SampleStore:
+        with self._lock:
+            store = self._stores.get(profile)
+            if store is None:
+                store = SampleStore(self._profiles.directory(profile))
+                self._stores[profile] = store
+            return store
+
+    def publish_readiness(self, profile: str) -> dict[str, Any]:
+        config = self._configs.get(profile)
+        samples = self.store(profile).list()
+        readiness = all_providers(samples, config.record.threshold)
+        self._state.update(profile, readiness=readiness, samples=len(samples))
+        return readiness
+
+    def stop(self) -> None:
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None and job.future is not None:
+                job.future.set_exception(RequestError("shutting_down", "the agent is stopping"))
+        self._queue.put(None)
+        self._worker.join(timeout=30)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            for store in self._stores.values():
+                store.close()
+
+    # -- the worker ----------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            try:
+                result = self._process(job)
+                if job.future is not None:
+                    job.future.set_result(result)
+            except BaseException as exc:
+                if not isinstance(exc, RequestError):
+                    log.exception("recording %s failed", job.id)
+                if job.future is not None:
+                    job.future.set_exception(exc)
+
+    def _analyse(self, fn: Any, *args: Any) -> Any:
+        if self._pool is None:
+            self._pool = analysis.new_pool()
+        try:
+            return self._pool.submit(fn, *args).result(timeout=ANALYSIS_TIMEOUT)
+        except BrokenProcessPool:
+            self._pool = None  # a fresh process next time
+            raise RequestError("analysis_failed", "the analysis process died (out of memory?); try again") from None
+        except ImportError as exc:
+            raise RequestError(
+                "record_unavailable",
+                f"the record path needs {exc.name}: pip install 'voice-agent[record]' && "
+                "pip install --no-deps resemblyzer==0.1.4",
+            ) from exc
+
+    def _enroll(self, job: RecordJob) -> dict[str, Any]:
+        try:
+            embedding = self._analyse(analysis.embed_wav, job.audio, self.vad_options(job.profile))
+        except (AudioDecodeError, ValueError) as exc:
+            raise RequestError("invalid_audio", str(exc)) from exc
+        store = self.store(job.profile)
+        store.set_enrolled(embedding)
+        self._events.emit(job.profile, "speaker.enrolled", {"request_id": job.id})
+        centroid = store.centroid()
+        match = round(similarity(embedding, centroid), 3) if centroid is not None else None
+        return {"id": job.id, "enrolled": True, "similarity_to_kept_samples": match}
+
+    def _process(self, job: RecordJob) -> dict[str, Any]:
+        if job.enroll:
+            return self._enroll(job)
+        config = self._configs.get(job.profile).record
+        store = self.store(job.profile)
+        voice = store.speaker()
+        options = analysis.AnalysisOptions(
+            vad=self.vad_options(job.profile), dnsmos=config.dnsmos,
+            reference=voice[1] if voice else None, min_similarity=config.speaker.min_similarity,
+        )
+        if job.audio is not None:
+            try:
+                result: analysis.Analysis = self._analyse(analysis.score_wav, job.audio, options)
+            except AudioDecodeError as exc:
+                self._events.emit(job.profile, "sample.rejected", {"request_id": job.id, "reasons": [str(exc)]})
+                raise RequestError("invalid_audio", str(exc)) from exc
+            scored, seconds, dropped = result.utterances, result.seconds, result.dropped
+        else:
+            scored = self._analyse(analysis.score_utterances, job.utterances or [], options)
+            seconds, dropped = sum(u.seconds for u in job.utterances or []), []
+        if not scored:
+            why = f"no usable speech in {seconds:.1f} s of audio" + (
+                f" ({len(dropped)} segment(s) {dropped[0][1]})" if dropped else ""
+            )
+            self._events.emit(job.profile, "sample.rejected", {"request_id": job.id, "reasons": [why]})
+            raise RequestError("no_speech", why)
+        transcript = job.transcript if len(scored) == 1 else None
+        kept, rejected = [], []
+        for item in scored:
+            reasons = list(item.reasons)
+            if item.score < config.threshold:
+                reasons.append(f"score {item.score:.0f} below the threshold {config.threshold:g}")
+            summary = {
+                "request_id": job.id, "score": item.score, "components": item.components,
+                "duration": round(len(item.samples) / ANALYSIS_RATE, 3),
+                "speaker_similarity": item.measurements.speaker_similarity,
+            }
+            if reasons:
+                rejected.append({**summary, "reasons": reasons})
+                self._events.emit(job.profile, "sample.rejected", rejected[-1])
+                continue
+            sample = store.add(
+                item.samples, ANALYSIS_RATE, item.score, item.components, asdict(item.measurements),
+                transcript, job.source, item.measurements.speaker_similarity,
+            )
+            store.add_to_centroid(item.embedding)
+            kept.append({**summary, "id": sample.id})
+            self._events.emit(job.profile, "sample.captured", kept[-1])
+        if kept:
+            self._refresh_sovits_reference(job.profile, store)
+            self.publish_readiness(job.profile)
+        if job.transcript and len(scored) > 1:
+            log.info("recording %s held %d utterances; its transcript was not stored", job.id, len(scored))
+        return {"id": job.id, "seconds": round(seconds, 3), "utterances": len(scored), "kept": kept, "rejected": rejected}
+
+    def _refresh_sovits_reference(self, profile: str, store: SampleStore) -> None:
+        """Keep the GPT-SoVITS reference at the best 5-10 s sample with a transcript."""
+        best = sovits_reference(store.list())
+        if best is None:
+            return
+        speaker = self._configs.get(profile).tts.sovits.speaker_id
+        directory = target_dir(self._profiles.directory(profile), "sovits", speaker)
+        if (directory / best.file).exists():
+            return
+        export(store, self._profiles.directory(profile), "sovits", speaker, [best])
+        self._events.emit(profile, "sovits.reference", {"sample": best.id, "score": best.score, "speaker": speaker})

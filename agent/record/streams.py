@@ -1,0 +1,190 @@
+"""Streamed capture: PCM frames per session (and Hermes satellites' WAV frames) cut into
+utterances by VAD as each one ends, not when the session stops.
+
+Frames are handed from the MQTT thread to one stream thread through a bounded queue; the
+stream thread resamples, segments and passes finished utterances to the record service.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.events import EventBus
+from agent.profiles import Profiles, is_plain_name
+from agent.record.decode import ANALYSIS_RATE, AudioDecodeError, decode_wav, pcm16_to_audio
+from agent.record.service import RecordService
+from agent.record.vad import Segmenter
+
+log = logging.getLogger(__name__)
+
+IDLE_SECONDS = 30.0  # a session with no frames for this long is closed (its open utterance kept)
+MAX_SESSIONS = 32
+MAX_FRAME_BYTES = 256 * 1024
+
+
+class StreamStart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sample_rate: int = Field(16000, ge=8000, le=48000, description="Rate of the 16-bit mono PCM frames.")
+    source: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+@dataclass
+class Session:
+    profile: str
+    name: str
+    rate: int
+    source: str
+    segmenter: Segmenter
+    resampler: Any
+    last_frame: float = field(default_factory=time.monotonic)
+    seconds: float = 0.0
+
+
+class StreamSessions:
+    def __init__(
+        self, profiles: Profiles, records: RecordService, events: EventBus, hermes_sites: dict[str, str]
+    ) -> None:
+        self._profiles = profiles
+        self._records = records
+        self._events = events
+        self._hermes_sites = hermes_sites
+        self._sessions: dict[tuple[str, str], Session] = {}
+        self._inbox: queue.Queue[tuple[str, str, str, bytes] | None] = queue.Queue(maxsize=2000)
+        self._thread = threading.Thread(target=self._run, name="streams", daemon=True)
+        self._thread.start()
+
+    # -- MQTT thread -----------------------------------------------------------------------
+    def on_stream(self, profile: str, session: str, kind: str, payload: bytes) -> None:
+        self._put(profile, session, kind, payload)
+
+    def on_hermes_frame(self, site: str, payload: bytes) -> None:
+        profile = self._hermes_sites.get(site)
+        if profile is None:
+            return  # not a site this agent records
+        self._put(profile, f"hermes-{site}", "hermes", payload)
+
+    def _put(self, profile: str, session: str, kind: str, payload: bytes) -> None:
+        try:
+            self._inbox.put_nowait((profile, session, kind, payload))
+        except queue.Full:
+            self._error(profile, session, "stream input is backed up; frames dropped")
+
+    def stop(self) -> None:
+        self._inbox.put(None)
+        self._thread.join(timeout=10)
+
+    # -- stream thread ---------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._inbox.get(timeout=1.0)
+            except queue.Empty:
+                self._close_idle()
+                continue
+            if item is None:
+                for key in list(self._sessions):
+                    self._close(key)
+                return
+            try:
+                self._handle(*item)
+            except Exception:
+                log.exception("stream %s/%s failed", item[0], item[1])
+                self._error(item[0], item[1], "internal error while processing the stream")
+
+    def _handle(self, profile: str, name: str, kind: str, payload: bytes) -> None:
+        if not is_plain_name(name) or not self._profiles.exists(profile):
+            self._error(profile, name, "unknown profile or session name that is not a plain identifier")
+            return
+        key = (profile, name)
+        if kind == "start":
+            self._start(profile, name, payload)
+        elif kind == "frame":
+            session = self._sessions.get(key)
+            if session is None:
+                self._error(profile, name, "frame for a session that was never started (send .../start first)")
+                return
+            if len(payload) > MAX_FRAME_BYTES or len(payload) % 2:
+                self._error(profile, name, f"bad frame: {len(payload)} bytes (16-bit PCM, at most {MAX_FRAME_BYTES})")
+                return
+            self._feed(session, pcm16_to_audio(payload, session.rate).samples)
+        elif kind == "stop":
+            if key not in self._sessions:
+                self._error(profile, name, "stop for a session that was never started")
+                return
+            self._close(key)
+        elif kind == "hermes":
+            self._hermes(profile, name, payload)
+        else:
+            self._error(profile, name, f"unknown stream message {kind!r} (start, frame or stop)")
+
+    def _start(self, profile: str, name: str, payload: bytes) -> None:
+        try:
+            start = StreamStart.model_validate(json.loads(payload) if payload.strip() else {})
+        except (ValueError, ValidationError) as exc:
+            self._error(profile, name, f"bad start message: {exc}")
+            return
+        if (profile, name) in self._sessions:
+            self._close((profile, name))
+        if len(self._sessions) >= MAX_SESSIONS:
+            self._error(profile, name, f"too many open sessions ({MAX_SESSIONS})")
+            return
+        self._sessions[(profile, name)] = self._new_session(profile, name, start.sample_rate, start.source or f"stream:{name}")
+        self._events.emit(profile, "stream.started", {"session": name, "sample_rate": start.sample_rate})
+
+    def _new_session(self, profile: str, name: str, rate: int, source: str) -> Session:
+        import soxr
+
+        resampler = soxr.ResampleStream(rate, ANALYSIS_RATE, 1, dtype="float32") if rate != ANALYSIS_RATE else None
+        return Session(profile, name, rate, source, Segmenter(self._records.vad_options(profile)), resampler)
+
+    def _hermes(self, profile: str, name: str, payload: bytes) -> None:
+        try:
+            audio = decode_wav(payload)
+        except AudioDecodeError as exc:
+            self._error(profile, name, f"bad Hermes audio frame: {exc}")
+            return
+        session = self._sessions.get((profile, name))
+        if session is None or session.rate != audio.rate:
+            if session is not None:
+                self._close((profile, name))
+            session = self._new_session(profile, name, audio.rate, f"hermes:{name.removeprefix('hermes-')}")
+            self._sessions[(profile, name)] = session
+        self._feed(session, audio.samples)
+
+    def _feed(self, session: Session, samples: np.ndarray) -> None:
+        session.last_frame = time.monotonic()
+        session.seconds += len(samples) / session.rate
+        if session.resampler is not None:
+            samples = session.resampler.resample_chunk(samples)
+        self._submit(session, list(session.segmenter.feed(samples)))
+
+    def _submit(self, session: Session, utterances: list[Any]) -> None:
+        if utterances and not self._records.submit_utterances(session.profile, utterances, session.source):
+            self._error(session.profile, session.name, "scoring queue is full; utterances dropped")
+
+    def _close(self, key: tuple[str, str]) -> None:
+        session = self._sessions.pop(key)
+        if session.resampler is not None:
+            tail = session.resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+            self._submit(session, list(session.segmenter.feed(tail)))
+        self._submit(session, list(session.segmenter.flush()))
+        self._events.emit(session.profile, "stream.stopped", {"session": session.name, "seconds": round(session.seconds, 2)})
+
+    def _close_idle(self) -> None:
+        now = time.monotonic()
+        for key, session in list(self._sessions.items()):
+            if now - session.last_frame > IDLE_SECONDS:
+                self._close(key)
+
+    def _error(self, profile: str, session: str, message: str) -> None:
+        self._events.emit(profile, "stream.error", {"session": session, "error": message})
