@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.record.store import SampleStore
+
+
+def add(store: SampleStore, score: float = 80.0, transcript: str | None = None) -> str:
+    audio = (0.1 * np.sin(np.arange(16000) / 10)).astype(np.float32)
+    return store.add(audio, 16000, score, {"snr": 90.0}, {"seconds": 1.0}, transcript, "test", 0.9).id
+
+
+def test_add_list_get_delete(tmp_path: Path) -> None:
+    store = SampleStore(tmp_path)
+    first, second = add(store, 75), add(store, 90, "hello")
+    assert [s.id for s in store.list(order="score")] == [second, first]
+    sample = store.get(second)
+    assert sample is not None and sample.transcript == "hello" and store.path(sample).is_file()
+    assert store.delete([first, "missing"]) == [first]
+    assert [s.id for s in store.list()] == [second]
+    assert len(list(store.samples_dir.glob("*.wav"))) == 1
+
+
+def test_reconcile_removes_orphans_both_ways(tmp_path: Path) -> None:
+    store = SampleStore(tmp_path)
+    kept, lost = add(store), add(store)
+    lost_sample = store.get(lost)
+    assert lost_sample is not None
+    store.path(lost_sample).unlink()  # the file vanished: its row must go
+    (store.samples_dir / "stray.wav").write_bytes(b"RIFF")  # a file without a row
+    (store.samples_dir / ".x.wav.staged").write_bytes(b"half")  # a crash mid-write
+    store.close()
+
+    reopened = SampleStore(tmp_path)
+    assert [s.id for s in reopened.list()] == [kept]
+    assert sorted(p.name for p in reopened.samples_dir.iterdir()) == [f"{kept}.wav"]
+
+
+def test_failed_insert_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SampleStore(tmp_path)
+    add(store)
+    store._db.execute("CREATE TRIGGER refuse BEFORE INSERT ON samples BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    with pytest.raises(sqlite3.IntegrityError):
+        add(store)
+    assert len(list(store.samples_dir.iterdir())) == 1  # only the first sample's file
+
+
+def test_speaker_centroid_and_enrollment(tmp_path: Path) -> None:
+    store = SampleStore(tmp_path)
+    assert store.speaker() is None
+    store.add_to_centroid(np.array([1, 0], np.float32))
+    store.add_to_centroid(np.array([0, 1], np.float32))
+    kind, embedding, count = store.speaker()  # type: ignore[misc]
+    assert kind == "centroid" and count == 2 and np.allclose(embedding, [0.5, 0.5])
+    store.set_enrolled(np.array([0, 2], np.float32))
+    assert store.speaker()[0] == "enrolled"  # type: ignore[index]
+    store.set_enrolled(None)
+    assert store.speaker()[0] == "centroid"  # type: ignore[index]

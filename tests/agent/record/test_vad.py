@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import numpy as np
+
+from agent.record.decode import Audio, resample
+from agent.record.vad import Segmenter, VadOptions, segment
+from tests.speech import OWNER_RATE, owner
+
+SR = 16000
+
+
+def speech(text: str) -> np.ndarray:
+    return resample(Audio(owner(text), OWNER_RATE)).samples
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(SR * seconds), np.float32)
+
+
+def test_two_utterances_and_a_short_one_dropped() -> None:
+    a, b = speech("This is the first thing I say today."), speech("And this is the second thing.")
+    stream = np.concatenate([silence(1), a, silence(1.2), b, silence(1), speech("Hi."), silence(1)])
+    found, segmenter = segment(stream, VadOptions(min_seconds=1.0))
+    assert len(found) == 2
+    # hangover keeps the edges: each utterance covers its speech plus a little padding
+    assert abs(found[0].seconds - len(a) / SR) < 0.5 and abs(found[1].seconds - len(b) / SR) < 0.5
+    assert 0.6 < found[0].start < 1.1
+    assert [reason for _, reason in segmenter.dropped] == ["shorter than 1 s"]
+
+
+def test_utterances_come_out_as_they_end_not_at_flush() -> None:
+    segmenter = Segmenter(VadOptions())
+    stream = np.concatenate([silence(0.5), speech("Streaming works one utterance at a time."), silence(1.0)])
+    got = []
+    for i in range(0, len(stream), 480):
+        got.extend(segmenter.feed(stream[i : i + 480]))
+    assert len(got) == 1
+    assert list(segmenter.flush()) == []
+
+
+def test_long_speech_is_split_at_a_pause() -> None:
+    parts = [speech(f"Sentence number {n} goes on for a while without stopping.") for n in range(5)]
+    stream = np.concatenate([p for part in parts for p in (part, silence(0.2))])
+    found, _ = segment(stream, VadOptions(max_seconds=6.0, hangover_ms=300))
+    assert len(found) >= 2
+    assert all(u.seconds <= 6.0 + 0.05 for u in found)
+    # the cuts fall in the pauses: no utterance starts in the middle of loud speech
+    for utterance in found[1:]:
+        assert np.abs(utterance.samples[:160]).max() < 0.1
+
+
+def test_silence_and_noise_give_nothing() -> None:
+    rng = np.random.default_rng(0)
+    assert segment(silence(5), VadOptions())[0] == []
+    assert segment(rng.normal(0, 0.001, SR * 5).astype(np.float32), VadOptions(aggressiveness=3))[0] == []
