@@ -1,0 +1,1 @@
+"""The train path: training jobs (Kokoro voicepacks, RVC models) run by a job runner."""
