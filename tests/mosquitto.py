@@ -33,7 +33,7 @@ class Mosquitto:
     def _write_config(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
         # As root, mosquitto would switch to its own user and lose access to the temp dir.
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false", f"user {getpass.getuser()}"]
+        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "set_tcp_nodelay true", f"user {getpass.getuser()}"]
         if self.users:
             passwd = self.workdir / "passwd"
             passwd.write_text("")
