@@ -25,6 +25,7 @@ class Progress:
     best: float | None = None  # best score so far (higher is better), if the trainer has one
     loss: float | None = None
     message: str = ""
+    checkpoint: bool = False  # set on the report made right after a checkpoint was written
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,8 @@ def test_stream_errors_are_events(agent: AgentProcess, rec: Probe) -> None:
     assert "never started" in rec.event("guest", "stream.error", timeout=10)["data"]["error"]
     rec.publish("rec/guest/stream/bad/start", b'{"sample_rate": 3}')
     rec.wait_for(lambda t, p: t == "rec/guest/event/stream.error" and b"bad start" in p, timeout=10)
+    rec.publish("rec/guest/stream/../start", b"{}")
+    rec.wait_for(lambda t, p: t == "rec/guest/event/stream.error" and b"plain identifier" in p, timeout=10)
     rec.publish("rec/guest/stream/odd/start", b"{}")
     rec.publish("rec/guest/stream/odd/frame", b"\x00\x00\x00")
     rec.wait_for(lambda t, p: t == "rec/guest/event/stream.error" and b"bad frame" in p, timeout=10)
