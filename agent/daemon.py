@@ -23,6 +23,8 @@ from agent.profiles import Profiles
 from agent.record.commands import RecordCommands
 from agent.record.service import RecordService
 from agent.record.streams import StreamSessions
+from agent.gpu.status import NvmlInfo
+from agent.train.service import TrainService
 from agent.settings import AgentSettings
 from agent.speak.engines import ProviderPool
 from agent.speak.service import SpeakService
@@ -58,6 +60,11 @@ class Agent:
         self.record_commands = RecordCommands(self.records, self.profiles, self.configs)
         self.record_commands.register(self.router, settings.max_audio_bytes)
         self.streams = StreamSessions(self.profiles, self.records, self.events, settings.hermes_sites)
+        self.train = TrainService(
+            settings, self.profiles, self.configs, self.records, self.events, self.state, publish, NvmlInfo(),
+            self.topics.gpu_state,
+        )
+        self.train.register(self.router)
         self.watcher = ConfigWatcher(self.profiles, self._config_changed)
         self.embedded: EmbeddedBroker | None = None
 
@@ -78,11 +85,13 @@ class Agent:
             self.records.publish_readiness(profile)
         self.transport.on_message(self._on_message)
         self.transport.on_connect(self.state.republish)
+        self.transport.on_connect(self.train.publish_gpu_state)
         self.transport.subscribe(self.topics.requests, qos=1)
         self.transport.subscribe(self.topics.streams, qos=0)
         if self.settings.hermes_sites:
             self.transport.subscribe(self.topics.HERMES_FRAMES, qos=0)
         self.transport.start()
+        self.train.start()
         if self.transport.wait_connected(READY_TIMEOUT):
             log.info("voice agent %s ready: profiles %s", __version__, ", ".join(self.profiles.names()) or "(none)")
 
@@ -96,6 +105,7 @@ class Agent:
     def stop(self) -> None:
         log.info("stopping")
         self.watcher.stop()
+        self.train.stop()
         self.streams.stop()
         self.records.stop()
         self.record_commands.stop()

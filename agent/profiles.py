@@ -8,6 +8,7 @@ from pathlib import Path
 from providers.base import ProviderContext
 
 PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+RESERVED = frozenset({"gpu"})  # <base>/gpu/... carries the GPU state, not a profile
 
 
 def is_plain_name(name: str) -> bool:
@@ -23,10 +24,12 @@ class Profiles:
     def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and is_plain_name(p.name))
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and is_plain_name(p.name) and p.name not in RESERVED
+        )
 
     def exists(self, name: str) -> bool:
-        return is_plain_name(name) and (self.root / name).is_dir()
+        return is_plain_name(name) and name not in RESERVED and (self.root / name).is_dir()
 
     def directory(self, name: str) -> Path:
         if not is_plain_name(name):

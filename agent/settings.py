@@ -42,6 +42,16 @@ class AgentSettings(BaseSettings):
         default_factory=dict,
         description='Hermes satellites to record, site id -> profile, as JSON: {"kitchen": "default"}.',
     )
+    idle_window: str = Field("01:00-06:00", description="Local time range when 'idle' training jobs may run.")
+    idle_minutes: float = Field(10.0, ge=0, description="Minutes without speech or recordings that count as idle.")
+    train_preempt_on_speech: bool = Field(True, description="Pause a GPU training job when speech is requested.")
+    train_vram_mb: int = Field(6000, ge=0, description="VRAM a training job needs on the GPU.")
+    gpu_hogs: list[str] = Field(default_factory=lambda: ["ollama"], description="Processes that may be paused for GPU work.")
+    pause_gpu_hogs_for_training: bool = Field(False, description="SIGSTOP the GPU hogs while a job needs their GPU.")
+    max_train_restarts: int = Field(3, ge=0, le=20, description="Times a crashed job resumes from its checkpoint.")
+    extra_trainers: dict[str, str] = Field(
+        default_factory=dict, description='More trainers, provider -> "module:Class" (plugins, tests).'
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
     @field_validator("base_topic")
@@ -50,6 +60,14 @@ class AgentSettings(BaseSettings):
         value = value.strip("/")
         if not value or any(ch in value for ch in "+#\0"):
             raise ValueError("must be a non-empty topic without wildcards")
+        return value
+
+    @field_validator("idle_window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        from agent.train.schedule import parse_window
+
+        parse_window(value)
         return value
 
     @property

@@ -1,0 +1,79 @@
+"""Pause other GPU users (Ollama by default) while a job needs their VRAM, and always resume them.
+
+Paused process ids are written to a state file before SIGSTOP, so an agent killed mid-job
+resumes them on its next start (``resume_leftovers``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+from pathlib import Path
+
+from agent.atomic import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+class HogPauser:
+    def __init__(self, names: list[str], state_file: Path) -> None:
+        self.names = [n.lower() for n in names]
+        self.state_file = state_file
+
+    def find(self) -> list[int]:
+        import psutil
+
+        found = []
+        for process in psutil.process_iter(["pid", "name", "cmdline"]):
+            name = (process.info.get("name") or "").lower()
+            command = " ".join(process.info.get("cmdline") or []).lower()
+            if process.info["pid"] != os.getpid() and any(n == name or f"/{n} " in f"{command} " for n in self.names):
+                found.append(int(process.info["pid"]))
+        return found
+
+    def pause(self) -> list[int]:
+        pids = self.find()
+        if not pids:
+            return []
+        atomic_write_text(self.state_file, json.dumps(sorted(set(pids) | set(self._recorded()))))
+        paused = []
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+                paused.append(pid)
+            except ProcessLookupError:
+                pass
+            except PermissionError as exc:
+                log.warning("cannot pause process %d: %s", pid, exc)
+        return paused
+
+    def resume(self, pids: list[int] | None = None) -> list[int]:
+        targets = sorted(set(pids or []) | set(self._recorded()))
+        resumed = []
+        for pid in targets:
+            try:
+                os.kill(pid, signal.SIGCONT)
+                resumed.append(pid)
+            except ProcessLookupError:
+                pass
+            except PermissionError as exc:
+                log.warning("cannot resume process %d: %s", pid, exc)
+        self.state_file.unlink(missing_ok=True)
+        return resumed
+
+    def resume_leftovers(self) -> list[int]:
+        """After a crash: resume whatever the last run left stopped."""
+        if not self.state_file.exists():
+            return []
+        resumed = self.resume()
+        if resumed:
+            log.warning("resumed GPU users left paused by a previous run: %s", resumed)
+        return resumed
+
+    def _recorded(self) -> list[int]:
+        try:
+            return [int(p) for p in json.loads(self.state_file.read_text())]
+        except (OSError, ValueError, TypeError):
+            return []

@@ -1,0 +1,135 @@
+"""Training jobs that outlive the agent: rows in SQLite, plus the seed's per-job status file.
+
+The status JSON (``logs/run/<provider>-training-<speaker>.json`` under the profile) is what a
+person or the seed's tools look at; it is rewritten atomically on every state change.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from agent.atomic import atomic_write_text
+
+JobState = Literal["queued", "running", "paused", "finished", "failed", "cancelled"]
+ACTIVE: tuple[JobState, ...] = ("queued", "running", "paused")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    profile TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    speaker TEXT NOT NULL,
+    params TEXT NOT NULL,
+    run_when TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    progress TEXT NOT NULL DEFAULT '{}',
+    error TEXT,
+    outputs TEXT NOT NULL DEFAULT '[]'
+);
+"""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    profile: str
+    provider: str
+    speaker: str
+    params: dict[str, Any]
+    run_when: Literal["now", "idle"]
+    state: JobState
+    created: float
+    started: float | None = None
+    finished: float | None = None
+    attempts: int = 0
+    progress: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    outputs: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class JobStore:
+    def __init__(self, db_path: Path) -> None:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def create(self, profile: str, provider: str, speaker: str, params: dict[str, Any], run_when: str) -> Job:
+        job = Job(
+            id=time.strftime("%Y%m%d%H%M%S-") + uuid.uuid4().hex[:6], profile=profile, provider=provider,
+            speaker=speaker, params=params, run_when=run_when, state="queued", created=time.time(),  # type: ignore[arg-type]
+        )
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO jobs (id, profile, provider, speaker, params, run_when, state, created) VALUES (?,?,?,?,?,?,?,?)",
+                (job.id, profile, provider, speaker, json.dumps(params), run_when, job.state, job.created),
+            )
+        return job
+
+    def update(self, job: Job, **changes: Any) -> Job:
+        new = replace(job, **changes)
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET state=?, started=?, finished=?, attempts=?, progress=?, error=?, outputs=? WHERE id=?",
+                (new.state, new.started, new.finished, new.attempts, json.dumps(new.progress), new.error,
+                 json.dumps(new.outputs), new.id),
+            )
+        return new
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _job(row) if row else None
+
+    def list(self, states: tuple[str, ...] | None = None, profile: str | None = None, limit: int = 50) -> list[Job]:
+        query, args = "SELECT * FROM jobs WHERE 1=1", []  # type: tuple[str, list[Any]]
+        if states:
+            query += f" AND state IN ({','.join('?' * len(states))})"
+            args += list(states)
+        if profile:
+            query += " AND profile = ?"
+            args.append(profile)
+        query += " ORDER BY created DESC LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            rows = self._db.execute(query, args).fetchall()
+        return [_job(r) for r in rows]
+
+
+def _job(row: tuple[Any, ...]) -> Job:
+    return Job(
+        id=row[0], profile=row[1], provider=row[2], speaker=row[3], params=json.loads(row[4]), run_when=row[5],
+        state=row[6], created=row[7], started=row[8], finished=row[9], attempts=row[10],
+        progress=json.loads(row[11]), error=row[12], outputs=json.loads(row[13]),
+    )
+
+
+def status_paths(profile_dir: Path, job: Job) -> tuple[Path, Path]:
+    """(status JSON, log) where the seed keeps them."""
+    base = profile_dir / "logs" / "run" / f"{job.provider}-training-{job.speaker}"
+    return base.with_suffix(".json"), base.with_suffix(".log")
+
+
+def write_status(profile_dir: Path, job: Job, eta_seconds: float | None) -> None:
+    status, _ = status_paths(profile_dir, job)
+    document = {**job.as_dict(), "eta_seconds": None if eta_seconds is None else round(eta_seconds), "updated": time.time()}
+    atomic_write_text(status, json.dumps(document, indent=2))

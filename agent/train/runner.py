@@ -1,0 +1,283 @@
+"""Runs training jobs one at a time, each in its own process, and never loses one.
+
+A crash or kill of the job process resumes it from its last checkpoint (a few times); an agent
+stop checkpoints the job and its next start resumes it; speech can pause a GPU job. Progress
+reaches MQTT as rate-limited events, the profile's retained state and the seed's status file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from agent.events import EventBus, StateBoard
+from agent.gpu.arbiter import GpuArbiter
+from agent.profiles import Profiles
+from agent.train.jobs import ACTIVE, Job, JobStore, status_paths, write_status
+from agent.train.schedule import IdlePolicy
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL = 2.0  # seconds between training.progress events
+STOP_GRACE = 60.0  # seconds a job gets to checkpoint after SIGTERM
+Intent = Literal["pause", "cancel", "shutdown"]
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Everything the job process needs, prepared by the caller (dataset, trainer, dirs)."""
+
+    trainer: str  # module:Class
+    dataset_dir: Path
+    output_dir: Path
+    checkpoint_dir: Path
+    need_vram_mb: int
+    pause_hogs: bool
+
+
+@dataclass
+class _Running:
+    job: Job
+    process: subprocess.Popen[str]
+    device: str
+    resources: ExitStack
+    started: float = field(default_factory=time.monotonic)
+    first_step: int | None = None
+    last_event: float = 0.0
+    intent: Intent | None = None
+    result: dict[str, Any] | None = None
+
+
+class JobRunner:
+    def __init__(
+        self, jobs: JobStore, profiles: Profiles, events: EventBus, state: StateBoard, policy: IdlePolicy,
+        arbiter: GpuArbiter, prepare: Any, max_restarts: int = 3, preempt_gpu_jobs: bool = True,
+    ) -> None:
+        """``prepare(job) -> Launch`` exports the dataset and picks the trainer (it may raise)."""
+        self._jobs = jobs
+        self._profiles = profiles
+        self._events = events
+        self._state = state
+        self._policy = policy
+        self._arbiter = arbiter
+        self._prepare = prepare
+        self._max_restarts = max_restarts
+        self._preempt = preempt_gpu_jobs
+        self._running: _Running | None = None
+        self._lock = threading.Lock()
+        self._stopping = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def recover(self) -> None:
+        """At start: a job that was running when the agent stopped runs again from its checkpoint."""
+        for job in self._jobs.list(states=("running",), limit=1000):
+            self._jobs.update(job, state="queued")
+            log.info("job %s was running when the agent stopped; it will resume", job.id)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            running = self._running
+        if running is not None:
+            self._signal_stop(running, "shutdown")
+            try:
+                running.process.wait(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                running.process.kill()
+            deadline = time.monotonic() + 10
+            while self._running is not None and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+    # -- requests ------------------------------------------------------------------------
+    def enqueue(self, job: Job) -> None:
+        self._emit(job, "training.queued", {"when": job.run_when})
+        self._publish_state(job)
+
+    def cancel(self, job_id: str) -> Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        with self._lock:
+            running = self._running if self._running and self._running.job.id == job_id else None
+        if running is not None:
+            self._signal_stop(running, "cancel")
+            return job
+        if job.state in ("queued", "paused"):
+            job = self._jobs.update(job, state="cancelled", finished=time.time())
+            self._emit(job, "training.cancelled", {})
+            self._publish_state(job)
+        return job
+
+    def on_speech(self) -> None:
+        """Speech wins over a GPU job when configured: checkpoint it and resume when idle again."""
+        with self._lock:
+            running = self._running
+        if running is not None and self._preempt and running.device == "cuda" and running.intent is None:
+            self._signal_stop(running, "pause")
+
+    @property
+    def running_job(self) -> Job | None:
+        with self._lock:
+            return self._running.job if self._running else None
+
+    # -- the scheduler's tick ------------------------------------------------------------
+    def tick(self) -> None:
+        with self._lock:
+            if self._running is not None or self._stopping:
+                return
+        job = self._next_job()
+        if job is not None:
+            self._launch(job)
+
+    def _next_job(self) -> Job | None:
+        candidates = sorted(self._jobs.list(states=("queued", "paused"), limit=1000), key=lambda j: j.created)
+        for job in candidates:
+            if job.state == "paused" and self._policy.quiet_for() < self._policy.quiet_seconds:
+                continue  # preempted by speech: wait for quiet
+            if job.run_when == "idle" and not self._policy.is_idle():
+                self._update_waiting(job)
+                continue
+            return job
+        return None
+
+    def _update_waiting(self, job: Job) -> None:
+        reason = self._policy.why_waiting()
+        if job.progress.get("waiting") != reason:
+            job = self._jobs.update(job, progress={**job.progress, "waiting": reason})
+            self._publish_state(job)
+
+    def _launch(self, job: Job) -> None:
+        profile_dir = self._profiles.directory(job.profile)
+        try:
+            launch = self._prepare(job)
+        except Exception as exc:
+            self._finish(job, "failed", error=f"cannot start: {exc}")
+            return
+        resources = ExitStack()
+        device = resources.enter_context(self._arbiter.reserve(launch.need_vram_mb, "training", launch.pause_hogs))
+        _, log_path = status_paths(profile_dir, job)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_file = resources.enter_context(open(log_path, "a", encoding="utf-8"))
+        log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} attempt {job.attempts + 1} on {device}\n")
+        log_file.flush()
+        document = {
+            "trainer": launch.trainer, "profile": job.profile, "speaker": job.speaker, "params": job.params,
+            "dataset_dir": str(launch.dataset_dir), "output_dir": str(launch.output_dir),
+            "checkpoint_dir": str(launch.checkpoint_dir), "device": device,
+            "nice": 19 if device == "cpu" else 0,  # CPU jobs must not slow speech down
+        }
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "agent.train.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=log_file, text=True, env=env,
+        )
+        assert process.stdin is not None
+        process.stdin.write(json.dumps(document))
+        process.stdin.close()
+        resumed = job.attempts > 0 or job.state == "paused" or bool(job.progress.get("step"))
+        job = self._jobs.update(job, state="running", started=job.started or time.time(),
+                                progress={k: v for k, v in job.progress.items() if k != "waiting"})
+        running = _Running(job, process, device, resources)
+        with self._lock:
+            self._running = running
+        self._emit(job, "training.resumed" if resumed else "training.started", {"device": device, "pid": process.pid})
+        self._publish_state(job)
+        threading.Thread(target=self._follow, args=(running,), name=f"train-{job.id}", daemon=True).start()
+
+    # -- following the job process ---------------------------------------------------------
+    def _follow(self, running: _Running) -> None:
+        assert running.process.stdout is not None
+        for line in running.process.stdout:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if message.get("type") == "progress":
+                self._on_progress(running, message)
+            elif message.get("type") == "result":
+                running.result = message
+        code = running.process.wait()
+        running.resources.close()
+        with self._lock:
+            self._running = None
+        self._on_exit(running, code)
+
+    def _on_progress(self, running: _Running, message: dict[str, Any]) -> None:
+        step, total = int(message.get("step", 0)), int(message.get("total", 0))
+        if running.first_step is None:
+            running.first_step = step
+        eta = self._eta(running, step, total)
+        progress = {k: message.get(k) for k in ("stage", "step", "total", "best", "loss", "message")}
+        progress["eta_seconds"] = None if eta is None else round(eta)
+        running.job = self._jobs.update(running.job, progress=progress)
+        write_status(self._profiles.directory(running.job.profile), running.job, eta)
+        if message.get("checkpoint"):
+            self._emit(running.job, "training.checkpoint", {"step": step, "total": total})
+        now = time.monotonic()
+        if now - running.last_event >= PROGRESS_INTERVAL or step >= total:
+            running.last_event = now
+            self._emit(running.job, "training.progress", progress)
+            self._publish_state(running.job)
+
+    @staticmethod
+    def _eta(running: _Running, step: int, total: int) -> float | None:
+        done = step - (running.first_step or 0)
+        elapsed = time.monotonic() - running.started
+        if done <= 0 or elapsed <= 0 or total <= step:
+            return 0.0 if total and step >= total else None
+        return (total - step) * elapsed / done
+
+    def _on_exit(self, running: _Running, code: int) -> None:
+        job, result = running.job, running.result or {}
+        if code == 0 and result.get("status") == "finished":
+            self._finish(job, "finished", outputs=result.get("outputs", []), metrics=result.get("metrics", {}))
+        elif running.intent == "cancel":
+            self._finish(job, "cancelled")
+        elif running.intent in ("pause", "shutdown"):
+            state = "paused" if running.intent == "pause" else "queued"
+            job = self._jobs.update(job, state=state)
+            reason = "speech has priority on the GPU" if running.intent == "pause" else "the agent is stopping; resumes on its next start"
+            self._emit(job, "training.paused", {"reason": reason, "step": job.progress.get("step")})
+            self._publish_state(job)
+        elif job.attempts < self._max_restarts:
+            how = f"signal {-code}" if code < 0 else f"exit code {code}"
+            job = self._jobs.update(job, state="queued", attempts=job.attempts + 1)
+            self._emit(job, "training.paused", {"reason": f"job process died ({how}); resuming from its last checkpoint",
+                                                "attempt": job.attempts})
+            self._publish_state(job)
+        else:
+            self._finish(job, "failed", error=f"job process died {job.attempts + 1} times (last exit code {code}); see the log")
+
+    def _finish(self, job: Job, state: Literal["finished", "failed", "cancelled"], error: str | None = None,
+                outputs: list[str] | None = None, metrics: dict[str, float] | None = None) -> None:
+        job = self._jobs.update(job, state=state, finished=time.time(), error=error, outputs=outputs or [])
+        write_status(self._profiles.directory(job.profile), job, None)
+        data: dict[str, Any] = {"outputs": job.outputs, "metrics": metrics or {}}
+        if error:
+            data["error"] = error
+        self._emit(job, f"training.{state}", data)
+        self._publish_state(job)
+
+    def _signal_stop(self, running: _Running, intent: Intent) -> None:
+        running.intent = intent
+        try:
+            running.process.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    def _emit(self, job: Job, name: str, data: dict[str, Any]) -> None:
+        self._events.emit(job.profile, name, {"job": job.id, "provider": job.provider, "speaker": job.speaker, **data})
+
+    def _publish_state(self, job: Job) -> None:
+        summary = {"job": job.id, "provider": job.provider, "speaker": job.speaker, "state": job.state, **job.progress}
+        self._state.update(job.profile, training=summary if job.state in ACTIVE else {**summary, "done": True})

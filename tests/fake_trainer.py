@@ -1,0 +1,70 @@
+"""A stand-in trainer for the job-runner tests, and honest about being one: it learns nothing.
+
+It does what the runner relies on a real trainer to do: deterministic steps (a hash chain),
+checkpoints that carry the whole state, resume from the newest checkpoint, progress reports,
+and a prompt, checkpointed stop when asked. A killed-and-resumed run must therefore end with
+exactly the value of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.train.base import Progress, Report, ShouldStop, TrainResult, TrainSpec
+
+
+class CountingParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(40, ge=1, le=100000)
+    step_seconds: float = Field(0.05, ge=0, le=5)
+    save_every: int = Field(5, ge=1, le=1000)
+
+
+class CountingTrainer:
+    name = "counting"
+    params_model = CountingParams
+
+    def run(self, spec: TrainSpec, report: Report, should_stop: ShouldStop) -> TrainResult:
+        params = CountingParams.model_validate(spec.params)
+        checkpoint = spec.checkpoint_dir / "state.json"
+        step, value = 0, hashlib.sha256(f"{spec.speaker}:{spec.seed}".encode()).hexdigest()
+        if checkpoint.exists():
+            saved = json.loads(checkpoint.read_text())
+            step, value = saved["step"], saved["value"]
+        report(Progress("training", step, params.steps, message="resumed" if step else "started"))
+        while step < params.steps:
+            time.sleep(params.step_seconds)
+            value = hashlib.sha256(f"{value}:{step}".encode()).hexdigest()
+            step += 1
+            saved_now = step % params.save_every == 0 or step == params.steps
+            if saved_now:
+                _save(checkpoint, {"step": step, "value": value})
+            report(Progress("training", step, params.steps, loss=1.0 / step, checkpoint=saved_now))
+            if should_stop():
+                if not saved_now:
+                    _save(checkpoint, {"step": step, "value": value})
+                    report(Progress("training", step, params.steps, checkpoint=True))
+                return TrainResult("stopped")
+        output = spec.output_dir / "result.txt"
+        output.write_text(value)
+        return TrainResult("finished", [output], {"steps": float(step)})
+
+
+def _save(path: Path, state: dict[str, object]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, path)
+
+
+def expected_value(speaker: str, steps: int, seed: int = 0) -> str:
+    value = hashlib.sha256(f"{speaker}:{seed}".encode()).hexdigest()
+    for step in range(steps):
+        value = hashlib.sha256(f"{value}:{step}".encode()).hexdigest()
+    return value
