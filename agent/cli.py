@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     from agent.record.cli import add_parser as add_samples_parser
 
     add_samples_parser(sub)
+    from agent.train.cli import add_parsers as add_train_parsers
+
+    add_train_parsers(sub)
 
     args = parser.parse_args(argv)
     try:
@@ -56,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         return _say(settings, args)
     if args.command == "voices":
         return _voices(settings, args.profile)
+    if args.command in ("train", "gpu"):
+        from agent.train.cli import run_gpu, run_train
+
+        return run_train(settings, args) if args.command == "train" else run_gpu(settings, args)
     if args.command == "samples":
         from agent.record.cli import run as run_samples
 

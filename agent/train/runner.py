@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -213,17 +213,23 @@ class JobRunner:
         self._on_exit(running, code)
 
     def _on_progress(self, running: _Running, message: dict[str, Any]) -> None:
+        """Every report updates memory; the database, status file and MQTT hear of it at most
+        every PROGRESS_INTERVAL (and at checkpoints), so a chatty trainer costs the agent nothing."""
         step, total = int(message.get("step", 0)), int(message.get("total", 0))
         if running.first_step is None:
             running.first_step = step
         eta = self._eta(running, step, total)
         progress = {k: message.get(k) for k in ("stage", "step", "total", "best", "loss", "message")}
         progress["eta_seconds"] = None if eta is None else round(eta)
-        running.job = self._jobs.update(running.job, progress=progress)
-        write_status(self._profiles.directory(running.job.profile), running.job, eta)
-        if message.get("checkpoint"):
-            self._emit(running.job, "training.checkpoint", {"step": step, "total": total})
+        running.job = replace(running.job, progress=progress)
         now = time.monotonic()
+        checkpoint = bool(message.get("checkpoint"))
+        if not (checkpoint or now - running.last_event >= PROGRESS_INTERVAL or step >= total):
+            return
+        running.job = self._jobs.update(running.job)
+        write_status(self._profiles.directory(running.job.profile), running.job, eta)
+        if checkpoint:
+            self._emit(running.job, "training.checkpoint", {"step": step, "total": total})
         if now - running.last_event >= PROGRESS_INTERVAL or step >= total:
             running.last_event = now
             self._emit(running.job, "training.progress", progress)

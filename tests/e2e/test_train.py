@@ -161,3 +161,24 @@ def test_idle_job_waits_for_the_window(home: Path, broker: Mosquitto, probe: Pro
         assert probe.request("default", "train.status", {"job": job})["data"]["job"]["state"] == "queued"
     finally:
         agent.stop()
+
+
+def test_cli_starts_and_follows_a_job(agent: AgentProcess, probe: Probe) -> None:
+    import subprocess
+    import sys
+
+    env = {**os.environ, **ENV, "VOICE_AGENT_HOME": str(agent.home), "VOICE_AGENT_MQTT_PORT": str(agent.port)}
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", "train", "start", "counting", "--speaker", "cli", "--when", "now",
+         "--params", '{"steps": 30, "step_seconds": 0.05}'],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "queued job" in result.stdout and "finished:" in result.stdout
+    assert "30/30" in result.stderr  # the progress bar reached the end
+    assert result_of(agent.home, "cli") == expected_value("cli", 30)
+
+
+def test_gpu_state_is_retained_and_says_no_gpu(agent: AgentProcess, probe: Probe) -> None:
+    state = json.loads(probe.wait_topic("train/gpu/state", timeout=10))
+    assert state["available"] is False and state["reason"].startswith("no GPU") and state["gpus"] == []
