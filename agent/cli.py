@@ -38,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     from agent.record.cli import add_parser as add_samples_parser
 
     add_samples_parser(sub)
+
+    from providers.sovits.cli import add_parser as add_sovits_parser
+
+    add_sovits_parser(sub)
     from agent.train.cli import add_parsers as add_train_parsers
 
     add_train_parsers(sub)
@@ -67,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         from agent.record.cli import run as run_samples
 
         return run_samples(settings, args)
+    if args.command == "sovits":
+        from providers.sovits.cli import run as run_sovits
+
+        return run_sovits(settings, args)
     return _config(settings, args.profile)
 
 

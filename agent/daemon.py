@@ -28,6 +28,7 @@ from agent.train.service import TrainService
 from agent.settings import AgentSettings
 from agent.speak.engines import ProviderPool
 from agent.speak.service import SpeakService
+from providers.sovits.commands import SovitsCommands
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ class Agent:
         self.records = RecordService(self.profiles, self.configs, self.events, self.state, settings.record_queue_depth)
         self.record_commands = RecordCommands(self.records, self.profiles, self.configs)
         self.record_commands.register(self.router, settings.max_audio_bytes)
+        self.sovits_commands = SovitsCommands(self.engines, self.configs, self.profiles, self.events)
+        self.sovits_commands.register(self.router)
         self.streams = StreamSessions(self.profiles, self.records, self.events, settings.hermes_sites)
         self.train = TrainService(
             settings, self.profiles, self.configs, self.records, self.events, self.state, publish, NvmlInfo(),
@@ -110,6 +113,7 @@ class Agent:
         self.records.stop()
         self.record_commands.stop()
         self.speak.stop()
+        self.sovits_commands.stop()
         self.transport.stop()
         self.engines.close()
         if self.embedded is not None:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 
 from agent.record.config import RecordConfig
+from agent.train.config import TrainConfig
 from providers.kokoro.config import KokoroSettings
 from providers.piper.config import PiperSettings
 from providers.rvc.config import RvcSettings
@@ -53,6 +54,7 @@ class VoiceConfig(CamelModel):
     tts: TtsConfig = TtsConfig()
     cache: CacheConfig = CacheConfig()
     record: RecordConfig = RecordConfig()
+    train: TrainConfig = TrainConfig()
 
 
 @dataclass(frozen=True)

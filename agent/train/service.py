@@ -80,6 +80,7 @@ class TrainService:
         self._scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
         self._scheduler.add_job(self.runner.tick, "interval", seconds=2, id="train-tick")
         self._scheduler.add_job(self.publish_gpu_state, "interval", seconds=60, id="gpu-state")
+        self._scheduler.add_job(self.check_auto_retrain, "interval", minutes=10, id="auto-retrain")
         self._scheduler.start()
         self.publish_gpu_state()
 
@@ -144,6 +145,29 @@ class TrainService:
             return kokoro_readiness(samples).missing
         return []
 
+    def check_auto_retrain(self, profiles: list[str] | None = None) -> list[Job]:
+        """Queue an idle-time job for each profile whose new good samples reached the threshold."""
+        queued = []
+        for profile in profiles or self._profiles.names():
+            auto = self._configs.get(profile).train.auto_retrain
+            if not auto.enabled:
+                continue
+            history = [j for j in self.jobs.list(profile=profile, limit=1000) if j.provider == auto.provider]
+            if any(j.state in ACTIVE for j in history):
+                continue
+            since = max((j.finished or 0 for j in history if j.state == "finished"), default=0.0)
+            fresh = [s for s in self._records.store(profile).list() if s.created > since]
+            if len(fresh) < auto.new_samples:
+                continue
+            request = TrainRequest(provider=auto.provider, speaker=auto.speaker, when="idle")
+            try:
+                result = self.submit(profile, request)
+            except RequestError as exc:
+                log.info("automatic retraining of %s/%s not queued: %s", profile, auto.provider, exc)
+                continue
+            queued.append(self.jobs.get(result["job"]["id"]))  # type: ignore[arg-type]
+        return [j for j in queued if j is not None]
+
     # -- the runner's callbacks -----------------------------------------------------------
     def _prepare(self, job: Job) -> Launch:
         profile_dir = self._profiles.directory(job.profile)
@@ -165,6 +189,8 @@ class TrainService:
     def _on_event(self, profile: str, name: str, data: dict[str, Any]) -> None:
         if name == "speak.started":
             self.runner.on_speech()
+        elif name == "sample.captured" and self._configs.get(profile).train.auto_retrain.enabled:
+            self._executor.submit(self.check_auto_retrain, [profile])
 
     def publish_gpu_state(self) -> None:
         self._publish(self._gpu_topic, json.dumps(self._gpu.report().as_dict()), 1, True)

@@ -182,3 +182,21 @@ def test_cli_starts_and_follows_a_job(agent: AgentProcess, probe: Probe) -> None
 def test_gpu_state_is_retained_and_says_no_gpu(agent: AgentProcess, probe: Probe) -> None:
     state = json.loads(probe.wait_topic("train/gpu/state", timeout=10))
     assert state["available"] is False and state["reason"].startswith("no GPU") and state["gpus"] == []
+
+
+def test_enough_new_samples_queue_a_retraining(home: Path, broker: Mosquitto, probe: Probe) -> None:
+    from tests.conftest import write_json
+    from tests.speech import OWNER_RATE, owner, wav, with_silence
+
+    write_json(home / "profiles" / "default" / "etc" / "voice.json",
+               {"train": {"autoRetrain": {"enabled": True, "provider": "counting", "speaker": "auto", "newSamples": 1}}})
+    agent = AgentProcess(home, broker.port, {**ENV, "VOICE_AGENT_IDLE_WINDOW": "00:00-00:01"}).start()
+    try:
+        agent.wait_log("ready")
+        text = "Every good sample brings the next version of my voice a little closer."
+        recorded = probe.request("default", "record", wav(with_silence(owner(text), OWNER_RATE), OWNER_RATE), timeout=120)
+        assert recorded["data"]["kept"], recorded
+        queued = probe.wait_for(lambda t, p: t == "train/default/event/training.queued" and b'"auto"' in p, 30)
+        assert json.loads(queued[1])["data"]["when"] == "idle"
+    finally:
+        agent.stop()
