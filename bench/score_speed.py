@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from agent.record import analysis  # noqa: E402
-from agent.record.decode import ANALYSIS_RATE, Audio, resample  # noqa: E402
+from agent.record.decode import Audio, resample  # noqa: E402
 from agent.record.vad import VadOptions, segment  # noqa: E402
 from tests.speech import OWNER_RATE, owner  # noqa: E402
 

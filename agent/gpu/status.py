@@ -40,7 +40,7 @@ class GpuReport:
 
     def as_dict(self) -> dict[str, Any]:
         document = asdict(self)
-        for gpu, raw in zip(self.gpus, document["gpus"]):
+        for gpu, raw in zip(self.gpus, document["gpus"], strict=True):
             raw["free_mb"] = gpu.free_mb
         return document
 

@@ -35,7 +35,7 @@ class RequestClient:
             self._client.username_pw_set(settings.mqtt_username, password)
         if settings.mqtt_tls:
             self._client.tls_set(ca_certs=str(settings.mqtt_tls_ca) if settings.mqtt_tls_ca else None)
-        self._client.on_message = lambda c, u, m: self._messages.put((m.topic, m.payload))
+        self._client.on_message = lambda c, u, m: self._messages.put((m.topic, bytes(m.payload)))
         self._client.on_subscribe = lambda *a: self._subscribed.set()
 
     def request(self, profile: str, command: str, payload: dict[str, Any], timeout: float) -> Reply:

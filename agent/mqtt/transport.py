@@ -121,6 +121,6 @@ class MqttTransport:
         if self._on_message is None:
             return
         try:
-            self._on_message(message.topic, message.payload)
+            self._on_message(message.topic, bytes(message.payload))
         except Exception:
             log.exception("handler for %s failed", message.topic)

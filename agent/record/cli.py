@@ -69,8 +69,8 @@ def run(settings: AgentSettings, args: argparse.Namespace) -> int:
 def _dispatch(args: argparse.Namespace, store: SampleStore, profiles: Profiles, threshold: float) -> Any:
     profile_dir = profiles.directory(args.profile)
     if args.action == "list":
-        request = manage.ListRequest(order=args.order, limit=args.limit, min_score=args.min_score)
-        rows = manage.list_samples(store, request)["samples"]
+        listing = manage.ListRequest(order=args.order, limit=args.limit, min_score=args.min_score)
+        rows = manage.list_samples(store, listing)["samples"]
         lines = [f"{'id':24} {'score':>5} {'secs':>5} {'similarity':>10}  transcript"]
         for s in rows:
             sim = "" if s["speaker_similarity"] is None else f"{s['speaker_similarity']:.2f}"

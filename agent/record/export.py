@@ -10,6 +10,7 @@ import csv
 import io
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from agent.record.readiness import sovits_reference
@@ -26,7 +27,7 @@ def target_dir(profile_dir: Path, kind: str, speaker: str) -> Path:
     return profile_dir / "out" / "voices" / TARGETS[kind] / speaker
 
 
-def replace_dir(target: Path, fill: "callable[[Path], None]") -> None:  # type: ignore[valid-type]
+def replace_dir(target: Path, fill: Callable[[Path], None]) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".{target.name}.{uuid.uuid4().hex[:6]}.new"
     staging.mkdir()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import time
-from collections import Counter
 from pathlib import Path
 
 from agent.atomic import atomic_write_bytes, atomic_write_text
@@ -38,9 +37,10 @@ def write_report(profile: str, samples: list[Sample], threshold: float, director
     hist.axvline(threshold, color="#c44e52", linestyle="--", label=f"threshold {threshold:g}")
     hist.set(title="Score", xlabel="score", ylabel="samples", xlim=(0, 100))
     hist.legend()
-    per_day: Counter[str] = Counter()
+    per_day: dict[str, float] = {}
     for s in samples:
-        per_day[time.strftime("%Y-%m-%d", time.localtime(s.created))] += s.duration / 60
+        day = time.strftime("%Y-%m-%d", time.localtime(s.created))
+        per_day[day] = per_day.get(day, 0.0) + s.duration / 60
     days = sorted(per_day)
     daily.bar(days, [per_day[d] for d in days], color="#55a868")
     daily.set(title="Minutes kept per day", ylabel="minutes")

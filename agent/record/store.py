@@ -8,6 +8,7 @@ file lacks its row.
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import os
@@ -177,7 +178,7 @@ class SampleStore:
             rows = self._db.execute(query, args).fetchall()
         return [_sample(r) for r in rows]
 
-    def delete(self, sample_ids: list[str]) -> list[str]:
+    def delete(self, sample_ids: "builtins.list[str]") -> "builtins.list[str]":
         """Delete these samples (row first, then file: a crash leaves an orphan file, never a dangling row)."""
         deleted = []
         for sample_id in sample_ids:

@@ -118,7 +118,7 @@ class PiperProvider:
             speaker_id=speaker,
             length_scale=voice.config.length_scale / settings.speaking_rate,
         )
-        chunks = voice.synthesize(text, syn)
+        chunks = iter(voice.synthesize(text, syn))
         while True:
             with self._synth_lock:
                 chunk = next(chunks, None)
