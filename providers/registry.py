@@ -9,6 +9,8 @@ from providers.base import Provider, ProviderUnavailableError
 # name -> "module:Class". Kokoro, GPT-SoVITS and RVC register here when implemented.
 ENGINES: dict[str, str] = {
     "piper": "providers.piper.engine:PiperProvider",
+    "sovits": "providers.sovits.engine:SovitsProvider",
+    "kokoro": "providers.kokoro.engine:KokoroProvider",
 }
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.audio_checks import assert_speech, wav_info
+from tests.audio_checks import assert_speech
 from tests.conftest import AgentProcess, Probe, write_json
 
 
@@ -66,25 +66,27 @@ def test_speed_changes_duration(running_agent: AgentProcess, probe: Probe) -> No
 
 
 def test_fallback_to_piper_when_provider_fails(running_agent: AgentProcess, probe: Probe) -> None:
-    # Kokoro is not available in this build: the request falls back to Piper and says why.
-    response = probe.request("default", "speak", {"id": "fb-1", "text": "Falling back.", "provider": "kokoro"})
+    # Kokoro has no voice by this name: the request falls back to Piper and says why.
+    response = probe.request(
+        "default", "speak", {"id": "fb-1", "text": "Falling back.", "provider": "kokoro", "voice": "no_such_kokoro_voice"}
+    )
 
     assert response["status"] == "ok", response
     assert response["data"]["provider"] == "piper" and response["data"]["fallback"] is True
     event = probe.event("default", "provider.fallback", "fb-1")["data"]
-    assert event["from"] == "kokoro" and "not available" in event["reason"]
+    assert event["from"] == "kokoro" and "no_such_kokoro_voice" in event["reason"] and "not found" in event["reason"]
     assert_speech(probe.wait_topic("voice/default/audio/fb-1"))
 
 
 def test_no_fallback_when_disabled(running_agent: AgentProcess, probe: Probe) -> None:
     config = running_agent.home / "profiles" / "kitchen" / "etc" / "voice.json"
-    write_json(config, {"tts": {"kokoro": {"autoFallbackToPiper": False}}})
+    write_json(config, {"tts": {"kokoro": {"autoFallbackToPiper": False, "voice": "no_such_kokoro_voice"}}})
     probe.event("kitchen", "config.reloaded", timeout=10)
 
     response = probe.request("kitchen", "speak", {"id": "nofb-1", "text": "No fallback.", "provider": "kokoro"})
 
-    assert response["status"] == "error" and response["code"] == "provider_unavailable"
-    assert "kokoro" in response["error"]
+    assert response["status"] == "error" and response["code"] == "voice_not_found"
+    assert "Kokoro voice 'no_such_kokoro_voice' not found" in response["error"]
     assert probe.event("kitchen", "speak.failed", "nofb-1")["data"]["provider"] == "kokoro"
 
 

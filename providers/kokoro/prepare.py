@@ -1,0 +1,196 @@
+"""Make the Kokoro model fast on this machine, once, and remember the choice.
+
+The shipped model is dynamically quantized (int8). On CPUs without fast int8 kernels ONNX
+Runtime runs it slower than the same network in float, so at first use the model is folded
+back to float (``providers.kokoro.fold``) and saved beside the source, and both variants are
+timed on a short utterance; the faster one is written to ``<model>.runtime.json`` and used
+from then on. Nothing is re-timed until the source model, ONNX Runtime or the CPU changes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from providers.base import ProviderError
+from providers.kokoro.assets import ModelSource
+
+log = logging.getLogger(__name__)
+
+FOLD_VERSION = 1
+Variant = Literal["float", "int8"]
+Optimize = Literal["auto", "float", "int8"]
+QUANTIZED_OPS = {"MatMulInteger", "ConvInteger", "DynamicQuantizeLSTM"}
+# A fixed English phrase, long enough that the vocoder dominates as it does in real use.
+CALIBRATION_PHONEMES = "tˈaɪmɪŋ ɐ ʃˈɔːɹt sˈɛntəns ˌɔn ðɪs kəmpjˈuːɾɚ, ænd pˈɪkɪŋ ðə fˈæstɚ mˈɑːdəl."
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What to load: the ONNX file, its variant and the thread count."""
+
+    path: Path
+    variant: Variant
+    threads: int
+    timings: dict[str, float]  # variant -> best seconds for the calibration phrase
+
+    @property
+    def tag(self) -> str:
+        return f"{self.variant}{FOLD_VERSION if self.variant == 'float' else ''}"
+
+
+def cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def session_options(threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # Threads that spin while waiting for work steal the CPU from everything else on a small
+    # shared machine, and measured no faster here (bench/kokoro_speed.py).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # the folded graph is valid; ORT's shape-merge warnings are noise
+    return options
+
+
+def open_session(path: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own exception types
+        raise ProviderError(f"cannot load Kokoro model {path}: {exc}") from exc
+
+
+def is_quantized(path: Path) -> bool:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return any(node.op_type in QUANTIZED_OPS for node in model.graph.node)
+
+
+def folded_path(source: ModelSource, directory: Path) -> Path:
+    return directory / f"kokoro-{source.key}.float{FOLD_VERSION}.onnx"
+
+
+def fold_to(source: Path, target: Path) -> None:
+    """Write the float version of ``source`` to ``target`` atomically."""
+    import onnx
+
+    from providers.kokoro.fold import fold_dynamic_quantization
+
+    started = time.monotonic()
+    model = onnx.load(str(source))
+    stats = fold_dynamic_quantization(model)
+    if stats.skipped:
+        log.warning("Kokoro: %d quantized nodes kept as they are: %s", len(stats.skipped), stats.skipped[:3])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        onnx.save(model, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    log.info("Kokoro: folded %d quantized nodes to float in %.1f s -> %s", stats.folded, time.monotonic() - started, target)
+
+
+def calibration_tokens() -> list[int]:
+    from kokoro_onnx.config import DEFAULT_VOCAB
+
+    return [DEFAULT_VOCAB[p] for p in CALIBRATION_PHONEMES if p in DEFAULT_VOCAB]
+
+
+def time_session(session: Any, runs: int = 2) -> float:
+    """Best-of-``runs`` seconds for the calibration phrase (best, because other work on a
+    shared machine only ever adds time)."""
+    style = np.full((1, 256), 0.05, np.float32)
+    feeds = {
+        "tokens": np.array([[0, *calibration_tokens(), 0]], np.int64),
+        "style": style,
+        "speed": np.array([1.0], np.float32),
+    }
+    session.run(None, feeds)  # warm-up: first-run allocations
+    best = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        session.run(None, feeds)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def machine_id() -> str:
+    import onnxruntime as ort
+
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.machine()}|{model}|{cpu_count()}|ort {ort.__version__}"
+
+
+def choose_runtime(source: ModelSource, directory: Path, optimize: Optimize, threads: int) -> Runtime:
+    """The variant to run for ``source`` on this machine (folding and timing once if needed)."""
+    threads = threads or cpu_count()
+    if not is_quantized(source.path):
+        return Runtime(source.path, "float", threads, {})
+    folded = folded_path(source, directory)
+    if optimize == "int8":
+        return Runtime(source.path, "int8", threads, {})
+    if not folded.is_file():
+        fold_to(source.path, folded)
+    if optimize == "float":
+        return Runtime(folded, "float", threads, {})
+    record = directory / f"kokoro-{source.key}.runtime.json"
+    saved = _read_choice(record, threads)
+    if saved is not None:
+        variant, timings = saved
+    else:
+        timings = {
+            "int8": time_session(open_session(source.path, threads)),
+            "float": time_session(open_session(folded, threads)),
+        }
+        variant = "float" if timings["float"] <= timings["int8"] else "int8"
+        _write_choice(record, variant, threads, timings)
+        log.info("Kokoro: %s is faster here (int8 %.2f s, float %.2f s)", variant, timings["int8"], timings["float"])
+    return Runtime(folded if variant == "float" else source.path, variant, threads, timings)
+
+
+def _read_choice(path: Path, threads: int) -> tuple[Variant, dict[str, float]] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if data.get("machine") != machine_id() or data.get("threads") != threads or data.get("variant") not in ("float", "int8"):
+        return None
+    return data["variant"], {k: float(v) for k, v in data.get("timings", {}).items()}
+
+
+def _write_choice(path: Path, variant: Variant, threads: int, timings: dict[str, float]) -> None:
+    from agent.atomic import atomic_write_text
+
+    document = {"variant": variant, "threads": threads, "timings": timings, "machine": machine_id(), "fold_version": FOLD_VERSION}
+    atomic_write_text(path, json.dumps(document, indent=2) + "\n")
+
