@@ -22,6 +22,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -78,7 +79,8 @@ class SynthesisError(Exception):
 def load_reference(path: str, options: FakeOptions, rate: int) -> np.ndarray:
     """The reference as float mono at ``rate``, or the error the real server's loader raises."""
     file = Path(path)
-    if options.visible_root is not None and not file.resolve().is_relative_to(options.visible_root.resolve()):
+    # another machine sees only its own folders (paths compared as written: a share is another name)
+    if options.visible_root is not None and not Path(os.path.abspath(file)).is_relative_to(os.path.abspath(options.visible_root)):
         raise SynthesisError(f"[Errno 2] No such file or directory: '{path}'")
     if not file.is_file():
         raise SynthesisError(f"[Errno 2] No such file or directory: '{path}'")
@@ -129,14 +131,14 @@ def wav_file(pcm: bytes, rate: int) -> bytes:
 # -- HTTP -------------------------------------------------------------------------------------
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "FakeServer"
+    server: FakeServer
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         self._route("GET", url.path, query)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
         try:
@@ -336,7 +338,17 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def setup(self) -> None:
+        super().setup()
+        with self.server.state.lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.state.lock:
+            self.server.connections.discard(self.connection)
+        super().finish()
+
+    def log_message(self, format: str, *args: object) -> None:
         print(f'INFO:     {self.client_address[0]}:{self.client_address[1]} - {format % args}', flush=True)
 
 
@@ -346,7 +358,18 @@ class FakeServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], state: FakeState) -> None:
         self.state = state
+        self.connections: set[socket.socket] = set()
         super().__init__(address, Handler)
+
+    def drop_connections(self) -> None:
+        """What a process exit does to its kept-alive connections."""
+        with self.state.lock:
+            connections = list(self.connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class FakeSovits:
@@ -374,13 +397,14 @@ class FakeSovits:
         with self.state.lock:
             return list(self.state.requests)
 
-    def start(self) -> "FakeSovits":
+    def start(self) -> FakeSovits:
         self.thread.start()
         return self
 
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.server.drop_connections()
 
 
 def main(argv: list[str] | None = None) -> int:
