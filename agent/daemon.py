@@ -81,11 +81,11 @@ class Agent:
                 self.embedded.start()
             else:
                 log.warning("no MQTT broker answers at %s:%d yet; will keep trying", s.mqtt_host, s.mqtt_port)
-        self.watcher.start()
         self.configs.reload_all(announce=False)
         for profile in self.profiles.names():
             self.speak.preload(profile)
-            self.records.publish_readiness(profile)
+            self.records.publish_readiness(profile)  # creates the profile's data folders
+        self.watcher.start()
         self.transport.on_message(self._on_message)
         self.transport.on_connect(self.state.republish)
         self.transport.on_connect(self.train.publish_gpu_state)

@@ -75,6 +75,8 @@ class AgentProcess:
         return self
 
     def wait_log(self, text: str, timeout: float = 30) -> None:
+        if text == "ready":  # the agent's own line, not any log line that happens to contain "ready"
+            text = "ready: profiles"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if text in self.log.read_text(errors="replace"):

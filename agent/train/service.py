@@ -75,6 +75,7 @@ class TrainService:
     def start(self) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
 
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every tick at INFO
         self.hogs.resume_leftovers()
         self.runner.recover()
         self._scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
