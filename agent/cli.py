@@ -7,10 +7,14 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from agent.settings import AgentSettings, load_settings
+
+if TYPE_CHECKING:
+    from agent.profiles import Profiles
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,10 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     from agent.record.cli import add_parser as add_samples_parser
 
     add_samples_parser(sub)
+    from providers.rvc.cli import add_parser as add_rvc_parser
+
+    add_rvc_parser(sub)
 
     from providers.sovits.cli import add_parser as add_sovits_parser
 
     add_sovits_parser(sub)
+
     from agent.train.cli import add_parsers as add_train_parsers
 
     add_train_parsers(sub)
@@ -67,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         from agent.train.cli import run_gpu, run_train
 
         return run_train(settings, args) if args.command == "train" else run_gpu(settings, args)
+    if args.command == "rvc":
+        from providers.rvc.cli import run as run_rvc
+
+        return run_rvc(settings, args)
     if args.command == "samples":
         from agent.record.cli import run as run_samples
 
@@ -80,20 +92,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _say(settings: AgentSettings, args: argparse.Namespace) -> int:
     from agent.audio import read_wav_pcm, wav_bytes
-    from agent.mqtt.client import RequestClient
+    from agent.mqtt.client import request_or_report
 
     payload = {"text": args.text, "stream": args.stream}
     for key in ("provider", "voice", "speed"):
         if getattr(args, key) is not None:
             payload[key] = getattr(args, key)
-    try:
-        reply = RequestClient(settings).request(args.profile, "speak", payload, args.timeout)
-    except (ConnectionError, TimeoutError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    response = reply.response
-    if response.get("status") != "ok":
-        print(f"error ({response.get('code')}): {response.get('error')}", file=sys.stderr)
+    reply = request_or_report(settings, args.profile, "speak", payload, args.timeout)
+    if reply is None:
         return 1
     if reply.chunks:
         parts = [read_wav_pcm(reply.chunks[i]) for i in sorted(reply.chunks)]
@@ -101,7 +107,7 @@ def _say(settings: AgentSettings, args: argparse.Namespace) -> int:
     else:
         audio = reply.audio or b""
     args.output.write_bytes(audio)
-    data = response["data"]
+    data = reply.response["data"]
     print(
         f"{args.output}: {data['audio_seconds']:.2f} s from {data['provider']}/{data['voice']}"
         f"{' (cached)' if data['cached'] else ''}{' (fallback)' if data['fallback'] else ''}"
@@ -110,13 +116,22 @@ def _say(settings: AgentSettings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _voices(settings: AgentSettings, profile: str) -> int:
+def existing_profiles(settings: AgentSettings, profile: str) -> "Profiles | None":
+    """The home's profiles when ``profile`` is one of them, else None after saying so."""
     from agent.profiles import Profiles
-    from providers.piper.engine import PiperProvider
 
     profiles = Profiles(settings.home)
     if not profiles.exists(profile):
         print(f"error: no profile {profile!r} under {profiles.root}", file=sys.stderr)
+        return None
+    return profiles
+
+
+def _voices(settings: AgentSettings, profile: str) -> int:
+    from providers.piper.engine import PiperProvider
+
+    profiles = existing_profiles(settings, profile)
+    if profiles is None:
         return 1
     for voice in PiperProvider().voices(profiles.provider_context(profile)):
         print(f"{voice.provider:7} {voice.name:32} {voice.language:8} {voice.sample_rate:>6} Hz  {voice.location}")
@@ -124,12 +139,10 @@ def _voices(settings: AgentSettings, profile: str) -> int:
 
 
 def _config(settings: AgentSettings, profile: str) -> int:
-    from agent.profiles import Profiles
     from agent.voice_config import ConfigError, load_voice_config
 
-    profiles = Profiles(settings.home)
-    if not profiles.exists(profile):
-        print(f"error: no profile {profile!r} under {profiles.root}", file=sys.stderr)
+    profiles = existing_profiles(settings, profile)
+    if profiles is None:
         return 1
     try:
         config = load_voice_config(profiles.global_config, profiles.config_path(profile))

@@ -23,6 +23,23 @@ class Reply:
     chunks: dict[int, bytes] = field(default_factory=dict)
 
 
+def request_or_report(
+    settings: AgentSettings, profile: str, command: str, payload: dict[str, Any], timeout: float
+) -> Reply | None:
+    """For CLI commands: the reply of an ``ok`` response, else None after printing why."""
+    import sys
+
+    try:
+        reply = RequestClient(settings).request(profile, command, payload, timeout)
+    except (ConnectionError, TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    if reply.response.get("status") != "ok":
+        print(f"error ({reply.response.get('code')}): {reply.response.get('error')}", file=sys.stderr)
+        return None
+    return reply
+
+
 class RequestClient:
     def __init__(self, settings: AgentSettings) -> None:
         self.settings = settings

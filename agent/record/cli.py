@@ -44,11 +44,11 @@ def add_parser(sub: Any) -> None:
 
 
 def run(settings: AgentSettings, args: argparse.Namespace) -> int:
+    from agent.cli import existing_profiles
     from agent.config_store import ConfigStore
 
-    profiles = Profiles(settings.home)
-    if not profiles.exists(args.profile):
-        print(f"error: no profile {args.profile!r} under {profiles.root}", file=sys.stderr)
+    profiles = existing_profiles(settings, args.profile)
+    if profiles is None:
         return 1
     threshold = ConfigStore.load_quietly(profiles, args.profile).record.threshold
     store = SampleStore(profiles.directory(args.profile))

@@ -10,7 +10,7 @@ import sys
 import uuid
 from typing import Any
 
-from agent.mqtt.client import RequestClient
+from agent.mqtt.client import request_or_report
 from agent.settings import AgentSettings
 
 FINAL = ("training.finished", "training.failed", "training.cancelled")
@@ -42,33 +42,27 @@ def add_parsers(sub: Any) -> None:
 
 
 def run_train(settings: AgentSettings, args: argparse.Namespace) -> int:
-    client = RequestClient(settings)
-    try:
-        if args.action == "start":
-            try:
-                params = json.loads(args.params)
-            except ValueError as exc:
-                print(f"error: --params is not JSON: {exc}", file=sys.stderr)
-                return 2
-            payload = {"provider": args.provider, "speaker": args.speaker, "when": args.when, "params": params}
-            reply = client.request(args.profile, "train", payload, timeout=60).response
-            if reply["status"] != "ok":
-                return _error(reply)
-            job = reply["data"]["job"]
-            print(f"queued job {job['id']} ({job['provider']}/{job['speaker']}, when {job['run_when']})")
-            return 0 if args.no_follow else follow(settings, args.profile, job["id"])
-        if args.action == "follow":
-            return follow(settings, args.profile, args.job)
-        command = "train.cancel" if args.action == "cancel" else "train.status"
-        payload = {"job": args.job} if args.job else {}
-        reply = client.request(args.profile, command, payload, timeout=30).response
-        if reply["status"] != "ok":
-            return _error(reply)
-        print(json.dumps(reply["data"], indent=2))
-        return 0
-    except (ConnectionError, TimeoutError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    if args.action == "follow":
+        return follow(settings, args.profile, args.job)
+    if args.action == "start":
+        try:
+            params = json.loads(args.params)
+        except ValueError as exc:
+            print(f"error: --params is not JSON: {exc}", file=sys.stderr)
+            return 2
+        payload = {"provider": args.provider, "speaker": args.speaker, "when": args.when, "params": params}
+        reply = request_or_report(settings, args.profile, "train", payload, 60)
+        if reply is None:
+            return 1
+        job = reply.response["data"]["job"]
+        print(f"queued job {job['id']} ({job['provider']}/{job['speaker']}, when {job['run_when']})")
+        return 0 if args.no_follow else follow(settings, args.profile, job["id"])
+    command = "train.cancel" if args.action == "cancel" else "train.status"
+    reply = request_or_report(settings, args.profile, command, {"job": args.job} if args.job else {}, 30)
+    if reply is None:
         return 1
+    print(json.dumps(reply.response["data"], indent=2))
+    return 0
 
 
 def follow(settings: AgentSettings, profile: str, job: str) -> int:
@@ -113,11 +107,6 @@ def follow(settings: AgentSettings, profile: str, job: str) -> int:
     finally:
         client.loop_stop()
         client.disconnect()
-
-
-def _error(reply: dict[str, Any]) -> int:
-    print(f"error ({reply.get('code')}): {reply.get('error')}", file=sys.stderr)
-    return 1
 
 
 def run_gpu(settings: AgentSettings, args: argparse.Namespace) -> int:
