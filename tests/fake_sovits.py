@@ -340,6 +340,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # uvicorn's asyncio transports disable Nagle; without this, a small write after another
+        # would wait for the client's delayed ACK (~40 ms)
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.server.state.lock:
             self.server.connections.add(self.connection)
 
