@@ -11,6 +11,7 @@ ENGINES: dict[str, str] = {
     "piper": "providers.piper.engine:PiperProvider",
     "sovits": "providers.sovits.engine:SovitsProvider",
     "kokoro": "providers.kokoro.engine:KokoroProvider",
+    "rvc": "providers.rvc.engine:RvcProvider",
 }
 
 
