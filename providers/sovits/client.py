@@ -84,9 +84,10 @@ class SovitsClient:
         except TimeoutError as exc:
             raise _too_slow(settings) from exc
         except (http.client.HTTPException, OSError, ValueError) as exc:
+            advice = "" if settings.api_version == "v1" else ", or set tts.sovits.streamingMode to 0 to get its error message"
             raise ProviderError(
                 f"GPT-SoVITS server at {settings.base_url} broke off its answer ({type(exc).__name__}); it gives no reason "
-                f"while streaming: see {SERVER_LOG} (or its console), or set tts.sovits.streamingMode to 0 to get its error message"
+                f"once it has started answering: see {SERVER_LOG} (or its console){advice}"
             ) from exc
         finally:
             response.close()  # read to the end: the connection stays open for the next request
