@@ -128,13 +128,16 @@ def existing_profiles(settings: AgentSettings, profile: str) -> "Profiles | None
 
 
 def _voices(settings: AgentSettings, profile: str) -> int:
-    from providers.piper.engine import PiperProvider
+    from agent.speak.engines import ProviderPool, list_voices
 
     profiles = existing_profiles(settings, profile)
     if profiles is None:
         return 1
-    for voice in PiperProvider().voices(profiles.provider_context(profile)):
+    voices, problems = list_voices(ProviderPool(), profiles.provider_context(profile))
+    for voice in voices:
         print(f"{voice.provider:7} {voice.name:32} {voice.language:8} {voice.sample_rate:>6} Hz  {voice.location}")
+    for provider, problem in problems.items():
+        print(f"{provider:7} (unavailable: {problem})")
     return 0
 
 

@@ -26,7 +26,7 @@ from agent.record.streams import StreamSessions
 from agent.gpu.status import NvmlInfo
 from agent.train.service import TrainService
 from agent.settings import AgentSettings
-from agent.speak.engines import ProviderPool
+from agent.speak.engines import ProviderPool, list_voices
 from agent.speak.service import SpeakService
 from providers.sovits.commands import SovitsCommands
 
@@ -143,9 +143,8 @@ class Agent:
 
     # -- small commands ----------------------------------------------------------------------
     def _voices(self, profile: str, request: EmptyRequest) -> dict[str, Any]:
-        ctx = self.profiles.provider_context(profile)
-        voices = [v.__dict__ for v in self.engines.get("piper").voices(ctx)]
-        return {"id": request.id, "voices": voices}
+        voices, problems = list_voices(self.engines, self.profiles.provider_context(profile))
+        return {"id": request.id, "voices": [v.__dict__ for v in voices], "unavailable": problems}
 
     def _config(self, profile: str, request: EmptyRequest) -> dict[str, Any]:
         config = self.configs.get(profile)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -9,9 +11,15 @@ from pydantic.alias_generators import to_camel
 class CamelModel(BaseModel):
     """voice.json uses camelCase keys; Python code uses snake_case attributes."""
 
-    model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, frozen=True
-    )
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, frozen=True)
+
+    def updated(self, **changes: object) -> Self:
+        """A copy with ``changes`` (snake_case names), validated like voice.json itself, so a
+        speak request's overrides meet the same ranges and patterns as the file."""
+        data = self.model_dump(by_alias=True)
+        for name, value in changes.items():
+            data[type(self).model_fields[name].alias or name] = value
+        return type(self).model_validate(data)
 
 
 class ProviderSettings(CamelModel):

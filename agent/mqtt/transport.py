@@ -7,6 +7,7 @@ Subscriptions and retained state are restored on every (re)connect.
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -100,6 +101,9 @@ class MqttTransport:
             log.error("broker refused the connection: %s", reason)
             return
         log.info("connected to MQTT broker")
+        sock = client.socket()
+        if sock is not None:  # small messages (events, responses) must not wait for delayed ACKs
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for topic, qos in self._subscriptions.items():
             client.subscribe(topic, qos)
         client.publish(self._status_topic, "online", qos=1, retain=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from providers.base import Provider
-from providers.registry import create_provider
+from providers.base import Provider, ProviderContext, ProviderError, VoiceInfo
+from providers.registry import ENGINES, create_provider
 
 log = logging.getLogger(__name__)
 
@@ -32,3 +32,18 @@ class ProviderPool:
                 provider.close()
             except Exception:
                 log.exception("closing provider %s failed", provider.name)
+
+
+def list_voices(pool: ProviderPool, ctx: ProviderContext) -> tuple[list[VoiceInfo], dict[str, str]]:
+    """Every provider's voices for a profile, and why a provider could not list any."""
+    voices: list[VoiceInfo] = []
+    problems: dict[str, str] = {}
+    for name in ENGINES:
+        try:
+            voices.extend(pool.get(name).voices(ctx))
+        except ProviderError as exc:
+            problems[name] = str(exc)
+        except Exception as exc:  # a broken engine must not hide the others
+            log.exception("listing %s voices failed", name)
+            problems[name] = f"{type(exc).__name__}: {exc}"
+    return voices, problems

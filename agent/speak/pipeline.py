@@ -10,6 +10,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
+from agent.mqtt.router import describe_validation_error
 from agent.speak.cache import AudioCache
 from agent.speak.engines import ProviderPool
 from agent.voice_config import ProviderName, VoiceConfig
@@ -67,7 +70,10 @@ def run_speak(
     on_fallback: FallbackNotice,
 ) -> SpeakResult:
     name: ProviderName = job.provider or config.tts.provider
-    settings = config.tts.settings_for(name).with_request(job.voice, job.speed)
+    try:
+        settings = config.tts.settings_for(name).with_request(job.voice, job.speed)
+    except ValidationError as exc:
+        raise SpeakFailed(f"not a valid {name} request: {describe_validation_error(exc)}", "invalid_payload", name) from exc
     try:
         return _synthesize(job, name, settings, ctx, engines, cache, on_chunk)
     except _Failure as failure:

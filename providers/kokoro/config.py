@@ -36,7 +36,7 @@ class KokoroSettings(FallbackSettings):
             update.update(voice=voice, use_custom_voicepack=False)
         if speed is not None:
             update["speed"] = speed
-        return self.model_copy(update=update)
+        return self.updated(**update)
 
     @property
     def voice_name(self) -> str:

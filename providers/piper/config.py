@@ -30,7 +30,7 @@ class PiperSettings(ProviderSettings):
             update["model"] = voice.removesuffix(".onnx")
         if speed is not None:
             update["speaking_rate"] = speed
-        return self.model_copy(update=update)
+        return self.updated(**update)
 
     @property
     def voice_name(self) -> str:

@@ -42,7 +42,7 @@ class RvcSettings(FallbackSettings):
             update["speaker_id"] = voice
         if speed is not None:
             update["speed"] = speed
-        return self.model_copy(update=update)
+        return self.updated(**update)
 
     @property
     def voice_name(self) -> str:

@@ -83,7 +83,7 @@ class SovitsSettings(FallbackSettings):
             update["speaker_id"] = voice  # checked against the pattern when the reference is looked up
         if speed is not None:
             update["speed"] = speed
-        return self.model_copy(update=update)
+        return self.updated(**update)
 
     @property
     def voice_name(self) -> str:

@@ -69,3 +69,8 @@ def test_agent_still_speaks_after_bad_input(running_agent: AgentProcess, probe: 
     assert response["status"] == "ok"
     assert_speech(probe.wait_topic("voice/default/audio/after-junk"))
     assert running_agent.process is not None and running_agent.process.poll() is None
+
+
+def test_overrides_meet_the_same_rules_as_voice_json(running_agent: AgentProcess, probe: Probe) -> None:
+    response = probe.request("default", "speak", {"text": "Hi.", "provider": "sovits", "voice": "a.b,c"})
+    assert response["code"] == "invalid_payload" and "speakerId" in response["error"]
