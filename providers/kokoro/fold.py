@@ -94,10 +94,10 @@ def fold_dynamic_quantization(model: Any) -> FoldStats:
                     continue
                 inputs.append(bias)
             attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-            new = helper.make_node("Conv", inputs, [tail.output[0]], name=f"{node.name}_folded", **attrs)
+            new = helper.make_node("Conv", inputs, [tail.output[0]], name=f"{node.name or node.output[0]}_folded", **attrs)
             stats.conv += 1
         else:
-            new = helper.make_node("MatMul", inputs, [tail.output[0]], name=f"{node.name}_folded")
+            new = helper.make_node("MatMul", inputs, [tail.output[0]], name=f"{node.name or node.output[0]}_folded")
             stats.matmul += 1
         replace[id(node)] = new
         removed.update(id(n) for n in (node, bias_add, cast, tail) if n is not None)
@@ -189,7 +189,7 @@ def _float_lstm(g: _Graph, node: Any) -> tuple[Any, list[Any]]:
     inputs = [ins[0], w.name, r.name, *ins[3:8]]
     while inputs and not inputs[-1]:
         inputs.pop()
-    new = helper.make_node("LSTM", inputs, list(node.output), name=f"{node.name}_folded", **attrs)
+    new = helper.make_node("LSTM", inputs, list(node.output), name=f"{node.name or node.output[0]}_folded", **attrs)
     return new, [w, r]
 
 

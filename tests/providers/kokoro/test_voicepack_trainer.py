@@ -1,0 +1,118 @@
+"""The voicepack trainer on a tiny dataset: parameters, dataset checks, a run, stop and resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from pydantic import ValidationError
+
+from agent.train.base import Progress, TrainSpec
+from providers.base import ProviderContext
+from providers.kokoro.config import KokoroSettings
+from providers.kokoro.engine import KokoroProvider
+from providers.kokoro.voicepack_trainer import DatasetError, KokoroVoicepackTrainer, VoicepackParams, check_dataset, read_dataset
+from providers.kokoro.voices import load_voicepack
+from tests.providers.kokoro.models import install_models, prepared_models
+from tests.speech import OWNER_RATE, owner
+
+LINES = ["Please turn off the lights now.", "The train leaves in ten minutes.", "We need milk and a dozen eggs."]
+SMALL = {"epochs": 3, "lines": 1, "maxSamples": 3, "minSamples": 3, "minMinutes": 0, "baseVoice": "jm_kumo", "learningRate": 0.05}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("trainer-home")
+    (root / "profiles" / "default").mkdir(parents=True)
+    install_models(prepared_models(tmp_path_factory), root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Piper voice as the owner, exported the way the record path does (file|transcript)."""
+    folder = tmp_path_factory.mktemp("dataset")
+    rows = []
+    for index, text in enumerate(LINES):
+        soundfile.write(folder / f"s{index}.wav", owner(text), OWNER_RATE)
+        rows.append([f"s{index}.wav", text])
+    with (folder / "metadata.csv").open("w", newline="") as handle:
+        csv.writer(handle, delimiter="|").writerows(rows)
+    return folder
+
+
+@pytest.fixture()
+def agent_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("VOICE_AGENT_HOME", str(home))
+    return home
+
+
+def spec(dataset: Path, root: Path, seed: int = 0) -> TrainSpec:
+    return TrainSpec(
+        profile="default", speaker="owner", dataset_dir=dataset, output_dir=root / "out",
+        checkpoint_dir=root / "checkpoint", params=dict(SMALL), seed=seed,
+    )
+
+
+def test_params_have_the_seeds_ranges() -> None:
+    defaults = VoicepackParams()
+    assert (defaults.base_voice, defaults.device, defaults.min_minutes, defaults.min_samples) == ("auto", "cpu", 5.0, 10)
+    assert VoicepackParams.model_validate({"learningRate": 0.1}).learning_rate == 0.1
+    assert VoicepackParams.model_validate(VoicepackParams(epochs=7).model_dump()).epochs == 7  # the runner round-trips
+    for bad in ({"epochs": 0}, {"learningRate": 0}, {"learningRate": 3}, {"device": "tpu"}, {"maxSamples": 0}, {"steps": 5}):
+        with pytest.raises(ValidationError):
+            VoicepackParams.model_validate(bad)
+
+
+def test_too_little_data_is_refused_with_what_is_missing(dataset: Path, tmp_path: Path) -> None:
+    samples = read_dataset(dataset)
+    assert [s.transcript for s in samples] == LINES and all(s.seconds > 1 for s in samples)
+    with pytest.raises(DatasetError, match=r"3 WAV files, need at least 10; 0\.\d minutes of audio, need at least 5\. Record more"):
+        check_dataset(samples, VoicepackParams(), dataset)
+    check_dataset(samples, VoicepackParams(minSamples=3, minMinutes=0.05), dataset)
+    with pytest.raises(DatasetError, match="samples export kokoro"):
+        read_dataset(tmp_path / "nothing")
+
+
+@pytest.mark.slow
+def test_training_writes_a_voicepack_the_provider_speaks_with(agent_home: Path, dataset: Path, tmp_path: Path) -> None:
+    reports: list[Progress] = []
+    result = KokoroVoicepackTrainer().run(spec(dataset, tmp_path), reports.append, lambda: False)
+
+    assert result.status == "finished"
+    assert [p.name for p in result.outputs] == ["owner.pt", "owner.npy"]
+    pack = load_voicepack(result.outputs[0])
+    np.testing.assert_array_equal(pack, load_voicepack(result.outputs[1]))
+    assert result.metrics["iterations"] == 3 and result.metrics["similarity"] >= result.metrics["start_similarity"]
+    steps = [p for p in reports if p.stage == "training"]
+    assert [p.step for p in steps] == [1, 2, 3] and reports[-1].stage == "exporting"
+    bests = [p.best for p in steps]
+    assert bests == sorted(bests)  # the best score never goes down
+    state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 3 and state["start"]["voice"] == "jm_kumo"
+
+    profile = agent_home / "profiles" / "default"
+    ctx = ProviderContext("default", profile, (profile / "out" / "voices", agent_home / "out" / "voices"))
+    settings = KokoroSettings.model_validate({"langCode": "a", "useCustomVoicepack": True, "voicepackPath": str(result.outputs[0])})
+    chunks = list(KokoroProvider().synthesize("My own voice.", settings, ctx))
+    assert chunks and chunks[0].sample_rate == 24000 and sum(c.seconds for c in chunks) > 0.5
+
+
+@pytest.mark.slow
+def test_stopped_run_resumes_to_the_same_voicepack(agent_home: Path, dataset: Path, tmp_path: Path) -> None:
+    straight = KokoroVoicepackTrainer().run(spec(dataset, tmp_path / "a", seed=5), lambda p: None, lambda: False)
+
+    steps: list[int] = []
+    paused = KokoroVoicepackTrainer().run(
+        spec(dataset, tmp_path / "b", seed=5), lambda p: steps.append(p.step), lambda: max(steps, default=0) >= 1
+    )
+    assert paused.status == "stopped" and paused.outputs == []
+    assert json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())["step"] == 1
+    resumed = KokoroVoicepackTrainer().run(spec(dataset, tmp_path / "b", seed=5), lambda p: None, lambda: False)
+
+    assert resumed.status == "finished" and resumed.metrics["iterations"] == 3
+    np.testing.assert_array_equal(load_voicepack(resumed.outputs[0]), load_voicepack(straight.outputs[0]))
