@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
 
     add_sovits_parser(sub)
 
+    from providers.kokoro.cli import add_parser as add_kokoro_parser
+
+    add_kokoro_parser(sub)
+
     from agent.train.cli import add_parsers as add_train_parsers
 
     add_train_parsers(sub)
@@ -87,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         from providers.sovits.cli import run as run_sovits
 
         return run_sovits(settings, args)
+    if args.command == "kokoro":
+        from providers.kokoro.cli import run as run_kokoro
+
+        return run_kokoro(settings, args)
     return _config(settings, args.profile)
 
 

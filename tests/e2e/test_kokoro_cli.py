@@ -1,0 +1,78 @@
+"""``voice-agent kokoro ...`` as a user runs it: prepare, train a voicepack, switch to it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile
+
+from tests.conftest import make_home
+from tests.providers.kokoro.models import install_models, prepared_models
+from tests.speech import OWNER_RATE, owner
+
+pytestmark = pytest.mark.slow
+LINES = ["Please turn off the lights now.", "The train leaves in ten minutes.", "We need milk and a dozen eggs."]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = make_home(tmp_path_factory.mktemp("kokoro-cli"))
+    install_models(prepared_models(tmp_path_factory), root)
+    dataset = root / "profiles" / "default" / "out" / "voices" / "kokoro-datasets" / "owner"
+    dataset.mkdir(parents=True)
+    with (dataset / "metadata.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle, delimiter="|")
+        for index, text in enumerate(LINES):
+            soundfile.write(dataset / f"s{index}.wav", owner(text), OWNER_RATE)
+            writer.writerow([f"s{index}.wav", text])
+    return root
+
+
+def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "VOICE_AGENT_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "agent", "kokoro", *args], env=env, cwd=home,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_prepare_reports_what_runs_here(home: Path) -> None:
+    done = cli(home, "prepare")
+    assert done.returncode == 0, done.stderr
+    assert "Kokoro runs" in done.stdout and "threads; calibration: float" in done.stdout
+
+
+def test_too_little_data_is_a_clear_error(home: Path) -> None:
+    done = cli(home, "train-voicepack", "--speaker", "owner", "--epochs", "1")
+    assert done.returncode == 1
+    assert "3 WAV files, need at least 10" in done.stderr and "Record more samples" in done.stderr
+    status = json.loads((home / "logs" / "run" / "kokoro-training-owner.json").read_text())
+    assert status["state"] == "failed" and "need at least 10" in status["error"]
+
+
+def test_missing_dataset_says_how_to_export(home: Path) -> None:
+    done = cli(home, "train-voicepack", "--speaker", "nobody")
+    assert done.returncode == 1 and "voice-agent samples export kokoro --speaker nobody" in done.stderr
+
+
+def test_train_voicepack_and_switch_the_profile_to_it(home: Path) -> None:
+    done = cli(home, "train-voicepack", "--speaker", "owner", "--epochs", "2", "--base-voice", "jm_kumo",
+               "--min-minutes", "0", "--min-samples", "3", "--use")
+
+    assert done.returncode == 0, done.stderr
+    pack = home / "profiles" / "default" / "out" / "voices" / "kokoro-voicepacks" / "owner" / "owner.pt"
+    assert pack.is_file() and f"voicepack {pack}" in done.stdout
+    assert "training   [" in done.stderr and "2/2" in done.stderr  # the progress bar
+    status = json.loads((home / "logs" / "run" / "kokoro-training-owner.json").read_text())
+    assert status["state"] == "finished" and status["step"] == 2 and status["outputs"][0] == str(pack)
+    assert "training 2/2" in (home / "logs" / "run" / "kokoro-training-owner.log").read_text()
+    config = json.loads((home / "profiles" / "default" / "etc" / "voice.json").read_text())
+    assert config["tts"]["provider"] == "kokoro"
+    assert {"useCustomVoicepack": True, "voicepackPath": str(pack), "langCode": "a"}.items() <= config["tts"]["kokoro"].items()
+    check = subprocess.run([sys.executable, "-m", "agent", "config"], env={**os.environ, "VOICE_AGENT_HOME": str(home)},
+                           cwd=home, capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0 and json.loads(check.stdout)["tts"]["kokoro"]["voicepackPath"] == str(pack)
