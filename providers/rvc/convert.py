@@ -119,7 +119,6 @@ class Converter:
             audio = audio / (peak / 0.95)
         audio = high_pass(audio)
         t_pad = RATE * X_PAD
-        t_pad_out = voice.sample_rate * X_PAD
         cuts = cut_points(audio)
         padded = np.pad(audio, (t_pad, t_pad), mode="reflect")
         frames = len(padded) // HOP
@@ -137,7 +136,7 @@ class Converter:
                 segment, voice, options,
                 None if pitch is None else pitch[first:last], None if pitchf is None else pitchf[first:last],
             )
-            pieces.append(out[t_pad_out : len(out) - t_pad_out])
+            pieces.append(out)
             if cut is not None:
                 start = cut
         result = np.concatenate(pieces)
@@ -167,5 +166,8 @@ class Converter:
             if original is not None:
                 keep = torch.where(pitchf_t[0] > 0, 1.0, options.protect).to(feats.dtype)[:, None]
                 feats = feats * keep + original.repeat_interleave(2, dim=0)[:n] * (1 - keep)
-        wave_out = voice.net.infer(feats[None], pitch_t, pitchf_t)
+        pad_frames = RATE * X_PAD // HOP  # the reflect padding, dropped from the output
+        if n <= 2 * pad_frames:
+            return np.zeros(0, dtype=np.float32)
+        wave_out = voice.net.infer(feats[None], pitch_t, pitchf_t, keep=(pad_frames, n - pad_frames))
         return wave_out.float().cpu().numpy()

@@ -190,14 +190,14 @@ class MeanCoupling(nn.Module):
 
     def __init__(self, channels: int, hidden: int, kernel_size: int, dilation_rate: int, layers: int, gin_channels: int) -> None:
         super().__init__()
-        self.half = channels // 2
-        self.pre = nn.Conv1d(self.half, hidden, 1)
+        self.split = channels // 2
+        self.pre = nn.Conv1d(self.split, hidden, 1)
         self.enc = WaveNetStack(hidden, kernel_size, dilation_rate, layers, gin_channels)
-        self.post = nn.Conv1d(hidden, self.half, 1)
+        self.post = nn.Conv1d(hidden, self.split, 1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
         """The inverse direction (prior -> latent), the only one inference needs."""
-        x0, x1 = x[:, : self.half], x[:, self.half :]
+        x0, x1 = x[:, : self.split], x[:, self.split :]
         shift = self.post(self.enc(self.pre(x0) * mask, mask, g)) * mask
         return torch.cat([x0, (x1 - shift) * mask], dim=1)
 

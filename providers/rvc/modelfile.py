@@ -52,7 +52,7 @@ def safe_load(path: Path, placeholders: tuple[str, ...] = ()) -> Any:
         raise ModelFileError(path, ["file not found"])
     if path.stat().st_size == 0:
         raise ModelFileError(path, ["file is empty"])
-    stand_ins = [(_Opaque, name) for name in placeholders]
+    stand_ins: list[Any] = [(_Opaque, name) for name in placeholders]
     try:
         with torch.serialization.safe_globals(stand_ins):
             return torch.load(path, map_location="cpu", weights_only=True)

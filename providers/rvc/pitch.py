@@ -48,7 +48,7 @@ def why_unavailable(method: str, tools: PitchTools) -> str | None:
 def choose_method(requested: str, tools: PitchTools) -> str:
     """``requested`` if it can run, else the first that can in the device's fallback order."""
     order = FALLBACK_ORDER["cuda" if tools.device.startswith("cuda") else "cpu"]
-    reasons = []
+    reasons: list[str] = []
     for method in (requested, *[m for m in order if m != requested]):
         reason = why_unavailable(method, tools)
         if reason is None:
@@ -80,7 +80,8 @@ def estimate_f0(audio: np.ndarray, method: str, tools: PitchTools, filter_radius
             from scipy.signal import medfilt
 
             f0 = medfilt(f0, 3)
-    f0 = np.asarray(f0, dtype=np.float64)
+    f0 = np.nan_to_num(np.asarray(f0, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    f0[f0 < 0] = 0  # unvoiced, whatever an estimator says
     if len(f0) < frames:
         f0 = np.pad(f0, (0, frames - len(f0)))
     return f0[:frames]

@@ -34,7 +34,7 @@ def load_voice(model_path: Path, index_path: Path | None, device: str) -> Loaded
     log.info(
         "loaded RVC model %s (%s, %d Hz, %s pitch, %s)%s", model_path.name, model.version, model.sample_rate,
         "with" if model.with_pitch else "without", model.dtype,
-        f" with index {index_path.name} ({len(index.vectors)} frames)" if index else " without index",
+        f" with index {index.path.name} ({len(index.vectors)} frames)" if index else " without index",
     )
     model.weights = {}  # the network holds them now
     return LoadedVoice(net=net, model=model, index=index, device=device)

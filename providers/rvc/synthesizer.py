@@ -11,6 +11,7 @@ from providers.rvc.layers import ContentEncoder, CouplingFlow
 from providers.rvc.modelfile import ModelConfig, RvcModelFile
 
 PRIOR_NOISE = 0.66666  # the sampling temperature RVC uses at inference
+DECODER_MARGIN = 16  # frames decoded beyond a kept region: more than the decoder's receptive field
 
 
 def fold_weight_norm(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -61,19 +62,25 @@ class Synthesizer(nn.Module):
         pitch: torch.Tensor | None,
         pitchf: torch.Tensor | None,
         speaker: int = 0,
-        generator: torch.Generator | None = None,
+        keep: tuple[int, int] | None = None,
     ) -> torch.Tensor:
         """features [1, T, D] at 100 frames/s, pitch [1, T] coarse (1..255), pitchf [1, T] Hz
-        -> waveform [samples] (T * hop)."""
+        -> waveform of frames ``keep`` = [start, end) (all T by default), ``hop`` samples per frame.
+
+        The prior and flow always see every frame; the decoder - most of the cost - only runs
+        over the kept frames plus DECODER_MARGIN on each side, which covers its receptive field."""
         frames = features.shape[1]
+        start, end = keep if keep is not None else (0, frames)
         lengths = torch.tensor([frames], device=features.device)
         g = self.emb_g(torch.tensor([speaker], device=features.device)).unsqueeze(-1)
         mean, log_scale, mask = self.enc_p(features, pitch if self.with_pitch else None, lengths)
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        z_p = (mean + torch.exp(log_scale) * noise * PRIOR_NOISE) * mask
-        z = self.flow.reverse(z_p, mask, g)
-        wave = self.dec(z * mask, pitchf if self.with_pitch else None, g)
-        return wave[0, 0]
+        z_p = (mean + torch.exp(log_scale) * torch.randn_like(mean) * PRIOR_NOISE) * mask
+        z = self.flow.reverse(z_p, mask, g) * mask
+        lo, hi = max(start - DECODER_MARGIN, 0), min(end + DECODER_MARGIN, frames)
+        f0 = pitchf[:, lo:hi] if self.with_pitch and pitchf is not None else None
+        wave = self.dec(z[:, :, lo:hi], f0, g)[0, 0]
+        hop = self.dec.upsample
+        return wave[(start - lo) * hop : (end - lo) * hop]
 
 
 def expected_shapes(model: RvcModelFile) -> dict[str, tuple[int, ...]]:

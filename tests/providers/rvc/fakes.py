@@ -305,12 +305,12 @@ def rmvpe_state(base: int = 2, depth: int = 5, middle: int = 4, blocks: int = 1,
         s[f"{name}.num_batches_tracked"] = torch.tensor(0)
 
     def res(name: str, cin: int, cout: int) -> None:
-        s[f"{name}.conv.0.weight"] = torch.randn(cout, cin, 3, 3, generator=gen) * 0.3
+        s[f"{name}.conv.0.weight"] = torch.randn(cout, cin, 3, 3, generator=gen) * (2 / (cin * 9)) ** 0.5
         bn(f"{name}.conv.1", cout)
-        s[f"{name}.conv.3.weight"] = torch.randn(cout, cout, 3, 3, generator=gen) * 0.3
+        s[f"{name}.conv.3.weight"] = torch.randn(cout, cout, 3, 3, generator=gen) * (2 / (cout * 9)) ** 0.5
         bn(f"{name}.conv.4", cout)
         if cin != cout:
-            s[f"{name}.shortcut.weight"] = torch.randn(cout, cin, 1, 1, generator=gen) * 0.3
+            s[f"{name}.shortcut.weight"] = torch.randn(cout, cin, 1, 1, generator=gen) * (1 / cin) ** 0.5
             s[f"{name}.shortcut.bias"] = torch.zeros(cout)
 
     bn("unet.encoder.bn", 1)
@@ -326,7 +326,7 @@ def rmvpe_state(base: int = 2, depth: int = 5, middle: int = 4, blocks: int = 1,
     c = cin * 2
     for i in range(depth):
         out = c // 2
-        s[f"unet.decoder.layers.{i}.conv1.0.weight"] = torch.randn(c, out, 3, 3, generator=gen) * 0.3
+        s[f"unet.decoder.layers.{i}.conv1.0.weight"] = torch.randn(c, out, 3, 3, generator=gen) * (2 / (c * 9)) ** 0.5
         bn(f"unet.decoder.layers.{i}.conv1.1", out)
         for j in range(blocks):
             res(f"unet.decoder.layers.{i}.conv2.{j}", out * 2 if j == 0 else out, out)

@@ -58,3 +58,17 @@ def test_harmonic_source_follows_f0_and_is_noise_when_unvoiced() -> None:
     spectrum = np.abs(np.fft.rfft(voiced))
     assert abs(np.argmax(spectrum) * 40000 / len(voiced) - 200) < 2
     assert np.abs(np.fft.rfft(unvoiced)).max() < spectrum.max() / 5  # no tone where f0 is 0
+
+
+def test_decoding_only_the_kept_frames_matches_decoding_everything(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from providers.rvc.modelfile import read_model
+    from providers.rvc.synthesizer import build_synthesizer
+    from tests.providers.rvc.fakes import RvcFile, write_rvc_model
+
+    net = build_synthesizer(read_model(write_rvc_model(tmp_path / "m.pth", RvcFile(f0=False, half=False))))
+    monkeypatch.setattr(torch, "randn_like", torch.zeros_like)  # no sampling noise: outputs comparable
+    features = torch.randn(1, 90, 768, generator=torch.Generator().manual_seed(0))
+    whole = net.infer(features, None, None)
+    kept = net.infer(features, None, None, keep=(30, 60))
+    assert kept.shape == (30 * 400,)
+    assert torch.allclose(kept, whole[30 * 400 : 60 * 400], atol=1e-6 + 1e-4 * float(whole.abs().max()))
