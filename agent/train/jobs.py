@@ -1,7 +1,7 @@
 """Training jobs that outlive the agent: rows in SQLite, plus the seed's per-job status file.
 
-The status JSON (``logs/run/<provider>-training-<speaker>.json`` under the profile) is what a
-person or the seed's tools look at; it is rewritten atomically on every state change.
+The status JSON (``$VOICE_AGENT_HOME/logs/run/<provider>-training-<speaker>.json``, where the
+seed keeps it) is what a person or the seed's tools look at; it is rewritten atomically.
 """
 
 from __future__ import annotations
@@ -123,13 +123,26 @@ def _job(row: tuple[Any, ...]) -> Job:
     )
 
 
-def status_paths(profile_dir: Path, job: Job) -> tuple[Path, Path]:
-    """(status JSON, log) where the seed keeps them."""
-    base = profile_dir / "logs" / "run" / f"{job.provider}-training-{job.speaker}"
-    return base.with_suffix(".json"), base.with_suffix(".log")
+@dataclass(frozen=True)
+class StatusFile:
+    """The seed's pair of files for one provider and speaker: a status JSON and a log."""
+
+    json_path: Path
+    log_path: Path
+
+    @classmethod
+    def at(cls, home: Path, provider: str, speaker: str) -> "StatusFile":
+        base = home / "logs" / "run" / f"{provider}-training-{speaker}"
+        return cls(base.with_suffix(".json"), base.with_suffix(".log"))
+
+    def write(self, document: dict[str, Any]) -> None:
+        """Flat on purpose (state, stage, step, total, best, eta_seconds, ...): easy to read."""
+        atomic_write_text(self.json_path, json.dumps({**document, "updated": time.time()}, indent=2, default=str) + "\n")
 
 
-def write_status(profile_dir: Path, job: Job, eta_seconds: float | None) -> None:
-    status, _ = status_paths(profile_dir, job)
-    document = {**job.as_dict(), "eta_seconds": None if eta_seconds is None else round(eta_seconds), "updated": time.time()}
-    atomic_write_text(status, json.dumps(document, indent=2))
+def job_status(job: Job, eta_seconds: float | None) -> dict[str, Any]:
+    document = {k: v for k, v in job.as_dict().items() if k != "progress"}
+    document.update(job.progress)
+    document["job"] = document.pop("id")
+    document["eta_seconds"] = None if eta_seconds is None else round(eta_seconds)
+    return document

@@ -6,7 +6,9 @@ import importlib
 from typing import Any
 
 # provider -> "module:Class" implementing agent.train.base.Trainer
-TRAINERS: dict[str, str] = {}
+TRAINERS: dict[str, str] = {
+    "kokoro": "providers.kokoro.voicepack_trainer:KokoroVoicepackTrainer",
+}
 
 
 def trainer_names(extra: dict[str, str]) -> list[str]:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from agent.events import EventBus, StateBoard
 from agent.gpu.arbiter import GpuArbiter
 from agent.profiles import Profiles
-from agent.train.jobs import ACTIVE, Job, JobStore, status_paths, write_status
+from agent.train.jobs import ACTIVE, Job, JobStore, StatusFile, job_status
 from agent.train.schedule import IdlePolicy
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,6 @@ class JobRunner:
             self._publish_state(job)
 
     def _launch(self, job: Job) -> None:
-        profile_dir = self._profiles.directory(job.profile)
         try:
             launch = self._prepare(job)
         except Exception as exc:
@@ -165,7 +164,7 @@ class JobRunner:
             return
         resources = ExitStack()
         device = resources.enter_context(self._arbiter.reserve(launch.need_vram_mb, "training", launch.pause_hogs))
-        _, log_path = status_paths(profile_dir, job)
+        log_path = self._status(job).log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_file = resources.enter_context(open(log_path, "a", encoding="utf-8"))
         log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} attempt {job.attempts + 1} on {device}\n")
@@ -227,7 +226,7 @@ class JobRunner:
         if not (checkpoint or now - running.last_event >= PROGRESS_INTERVAL or step >= total):
             return
         running.job = self._jobs.update(running.job)
-        write_status(self._profiles.directory(running.job.profile), running.job, eta)
+        self._status(running.job).write(job_status(running.job, eta))
         if checkpoint:
             self._emit(running.job, "training.checkpoint", {"step": step, "total": total})
         if now - running.last_event >= PROGRESS_INTERVAL or step >= total:
@@ -267,12 +266,15 @@ class JobRunner:
     def _finish(self, job: Job, state: Literal["finished", "failed", "cancelled"], error: str | None = None,
                 outputs: list[str] | None = None, metrics: dict[str, float] | None = None) -> None:
         job = self._jobs.update(job, state=state, finished=time.time(), error=error, outputs=outputs or [])
-        write_status(self._profiles.directory(job.profile), job, None)
+        self._status(job).write(job_status(job, None))
         data: dict[str, Any] = {"outputs": job.outputs, "metrics": metrics or {}}
         if error:
             data["error"] = error
         self._emit(job, f"training.{state}", data)
         self._publish_state(job)
+
+    def _status(self, job: Job) -> StatusFile:
+        return StatusFile.at(self._profiles.home, job.provider, job.speaker)
 
     def _signal_stop(self, running: _Running, intent: Intent) -> None:
         running.intent = intent

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError
@@ -109,7 +110,7 @@ class TrainService:
             params = trainer.params_model.model_validate(request.params).model_dump(mode="json")
         except ValidationError as exc:
             raise RequestError("invalid_params", describe_validation_error(exc)) from exc
-        missing = self._missing_data(profile, request.provider)
+        missing = [] if self._dataset_ready(profile, request.provider, request.speaker) else self._missing_data(profile, request.provider)
         if missing:
             raise RequestError("not_ready", f"not enough samples to train {request.provider}: {'; '.join(missing)}")
         for job in self.jobs.list(states=ACTIVE, profile=profile):
@@ -136,6 +137,15 @@ class TrainService:
         if job is None or job.profile != profile:
             raise RequestError("unknown_job", f"no job {job_id!r} in profile {profile!r}")
         return job
+
+    def _dataset(self, profile: str, provider: str, speaker: str) -> Path:
+        voices = self._profiles.directory(profile) / "out" / "voices"
+        return voices / exporter.TARGETS.get(provider, "rvc-reference") / speaker
+
+    def _dataset_ready(self, profile: str, provider: str, speaker: str) -> bool:
+        """A dataset folder the user filled (or an earlier export) is used as it is; the trainer
+        checks it against its own minimums. Otherwise the samples must be ready to export."""
+        return any(self._dataset(profile, provider, speaker).glob("*.wav"))
 
     def _missing_data(self, profile: str, provider: str) -> list[str]:
         samples = self._records.store(profile).list()
@@ -173,8 +183,8 @@ class TrainService:
     def _prepare(self, job: Job) -> Launch:
         profile_dir = self._profiles.directory(job.profile)
         voices = profile_dir / "out" / "voices"
-        dataset = voices / exporter.TARGETS.get(job.provider, "rvc-reference") / job.speaker
-        if job.provider in ("kokoro", "rvc") and not any(dataset.glob("*.wav")):
+        dataset = self._dataset(job.profile, job.provider, job.speaker)
+        if job.provider in ("kokoro", "rvc") and not self._dataset_ready(job.profile, job.provider, job.speaker):
             store = self._records.store(job.profile)
             exporter.export(store, profile_dir, job.provider, job.speaker,
                             exporter.choose(store, job.provider, None, None, None))

@@ -83,8 +83,8 @@ def test_job_runs_with_progress_and_status_file(agent: AgentProcess, probe: Prob
     finished = job_event(probe, "training.finished", job)
     assert finished["metrics"]["steps"] == 60
     assert result_of(agent.home) == expected_value("owner", 60)
-    status = json.loads((agent.home / "profiles" / "default" / "logs" / "run" / "counting-training-owner.json").read_text())
-    assert status["state"] == "finished" and status["progress"]["step"] == 60
+    status = json.loads((agent.home / "logs" / "run" / "counting-training-owner.json").read_text())
+    assert status["state"] == "finished" and status["step"] == 60 and status["job"] == job
     state = json.loads(probe.wait_for(lambda t, p: t == "train/default/state" and b'"done": true' in p, 10)[1])
     assert state["training"]["job"] == job
     listed = probe.request("default", "train.status", {"job": job})["data"]["job"]
@@ -102,7 +102,7 @@ def test_killed_job_resumes_from_checkpoint_to_the_same_result(agent: AgentProce
     assert resumed["pid"] != pid
     job_event(probe, "training.finished", job, timeout=90)
     assert result_of(agent.home, "killed") == expected_value("killed", 80)
-    log = (agent.home / "profiles" / "default" / "logs" / "run" / "counting-training-killed.log").read_text()
+    log = (agent.home / "logs" / "run" / "counting-training-killed.log").read_text()
     assert log.count("--- ") == 2 and checkpoint["step"] >= 15
 
 
@@ -198,5 +198,38 @@ def test_enough_new_samples_queue_a_retraining(home: Path, broker: Mosquitto, pr
         assert recorded["data"]["kept"], recorded
         queued = probe.wait_for(lambda t, p: t == "train/default/event/training.queued" and b'"auto"' in p, 30)
         assert json.loads(queued[1])["data"]["when"] == "idle"
+    finally:
+        agent.stop()
+
+
+def test_kokoro_voicepack_job_runs_through_the_runner(home: Path, broker: Mosquitto, probe: Probe,
+                                                       tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The real Kokoro trainer under the job runner: a user-filled dataset folder is used as is."""
+    import csv
+
+    import soundfile
+
+    from tests.providers.kokoro.models import install_models, prepared_models
+    from tests.speech import OWNER_RATE, owner
+
+    install_models(prepared_models(tmp_path_factory), home)
+    dataset = home / "profiles" / "default" / "out" / "voices" / "kokoro-datasets" / "joe"
+    dataset.mkdir(parents=True)
+    with (dataset / "metadata.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle, delimiter="|")
+        for index, text in enumerate(["Turn the heating down a little.", "The parcel arrived this morning."]):
+            soundfile.write(dataset / f"s{index}.wav", owner(text), OWNER_RATE)
+            writer.writerow([f"s{index}.wav", text])
+    agent = AgentProcess(home, broker.port, ENV).start()
+    try:
+        agent.wait_log("ready")
+        response = probe.request("default", "train", {
+            "provider": "kokoro", "speaker": "joe", "when": "now",
+            "params": {"epochs": 2, "baseVoice": "jm_kumo", "minMinutes": 0, "minSamples": 2, "lines": 1}})
+        assert response["status"] == "ok", response
+        job = response["data"]["job"]["id"]
+        finished = job_event(probe, "training.finished", job, timeout=300)
+        pack = Path(finished["outputs"][0])
+        assert pack.is_file() and pack.parent == home / "profiles" / "default" / "out" / "voices" / "kokoro-voicepacks" / "joe"
     finally:
         agent.stop()
