@@ -81,7 +81,12 @@ def main() -> int:
     args = parser.parse_args()
 
     from agent.train.base import Progress, TrainSpec
-    from providers.kokoro.voicepack_trainer import KokoroVoicepackTrainer, VoicepackParams, _Search, read_dataset
+    from providers.kokoro.voicepack_trainer import (
+        KokoroVoicepackTrainer,
+        VoicepackParams,
+        _Search,
+        read_dataset,
+    )
     from providers.kokoro.walk import mean_direction
 
     home = args.home or args.out / "home"
@@ -114,7 +119,7 @@ def main() -> int:
 
     params = VoicepackParams.model_validate(spec.params)
     search = _Search.build(spec, params, read_dataset(spec.dataset_dir), lambda p: None)
-    embedder = search.scorer._embedder  # noqa: SLF001  (the same encoder the search used)
+    embedder = search.scorer._embedder
     target = mean_direction([embedder.embed(*_mono(soundfile.read(str(p), dtype="float32"))) for p in sorted((args.out / "heldout").glob("*.wav"))])
     stock = {name: held_out_similarity(style, search, embedder, target) for name, style in search.stock.items()}
     best_stock = max(stock, key=lambda n: stock[n])

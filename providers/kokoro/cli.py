@@ -67,11 +67,10 @@ def _prepare(profiles: Any, profile: str) -> int:
     provider = KokoroProvider()
     try:
         provider.preload(kokoro, profiles.provider_context(profile))
-        loaded = provider._model(kokoro, profiles.provider_context(profile))  # noqa: SLF001
+        runtime = provider.runtime(kokoro, profiles.provider_context(profile))
     except ProviderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    runtime = loaded.runtime
     timings = ", ".join(f"{k} {v:.2f} s" for k, v in sorted(runtime.timings.items())) or "not timed"
     print(f"Kokoro runs {runtime.path} ({runtime.variant}, {runtime.threads} threads; calibration: {timings})")
     return 0
@@ -80,8 +79,12 @@ def _prepare(profiles: Any, profile: str) -> int:
 def _train(settings: AgentSettings, profiles: Any, args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from agent.train.base import Progress, TrainSpec
-    from providers.kokoro.voicepack_trainer import DatasetError, KokoroVoicepackTrainer, VoicepackParams
+    from agent.train.base import TrainSpec
+    from providers.kokoro.voicepack_trainer import (
+        DatasetError,
+        KokoroVoicepackTrainer,
+        VoicepackParams,
+    )
 
     if not args.speaker.replace("-", "").replace("_", "").isalnum():
         print(f"error: speaker must be a plain name: {args.speaker!r}", file=sys.stderr)

@@ -30,7 +30,7 @@ class KokoroSettings(FallbackSettings):
     )
     threads: int = Field(0, ge=0, le=64, description="ONNX Runtime threads; 0 = one per CPU core.")
 
-    def with_request(self, voice: str | None, speed: float | None) -> "KokoroSettings":
+    def with_request(self, voice: str | None, speed: float | None) -> KokoroSettings:
         update: dict[str, object] = {}
         if voice is not None:
             update.update(voice=voice, use_custom_voicepack=False)

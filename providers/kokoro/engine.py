@@ -11,10 +11,21 @@ from typing import Any
 
 import numpy as np
 
-from providers.base import AudioChunk, ProviderContext, ProviderError, ProviderUnavailableError, VoiceInfo
+from providers.base import (
+    AudioChunk,
+    ProviderContext,
+    ProviderError,
+    ProviderUnavailableError,
+    VoiceInfo,
+)
 from providers.kokoro import assets
 from providers.kokoro.config import KokoroSettings
-from providers.kokoro.phonemes import LANGUAGES, Phonemizer, check_length, split_sentences
+from providers.kokoro.phonemes import (
+    LANGUAGES,
+    Phonemizer,
+    check_length,
+    split_sentences,
+)
 from providers.kokoro.prepare import Runtime, choose_runtime, open_session
 from providers.kokoro.voices import VoiceLibrary
 from providers.settings_base import ProviderSettings
@@ -142,7 +153,11 @@ class KokoroProvider:
         with self._load_lock:
             self._models.clear()
 
-    # -- used by the voicepack trainer ---------------------------------------------------
+    # -- used by the CLI, the benchmark and the voicepack trainer --------------------------
+    def runtime(self, settings: KokoroSettings, ctx: ProviderContext) -> Runtime:
+        """What runs for ``settings`` here (preparing the model first if needed)."""
+        return self._model(settings, ctx).runtime
+
     def speak_phonemes(self, settings: KokoroSettings, ctx: ProviderContext, phonemes: str, style: np.ndarray) -> np.ndarray:
         return self.render(self._model(settings, ctx), phonemes, style, settings.speed)
 

@@ -24,7 +24,16 @@ from providers.base import ProviderContext
 from providers.kokoro.config import KokoroSettings, LangCode
 from providers.kokoro.engine import KokoroProvider
 from providers.kokoro.voices import VoiceLibrary, load_voicepack, save_voicepack
-from providers.kokoro.walk import Score, Scorer, SpeakerEmbedder, blends, mean_direction, propose, style_spread
+from providers.kokoro.walk import (
+    Score,
+    Scorer,
+    SpeakerEmbedder,
+    adapt_step,
+    blends,
+    mean_direction,
+    propose,
+    style_spread,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +59,7 @@ class VoicepackParams(BaseModel):
     device: Literal["cpu", "cuda"] = Field("cpu", description="Where the speaker encoder runs (synthesis is ONNX on the CPU).")
     max_samples: int = Field(20, ge=1, le=1000, description="Target samples used to describe the voice.")
     lang_code: LangCode = Field("a", description="Language the voicepack is tuned to speak.")
-    lines: int = Field(2, ge=1, le=8, description="Sentences each candidate speaks (more: steadier, slower).")
+    lines: int = Field(3, ge=1, le=8, description="Sentences each candidate speaks (more: steadier, slower).")
     min_minutes: float = Field(5.0, ge=0.0, le=600.0, description="Refuse datasets with less speech than this.")
     min_samples: int = Field(10, ge=1, le=10000, description="Refuse datasets with fewer WAVs than this.")
 
@@ -117,28 +126,31 @@ class KokoroVoicepackTrainer:
             start = dict(state["start"])  # type: ignore[call-overload]
             search.starting_voice(str(start["voice"]))  # the duration guard is relative to the start
             best, step = load_voicepack(best_path), int(state["step"])  # type: ignore[call-overload]
+            sigma = float(state.get("sigma", params.learning_rate))  # type: ignore[arg-type]
             best_score = search.score(best)
             log.info("resuming at iteration %d (score %.4f)", step, best_score.total)
         else:
             best, start_name = search.starting_voice(params.base_voice)
-            best_score, step = search.score(best), 0
+            best_score, step, sigma = search.score(best), 0, params.learning_rate
             start = {"voice": start_name, "target": best_score.target, "score": best_score.total}
-            _checkpoint(spec, best, step, best_score, start)
+            _checkpoint(spec, best, step, best_score, start, sigma)
         last_save = time.monotonic()
         while step < params.epochs:
             if should_stop():
-                _checkpoint(spec, best, step, best_score, start)
+                _checkpoint(spec, best, step, best_score, start, sigma)
                 return TrainResult("stopped", metrics=_metrics(best_score, start, step))
             rng = np.random.default_rng([spec.seed, step])  # per-iteration: a resumed run repeats the same walk
-            candidate = search.propose(best, params.learning_rate, rng)
+            candidate = search.propose(best, sigma, rng)
             score = search.score(candidate)
             step += 1
-            if score.ok and score.total > best_score.total:
+            improved = score.ok and score.total > best_score.total
+            if improved:
                 best, best_score = candidate, score
+            sigma = adapt_step(sigma, improved, params.learning_rate)
             report(Progress("training", step, params.epochs, best=best_score.total,
                             message=f"similarity {best_score.target:.3f} (start {start['target']:.3f})"))
             if time.monotonic() - last_save >= CHECKPOINT_EVERY_S or step == params.epochs:
-                _checkpoint(spec, best, step, best_score, start)
+                _checkpoint(spec, best, step, best_score, start, sigma)
                 last_save = time.monotonic()
         report(Progress("exporting", step, params.epochs, best=best_score.total))
         outputs = [spec.output_dir / f"{spec.speaker}.pt", spec.output_dir / f"{spec.speaker}.npy"]
@@ -152,11 +164,11 @@ def _metrics(score: Score, start: dict[str, object], step: int) -> dict[str, flo
             "start_similarity": float(start["target"]), "iterations": float(step)}  # type: ignore[arg-type]
 
 
-def _checkpoint(spec: TrainSpec, best: np.ndarray, step: int, score: Score, start: dict[str, object]) -> None:
+def _checkpoint(spec: TrainSpec, best: np.ndarray, step: int, score: Score, start: dict[str, object], sigma: float) -> None:
     from agent.atomic import atomic_write_text
 
     save_voicepack(best, spec.checkpoint_dir / "best.npy")  # first, so the state never points ahead of it
-    state = {"step": step, "score": score.total, "similarity": score.target, "start": start}
+    state = {"step": step, "score": score.total, "similarity": score.target, "start": start, "sigma": sigma}
     atomic_write_text(spec.checkpoint_dir / "state.json", json.dumps(state, indent=2) + "\n")
 
 
@@ -186,9 +198,10 @@ class _Search:
                  stock: dict[str, np.ndarray], spread: np.ndarray) -> None:
         self.engine, self.settings, self.ctx = engine, settings, ctx
         self.scorer, self.stock, self.spread = scorer, stock, spread
+        self.directions = list(stock.values())  # the stock voices only, fixed for the whole run
 
     @classmethod
-    def build(cls, spec: TrainSpec, params: VoicepackParams, samples: list[Sample], report: Report) -> "_Search":
+    def build(cls, spec: TrainSpec, params: VoicepackParams, samples: list[Sample], report: Report) -> _Search:
         ctx = provider_context(spec)
         settings = KokoroSettings(langCode=params.lang_code)
         engine = KokoroProvider()
@@ -214,7 +227,7 @@ class _Search:
         return self.scorer(style)
 
     def propose(self, best: np.ndarray, step: float, rng: np.random.Generator) -> np.ndarray:
-        return propose(best, self.spread, step, rng)
+        return propose(best, self.spread, self.directions, step, rng)
 
     def starting_voice(self, base_voice: str) -> tuple[np.ndarray, str]:
         """The named base voice, or the best-scoring stock voice or blend of the two best."""
@@ -222,11 +235,11 @@ class _Search:
             style = VoiceLibrary().style(base_voice, "", self.ctx)[0]
         else:
             scored = {name: self.score(style) for name, style in self.stock.items()}
-            ranked = sorted(scored, key=lambda n: -scored[n].total)
+            ranked = sorted(scored, key=lambda n: -scored[n].target)
             for name, style in blends(self.stock, ranked).items():
                 scored[name] = self.score(style)
                 self.stock.setdefault(name, style)
-            base_voice = max(scored, key=lambda n: scored[n].total)
+            base_voice = max(scored, key=lambda n: scored[n].target)
             style = self.stock[base_voice]
             log.info("starting from %s: %s", base_voice, {n: round(s.target, 3) for n, s in scored.items()})
         # Guard intelligibility against the start: a candidate may not change durations wildly.

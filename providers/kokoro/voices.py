@@ -97,7 +97,7 @@ class VoiceSpec:
     parts: tuple[tuple[str, float], ...]
 
     @classmethod
-    def parse(cls, text: str) -> "VoiceSpec":
+    def parse(cls, text: str) -> VoiceSpec:
         parts: list[tuple[str, float]] = []
         for item in text.split(","):
             name, _, weight_text = item.strip().partition(":")

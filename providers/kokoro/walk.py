@@ -20,7 +20,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 SYNTH_RATE = 24000
-TARGET_WEIGHT = 0.8  # the rest of the score is self-consistency across texts
+TARGET_WEIGHT = 0.9  # the rest of the score is self-consistency across texts
 
 Synthesize = Callable[[str, np.ndarray], np.ndarray]  # (phonemes, style) -> float audio at 24 kHz
 
@@ -102,12 +102,25 @@ def style_spread(stock: Sequence[np.ndarray]) -> np.ndarray:
     return np.maximum(spread, 1e-3).astype(np.float32)
 
 
-def propose(best: np.ndarray, spread: np.ndarray, step: float, rng: np.random.Generator) -> np.ndarray:
-    """One candidate: the same 256-value direction applied to every row (rows differ only by
-    the phoneme count they serve, so moving them together keeps the voice one voice)."""
+def propose(
+    best: np.ndarray, spread: np.ndarray, stock: Sequence[np.ndarray], step: float, rng: np.random.Generator
+) -> np.ndarray:
+    """One candidate. Half the time a move along the difference to a stock voice, towards it or
+    away from it (the directions in which real voices differ; the table's rows move as the
+    voice's do); otherwise one random 256-value direction applied to every row (rows differ
+    only by the phoneme count they serve, so moving them together keeps the voice one voice)."""
+    if stock and rng.random() < 0.5:
+        other = stock[int(rng.integers(len(stock)))]
+        return (best + (other - best) * float(rng.normal(0.0, 2 * step))).astype(np.float32)
     direction = rng.standard_normal((1, 1, best.shape[-1])).astype(np.float32)
     scale = step * float(rng.uniform(0.5, 1.5))
     return (best + direction * spread * scale).astype(np.float32)
+
+
+def adapt_step(step: float, improved: bool, base: float) -> float:
+    """The (1+1)-ES one-fifth rule: longer steps while they keep succeeding, shorter when not."""
+    step = step * (1.3 if improved else 0.93)
+    return float(min(max(step, base / 4), base * 8))
 
 
 def blends(stock: dict[str, np.ndarray], ranked: Sequence[str]) -> dict[str, np.ndarray]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +12,17 @@ import pytest
 import soundfile
 from pydantic import ValidationError
 
-from agent.train.base import Progress, TrainSpec
+from agent.train.base import Progress, TrainResult, TrainSpec
 from providers.base import ProviderContext
 from providers.kokoro.config import KokoroSettings
 from providers.kokoro.engine import KokoroProvider
-from providers.kokoro.voicepack_trainer import DatasetError, KokoroVoicepackTrainer, VoicepackParams, check_dataset, read_dataset
+from providers.kokoro.voicepack_trainer import (
+    DatasetError,
+    KokoroVoicepackTrainer,
+    VoicepackParams,
+    check_dataset,
+    read_dataset,
+)
 from providers.kokoro.voices import load_voicepack
 from tests.providers.kokoro.models import install_models, prepared_models
 from tests.speech import OWNER_RATE, owner
@@ -45,10 +52,20 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture()
-def agent_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("VOICE_AGENT_HOME", str(home))
-    return home
+@pytest.fixture(scope="module")
+def agent_home(home: Path) -> Iterator[Path]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VOICE_AGENT_HOME", str(home))
+        yield home
+
+
+@pytest.fixture(scope="module")
+def straight(agent_home: Path, dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, list[Progress], Path]:
+    """One uninterrupted small run, shared by the tests that look at its results."""
+    root = tmp_path_factory.mktemp("straight")
+    reports: list[Progress] = []
+    result = KokoroVoicepackTrainer().run(spec(dataset, root, seed=5), reports.append, lambda: False)
+    return result, reports, root
 
 
 def spec(dataset: Path, root: Path, seed: int = 0) -> TrainSpec:
@@ -79,9 +96,8 @@ def test_too_little_data_is_refused_with_what_is_missing(dataset: Path, tmp_path
 
 
 @pytest.mark.slow
-def test_training_writes_a_voicepack_the_provider_speaks_with(agent_home: Path, dataset: Path, tmp_path: Path) -> None:
-    reports: list[Progress] = []
-    result = KokoroVoicepackTrainer().run(spec(dataset, tmp_path), reports.append, lambda: False)
+def test_training_writes_a_voicepack_the_provider_speaks_with(agent_home: Path, straight: tuple[TrainResult, list[Progress], Path]) -> None:
+    result, reports, root = straight
 
     assert result.status == "finished"
     assert [p.name for p in result.outputs] == ["owner.pt", "owner.npy"]
@@ -92,7 +108,7 @@ def test_training_writes_a_voicepack_the_provider_speaks_with(agent_home: Path, 
     assert [p.step for p in steps] == [1, 2, 3] and reports[-1].stage == "exporting"
     bests = [p.best for p in steps]
     assert bests == sorted(bests)  # the best score never goes down
-    state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
+    state = json.loads((root / "checkpoint" / "state.json").read_text())
     assert state["step"] == 3 and state["start"]["voice"] == "jm_kumo"
 
     profile = agent_home / "profiles" / "default"
@@ -103,9 +119,9 @@ def test_training_writes_a_voicepack_the_provider_speaks_with(agent_home: Path, 
 
 
 @pytest.mark.slow
-def test_stopped_run_resumes_to_the_same_voicepack(agent_home: Path, dataset: Path, tmp_path: Path) -> None:
-    straight = KokoroVoicepackTrainer().run(spec(dataset, tmp_path / "a", seed=5), lambda p: None, lambda: False)
-
+def test_stopped_run_resumes_to_the_same_voicepack(
+    agent_home: Path, dataset: Path, tmp_path: Path, straight: tuple[TrainResult, list[Progress], Path]
+) -> None:
     steps: list[int] = []
     paused = KokoroVoicepackTrainer().run(
         spec(dataset, tmp_path / "b", seed=5), lambda p: steps.append(p.step), lambda: max(steps, default=0) >= 1
@@ -115,4 +131,4 @@ def test_stopped_run_resumes_to_the_same_voicepack(agent_home: Path, dataset: Pa
     resumed = KokoroVoicepackTrainer().run(spec(dataset, tmp_path / "b", seed=5), lambda p: None, lambda: False)
 
     assert resumed.status == "finished" and resumed.metrics["iterations"] == 3
-    np.testing.assert_array_equal(load_voicepack(resumed.outputs[0]), load_voicepack(straight.outputs[0]))
+    np.testing.assert_array_equal(load_voicepack(resumed.outputs[0]), load_voicepack(straight[0].outputs[0]))

@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from providers.base import ProviderContext, VoiceNotFoundError
-from providers.kokoro.voices import STYLE_SHAPE, VoiceLibrary, VoicepackError, VoiceSpec, load_voicepack, save_voicepack
+from providers.kokoro.voices import (
+    STYLE_SHAPE,
+    VoiceLibrary,
+    VoicepackError,
+    VoiceSpec,
+    load_voicepack,
+    save_voicepack,
+)
 
 
 @pytest.fixture()
