@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from providers.base import (
     ProviderContext,
@@ -62,8 +63,11 @@ def test_newest_reference_with_a_transcript_wins(ctx: ProviderContext) -> None:
 
 @pytest.mark.parametrize("speaker", ["../etc", "a/b", "x" * 65, "a:b"])
 def test_speaker_ids_are_plain_names(provider: SovitsProvider, ctx: ProviderContext, speaker: str) -> None:
-    with pytest.raises(VoiceNotFoundError, match="invalid GPT-SoVITS speaker id"):
-        list(provider.synthesize("x", SovitsSettings().with_request(speaker, None), ctx))
+    with pytest.raises(ValidationError, match="speakerId"):  # a speak request's override is refused...
+        SovitsSettings().with_request(speaker, None)
+    unchecked = SovitsSettings().model_copy(update={"speaker_id": speaker})
+    with pytest.raises(VoiceNotFoundError, match="invalid GPT-SoVITS speaker id"):  # ...and the provider checks again
+        list(provider.synthesize("x", unchecked, ctx))
 
 
 def test_path_map() -> None:
