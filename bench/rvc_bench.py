@@ -115,17 +115,18 @@ def in_process(voices: Path, repeat: int) -> dict[str, Any]:
         seconds = sum(len(s) for s in sentences) / 16000
         for method in ("rmvpe", "harvest"):
             converter.convert(sentences[0], voice, ConvertOptions(), method)  # warm-up
-            runs, per_stage = [], []
+            runs, cpu, per_stage = [], [], []
             for _ in range(repeat):
                 stages.clear()
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 for sentence in sentences:
                     converter.convert(sentence, voice, ConvertOptions(f0_method=method), method)
                 runs.append(time.perf_counter() - start)
+                cpu.append(time.process_time() - start_cpu)
                 per_stage.append(dict(stages))
             results["texts"][f"{label}/{method}"] = {
                 "audio_s": seconds, "sentences": len(sentences), "convert_s": statistics.median(runs),
-                "rtf": statistics.median(runs) / seconds,
+                "rtf": statistics.median(runs) / seconds, "cpu_per_audio_s": statistics.median(cpu) / seconds,
                 "stages_s": {k: statistics.median(s.get(k, 0.0) for s in per_stage) for k in per_stage[0]},
             }
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -203,14 +204,14 @@ def report(sizes: dict[str, float], inproc: dict[str, Any], agent: dict[str, Any
         f"- Files (random weights, real formats and sizes): " + ", ".join(f"{k} {v:.0f} MB" for k, v in sizes.items()),
         f"- Synthesizer: v2 40k standard config, {inproc['parameters_m']:.1f}M parameters; medians of {repeat} runs",
         "", "### (a) Warm conversion in-process", "",
-        "| text / f0 | audio s | sentences | convert s | RTF | content features | pitch | index | synthesizer |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| text / f0 | audio s | sentences | convert s | RTF (wall) | CPU s per audio s | content features | pitch | index | synthesizer |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in inproc["texts"].items():
         st = r["stages_s"]
         pitch = st.get("pitch (rmvpe)", r["convert_s"] - sum(st.values()))
         lines.append(
-            f"| {name} | {r['audio_s']:.2f} | {r['sentences']} | {r['convert_s']:.2f} | **{r['rtf']:.2f}** | "
+            f"| {name} | {r['audio_s']:.2f} | {r['sentences']} | {r['convert_s']:.2f} | **{r['rtf']:.2f}** | {r['cpu_per_audio_s']:.2f} | "
             f"{st.get('content features', 0):.2f} | {pitch:.2f} | {st.get('index retrieval', 0):.2f} | {st.get('synthesizer', 0):.2f} |"
         )
     lines += ["", "Load times (s): " + ", ".join(f"{k} {v:.2f}" for k, v in inproc["loads_s"].items()),

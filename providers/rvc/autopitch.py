@@ -20,7 +20,7 @@ CALIBRATION_TEXT = (
     "Good morning. The weather today is mild, with a light breeze from the west. "
     "Would you like me to read the news, or play some music instead?"
 )
-MAX_SAMPLES = 40
+MAX_SAMPLES = 12  # the newest; harvest costs about a fifth of their duration
 
 
 @dataclass(frozen=True)

@@ -195,11 +195,11 @@ class MeanCoupling(nn.Module):
         self.enc = WaveNetStack(hidden, kernel_size, dilation_rate, layers, gin_channels)
         self.post = nn.Conv1d(hidden, self.split, 1)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
-        """The inverse direction (prior -> latent), the only one inference needs."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None, sign: int = -1) -> torch.Tensor:
+        """sign -1: the inverse direction (prior -> latent), all inference needs; +1: training's."""
         x0, x1 = x[:, : self.split], x[:, self.split :]
         shift = self.post(self.enc(self.pre(x0) * mask, mask, g)) * mask
-        return torch.cat([x0, (x1 - shift) * mask], dim=1)
+        return torch.cat([x0, (x1 + sign * shift) * mask], dim=1)
 
 
 class CouplingFlow(nn.Module):
@@ -216,4 +216,10 @@ class CouplingFlow(nn.Module):
     def reverse(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
         for flow in reversed(self.flows):
             x = flow(x, mask, g)
+        return x
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
+        """Latent -> prior (training)."""
+        for flow in self.flows:
+            x = flow(x, mask, g, 1) if isinstance(flow, MeanCoupling) else flow(x, mask, g)
         return x

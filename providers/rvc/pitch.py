@@ -114,12 +114,12 @@ def coarse(f0: np.ndarray) -> np.ndarray:
 
 
 def median_f0(audio: np.ndarray) -> float | None:
-    """Median pitch of the voiced frames of 16 kHz audio (dio: fast, enough for a median)."""
+    """Median pitch of the voiced frames of 16 kHz audio. harvest: dio is faster but lands well
+    above the true pitch of some voices (Piper's joe: 175 Hz against about 125 Hz)."""
     import pyworld
 
     x = audio.astype(np.float64)
-    raw, times = pyworld.dio(x, RATE, f0_floor=F0_MIN, f0_ceil=F0_MAX, frame_period=10.0)
-    f0 = pyworld.stonemask(x, raw, times, RATE)
+    f0, _ = pyworld.harvest(x, RATE, f0_floor=F0_MIN, f0_ceil=F0_MAX, frame_period=10.0)
     voiced = f0[f0 > 0]
     return float(np.median(voiced)) if len(voiced) >= 10 else None
 
