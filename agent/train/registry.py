@@ -8,6 +8,7 @@ from typing import Any
 # provider -> "module:Class" implementing agent.train.base.Trainer
 TRAINERS: dict[str, str] = {
     "kokoro": "providers.kokoro.voicepack_trainer:KokoroVoicepackTrainer",
+    "rvc": "providers.rvc.trainer:RvcTrainer",
 }
 
 

@@ -135,8 +135,10 @@ def test_cancel_a_running_job(agent: AgentProcess, probe: Probe) -> None:
 
 def test_refusals(agent: AgentProcess, probe: Probe) -> None:
     not_ready = probe.request("default", "train", {"provider": "rvc", "when": "now"})
-    if not_ready["code"] != "unknown_trainer":  # the RVC trainer may not be installed in this build
-        assert not_ready["code"] == "not_ready" and "more samples" in not_ready["error"]
+    assert not_ready["code"] == "not_ready" and "more samples" in not_ready["error"]
+    out_of_range = probe.request("default", "train", {"provider": "rvc", "params": {"totalEpochs": 50, "batchSize": 64}})
+    assert out_of_range["code"] == "invalid_params"
+    assert "totalEpochs" in out_of_range["error"] and "batchSize" in out_of_range["error"]
     bad = probe.request("default", "train", {"provider": "counting", "params": {"steps": 0}})
     assert bad["code"] == "invalid_params" and "steps" in bad["error"]
     unknown = probe.request("default", "train", {"provider": "espeak"})
