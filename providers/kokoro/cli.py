@@ -109,7 +109,7 @@ def _train(settings: AgentSettings, profiles: Any, args: argparse.Namespace) -> 
         checkpoint_dir=profile_dir / "out" / "training" / f"kokoro-cli-{args.speaker}",
         params=params.model_dump(), device=params.device,
     )
-    status = _Status(settings.home / "logs" / "run" / f"kokoro-training-{args.speaker}")
+    status = _Status(settings.home, args.speaker)
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     status.start(spec)
@@ -156,12 +156,13 @@ def _use_voicepack(config_path: Path, pack: Path, lang_code: str) -> None:
 class _Status:
     """The progress bar, the status JSON and the log file of one CLI training run."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, home: Path, speaker: str) -> None:
         from agent.atomic import atomic_write_text
+        from agent.train.jobs import StatusFile
 
+        files = StatusFile.at(home, "kokoro", speaker)  # the same files the job runner keeps
         self._write = atomic_write_text
-        self.json_path = base.with_suffix(".json")
-        self.log_path = base.with_suffix(".log")
+        self.json_path, self.log_path = files.json_path, files.log_path
         self.json_path.parent.mkdir(parents=True, exist_ok=True)
         self._handler = logging.FileHandler(self.log_path, encoding="utf-8")
         self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
