@@ -77,7 +77,11 @@ def find_asset(configured: str, names: tuple[str, ...], spec: TrainSpec) -> Path
     if configured:
         path = Path(configured).expanduser()
         return path if path.exists() else None
-    for root in (spec.output_dir.parent, spec.output_dir, spec.dataset_dir.parent):
+    roots = [spec.output_dir.parent, spec.output_dir, spec.dataset_dir.parent]
+    parents = spec.output_dir.parents  # <home>/profiles/<p>/out/voices/rvc-models/<speaker>: the household's too
+    if len(parents) > 5 and parents[4].name == "profiles":
+        roots.append(parents[5] / "out" / "voices" / parents[0].name)
+    for root in roots:
         for name in names:
             if (root / name).exists():
                 return root / name
