@@ -15,6 +15,9 @@ from agent.broker import EmbeddedBroker, broker_answers, embedded_bind_address
 from agent.config_store import ConfigStore
 from agent.config_watch import ConfigWatcher
 from agent.events import EventBus, StateBoard
+from agent.gpu.arbiter import GpuArbiter
+from agent.gpu.hogs import HogPauser
+from agent.gpu.status import NvmlInfo
 from agent.mqtt.router import Command, Router, model_json
 from agent.mqtt.schema import EmptyRequest, Response, SpeakRequest
 from agent.mqtt.topics import Topics
@@ -23,11 +26,10 @@ from agent.profiles import Profiles
 from agent.record.commands import RecordCommands
 from agent.record.service import RecordService
 from agent.record.streams import StreamSessions
-from agent.gpu.status import NvmlInfo
-from agent.train.service import TrainService
 from agent.settings import AgentSettings
 from agent.speak.engines import ProviderPool, list_voices
 from agent.speak.service import SpeakService
+from agent.train.service import TrainService
 from providers.sovits.commands import SovitsCommands
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,11 @@ class Agent:
         self.events = EventBus(publish, self.topics)
         self.state = StateBoard(publish, self.topics)
         self.configs = ConfigStore(self.profiles, self.events)
-        self.engines = ProviderPool()
+        self.arbiter = GpuArbiter(
+            NvmlInfo(), HogPauser(settings.gpu_hogs, settings.home / "out" / "gpu-paused.json"),
+            lambda name, data: self.events.emit("gpu", name, data),
+        )
+        self.engines = ProviderPool(gpu_guard=self.arbiter.reserve)
         self.speak = SpeakService(
             self.profiles, self.configs, self.engines, self.events, self.state, publish, self.topics,
             settings.queue_depth, settings.max_text_chars,
@@ -64,7 +70,7 @@ class Agent:
         self.sovits_commands.register(self.router)
         self.streams = StreamSessions(self.profiles, self.records, self.events, settings.hermes_sites)
         self.train = TrainService(
-            settings, self.profiles, self.configs, self.records, self.events, self.state, publish, NvmlInfo(),
+            settings, self.profiles, self.configs, self.records, self.events, self.state, publish, self.arbiter,
             self.topics.gpu_state,
         )
         self.train.register(self.router)

@@ -102,7 +102,7 @@ class MqttTransport:
             return
         log.info("connected to MQTT broker")
         sock = client.socket()
-        if sock is not None:  # small messages (events, responses) must not wait for delayed ACKs
+        if isinstance(sock, socket.socket):  # small messages (events, responses) must not wait for delayed ACKs
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for topic, qos in self._subscriptions.items():
             client.subscribe(topic, qos)

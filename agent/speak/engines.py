@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from providers.base import Provider, ProviderContext, ProviderError, VoiceInfo
 from providers.registry import ENGINES, create_provider
@@ -12,15 +13,20 @@ log = logging.getLogger(__name__)
 
 
 class ProviderPool:
-    def __init__(self) -> None:
+    def __init__(self, gpu_guard: Any = None) -> None:
+        """``gpu_guard``: the agent's GPU arbitration (``GpuArbiter.reserve``), handed to every
+        provider that can use a GPU (those with ``use_gpu_guard``)."""
         self._providers: dict[str, Provider] = {}
         self._lock = threading.Lock()
+        self._gpu_guard = gpu_guard
 
     def get(self, name: str) -> Provider:
         with self._lock:
             provider = self._providers.get(name)
             if provider is None:
                 provider = create_provider(name)
+                if self._gpu_guard is not None and hasattr(provider, "use_gpu_guard"):
+                    provider.use_gpu_guard(self._gpu_guard)
                 self._providers[name] = provider
             return provider
 

@@ -17,8 +17,6 @@ from pydantic import Field, ValidationError
 from agent.config_store import ConfigStore
 from agent.events import EventBus, Publish, StateBoard
 from agent.gpu.arbiter import GpuArbiter
-from agent.gpu.hogs import HogPauser
-from agent.gpu.status import GpuInfo
 from agent.mqtt.router import Command, RequestError, Router, describe_validation_error
 from agent.mqtt.schema import Request
 from agent.profiles import Profiles
@@ -51,19 +49,18 @@ class JobRequest(Request):
 class TrainService:
     def __init__(
         self, settings: AgentSettings, profiles: Profiles, configs: ConfigStore, records: RecordService,
-        events: EventBus, state: StateBoard, publish: Publish, gpu: GpuInfo, gpu_topic: str,
+        events: EventBus, state: StateBoard, publish: Publish, arbiter: GpuArbiter, gpu_topic: str,
     ) -> None:
         self._settings = settings
         self._profiles = profiles
         self._configs = configs
         self._records = records
         self._publish = publish
-        self._gpu = gpu
+        self._gpu = arbiter.info
         self._gpu_topic = gpu_topic
         self.jobs = JobStore(settings.home / "out" / "jobs.db")
         self.policy = IdlePolicy(parse_window(settings.idle_window), settings.idle_minutes * 60)
-        self.hogs = HogPauser(settings.gpu_hogs, settings.home / "out" / "gpu-paused.json")
-        arbiter = GpuArbiter(gpu, self.hogs, lambda name, data: events.emit("gpu", name, data))
+        self.hogs = arbiter.hogs
         self.runner = JobRunner(
             self.jobs, profiles, events, state, self.policy, arbiter, self._prepare,
             settings.max_train_restarts, settings.train_preempt_on_speech,
