@@ -12,6 +12,9 @@ LangCode = Literal["a", "b", "e", "f", "h", "i", "j", "p", "z"]
 
 
 class KokoroSettings(FallbackSettings):
+    voice_field = "voice"
+    speed_field = "speed"
+
     voice: str = Field("jf_alpha", min_length=1, description="Built-in voice or a blend 'a:0.6,b:0.4'.")
     lang_code: LangCode = Field("j", description="a en-us, b en-gb, e es, f fr, h hi, i it, j ja, p pt-br, z zh.")
     speed: float = Field(1.0, ge=0.5, le=2.0, description="Speaking speed.")
@@ -31,12 +34,9 @@ class KokoroSettings(FallbackSettings):
     threads: int = Field(0, ge=0, le=64, description="ONNX Runtime threads; 0 = one per CPU core.")
 
     def with_request(self, voice: str | None, speed: float | None) -> KokoroSettings:
-        update: dict[str, object] = {}
-        if voice is not None:
-            update.update(voice=voice, use_custom_voicepack=False)
-        if speed is not None:
-            update["speed"] = speed
-        return self.updated(**update)
+        """A requested voice replaces the custom voicepack too."""
+        settings = super().with_request(voice, speed)
+        return settings.updated(use_custom_voicepack=False) if voice is not None else settings
 
     @property
     def voice_name(self) -> str:

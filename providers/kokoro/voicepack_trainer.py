@@ -33,6 +33,7 @@ from providers.kokoro.walk import (
     mean_direction,
     propose,
     style_spread,
+    voice_features,
 )
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 DEFAULT_LINES = (
     "The weather today is mild, with a light breeze from the west.",
     "Could you remind me to call the plumber tomorrow morning?",
+    "The library closes early on public holidays this year.",
 )
 CHECKPOINT_EVERY_S = 30.0
 
@@ -208,7 +210,9 @@ class _Search:
         report(Progress("preparing", 0, params.epochs, message="loading Kokoro and the speaker encoder"))
         embedder = SpeakerEmbedder(params.device)
         chosen = sorted(samples, key=lambda s: -s.seconds)[: params.max_samples]
-        target = mean_direction([embedder.embed(*_read(s.path)) for s in chosen])
+        audio = [_read(s.path) for s in chosen]
+        target = mean_direction([embedder.embed(*a) for a in audio])
+        target_features = np.mean([voice_features(*a) for a in audio], axis=0)
         # Short lines (but long enough for a speaker embedding) keep each candidate cheap.
         said = sorted((s.transcript for s in chosen if len(s.transcript.split()) >= 5), key=len)
         texts = said[: params.lines]
@@ -220,7 +224,7 @@ class _Search:
 
         library = VoiceLibrary()
         stock = {name: library.style(name, "", ctx)[0] for name in library.names("", ctx)}
-        scorer = Scorer(synthesize, embedder, target, lines)
+        scorer = Scorer(synthesize, embedder, target, lines, target_features=target_features)
         return cls(engine, settings, ctx, scorer, stock, style_spread(list(stock.values())))
 
     def score(self, style: np.ndarray) -> Score:

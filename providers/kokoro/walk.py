@@ -6,7 +6,11 @@ blend that already sounds most like the target, add noise shaped like the spread
 voices, keep a candidate only if its speech scores better. The score is the Resemblyzer
 similarity of the candidate's speech to the target's samples, plus how alike the candidate
 sounds across different texts (a voice that only matches on one sentence is not that voice);
-candidates whose speech collapses (silence, runaway durations) are refused outright.
+candidates whose speech collapses (silence, runaway durations) are refused outright. A third
+term compares plain acoustic features (median pitch and the average spectral envelope) with the
+target's: speaker similarity alone is a rugged landscape over a few sentences, and a walk on it
+mostly fits noise, while pitch and envelope change smoothly with the style and point the walk
+towards the target's register and timbre.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 SYNTH_RATE = 24000
-TARGET_WEIGHT = 0.9  # the rest of the score is self-consistency across texts
+FEATURE_RATE = 16000
+WEIGHTS = {"target": 0.6, "features": 0.3, "consistency": 0.1}
 
 Synthesize = Callable[[str, np.ndarray], np.ndarray]  # (phonemes, style) -> float audio at 24 kHz
 
@@ -46,6 +51,32 @@ class SpeakerEmbedder:
         return vector / (np.linalg.norm(vector) + 1e-9)
 
 
+def voice_features(audio: np.ndarray, rate: int) -> np.ndarray:
+    """[log2 of the median pitch, 40-band log-mel envelope (dB, mean removed)] of the voiced part."""
+    import librosa
+    import soxr
+
+    wav = soxr.resample(np.asarray(audio, np.float32), rate, FEATURE_RATE) if rate != FEATURE_RATE else np.asarray(audio, np.float32)
+    if len(wav) < FEATURE_RATE // 4:
+        wav = np.pad(wav, (0, FEATURE_RATE // 4 - len(wav)))
+    mel = librosa.feature.melspectrogram(y=wav, sr=FEATURE_RATE, n_fft=512, hop_length=160, n_mels=40, fmax=7600)
+    db = 10 * np.log10(mel + 1e-10)
+    energy = db.max(axis=0)
+    loud = energy > energy.max() - 35  # frames with speech in them
+    envelope = db[:, loud].mean(axis=1)
+    f0 = librosa.yin(wav, fmin=60, fmax=500, sr=FEATURE_RATE, frame_length=1024, hop_length=160)
+    frames = min(len(f0), len(loud))
+    pitch = float(np.median(f0[:frames][loud[:frames]])) if loud[:frames].any() else 150.0
+    return np.concatenate([[np.log2(pitch)], envelope - envelope.mean()]).astype(np.float32)
+
+
+def feature_similarity(candidate: np.ndarray, target: np.ndarray) -> float:
+    """1 for the same pitch and envelope; a quarter octave or 4 dB RMS apart costs about e^-1 each."""
+    pitch = float(np.exp(-abs(candidate[0] - target[0]) / 0.25))
+    envelope = float(np.exp(-np.sqrt(np.mean((candidate[1:] - target[1:]) ** 2)) / 4.0))
+    return 0.5 * pitch + 0.5 * envelope
+
+
 def mean_direction(vectors: Sequence[np.ndarray]) -> np.ndarray:
     mean = np.mean(np.stack(vectors), axis=0)
     return mean / (np.linalg.norm(mean) + 1e-9)
@@ -57,6 +88,7 @@ class Score:
     target: float  # mean cosine to the target voice
     consistency: float  # mean pairwise cosine between the candidate's own utterances
     ok: bool = True  # False: the speech collapsed; never accepted
+    features: float = 0.0  # pitch and envelope likeness to the target
 
 
 class Scorer:
@@ -69,10 +101,12 @@ class Scorer:
         target: np.ndarray,
         lines: Sequence[str],
         reference_seconds: Sequence[float] | None = None,
+        target_features: np.ndarray | None = None,
     ) -> None:
         self._synthesize = synthesize
         self._embedder = embedder
         self._target = target
+        self._target_features = target_features
         self._lines = list(lines)
         self.reference_seconds = list(reference_seconds) if reference_seconds else None
 
@@ -80,7 +114,7 @@ class Scorer:
         return [len(self._synthesize(line, style)) / SYNTH_RATE for line in self._lines]
 
     def __call__(self, style: np.ndarray) -> Score:
-        vectors, ok = [], True
+        vectors, features, ok = [], [], True
         for index, line in enumerate(self._lines):
             audio = self._synthesize(line, style)
             seconds = len(audio) / SYNTH_RATE
@@ -89,11 +123,17 @@ class Scorer:
             if not len(audio) or float(np.sqrt(np.mean(audio**2))) < 0.005:
                 ok = False
             vectors.append(self._embedder.embed(audio, SYNTH_RATE))
+            if self._target_features is not None:
+                features.append(voice_features(audio, SYNTH_RATE))
         target = float(np.mean([v @ self._target for v in vectors]))
         pairs = [float(a @ b) for i, a in enumerate(vectors) for b in vectors[i + 1 :]]
         consistency = float(np.mean(pairs)) if pairs else 1.0
-        total = TARGET_WEIGHT * target + (1 - TARGET_WEIGHT) * consistency
-        return Score(total if ok else -1.0, target, consistency, ok)
+        if self._target_features is None:
+            total = (WEIGHTS["target"] + WEIGHTS["features"]) * target + WEIGHTS["consistency"] * consistency
+            return Score(total if ok else -1.0, target, consistency, ok)
+        likeness = feature_similarity(np.mean(features, axis=0), self._target_features)
+        total = WEIGHTS["target"] * target + WEIGHTS["features"] * likeness + WEIGHTS["consistency"] * consistency
+        return Score(total if ok else -1.0, target, consistency, ok, likeness)
 
 
 def style_spread(stock: Sequence[np.ndarray]) -> np.ndarray:
@@ -109,8 +149,9 @@ def propose(
     away from it (the directions in which real voices differ; the table's rows move as the
     voice's do); otherwise one random 256-value direction applied to every row (rows differ
     only by the phoneme count they serve, so moving them together keeps the voice one voice)."""
-    if stock and rng.random() < 0.5:
-        other = stock[int(rng.integers(len(stock)))]
+    others = [voice for voice in stock if not np.array_equal(voice, best)]
+    if others and rng.random() < 0.5:
+        other = others[int(rng.integers(len(others)))]
         return (best + (other - best) * float(rng.normal(0.0, 2 * step))).astype(np.float32)
     direction = rng.standard_normal((1, 1, best.shape[-1])).astype(np.float32)
     scale = step * float(rng.uniform(0.5, 1.5))
