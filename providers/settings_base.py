@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -25,17 +25,26 @@ class CamelModel(BaseModel):
 class ProviderSettings(CamelModel):
     """Base of every provider section: what a speak request may override, and the cache key."""
 
+    # The fields a speak request's "voice" and "speed" set, named by each provider.
+    voice_field: ClassVar[str]
+    speed_field: ClassVar[str]
+
     @property
     def fallback_to_piper(self) -> bool:
         return False
 
-    def with_request(self, voice: str | None, speed: float | None) -> "ProviderSettings":
-        """Apply a speak request's voice/speed overrides (each provider maps them)."""
-        raise NotImplementedError
+    def with_request(self, voice: str | None, speed: float | None) -> Self:
+        """This section with a speak request's overrides, validated like the file."""
+        update: dict[str, object] = {}
+        if voice is not None:
+            update[self.voice_field] = voice
+        if speed is not None:
+            update[self.speed_field] = speed
+        return self.updated(**update)
 
     @property
     def voice_name(self) -> str:
-        raise NotImplementedError
+        return str(getattr(self, self.voice_field))
 
     def cache_key(self) -> str:
         """Everything that changes the audio, in the seed's ``<provider>:...`` form."""

@@ -10,6 +10,9 @@ DEFAULT_PIPER_VOICE = "en_US-joe-medium"
 
 
 class PiperSettings(ProviderSettings):
+    voice_field = "model"
+    speed_field = "speaking_rate"
+
     model: str = Field(
         DEFAULT_PIPER_VOICE,
         min_length=1,
@@ -24,17 +27,7 @@ class PiperSettings(ProviderSettings):
         """'x.onnx' and 'x' are the same voice (and the same cache entries)."""
         return value if value.startswith("/") else value.removesuffix(".onnx")
 
-    def with_request(self, voice: str | None, speed: float | None) -> "PiperSettings":
-        update: dict[str, object] = {}
-        if voice is not None:
-            update["model"] = voice.removesuffix(".onnx")
-        if speed is not None:
-            update["speaking_rate"] = speed
-        return self.updated(**update)
 
-    @property
-    def voice_name(self) -> str:
-        return self.model
 
     def cache_key(self) -> str:
         speaker = "" if self.speaker_id is None else f":{self.speaker_id}"

@@ -13,6 +13,9 @@ Semitones = Annotated[int, Field(ge=-12, le=12)]
 
 
 class RvcSettings(FallbackSettings):
+    voice_field = "speaker_id"
+    speed_field = "speed"
+
     speaker_id: str = Field("default", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Model folder under rvc-models/.")
     pitch_shift: Semitones | Literal["auto"] = Field(
         0, description="Semitones, or 'auto': the shift from the base voice's median pitch to the owner's samples'."
@@ -36,17 +39,7 @@ class RvcSettings(FallbackSettings):
     rmvpe_path: str = Field("", description="rmvpe.pt; same lookup rules as contentEncoderPath.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: the GPU when it has room, else the CPU.")
 
-    def with_request(self, voice: str | None, speed: float | None) -> "RvcSettings":
-        update: dict[str, object] = {}
-        if voice is not None:
-            update["speaker_id"] = voice
-        if speed is not None:
-            update["speed"] = speed
-        return self.updated(**update)
 
-    @property
-    def voice_name(self) -> str:
-        return self.speaker_id
 
     def cache_key(self) -> str:
         return (

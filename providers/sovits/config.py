@@ -16,6 +16,9 @@ V1_SERVER_ARGS = ("api.py", "-a", "{host}", "-p", "{port}")
 
 
 class SovitsSettings(FallbackSettings):
+    voice_field = "speaker_id"
+    speed_field = "speed"
+
     # -- the seed's settings ---------------------------------------------------------------
     server_url: HttpUrl = Field(HttpUrl("http://127.0.0.1:9880"), description="GPT-SoVITS API server.")
     speaker_id: str = Field("default", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Reference speaker.")
@@ -77,17 +80,7 @@ class SovitsSettings(FallbackSettings):
                 raise ValueError("maps absolute local prefixes to non-empty server prefixes")
         return value
 
-    def with_request(self, voice: str | None, speed: float | None) -> SovitsSettings:
-        update: dict[str, object] = {}
-        if voice is not None:
-            update["speaker_id"] = voice  # checked against the pattern when the reference is looked up
-        if speed is not None:
-            update["speed"] = speed
-        return self.updated(**update)
 
-    @property
-    def voice_name(self) -> str:
-        return self.speaker_id
 
     def cache_key(self) -> str:
         return f"sovits:{self.speaker_id}:{self.temperature:g}:{self.speed:g}"
