@@ -61,6 +61,7 @@ class VoicepackParams(BaseModel):
     device: Literal["cpu", "cuda"] = Field("cpu", description="Where the speaker encoder runs (synthesis is ONNX on the CPU).")
     max_samples: int = Field(20, ge=1, le=1000, description="Target samples used to describe the voice.")
     lang_code: LangCode = Field("a", description="Language the voicepack is tuned to speak.")
+    voices_path: str = Field("", description="A voices-v1.0.bin whose voices join the starting set (as tts.kokoro.voicesPath).")
     lines: int = Field(3, ge=1, le=8, description="Sentences each candidate speaks (more: steadier, slower).")
     min_minutes: float = Field(5.0, ge=0.0, le=600.0, description="Refuse datasets with less speech than this.")
     min_samples: int = Field(10, ge=1, le=10000, description="Refuse datasets with fewer WAVs than this.")
@@ -201,6 +202,7 @@ class _Search:
         self.engine, self.settings, self.ctx = engine, settings, ctx
         self.scorer, self.stock, self.spread = scorer, stock, spread
         self.directions = list(stock.values())  # the stock voices only, fixed for the whole run
+        self.voices_path = ""
 
     @classmethod
     def build(cls, spec: TrainSpec, params: VoicepackParams, samples: list[Sample], report: Report) -> _Search:
@@ -223,9 +225,11 @@ class _Search:
             return engine.speak_phonemes(settings, ctx, phonemes, style)
 
         library = VoiceLibrary()
-        stock = {name: library.style(name, "", ctx)[0] for name in library.names("", ctx)}
+        stock = {name: library.style(name, params.voices_path, ctx)[0] for name in library.names(params.voices_path, ctx)}
         scorer = Scorer(synthesize, embedder, target, lines, target_features=target_features)
-        return cls(engine, settings, ctx, scorer, stock, style_spread(list(stock.values())))
+        search = cls(engine, settings, ctx, scorer, stock, style_spread(list(stock.values())))
+        search.voices_path = params.voices_path
+        return search
 
     def score(self, style: np.ndarray) -> Score:
         return self.scorer(style)
@@ -236,7 +240,7 @@ class _Search:
     def starting_voice(self, base_voice: str) -> tuple[np.ndarray, str]:
         """The named base voice, or the best-scoring stock voice or blend of the two best."""
         if base_voice != "auto":
-            style = VoiceLibrary().style(base_voice, "", self.ctx)[0]
+            style = VoiceLibrary().style(base_voice, self.voices_path, self.ctx)[0]
         else:
             scored = {name: self.score(style) for name, style in self.stock.items()}
             ranked = sorted(scored, key=lambda n: -scored[n].target)
