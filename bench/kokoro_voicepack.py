@@ -112,6 +112,7 @@ def main() -> int:
     parser.add_argument("--target", default="piper", help="piper, or kokoro:<voice> held out of the starting set")
     parser.add_argument("--epochs", type=int, default=150)
     parser.add_argument("--learning-rate", type=float, default=0.05)
+    parser.add_argument("--lines", type=int, default=3, help="training sentences each candidate says")
     parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="kokoro-voicepack-")))
     parser.add_argument("--home", type=Path, help="agent home whose out/models/kokoro holds the prepared model")
     args = parser.parse_args()
@@ -135,7 +136,7 @@ def main() -> int:
     spec = TrainSpec(
         profile="default", speaker="joe", dataset_dir=args.out / "train", output_dir=args.out / "voicepack",
         checkpoint_dir=args.out / "checkpoint",
-        params={"epochs": args.epochs, "learningRate": args.learning_rate, "minMinutes": 0, "minSamples": 10},
+        params={"epochs": args.epochs, "learningRate": args.learning_rate, "lines": args.lines, "minMinutes": 0, "minSamples": 10},
     )
     log: list[dict[str, object]] = []
     started = time.monotonic()
@@ -163,7 +164,7 @@ def main() -> int:
     best_stock = max(stock, key=lambda n: stock[n])
     trained = held_out_similarity(load_voicepack(result.outputs[0]), search, embedder, target)
     summary = {
-        "target": args.target, "epochs": args.epochs, "learning_rate": args.learning_rate, "minutes": round(minutes, 1),
+        "target": args.target, "lines": args.lines, "epochs": args.epochs, "learning_rate": args.learning_rate, "minutes": round(minutes, 1),
         "load_before": load_before, "load_after": load_after, "train_metrics": result.metrics,
         "held_out_stock": stock, "best_stock": best_stock, "held_out_best_stock": stock[best_stock],
         "held_out_trained": trained, "voicepack": str(result.outputs[0]),
