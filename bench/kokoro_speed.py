@@ -126,7 +126,7 @@ def speaker(provider: object, ctx: object, optimize: str):  # type: ignore[no-un
 
 def equivalence(provider: object, ctx: object) -> list[str]:
     from providers.kokoro.config import KokoroSettings
-    from providers.kokoro.walk import SpeakerEmbedder
+    from providers.kokoro.similarity import SpeakerEmbedder
 
     embedder = SpeakerEmbedder()
     rows = ["## Equivalence: int8 model vs folded float model", "",

@@ -7,7 +7,8 @@ Two targets Kokoro's starting set does not have:
 The target's speech on one set of sentences is the training dataset (with a metadata.csv, as
 the record path exports it); a second, disjoint set of sentences is held out. After training,
 every starting voice and the trained voicepack say the held-out sentences, and the Resemblyzer
-similarity of that speech to the held-out target audio is reported.
+similarity of that speech to the held-out target audio is reported, with the word error rate
+of pocketsphinx on it (the trained voice must still be understood).
 
     .venv/bin/python bench/kokoro_voicepack.py --target piper --epochs 150 --out /tmp/kvp
     .venv/bin/python bench/kokoro_voicepack.py --target kokoro:jm_kumo --epochs 100 --out /tmp/kvk
@@ -19,6 +20,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 TRAIN = [
     "Please turn off the lights in the living room.",
@@ -84,35 +87,72 @@ def speak_target(target: str, text: str, home: Path) -> tuple[np.ndarray, int]:
 def without_voice(name: str) -> None:
     """Take a stock voice out of every search the trainer builds (bench only)."""
     from providers.kokoro import voicepack_trainer
-    from providers.kokoro.walk import style_spread
+    from providers.kokoro.similarity import style_spread
 
     build = voicepack_trainer._Search.build
 
     def build_without(*args: object, **kwargs: object) -> voicepack_trainer._Search:
         search = build(*args, **kwargs)  # type: ignore[arg-type]
         search.stock.pop(name)
-        search.directions = list(search.stock.values())
-        search.spread = style_spread(search.directions)
+        search.spread = style_spread(list(search.stock.values()))
         return search
 
     voicepack_trainer._Search.build = build_without  # type: ignore[method-assign]
 
 
-def held_out_similarity(style: np.ndarray, search: object, embedder: object, target: np.ndarray) -> float:
-    vectors = []
+def held_out(style: np.ndarray, search: object, embedder: object, target: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """Of ``style`` saying HELD_OUT: mean similarity to the held-out target audio, word error
+    rate, and plain acoustics (a check that does not use the speaker encoder the training used)."""
+    from kokoro_speed import normalise, recognise, wer
+
+    vectors, errors, features = [], [], []
     for text in HELD_OUT:
         phonemes = search.engine.phonemize(search.settings, search.ctx, text)  # type: ignore[attr-defined]
         audio = search.engine.speak_phonemes(search.settings, search.ctx, phonemes, style)  # type: ignore[attr-defined]
         vectors.append(embedder.embed(audio, 24000))  # type: ignore[attr-defined]
-    return float(np.mean([v @ target for v in vectors]))
+        errors.append(wer(normalise(text), normalise(recognise(audio))))
+        features.append(acoustics(audio, 24000))
+    return float(np.mean([v @ target for v in vectors])), float(np.mean(errors)), np.mean(features, axis=0)
+
+
+def acoustics(audio: np.ndarray, rate: int) -> np.ndarray:
+    """[median pitch in Hz, 40-band log-mel envelope of the loud frames (dB, mean removed)]."""
+    import librosa
+    import soxr
+
+    wav = soxr.resample(np.asarray(audio, np.float32), rate, 16000)
+    mel = 10 * np.log10(librosa.feature.melspectrogram(y=wav, sr=16000, n_fft=512, hop_length=160, n_mels=40, fmax=7600) + 1e-10)
+    loud = mel.max(axis=0) > mel.max() - 35
+    envelope = mel[:, loud].mean(axis=1)
+    f0, voiced, _ = librosa.pyin(wav, fmin=60, fmax=400, sr=16000, frame_length=1024, hop_length=160)
+    return np.concatenate([[float(np.nanmedian(f0[voiced])) if voiced.any() else 0.0], envelope - envelope.mean()])
+
+
+def acoustic_distance(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Pitch apart in semitones, envelope apart in dB RMS."""
+    return {"semitones": round(float(12 * np.log2(a[0] / b[0])), 2), "envelope_db": round(float(np.sqrt(np.mean((a[1:] - b[1:]) ** 2))), 2)}
+
+
+def target_rating(folder: Path) -> tuple[float, np.ndarray]:
+    """Word error rate and acoustics of the held-out target audio itself."""
+    import soundfile
+    import soxr
+    from kokoro_speed import normalise, recognise, wer
+
+    errors, features = [], []
+    for text, path in zip(HELD_OUT, sorted(folder.glob("*.wav")), strict=True):
+        audio, rate = _mono(soundfile.read(str(path), dtype="float32"))
+        errors.append(wer(normalise(text), normalise(recognise(soxr.resample(audio, rate, 24000)))))
+        features.append(acoustics(audio, rate))
+    return float(np.mean(errors)), np.mean(features, axis=0)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", default="piper", help="piper, or kokoro:<voice> held out of the starting set")
-    parser.add_argument("--epochs", type=int, default=150)
-    parser.add_argument("--learning-rate", type=float, default=0.05)
-    parser.add_argument("--lines", type=int, default=3, help="training sentences each candidate says")
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--learning-rate", type=float, default=0.3)
+    parser.add_argument("--lines", type=int, default=3, help="sentences each checked voicepack says")
     parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="kokoro-voicepack-")))
     parser.add_argument("--home", type=Path, help="agent home whose out/models/kokoro holds the prepared model")
     args = parser.parse_args()
@@ -124,7 +164,7 @@ def main() -> int:
         _Search,
         read_dataset,
     )
-    from providers.kokoro.walk import mean_direction
+    from providers.kokoro.similarity import mean_direction
 
     home = args.home or args.out / "home"
     (home / "profiles" / "default").mkdir(parents=True, exist_ok=True)
@@ -150,6 +190,7 @@ def main() -> int:
     result = KokoroVoicepackTrainer().run(spec, report, lambda: False)
     minutes = (time.monotonic() - started) / 60
     load_after = os.getloadavg()
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     # Evaluation on held-out sentences and held-out target audio.
     import soundfile
@@ -158,16 +199,22 @@ def main() -> int:
 
     params = VoicepackParams.model_validate(spec.params)
     search = _Search.build(spec, params, read_dataset(spec.dataset_dir), lambda p: None)
-    embedder = search.scorer._embedder
+    embedder = search.scorer.embedder
     target = mean_direction([embedder.embed(*_mono(soundfile.read(str(p), dtype="float32"))) for p in sorted((args.out / "heldout").glob("*.wav"))])
-    stock = {name: held_out_similarity(style, search, embedder, target) for name, style in search.stock.items()}
+    rated = {name: held_out(style, search, embedder, target) for name, style in search.stock.items()}
+    stock = {name: similarity for name, (similarity, _, _) in rated.items()}
     best_stock = max(stock, key=lambda n: stock[n])
-    trained = held_out_similarity(load_voicepack(result.outputs[0]), search, embedder, target)
+    trained, trained_wer, trained_acoustics = held_out(load_voicepack(result.outputs[0]), search, embedder, target)
+    wer_target, target_acoustics = target_rating(args.out / "heldout")
     summary = {
         "target": args.target, "lines": args.lines, "epochs": args.epochs, "learning_rate": args.learning_rate, "minutes": round(minutes, 1),
-        "load_before": load_before, "load_after": load_after, "train_metrics": result.metrics,
+        "load_before": load_before, "load_after": load_after, "peak_rss_mb": round(peak_rss_mb), "train_metrics": result.metrics,
         "held_out_stock": stock, "best_stock": best_stock, "held_out_best_stock": stock[best_stock],
         "held_out_trained": trained, "voicepack": str(result.outputs[0]),
+        "wer_target": wer_target, "wer_best_stock": rated[best_stock][1], "wer_trained": trained_wer,
+        "pitch_hz": {"target": target_acoustics[0], "best_stock": rated[best_stock][2][0], "trained": trained_acoustics[0]},
+        "from_target": {"best_stock": acoustic_distance(rated[best_stock][2], target_acoustics),
+                        "trained": acoustic_distance(trained_acoustics, target_acoustics)},
     }
     (args.out / "summary.json").write_text(json.dumps({**summary, "progress": log}, indent=2))
     print(json.dumps(summary, indent=2))

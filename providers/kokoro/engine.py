@@ -26,7 +26,7 @@ from providers.kokoro.phonemes import (
     check_length,
     split_sentences,
 )
-from providers.kokoro.prepare import Runtime, choose_runtime, open_session
+from providers.kokoro.prepare import Runtime, choose_runtime, fold_to, folded_path, open_session
 from providers.kokoro.voices import VoiceLibrary
 from providers.settings_base import ProviderSettings
 
@@ -160,6 +160,20 @@ class KokoroProvider:
 
     def speak_phonemes(self, settings: KokoroSettings, ctx: ProviderContext, phonemes: str, style: np.ndarray) -> np.ndarray:
         return self.render(self._model(settings, ctx), phonemes, style, settings.speed)
+
+    def tokens(self, settings: KokoroSettings, ctx: ProviderContext, phonemes: str) -> list[int]:
+        return list(self._model(settings, ctx).kokoro.tokenizer.tokenize(phonemes))
+
+    def float_model(self, settings: KokoroSettings, ctx: ProviderContext) -> Path:
+        """The float version of the model, folded once if only the int8 one runs here (the
+        voicepack trainer differentiates it)."""
+        loaded = self._model(settings, ctx)
+        if loaded.runtime.variant == "float":
+            return loaded.runtime.path
+        target = folded_path(loaded.source, assets.data_dir(ctx))
+        if not target.is_file():
+            fold_to(loaded.source.path, target)
+        return target
 
     def phonemize(self, settings: KokoroSettings, ctx: ProviderContext, text: str) -> str:
         loaded = self._model(settings, ctx)

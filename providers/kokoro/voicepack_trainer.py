@@ -1,8 +1,10 @@
 """Train a Kokoro voicepack from the owner's samples (the seed's "Train Kokoro Voicepack").
 
-Implements ``agent.train.base.Trainer``: the job runner calls ``run`` in a subprocess. The
-search itself is in ``providers.kokoro.walk``; this module reads the dataset, checks it is
-enough, checkpoints the best voicepack (atomically) and resumes from it.
+Implements ``agent.train.base.Trainer``: the job runner calls ``run`` in a subprocess. Gradient
+steps (``providers.kokoro.style_descent``) move the style towards the owner's voice; every few
+steps the real engine speaks with it and the score (``providers.kokoro.similarity``) decides
+whether it becomes the best voicepack so far. This module reads the dataset, checks it is
+enough, checkpoints (the best voicepack and the descent's state, atomically) and resumes.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,18 +25,20 @@ from agent.train.base import Progress, Report, ShouldStop, TrainResult, TrainSpe
 from providers.base import ProviderContext
 from providers.kokoro.config import KokoroSettings, LangCode
 from providers.kokoro.engine import KokoroProvider
-from providers.kokoro.voices import VoiceLibrary, load_voicepack, save_voicepack
-from providers.kokoro.walk import (
+from providers.kokoro.phonemes import split_sentences
+from providers.kokoro.similarity import (
     Score,
     Scorer,
     SpeakerEmbedder,
-    adapt_step,
     blends,
     mean_direction,
-    propose,
+    median_pitch,
     style_spread,
-    voice_features,
 )
+from providers.kokoro.voices import VoiceLibrary, load_voicepack, save_voicepack
+
+if TYPE_CHECKING:
+    from providers.kokoro.style_descent import DescentState, StyleDescent
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,8 @@ DEFAULT_LINES = (
     "The library closes early on public holidays this year.",
 )
 CHECKPOINT_EVERY_S = 30.0
+# A gradient step keeps the activations of all its audio: longer sentences are left to the checks.
+MAX_STEP_TOKENS = 100
 
 
 class DatasetError(ValueError):
@@ -56,13 +62,14 @@ class VoicepackParams(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
     base_voice: str = Field("auto", min_length=1, description="Start voice or blend; auto = the stock voice or blend closest to the target.")
-    epochs: int = Field(200, ge=1, le=20000, description="Search iterations (one candidate voice each).")
-    learning_rate: float = Field(0.05, gt=0.0, le=1.0, description="Step size per style value, in standard deviations of the stock voices.")
-    device: Literal["cpu", "cuda"] = Field("cpu", description="Where the speaker encoder runs (synthesis is ONNX on the CPU).")
+    epochs: int = Field(60, ge=1, le=20000, description="Gradient steps (one training sentence each).")
+    learning_rate: float = Field(0.3, gt=0.0, le=2.0, description="Adam step per style value, in standard deviations of the stock voices.")
+    device: Literal["cpu", "cuda"] = Field("cpu", description="Where the speaker encoder runs (synthesis runs on the CPU).")
     max_samples: int = Field(20, ge=1, le=1000, description="Target samples used to describe the voice.")
     lang_code: LangCode = Field("a", description="Language the voicepack is tuned to speak.")
     voices_path: str = Field("", description="A voices-v1.0.bin whose voices join the starting set (as tts.kokoro.voicesPath).")
-    lines: int = Field(3, ge=1, le=8, description="Sentences each candidate speaks (more: steadier, slower).")
+    lines: int = Field(3, ge=1, le=8, description="Sentences each checked voicepack says (more: steadier, slower).")
+    check_every: int = Field(10, ge=1, le=1000, description="Steps between checks on the real engine; the best checked voicepack is kept.")
     min_minutes: float = Field(5.0, ge=0.0, le=600.0, description="Refuse datasets with less speech than this.")
     min_samples: int = Field(10, ge=1, le=10000, description="Refuse datasets with fewer WAVs than this.")
 
@@ -122,38 +129,41 @@ class KokoroVoicepackTrainer:
         check_dataset(samples, params, spec.dataset_dir)
         search = _Search.build(spec, params, samples, report)
         spec.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        state_path = spec.checkpoint_dir / "state.json"
-        best_path = spec.checkpoint_dir / "best.npy"
-        state = _load_state(state_path)
-        if state is not None and best_path.is_file():
+        saved = _load_checkpoint(spec.checkpoint_dir)
+        if saved is not None:
+            state, best, descent_state = saved
             start = dict(state["start"])  # type: ignore[call-overload]
-            search.starting_voice(str(start["voice"]))  # the duration guard is relative to the start
-            best, step = load_voicepack(best_path), int(state["step"])  # type: ignore[call-overload]
-            sigma = float(state.get("sigma", params.learning_rate))  # type: ignore[arg-type]
+            base, _ = search.starting_voice(str(start["voice"]))  # the duration guard is relative to the start
+            step = int(state["step"])  # type: ignore[call-overload]
             best_score = search.score(best)
-            log.info("resuming at iteration %d (score %.4f)", step, best_score.total)
+            descent = search.descent(base, params)
+            descent.restore(descent_state)
+            log.info("resuming at step %d (score %.4f)", step, best_score.total)
         else:
             best, start_name = search.starting_voice(params.base_voice)
-            best_score, step, sigma = search.score(best), 0, params.learning_rate
+            best_score, step = search.score(best), 0
             start = {"voice": start_name, "target": best_score.target, "score": best_score.total}
-            _checkpoint(spec, best, step, best_score, start, sigma)
+            descent = search.descent(best, params)
+            _checkpoint(spec, best, step, best_score, start, descent.state())
         last_save = time.monotonic()
         while step < params.epochs:
             if should_stop():
-                _checkpoint(spec, best, step, best_score, start, sigma)
+                _checkpoint(spec, best, step, best_score, start, descent.state())
                 return TrainResult("stopped", metrics=_metrics(best_score, start, step))
-            rng = np.random.default_rng([spec.seed, step])  # per-iteration: a resumed run repeats the same walk
-            candidate = search.propose(best, sigma, rng)
-            score = search.score(candidate)
+            rng = np.random.default_rng([spec.seed, step])  # per step: a resumed run says the same sentences
+            tokens = search.training_tokens[int(rng.integers(len(search.training_tokens)))]
+            similarity = descent.step(tokens, seed=int(rng.integers(2**31)))
             step += 1
-            improved = score.ok and score.total > best_score.total
-            if improved:
-                best, best_score = candidate, score
-            sigma = adapt_step(sigma, improved, params.learning_rate)
+            checked = step % params.check_every == 0 or step == params.epochs
+            if checked:
+                candidate = descent.style()
+                score = search.score(candidate)
+                if score.ok and score.total > best_score.total:
+                    best, best_score = candidate, score
             report(Progress("training", step, params.epochs, best=best_score.total,
-                            message=f"similarity {best_score.target:.3f} (start {start['target']:.3f})"))
-            if time.monotonic() - last_save >= CHECKPOINT_EVERY_S or step == params.epochs:
-                _checkpoint(spec, best, step, best_score, start, sigma)
+                            message=f"similarity {best_score.target:.3f} (start {start['target']:.3f}), this step {similarity:.3f}"))
+            if checked or time.monotonic() - last_save >= CHECKPOINT_EVERY_S:
+                _checkpoint(spec, best, step, best_score, start, descent.state())
                 last_save = time.monotonic()
         report(Progress("exporting", step, params.epochs, best=best_score.total))
         outputs = [spec.output_dir / f"{spec.speaker}.pt", spec.output_dir / f"{spec.speaker}.npy"]
@@ -167,20 +177,40 @@ def _metrics(score: Score, start: dict[str, object], step: int) -> dict[str, flo
             "start_similarity": float(start["target"]), "iterations": float(step)}  # type: ignore[arg-type]
 
 
-def _checkpoint(spec: TrainSpec, best: np.ndarray, step: int, score: Score, start: dict[str, object], sigma: float) -> None:
-    from agent.atomic import atomic_write_text
+def _checkpoint(spec: TrainSpec, best: np.ndarray, step: int, score: Score, start: dict[str, object], descent: DescentState) -> None:
+    import io
 
-    save_voicepack(best, spec.checkpoint_dir / "best.npy")  # first, so the state never points ahead of it
-    state = {"step": step, "score": score.total, "similarity": score.target, "start": start, "sigma": sigma}
+    from agent.atomic import atomic_write_bytes, atomic_write_text
+
+    # The files the state names come first, so the state never points ahead of them.
+    save_voicepack(best, spec.checkpoint_dir / "best.npy")
+    buffer = io.BytesIO()
+    np.savez(buffer, offset=descent.offset, adam_mean=descent.adam_mean, adam_square=descent.adam_square,
+             adam_steps=np.array(descent.adam_steps))
+    atomic_write_bytes(spec.checkpoint_dir / f"descent-{step}.npz", buffer.getvalue())
+    state = {"step": step, "score": score.total, "similarity": score.target, "start": start, "descent": f"descent-{step}.npz"}
     atomic_write_text(spec.checkpoint_dir / "state.json", json.dumps(state, indent=2) + "\n")
+    for old in spec.checkpoint_dir.glob("descent-*.npz"):
+        if old.name != state["descent"]:
+            old.unlink(missing_ok=True)
 
 
-def _load_state(path: Path) -> dict[str, object] | None:
+def _load_checkpoint(directory: Path) -> tuple[dict[str, object], np.ndarray, DescentState] | None:
+    """The saved state, best voicepack and descent, or None when there is no usable checkpoint."""
+    from providers.kokoro.style_descent import DescentState
+
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        state = json.loads((directory / "state.json").read_text(encoding="utf-8"))
+        if not (isinstance(state, dict) and {"step", "start", "descent"} <= state.keys()):
+            return None
+        with np.load(directory / Path(str(state["descent"])).name, allow_pickle=False) as saved:
+            descent = DescentState(saved["offset"], saved["adam_mean"], saved["adam_square"], int(saved["adam_steps"]))
+        best = load_voicepack(directory / "best.npy")
+    except (OSError, ValueError, KeyError) as exc:
+        if (directory / "state.json").exists():
+            log.warning("starting afresh: the checkpoint in %s cannot be used (%s)", directory, exc)
         return None
-    return state if isinstance(state, dict) and "step" in state and "start" in state else None
+    return state, best, descent
 
 
 def provider_context(spec: TrainSpec) -> ProviderContext:
@@ -198,11 +228,10 @@ class _Search:
     """The pieces one run needs: Kokoro, the speaker encoder, the target and the scorer."""
 
     def __init__(self, engine: KokoroProvider, settings: KokoroSettings, ctx: ProviderContext, scorer: Scorer,
-                 stock: dict[str, np.ndarray], spread: np.ndarray) -> None:
+                 stock: dict[str, np.ndarray], voices_path: str, training_tokens: list[list[int]]) -> None:
         self.engine, self.settings, self.ctx = engine, settings, ctx
-        self.scorer, self.stock, self.spread = scorer, stock, spread
-        self.directions = list(stock.values())  # the stock voices only, fixed for the whole run
-        self.voices_path = ""
+        self.scorer, self.stock, self.spread = scorer, stock, style_spread(list(stock.values()))
+        self.voices_path, self.training_tokens = voices_path, training_tokens
 
     @classmethod
     def build(cls, spec: TrainSpec, params: VoicepackParams, samples: list[Sample], report: Report) -> _Search:
@@ -214,28 +243,35 @@ class _Search:
         chosen = sorted(samples, key=lambda s: -s.seconds)[: params.max_samples]
         audio = [_read(s.path) for s in chosen]
         target = mean_direction([embedder.embed(*a) for a in audio])
-        target_features = np.mean([voice_features(*a) for a in audio], axis=0)
-        # Short lines (but long enough for a speaker embedding) keep each candidate cheap.
-        said = sorted((s.transcript for s in chosen if len(s.transcript.split()) >= 5), key=len)
+        pitch = float(np.median([median_pitch(*a) for a in audio]))
+        # Checks say a few short lines (but long enough for a speaker embedding); gradient steps
+        # say every sentence the owner said, one per step, so no single sentence is learned.
+        said = sorted({sentence for s in chosen for sentence in split_sentences(s.transcript) if len(sentence.split()) >= 5},
+                      key=lambda t: (len(t), t))
         texts = said[: params.lines]
         texts += list(DEFAULT_LINES)[: params.lines - len(texts)]
         lines = [engine.phonemize(settings, ctx, text) for text in texts]
+        training = [engine.tokens(settings, ctx, engine.phonemize(settings, ctx, text)) for text in said]
+        training = [tokens for tokens in training if 0 < len(tokens) <= MAX_STEP_TOKENS]
+        training = training or [engine.tokens(settings, ctx, line) for line in lines]
 
         def synthesize(phonemes: str, style: np.ndarray) -> np.ndarray:
             return engine.speak_phonemes(settings, ctx, phonemes, style)
 
         library = VoiceLibrary()
         stock = {name: library.style(name, params.voices_path, ctx)[0] for name in library.names(params.voices_path, ctx)}
-        scorer = Scorer(synthesize, embedder, target, lines, target_features=target_features)
-        search = cls(engine, settings, ctx, scorer, stock, style_spread(list(stock.values())))
-        search.voices_path = params.voices_path
-        return search
+        scorer = Scorer(synthesize, embedder, target, lines, target_pitch=pitch)
+        return cls(engine, settings, ctx, scorer, stock, params.voices_path, training)
 
     def score(self, style: np.ndarray) -> Score:
         return self.scorer(style)
 
-    def propose(self, best: np.ndarray, step: float, rng: np.random.Generator) -> np.ndarray:
-        return propose(best, self.spread, self.directions, step, rng)
+    def descent(self, base: np.ndarray, params: VoicepackParams) -> StyleDescent:
+        from providers.kokoro.style_descent import StyleDescent  # torch: only in the training process
+
+        model = self.engine.float_model(self.settings, self.ctx)
+        return StyleDescent(model, base, self.spread, self.scorer.target, self.scorer.embedder, params.learning_rate,
+                            self.scorer.target_pitch)
 
     def starting_voice(self, base_voice: str) -> tuple[np.ndarray, str]:
         """The named base voice, or the best-scoring stock voice or blend of the two best."""
@@ -243,13 +279,13 @@ class _Search:
             style = VoiceLibrary().style(base_voice, self.voices_path, self.ctx)[0]
         else:
             scored = {name: self.score(style) for name, style in self.stock.items()}
-            ranked = sorted(scored, key=lambda n: -scored[n].target)
+            ranked = sorted(scored, key=lambda n: -scored[n].total)
             for name, style in blends(self.stock, ranked).items():
                 scored[name] = self.score(style)
                 self.stock.setdefault(name, style)
-            base_voice = max(scored, key=lambda n: scored[n].target)
+            base_voice = max(scored, key=lambda n: scored[n].total)
             style = self.stock[base_voice]
-            log.info("starting from %s: %s", base_voice, {n: round(s.target, 3) for n, s in scored.items()})
+            log.info("starting from %s: %s", base_voice, {n: (round(s.target, 3), round(s.octaves, 2)) for n, s in scored.items()})
         # Guard intelligibility against the start: a candidate may not change durations wildly.
         self.scorer.reference_seconds = self.scorer.durations(style)
         return style, base_voice

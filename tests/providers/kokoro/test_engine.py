@@ -109,7 +109,7 @@ def test_asset_tag_changes_when_the_voicepack_changes(provider: KokoroProvider, 
 
 
 def test_int8_and_float_variants_sound_like_the_same_speaker(provider: KokoroProvider, ctx: ProviderContext) -> None:
-    from providers.kokoro.walk import SpeakerEmbedder
+    from providers.kokoro.similarity import SpeakerEmbedder
 
     text = "The folded model must sound like the original one."
     audio = {}

@@ -28,7 +28,7 @@ from tests.providers.kokoro.models import install_models, prepared_models
 from tests.speech import OWNER_RATE, owner
 
 LINES = ["Please turn off the lights now.", "The train leaves in ten minutes.", "We need milk and a dozen eggs."]
-SMALL = {"epochs": 3, "lines": 1, "maxSamples": 3, "minSamples": 3, "minMinutes": 0, "baseVoice": "jm_kumo", "learningRate": 0.05}
+SMALL = {"epochs": 3, "checkEvery": 2, "lines": 1, "maxSamples": 3, "minSamples": 3, "minMinutes": 0, "baseVoice": "jm_kumo", "learningRate": 0.3}
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,102 @@
+"""Kokoro as a torch module and the gradient steps on a style, against the real model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soxr
+import torch
+
+from providers.base import ProviderContext
+from providers.kokoro.config import KokoroSettings
+from providers.kokoro.engine import KokoroProvider
+from providers.kokoro.similarity import SpeakerEmbedder
+from providers.kokoro.style_descent import DifferentiableSpeakerEmbedding, StyleDescent
+from providers.kokoro.torch_graph import load_differentiable
+from providers.kokoro.voices import VoiceLibrary
+from tests.providers.kokoro.models import install_models, prepared_models
+from tests.speech import OWNER_RATE, owner
+
+pytestmark = pytest.mark.slow
+
+SENTENCE = "Please lock the front door before you leave."
+SETTINGS = KokoroSettings(langCode="a")
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory: pytest.TempPathFactory) -> ProviderContext:
+    root = tmp_path_factory.mktemp("descent-home")
+    install_models(prepared_models(tmp_path_factory), root)
+    profile = root / "profiles" / "default"
+    return ProviderContext("default", profile, (profile / "out" / "voices", root / "out" / "voices"))
+
+
+@pytest.fixture(scope="module")
+def engine() -> KokoroProvider:
+    return KokoroProvider()
+
+
+@pytest.fixture(scope="module")
+def model_path(engine: KokoroProvider, ctx: ProviderContext) -> Path:
+    return engine.float_model(SETTINGS, ctx)
+
+
+@pytest.fixture(scope="module")
+def embedder() -> SpeakerEmbedder:
+    return SpeakerEmbedder()
+
+
+def kumo(ctx: ProviderContext) -> np.ndarray:
+    return VoiceLibrary().style("jm_kumo", "", ctx)[0]
+
+
+def test_torch_graph_speaks_like_onnx_runtime(engine: KokoroProvider, ctx: ProviderContext, model_path: Path,
+                                              embedder: SpeakerEmbedder) -> None:
+    import onnxruntime
+
+    tokens = engine.tokens(SETTINGS, ctx, engine.phonemize(SETTINGS, ctx, SENTENCE))
+    style = kumo(ctx)[len(tokens) - 1]
+    inputs = {"tokens": np.array([[0, *tokens, 0]], np.int64), "style": style, "speed": np.array([1.0], np.float32)}
+    reference = onnxruntime.InferenceSession(str(model_path), providers=["CPUExecutionProvider"]).run(None, inputs)[0]
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = load_differentiable(model_path)(*(torch.from_numpy(v) for v in inputs.values()))
+    audio = (out[0] if isinstance(out, (tuple, list)) else out).numpy().ravel()
+
+    assert audio.shape == reference.shape  # the same durations: encoder and predictor match exactly
+    assert float(embedder.embed(audio, 24000) @ embedder.embed(reference, 24000)) > 0.9
+
+
+def test_differentiable_embedding_is_resemblyzers(embedder: SpeakerEmbedder) -> None:
+    speech = soxr.resample(owner(SENTENCE), OWNER_RATE, 24000).astype(np.float32)
+    for level in (1.0, 0.05):  # Resemblyzer raises quiet speech to -30 dBFS and leaves loud speech alone
+        audio = torch.tensor(speech * level / np.abs(speech).max(), requires_grad=True)
+        embedding = DifferentiableSpeakerEmbedding(embedder)(audio)
+        assert float(embedding.detach().numpy() @ embedder.embed(audio.detach().numpy(), 24000)) > 0.99
+        embedding.sum().backward()
+        assert audio.grad is not None and torch.isfinite(audio.grad).all() and float(audio.grad.abs().max()) > 0
+
+
+def test_descent_moves_the_style_towards_the_target(engine: KokoroProvider, ctx: ProviderContext, model_path: Path,
+                                                     embedder: SpeakerEmbedder) -> None:
+    target = embedder.embed(owner(SENTENCE), OWNER_RATE)
+    base = kumo(ctx)
+    spread = np.full_like(base, 0.3)
+    phonemes = engine.phonemize(SETTINGS, ctx, SENTENCE)
+    tokens = engine.tokens(SETTINGS, ctx, phonemes)
+
+    def similarity(style: np.ndarray) -> float:  # on the real engine, not the torch copy
+        return float(embedder.embed(engine.speak_phonemes(SETTINGS, ctx, phonemes, style), 24000) @ target)
+
+    descent = StyleDescent(model_path, base, spread, target, embedder, learning_rate=0.3)
+    for step in range(5):
+        descent.step(tokens, seed=step)
+    moved = descent.style()
+
+    assert moved.shape == base.shape and moved.dtype == np.float32
+    assert similarity(moved) > similarity(base) + 0.03
+    again = StyleDescent(model_path, base, spread, target, embedder, learning_rate=0.3)
+    again.restore(descent.state())
+    np.testing.assert_array_equal(again.style(), moved)
