@@ -116,16 +116,21 @@ def held_out(style: np.ndarray, search: object, embedder: object, target: np.nda
 
 
 def acoustics(audio: np.ndarray, rate: int) -> np.ndarray:
-    """[median pitch in Hz, 40-band log-mel envelope of the loud frames (dB, mean removed)]."""
+    """[median pitch in Hz (torchcrepe, periodic frames), 40-band log-mel envelope of the loud
+    frames (dB, mean removed)]. Not the trainer's own pitch estimate (yin), and not pyin, which
+    read 399 Hz for a trained voice that crepe and yin both put at 85 Hz."""
     import librosa
     import soxr
+    import torch
+    import torchcrepe
 
     wav = soxr.resample(np.asarray(audio, np.float32), rate, 16000)
     mel = 10 * np.log10(librosa.feature.melspectrogram(y=wav, sr=16000, n_fft=512, hop_length=160, n_mels=40, fmax=7600) + 1e-10)
     loud = mel.max(axis=0) > mel.max() - 35
     envelope = mel[:, loud].mean(axis=1)
-    f0, voiced, _ = librosa.pyin(wav, fmin=60, fmax=400, sr=16000, frame_length=1024, hop_length=160)
-    return np.concatenate([[float(np.nanmedian(f0[voiced])) if voiced.any() else 0.0], envelope - envelope.mean()])
+    pitch, periodicity = torchcrepe.predict(torch.from_numpy(wav)[None], 16000, 160, 50, 500, "tiny", return_periodicity=True, batch_size=512)
+    pitch, periodic = pitch.numpy().ravel(), periodicity.numpy().ravel() > 0.5
+    return np.concatenate([[float(np.median(pitch[periodic])) if periodic.any() else 0.0], envelope - envelope.mean()])
 
 
 def acoustic_distance(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
@@ -155,6 +160,7 @@ def main() -> int:
     parser.add_argument("--lines", type=int, default=3, help="sentences each checked voicepack says")
     parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="kokoro-voicepack-")))
     parser.add_argument("--home", type=Path, help="agent home whose out/models/kokoro holds the prepared model")
+    parser.add_argument("--evaluate-only", action="store_true", help="evaluate the voicepack an earlier run left in --out again")
     args = parser.parse_args()
 
     from agent.train.base import Progress, TrainSpec
@@ -169,8 +175,9 @@ def main() -> int:
     home = args.home or args.out / "home"
     (home / "profiles" / "default").mkdir(parents=True, exist_ok=True)
     os.environ["VOICE_AGENT_HOME"] = str(home)
-    write_dataset(args.out / "train", TRAIN, args.target, home)
-    write_dataset(args.out / "heldout", HELD_OUT, args.target, home)
+    if not args.evaluate_only:
+        write_dataset(args.out / "train", TRAIN, args.target, home)
+        write_dataset(args.out / "heldout", HELD_OUT, args.target, home)
     if args.target.startswith("kokoro:"):
         without_voice(args.target.partition(":")[2])
     spec = TrainSpec(
@@ -186,11 +193,17 @@ def main() -> int:
         if progress.step % 10 == 0 or progress.stage != "training":
             print(f"{time.monotonic() - started:7.1f}s {progress.stage} {progress.step}/{progress.total} {progress.message}", flush=True)
 
-    load_before = os.getloadavg()
-    result = KokoroVoicepackTrainer().run(spec, report, lambda: False)
-    minutes = (time.monotonic() - started) / 60
-    load_after = os.getloadavg()
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.evaluate_only:
+        earlier = json.loads((args.out / "summary.json").read_text())
+        training = {key: earlier[key] for key in ("minutes", "load_before", "load_after", "peak_rss_mb", "train_metrics")}
+        log = earlier["progress"]
+        voicepack = Path(earlier["voicepack"])
+    else:
+        load_before = os.getloadavg()
+        result = KokoroVoicepackTrainer().run(spec, report, lambda: False)
+        training = {"minutes": round((time.monotonic() - started) / 60, 1), "load_before": load_before, "load_after": os.getloadavg(),
+                    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), "train_metrics": result.metrics}
+        voicepack = result.outputs[0]
 
     # Evaluation on held-out sentences and held-out target audio.
     import soundfile
@@ -204,13 +217,12 @@ def main() -> int:
     rated = {name: held_out(style, search, embedder, target) for name, style in search.stock.items()}
     stock = {name: similarity for name, (similarity, _, _) in rated.items()}
     best_stock = max(stock, key=lambda n: stock[n])
-    trained, trained_wer, trained_acoustics = held_out(load_voicepack(result.outputs[0]), search, embedder, target)
+    trained, trained_wer, trained_acoustics = held_out(load_voicepack(voicepack), search, embedder, target)
     wer_target, target_acoustics = target_rating(args.out / "heldout")
     summary = {
-        "target": args.target, "lines": args.lines, "epochs": args.epochs, "learning_rate": args.learning_rate, "minutes": round(minutes, 1),
-        "load_before": load_before, "load_after": load_after, "peak_rss_mb": round(peak_rss_mb), "train_metrics": result.metrics,
+        "target": args.target, "lines": args.lines, "epochs": args.epochs, "learning_rate": args.learning_rate, **training,
         "held_out_stock": stock, "best_stock": best_stock, "held_out_best_stock": stock[best_stock],
-        "held_out_trained": trained, "voicepack": str(result.outputs[0]),
+        "held_out_trained": trained, "voicepack": str(voicepack),
         "wer_target": wer_target, "wer_best_stock": rated[best_stock][1], "wer_trained": trained_wer,
         "pitch_hz": {"target": target_acoustics[0], "best_stock": rated[best_stock][2][0], "trained": trained_acoustics[0]},
         "from_target": {"best_stock": acoustic_distance(rated[best_stock][2], target_acoustics),

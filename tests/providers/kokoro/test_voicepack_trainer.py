@@ -22,6 +22,7 @@ from providers.kokoro.voicepack_trainer import (
     VoicepackParams,
     check_dataset,
     read_dataset,
+    word_pieces,
 )
 from providers.kokoro.voices import load_voicepack
 from tests.providers.kokoro.models import install_models, prepared_models
@@ -93,6 +94,13 @@ def test_too_little_data_is_refused_with_what_is_missing(dataset: Path, tmp_path
     check_dataset(samples, VoicepackParams(minSamples=3, minMinutes=0.05), dataset)
     with pytest.raises(DatasetError, match="samples export kokoro"):
         read_dataset(tmp_path / "nothing")
+
+
+def test_long_sentences_are_said_in_pieces_of_whole_words() -> None:
+    phonemes = "ðə lˈaɪbɹɛɹi klˈoʊzᵻz ˈɜːli ˌɑːn pˈʌblɪk hˈɑːlədˌeɪz"
+    pieces = word_pieces(phonemes, 20)
+    assert " ".join(pieces) == phonemes and all(len(p) <= 20 for p in pieces) and len(pieces) == 3
+    assert word_pieces("a" * 45, 20) == ["a" * 20, "a" * 20, "a" * 5] and word_pieces("", 20) == []
 
 
 @pytest.mark.slow
