@@ -38,6 +38,8 @@ def add_parser(sub: Any) -> None:
     train.add_argument("--epochs", type=int, help="gradient steps, one sentence each (default 60)")
     train.add_argument("--learning-rate", type=float, help="Adam step in stock-voice standard deviations (default 0.3)")
     train.add_argument("--base-voice", help="start voice or blend (default: the closest stock voice)")
+    train.add_argument("--check-every", type=int, help="steps between checks on the real engine (default 10)")
+    train.add_argument("--lines", type=int, help="sentences each check says (default 3)")
     train.add_argument("--max-samples", type=int)
     train.add_argument("--device", choices=["cpu", "cuda"])
     train.add_argument("--lang", choices=list("abefhijpz"), help="language the voicepack speaks (default a)")
@@ -98,7 +100,8 @@ def _train(settings: AgentSettings, profiles: Any, args: argparse.Namespace) -> 
         return 1
     given = {"epochs": args.epochs, "learning_rate": args.learning_rate, "base_voice": args.base_voice,
              "max_samples": args.max_samples, "device": args.device, "lang_code": args.lang,
-             "min_minutes": args.min_minutes, "min_samples": args.min_samples}
+             "min_minutes": args.min_minutes, "min_samples": args.min_samples, "check_every": args.check_every,
+             "lines": args.lines}
     try:
         params = VoicepackParams.model_validate({k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:

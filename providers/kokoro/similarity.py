@@ -11,14 +11,11 @@ are refused outright: the guard for intelligibility.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 SYNTH_RATE = 24000
 PITCH_RATE = 16000
@@ -130,7 +127,7 @@ class Scorer:
 
 
 def style_spread(stock: Sequence[np.ndarray]) -> np.ndarray:
-    """Per-value standard deviation over the stock voices: how far a step may go in each value."""
+    """Per-value standard deviation over the stock voices: the unit of the descent's offset."""
     spread = np.std(np.stack(stock), axis=0)
     return np.maximum(spread, 1e-3).astype(np.float32)
 

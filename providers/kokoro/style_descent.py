@@ -4,10 +4,10 @@ The style table has 256 numbers per row; a random walk over them (the public KVo
 approach) needs thousands of syntheses to get anywhere. Here the synthesis itself is
 differentiated: Kokoro runs as a torch module (``torch_graph``), its audio goes through the
 same Resemblyzer speaker encoder that scores the result, and Adam moves the style up the
-gradient of the cosine similarity to the owner's voice, and of the distance between the pitch
-Kokoro predicts and the owner's (the similarity alone can rise while the voice stays an octave
-off). Each step speaks one training sentence (a different one each time, so the style learns
-the voice, not a sentence).
+gradient of the cosine similarity to the owner's voice and down that of the distance between
+the pitch Kokoro predicts and the owner's (the similarity alone can rise while the voice stays
+an octave off). Each step speaks one training sentence drawn at random, so the style learns the
+voice, not a sentence.
 
 The move is one 256-value offset added to every row of the starting voicepack (rows differ
 only by the phoneme count they serve), measured in units of the stock voices' spread per value.
@@ -98,7 +98,8 @@ class StyleDescent:
         torch.manual_seed(seed)
         row = self._base[min(len(tokens), len(self._base)) - 1]  # as kokoro-onnx picks it
         style = (row + self.offset * self._spread).unsqueeze(0)
-        audio, f0 = self._model(torch.tensor([[0, *tokens, 0]]), style, torch.tensor([speed]))
+        out = self._model(torch.tensor([[0, *tokens, 0]]), style, torch.tensor([speed]))
+        audio, f0 = out[0], out[-1]  # exports with a durations output have it in between
         similarity = self._embed(audio.reshape(-1)) @ self._target
         loss = -similarity
         voiced = f0.reshape(-1)[f0.detach().reshape(-1) > VOICED_HZ]

@@ -136,8 +136,9 @@ class _Clip(nn.Module):
 _SAME_AS = [("Reshape", 19, 14), ("Resize", 19, 13), ("Cast", 19, 13), ("Equal", 19, 13), ("Shape", 19, 15),
             ("Split", 18, 13), ("GreaterOrEqual", 16, 12), ("ConstantOfShape", 20, 9), ("Pad", 19, 13),
             ("ScatterND", 18, 16)]
+# onnx2torch names modules after the domain, and "." is not allowed there.
 MS_DOMAIN = "com_microsoft"
-F0_CURVE = "/encoder/F0_proj/Conv_output_0"  # the predicted pitch per frame (Hz) that the decoder is given  # onnx2torch names modules after the domain, and "." is not allowed there
+F0_CURVE = "/encoder/F0_proj/Conv_output_0"  # the predicted pitch per frame (Hz) that the decoder is given
 
 
 def _register() -> None:
@@ -195,8 +196,8 @@ def _register() -> None:
 
 
 def load_differentiable(path: Path, extra_outputs: tuple[str, ...] = ()) -> nn.Module:
-    """The float Kokoro model at ``path`` as a torch module: (tokens, style, speed) -> (audio,
-    durations, *the graph's tensors named in ``extra_outputs``).
+    """The float Kokoro model at ``path`` as a torch module: (tokens, style, speed) -> the
+    graph's outputs (audio first), then the graph's tensors named in ``extra_outputs``.
 
     Its weights are frozen; gradients flow to the style input only."""
     import onnx

@@ -13,6 +13,7 @@ import csv
 import json
 import logging
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -35,7 +36,7 @@ from providers.kokoro.similarity import (
     median_pitch,
     style_spread,
 )
-from providers.kokoro.voices import VoiceLibrary, load_voicepack, save_voicepack
+from providers.kokoro.voices import VoiceLibrary, VoicepackError, load_voicepack, save_voicepack
 
 if TYPE_CHECKING:
     from providers.kokoro.style_descent import DescentState, StyleDescent
@@ -168,7 +169,8 @@ class KokoroVoicepackTrainer:
                 _checkpoint(spec, best, step, best_score, start, descent.state())
                 last_save = time.monotonic()
         report(Progress("exporting", step, params.epochs, best=best_score.total))
-        outputs = [spec.output_dir / f"{spec.speaker}.pt", spec.output_dir / f"{spec.speaker}.npy"]
+        # .npy first: it is what the profile is pointed at, and reading it needs no torch.
+        outputs = [spec.output_dir / f"{spec.speaker}.npy", spec.output_dir / f"{spec.speaker}.pt"]
         for path in outputs:
             save_voicepack(best, path)
         return TrainResult("finished", outputs=outputs, metrics=_metrics(best_score, start, step))
@@ -176,7 +178,7 @@ class KokoroVoicepackTrainer:
 
 def _metrics(score: Score, start: dict[str, object], step: int) -> dict[str, float]:
     return {"similarity": score.target, "consistency": score.consistency, "score": score.total,
-            "start_similarity": float(start["target"]), "iterations": float(step)}  # type: ignore[arg-type]
+            "start_similarity": float(start["target"]), "steps": float(step)}  # type: ignore[arg-type]
 
 
 def _checkpoint(spec: TrainSpec, best: np.ndarray, step: int, score: Score, start: dict[str, object], descent: DescentState) -> None:
@@ -201,16 +203,20 @@ def _load_checkpoint(directory: Path) -> tuple[dict[str, object], np.ndarray, De
     """The saved state, best voicepack and descent, or None when there is no usable checkpoint."""
     from providers.kokoro.style_descent import DescentState
 
+    if not (directory / "state.json").exists():
+        return None
     try:
         state = json.loads((directory / "state.json").read_text(encoding="utf-8"))
         if not (isinstance(state, dict) and {"step", "start", "descent"} <= state.keys()):
-            return None
+            raise ValueError("state.json is not this trainer's")
+        int(state["step"]), str(state["start"]["voice"])
         with np.load(directory / Path(str(state["descent"])).name, allow_pickle=False) as saved:
             descent = DescentState(saved["offset"], saved["adam_mean"], saved["adam_square"], int(saved["adam_steps"]))
+        if not descent.offset.shape == descent.adam_mean.shape == descent.adam_square.shape == (256,):
+            raise ValueError(f"descent state of shape {descent.offset.shape}")
         best = load_voicepack(directory / "best.npy")
-    except (OSError, ValueError, KeyError) as exc:
-        if (directory / "state.json").exists():
-            log.warning("starting afresh: the checkpoint in %s cannot be used (%s)", directory, exc)
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, VoicepackError) as exc:
+        log.warning("starting afresh: the checkpoint in %s cannot be used (%s)", directory, exc)
         return None
     return state, best, descent
 
@@ -262,8 +268,8 @@ class _Search:
         audio = [_read(s.path) for s in chosen]
         target = mean_direction([embedder.embed(*a) for a in audio])
         pitch = float(np.median([median_pitch(*a) for a in audio]))
-        # Checks say a few short lines (but long enough for a speaker embedding); gradient steps
-        # say every sentence the owner said, one per step, so no single sentence is learned.
+        # Checks say a few short lines (but long enough for a speaker embedding); each gradient
+        # step says one of the owner's sentences drawn at random, so no single sentence is learned.
         said = sorted({sentence for s in chosen for sentence in split_sentences(s.transcript) if len(sentence.split()) >= 5},
                       key=lambda t: (len(t), t))
         texts = said[: params.lines]

@@ -64,7 +64,7 @@ def test_train_voicepack_and_switch_the_profile_to_it(home: Path) -> None:
                "--min-minutes", "0", "--min-samples", "3", "--use")
 
     assert done.returncode == 0, done.stderr
-    pack = home / "profiles" / "default" / "out" / "voices" / "kokoro-voicepacks" / "owner" / "owner.pt"
+    pack = home / "profiles" / "default" / "out" / "voices" / "kokoro-voicepacks" / "owner" / "owner.npy"
     assert pack.is_file() and f"voicepack {pack}" in done.stdout
     assert "training   [" in done.stderr and "2/2" in done.stderr  # the progress bar
     status = json.loads((home / "logs" / "run" / "kokoro-training-owner.json").read_text())

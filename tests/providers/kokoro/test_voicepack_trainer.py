@@ -20,6 +20,7 @@ from providers.kokoro.voicepack_trainer import (
     DatasetError,
     KokoroVoicepackTrainer,
     VoicepackParams,
+    _load_checkpoint,
     check_dataset,
     read_dataset,
     word_pieces,
@@ -103,15 +104,43 @@ def test_long_sentences_are_said_in_pieces_of_whole_words() -> None:
     assert word_pieces("a" * 45, 20) == ["a" * 20, "a" * 20, "a" * 5] and word_pieces("", 20) == []
 
 
+def test_a_damaged_checkpoint_means_starting_afresh(tmp_path: Path) -> None:
+    pack = np.zeros((510, 1, 256), np.float32)
+    np.save(tmp_path / "best.npy", pack)
+    np.savez(tmp_path / "descent-4.npz", offset=np.ones(256, np.float32), adam_mean=np.zeros(256, np.float32),
+             adam_square=np.zeros(256, np.float32), adam_steps=np.array(4))
+    state = {"step": 4, "start": {"voice": "jm_kumo"}, "descent": "descent-4.npz"}
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    saved = _load_checkpoint(tmp_path)
+    assert saved is not None and saved[2].adam_steps == 4 and float(saved[2].offset.sum()) == 256
+    assert _load_checkpoint(tmp_path / "none") is None
+    damages = [
+        lambda: (tmp_path / "state.json").write_text("{not json"),
+        lambda: (tmp_path / "state.json").write_text(json.dumps({**state, "start": "jm_kumo"})),
+        lambda: (tmp_path / "state.json").write_text(json.dumps({"step": 4, "sigma": 0.05, "start": {"voice": "a"}})),  # the random walk's
+        lambda: (tmp_path / "descent-4.npz").write_bytes(b"PK\x03\x04 truncated"),
+        lambda: np.savez(tmp_path / "descent-4.npz", offset=np.ones(3), adam_mean=np.ones(3), adam_square=np.ones(3), adam_steps=np.array(1)),
+        lambda: (tmp_path / "best.npy").write_bytes(b"garbage"),
+        lambda: np.save(tmp_path / "best.npy", np.zeros((3, 256), np.float32)),
+    ]
+    for damage in damages:
+        (tmp_path / "state.json").write_text(json.dumps(state))
+        np.save(tmp_path / "best.npy", pack)
+        np.savez(tmp_path / "descent-4.npz", offset=np.ones(256, np.float32), adam_mean=np.zeros(256, np.float32),
+                 adam_square=np.zeros(256, np.float32), adam_steps=np.array(4))
+        damage()
+        assert _load_checkpoint(tmp_path) is None
+
+
 @pytest.mark.slow
 def test_training_writes_a_voicepack_the_provider_speaks_with(agent_home: Path, straight: tuple[TrainResult, list[Progress], Path]) -> None:
     result, reports, root = straight
 
     assert result.status == "finished"
-    assert [p.name for p in result.outputs] == ["owner.pt", "owner.npy"]
+    assert [p.name for p in result.outputs] == ["owner.npy", "owner.pt"]
     pack = load_voicepack(result.outputs[0])
     np.testing.assert_array_equal(pack, load_voicepack(result.outputs[1]))
-    assert result.metrics["iterations"] == 3 and result.metrics["similarity"] >= result.metrics["start_similarity"]
+    assert result.metrics["steps"] == 3 and result.metrics["similarity"] >= result.metrics["start_similarity"]
     steps = [p for p in reports if p.stage == "training"]
     assert [p.step for p in steps] == [1, 2, 3] and reports[-1].stage == "exporting"
     bests = [p.best for p in steps]
@@ -138,5 +167,5 @@ def test_stopped_run_resumes_to_the_same_voicepack(
     assert json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())["step"] == 1
     resumed = KokoroVoicepackTrainer().run(spec(dataset, tmp_path / "b", seed=5), lambda p: None, lambda: False)
 
-    assert resumed.status == "finished" and resumed.metrics["iterations"] == 3
+    assert resumed.status == "finished" and resumed.metrics["steps"] == 3
     np.testing.assert_array_equal(load_voicepack(resumed.outputs[0]), load_voicepack(straight[0].outputs[0]))
