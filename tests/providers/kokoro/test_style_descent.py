@@ -70,11 +70,18 @@ def test_torch_graph_speaks_like_onnx_runtime(engine: KokoroProvider, ctx: Provi
 
 
 def test_differentiable_embedding_is_resemblyzers(embedder: SpeakerEmbedder) -> None:
+    from resemblyzer import audio as resemblyzer_audio
+
     speech = soxr.resample(owner(SENTENCE), OWNER_RATE, 24000).astype(np.float32)
     for level in (1.0, 0.05):  # Resemblyzer raises quiet speech to -30 dBFS and leaves loud speech alone
         audio = torch.tensor(speech * level / np.abs(speech).max(), requires_grad=True)
         embedding = DifferentiableSpeakerEmbedding(embedder)(audio)
-        assert float(embedding.detach().numpy() @ embedder.embed(audio.detach().numpy(), 24000)) > 0.99
+        # Resemblyzer's own pipeline on the same audio, all but the pause trimming
+        wav = resemblyzer_audio.normalize_volume(soxr.resample(audio.detach().numpy(), 24000, 16000), -30, increase_only=True)
+        untrimmed = embedder.encoder.embed_utterance(wav.astype(np.float32))
+        assert float(embedding.detach().numpy() @ untrimmed) > 0.99
+        # and with its pause trimming, which Piper's random pauses move by a few hundredths
+        assert float(embedding.detach().numpy() @ embedder.embed(audio.detach().numpy(), 24000)) > 0.9
         embedding.sum().backward()
         assert audio.grad is not None and torch.isfinite(audio.grad).all() and float(audio.grad.abs().max()) > 0
 
@@ -91,7 +98,7 @@ def test_descent_moves_the_style_towards_the_target(engine: KokoroProvider, ctx:
         return float(embedder.embed(engine.speak_phonemes(SETTINGS, ctx, phonemes, style), 24000) @ target)
 
     descent = StyleDescent(model_path, base, spread, target, embedder, learning_rate=0.3)
-    for step in range(5):
+    for step in range(8):  # the first steps may overshoot; eight gained 0.1-0.3 in the runs measured
         descent.step(tokens, seed=step)
     moved = descent.style()
 
