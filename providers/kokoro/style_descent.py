@@ -21,11 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from providers.kokoro.similarity import SpeakerEmbedder
+from providers.kokoro.similarity import SYNTH_RATE, SpeakerEmbedder
 from providers.kokoro.torch_graph import F0_CURVE, load_differentiable
 
-RESEMBLYZER_RATE = 16000
-SYNTH_RATE = 24000
 PITCH_WEIGHT = 1.0  # loss per squared octave between the predicted and the target pitch
 VOICED_HZ = 40.0  # predicted F0 below this is an unvoiced frame
 
@@ -43,16 +41,17 @@ class DifferentiableSpeakerEmbedding:
         self._encoder = embedder.encoder
         for parameter in self._encoder.parameters():
             parameter.requires_grad_(False)
-        self._hop = RESEMBLYZER_RATE * hparams.mel_window_step // 1000
-        self._n_fft = RESEMBLYZER_RATE * hparams.mel_window_length // 1000
+        self._rate = hparams.sampling_rate
+        self._hop = self._rate * hparams.mel_window_step // 1000
+        self._n_fft = self._rate * hparams.mel_window_length // 1000
         self._window = torch.hann_window(self._n_fft)
-        mel = librosa.filters.mel(sr=RESEMBLYZER_RATE, n_fft=self._n_fft, n_mels=hparams.mel_n_channels)
+        mel = librosa.filters.mel(sr=self._rate, n_fft=self._n_fft, n_mels=hparams.mel_n_channels)
         self._mel = torch.tensor(mel, dtype=torch.float32)
         self._level = 10 ** (hparams.audio_norm_target_dBFS / 20)
 
     def __call__(self, audio: torch.Tensor) -> torch.Tensor:
         n = audio.shape[-1]
-        m = n * RESEMBLYZER_RATE // SYNTH_RATE
+        m = n * self._rate // SYNTH_RATE
         wav = torch.fft.irfft(torch.fft.rfft(audio)[: m // 2 + 1], n=m) * (m / n)  # band-limited 24 -> 16 kHz
         rms = torch.sqrt(torch.mean(wav.detach() ** 2)) + 1e-9
         wav = wav * torch.clamp(self._level / rms, min=1.0)  # Resemblyzer raises quiet speech only

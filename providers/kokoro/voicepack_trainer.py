@@ -50,7 +50,7 @@ DEFAULT_LINES = (
 )
 CHECKPOINT_EVERY_S = 30.0
 # A gradient step keeps the activations of all its audio in memory (~0.8 GB a second, bench/RESULTS.md):
-# longer sentences are said in pieces of whole words.
+# longer sentences are said in pieces (Kokoro's tokens are its phoneme characters).
 MAX_STEP_TOKENS = 64
 MIN_STEP_TOKENS = 25  # about a second: shorter pieces say little about a voice
 
@@ -221,22 +221,6 @@ def _load_checkpoint(directory: Path) -> tuple[dict[str, object], np.ndarray, De
     return state, best, descent
 
 
-def word_pieces(phonemes: str, limit: int) -> list[str]:
-    """``phonemes`` cut at word boundaries into pieces of at most ``limit`` characters (Kokoro's
-    tokens are its phoneme characters); a single longer word is cut."""
-    pieces: list[str] = []
-    current = ""
-    for word in phonemes.split():
-        while len(word) > limit:
-            pieces.append(word[:limit])
-            word = word[limit:]
-        if current and len(current) + 1 + len(word) > limit:
-            pieces.append(current)
-            current = ""
-        current = f"{current} {word}" if current else word
-    return pieces + ([current] if current else [])
-
-
 def provider_context(spec: TrainSpec) -> ProviderContext:
     """The profile's context (for the shared model folder) from the agent's settings."""
     from agent.profiles import Profiles
@@ -275,9 +259,11 @@ class _Search:
         texts = said[: params.lines]
         texts += list(DEFAULT_LINES)[: params.lines - len(texts)]
         lines = [engine.phonemize(settings, ctx, text) for text in texts]
-        pieces = [piece for text in said for piece in word_pieces(engine.phonemize(settings, ctx, text), MAX_STEP_TOKENS)]
+        from kokoro_onnx import split_phonemes  # kokoro-onnx's own cutter: punctuation first, then words
+
+        pieces = [piece for text in said for piece in split_phonemes(engine.phonemize(settings, ctx, text), MAX_STEP_TOKENS)]
         training = [tokens for tokens in (engine.tokens(settings, ctx, piece) for piece in pieces) if len(tokens) >= MIN_STEP_TOKENS]
-        training = training or [engine.tokens(settings, ctx, piece) for line in lines for piece in word_pieces(line, MAX_STEP_TOKENS)]
+        training = training or [engine.tokens(settings, ctx, piece) for line in lines for piece in split_phonemes(line, MAX_STEP_TOKENS)]
 
         def synthesize(phonemes: str, style: np.ndarray) -> np.ndarray:
             return engine.speak_phonemes(settings, ctx, phonemes, style)

@@ -23,7 +23,6 @@ from providers.kokoro.voicepack_trainer import (
     _load_checkpoint,
     check_dataset,
     read_dataset,
-    word_pieces,
 )
 from providers.kokoro.voices import load_voicepack
 from tests.providers.kokoro.models import install_models, prepared_models
@@ -98,6 +97,8 @@ def test_too_little_data_is_refused_with_what_is_missing(dataset: Path, tmp_path
 
 
 def test_long_sentences_are_said_in_pieces_of_whole_words() -> None:
+    from kokoro_onnx import split_phonemes as word_pieces  # what the trainer cuts steps with
+
     phonemes = "ðə lˈaɪbɹɛɹi klˈoʊzᵻz ˈɜːli ˌɑːn pˈʌblɪk hˈɑːlədˌeɪz"
     pieces = word_pieces(phonemes, 20)
     assert " ".join(pieces) == phonemes and all(len(p) <= 20 for p in pieces) and len(pieces) == 3
