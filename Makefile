@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast bench install mosquitto clean
+.PHONY: run test test-fast bench mutate install mosquitto clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,14 @@ test: $(STAMP) mosquitto
 test-fast: $(STAMP) mosquitto
 	$(BIN)/python -m pytest -m "not slow"
 
+# Mutation testing of the core (pyproject.toml [tool.mutmut]); not part of `make test`.
+mutate: $(STAMP)
+	rm -rf mutants
+	$(BIN)/mutmut run
+	$(BIN)/mutmut results
+
 bench: $(STAMP) mosquitto
 	$(BIN)/python bench/speak_bench.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info mutants

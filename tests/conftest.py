@@ -107,17 +107,17 @@ class Probe:
         self.messages: queue.Queue[tuple[str, bytes, bool]] = queue.Queue()
         self.seen: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
-        self._ready = threading.Event()
+        self._subscribed = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:8]}")
         if username:
             self.client.username_pw_set(username, password)
         self.client.on_message = self._on_message
-        self.client.on_connect = lambda c, u, f, rc, p: (c.subscribe(f"{base}/#", qos=1), self._ready.set())
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{base}/#", qos=1)
+        self.client.on_subscribe = lambda *_: self._subscribed.set()
         self.client.reconnect_delay_set(0.2, 1)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
-        assert self._ready.wait(10), "probe could not connect"
-        time.sleep(0.1)  # let the SUBACK land
+        assert self._subscribed.wait(10), "probe could not connect and subscribe"
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         item = (msg.topic, bytes(msg.payload), bool(msg.retain))

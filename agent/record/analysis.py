@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import os
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -102,13 +104,61 @@ def score_utterances(utterances: list[Utterance], options: AnalysisOptions) -> l
     return [score_utterance(u, options) for u in utterances]
 
 
-def warm_up() -> bool:
-    _get_models()
-    return True
+class AnalysisFailed(Exception):
+    """The analysis could not run (its process died, a package is missing); ``code`` says which."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
-def new_pool() -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), initializer=_init_worker)
+class Analyser(Protocol):
+    """What the record service needs scored; ``AnalysisWorker`` does it in its own process."""
+
+    def score_wav(self, data: bytes, options: AnalysisOptions) -> Analysis: ...
+
+    def score_utterances(self, utterances: list[Utterance], options: AnalysisOptions) -> list[Scored]: ...
+
+    def embed_wav(self, data: bytes, vad: VadOptions) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+class AnalysisWorker:
+    """One low-priority process holding the models, started on first use and again after a crash."""
+
+    def __init__(self, timeout: float = 600.0) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._timeout = timeout
+
+    def score_wav(self, data: bytes, options: AnalysisOptions) -> Analysis:
+        return self._run(score_wav, data, options)  # type: ignore[no-any-return]
+
+    def score_utterances(self, utterances: list[Utterance], options: AnalysisOptions) -> list[Scored]:
+        return self._run(score_utterances, utterances, options)  # type: ignore[no-any-return]
+
+    def embed_wav(self, data: bytes, vad: VadOptions) -> np.ndarray:
+        return self._run(embed_wav, data, vad)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def _run(self, fn: Any, *args: Any) -> Any:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), initializer=_init_worker)
+        try:
+            return self._pool.submit(fn, *args).result(timeout=self._timeout)
+        except BrokenProcessPool:
+            self._pool = None  # a fresh process next time
+            raise AnalysisFailed("analysis_failed", "the analysis process died (out of memory?); try again") from None
+        except ImportError as exc:
+            raise AnalysisFailed(
+                "record_unavailable",
+                f"the record path needs {exc.name}: pip install 'voice-agent[record]' && "
+                "pip install --no-deps resemblyzer==0.1.4",
+            ) from exc
 
 
 def embed_wav(data: bytes, vad: VadOptions) -> np.ndarray:

@@ -27,6 +27,9 @@ WEIGHTS = {
 }
 # Speaker similarity (Resemblyzer cosine): same speaker is typically 0.75-0.95, others 0.3-0.7.
 SPEAKER_NONE, SPEAKER_FULL = 0.55, 0.80
+# webrtcvad calls loud steady noise (a fan, a shower) speech. Speech rises above its own pauses,
+# noise does not: white noise measures 0.4 dB here, speech under noise 6 dB below it still 7 dB.
+MIN_SNR_DB = 3.0
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ def score(m: Measurements, min_similarity: float | None) -> Score:
         reasons.append(f"clipped ({m.clipped_fraction:.1%} of samples at full scale)")
     if m.speech_ratio < 0.2:
         reasons.append(f"little speech ({m.speech_ratio:.0%} of frames)")
+    if m.snr_db < MIN_SNR_DB:
+        reasons.append(f"steady noise, not speech (nothing rises above it: SNR {m.snr_db:.1f} dB)")
     if min_similarity is not None and m.speaker_similarity is not None and m.speaker_similarity < min_similarity:
         reasons.append(f"another speaker (similarity {m.speaker_similarity:.2f} < {min_similarity:.2f})")
     return Score(round(total, 1), {k: round(v, 1) for k, v in components.items()}, m, reasons)

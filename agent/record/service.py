@@ -7,8 +7,7 @@ import logging
 import queue
 import threading
 import uuid
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -27,8 +26,6 @@ from agent.record.vad import Utterance, VadOptions
 
 log = logging.getLogger(__name__)
 
-ANALYSIS_TIMEOUT = 600.0
-
 
 @dataclass
 class RecordJob:
@@ -44,7 +41,8 @@ class RecordJob:
 
 class RecordService:
     def __init__(
-        self, profiles: Profiles, configs: ConfigStore, events: EventBus, state: StateBoard, queue_depth: int
+        self, profiles: Profiles, configs: ConfigStore, events: EventBus, state: StateBoard, queue_depth: int,
+        analyser: analysis.Analyser | None = None,
     ) -> None:
         self._profiles = profiles
         self._configs = configs
@@ -52,7 +50,7 @@ class RecordService:
         self._state = state
         self._queue: queue.Queue[RecordJob | None] = queue.Queue(maxsize=queue_depth)
         self._stores: dict[str, SampleStore] = {}
-        self._pool: ProcessPoolExecutor | None = None
+        self._analyser = analyser or analysis.AnalysisWorker()
         self._lock = threading.Lock()
         self._worker = threading.Thread(target=self._work, name="record", daemon=True)
         self._worker.start()
@@ -121,8 +119,7 @@ class RecordService:
                 job.future.set_exception(RequestError("shutting_down", "the agent is stopping"))
         self._queue.put(None)
         self._worker.join(timeout=30)
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._analyser.close()
         with self._lock:
             for store in self._stores.values():
                 store.close()
@@ -134,7 +131,10 @@ class RecordService:
             if job is None:
                 return
             try:
-                result = self._process(job)
+                try:
+                    result = self._process(job)
+                except analysis.AnalysisFailed as exc:
+                    raise RequestError(exc.code, str(exc)) from exc
                 if job.future is not None:
                     job.future.set_result(result)
             except BaseException as exc:
@@ -143,24 +143,9 @@ class RecordService:
                 if job.future is not None:
                     job.future.set_exception(exc)
 
-    def _analyse(self, fn: Any, *args: Any) -> Any:
-        if self._pool is None:
-            self._pool = analysis.new_pool()
-        try:
-            return self._pool.submit(fn, *args).result(timeout=ANALYSIS_TIMEOUT)
-        except BrokenProcessPool:
-            self._pool = None  # a fresh process next time
-            raise RequestError("analysis_failed", "the analysis process died (out of memory?); try again") from None
-        except ImportError as exc:
-            raise RequestError(
-                "record_unavailable",
-                f"the record path needs {exc.name}: pip install 'voice-agent[record]' && "
-                "pip install --no-deps resemblyzer==0.1.4",
-            ) from exc
-
     def _enroll(self, job: RecordJob) -> dict[str, Any]:
         try:
-            embedding = self._analyse(analysis.embed_wav, job.audio, self.vad_options(job.profile))
+            embedding = self._analyser.embed_wav(job.audio or b"", self.vad_options(job.profile))
         except (AudioDecodeError, ValueError) as exc:
             raise RequestError("invalid_audio", str(exc)) from exc
         store = self.store(job.profile)
@@ -182,13 +167,13 @@ class RecordService:
         )
         if job.audio is not None:
             try:
-                result: analysis.Analysis = self._analyse(analysis.score_wav, job.audio, options)
+                result = self._analyser.score_wav(job.audio, options)
             except AudioDecodeError as exc:
                 self._events.emit(job.profile, "sample.rejected", {"request_id": job.id, "reasons": [str(exc)]})
                 raise RequestError("invalid_audio", str(exc)) from exc
             scored, seconds, dropped = result.utterances, result.seconds, result.dropped
         else:
-            scored = self._analyse(analysis.score_utterances, job.utterances or [], options)
+            scored = self._analyser.score_utterances(job.utterances or [], options)
             seconds, dropped = sum(u.seconds for u in job.utterances or []), []
         if not scored:
             why = f"no usable speech in {seconds:.1f} s of audio" + (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from providers.base import Provider, ProviderContext, ProviderError, VoiceInfo
@@ -13,18 +14,20 @@ log = logging.getLogger(__name__)
 
 
 class ProviderPool:
-    def __init__(self, gpu_guard: Any = None) -> None:
+    def __init__(self, gpu_guard: Any = None, factory: Callable[[str], Provider] = create_provider) -> None:
         """``gpu_guard``: the agent's GPU arbitration (``GpuArbiter.reserve``), handed to every
-        provider that can use a GPU (those with ``use_gpu_guard``)."""
+        provider that can use a GPU (those with ``use_gpu_guard``). ``factory`` builds an engine
+        by name (the registry; tests hand in their own)."""
         self._providers: dict[str, Provider] = {}
         self._lock = threading.Lock()
         self._gpu_guard = gpu_guard
+        self._factory = factory
 
     def get(self, name: str) -> Provider:
         with self._lock:
             provider = self._providers.get(name)
             if provider is None:
-                provider = create_provider(name)
+                provider = self._factory(name)
                 if self._gpu_guard is not None and hasattr(provider, "use_gpu_guard"):
                     provider.use_gpu_guard(self._gpu_guard)
                 self._providers[name] = provider

@@ -28,6 +28,7 @@ from tests.conftest import AgentProcess, Probe
         ("nobody", "speak", b'{"id": "m7", "text": "hi"}', "unknown_profile", "nobody"),
         ("..", "speak", b'{"id": "m8", "text": "hi"}', "invalid_profile", "plain identifier"),
         ("default", "speak", b"\xff\xfe\x00garbage", "invalid_json", "not valid JSON"),
+        ("default", "speak", b'{"id": "m9", "text": "\xff"}', "invalid_json", "not valid JSON"),  # bad UTF-8 inside JSON
     ],
 )
 def test_bad_request_gets_one_error_response(

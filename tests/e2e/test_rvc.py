@@ -14,6 +14,8 @@ from tests.conftest import AgentProcess, Probe, make_home, write_json
 from tests.mosquitto import Mosquitto
 from tests.providers.rvc.fakes import RvcFile, install_rvc_assets, write_rvc_model
 
+pytestmark = pytest.mark.slow
+
 BASE = "rvc-e2e"
 TIMEOUT = 180  # the first request loads torch and every model on a busy 2-core machine
 

@@ -21,6 +21,8 @@ from tests.fake_sovits import FakeOptions, FakeSovits
 from tests.mosquitto import Mosquitto, free_port
 from tests.providers.sovits.conftest import write_reference
 
+pytestmark = pytest.mark.slow
+
 BASE = "sovits"
 TESTS = Path(__file__).resolve().parents[1]
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from tests.audio_checks import assert_speech
 from tests.conftest import AgentProcess, Probe, write_json
+from tests.mosquitto import Mosquitto
 
 
 def test_speak_publishes_wav_response_and_events(running_agent: AgentProcess, probe: Probe) -> None:
+    started = time.perf_counter()
     response = probe.request("default", "speak", {"id": "plain-1", "text": "Hello from the voice agent."})
+    wall_ms = (time.perf_counter() - started) * 1000
 
     assert response["status"] == "ok", response
     assert response["id"] == "plain-1"
@@ -22,7 +26,9 @@ def test_speak_publishes_wav_response_and_events(running_agent: AgentProcess, pr
     assert data["audio_seconds"] == pytest.approx(seconds, abs=0.01)
     assert probe.event("default", "speak.started", "plain-1")["data"]["provider"] == "piper"
     finished = probe.event("default", "speak.finished", "plain-1")["data"]
-    assert finished["latency_ms"] > 0 and finished["audio_seconds"] == data["audio_seconds"]
+    assert finished["audio_seconds"] == data["audio_seconds"]
+    # measured inside the agent: first audio before all of it, all of it before the answer reached us
+    assert 0 < finished["first_audio_ms"] <= finished["latency_ms"] < wall_ms
 
 
 def test_speak_without_id_gets_one(running_agent: AgentProcess, probe: Probe) -> None:
@@ -96,11 +102,23 @@ def test_unknown_voice_is_a_clear_error(running_agent: AgentProcess, probe: Prob
     assert "no_such_voice" in response["error"] and "out/voices" in response["error"]
 
 
-def test_state_is_retained(running_agent: AgentProcess, probe: Probe) -> None:
-    state = json.loads(probe.wait_topic("voice/default/state"))
-    assert state["provider"] == "piper" and state["voice"] == "en_US-joe-medium"
-    assert state["queue_depth"] >= 0
-    assert any(t == "voice/status" and p == b"online" and retained for t, p, retained in probe.seen)
+def test_state_counts_the_request_being_spoken_and_is_retained(running_agent: AgentProcess, probe: Probe, broker: Mosquitto) -> None:
+    probe.request("default", "speak", {"id": "state-1", "text": "Counting the queue."})
+
+    def depths() -> list[int]:
+        return [json.loads(p)["queue_depth"] for t, p, _ in probe.seen if t == "voice/default/state"]
+
+    deadline = time.monotonic() + 10
+    while not (1 in depths() and depths()[-1] == 0 and depths().index(1) < len(depths()) - 1):
+        assert time.monotonic() < deadline, depths()
+        time.sleep(0.02)
+    late = Probe(broker.port)  # a client that connects later gets the retained documents
+    try:
+        state = json.loads(late.wait_topic("voice/default/state"))
+        assert (state["provider"], state["voice"], state["queue_depth"]) == ("piper", "en_US-joe-medium", 0)
+        assert any(t == "voice/status" and p == b"online" and retained for t, p, retained in late.seen)
+    finally:
+        late.close()
 
 
 def test_voices_and_config_commands(running_agent: AgentProcess, probe: Probe) -> None:

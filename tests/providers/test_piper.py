@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from providers.base import ProviderContext, VoiceNotFoundError
+from providers.base import ProviderContext, ProviderError, VoiceNotFoundError
 from providers.piper.config import PiperSettings
 from providers.piper.engine import PiperProvider, bundled_voice, resolve_model
 
@@ -55,8 +55,9 @@ def test_corrupt_model_is_a_provider_error(tmp_path: Path) -> None:
     voice = install_voice(directory, "broken")
     voice.unlink()
     voice.write_bytes(b"not an onnx model")
-    with pytest.raises(Exception, match="cannot load Piper voice broken.onnx"):
+    with pytest.raises(ProviderError, match="cannot load Piper voice broken.onnx") as failed:
         list(PiperProvider().synthesize("Hi.", PiperSettings(model="broken"), context(tmp_path)))
+    assert failed.value.code == "provider_error"  # not a missing voice: the file is there but broken
 
 
 def test_sentences_stream_as_chunks(tmp_path: Path) -> None:

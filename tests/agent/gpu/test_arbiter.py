@@ -32,10 +32,15 @@ class FakeGpus:
 @pytest.fixture()
 def hog(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     script = tmp_path / "ollama"
-    script.write_text(f"#!{sys.executable}\nimport time\nwhile True: time.sleep(0.05)\n")
+    ready = tmp_path / "ready"
+    script.write_text(f"#!{sys.executable}\nimport pathlib, time\npathlib.Path({str(ready)!r}).touch()\n"
+                      "while True: time.sleep(0.05)\n")
     script.chmod(0o755)
     process = subprocess.Popen([str(script), "serve"])
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while not ready.exists():  # the fake Ollama is up and running its loop
+        assert time.monotonic() < deadline and process.poll() is None, "fake ollama did not start"
+        time.sleep(0.01)
     yield process
     process.kill()
     process.wait()

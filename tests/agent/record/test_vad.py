@@ -49,7 +49,26 @@ def test_long_speech_is_split_at_a_pause() -> None:
         assert np.abs(utterance.samples[:160]).max() < 0.1
 
 
-def test_silence_and_noise_give_nothing() -> None:
+def test_silence_and_a_quiet_room_give_nothing() -> None:
     rng = np.random.default_rng(0)
     assert segment(silence(5), VadOptions())[0] == []
-    assert segment(rng.normal(0, 0.001, SR * 5).astype(np.float32), VadOptions(aggressiveness=3))[0] == []
+    for aggressiveness in range(4):
+        room = rng.normal(0, 0.001, SR * 5).astype(np.float32)  # -60 dBFS
+        assert segment(room, VadOptions(aggressiveness=aggressiveness))[0] == []
+
+
+def test_loud_noise_passes_the_vad_so_the_scorer_must_refuse_it() -> None:
+    """webrtcvad hears white noise at -20 dBFS as speech at every setting (measured): the
+    record path cannot rely on the VAD alone to keep a fan or a shower out of the samples."""
+    from agent.record.quality import measure, score
+
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.1, SR * 5).astype(np.float32)
+    found, _ = segment(noise, VadOptions(aggressiveness=3))
+    assert len(found) == 1 and found[0].speech_ratio > 0.9
+    result = score(measure(found[0]), None)
+    assert any("steady noise" in reason for reason in result.reasons), result
+    said_text = np.concatenate([silence(0.5), speech("A sentence said in a loud room."), silence(0.5)])
+    noisy_speech = said_text + rng.normal(0, 0.02, len(said_text)).astype(np.float32)
+    said, _ = segment(noisy_speech, VadOptions())
+    assert said and not any("steady noise" in r for u in said for r in score(measure(u), None).reasons)

@@ -40,6 +40,22 @@ def test_order_survives_a_restart(tmp_path: Path) -> None:
     assert not old.exists()
 
 
+def test_a_hit_counts_as_use_across_restarts(tmp_path: Path) -> None:
+    """Reading an entry makes it the newest on disk too, so a restarted agent evicts what was
+    not heard for longest, not what was written first."""
+    cache = AudioCache(tmp_path, 10**6)
+    cache.put("k", "written first, heard often", PCM, 16000)
+    cache.put("k", "written later, never heard", PCM, 16000)
+    often, never = (tmp_path / cache_name("k", t) for t in ("written first, heard often", "written later, never heard"))
+    os.utime(often, ns=(1_000_000_000, 1_000_000_000))
+    os.utime(never, ns=(2_000_000_000, 2_000_000_000))
+    assert cache.get("k", "written first, heard often") is not None
+    assert often.stat().st_mtime_ns > never.stat().st_mtime_ns
+    reopened = AudioCache(tmp_path, 2 * 8100)  # room for two: the next put evicts one
+    reopened.put("k", "new", PCM, 16000)
+    assert often.exists() and not never.exists()
+
+
 def test_corrupt_or_partial_entries_are_never_served(tmp_path: Path) -> None:
     cache = AudioCache(tmp_path, 10**6)
     cache.put("k", "text", PCM, 16000)

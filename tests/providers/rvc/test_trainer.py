@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import wave
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from providers.rvc.trainer import RvcTrainer, RvcTrainParams
 from tests.providers.rvc.fakes import write_fairseq_hubert
 from tests.speech import owner
 
+pytestmark = pytest.mark.slow
+
 LINES = ["The kettle has boiled, so the tea is ready.", "Please water the tomatoes before it gets dark.",
          "I will be home a little later than usual tonight."]
 
@@ -30,6 +33,23 @@ def _dataset(folder: Path) -> Path:
             out.setframerate(22050)
             out.writeframes((owner(text) * 32767).astype(np.int16).tobytes())
     return folder
+
+
+def assert_same_training_state(resumed: Path, straight: Path) -> None:
+    import torch
+
+    a, b = (torch.load(p, map_location="cpu", weights_only=False) for p in (resumed, straight))
+    assert a["epoch"] == b["epoch"] == 3
+    for part in ("generator", "discriminator"):
+        assert a[part].keys() == b[part].keys()
+        for key in a[part]:
+            torch.testing.assert_close(a[part][key], b[part][key], rtol=1e-4, atol=1e-6, msg=f"{part} {key}")
+    for part in ("opt_g", "opt_d"):
+        assert a[part]["param_groups"] == b[part]["param_groups"]
+        for index, state in a[part]["state"].items():
+            for name in ("exp_avg", "exp_avg_sq"):
+                torch.testing.assert_close(state[name], b[part]["state"][index][name], rtol=1e-4, atol=1e-8,
+                                           msg=f"{part} {index} {name}")
 
 
 def test_params_keep_the_seeds_ranges() -> None:
@@ -61,6 +81,12 @@ def test_trains_stops_resumes_and_exports_a_loadable_model(tmp_path: Path) -> No
     assert again.status == "stopped" and again.metrics["epoch"] == 3
     assert not any(p.stage == "preparing" for p in resumed)  # the prepared data was kept with the checkpoint
     assert [p.step for p in resumed if p.stage == "training"][0] == 3  # went on from epoch 2
+
+    # resuming means ending where an uninterrupted run ends: same weights, same optimizer moments
+    straight = dataclasses.replace(spec, checkpoint_dir=tmp_path / "straight")
+    reports: list[Progress] = []
+    RvcTrainer().run(straight, reports.append, lambda: any(p.stage == "training" and p.step >= 3 for p in reports))
+    assert_same_training_state(spec.checkpoint_dir / "latest.pth", straight.checkpoint_dir / "latest.pth")
 
     # finishing runs the same export; here from the newest checkpoint, to keep the test short
     model_path, index_path = TrainingRun(spec, RvcTrainParams.model_validate(spec.params), resumed.append,

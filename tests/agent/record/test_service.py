@@ -1,0 +1,241 @@
+"""The record service with a stand-in analyser (the real one is a model process, tested end to
+end in tests/e2e/test_record.py): what is kept, what is refused and why, what is told."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from agent.config_store import ConfigStore
+from agent.events import EventBus, StateBoard
+from agent.mqtt.router import RequestError
+from agent.mqtt.schema import RecordRequest
+from agent.mqtt.topics import Topics
+from agent.profiles import Profiles
+from agent.record.analysis import Analysis, AnalysisFailed, AnalysisOptions, Scored
+from agent.record.decode import AudioDecodeError
+from agent.record.quality import Measurements
+from agent.record.service import RecordService
+from agent.record.vad import Utterance, VadOptions
+
+RATE = 16000
+
+
+def scored(score: float, seconds: float = 2.0, reasons: list[str] | None = None, value: float = 0.1,
+           similarity: float | None = None) -> Scored:
+    samples = np.full(int(seconds * RATE), value, np.float32)
+    m = Measurements(0.8, 25.0, 0.0, -20.0, seconds, None, similarity)
+    return Scored(samples, 0.0, score, {"snr": 80.0}, m, list(reasons or []), np.ones(4, np.float32) * value)
+
+
+class FakeAnalyser:
+    """Hands back what the test queued, and remembers what it was asked."""
+
+    def __init__(self) -> None:
+        self.results: list[Any] = []
+        self.options: list[AnalysisOptions] = []
+        self.embedding = np.array([1, 0, 0, 0], np.float32)
+        self.gate: threading.Event | None = None
+        self.entered = threading.Event()  # set once a job is being scored
+        self.closed = False
+
+    def _next(self) -> Any:
+        self.entered.set()
+        if self.gate is not None:
+            self.gate.wait(10)
+        result = self.results.pop(0)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def score_wav(self, data: bytes, options: AnalysisOptions) -> Analysis:
+        self.options.append(options)
+        return self._next()  # type: ignore[no-any-return]
+
+    def score_utterances(self, utterances: list[Utterance], options: AnalysisOptions) -> list[Scored]:
+        self.options.append(options)
+        return self._next()  # type: ignore[no-any-return]
+
+    def embed_wav(self, data: bytes, vad: VadOptions) -> np.ndarray:
+        return self.embedding
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Bus:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, Any]] = []
+
+    def __call__(self, topic: str, payload: bytes | str, qos: int, retain: bool) -> None:
+        self.published.append((topic, json.loads(payload)))
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [p["data"] for t, p in self.published if t.endswith(f"/event/{name}")]
+
+    def state(self, profile: str) -> dict[str, Any]:
+        return [p for t, p in self.published if t == f"voice/{profile}/state"][-1]
+
+
+@pytest.fixture()
+def setup(tmp_path: Path) -> Iterator[tuple[RecordService, FakeAnalyser, Bus, Path]]:
+    home = tmp_path
+    (home / "profiles" / "default" / "etc").mkdir(parents=True)
+    profiles = Profiles(home)
+    bus = Bus()
+    topics = Topics("voice")
+    events = EventBus(bus, topics)
+    analyser = FakeAnalyser()
+    service = RecordService(profiles, ConfigStore(profiles, events), events, StateBoard(bus, topics), 2, analyser)
+    yield service, analyser, bus, home
+    service.stop()
+
+
+def voice_json(home: Path, document: dict[str, Any]) -> None:
+    (home / "profiles" / "default" / "etc" / "voice.json").write_text(json.dumps(document))
+
+
+def record(service: RecordService, transcript: str | None = None, request_id: str = "r1") -> dict[str, Any]:
+    request = RecordRequest(id=request_id, audio=b"RIFF", transcript=transcript)
+    return service.submit("default", request).result(10)
+
+
+def test_samples_at_the_threshold_are_kept_and_those_below_refused_with_the_reason(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    analyser.results.append(Analysis(6.0, [scored(70.0), scored(69.9), scored(95.0, reasons=["clipped (2% ...)"])], []))
+    result = record(service)
+    assert [k["score"] for k in result["kept"]] == [70.0]
+    assert [(r["score"], r["reasons"]) for r in result["rejected"]] == [
+        (69.9, ["score 70 below the threshold 70"]), (95.0, ["clipped (2% ...)"])]
+    assert [e["score"] for e in bus.events("sample.captured")] == [70.0]
+    assert [e["score"] for e in bus.events("sample.rejected")] == [69.9, 95.0]
+    samples = service.store("default").list()
+    assert [s.id for s in samples] == [k["id"] for k in result["kept"]]
+    assert (result["seconds"], result["utterances"], result["id"]) == (6.0, 3, "r1")
+
+
+def test_the_threshold_comes_from_the_profiles_voice_json(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    voice_json(home, {"record": {"threshold": 90}})
+    service._configs.reload("default")
+    analyser.results.append(Analysis(2.0, [scored(89.0)], []))
+    result = record(service)
+    assert result["kept"] == [] and "below the threshold 90" in result["rejected"][0]["reasons"][0]
+
+
+def test_a_transcript_belongs_to_a_recording_of_one_utterance(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    analyser.results += [Analysis(2.0, [scored(80.0)], []), Analysis(4.0, [scored(80.0), scored(81.0)], [])]
+    one = record(service, transcript="Hello there.", request_id="one")
+    two = record(service, transcript="Hello there. General Kenobi.", request_id="two")
+    store = service.store("default")
+    assert store.get(one["kept"][0]["id"]).transcript == "Hello there."  # type: ignore[union-attr]
+    assert [store.get(k["id"]).transcript for k in two["kept"]] == [None, None]  # type: ignore[union-attr]
+
+
+def test_the_owners_voice_is_the_reference_for_scoring(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    analyser.results += [Analysis(2.0, [scored(80.0, value=0.2)], []), Analysis(2.0, [scored(80.0)], [])]
+    record(service)
+    assert analyser.options[0].reference is None  # nobody enrolled, nothing kept yet
+    record(service)
+    np.testing.assert_allclose(analyser.options[1].reference, np.ones(4) * 0.2)  # the kept sample's voice
+    assert analyser.options[1].min_similarity == 0.7 and analyser.options[1].dnsmos is True
+
+
+def test_enrolling_sets_the_reference_and_compares_it_with_kept_samples(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    analyser.results.append(Analysis(2.0, [scored(80.0)], []))
+    record(service)
+    result = service.enroll("default", RecordRequest(id="e1", audio=b"RIFF")).result(10)
+    assert result == {"id": "e1", "enrolled": True, "similarity_to_kept_samples": 0.5}
+    kind, embedding, _ = service.store("default").speaker()  # type: ignore[misc]
+    assert kind == "enrolled" and embedding.tolist() == [1, 0, 0, 0]
+    assert bus.events("speaker.enrolled") == [{"request_id": "e1"}]
+
+
+def test_no_speech_says_what_was_heard(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    analyser.results.append(Analysis(3.5, [], [(0.4, "shorter than 1 s")]))
+    with pytest.raises(RequestError) as refused:
+        record(service)
+    assert refused.value.code == "no_speech"
+    assert str(refused.value) == "no usable speech in 3.5 s of audio (1 segment(s) shorter than 1 s)"
+    assert bus.events("sample.rejected")[-1]["reasons"] == [str(refused.value)]
+
+
+def test_audio_that_cannot_be_decoded_is_invalid_audio(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    analyser.results.append(AudioDecodeError("not a readable WAV file"))
+    with pytest.raises(RequestError) as refused:
+        record(service)
+    assert (refused.value.code, str(refused.value)) == ("invalid_audio", "not a readable WAV file")
+    assert bus.events("sample.rejected")[-1]["reasons"] == ["not a readable WAV file"]
+
+
+def test_analysis_failures_keep_their_code_and_the_service_goes_on(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    analyser.results += [AnalysisFailed("analysis_failed", "the analysis process died"), Analysis(2.0, [scored(80.0)], [])]
+    with pytest.raises(RequestError) as refused:
+        record(service)
+    assert refused.value.code == "analysis_failed"
+    assert record(service)["kept"]
+
+
+def test_recording_can_be_switched_off_per_profile(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    voice_json(home, {"record": {"enabled": False}})
+    service._configs.reload("default")
+    with pytest.raises(RequestError) as refused:
+        service.submit("default", RecordRequest(audio=b"RIFF"))
+    assert refused.value.code == "record_disabled"
+
+
+def test_a_full_queue_is_busy_not_unbounded(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    analyser.gate = threading.Event()
+    analyser.results += [Analysis(2.0, [scored(80.0)], []) for _ in range(3)]
+    futures: list[Future[dict[str, Any]]] = [service.submit("default", RecordRequest(audio=b"RIFF"))]
+    assert analyser.entered.wait(10)
+    futures += [service.submit("default", RecordRequest(audio=b"RIFF")) for _ in range(2)]
+    with pytest.raises(RequestError) as refused:  # one being scored, two waiting: the queue holds two
+        for _ in range(2):
+            futures.append(service.submit("default", RecordRequest(audio=b"RIFF")))
+    assert refused.value.code == "busy"
+    assert service.submit_utterances("default", [], "stream") is False
+    analyser.gate.set()
+    assert all(f.result(10)["kept"] for f in futures)
+
+
+def test_readiness_and_the_sovits_reference_follow_kept_samples(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    analyser.results.append(Analysis(7.0, [scored(85.0, seconds=7.0)], []))
+    record(service, transcript="A seven second sentence for the reference.")
+    state = bus.state("default")
+    assert state["samples"] == 1 and state["readiness"]["sovits"]["ready"] is True
+    assert state["readiness"]["rvc"]["ready"] is False
+    reference = home / "profiles" / "default" / "out" / "voices" / "sovits-reference" / "default"
+    assert [p.suffix for p in sorted(reference.iterdir())] == [".txt", ".wav"]
+    assert bus.events("sovits.reference")[0]["score"] == 85.0
+
+
+def test_stopping_answers_what_still_waits(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    analyser.gate = threading.Event()
+    analyser.results += [Analysis(2.0, [scored(80.0)], []), Analysis(2.0, [scored(80.0)], [])]
+    first = service.submit("default", RecordRequest(audio=b"RIFF"))
+    assert analyser.entered.wait(10)
+    waiting = service.submit("default", RecordRequest(audio=b"RIFF"))
+    threading.Timer(0.2, analyser.gate.set).start()
+    service.stop()
+    assert first.result(10)["kept"]
+    with pytest.raises(RequestError) as refused:
+        waiting.result(10)
+    assert refused.value.code == "shutting_down" and analyser.closed

@@ -1,0 +1,223 @@
+"""One speak request through the pipeline with stand-in engines: the cache, the Piper fallback
+and what streaming changes about it (audio already sent cannot be taken back)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from agent.speak.cache import AudioCache
+from agent.speak.engines import ProviderPool
+from agent.speak.pipeline import SpeakFailed, SpeakJob, run_speak
+from agent.voice_config import VoiceConfig
+from providers.base import AudioChunk, ProviderContext, ProviderError, VoiceInfo, VoiceNotFoundError
+from providers.settings_base import ProviderSettings
+
+
+@dataclass
+class Engine:
+    """Says each sentence as one chunk of a fixed sample value; fails where told to."""
+
+    name: str
+    value: int
+    rate: int = 16000
+    fail_after: int | None = None  # chunks produced before raising
+    error: Exception = field(default_factory=lambda: ProviderError("engine broke"))
+    tag: str = "v1"
+    calls: int = 0
+
+    def synthesize(self, text: str, settings: ProviderSettings, ctx: ProviderContext) -> Iterator[AudioChunk]:
+        self.calls += 1
+        for index, sentence in enumerate(s for s in text.split(".") if s.strip()):
+            if self.fail_after is not None and index >= self.fail_after:
+                raise self.error
+            yield AudioChunk(self.value.to_bytes(2, "little", signed=True) * 100 * (index + 1), self.rate, sentence)
+        if self.fail_after is not None:
+            raise self.error
+
+    def voices(self, ctx: ProviderContext) -> list[VoiceInfo]:
+        return []
+
+    def asset_tag(self, settings: ProviderSettings, ctx: ProviderContext) -> str:
+        return self.tag
+
+    def preload(self, settings: ProviderSettings, ctx: ProviderContext) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Run:
+    def __init__(self, tmp_path: Path, engines: dict[str, Engine], cache: bool = False) -> None:
+        self.engines = engines
+        self.pool = ProviderPool(factory=lambda name: engines[name])  # type: ignore[arg-type,return-value]
+        self.ctx = ProviderContext("p", tmp_path, (tmp_path / "voices",))
+        self.cache = AudioCache(tmp_path / "cache", 10**6) if cache else None
+        self.chunks: list[tuple[int, AudioChunk]] = []
+        self.fallbacks: list[tuple[str, str]] = []
+
+    def __call__(self, text: str = "One. Two. Three.", provider: str | None = "kokoro", stream: bool = False,
+                 config: VoiceConfig | None = None, speed: float | None = None):  # type: ignore[no-untyped-def]
+        job = SpeakJob("j1", text, provider, None, speed, stream, time.perf_counter())  # type: ignore[arg-type]
+        return run_speak(job, config or VoiceConfig(), self.ctx, self.pool, self.cache,
+                         lambda seq, chunk: self.chunks.append((seq, chunk)),
+                         lambda failed, reason: self.fallbacks.append((failed, reason)))
+
+
+def pcm(value: int, sentences: int = 3) -> bytes:
+    return b"".join(value.to_bytes(2, "little", signed=True) * 100 * (i + 1) for i in range(sentences))
+
+
+def test_the_requested_provider_speaks_every_sentence(tmp_path: Path) -> None:
+    run = Run(tmp_path, {"kokoro": Engine("kokoro", 7, rate=24000), "piper": Engine("piper", 1)})
+    result = run(stream=True)
+    assert (result.provider, result.sample_rate, result.chunks, result.cached) == ("kokoro", 24000, 3, False)
+    assert result.pcm == pcm(7) and result.fallback_reason is None
+    assert [seq for seq, _ in run.chunks] == [0, 1, 2] and not run.fallbacks
+    assert result.seconds == pytest.approx(len(pcm(7)) / 2 / 24000)
+    assert result.voice == VoiceConfig().tts.kokoro.voice
+
+
+def test_the_configured_provider_speaks_when_the_request_names_none(tmp_path: Path) -> None:
+    run = Run(tmp_path, {"kokoro": Engine("kokoro", 7), "piper": Engine("piper", 1)})
+    config = VoiceConfig.model_validate({"tts": {"provider": "kokoro"}})
+    assert run(provider=None, config=config).provider == "kokoro"
+    assert run(provider=None).provider == "piper"
+
+
+def test_a_failure_before_any_audio_falls_back_to_piper(tmp_path: Path) -> None:
+    run = Run(tmp_path, {"kokoro": Engine("kokoro", 7, fail_after=0), "piper": Engine("piper", 1)})
+    result = run(stream=True)
+    assert result.provider == "piper" and result.pcm == pcm(1)
+    assert result.fallback_reason == "engine broke"
+    assert run.fallbacks == [("kokoro", "engine broke")]
+    assert [seq for seq, _ in run.chunks] == [0, 1, 2]
+
+
+def test_no_fallback_once_streamed_audio_went_out(tmp_path: Path) -> None:
+    """The listener already heard the first sentence in one voice: switching voices mid-way
+    would be worse than an error, so the request fails with the provider's code."""
+    engines = {"kokoro": Engine("kokoro", 7, fail_after=1, error=VoiceNotFoundError("lost the voice")),
+               "piper": Engine("piper", 1)}
+    run = Run(tmp_path, engines)
+    with pytest.raises(SpeakFailed) as failed:
+        run(stream=True)
+    assert (failed.value.code, failed.value.provider, str(failed.value)) == ("voice_not_found", "kokoro", "lost the voice")
+    assert [seq for seq, _ in run.chunks] == [0] and not run.fallbacks
+    assert engines["piper"].calls == 0
+
+
+def test_without_streaming_a_late_failure_still_falls_back(tmp_path: Path) -> None:
+    engines = {"kokoro": Engine("kokoro", 7, fail_after=2), "piper": Engine("piper", 1)}
+    run = Run(tmp_path, engines)
+    result = run(stream=False)
+    assert result.provider == "piper" and result.pcm == pcm(1) and run.chunks == []
+    assert run.fallbacks == [("kokoro", "engine broke")]
+
+
+def test_an_engine_crash_is_a_provider_error_that_falls_back(tmp_path: Path) -> None:
+    engines = {"kokoro": Engine("kokoro", 7, fail_after=0, error=ZeroDivisionError("bug")), "piper": Engine("piper", 1)}
+    result = Run(tmp_path, engines)()
+    assert result.provider == "piper" and result.fallback_reason == "kokoro failed: ZeroDivisionError: bug"
+
+
+def test_fallback_off_means_the_error_is_the_answer(tmp_path: Path) -> None:
+    engines = {"kokoro": Engine("kokoro", 7, fail_after=0), "piper": Engine("piper", 1)}
+    run = Run(tmp_path, engines)
+    config = VoiceConfig.model_validate({"tts": {"kokoro": {"autoFallbackToPiper": False}}})
+    with pytest.raises(SpeakFailed) as failed:
+        run(config=config)
+    assert (failed.value.code, failed.value.provider) == ("provider_error", "kokoro")
+    assert engines["piper"].calls == 0 and not run.fallbacks
+
+
+def test_piper_failing_is_not_retried_with_piper(tmp_path: Path) -> None:
+    engines = {"piper": Engine("piper", 1, fail_after=0)}
+    run = Run(tmp_path, engines)
+    with pytest.raises(SpeakFailed) as failed:
+        run(provider="piper")
+    assert failed.value.provider == "piper" and engines["piper"].calls == 1 and not run.fallbacks
+
+
+def test_both_failing_names_both_reasons(tmp_path: Path) -> None:
+    engines = {"kokoro": Engine("kokoro", 7, fail_after=0),
+               "piper": Engine("piper", 1, fail_after=0, error=VoiceNotFoundError("no piper voice"))}
+    with pytest.raises(SpeakFailed) as failed:
+        Run(tmp_path, engines)()
+    assert failed.value.code == "voice_not_found" and failed.value.provider == "piper"
+    assert str(failed.value) == "engine broke; Piper fallback failed too: no piper voice"
+
+
+def test_silence_is_no_audio(tmp_path: Path) -> None:
+    engines = {"piper": Engine("piper", 1)}
+    with pytest.raises(SpeakFailed) as failed:
+        Run(tmp_path, engines)(text=" . . ", provider="piper")
+    assert failed.value.code == "no_audio"
+
+
+def test_a_sample_rate_change_mid_utterance_is_refused(tmp_path: Path) -> None:
+    class Wobbly(Engine):
+        def synthesize(self, text: str, settings: ProviderSettings, ctx: ProviderContext) -> Iterator[AudioChunk]:
+            yield AudioChunk(b"\x01\x00" * 10, 16000)
+            yield AudioChunk(b"\x01\x00" * 10, 22050)
+
+    engines = {"piper": Wobbly("piper", 1)}
+    with pytest.raises(SpeakFailed, match="changed sample rate mid-utterance"):
+        Run(tmp_path, engines)(provider="piper")
+
+
+def test_invalid_overrides_are_an_invalid_payload(tmp_path: Path) -> None:
+    run = Run(tmp_path, {"piper": Engine("piper", 1)})
+    with pytest.raises(SpeakFailed) as failed:
+        run(provider="piper", speed=9.0)
+    assert failed.value.code == "invalid_payload" and "speakingRate" in str(failed.value)
+
+
+def test_the_cache_serves_the_same_audio_until_the_assets_change(tmp_path: Path) -> None:
+    engines = {"kokoro": Engine("kokoro", 7), "piper": Engine("piper", 1)}
+    run = Run(tmp_path, engines, cache=True)
+    first = run(stream=True)
+    second = run(stream=True)
+    assert (first.cached, second.cached) == (False, True) and second.pcm == first.pcm
+    assert engines["kokoro"].calls == 1
+    assert second.chunks == 1 and run.chunks[-1][0] == 0 and run.chunks[-1][1].pcm == first.pcm
+    engines["kokoro"].tag = "v2"  # a retrained voice: old audio must not be served
+    assert run().cached is False and engines["kokoro"].calls == 2
+    assert run(speed=1.5).cached is False  # other settings, other audio
+
+
+def test_a_fallback_is_cached_under_piper_not_the_failed_provider(tmp_path: Path) -> None:
+    engines = {"kokoro": Engine("kokoro", 7, fail_after=0), "piper": Engine("piper", 1)}
+    run = Run(tmp_path, engines, cache=True)
+    run()
+    engines["kokoro"].fail_after = None
+    again = run()
+    assert again.provider == "kokoro" and again.cached is False and again.pcm == pcm(7)
+    assert run(provider="piper").cached is True
+
+
+def test_a_provider_that_cannot_name_its_assets_falls_back(tmp_path: Path) -> None:
+    class Missing(Engine):
+        def asset_tag(self, settings: ProviderSettings, ctx: ProviderContext) -> str:
+            raise VoiceNotFoundError("no such voice")
+
+    engines = {"kokoro": Missing("kokoro", 7), "piper": Engine("piper", 1)}
+    run = Run(tmp_path, engines, cache=True)
+    result = run()
+    assert result.provider == "piper" and result.fallback_reason == "no such voice"
+    assert engines["kokoro"].calls == 0
+
+
+def test_first_audio_is_timed_from_the_request(tmp_path: Path) -> None:
+    class Slow(Engine):
+        def synthesize(self, text: str, settings: ProviderSettings, ctx: ProviderContext) -> Iterator[AudioChunk]:
+            time.sleep(0.05)
+            yield AudioChunk(b"\x01\x00" * 10, 16000)
+
+    result = Run(tmp_path, {"piper": Slow("piper", 1)})(provider="piper")
+    assert 50 <= result.first_audio_ms < 5000
