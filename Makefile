@@ -25,7 +25,10 @@ mosquitto:
 		{ echo "installing mosquitto and alsa-utils"; apt-get update -qq && \
 		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients alsa-utils; }
 
+# The layers (import-linter) and the types (mypy) are checked before the tests run.
 test: $(STAMP) mosquitto
+	$(BIN)/lint-imports
+	$(BIN)/mypy agent providers
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP) mosquitto

@@ -1,6 +1,6 @@
 """Agent settings: how to reach the broker, where data lives, request limits.
 
-Per-voice behaviour lives in ``voice.json`` (see ``agent.voice_config``); these settings
+Per-voice behaviour lives in ``voice.json`` (see ``agent.config.model``); these settings
 are about the process itself and come from ``VOICE_AGENT_*`` environment variables or an
 optional dotenv-style settings file (``VOICE_AGENT_SETTINGS_FILE``, default
 ``$VOICE_AGENT_HOME/etc/agent.env``).
@@ -70,24 +70,13 @@ class AgentSettings(BaseSettings):
         parse_window(value)
         return value
 
-    @property
-    def etc_dir(self) -> Path:
-        return self.home / "etc"
-
-    @property
-    def profiles_dir(self) -> Path:
-        return self.home / "profiles"
-
-    @property
-    def voices_dir(self) -> Path:
-        """Global voices shared by every profile."""
-        return self.home / "out" / "voices"
-
 
 def load_settings() -> AgentSettings:
     """Read settings from the environment, then the settings file for anything unset there."""
+    from agent.layout import Layout
+
     home = Path(os.environ.get("VOICE_AGENT_HOME") or Path.cwd())
-    env_file = Path(os.environ.get("VOICE_AGENT_SETTINGS_FILE") or home / "etc" / "agent.env")
+    env_file = Path(os.environ.get("VOICE_AGENT_SETTINGS_FILE") or Layout(home).settings_file)
     if env_file.is_file():
         return AgentSettings(_env_file=env_file)  # type: ignore[call-arg]
     return AgentSettings()

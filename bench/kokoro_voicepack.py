@@ -163,14 +163,14 @@ def main() -> int:
     parser.add_argument("--evaluate-only", action="store_true", help="evaluate the voicepack an earlier run left in --out again")
     args = parser.parse_args()
 
-    from agent.train.base import Progress, TrainSpec
+    from providers.kokoro.similarity import mean_direction
     from providers.kokoro.voicepack_trainer import (
         KokoroVoicepackTrainer,
         VoicepackParams,
         _Search,
         read_dataset,
     )
-    from providers.kokoro.similarity import mean_direction
+    from providers.training import Progress, TrainSpec
 
     home = args.home or args.out / "home"
     (home / "profiles" / "default").mkdir(parents=True, exist_ok=True)

@@ -84,7 +84,7 @@ def in_process(voices: Path, repeat: int) -> dict[str, Any]:
     from providers.piper.config import PiperSettings
     from providers.piper.engine import PiperProvider
     from providers.rvc import runtime
-    from providers.rvc.convert import ConvertOptions, Converter, resample
+    from providers.rvc.convert import Converter, ConvertOptions, resample
     from providers.rvc.hubert import load_hubert
 
     root = voices / "rvc-models"
@@ -201,7 +201,7 @@ def report(sizes: dict[str, float], inproc: dict[str, Any], agent: dict[str, Any
         f"- Machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), no GPU",
         f"- Load average at the end: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}",
-        f"- Files (random weights, real formats and sizes): " + ", ".join(f"{k} {v:.0f} MB" for k, v in sizes.items()),
+        "- Files (random weights, real formats and sizes): " + ", ".join(f"{k} {v:.0f} MB" for k, v in sizes.items()),
         f"- Synthesizer: v2 40k standard config, {inproc['parameters_m']:.1f}M parameters; medians of {repeat} runs",
         "", "### (a) Warm conversion in-process", "",
         "| text / f0 | audio s | sentences | convert s | RTF (wall) | CPU s per audio s | content features | pitch | index | synthesizer |",

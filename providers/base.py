@@ -8,7 +8,7 @@ requests; ``synthesize`` may be called from several threads.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -40,11 +40,16 @@ class VoiceInfo:
 
 @dataclass(frozen=True)
 class ProviderContext:
-    """Where a provider finds a profile's assets: its own voices first, then the household's."""
+    """Where a provider finds a profile's assets and keeps what it derives from them. The host
+    (the agent's layout) hands it in: providers never work out paths of their own."""
 
     profile: str
     profile_dir: Path
-    voices_dirs: tuple[Path, ...] = field(default_factory=tuple)
+    voices_dirs: tuple[Path, ...]  # the profile's voices first, then the household's
+    data_dir: Path  # derived files shared by every profile (assembled and prepared models)
+    run_dir: Path  # logs and pid files of the servers a provider runs
+    home: Path  # where relative paths in settings (an install folder) are resolved
+    samples_dir: Path  # the owner's kept recordings (RVC measures their pitch)
 
 
 class ProviderError(Exception):

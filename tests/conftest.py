@@ -128,10 +128,15 @@ class Probe:
     def publish(self, topic: str, payload: bytes | str) -> None:
         self.client.publish(topic, payload, qos=1).wait_for_publish(5)
 
-    def wait_for(self, predicate: Callable[[str, bytes], bool], timeout: float = 30) -> tuple[str, bytes]:
-        """The first message (seen before or arriving later) that matches."""
+    def mark(self) -> int:
+        """How many messages were seen so far: ``wait_for(..., after=mark)`` waits for a newer one."""
         with self._lock:
-            for topic, payload, _ in self.seen:
+            return len(self.seen)
+
+    def wait_for(self, predicate: Callable[[str, bytes], bool], timeout: float = 30, after: int = 0) -> tuple[str, bytes]:
+        """The first message (seen before, after the first ``after`` ones, or arriving later) that matches."""
+        with self._lock:
+            for topic, payload, _ in self.seen[after:]:
                 if predicate(topic, payload):
                     return topic, payload
         deadline = time.monotonic() + timeout
@@ -149,13 +154,13 @@ class Probe:
     def wait_topic(self, topic: str, timeout: float = 30) -> bytes:
         return self.wait_for(lambda t, _: t == topic, timeout)[1]
 
-    def event(self, profile: str, name: str, request_id: str | None = None, timeout: float = 30) -> dict[str, Any]:
+    def event(self, profile: str, name: str, request_id: str | None = None, timeout: float = 30, after: int = 0) -> dict[str, Any]:
         topic = f"{self.base}/{profile}/event/{name}"
 
         def match(t: str, p: bytes) -> bool:
             return t == topic and (request_id is None or json.loads(p)["data"].get("id") == request_id)
 
-        return json.loads(self.wait_for(match, timeout)[1])
+        return json.loads(self.wait_for(match, timeout, after)[1])
 
     def responses(self, profile: str, command: str) -> list[dict[str, Any]]:
         topic = f"{self.base}/{profile}/response/{command}"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.train.base import Progress, Report, ShouldStop, TrainResult, TrainSpec
+from providers.training import Progress, Report, ShouldStop, TrainResult, TrainSpec
 
 
 class CountingParams(BaseModel):

@@ -12,7 +12,7 @@ import os
 import signal
 from pathlib import Path
 
-from agent.atomic import atomic_write_text
+from providers.common.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""A short-lived MQTT client for the CLI: send one request, collect its audio and response."""
+"""Short-lived MQTT clients for the CLI: send one request and collect its audio and response;
+follow a profile's events."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
+from agent.mqtt.connect import new_client
 from agent.mqtt.topics import Topics
 from agent.settings import AgentSettings
 
@@ -46,12 +45,7 @@ class RequestClient:
         self.topics = Topics(settings.base_topic)
         self._messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self._subscribed = threading.Event()
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"voice-agent-cli-{uuid.uuid4().hex[:8]}")
-        if settings.mqtt_username:
-            password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-            self._client.username_pw_set(settings.mqtt_username, password)
-        if settings.mqtt_tls:
-            self._client.tls_set(ca_certs=str(settings.mqtt_tls_ca) if settings.mqtt_tls_ca else None)
+        self._client = new_client(settings, f"voice-agent-cli-{uuid.uuid4().hex[:8]}")
         self._client.on_message = lambda c, u, m: self._messages.put((m.topic, bytes(m.payload)))
         self._client.on_subscribe = lambda *a: self._subscribed.set()
 
@@ -104,3 +98,44 @@ class RequestClient:
                 if reply.response.get("status") != "ok" or got >= expected:
                     reply.audio, reply.chunks = audio, chunks
                     return reply
+
+
+class EventFollower:
+    """A profile's events as they come, ``(type, data)``; subscribed before ``__enter__`` returns,
+    so nothing that follows a request made inside the ``with`` block is missed."""
+
+    def __init__(self, settings: AgentSettings, profile: str) -> None:
+        self._settings = settings
+        self._topic = Topics(settings.base_topic).event(profile, "+")
+        self._events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        self._subscribed = threading.Event()
+        self._client = new_client(settings, f"voice-agent-follow-{uuid.uuid4().hex[:6]}")
+        self._client.on_message = self._on_message
+        self._client.on_subscribe = lambda *a: self._subscribed.set()
+
+    def __enter__(self) -> "EventFollower":
+        s = self._settings
+        try:
+            self._client.connect(s.mqtt_host, s.mqtt_port, keepalive=30)
+        except OSError as exc:
+            raise ConnectionError(f"cannot reach the MQTT broker at {s.mqtt_host}:{s.mqtt_port}: {exc}") from exc
+        self._client.subscribe(self._topic, qos=1)
+        self._client.loop_start()
+        if not self._subscribed.wait(10):
+            self.__exit__()
+            raise TimeoutError("the broker did not confirm the subscription")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()
+
+    def next(self) -> tuple[str, dict[str, Any]]:
+        return self._events.get()
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        try:
+            document = json.loads(message.payload)
+            self._events.put((str(document["type"]), dict(document.get("data") or {})))
+        except (ValueError, KeyError, TypeError):
+            pass

@@ -1,8 +1,9 @@
-"""One table of commands; every request gets exactly one response.
+"""MQTT requests into the command table; every request gets exactly one response.
 
-Handlers run on the MQTT thread and must return quickly: a handler with long work returns a
-``Future`` and the router answers when it completes. A handler reports a user error by
-raising ``RequestError``; anything else becomes an ``internal_error`` response and a log entry.
+The router parses and validates (off the network thread: the edge hands it requests on a
+thread of its own), calls the command, and maps a refusal (``ServiceError``, a provider's
+error) to ``{status: "error", code, error}``; anything else becomes an ``internal_error``
+response and a log entry.
 """
 
 from __future__ import annotations
@@ -12,28 +13,24 @@ import logging
 import re
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from agent.mqtt.schema import REQUEST_ID_PATTERN, Request, Response
-from agent.profiles import is_plain_name
+from agent.commands import Command
+from agent.errors import ServiceError
+from agent.mqtt.schema import Response
+from agent.requests import REQUEST_ID_PATTERN, describe_validation_error
+from agent.speak.service import AudioOut
+from providers.base import ProviderError
+from providers.common.names import is_plain_name
 
 log = logging.getLogger(__name__)
 
 VALID_ID = re.compile(REQUEST_ID_PATTERN)
 
-HandlerResult = dict[str, Any] | Future[dict[str, Any]]
-Handler = Callable[[str, Any], HandlerResult]
-
-
-class RequestError(Exception):
-    """A request that cannot be served; ``code`` is machine-readable, the message is for people."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+Respond = Callable[[str, str, Response], None]
+OutputFor = Callable[[str], AudioOut]  # profile -> where its requests' audio goes
 
 
 def parse_json_object(payload: bytes) -> dict[str, Any]:
@@ -42,9 +39,9 @@ def parse_json_object(payload: bytes) -> dict[str, Any]:
     try:
         document = json.loads(payload)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RequestError("invalid_json", f"payload is not valid JSON: {exc}") from exc
+        raise ServiceError("invalid_json", f"payload is not valid JSON: {exc}") from exc
     if not isinstance(document, dict):
-        raise RequestError("invalid_payload", "payload must be a JSON object")
+        raise ServiceError("invalid_payload", "payload must be a JSON object")
     return document
 
 
@@ -55,38 +52,22 @@ def binary_or_json(payload: bytes) -> dict[str, Any]:
     return {"audio": payload}
 
 
-@dataclass(frozen=True)
-class Command:
-    model: type[Request]
-    handler: Handler
-    max_bytes: int | None = None  # None: the agent's max_request_bytes
-    decode: Callable[[bytes], dict[str, Any]] = parse_json_object
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "payload"
-        parts.append(f"{field}: {err['msg']}")
-    return "; ".join(parts)
-
-
 class Router:
     def __init__(
         self,
-        respond: Callable[[str, str, Response], None],
+        commands: dict[str, Command],
+        respond: Respond,
+        output_for: OutputFor,
         profile_exists: Callable[[str], bool],
         max_request_bytes: int,
+        max_audio_bytes: int,
     ) -> None:
+        self._commands = commands
         self._respond = respond
+        self._output_for = output_for
         self._profile_exists = profile_exists
         self._max_bytes = max_request_bytes
-        self._commands: dict[str, Command] = {}
-
-    def register(self, name: str, command: Command) -> None:
-        if name in self._commands:
-            raise ValueError(f"command {name!r} registered twice")
-        self._commands[name] = command
+        self._max_audio_bytes = max_audio_bytes
 
     @property
     def commands(self) -> list[str]:
@@ -97,22 +78,20 @@ class Router:
         try:
             command = self._commands.get(name)
             if command is None:
-                raise RequestError(
-                    "unknown_command", f"unknown command {name!r}; known: {', '.join(self.commands)}"
-                )
-            limit = command.max_bytes or self._max_bytes
+                raise ServiceError("unknown_command", f"unknown command {name!r}; known: {', '.join(self.commands)}")
+            limit = self._max_audio_bytes if command.audio_in else self._max_bytes
             if len(payload) > limit:
-                raise RequestError("payload_too_large", f"payload is {len(payload)} bytes; the limit is {limit}")
-            document = command.decode(payload)
+                raise ServiceError("payload_too_large", f"payload is {len(payload)} bytes; the limit is {limit}")
+            document = binary_or_json(payload) if command.audio_in else parse_json_object(payload)
             raw_id = document.get("id")
             request_id = raw_id if isinstance(raw_id, str) and VALID_ID.match(raw_id) else None
             check_profile(profile, self._profile_exists)
             try:
                 request = command.model.model_validate(document)
             except ValidationError as exc:
-                raise RequestError("invalid_payload", describe_validation_error(exc)) from exc
-            result = command.handler(profile, request)
-        except RequestError as exc:
+                raise ServiceError("invalid_payload", describe_validation_error(exc)) from exc
+            result = command.run(profile, request, self._output_for(profile))
+        except (ServiceError, ProviderError) as exc:
             self._error(profile, name, request_id, exc.code, str(exc))
             return
         except Exception as exc:
@@ -128,7 +107,7 @@ class Router:
         exc = future.exception()
         if exc is None:
             self._ok(profile, name, request_id, future.result())
-        elif isinstance(exc, RequestError):
+        elif isinstance(exc, (ServiceError, ProviderError)):
             self._error(profile, name, request_id, exc.code, str(exc))
         else:
             log.error("command %s for %s failed: %r", name, profile, exc)
@@ -144,9 +123,9 @@ class Router:
 
 def check_profile(profile: str, exists: Callable[[str], bool]) -> None:
     if not is_plain_name(profile):
-        raise RequestError("invalid_profile", f"profile name {profile!r} is not a plain identifier")
+        raise ServiceError("invalid_profile", f"profile name {profile!r} is not a plain identifier")
     if not exists(profile):
-        raise RequestError("unknown_profile", f"no profile {profile!r} (profiles are directories under profiles/)")
+        raise ServiceError("unknown_profile", f"no profile {profile!r} (profiles are directories under profiles/)")
 
 
 def model_json(model: BaseModel) -> bytes:

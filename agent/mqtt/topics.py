@@ -19,10 +19,6 @@ class Topics:
         return f"{self.base}/+/request/+"
 
     @property
-    def gpu_state(self) -> str:
-        return f"{self.base}/gpu/state"
-
-    @property
     def streams(self) -> str:
         return f"{self.base}/+/stream/+/+"
 

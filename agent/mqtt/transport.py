@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import logging
 import socket
-import ssl
 import threading
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.mqtt.connect import new_client
 from agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -33,19 +32,7 @@ class MqttTransport:
         self._on_connect_hooks: list[Callable[[], None]] = []
         self._connected = threading.Event()
         self._stopping = False
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=settings.mqtt_client_id,
-            clean_session=True,
-        )
-        if settings.mqtt_username:
-            password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-            self._client.username_pw_set(settings.mqtt_username, password)
-        if settings.mqtt_tls:
-            self._client.tls_set(
-                ca_certs=str(settings.mqtt_tls_ca) if settings.mqtt_tls_ca else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
+        self._client = new_client(settings, settings.mqtt_client_id)
         self._client.will_set(status_topic, "offline", qos=1, retain=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.on_connect = self._handle_connect

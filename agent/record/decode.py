@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from providers.common.audio import from_pcm16
+
 ANALYSIS_RATE = 16000  # webrtcvad, DNSMOS and Resemblyzer all work at 16 kHz
 MAX_SECONDS = 600.0
 
@@ -54,7 +56,7 @@ def decode_wav(data: bytes) -> Audio:
 def pcm16_to_audio(pcm: bytes, rate: int) -> Audio:
     if len(pcm) % 2:
         raise AudioDecodeError("16-bit PCM frame has an odd number of bytes")
-    return Audio(np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0, rate)
+    return Audio(from_pcm16(pcm), rate)
 
 
 def resample(audio: Audio, rate: int = ANALYSIS_RATE) -> Audio:
@@ -64,7 +66,3 @@ def resample(audio: Audio, rate: int = ANALYSIS_RATE) -> Audio:
 
     out = soxr.resample(audio.samples, audio.rate, rate)
     return Audio(np.clip(out, -1.0, 1.0).astype(np.float32), rate)
-
-
-def to_pcm16(samples: np.ndarray) -> bytes:
-    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()

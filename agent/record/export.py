@@ -1,4 +1,4 @@
-"""Datasets for the trainers, built from kept samples.
+"""Datasets for the providers, built from kept samples (what each takes is in its spec).
 
 Each export replaces its target directory whole: it is written beside the target, then
 swapped in, so a trainer never sees a half-cleaned or half-written dataset.
@@ -6,25 +6,26 @@ swapped in, so a trainer never sees a half-cleaned or half-written dataset.
 
 from __future__ import annotations
 
-import csv
-import io
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from agent.record.readiness import sovits_reference
+from agent.layout import Layout
 from agent.record.store import Sample, SampleStore
-
-TARGETS = {
-    "rvc": "rvc-reference",
-    "kokoro": "kokoro-datasets",
-    "sovits": "sovits-reference",
-}
+from providers import registry
+from providers.spec import DatasetSpec
 
 
-def target_dir(profile_dir: Path, kind: str, speaker: str) -> Path:
-    return profile_dir / "out" / "voices" / TARGETS[kind] / speaker
+def dataset_of(provider: str) -> DatasetSpec:
+    dataset = registry.spec(provider).dataset
+    if dataset is None:
+        raise KeyError(f"{provider} takes no dataset")
+    return dataset
+
+
+def target_dir(layout: Layout, profile: str, provider: str, speaker: str) -> Path:
+    return layout.voice_folder(profile, dataset_of(provider).folder, speaker)
 
 
 def replace_dir(target: Path, fill: Callable[[Path], None]) -> None:
@@ -42,35 +43,29 @@ def replace_dir(target: Path, fill: Callable[[Path], None]) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def choose(store: SampleStore, kind: str, ids: list[str] | None, best: int | None, min_score: float | None) -> list[Sample]:
+def choose(store: SampleStore, provider: str, ids: list[str] | None, best: int | None, min_score: float | None) -> list[Sample]:
+    """The named samples, or the best ones; then what the provider takes of them."""
     if ids:
         chosen = [s for s in (store.get(i) for i in ids) if s is not None]
     else:
         chosen = store.list(order="score", limit=best, min_score=min_score)
-    if kind == "kokoro":
-        chosen = [s for s in chosen if s.transcript]
-    if kind == "sovits":
-        best_ref = sovits_reference(chosen)
-        chosen = [best_ref] if best_ref else []
-    return chosen
+    return take(provider, chosen)
 
 
-def export(store: SampleStore, profile_dir: Path, kind: str, speaker: str, samples: list[Sample]) -> Path:
-    target = target_dir(profile_dir, kind, speaker)
+def take(provider: str, samples: list[Sample]) -> list[Sample]:
+    """What the provider's dataset takes of ``samples``, in their order."""
+    taken = {s.id for s in dataset_of(provider).choose(samples)}
+    return [s for s in samples if s.id in taken]
+
+
+def export(store: SampleStore, target: Path, provider: str, samples: Sequence[Sample]) -> Path:
+    index = dataset_of(provider).write_index
 
     def fill(directory: Path) -> None:
         for sample in samples:
             shutil.copy2(store.path(sample), directory / sample.file)
-        if kind == "kokoro":
-            # LJSpeech-style list: file|transcript
-            lines = io.StringIO()
-            writer = csv.writer(lines, delimiter="|", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-            for sample in samples:
-                writer.writerow([sample.file, sample.transcript])
-            (directory / "metadata.csv").write_text(lines.getvalue(), encoding="utf-8")
-        if kind == "sovits" and samples:
-            # GPT-SoVITS needs the reference's words as its prompt text
-            (directory / f"{Path(samples[0].file).stem}.txt").write_text(samples[0].transcript or "", encoding="utf-8")
+        if index is not None:
+            index(directory, samples)
 
     replace_dir(target, fill)
     return target

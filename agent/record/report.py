@@ -7,9 +7,9 @@ import io
 import time
 from pathlib import Path
 
-from agent.atomic import atomic_write_bytes, atomic_write_text
 from agent.record.readiness import all_providers
 from agent.record.store import Sample
+from providers.common.files import atomic_write_bytes, atomic_write_text
 
 
 def summary_text(profile: str, samples: list[Sample], threshold: float) -> str:

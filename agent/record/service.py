@@ -11,18 +11,19 @@ from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from agent.config_store import ConfigStore
+from agent.config.store import ConfigStore
+from agent.errors import ServiceError
 from agent.events import EventBus, StateBoard
-from agent.mqtt.router import RequestError
-from agent.mqtt.schema import RecordRequest
-from agent.profiles import Profiles
+from agent.layout import Layout
 from agent.record import analysis
 from agent.record.decode import ANALYSIS_RATE, AudioDecodeError
-from agent.record.export import export, target_dir
-from agent.record.readiness import all_providers, sovits_reference
+from agent.record.export import export, take, target_dir
+from agent.record.readiness import all_providers
+from agent.record.requests import RecordRequest
 from agent.record.speaker import similarity
 from agent.record.store import SampleStore
 from agent.record.vad import Utterance, VadOptions
+from providers import registry
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,10 @@ class RecordJob:
 
 class RecordService:
     def __init__(
-        self, profiles: Profiles, configs: ConfigStore, events: EventBus, state: StateBoard, queue_depth: int,
+        self, layout: Layout, configs: ConfigStore, events: EventBus, state: StateBoard, queue_depth: int,
         analyser: analysis.Analyser | None = None,
     ) -> None:
-        self._profiles = profiles
+        self._layout = layout
         self._configs = configs
         self._events = events
         self._state = state
@@ -58,7 +59,7 @@ class RecordService:
     # -- intake (MQTT thread: never blocks) ----------------------------------------------
     def submit(self, profile: str, request: RecordRequest) -> Future[dict[str, Any]]:
         if not self._configs.get(profile).record.enabled:
-            raise RequestError("record_disabled", f"recording is disabled for profile {profile!r} (record.enabled)")
+            raise ServiceError("record_disabled", f"recording is disabled for profile {profile!r} (record.enabled)")
         job = RecordJob(
             profile, request.id or uuid.uuid4().hex[:12], audio=request.wav(),
             transcript=request.transcript, source=request.source or "mqtt", future=Future(),
@@ -78,14 +79,14 @@ class RecordService:
         try:
             self._enqueue(RecordJob(profile, uuid.uuid4().hex[:12], utterances=utterances, source=source))
             return True
-        except RequestError:
+        except ServiceError:
             return False
 
     def _enqueue(self, job: RecordJob) -> None:
         try:
             self._queue.put_nowait(job)
         except queue.Full:
-            raise RequestError("busy", "too many recordings are waiting to be scored; try again later") from None
+            raise ServiceError("busy", "too many recordings are waiting to be scored; try again later") from None
 
     def vad_options(self, profile: str) -> VadOptions:
         record = self._configs.get(profile).record
@@ -98,7 +99,7 @@ class RecordService:
         with self._lock:
             store = self._stores.get(profile)
             if store is None:
-                store = SampleStore(self._profiles.directory(profile))
+                store = SampleStore(self._layout.samples_dir(profile), self._layout.samples_db(profile))
                 self._stores[profile] = store
             return store
 
@@ -116,7 +117,7 @@ class RecordService:
             except queue.Empty:
                 break
             if job is not None and job.future is not None:
-                job.future.set_exception(RequestError("shutting_down", "the agent is stopping"))
+                job.future.set_exception(ServiceError("shutting_down", "the agent is stopping"))
         self._queue.put(None)
         self._worker.join(timeout=30)
         self._analyser.close()
@@ -134,11 +135,11 @@ class RecordService:
                 try:
                     result = self._process(job)
                 except analysis.AnalysisFailed as exc:
-                    raise RequestError(exc.code, str(exc)) from exc
+                    raise ServiceError(exc.code, str(exc)) from exc
                 if job.future is not None:
                     job.future.set_result(result)
             except BaseException as exc:
-                if not isinstance(exc, RequestError):
+                if not isinstance(exc, ServiceError):
                     log.exception("recording %s failed", job.id)
                 if job.future is not None:
                     job.future.set_exception(exc)
@@ -147,7 +148,7 @@ class RecordService:
         try:
             embedding = self._analyser.embed_wav(job.audio or b"", self.vad_options(job.profile))
         except (AudioDecodeError, ValueError) as exc:
-            raise RequestError("invalid_audio", str(exc)) from exc
+            raise ServiceError("invalid_audio", str(exc)) from exc
         store = self.store(job.profile)
         store.set_enrolled(embedding)
         self._events.emit(job.profile, "speaker.enrolled", {"request_id": job.id})
@@ -170,7 +171,7 @@ class RecordService:
                 result = self._analyser.score_wav(job.audio, options)
             except AudioDecodeError as exc:
                 self._events.emit(job.profile, "sample.rejected", {"request_id": job.id, "reasons": [str(exc)]})
-                raise RequestError("invalid_audio", str(exc)) from exc
+                raise ServiceError("invalid_audio", str(exc)) from exc
             scored, seconds, dropped = result.utterances, result.seconds, result.dropped
         else:
             scored = self._analyser.score_utterances(job.utterances or [], options)
@@ -180,7 +181,7 @@ class RecordService:
                 f" ({len(dropped)} segment(s) {dropped[0][1]})" if dropped else ""
             )
             self._events.emit(job.profile, "sample.rejected", {"request_id": job.id, "reasons": [why]})
-            raise RequestError("no_speech", why)
+            raise ServiceError("no_speech", why)
         transcript = job.transcript if len(scored) == 1 else None
         kept, rejected = [], []
         for item in scored:
@@ -204,20 +205,25 @@ class RecordService:
             kept.append({**summary, "id": sample.id})
             self._events.emit(job.profile, "sample.captured", kept[-1])
         if kept:
-            self._refresh_sovits_reference(job.profile, store)
+            self._refresh_followers(job.profile, store)
             self.publish_readiness(job.profile)
         if job.transcript and len(scored) > 1:
             log.info("recording %s held %d utterances; its transcript was not stored", job.id, len(scored))
         return {"id": job.id, "seconds": round(seconds, 3), "utterances": len(scored), "kept": kept, "rejected": rejected}
 
-    def _refresh_sovits_reference(self, profile: str, store: SampleStore) -> None:
-        """Keep the GPT-SoVITS reference at the best 5-10 s sample with a transcript."""
-        best = sovits_reference(store.list())
-        if best is None:
-            return
-        speaker = self._configs.get(profile).tts.sovits.speaker_id
-        directory = target_dir(self._profiles.directory(profile), "sovits", speaker)
-        if (directory / best.file).exists():
-            return
-        export(store, self._profiles.directory(profile), "sovits", speaker, [best])
-        self._events.emit(profile, "sovits.reference", {"sample": best.id, "score": best.score, "speaker": speaker})
+    def _refresh_followers(self, profile: str, store: SampleStore) -> None:
+        """Datasets that follow the samples (GPT-SoVITS' reference) are re-exported for the
+        speaker the profile speaks with, when what they would hold changed."""
+        config = self._configs.get(profile)
+        for spec in registry.SPECS:
+            dataset = spec.dataset
+            if dataset is None or dataset.refresh_event is None:
+                continue
+            chosen = take(spec.name, store.list())
+            speaker = config.tts.settings_for(spec.name).voice_name
+            directory = target_dir(self._layout, profile, spec.name, speaker)
+            if not chosen or all((directory / s.file).exists() for s in chosen):
+                continue
+            export(store, directory, spec.name, chosen)
+            best = chosen[0]
+            self._events.emit(profile, dataset.refresh_event, {"sample": best.id, "score": best.score, "speaker": speaker})

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from agent.atomic import atomic_write_bytes
-from agent.audio import wav_bytes
+from providers.common.audio import to_pcm16, wav_bytes
+from providers.common.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +71,13 @@ class Sample:
 
 
 class SampleStore:
-    """``<profile>/out/voices/samples/`` and ``<profile>/out/voice-agent.db``."""
+    """A profile's samples folder and its database (``Layout.samples_dir``, ``samples_db``)."""
 
-    def __init__(self, profile_dir: Path) -> None:
-        self.samples_dir = profile_dir / "out" / "voices" / "samples"
-        self.db_path = profile_dir / "out" / "voice-agent.db"
+    def __init__(self, samples_dir: Path, db_path: Path) -> None:
+        self.samples_dir = samples_dir
+        self.db_path = db_path
         self.samples_dir.mkdir(parents=True, exist_ok=True)
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -124,8 +125,6 @@ class SampleStore:
         source: str | None,
         speaker_similarity: float | None,
     ) -> Sample:
-        from agent.record.decode import to_pcm16
-
         sample_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         sample = Sample(
             id=sample_id,

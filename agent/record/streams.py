@@ -19,10 +19,11 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.events import EventBus
-from agent.profiles import Profiles, is_plain_name
+from agent.layout import Layout
 from agent.record.decode import ANALYSIS_RATE, AudioDecodeError, decode_wav, pcm16_to_audio
 from agent.record.service import RecordService
 from agent.record.vad import Segmenter
+from providers.common.names import is_plain_name
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,9 @@ class Session:
 
 class StreamSessions:
     def __init__(
-        self, profiles: Profiles, records: RecordService, events: EventBus, hermes_sites: dict[str, str]
+        self, layout: Layout, records: RecordService, events: EventBus, hermes_sites: dict[str, str]
     ) -> None:
-        self._profiles = profiles
+        self._layout = layout
         self._records = records
         self._events = events
         self._hermes_sites = hermes_sites
@@ -102,7 +103,7 @@ class StreamSessions:
                 self._error(item[0], item[1], "internal error while processing the stream")
 
     def _handle(self, profile: str, name: str, kind: str, payload: bytes) -> None:
-        if not is_plain_name(name) or not self._profiles.exists(profile):
+        if not is_plain_name(name) or not self._layout.exists(profile):
             self._error(profile, name, "unknown profile or session name that is not a plain identifier")
             return
         key = (profile, name)

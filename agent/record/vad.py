@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agent.record.decode import ANALYSIS_RATE
+from providers.common.audio import to_pcm16
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,7 @@ class Segmenter:
         self._pending = np.zeros(0, dtype=np.float32)
 
     def _frame(self, frame: np.ndarray) -> Iterator[Utterance]:
-        pcm = (np.clip(frame, -1, 1) * 32767).astype("<i2").tobytes()
-        voiced = self._vad.is_speech(pcm, ANALYSIS_RATE)
+        voiced = self._vad.is_speech(to_pcm16(frame), ANALYSIS_RATE)
         self._frame_index += 1
         if not self._frames:
             self._preroll.append((frame, voiced))

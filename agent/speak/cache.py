@@ -14,8 +14,8 @@ import wave
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.atomic import atomic_write_bytes
-from agent.audio import read_wav_pcm, wav_bytes
+from providers.common.audio import read_wav_pcm, wav_bytes
+from providers.common.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +52,6 @@ class AudioCache:
                 entries.append((stat.st_mtime_ns, path.name, stat.st_size))
         for _, name, size in sorted(entries):
             self._sizes[name] = size
-
-    @property
-    def total_bytes(self) -> int:
-        with self._lock:
-            return sum(self._sizes.values())
 
     def get(self, key: str, text: str) -> CachedAudio | None:
         name = cache_name(key, text)

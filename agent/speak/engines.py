@@ -1,4 +1,4 @@
-"""One warm instance per provider, created on first use and shared by every profile."""
+"""One warm engine per provider, created on first use and shared by every profile."""
 
 from __future__ import annotations
 
@@ -7,21 +7,27 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from providers import registry
 from providers.base import Provider, ProviderContext, ProviderError, VoiceInfo
-from providers.registry import ENGINES, create_provider
 
 log = logging.getLogger(__name__)
 
 
 class ProviderPool:
-    def __init__(self, gpu_guard: Any = None, factory: Callable[[str], Provider] = create_provider) -> None:
+    def __init__(
+        self,
+        gpu_guard: Any = None,
+        factory: Callable[[str], Provider] = registry.create_provider,
+        on_create: Callable[[str, Provider], None] | None = None,
+    ) -> None:
         """``gpu_guard``: the agent's GPU arbitration (``GpuArbiter.reserve``), handed to every
         provider that can use a GPU (those with ``use_gpu_guard``). ``factory`` builds an engine
-        by name (the registry; tests hand in their own)."""
+        by name (the registry; tests hand in their own); ``on_create`` hears of each new engine."""
         self._providers: dict[str, Provider] = {}
         self._lock = threading.Lock()
         self._gpu_guard = gpu_guard
         self._factory = factory
+        self._on_create = on_create
 
     def get(self, name: str) -> Provider:
         with self._lock:
@@ -31,6 +37,8 @@ class ProviderPool:
                 if self._gpu_guard is not None and hasattr(provider, "use_gpu_guard"):
                     provider.use_gpu_guard(self._gpu_guard)
                 self._providers[name] = provider
+                if self._on_create is not None:
+                    self._on_create(name, provider)
             return provider
 
     def close(self) -> None:
@@ -47,7 +55,7 @@ def list_voices(pool: ProviderPool, ctx: ProviderContext) -> tuple[list[VoiceInf
     """Every provider's voices for a profile, and why a provider could not list any."""
     voices: list[VoiceInfo] = []
     problems: dict[str, str] = {}
-    for name in ENGINES:
+    for name in registry.NAMES:
         try:
             voices.extend(pool.get(name).voices(ctx))
         except ProviderError as exc:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from agent.mqtt.router import describe_validation_error
+from agent.config.model import VoiceConfig
+from agent.requests import describe_validation_error
 from agent.speak.cache import AudioCache
 from agent.speak.engines import ProviderPool
-from agent.voice_config import ProviderName, VoiceConfig
 from providers.base import AudioChunk, ProviderContext, ProviderError
 from providers.settings_base import ProviderSettings
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class SpeakJob:
     id: str
     text: str
-    provider: ProviderName | None
+    provider: str | None  # a provider's name (validated), or None for the profile's
     voice: str | None
     speed: float | None
     stream: bool
@@ -69,7 +69,7 @@ def run_speak(
     on_chunk: ChunkSink,
     on_fallback: FallbackNotice,
 ) -> SpeakResult:
-    name: ProviderName = job.provider or config.tts.provider
+    name = job.provider or config.tts.provider
     try:
         settings = config.tts.settings_for(name).with_request(job.voice, job.speed)
     except ValidationError as exc:
@@ -81,7 +81,7 @@ def run_speak(
             raise SpeakFailed(str(failure), failure.code, name) from failure
         reason = str(failure)
     on_fallback(name, reason)
-    piper = config.tts.piper.with_request(None, job.speed)
+    piper = config.tts.settings_for("piper").with_request(None, job.speed)
     try:
         result = _synthesize(job, "piper", piper, ctx, engines, cache, on_chunk)
     except _Failure as failure:

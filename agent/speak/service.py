@@ -1,5 +1,8 @@
 """Speak requests per profile: a bounded queue and one worker each, so a slow provider in one
-profile never delays another, and a flood is refused ("busy") instead of queued forever."""
+profile never delays another, and a flood is refused ("busy") instead of queued forever.
+
+The audio goes wherever the request's door wants it (``AudioOut``): MQTT topics, an HTTP body,
+WebSocket frames, Wyoming chunks; the events and the summary are the same for all."""
 
 from __future__ import annotations
 
@@ -10,51 +13,59 @@ import time
 import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from agent.audio import wav_bytes
-from agent.config_store import ConfigStore
-from agent.events import EventBus, Publish, StateBoard
-from agent.mqtt.router import RequestError
-from agent.mqtt.schema import SpeakRequest
-from agent.mqtt.topics import Topics
-from agent.profiles import Profiles
+from agent.config.model import CacheConfig
+from agent.config.store import ConfigStore
+from agent.errors import ServiceError
+from agent.events import EventBus, StateBoard
+from agent.layout import Layout
 from agent.speak.cache import AudioCache
 from agent.speak.engines import ProviderPool
 from agent.speak.pipeline import SpeakFailed, SpeakJob, SpeakResult, run_speak
-from agent.voice_config import CacheConfig
+from agent.speak.requests import SpeakRequest
 from providers.base import AudioChunk
+from providers.common.audio import wav_bytes
 
 log = logging.getLogger(__name__)
+
+
+class AudioOut(Protocol):
+    """Where a request's audio goes, as WAV files: each sentence as soon as it is ready when
+    streaming, else the whole utterance once. ``request_id`` is the one the answer carries."""
+
+    def chunk(self, request_id: str, seq: int, wav: bytes) -> None: ...
+
+    def whole(self, request_id: str, wav: bytes) -> None: ...
+
+    def where(self, request_id: str, stream: bool) -> str:
+        """What ``speak.finished`` reports as ``audio_topic``."""
+        ...
 
 
 @dataclass
 class _Pending:
     job: SpeakJob
+    out: AudioOut
     future: Future[dict[str, Any]]
 
 
 class SpeakService:
     def __init__(
         self,
-        profiles: Profiles,
+        layout: Layout,
         configs: ConfigStore,
         engines: ProviderPool,
         events: EventBus,
         state: StateBoard,
-        publish: Publish,
-        topics: Topics,
         queue_depth: int,
         max_text_chars: int,
     ) -> None:
-        self._profiles = profiles
+        self._layout = layout
         self._configs = configs
         self._engines = engines
         self._events = events
         self._state = state
-        self._publish = publish
-        self._topics = topics
         self._queue_depth = queue_depth
         self._max_text_chars = max_text_chars
         self._queues: dict[str, queue.Queue[_Pending | None]] = {}
@@ -63,14 +74,14 @@ class SpeakService:
         self._busy_since: dict[str, float] = {}  # profile -> monotonic start of the request being spoken
         self._lock = threading.Lock()
 
-    # -- called on the MQTT thread: must not block -------------------------------------
-    def submit(self, profile: str, request: SpeakRequest) -> Future[dict[str, Any]]:
+    # -- called by the edges: must not block --------------------------------------------
+    def submit(self, profile: str, request: SpeakRequest, out: AudioOut) -> Future[dict[str, Any]]:
         if len(request.text) > self._max_text_chars:
-            raise RequestError(
+            raise ServiceError(
                 "text_too_long", f"text has {len(request.text)} characters; the limit is {self._max_text_chars}"
             )
         if not request.text.strip():
-            raise RequestError("invalid_payload", "text: must contain something to say")
+            raise ServiceError("invalid_payload", "text: must contain something to say")
         job = SpeakJob(
             id=request.id or uuid.uuid4().hex[:12],
             text=request.text,
@@ -80,11 +91,11 @@ class SpeakService:
             stream=request.stream,
             received=time.perf_counter(),
         )
-        pending = _Pending(job, Future())
+        pending = _Pending(job, out, Future())
         try:
             self._queue(profile).put_nowait(pending)
         except queue.Full:
-            raise RequestError(
+            raise ServiceError(
                 "busy", f"profile {profile!r} already has {self._queue_depth} speak requests waiting"
             ) from None
         self._publish_state(profile)
@@ -98,7 +109,7 @@ class SpeakService:
         return (q.qsize() if q else 0) + int(working)
 
     def stalled(self, limit_seconds: float) -> list[str]:
-        """Profiles whose worker died or has been on one request for longer than the limit."""
+        """Layout whose worker died or has been on one request for longer than the limit."""
         now = time.monotonic()
         with self._lock:
             stuck = [p for p, since in self._busy_since.items() if now - since > limit_seconds]
@@ -115,7 +126,7 @@ class SpeakService:
                 except queue.Empty:
                     break
                 if pending is not None:
-                    pending.future.set_exception(RequestError("shutting_down", "the agent is stopping"))
+                    pending.future.set_exception(ServiceError("shutting_down", "the agent is stopping"))
             q.put(None)
         for worker in self._workers:
             worker.join(timeout=30)
@@ -127,7 +138,7 @@ class SpeakService:
         config = self._configs.get(profile)
         name = config.tts.provider
         try:
-            self._engines.get(name).preload(config.tts.settings_for(name), self._profiles.provider_context(profile))
+            self._engines.get(name).preload(config.tts.settings_for(name), self._layout.provider_context(profile))
         except Exception as exc:
             log.warning("could not preload %s for %s: %s", name, profile, exc)
         self._publish_state(profile)
@@ -152,7 +163,7 @@ class SpeakService:
             with self._lock:
                 self._busy_since[profile] = time.monotonic()
             try:
-                pending.future.set_result(self._speak(profile, pending.job))
+                pending.future.set_result(self._speak(profile, pending.job, pending.out))
             except BaseException as exc:
                 pending.future.set_exception(exc)
             finally:
@@ -167,22 +178,18 @@ class SpeakService:
             known = self._caches.get(profile)
             if known is not None and known[0] == config:
                 return known[1]
-        directory = Path(config.directory)
-        if not directory.is_absolute():
-            directory = self._profiles.directory(profile) / directory
-        cache = AudioCache(directory, int(config.max_size_mb * 1024 * 1024))
+        cache = AudioCache(self._layout.under_profile(profile, config.directory), int(config.max_size_mb * 1024 * 1024))
         with self._lock:
             self._caches[profile] = (config, cache)
         return cache
 
-    def _speak(self, profile: str, job: SpeakJob) -> dict[str, Any]:
+    def _speak(self, profile: str, job: SpeakJob, out: AudioOut) -> dict[str, Any]:
         config = self._configs.get(profile)
         provider = job.provider or config.tts.provider
         self._events.emit(profile, "speak.started", {"id": job.id, "provider": provider, "stream": job.stream})
 
         def on_chunk(seq: int, chunk: AudioChunk) -> None:
-            topic = self._topics.audio(profile, job.id, seq)
-            self._publish(topic, wav_bytes(chunk.pcm, chunk.sample_rate), 1, False)
+            out.chunk(job.id, seq, wav_bytes(chunk.pcm, chunk.sample_rate))
 
         def on_fallback(failed: str, reason: str) -> None:
             self._events.emit(profile, "provider.fallback", {"id": job.id, "from": failed, "to": "piper", "reason": reason})
@@ -191,7 +198,7 @@ class SpeakService:
             result = run_speak(
                 job,
                 config,
-                self._profiles.provider_context(profile),
+                self._layout.provider_context(profile),
                 self._engines,
                 self._cache(profile, config.cache),
                 on_chunk,
@@ -199,15 +206,14 @@ class SpeakService:
             )
         except SpeakFailed as exc:
             self._events.emit(profile, "speak.failed", {"id": job.id, "provider": exc.provider, "error": str(exc), "code": exc.code})
-            raise RequestError(exc.code, str(exc)) from exc
+            raise ServiceError(exc.code, str(exc)) from exc
         if not job.stream:
-            self._publish(self._topics.audio(profile, job.id), wav_bytes(result.pcm, result.sample_rate), 1, False)
-        summary = self._summary(profile, job, result)
+            out.whole(job.id, wav_bytes(result.pcm, result.sample_rate))
+        summary = self._summary(job, result, out.where(job.id, job.stream))
         self._events.emit(profile, "speak.finished", summary)
         return summary
 
-    def _summary(self, profile: str, job: SpeakJob, result: SpeakResult) -> dict[str, Any]:
-        audio_topic = self._topics.audio(profile, job.id)
+    def _summary(self, job: SpeakJob, result: SpeakResult, where: str) -> dict[str, Any]:
         return {
             "id": job.id,
             "provider": result.provider,
@@ -221,7 +227,7 @@ class SpeakService:
             "first_audio_ms": round(result.first_audio_ms, 1),
             "stream": job.stream,
             "chunks": result.chunks,
-            "audio_topic": f"{audio_topic}/+" if job.stream else audio_topic,
+            "audio_topic": where,
         }
 
     def _publish_state(self, profile: str) -> None:

@@ -1,7 +1,7 @@
 """Training jobs that outlive the agent: rows in SQLite, plus the seed's per-job status file.
 
-The status JSON (``$VOICE_AGENT_HOME/logs/run/<provider>-training-<speaker>.json``, where the
-seed keeps it) is what a person or the seed's tools look at; it is rewritten atomically.
+The status JSON (``Layout.status_files``: ``logs/run/<provider>-training-<speaker>.json``, where
+the seed keeps it) is what a person or the seed's tools look at; it is rewritten atomically.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from agent.atomic import atomic_write_text
+from agent.layout import StatusFiles
+from providers.common.files import atomic_write_text
 
 JobState = Literal["queued", "running", "paused", "finished", "failed", "cancelled"]
 ACTIVE: tuple[JobState, ...] = ("queued", "running", "paused")
@@ -35,9 +36,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts INTEGER NOT NULL DEFAULT 0,
     progress TEXT NOT NULL DEFAULT '{}',
     error TEXT,
-    outputs TEXT NOT NULL DEFAULT '[]'
+    outputs TEXT NOT NULL DEFAULT '[]',
+    dataset TEXT
 );
 """
+COLUMNS_ADDED = {"dataset": "ALTER TABLE jobs ADD COLUMN dataset TEXT"}  # jobs.db files older than the column
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class Job:
     progress: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     outputs: list[str] = field(default_factory=list)
+    dataset: str | None = None  # trained on this folder as it is (the CLI's --dataset)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,20 +72,27 @@ class JobStore:
         self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for column, statement in COLUMNS_ADDED.items():
+            if column not in present:
+                self._db.execute(statement)
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    def create(self, profile: str, provider: str, speaker: str, params: dict[str, Any], run_when: str) -> Job:
+    def create(self, profile: str, provider: str, speaker: str, params: dict[str, Any], run_when: str,
+               dataset: str | None = None) -> Job:
         job = Job(
             id=time.strftime("%Y%m%d%H%M%S-") + uuid.uuid4().hex[:6], profile=profile, provider=provider,
             speaker=speaker, params=params, run_when=run_when, state="queued", created=time.time(),  # type: ignore[arg-type]
+            dataset=dataset,
         )
         with self._lock:
             self._db.execute(
-                "INSERT INTO jobs (id, profile, provider, speaker, params, run_when, state, created) VALUES (?,?,?,?,?,?,?,?)",
-                (job.id, profile, provider, speaker, json.dumps(params), run_when, job.state, job.created),
+                "INSERT INTO jobs (id, profile, provider, speaker, params, run_when, state, created, dataset) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
+                (job.id, profile, provider, speaker, json.dumps(params), run_when, job.state, job.created, dataset),
             )
         return job
 
@@ -119,25 +130,13 @@ def _job(row: tuple[Any, ...]) -> Job:
     return Job(
         id=row[0], profile=row[1], provider=row[2], speaker=row[3], params=json.loads(row[4]), run_when=row[5],
         state=row[6], created=row[7], started=row[8], finished=row[9], attempts=row[10],
-        progress=json.loads(row[11]), error=row[12], outputs=json.loads(row[13]),
+        progress=json.loads(row[11]), error=row[12], outputs=json.loads(row[13]), dataset=row[14],
     )
 
 
-@dataclass(frozen=True)
-class StatusFile:
-    """The seed's pair of files for one provider and speaker: a status JSON and a log."""
-
-    json_path: Path
-    log_path: Path
-
-    @classmethod
-    def at(cls, home: Path, provider: str, speaker: str) -> "StatusFile":
-        base = home / "logs" / "run" / f"{provider}-training-{speaker}"
-        return cls(base.with_suffix(".json"), base.with_suffix(".log"))
-
-    def write(self, document: dict[str, Any]) -> None:
-        """Flat on purpose (state, stage, step, total, best, eta_seconds, ...): easy to read."""
-        atomic_write_text(self.json_path, json.dumps({**document, "updated": time.time()}, indent=2, default=str) + "\n")
+def write_status(files: StatusFiles, document: dict[str, Any]) -> None:
+    """The seed's status JSON, flat on purpose (state, stage, step, total, best, eta_seconds, ...)."""
+    atomic_write_text(files.json_path, json.dumps({**document, "updated": time.time()}, indent=2, default=str) + "\n")
 
 
 def job_status(job: Job, eta_seconds: float | None) -> dict[str, Any]:

@@ -1,26 +1,32 @@
-"""Which trainer builds which provider's voice; loaded by name, in the job's own process too."""
+"""Which trainer builds which provider's voice: the providers' specs, plus trainers named in the
+settings (plugins, tests). Trainer classes are imported in the job's own process."""
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
-# provider -> "module:Class" implementing agent.train.base.Trainer
-TRAINERS: dict[str, str] = {
-    "kokoro": "providers.kokoro.voicepack_trainer:KokoroVoicepackTrainer",
-    "rvc": "providers.rvc.trainer:RvcTrainer",
-}
+from pydantic import BaseModel
+
+from providers import registry
+from providers.spec import TrainerSpec
 
 
-def trainer_names(extra: dict[str, str]) -> list[str]:
-    return sorted({**TRAINERS, **extra})
+def trainers(extra: dict[str, str]) -> dict[str, TrainerSpec]:
+    """provider -> its trainer; an extra trainer's parameters come from its class, loaded here."""
+    found = {spec.name: spec.trainer for spec in registry.SPECS if spec.trainer is not None}
+    for name, target in extra.items():
+        params: type[BaseModel] = load_trainer(target).params_model
+        found[name] = TrainerSpec(target, params, f"{name}-models")
+    return found
 
 
-def trainer_target(name: str, extra: dict[str, str]) -> str:
-    target = {**TRAINERS, **extra}.get(name)
-    if target is None:
-        raise KeyError(f"no trainer for {name!r}; known: {', '.join(trainer_names(extra)) or 'none'}")
-    return target
+def trainer_for(provider: str, extra: dict[str, str]) -> TrainerSpec:
+    known = trainers(extra)
+    found = known.get(provider)
+    if found is None:
+        raise KeyError(f"no trainer for {provider!r}; known: {', '.join(sorted(known)) or 'none'}")
+    return found
 
 
 def load_trainer(target: str) -> Any:

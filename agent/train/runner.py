@@ -7,6 +7,7 @@ reaches MQTT as rate-limited events, the profile's retained state and the seed's
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -22,9 +23,10 @@ from typing import Any, Literal
 
 from agent.events import EventBus, StateBoard
 from agent.gpu.arbiter import GpuArbiter
-from agent.profiles import Profiles
-from agent.train.jobs import ACTIVE, Job, JobStore, StatusFile, job_status
+from agent.layout import Layout, StatusFiles
+from agent.train.jobs import ACTIVE, Job, JobStore, job_status, write_status
 from agent.train.schedule import IdlePolicy
+from agent.train.worker import context_document
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +62,12 @@ class _Running:
 
 class JobRunner:
     def __init__(
-        self, jobs: JobStore, profiles: Profiles, events: EventBus, state: StateBoard, policy: IdlePolicy,
+        self, jobs: JobStore, layout: Layout, events: EventBus, state: StateBoard, policy: IdlePolicy,
         arbiter: GpuArbiter, prepare: Any, max_restarts: int = 3, preempt_gpu_jobs: bool = True,
     ) -> None:
         """``prepare(job) -> Launch`` exports the dataset and picks the trainer (it may raise)."""
         self._jobs = jobs
-        self._profiles = profiles
+        self._layout = layout
         self._events = events
         self._state = state
         self._policy = policy
@@ -76,13 +78,37 @@ class JobRunner:
         self._running: _Running | None = None
         self._lock = threading.Lock()
         self._stopping = False
+        self._holder: Any = None  # the open jobs.lock while this runner is the one that runs jobs
 
     # -- lifecycle -------------------------------------------------------------------------
-    def recover(self) -> None:
-        """At start: a job that was running when the agent stopped runs again from its checkpoint."""
+    def recover(self) -> bool:
+        """Become the home's one runner of jobs (an agent, or a training in the foreground), then
+        a job that was running when the last runner stopped runs again from its checkpoint.
+        False while another runner holds the home; ``tick`` tries again."""
+        if self._holder is not None:
+            return True
+        path = self._layout.jobs_lock
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._holder = handle
         for job in self._jobs.list(states=("running",), limit=1000):
             self._jobs.update(job, state="queued")
-            log.info("job %s was running when the agent stopped; it will resume", job.id)
+            log.info("job %s was running when the last runner stopped; it will resume", job.id)
+        return True
+
+    def release(self) -> None:
+        if self._holder is not None:
+            self._holder.close()
+            self._holder = None
 
     def stop(self) -> None:
         with self._lock:
@@ -97,6 +123,7 @@ class JobRunner:
             deadline = time.monotonic() + 10
             while self._running is not None and time.monotonic() < deadline:
                 time.sleep(0.05)
+        self.release()
 
     # -- requests ------------------------------------------------------------------------
     def enqueue(self, job: Job) -> None:
@@ -135,6 +162,8 @@ class JobRunner:
         with self._lock:
             if self._running is not None or self._stopping:
                 return
+        if not self.recover():
+            return  # a training runs in the foreground here: its jobs are its own until it ends
         job = self._next_job()
         if job is not None:
             self._launch(job)
@@ -173,6 +202,7 @@ class JobRunner:
             "trainer": launch.trainer, "profile": job.profile, "speaker": job.speaker, "params": job.params,
             "dataset_dir": str(launch.dataset_dir), "output_dir": str(launch.output_dir),
             "checkpoint_dir": str(launch.checkpoint_dir), "device": device,
+            "ctx": context_document(self._layout.provider_context(job.profile)),
             "nice": 19 if device == "cpu" else 0,  # CPU jobs must not slow speech down
         }
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -226,7 +256,7 @@ class JobRunner:
         if not (checkpoint or now - running.last_event >= PROGRESS_INTERVAL or step >= total):
             return
         running.job = self._jobs.update(running.job)
-        self._status(running.job).write(job_status(running.job, eta))
+        write_status(self._status(running.job), job_status(running.job, eta))
         if checkpoint:
             self._emit(running.job, "training.checkpoint", {"step": step, "total": total})
         if now - running.last_event >= PROGRESS_INTERVAL or step >= total:
@@ -246,6 +276,8 @@ class JobRunner:
         job, result = running.job, running.result or {}
         if code == 0 and result.get("status") == "finished":
             self._finish(job, "finished", outputs=result.get("outputs", []), metrics=result.get("metrics", {}))
+        elif code == 0 and result.get("status") == "refused":  # the dataset will not do: retrying cannot help
+            self._finish(job, "failed", error=str(result.get("error")))
         elif running.intent == "cancel":
             self._finish(job, "cancelled")
         elif running.intent in ("pause", "shutdown"):
@@ -266,15 +298,15 @@ class JobRunner:
     def _finish(self, job: Job, state: Literal["finished", "failed", "cancelled"], error: str | None = None,
                 outputs: list[str] | None = None, metrics: dict[str, float] | None = None) -> None:
         job = self._jobs.update(job, state=state, finished=time.time(), error=error, outputs=outputs or [])
-        self._status(job).write(job_status(job, None))
+        write_status(self._status(job), job_status(job, None))
         data: dict[str, Any] = {"outputs": job.outputs, "metrics": metrics or {}}
         if error:
             data["error"] = error
         self._emit(job, f"training.{state}", data)
         self._publish_state(job)
 
-    def _status(self, job: Job) -> StatusFile:
-        return StatusFile.at(self._profiles.home, job.provider, job.speaker)
+    def _status(self, job: Job) -> StatusFiles:
+        return self._layout.status_files(job.provider, job.speaker)
 
     def _signal_stop(self, running: _Running, intent: Intent) -> None:
         running.intent = intent

@@ -1,71 +1,58 @@
 """The train path's front: validates requests, prepares datasets, owns the scheduler.
 
 APScheduler drives the runner's tick, the GPU state and the automatic-retraining check; jobs
-themselves live in SQLite (``out/jobs.db``), so queued and paused jobs survive restarts.
+themselves live in SQLite (``out/jobs.db``), so queued and paused jobs survive restarts. What a
+provider trains with, and where its voice goes, is in its spec (the registry).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
-from agent.config_store import ConfigStore
-from agent.events import EventBus, Publish, StateBoard
+from agent.config.store import ConfigStore
+from agent.errors import ServiceError
+from agent.events import EventBus, StateBoard
 from agent.gpu.arbiter import GpuArbiter
-from agent.mqtt.router import Command, RequestError, Router, describe_validation_error
-from agent.mqtt.schema import Request
-from agent.profiles import Profiles
+from agent.layout import Layout
 from agent.record import export as exporter
-from agent.record.readiness import kokoro as kokoro_readiness
-from agent.record.readiness import rvc as rvc_readiness
+from agent.record.readiness import readiness
 from agent.record.service import RecordService
+from agent.requests import describe_validation_error
 from agent.settings import AgentSettings
 from agent.train.jobs import ACTIVE, Job, JobStore
-from agent.train.registry import load_trainer, trainer_names, trainer_target
+from agent.train.registry import trainer_for, trainers
+from agent.train.requests import JobRequest, TrainRequest
 from agent.train.runner import JobRunner, Launch
 from agent.train.schedule import IdlePolicy, parse_window
+from providers import registry
 
 log = logging.getLogger(__name__)
-
-OUTPUT_DIRS = {"kokoro": "kokoro-voicepacks", "rvc": "rvc-models"}
-
-
-class TrainRequest(Request):
-    provider: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="kokoro or rvc.")
-    speaker: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-    when: Literal["now", "idle"] = "idle"
-    params: dict[str, Any] = Field(default_factory=dict)
-
-
-class JobRequest(Request):
-    job: str | None = Field(None, pattern=r"^[0-9]{14}-[0-9a-f]{6}$")
 
 
 class TrainService:
     def __init__(
-        self, settings: AgentSettings, profiles: Profiles, configs: ConfigStore, records: RecordService,
-        events: EventBus, state: StateBoard, publish: Publish, arbiter: GpuArbiter, gpu_topic: str,
+        self, settings: AgentSettings, layout: Layout, configs: ConfigStore, records: RecordService,
+        events: EventBus, state: StateBoard, arbiter: GpuArbiter,
     ) -> None:
         self._settings = settings
-        self._profiles = profiles
+        self._layout = layout
         self._configs = configs
         self._records = records
-        self._publish = publish
+        self._state = state
         self._gpu = arbiter.info
-        self._gpu_topic = gpu_topic
-        self.jobs = JobStore(settings.home / "out" / "jobs.db")
+        self.jobs = JobStore(layout.jobs_db)
         self.policy = IdlePolicy(parse_window(settings.idle_window), settings.idle_minutes * 60)
         self.hogs = arbiter.hogs
         self.runner = JobRunner(
-            self.jobs, profiles, events, state, self.policy, arbiter, self._prepare,
+            self.jobs, layout, events, state, self.policy, arbiter, self._prepare,
             settings.max_train_restarts, settings.train_preempt_on_speech,
         )
-        events.listen(self.policy.on_event)
+        events.listen(lambda profile, name, data, when: self.policy.on_event(profile, name, data))
         events.listen(self._on_event)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="train-cmd")
         self._scheduler: Any = None
@@ -91,29 +78,40 @@ class TrainService:
         self.hogs.resume_leftovers()
         self.jobs.close()
 
-    def register(self, router: Router) -> None:
-        router.register("train", Command(TrainRequest, lambda p, r: self._executor.submit(self.submit, p, r)))
-        router.register("train.cancel", Command(JobRequest, lambda p, r: self._executor.submit(self.cancel, p, r)))
-        router.register("train.status", Command(JobRequest, lambda p, r: self._executor.submit(self.status, p, r)))
+    # -- requests: each runs on the service's own thread ----------------------------------------
+    def submit_later(self, profile: str, request: TrainRequest) -> Future[dict[str, Any]]:
+        return self._executor.submit(self.submit, profile, request)
 
-    # -- requests ----------------------------------------------------------------------------
-    def submit(self, profile: str, request: TrainRequest) -> dict[str, Any]:
+    def cancel_later(self, profile: str, request: JobRequest) -> Future[dict[str, Any]]:
+        return self._executor.submit(self.cancel, profile, request)
+
+    def status_later(self, profile: str, request: JobRequest) -> Future[dict[str, Any]]:
+        return self._executor.submit(self.status, profile, request)
+
+    def submit(self, profile: str, request: TrainRequest, dataset: Path | None = None) -> dict[str, Any]:
+        """Queue a job; ``dataset`` (the CLI's --dataset) trains on that folder as it is."""
         try:
-            target = trainer_target(request.provider, self._settings.extra_trainers)
+            trainer = trainer_for(request.provider, self._settings.extra_trainers)
         except KeyError as exc:
-            raise RequestError("unknown_trainer", str(exc.args[0])) from None
-        trainer = load_trainer(target)
+            raise ServiceError("unknown_trainer", str(exc.args[0])) from None
         try:
-            params = trainer.params_model.model_validate(request.params).model_dump(mode="json")
+            params = trainer.params.model_validate(request.params).model_dump(mode="json")
         except ValidationError as exc:
-            raise RequestError("invalid_params", describe_validation_error(exc)) from exc
-        missing = [] if self._dataset_ready(profile, request.provider, request.speaker) else self._missing_data(profile, request.provider)
-        if missing:
-            raise RequestError("not_ready", f"not enough samples to train {request.provider}: {'; '.join(missing)}")
+            raise ServiceError("invalid_params", describe_validation_error(exc)) from exc
+        if dataset is None:
+            missing = [] if self._dataset_ready(profile, request.provider, request.speaker) else self._missing_data(profile, request.provider)
+            if missing:
+                folder = self._dataset(profile, request.provider, request.speaker)
+                raise ServiceError(
+                    "not_ready", f"not enough samples to train {request.provider}: {'; '.join(missing)} "
+                    f"(or a dataset in {folder}: `voice-agent samples export {request.provider} --speaker {request.speaker}` writes one)")
+        elif not dataset.is_dir():
+            raise ServiceError("not_ready", f"no dataset at {dataset}")
         for job in self.jobs.list(states=ACTIVE, profile=profile):
             if job.provider == request.provider and job.speaker == request.speaker:
-                raise RequestError("duplicate", f"job {job.id} already trains {request.provider}/{request.speaker} ({job.state})")
-        job = self.jobs.create(profile, request.provider, request.speaker, params, request.when)
+                raise ServiceError("duplicate", f"job {job.id} already trains {request.provider}/{request.speaker} ({job.state})")
+        job = self.jobs.create(profile, request.provider, request.speaker, params, request.when,
+                               str(dataset) if dataset is not None else None)
         self.runner.enqueue(job)
         if request.when == "now":
             self._executor.submit(self.runner.tick)
@@ -127,17 +125,19 @@ class TrainService:
         if request.job:
             return {"id": request.id, "job": self._own_job(profile, request.job).as_dict()}
         return {"id": request.id, "jobs": [j.as_dict() for j in self.jobs.list(profile=profile, limit=20)],
-                "trainers": trainer_names(self._settings.extra_trainers)}
+                "trainers": sorted(trainers(self._settings.extra_trainers))}
 
     def _own_job(self, profile: str, job_id: str | None) -> Job:
         job = self.jobs.get(job_id) if job_id else None
         if job is None or job.profile != profile:
-            raise RequestError("unknown_job", f"no job {job_id!r} in profile {profile!r}")
+            raise ServiceError("unknown_job", f"no job {job_id!r} in profile {profile!r}")
         return job
 
+    # -- datasets ------------------------------------------------------------------------------
     def _dataset(self, profile: str, provider: str, speaker: str) -> Path:
-        voices = self._profiles.directory(profile) / "out" / "voices"
-        return voices / exporter.TARGETS.get(provider, "rvc-reference") / speaker
+        dataset = registry.spec(provider).dataset if provider in registry.NAMES else None
+        folder = dataset.folder if dataset is not None else f"{provider}-datasets"
+        return self._layout.voice_folder(profile, folder, speaker)
 
     def _dataset_ready(self, profile: str, provider: str, speaker: str) -> bool:
         """A dataset folder the user filled (or an earlier export) is used as it is; the trainer
@@ -145,18 +145,15 @@ class TrainService:
         return any(self._dataset(profile, provider, speaker).glob("*.wav"))
 
     def _missing_data(self, profile: str, provider: str) -> list[str]:
+        if provider not in registry.NAMES:
+            return []  # a plugin trainer: it judges its dataset itself
         samples = self._records.store(profile).list()
-        threshold = self._configs.get(profile).record.threshold
-        if provider == "rvc":
-            return rvc_readiness(samples, threshold).missing
-        if provider == "kokoro":
-            return kokoro_readiness(samples).missing
-        return []
+        return readiness(provider, samples, self._configs.get(profile).record.threshold).missing
 
     def check_auto_retrain(self, profiles: list[str] | None = None) -> list[Job]:
         """Queue an idle-time job for each profile whose new good samples reached the threshold."""
         queued = []
-        for profile in profiles or self._profiles.names():
+        for profile in profiles or self._layout.names():
             auto = self._configs.get(profile).train.auto_retrain
             if not auto.enabled:
                 continue
@@ -170,36 +167,33 @@ class TrainService:
             request = TrainRequest(provider=auto.provider, speaker=auto.speaker, when="idle")
             try:
                 result = self.submit(profile, request)
-            except RequestError as exc:
+            except ServiceError as exc:
                 log.info("automatic retraining of %s/%s not queued: %s", profile, auto.provider, exc)
                 continue
-            queued.append(self.jobs.get(result["job"]["id"]))  # type: ignore[arg-type]
+            queued.append(self.jobs.get(result["job"]["id"]))
         return [j for j in queued if j is not None]
 
     # -- the runner's callbacks -----------------------------------------------------------
     def _prepare(self, job: Job) -> Launch:
-        profile_dir = self._profiles.directory(job.profile)
-        voices = profile_dir / "out" / "voices"
-        dataset = self._dataset(job.profile, job.provider, job.speaker)
-        if job.provider in ("kokoro", "rvc") and not self._dataset_ready(job.profile, job.provider, job.speaker):
+        trainer = trainer_for(job.provider, self._settings.extra_trainers)
+        dataset = Path(job.dataset) if job.dataset else self._dataset(job.profile, job.provider, job.speaker)
+        if job.dataset is None and job.provider in registry.NAMES and not self._dataset_ready(job.profile, job.provider, job.speaker):
             store = self._records.store(job.profile)
-            exporter.export(store, profile_dir, job.provider, job.speaker,
-                            exporter.choose(store, job.provider, None, None, None))
+            exporter.export(store, dataset, job.provider, exporter.choose(store, job.provider, None, None, None))
         return Launch(
-            trainer=trainer_target(job.provider, self._settings.extra_trainers),
+            trainer=trainer.target,
             dataset_dir=dataset,
-            output_dir=voices / OUTPUT_DIRS.get(job.provider, f"{job.provider}-models") / job.speaker,
-            checkpoint_dir=profile_dir / "out" / "training" / job.id,
+            output_dir=self._layout.voice_folder(job.profile, trainer.outputs, job.speaker),
+            checkpoint_dir=self._layout.training_dir(job.profile, job.id),
             need_vram_mb=self._settings.train_vram_mb,
             pause_hogs=self._settings.pause_gpu_hogs_for_training,
         )
 
-    def _on_event(self, profile: str, name: str, data: dict[str, Any]) -> None:
+    def _on_event(self, profile: str, name: str, data: dict[str, Any], when: float) -> None:
         if name == "speak.started":
             self.runner.on_speech()
         elif name == "sample.captured" and self._configs.get(profile).train.auto_retrain.enabled:
             self._executor.submit(self.check_auto_retrain, [profile])
 
     def publish_gpu_state(self) -> None:
-        self._publish(self._gpu_topic, json.dumps(self._gpu.report().as_dict()), 1, True)
-
+        self._state.replace("gpu", self._gpu.report().as_dict())

@@ -1,13 +1,15 @@
 """A training job's own process: ``python -m agent.train.worker`` with the job spec on stdin.
 
 Progress goes to the runner as JSON lines on the original stdout; everything else the trainer
-prints goes to stderr, which the runner keeps as the job's log. SIGTERM asks the trainer to
-checkpoint and stop; SIGKILL is a crash the runner recovers from the last checkpoint.
+prints or logs goes to stderr, which the runner keeps as the job's log (with a line per progress
+report). SIGTERM asks the trainer to checkpoint and stop; SIGKILL is a crash the runner recovers
+from the last checkpoint; a refusal (``TrainingRefused``) is a result, so it is not retried.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
@@ -16,8 +18,26 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
-from agent.train.base import Progress, TrainSpec
 from agent.train.registry import load_trainer
+from providers.base import ProviderContext
+from providers.training import Progress, TrainingRefused, TrainSpec
+
+log = logging.getLogger("agent.train.job")
+
+
+def context_document(ctx: ProviderContext) -> dict[str, Any]:
+    """The job's context for the job process (JSON on its stdin)."""
+    return {"profile": ctx.profile, "profile_dir": str(ctx.profile_dir), "voices_dirs": [str(d) for d in ctx.voices_dirs],
+            "data_dir": str(ctx.data_dir), "run_dir": str(ctx.run_dir), "home": str(ctx.home),
+            "samples_dir": str(ctx.samples_dir)}
+
+
+def context_from(document: dict[str, Any]) -> ProviderContext:
+    return ProviderContext(
+        profile=document["profile"], profile_dir=Path(document["profile_dir"]),
+        voices_dirs=tuple(Path(d) for d in document["voices_dirs"]), data_dir=Path(document["data_dir"]),
+        run_dir=Path(document["run_dir"]), home=Path(document["home"]), samples_dir=Path(document["samples_dir"]),
+    )
 
 
 def _protocol_stream() -> TextIO:
@@ -30,6 +50,7 @@ def _protocol_stream() -> TextIO:
 def main() -> int:
     document: dict[str, Any] = json.loads(sys.stdin.read())
     out = _protocol_stream()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if document.get("nice"):
         os.nice(int(document["nice"]))
     stop = threading.Event()
@@ -39,15 +60,22 @@ def main() -> int:
         profile=document["profile"], speaker=document["speaker"], dataset_dir=Path(document["dataset_dir"]),
         output_dir=Path(document["output_dir"]), checkpoint_dir=Path(document["checkpoint_dir"]),
         params=trainer.params_model.model_validate(document["params"]).model_dump(),
-        device=document.get("device", "cpu"), seed=int(document.get("seed", 0)),
+        ctx=context_from(document["ctx"]), device=document.get("device", "cpu"), seed=int(document.get("seed", 0)),
     )
     spec.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     spec.output_dir.mkdir(parents=True, exist_ok=True)
 
     def report(progress: Progress) -> None:
         out.write(json.dumps({"type": "progress", **asdict(progress)}) + "\n")
+        log.info("%s %d/%d %s", progress.stage, progress.step, progress.total, progress.message)
 
-    result = trainer.run(spec, report, stop.is_set)
+    try:
+        result = trainer.run(spec, report, stop.is_set)
+    except TrainingRefused as exc:
+        log.error("refused: %s", exc)
+        out.write(json.dumps({"type": "result", "status": "refused", "error": str(exc)}) + "\n")
+        out.flush()
+        return 0
     out.write(json.dumps({"type": "result", "status": result.status, "outputs": [str(p) for p in result.outputs],
                           "metrics": result.metrics}) + "\n")
     out.flush()

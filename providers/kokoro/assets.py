@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from providers.base import ProviderContext, ProviderUnavailableError
+from providers.common.files import file_tag
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +41,8 @@ class ModelSource:
 
 
 def data_dir(ctx: ProviderContext) -> Path:
-    """``$VOICE_AGENT_HOME/out/models/kokoro``: shared by every profile of the household."""
-    if ctx.voices_dirs:
-        return ctx.voices_dirs[-1].parent / "models" / "kokoro"
-    return ctx.profile_dir / "out" / "models" / "kokoro"
-
-
-def file_tag(path: Path) -> str:
-    stat = path.stat()
-    return f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
+    """Where the assembled and prepared models live: shared by every profile of the household."""
+    return ctx.data_dir / "kokoro"
 
 
 def expected_sha256() -> str:

@@ -11,21 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from providers.base import (
-    AudioChunk,
-    ProviderContext,
-    ProviderError,
-    ProviderUnavailableError,
-    VoiceInfo,
-)
+from providers.base import AudioChunk, ProviderContext, ProviderError, ProviderUnavailableError, VoiceInfo
+from providers.common.audio import to_pcm16
+from providers.common.files import file_tag
 from providers.kokoro import assets
 from providers.kokoro.config import KokoroSettings
-from providers.kokoro.phonemes import (
-    LANGUAGES,
-    Phonemizer,
-    check_length,
-    split_sentences,
-)
+from providers.kokoro.phonemes import LANGUAGES, Phonemizer, check_length, split_sentences
 from providers.kokoro.prepare import Runtime, choose_runtime, fold_to, folded_path, open_session
 from providers.kokoro.voices import VoiceLibrary
 from providers.settings_base import ProviderSettings
@@ -99,7 +90,7 @@ class KokoroProvider:
         assert isinstance(settings, KokoroSettings)
         _, files = self._style(settings, ctx)  # first: a bad voice fails without loading the model
         loaded = self._model(settings, ctx)
-        voices = "+".join(assets.file_tag(p) for p in files)
+        voices = "+".join(file_tag(p) for p in files)
         return f"{loaded.source.key}.{loaded.runtime.tag}:{voices}"
 
     def preload(self, settings: ProviderSettings, ctx: ProviderContext) -> None:
@@ -122,8 +113,7 @@ class KokoroProvider:
             audio = self.render(loaded, phonemes, style, settings.speed)
             if index < len(batches) - 1:
                 audio = np.concatenate([audio, np.zeros(int(SENTENCE_PAUSE_S * SAMPLE_RATE), np.float32)])
-            pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
-            yield AudioChunk(pcm=pcm, sample_rate=SAMPLE_RATE, text=sentence)
+            yield AudioChunk(pcm=to_pcm16(audio), sample_rate=SAMPLE_RATE, text=sentence)
 
     def render(self, loaded: _Loaded, phonemes: str, style: np.ndarray, speed: float) -> np.ndarray:
         """Float audio for one sentence's phonemes (kokoro-onnx cuts it into <= 510-phoneme calls)."""

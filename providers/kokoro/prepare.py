@@ -189,7 +189,7 @@ def _read_choice(path: Path, threads: int) -> tuple[Variant, dict[str, float]] |
 
 
 def _write_choice(path: Path, variant: Variant, threads: int, timings: dict[str, float]) -> None:
-    from agent.atomic import atomic_write_text
+    from providers.common.files import atomic_write_text
 
     document = {"variant": variant, "threads": threads, "timings": timings, "machine": machine_id(), "fold_version": FOLD_VERSION}
     atomic_write_text(path, json.dumps(document, indent=2) + "\n")

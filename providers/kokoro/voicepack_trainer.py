@@ -1,6 +1,6 @@
 """Train a Kokoro voicepack from the owner's samples (the seed's "Train Kokoro Voicepack").
 
-Implements ``agent.train.base.Trainer``: the job runner calls ``run`` in a subprocess. Gradient
+Implements ``providers.training.Trainer``: the job runner calls ``run`` in a subprocess. Gradient
 steps (``providers.kokoro.style_descent``) move the style towards the owner's voice; every few
 steps the real engine speaks with it and the score (``providers.kokoro.similarity``) decides
 whether it becomes the best voicepack so far. This module reads the dataset, checks it is
@@ -16,15 +16,13 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
 
-from agent.train.base import Progress, Report, ShouldStop, TrainResult, TrainSpec
 from providers.base import ProviderContext
-from providers.kokoro.config import KokoroSettings, LangCode
+from providers.common.audio import read_audio_file
+from providers.kokoro.config import KokoroSettings
 from providers.kokoro.engine import KokoroProvider
 from providers.kokoro.phonemes import split_sentences
 from providers.kokoro.similarity import (
@@ -36,7 +34,9 @@ from providers.kokoro.similarity import (
     median_pitch,
     style_spread,
 )
+from providers.kokoro.train_params import VoicepackParams
 from providers.kokoro.voices import VoiceLibrary, VoicepackError, load_voicepack, save_voicepack
+from providers.training import Progress, Report, ShouldStop, TrainingRefused, TrainResult, TrainSpec
 
 if TYPE_CHECKING:
     from providers.kokoro.style_descent import DescentState, StyleDescent
@@ -55,26 +55,8 @@ MAX_STEP_TOKENS = 64
 MIN_STEP_TOKENS = 25  # about a second: shorter pieces say little about a voice
 
 
-class DatasetError(ValueError):
+class DatasetError(TrainingRefused):
     """The dataset cannot train a voicepack; the message says what is missing."""
-
-
-class VoicepackParams(BaseModel):
-    """The seed's training parameters, with their ranges (camelCase or snake_case keys)."""
-
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
-
-    base_voice: str = Field("auto", min_length=1, description="Start voice or blend; auto = the stock voice or blend closest to the target.")
-    epochs: int = Field(60, ge=1, le=20000, description="Gradient steps (one training sentence each).")
-    learning_rate: float = Field(0.3, gt=0.0, le=2.0, description="Adam step per style value, in standard deviations of the stock voices.")
-    device: Literal["cpu", "cuda"] = Field("cpu", description="Where the speaker encoder runs (synthesis runs on the CPU).")
-    max_samples: int = Field(20, ge=1, le=1000, description="Target samples used to describe the voice.")
-    lang_code: LangCode = Field("a", description="Language the voicepack is tuned to speak.")
-    voices_path: str = Field("", description="A voices-v1.0.bin whose voices join the starting set (as tts.kokoro.voicesPath).")
-    lines: int = Field(3, ge=1, le=8, description="Sentences each checked voicepack says (more: steadier, slower).")
-    check_every: int = Field(10, ge=1, le=1000, description="Steps between checks on the real engine; the best checked voicepack is kept.")
-    min_minutes: float = Field(5.0, ge=0.0, le=600.0, description="Refuse datasets with less speech than this.")
-    min_samples: int = Field(10, ge=1, le=10000, description="Refuse datasets with fewer WAVs than this.")
 
 
 @dataclass(frozen=True)
@@ -184,7 +166,7 @@ def _metrics(score: Score, start: dict[str, object], step: int) -> dict[str, flo
 def _checkpoint(spec: TrainSpec, best: np.ndarray, step: int, score: Score, start: dict[str, object], descent: DescentState) -> None:
     import io
 
-    from agent.atomic import atomic_write_bytes, atomic_write_text
+    from providers.common.files import atomic_write_bytes, atomic_write_text
 
     # The files the state names come first, so the state never points ahead of them.
     save_voicepack(best, spec.checkpoint_dir / "best.npy")
@@ -221,17 +203,6 @@ def _load_checkpoint(directory: Path) -> tuple[dict[str, object], np.ndarray, De
     return state, best, descent
 
 
-def provider_context(spec: TrainSpec) -> ProviderContext:
-    """The profile's context (for the shared model folder) from the agent's settings."""
-    from agent.profiles import Profiles
-    from agent.settings import load_settings
-
-    profiles = Profiles(load_settings().home)
-    if profiles.exists(spec.profile):
-        return profiles.provider_context(spec.profile)
-    return ProviderContext(spec.profile, spec.output_dir, (spec.output_dir,))
-
-
 class _Search:
     """The pieces one run needs: Kokoro, the speaker encoder, the target and the scorer."""
 
@@ -243,13 +214,13 @@ class _Search:
 
     @classmethod
     def build(cls, spec: TrainSpec, params: VoicepackParams, samples: list[Sample], report: Report) -> _Search:
-        ctx = provider_context(spec)
+        ctx = spec.ctx
         settings = KokoroSettings(langCode=params.lang_code)
         engine = KokoroProvider()
         report(Progress("preparing", 0, params.epochs, message="loading Kokoro and the speaker encoder"))
         embedder = SpeakerEmbedder(params.device)
         chosen = sorted(samples, key=lambda s: -s.seconds)[: params.max_samples]
-        audio = [_read(s.path) for s in chosen]
+        audio = [read_audio_file(s.path) for s in chosen]
         target = mean_direction([embedder.embed(*a) for a in audio])
         pitch = float(np.median([median_pitch(*a) for a in audio]))
         # Checks say a few short lines (but long enough for a speaker embedding); each gradient
@@ -259,7 +230,9 @@ class _Search:
         texts = said[: params.lines]
         texts += list(DEFAULT_LINES)[: params.lines - len(texts)]
         lines = [engine.phonemize(settings, ctx, text) for text in texts]
-        from kokoro_onnx import split_phonemes  # kokoro-onnx's own cutter: punctuation first, then words
+        from kokoro_onnx import (
+            split_phonemes,  # kokoro-onnx's own cutter: punctuation first, then words
+        )
 
         pieces = [piece for text in said for piece in split_phonemes(engine.phonemize(settings, ctx, text), MAX_STEP_TOKENS)]
         training = [tokens for tokens in (engine.tokens(settings, ctx, piece) for piece in pieces) if len(tokens) >= MIN_STEP_TOKENS]
@@ -277,7 +250,9 @@ class _Search:
         return self.scorer(style)
 
     def descent(self, base: np.ndarray, params: VoicepackParams) -> StyleDescent:
-        from providers.kokoro.style_descent import StyleDescent  # torch: only in the training process
+        from providers.kokoro.style_descent import (
+            StyleDescent,  # torch: only in the training process
+        )
 
         model = self.engine.float_model(self.settings, self.ctx)
         return StyleDescent(model, base, self.spread, self.scorer.target, self.scorer.embedder, params.learning_rate,
@@ -300,10 +275,4 @@ class _Search:
         self.scorer.reference_seconds = self.scorer.durations(style)
         return style, base_voice
 
-
-def _read(path: Path) -> tuple[np.ndarray, int]:
-    import soundfile
-
-    audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    return audio.mean(axis=1), int(rate)
 

@@ -6,7 +6,6 @@ the first 128 values drive the decoder (timbre), the last 128 the prosody predic
 
 from __future__ import annotations
 
-import re
 import threading
 import zipfile
 from dataclasses import dataclass
@@ -15,10 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from providers.base import ProviderContext, ProviderError, VoiceNotFoundError
+from providers.common.files import file_tag
+from providers.common.names import is_voice_file_name
 from providers.kokoro import assets
 
 STYLE_SHAPE = (510, 1, 256)
-VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 VOICEPACK_SUFFIXES = (".pt", ".npy")
 
 
@@ -66,7 +66,7 @@ def save_voicepack(style: np.ndarray, path: Path) -> None:
     """Write ``style`` as .npy or .pt (by suffix) atomically."""
     import io
 
-    from agent.atomic import atomic_write_bytes
+    from providers.common.files import atomic_write_bytes
 
     style = check_style(np.asarray(style, dtype=np.float32), "style")
     buffer = io.BytesIO()
@@ -102,7 +102,7 @@ class VoiceSpec:
         for item in text.split(","):
             name, _, weight_text = item.strip().partition(":")
             name = name.strip()
-            if not VOICE_NAME.match(name):
+            if not is_voice_file_name(name):
                 raise VoiceNotFoundError(f"invalid Kokoro voice name {name!r} in {text!r}")
             try:
                 weight = float(weight_text) if weight_text.strip() else 1.0
@@ -122,7 +122,7 @@ class VoiceLibrary:
         self._lock = threading.Lock()
 
     def _table(self, path: Path) -> dict[str, np.ndarray]:
-        tag = assets.file_tag(path)
+        tag = file_tag(path)
         with self._lock:
             known = self._files.get(path)
             if known is not None and known[0] == tag:

@@ -4,30 +4,25 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 from piper import PiperVoice, SynthesisConfig
 
 from providers.base import AudioChunk, ProviderContext, ProviderError, VoiceInfo, VoiceNotFoundError
+from providers.common.audio import to_pcm16
+from providers.common.files import file_tag
+from providers.common.names import is_voice_file_name
 from providers.piper.config import DEFAULT_PIPER_VOICE, PiperSettings
 from providers.settings_base import ProviderSettings
 
 log = logging.getLogger(__name__)
 
-VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 def config_of(model: Path) -> Path:
     return model.with_name(model.name + ".json")
-
-
-def file_tag(path: Path) -> str:
-    stat = path.stat()
-    return f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
 
 
 def bundled_voice() -> Path:
@@ -43,7 +38,7 @@ def resolve_model(model: str, ctx: ProviderContext) -> Path:
         if candidate.is_file():
             return candidate
         raise VoiceNotFoundError(f"Piper voice file not found: {model}")
-    if not VOICE_NAME.match(model):
+    if not is_voice_file_name(model):
         raise VoiceNotFoundError(f"invalid Piper voice name: {model!r}")
     name = model.removesuffix(".onnx")
     incomplete: Path | None = None
@@ -124,8 +119,7 @@ class PiperProvider:
                 chunk = next(chunks, None)
             if chunk is None:
                 return
-            pcm = (chunk.audio_float_array * 32767).astype(np.int16).tobytes()
-            yield AudioChunk(pcm=pcm, sample_rate=chunk.sample_rate)
+            yield AudioChunk(pcm=to_pcm16(chunk.audio_float_array), sample_rate=chunk.sample_rate)
 
     def voices(self, ctx: ProviderContext) -> list[VoiceInfo]:
         found: dict[str, Path] = {DEFAULT_PIPER_VOICE: bundled_voice()}

@@ -4,14 +4,13 @@ content encoder and rmvpe.pt. The profile's voices come first, then the househol
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from providers.base import ProviderContext, ProviderUnavailableError, VoiceNotFoundError
+from providers.common.names import is_plain_name
 
 MODELS_DIR = "rvc-models"
-SPEAKER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 ENCODER_NAMES = ("hubert_base.pt", "hubert/hubert_base.pt", "contentvec", "hubert_base", "hubert")
 RMVPE_NAMES = ("rmvpe.pt", "rmvpe/rmvpe.pt")
 
@@ -20,14 +19,6 @@ RMVPE_NAMES = ("rmvpe.pt", "rmvpe/rmvpe.pt")
 class SpeakerFiles:
     model: Path
     index: Path | None
-
-
-def file_tag(path: Path) -> str:
-    """Changes when the file (or any file in the folder) is replaced or edited."""
-    if path.is_dir():
-        return "+".join(file_tag(p) for p in sorted(path.iterdir()) if p.is_file())
-    stat = path.stat()
-    return f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
 
 
 def model_dirs(ctx: ProviderContext) -> list[Path]:
@@ -47,7 +38,7 @@ def pick_index(folder: Path, speaker: str) -> Path | None:
 
 def find_speaker(speaker: str, ctx: ProviderContext) -> SpeakerFiles:
     """The model (and index, when there is one) of ``speaker``."""
-    if not SPEAKER_NAME.match(speaker):
+    if not is_plain_name(speaker):
         raise VoiceNotFoundError(f"invalid RVC speaker name: {speaker!r}")
     for root in model_dirs(ctx):
         folder = root / speaker

@@ -7,11 +7,11 @@ import logging
 import math
 import wave
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from providers.base import Provider, ProviderContext, ProviderError
+from providers.common.audio import from_pcm16, read_wav_pcm
 from providers.settings_base import ProviderSettings
 
 log = logging.getLogger(__name__)
@@ -37,24 +37,10 @@ class PitchSuggestion:
         )
 
 
-def samples_dir(ctx: ProviderContext) -> Path:
-    return ctx.profile_dir / "out" / "voices" / "samples"
-
-
 def samples_tag(ctx: ProviderContext) -> str:
     """Changes when samples are added or removed (the folder's mtime) - cheap enough per request."""
-    folder = samples_dir(ctx)
+    folder = ctx.samples_dir
     return f"{folder.stat().st_mtime_ns:x}" if folder.is_dir() else "none"
-
-
-def read_wav(path: Path) -> tuple[np.ndarray, int]:
-    """16-bit PCM WAV (what the record path stores) -> mono float32."""
-    with wave.open(str(path), "rb") as handle:
-        if handle.getsampwidth() != 2:
-            raise ValueError(f"{path.name}: not 16-bit PCM")
-        rate, channels = handle.getframerate(), handle.getnchannels()
-        data = np.frombuffer(handle.readframes(handle.getnframes()), dtype="<i2").astype(np.float32) / 32768
-    return data.reshape(-1, channels).mean(axis=1), rate
 
 
 def owner_median(ctx: ProviderContext) -> tuple[float, int]:
@@ -62,11 +48,12 @@ def owner_median(ctx: ProviderContext) -> tuple[float, int]:
     from providers.rvc.convert import resample
     from providers.rvc.pitch import median_f0
 
-    files = sorted(samples_dir(ctx).glob("*.wav"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    files = sorted(ctx.samples_dir.glob("*.wav"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
     medians = []
     for path in files[:MAX_SAMPLES]:
         try:
-            audio, rate = read_wav(path)
+            pcm, rate = read_wav_pcm(path.read_bytes())  # the record path stores 16-bit mono
+            audio = from_pcm16(pcm)
         except (OSError, ValueError, EOFError, wave.Error) as exc:
             log.warning("skipping sample %s: %s", path.name, exc)
             continue
@@ -75,7 +62,7 @@ def owner_median(ctx: ProviderContext) -> tuple[float, int]:
             medians.append(value)
     if not medians:
         raise ProviderError(
-            f"pitchShift 'auto' needs the owner's recorded samples in {samples_dir(ctx)}; none with voiced speech found "
+            f"pitchShift 'auto' needs the owner's recorded samples in {ctx.samples_dir}; none with voiced speech found "
             "(record some, or set a number of semitones)"
         )
     return float(np.median(medians)), len(medians)
@@ -87,7 +74,7 @@ def base_median(base: Provider, settings: ProviderSettings, ctx: ProviderContext
 
     parts, rate = [], 0
     for chunk in base.synthesize(CALIBRATION_TEXT, settings, ctx):
-        parts.append(np.frombuffer(chunk.pcm, dtype="<i2").astype(np.float32) / 32768)
+        parts.append(from_pcm16(chunk.pcm))
         rate = chunk.sample_rate
     value = median_f0(resample(np.concatenate(parts), rate, 16000)) if parts else None
     if value is None:

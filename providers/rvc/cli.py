@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from providers.spec import CliError, CliHost
+
 
 def add_parser(sub: Any) -> None:
     rvc = sub.add_parser("rvc", help="check RVC models and suggest a pitch shift")
@@ -21,10 +23,10 @@ def add_parser(sub: Any) -> None:
     pitch.add_argument("--voice", help="base voice (default: tts.rvc.baseVoice)")
 
 
-def run(settings: Any, args: argparse.Namespace) -> int:
+def run(host: CliHost, args: argparse.Namespace) -> int:
     if args.action == "validate":
         return _validate(args.path, args.index)
-    return _suggest(settings, args)
+    return _suggest(host, args)
 
 
 def _validate(path: Path, index: Path | None) -> int:
@@ -53,26 +55,26 @@ def _validate(path: Path, index: Path | None) -> int:
     return 0 if report.ok else 1
 
 
-def _suggest(settings: Any, args: argparse.Namespace) -> int:
-    from agent.config_store import ConfigStore
-    from agent.profiles import Profiles
+def _suggest(host: CliHost, args: argparse.Namespace) -> int:
     from providers.base import ProviderError
     from providers.registry import create_provider
     from providers.rvc.autopitch import suggest
+    from providers.rvc.config import RvcSettings
     from providers.rvc.engine import base_settings
 
-    profiles = Profiles(settings.home)
-    if not profiles.exists(args.profile):
-        print(f"error: no profile {args.profile!r} under {profiles.root}", file=sys.stderr)
+    try:
+        ctx = host.context(args.profile)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
-    rvc = ConfigStore.load_quietly(profiles, args.profile).tts.rvc
+    rvc = host.provider_settings(args.profile, "rvc")
+    assert isinstance(rvc, RvcSettings)
     update: dict[str, object] = {}
     if args.base:
         update["base_provider"] = args.base
     if args.voice:
         update["base_voice"] = args.voice
     rvc = rvc.model_copy(update=update)
-    ctx = profiles.provider_context(args.profile)
     try:
         base = create_provider(rvc.base_provider)
         found = suggest(base, base_settings(rvc), ctx)

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from providers.common.names import PlainName
 from providers.settings_base import FallbackSettings
 
 F0Method = Literal["rmvpe", "crepe", "harvest", "dio"]
@@ -16,7 +17,7 @@ class RvcSettings(FallbackSettings):
     voice_field = "speaker_id"
     speed_field = "speed"
 
-    speaker_id: str = Field("default", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Model folder under rvc-models/.")
+    speaker_id: PlainName = Field("default", description="Model folder under rvc-models/.")
     pitch_shift: Semitones | Literal["auto"] = Field(
         0, description="Semitones, or 'auto': the shift from the base voice's median pitch to the owner's samples'."
     )

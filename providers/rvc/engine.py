@@ -16,11 +16,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from providers.base import (
-    AudioChunk, Provider, ProviderContext, ProviderError, ProviderUnavailableError, VoiceInfo,
-)
+from providers.base import AudioChunk, Provider, ProviderContext, ProviderError, ProviderUnavailableError, VoiceInfo
+from providers.common.audio import from_pcm16
+from providers.common.files import file_tag
 from providers.rvc import assets
 from providers.rvc.config import RvcSettings
 from providers.rvc.device import GpuGuard, device_for, local_guard
@@ -97,7 +95,7 @@ class RvcProvider:
         semitones = self._semitones(settings, base, base_cfg, ctx)
         with device_for(settings.device, self._guard, settings.pause_ollama_during_inference) as device:
             voice = self._load(("voice", str(files.model), str(files.index), device),
-                               assets.file_tag(files.model) + (assets.file_tag(files.index) if files.index else ""),
+                               file_tag(files.model) + (file_tag(files.index) if files.index else ""),
                                lambda: runtime.load_voice(files.model, files.index, device))
             converter = self._converter(runtime, encoder_path, settings, ctx, device)
             method = runtime.choose_method(settings.f0_method, converter.pitch) if voice.model.with_pitch else "none"
@@ -106,7 +104,7 @@ class RvcProvider:
                 protect=settings.protect, f0_method=method, filter_radius=settings.filter_radius,
             )
             for chunk in base.synthesize(text, base_cfg, ctx):
-                audio = np.frombuffer(chunk.pcm, dtype="<i2").astype(np.float32) / 32768
+                audio = from_pcm16(chunk.pcm)
                 audio16k = runtime.resample(audio, chunk.sample_rate, 16000)
                 with self._run_lock:
                     out = converter.convert(audio16k, voice, options, method)
@@ -115,11 +113,11 @@ class RvcProvider:
     def asset_tag(self, settings: ProviderSettings, ctx: ProviderContext) -> str:
         assert isinstance(settings, RvcSettings)
         files = assets.find_speaker(settings.speaker_id, ctx)
-        parts = [assets.file_tag(files.model), assets.file_tag(files.index) if files.index else "noindex",
-                 assets.file_tag(assets.find_content_encoder(settings.content_encoder_path, ctx))]
+        parts = [file_tag(files.model), file_tag(files.index) if files.index else "noindex",
+                 file_tag(assets.find_content_encoder(settings.content_encoder_path, ctx))]
         if settings.f0_method == "rmvpe":
             rmvpe, _ = assets.find_rmvpe(settings.rmvpe_path, ctx)
-            parts.append(assets.file_tag(rmvpe) if rmvpe else "normvpe")
+            parts.append(file_tag(rmvpe) if rmvpe else "normvpe")
         base_cfg = base_settings(settings)
         base = self._base(settings.base_provider)
         parts.append(base.asset_tag(base_cfg, ctx))
@@ -136,7 +134,7 @@ class RvcProvider:
         self._base(settings.base_provider).preload(base_cfg, ctx)
         with device_for(settings.device, self._guard, False) as device:
             self._load(("voice", str(files.model), str(files.index), device),
-                       assets.file_tag(files.model) + (assets.file_tag(files.index) if files.index else ""),
+                       file_tag(files.model) + (file_tag(files.index) if files.index else ""),
                        lambda: runtime.load_voice(files.model, files.index, device))
             self._converter(runtime, encoder_path, settings, ctx, device)
             runtime.warm_up()
@@ -184,12 +182,12 @@ class RvcProvider:
             return value
 
     def _converter(self, runtime: Any, encoder_path: Path, settings: RvcSettings, ctx: ProviderContext, device: str) -> Any:
-        hubert = self._load(("encoder", str(encoder_path), device), assets.file_tag(encoder_path),
+        hubert = self._load(("encoder", str(encoder_path), device), file_tag(encoder_path),
                             lambda: runtime.load_hubert(encoder_path, device))
         rmvpe_path, looked = assets.find_rmvpe(settings.rmvpe_path, ctx)
         if settings.f0_method == "rmvpe":
             pitch = self._load(("rmvpe", str(rmvpe_path), looked, device),
-                               assets.file_tag(rmvpe_path) if rmvpe_path else "none",
+                               file_tag(rmvpe_path) if rmvpe_path else "none",
                                lambda: runtime.rmvpe_loader(rmvpe_path, device, looked))
         else:
             pitch = runtime.PitchTools(None, f"rmvpe.pt not found ({looked})", device)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from providers.rvc.autopitch import read_wav
+from providers.common.audio import read_audio_file
 from providers.rvc.convert import resample
 from providers.rvc.hubert import Hubert
 from providers.rvc.pitch import PitchTools, coarse, estimate_f0
@@ -92,8 +92,8 @@ def prepare(
     items = []
     for path in wavs:
         try:
-            audio, rate = read_wav(path)
-        except (OSError, ValueError, EOFError) as exc:
+            audio, rate = read_audio_file(path)
+        except (OSError, ValueError, RuntimeError) as exc:  # soundfile's errors are RuntimeErrors
             log.warning("skipping %s: %s", path.name, exc)
             continue
         audio = _high_pass(resample(audio, rate, shape.rate), shape.rate)

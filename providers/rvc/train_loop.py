@@ -13,14 +13,21 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from agent.train.base import Progress, Report, ShouldStop, TrainResult, TrainSpec
-from providers.rvc.assets import ENCODER_NAMES, RMVPE_NAMES, file_tag
+from providers.common.files import file_tag
+from providers.rvc.assets import ENCODER_NAMES, RMVPE_NAMES
 from providers.rvc.modelfile import SAMPLE_RATES, ModelFileError, parse_config, safe_load
 from providers.rvc.train_data import SHAPES, MelScale, collate, prepare
 from providers.rvc.train_nets import Discriminators, TrainingSynthesizer, add_weight_norm, from_rvc_keys, to_rvc_keys
 from providers.rvc.trainer import (
-    CHECKPOINT_EVERY_S, RvcTrainParams, atomic_save, elapsed_since, find_asset, index_lists, model_config,
+    CHECKPOINT_EVERY_S,
+    RvcTrainParams,
+    atomic_save,
+    elapsed_since,
+    find_asset,
+    index_lists,
+    model_config,
 )
+from providers.training import Progress, Report, ShouldStop, TrainingRefused, TrainResult, TrainSpec
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +49,7 @@ class TrainingRun:
     def _data(self) -> list[dict[str, torch.Tensor]]:
         wavs = sorted(self.spec.dataset_dir.glob("*.wav"))
         if not wavs:
-            raise ValueError(f"no WAVs in {self.spec.dataset_dir}: export a dataset with `voice-agent samples export rvc`")
+            raise TrainingRefused(f"no WAVs in {self.spec.dataset_dir}: export a dataset with `voice-agent samples export rvc`")
         tag = f"{self.params.sample_rate}:{self.params.version}:{self.params.f0_method}:" + "|".join(
             f"{p.name}:{file_tag(p)}" for p in wavs
         )
@@ -57,7 +64,7 @@ class TrainingRun:
 
         encoder = find_asset(self.params.content_encoder_path, ENCODER_NAMES, self.spec)
         if encoder is None:
-            raise ValueError("RVC training needs a content encoder: put hubert_base.pt beside the models "
+            raise TrainingRefused("RVC training needs a content encoder: put hubert_base.pt beside the models "
                              f"({self.spec.output_dir.parent}) or pass contentEncoderPath")
         hubert = load_hubert(encoder, self.device)
         rmvpe = find_asset(self.params.rmvpe_path, RMVPE_NAMES, self.spec) if self.params.f0_method == "rmvpe" else None
@@ -66,7 +73,7 @@ class TrainingRun:
         items = prepare(wavs, self.shape, hubert, self.params.version, tools, method, self.device)
         minutes = sum(len(it["audio"]) for it in items) / self.rate / 60
         if minutes < self.params.min_minutes:
-            raise ValueError(f"only {minutes:.1f} minutes of usable audio in {self.spec.dataset_dir}; "
+            raise TrainingRefused(f"only {minutes:.1f} minutes of usable audio in {self.spec.dataset_dir}; "
                              f"at least {self.params.min_minutes:g} are needed")
         atomic_save({"tag": tag, "items": items}, cache)
         return items

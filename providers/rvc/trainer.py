@@ -1,4 +1,4 @@
-"""Train an RVC model from the owner's samples; implements ``agent.train.base.Trainer``.
+"""Train an RVC model from the owner's samples; implements ``providers.training.Trainer``.
 
 RVC WebUI's recipe: data prepared as ``train_data`` describes, the VITS-style generator
 trained against the v2 multi-period + scale discriminators with adversarial, feature-matching
@@ -22,7 +22,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from agent.train.base import Progress, Report, ShouldStop, TrainResult, TrainSpec
+from providers.rvc.assets import model_dirs
+from providers.training import Report, ShouldStop, TrainResult, TrainSpec
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +75,12 @@ def model_config(params: RvcTrainParams, rate: int, spec_channels: int, segment_
 
 
 def find_asset(configured: str, names: tuple[str, ...], spec: TrainSpec) -> Path | None:
+    """A configured file, else the first of ``names`` beside the models (the profile's, then the
+    household's rvc-models) or the datasets."""
     if configured:
         path = Path(configured).expanduser()
         return path if path.exists() else None
-    roots = [spec.output_dir.parent, spec.output_dir, spec.dataset_dir.parent]
-    parents = spec.output_dir.parents  # <home>/profiles/<p>/out/voices/rvc-models/<speaker>: the household's too
-    if len(parents) > 5 and parents[4].name == "profiles":
-        roots.append(parents[5] / "out" / "voices" / parents[0].name)
+    roots = [spec.output_dir.parent, spec.output_dir, spec.dataset_dir.parent, *model_dirs(spec.ctx)]
     for root in roots:
         for name in names:
             if (root / name).exists():

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.settings import AgentSettings
+from providers.spec import CliError, CliHost
 
 
 def add_parser(sub: Any) -> None:
@@ -37,34 +37,27 @@ def add_parser(sub: Any) -> None:
     setup.add_argument("--dry-run", action="store_true", help="print the steps only")
 
 
-def run(settings: AgentSettings, args: argparse.Namespace) -> int:
+def run(host: CliHost, args: argparse.Namespace) -> int:
     from providers.sovits.servers import log_path
 
-    if args.action == "logs":
-        return _logs(log_path(settings.home), args.lines, args.follow)
-    if args.action == "install":
-        return _install(settings, args)
-    return _ask_agent(settings, args)
+    try:
+        if args.action == "logs":
+            return _logs(log_path(host.context(args.profile).run_dir), args.lines, args.follow)
+        if args.action == "install":
+            return _install(host, args)
+        return _ask_agent(host, args)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
-def _ask_agent(settings: AgentSettings, args: argparse.Namespace) -> int:
-    from agent.mqtt.client import RequestClient
-
+def _ask_agent(host: CliHost, args: argparse.Namespace) -> int:
     payload: dict[str, Any] = {}
     timeout = 30.0
     if args.action in ("start", "restart"):
         payload["wait"] = not args.no_wait
         timeout = args.timeout
-    try:
-        reply = RequestClient(settings).request(args.profile, f"sovits.{args.action}", payload, timeout)
-    except (ConnectionError, TimeoutError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    response = reply.response
-    if response.get("status") != "ok":
-        print(f"error ({response.get('code')}): {response.get('error')}", file=sys.stderr)
-        return 1
-    server = response["data"]["server"]
+    server = host.request(args.profile, f"sovits.{args.action}", payload, timeout)["server"]
     line = f"{server['state']}: {server['url']}"
     if server.get("pid"):
         line += f" (pid {server['pid']}, restarts {server.get('restarts', 0)})"
@@ -100,15 +93,16 @@ def _logs(path: Path, lines: int, follow: bool) -> int:
             return 0
 
 
-def _install(settings: AgentSettings, args: argparse.Namespace) -> int:
-    from agent.config_store import ConfigStore
-    from agent.profiles import Profiles
+def _install(host: CliHost, args: argparse.Namespace) -> int:
+    from providers.sovits.config import SovitsSettings
     from providers.sovits.install import REPO_URL, install
 
     target = args.dir
     if target is None:
-        configured = Path(ConfigStore.load_quietly(Profiles(settings.home), args.profile).tts.sovits.install_dir).expanduser()
-        target = configured if configured.is_absolute() else settings.home / configured
+        settings = host.provider_settings(args.profile, "sovits")
+        assert isinstance(settings, SovitsSettings)
+        configured = Path(settings.install_dir).expanduser()
+        target = configured if configured.is_absolute() else host.context(args.profile).home / configured
     code = install(target.resolve(), args.device, args.source, args.repo or REPO_URL, args.dry_run)
     if code == 0 and not args.dry_run:
         print(json.dumps({"tts": {"sovits": {"installDir": str(target.resolve()), "autoStart": True}}}, indent=2))

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, HttpUrl, SecretStr, field_validator
 
+from providers.common.names import PlainName
 from providers.settings_base import FallbackSettings
 
 # GPT-SoVITS language codes (v2+: auto, auto_yue, en, zh, ja, yue, ko, all_*); the server decides
@@ -21,7 +22,7 @@ class SovitsSettings(FallbackSettings):
 
     # -- the seed's settings ---------------------------------------------------------------
     server_url: HttpUrl = Field(HttpUrl("http://127.0.0.1:9880"), description="GPT-SoVITS API server.")
-    speaker_id: str = Field("default", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Reference speaker.")
+    speaker_id: PlainName = Field("default", description="Reference speaker.")
     temperature: float = Field(1.0, gt=0.0, le=2.0, description="Sampling temperature.")
     speed: float = Field(1.0, ge=0.5, le=2.0, description="Speed factor.")
     auto_start: bool = Field(False, description="Start the configured server when this provider is selected.")

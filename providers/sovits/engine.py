@@ -6,15 +6,8 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 
-from providers.base import (
-    AudioChunk,
-    ProviderContext,
-    ProviderError,
-    ProviderUnavailableError,
-    VoiceInfo,
-)
+from providers.base import AudioChunk, ProviderContext, ProviderError, ProviderUnavailableError, VoiceInfo
 from providers.settings_base import ProviderSettings
 from providers.sovits.client import SovitsClient, build_request
 from providers.sovits.config import SovitsSettings
@@ -23,11 +16,6 @@ from providers.sovits.servers import ServerManager
 from providers.sovits.supervisor import answers
 
 log = logging.getLogger(__name__)
-
-
-def agent_home(ctx: ProviderContext) -> Path:
-    """The agent's home: profiles live in ``<home>/profiles/<name>``."""
-    return ctx.profile_dir.parent.parent
 
 
 class SovitsProvider:
@@ -54,7 +42,7 @@ class SovitsProvider:
             raise
 
     def _wait_for_server(self, settings: SovitsSettings, ctx: ProviderContext) -> None:
-        supervisor = self.servers.ensure_started(settings, agent_home(ctx))
+        supervisor = self.servers.ensure_started(settings, ctx)
         if supervisor.wait_ready(settings.timeout):
             return
         status = supervisor.status()
@@ -86,7 +74,7 @@ class SovitsProvider:
         complain now, in the log, when the speaker has no reference."""
         assert isinstance(settings, SovitsSettings)
         if settings.auto_start:
-            self.servers.ensure_started(settings, agent_home(ctx))
+            self.servers.ensure_started(settings, ctx)
         find_reference(ctx, settings.speaker_id)
 
     def close(self) -> None:

@@ -18,18 +18,13 @@ import wave
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from providers.base import (
-    ProviderContext,
-    ProviderError,
-    ProviderUnavailableError,
-    VoiceNotFoundError,
-)
+from providers.base import ProviderContext, ProviderError, ProviderUnavailableError, VoiceNotFoundError
+from providers.common.names import is_plain_name
 from providers.sovits.config import SovitsSettings
 
 log = logging.getLogger(__name__)
 
 FOLDER = "sovits-reference"
-SPEAKER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 AUDIO_SUFFIXES = (".wav", ".mp3")
 TRANSCRIPT_SUFFIXES = (".txt", ".lab")
 SECONDS = (3.0, 10.0)  # GPT-SoVITS refuses references outside this range
@@ -44,8 +39,8 @@ class Reference:
 
 
 def speaker_dirs(ctx: ProviderContext, speaker: str) -> list[Path]:
-    if not SPEAKER.match(speaker):
-        raise VoiceNotFoundError(f"invalid GPT-SoVITS speaker id {speaker!r}: use letters, digits, '_' and '-' (at most 64)")
+    if not is_plain_name(speaker):
+        raise VoiceNotFoundError(f"invalid GPT-SoVITS speaker id {speaker!r}: a letter or digit, then letters, digits, '_' and '-' (at most 64)")
     return [voices / FOLDER / speaker for voices in ctx.voices_dirs]
 
 
@@ -84,7 +79,7 @@ def list_speakers(ctx: ProviderContext) -> dict[str, Path]:
         root = voices / FOLDER
         if root.is_dir():
             for folder in sorted(root.iterdir()):
-                if folder.is_dir() and SPEAKER.match(folder.name) and _audio_files(folder):
+                if folder.is_dir() and is_plain_name(folder.name) and _audio_files(folder):
                     found[folder.name] = folder
     return found
 

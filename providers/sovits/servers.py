@@ -10,15 +10,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from providers.base import ProviderUnavailableError
+from providers.base import ProviderContext, ProviderUnavailableError
 from providers.sovits.config import SovitsSettings
-from providers.sovits.supervisor import (
-    Listener,
-    RestartPolicy,
-    ServerCommand,
-    ServerSupervisor,
-    answers,
-)
+from providers.sovits.supervisor import Listener, RestartPolicy, ServerCommand, ServerSupervisor, answers
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +23,8 @@ class ServerConfigError(ProviderUnavailableError):
     """The server cannot be started as configured; the message says which setting to fix."""
 
 
-def log_path(home: Path) -> Path:
-    return home / "logs" / "run" / LOG_NAME
+def log_path(run_dir: Path) -> Path:
+    return run_dir / LOG_NAME
 
 
 def is_local(host: str) -> bool:
@@ -108,8 +102,8 @@ class ServerManager:
         with self._lock:
             self._listeners.append(listener)
 
-    def supervisor(self, settings: SovitsSettings, home: Path) -> ServerSupervisor:
-        command = server_command(settings, home)
+    def supervisor(self, settings: SovitsSettings, ctx: ProviderContext) -> ServerSupervisor:
+        command = server_command(settings, ctx.home)
         key = (command.host, command.port)
         with self._lock:
             current = self._supervisors.get(key)
@@ -117,7 +111,7 @@ class ServerManager:
                 if current.command != command:
                     log.warning("GPT-SoVITS server at %s runs an older command; `sovits restart` applies the new one", command.url)
                 return current
-            supervisor = ServerSupervisor(command, log_path(home), self._notify, self._policy)
+            supervisor = ServerSupervisor(command, log_path(ctx.run_dir), self._notify, self._policy)
             self._supervisors[key] = supervisor
             return supervisor
 
@@ -128,8 +122,8 @@ class ServerManager:
                     return supervisor
         return None
 
-    def start(self, settings: SovitsSettings, home: Path, wait: bool) -> dict[str, Any]:
-        supervisor = self.supervisor(settings, home)
+    def start(self, settings: SovitsSettings, ctx: ProviderContext, wait: bool) -> dict[str, Any]:
+        supervisor = self.supervisor(settings, ctx)
         with self._lock:
             self._held.discard(settings.port)
         supervisor.start()
@@ -154,13 +148,13 @@ class ServerManager:
         supervisor.stop()
         return supervisor.status()
 
-    def restart(self, settings: SovitsSettings, home: Path, wait: bool) -> dict[str, Any]:
+    def restart(self, settings: SovitsSettings, ctx: ProviderContext, wait: bool) -> dict[str, Any]:
         current = self.known(settings)
         if current is not None and current.state != "external":
             current.stop()
-        return self.start(settings, home, wait)
+        return self.start(settings, ctx, wait)
 
-    def status(self, settings: SovitsSettings, home: Path | None) -> dict[str, Any]:
+    def status(self, settings: SovitsSettings, ctx: ProviderContext | None) -> dict[str, Any]:
         supervisor = self.known(settings)
         if supervisor is not None and supervisor.state != "stopped":
             return supervisor.status()
@@ -168,14 +162,14 @@ class ServerManager:
         found: dict[str, Any] = {"state": state, "url": settings.base_url, "pid": None, "restarts": 0}
         if supervisor is not None:
             found = {**supervisor.status(), "state": state}
-        elif home is not None:
-            found["log"] = str(log_path(home))
+        elif ctx is not None:
+            found["log"] = str(log_path(ctx.run_dir))
         return found
 
-    def ensure_started(self, settings: SovitsSettings, home: Path) -> ServerSupervisor:
+    def ensure_started(self, settings: SovitsSettings, ctx: ProviderContext) -> ServerSupervisor:
         """autoStart: supervise the server unless it failed, was stopped by hand, or something
         else already serves that address."""
-        supervisor = self.supervisor(settings, home)
+        supervisor = self.supervisor(settings, ctx)
         with self._lock:
             held = settings.port in self._held
         if not held and not supervisor.active and supervisor.state != "failed":

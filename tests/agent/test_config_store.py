@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agent.config_store import ConfigStore
-from agent.profiles import Profiles
+from agent.config.store import ConfigStore
+from agent.layout import Layout
 
 
 class Events:
@@ -16,32 +16,32 @@ class Events:
         self.seen.append((profile, name, data))
 
 
-def home_with(tmp_path: Path, global_doc: dict[str, Any], profile_doc: str) -> Profiles:
+def home_with(tmp_path: Path, global_doc: dict[str, Any], profile_doc: str) -> Layout:
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "voice.json").write_text(json.dumps(global_doc))
     (tmp_path / "profiles" / "me" / "etc").mkdir(parents=True)
     (tmp_path / "profiles" / "me" / "etc" / "voice.json").write_text(profile_doc)
-    return Profiles(tmp_path)
+    return Layout(tmp_path)
 
 
 def test_broken_profile_at_start_uses_the_global_file(tmp_path: Path) -> None:
-    profiles = home_with(tmp_path, {"tts": {"piper": {"speakingRate": 1.3}}}, "{broken")
+    layout = home_with(tmp_path, {"tts": {"piper": {"speakingRate": 1.3}}}, "{broken")
     events = Events()
-    store = ConfigStore(profiles, events)  # type: ignore[arg-type]
+    store = ConfigStore(layout, events)  # type: ignore[arg-type]
     assert store.get("me").tts.piper.speaking_rate == 1.3
     assert store.error("me") and "not valid JSON" in store.error("me")  # type: ignore[operator]
     assert [name for _, name, _ in events.seen] == ["config.invalid"]
 
 
 def test_last_good_is_kept_and_error_clears_on_fix(tmp_path: Path) -> None:
-    profiles = home_with(tmp_path, {}, json.dumps({"tts": {"piper": {"speakingRate": 0.7}}}))
+    layout = home_with(tmp_path, {}, json.dumps({"tts": {"piper": {"speakingRate": 0.7}}}))
     events = Events()
-    store = ConfigStore(profiles, events)  # type: ignore[arg-type]
+    store = ConfigStore(layout, events)  # type: ignore[arg-type]
     assert store.get("me").tts.piper.speaking_rate == 0.7
-    profiles.config_path("me").write_text(json.dumps({"tts": {"piper": {"speakingRate": 0.1}}}))
+    layout.profile_config("me").write_text(json.dumps({"tts": {"piper": {"speakingRate": 0.1}}}))
     assert store.reload("me") is False
     assert store.get("me").tts.piper.speaking_rate == 0.7
-    profiles.config_path("me").write_text(json.dumps({"tts": {"piper": {"speakingRate": 0.9}}}))
+    layout.profile_config("me").write_text(json.dumps({"tts": {"piper": {"speakingRate": 0.9}}}))
     assert store.reload("me") is True
     assert store.get("me").tts.piper.speaking_rate == 0.9 and store.error("me") is None
     assert [name for _, name, _ in events.seen] == ["config.invalid", "config.reloaded"]

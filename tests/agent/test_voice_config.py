@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.voice_config import ConfigError, VoiceConfig, deep_merge, load_voice_config
+from agent.config.model import ConfigError, VoiceConfig, deep_merge, load_voice_config
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from agent.mqtt.schema import REQUEST_ID_PATTERN
+from agent.requests import REQUEST_ID_PATTERN
 from tests.audio_checks import assert_speech
 from tests.conftest import AgentProcess, Probe
 

@@ -17,10 +17,13 @@ def speak_seconds(probe: Probe, profile: str, request_id: str) -> float:
 
 def test_good_edit_applies_to_next_request(running_agent: AgentProcess, probe: Probe) -> None:
     config = running_agent.home / "profiles" / "kitchen" / "etc" / "voice.json"
+    write_json(config, {})  # the household's defaults, whatever an earlier test left
+    probe.event("kitchen", "config.reloaded", timeout=10)
     before = speak_seconds(probe, "kitchen", "hr-before")
 
+    mark = probe.mark()
     write_json(config, {"tts": {"piper": {"speakingRate": 0.5}}})
-    reloaded = probe.event("kitchen", "config.reloaded", timeout=10)
+    reloaded = probe.event("kitchen", "config.reloaded", timeout=10, after=mark)
 
     assert reloaded["data"]["changed"] is True
     assert 1.6 < speak_seconds(probe, "kitchen", "hr-after") / before < 2.4

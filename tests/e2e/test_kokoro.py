@@ -89,6 +89,7 @@ def test_corrupt_voicepack_falls_back_to_piper(kokoro_agent: AgentProcess, probe
 
 def test_wrong_shape_without_fallback_is_a_provider_error(kokoro_agent: AgentProcess, probe: Probe) -> None:
     pack = kokoro_agent.home / "profiles" / "den" / "out" / "voices" / "kokoro" / "flat.npy"
+    pack.parent.mkdir(parents=True, exist_ok=True)
     np.save(pack, np.zeros((256,), np.float32))
     set_kokoro(kokoro_agent, probe, "den", {"useCustomVoicepack": True, "voicepackPath": "flat.npy", "autoFallbackToPiper": False})
 

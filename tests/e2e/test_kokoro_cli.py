@@ -66,7 +66,7 @@ def test_train_voicepack_and_switch_the_profile_to_it(home: Path) -> None:
     assert done.returncode == 0, done.stderr
     pack = home / "profiles" / "default" / "out" / "voices" / "kokoro-voicepacks" / "owner" / "owner.npy"
     assert pack.is_file() and f"voicepack {pack}" in done.stdout
-    assert "training   [" in done.stderr and "2/2" in done.stderr  # the progress bar
+    assert "training:" in done.stderr and "| 2/2 [" in done.stderr  # the progress bar (tqdm)
     status = json.loads((home / "logs" / "run" / "kokoro-training-owner.json").read_text())
     assert status["state"] == "finished" and status["step"] == 2 and status["outputs"][0] == str(pack)
     assert "training 2/2" in (home / "logs" / "run" / "kokoro-training-owner.log").read_text()

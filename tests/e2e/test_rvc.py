@@ -18,6 +18,7 @@ pytestmark = pytest.mark.slow
 
 BASE = "rvc-e2e"
 TIMEOUT = 180  # the first request loads torch and every model on a busy 2-core machine
+KITCHEN = {"tts": {"rvc": {"speakerId": "chef", "f0Method": "harvest"}}}
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +27,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto) -> Iterat
     install_rvc_assets(home / "out" / "voices")  # household: hubert_base.pt, rmvpe.pt, speaker 'default'
     write_rvc_model(home / "profiles" / "kitchen" / "out" / "voices" / "rvc-models" / "chef" / "chef.pth",
                     RvcFile(version="v1", sr="48k", style="applio"))
-    write_json(home / "profiles" / "kitchen" / "etc" / "voice.json",
-               {"tts": {"rvc": {"speakerId": "chef", "f0Method": "harvest"}}})
+    write_json(home / "profiles" / "kitchen" / "etc" / "voice.json", KITCHEN)
     process = AgentProcess(home, broker.port, {"VOICE_AGENT_BASE_TOPIC": BASE}).start()
     process.wait_log("ready")
     yield process
@@ -53,7 +53,9 @@ def test_speak_with_rvc_returns_audio_at_the_models_rate(agent: AgentProcess, pr
     assert rate == 40000 and seconds == pytest.approx(data["audio_seconds"], abs=0.01) and seconds > 0.8
 
     piper = probe.request("default", "speak", {"id": "piper-1", "text": text}, timeout=TIMEOUT)
-    assert abs(piper["data"]["audio_seconds"] - seconds) < 0.05  # same words, same timing, another voice
+    # same words, same timing, another voice: within Piper's own spread for this sentence
+    # (1.254-1.370 s over twelve syntheses, measured), far from a wrong rate (x1.8 at 40 kHz)
+    assert abs(piper["data"]["audio_seconds"] - seconds) < 0.15
 
     again = probe.request("default", "speak", {"id": "rvc-2", "text": text, "provider": "rvc"}, timeout=TIMEOUT)
     assert again["data"]["cached"] is True
@@ -89,12 +91,16 @@ def test_missing_content_encoder_falls_back_to_piper(agent: AgentProcess, probe:
     config = agent.home / "profiles" / "kitchen" / "etc" / "voice.json"
     write_json(config, {"tts": {"rvc": {"speakerId": "chef", "contentEncoderPath": "/missing/hubert_base.pt"}}})
     probe.event("kitchen", "config.reloaded", timeout=10)
-
-    response = probe.request("kitchen", "speak", {"id": "rvc-enc", "text": "Hello.", "provider": "rvc"}, timeout=TIMEOUT)
-    assert response["status"] == "ok", response
-    assert response["data"]["provider"] == "piper" and response["data"]["fallback"] is True
-    reason = probe.event("kitchen", "provider.fallback", "rvc-enc")["data"]["reason"]
-    assert "content encoder not found at /missing/hubert_base.pt" in reason
+    try:
+        response = probe.request("kitchen", "speak", {"id": "rvc-enc", "text": "Hello.", "provider": "rvc"}, timeout=TIMEOUT)
+        assert response["status"] == "ok", response
+        assert response["data"]["provider"] == "piper" and response["data"]["fallback"] is True
+        reason = probe.event("kitchen", "provider.fallback", "rvc-enc")["data"]["reason"]
+        assert "content encoder not found at /missing/hubert_base.pt" in reason
+    finally:  # the kitchen's own model again, for the tests that run after this one
+        mark = probe.mark()
+        write_json(config, KITCHEN)
+        probe.event("kitchen", "config.reloaded", timeout=10, after=mark)
 
 
 def test_cli_validates_the_installed_model(agent: AgentProcess, tmp_path: Path) -> None:

@@ -8,10 +8,11 @@ import pytest
 from providers.base import ProviderContext, ProviderError, VoiceNotFoundError
 from providers.piper.config import PiperSettings
 from providers.piper.engine import PiperProvider, bundled_voice, resolve_model
+from tests.contexts import loose_context
 
 
 def context(tmp_path: Path) -> ProviderContext:
-    return ProviderContext("p", tmp_path / "p", (tmp_path / "p" / "out" / "voices", tmp_path / "out" / "voices"))
+    return loose_context(tmp_path / "p", (tmp_path / "p" / "out" / "voices", tmp_path / "out" / "voices"), "p")
 
 
 def install_voice(directory: Path, name: str) -> Path:

@@ -5,8 +5,10 @@ import pytest
 
 from agent.record.decode import AudioDecodeError, decode_wav, resample
 from agent.record.quality import Measurements, score
-from agent.record.readiness import kokoro, rvc, sovits
 from agent.record.store import Sample
+from providers.kokoro.spec import readiness as kokoro
+from providers.rvc.spec import readiness as rvc
+from providers.sovits.spec import readiness as sovits
 from tests.speech import wav
 
 
@@ -63,7 +65,7 @@ def test_readiness_rules_of_the_seed() -> None:
     assert rvc(many, 70).ready
     assert not rvc(many[:49], 70).ready
     assert "average quality" in rvc([sample(i, 13, 60) for i in range(50)], 70).missing[0]
-    assert not kokoro(many).ready  # no transcripts
-    assert kokoro([sample(i, 11, transcript="x") for i in range(30)]).ready
-    assert not sovits([sample(1, 12, transcript="x"), sample(2, 4, transcript="x"), sample(3, 7)]).ready
-    assert sovits([sample(1, 7, transcript="x")]).ready
+    assert not kokoro(many, 70).ready  # no transcripts
+    assert kokoro([sample(i, 11, transcript="x") for i in range(30)], 70).ready
+    assert not sovits([sample(1, 12, transcript="x"), sample(2, 4, transcript="x"), sample(3, 7)], 70).ready
+    assert sovits([sample(1, 7, transcript="x")], 70).ready

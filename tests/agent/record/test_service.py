@@ -13,15 +13,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agent.config_store import ConfigStore
+from agent.config.store import ConfigStore
+from agent.errors import ServiceError
 from agent.events import EventBus, StateBoard
-from agent.mqtt.router import RequestError
-from agent.mqtt.schema import RecordRequest
-from agent.mqtt.topics import Topics
-from agent.profiles import Profiles
+from agent.layout import Layout
 from agent.record.analysis import Analysis, AnalysisFailed, AnalysisOptions, Scored
 from agent.record.decode import AudioDecodeError
 from agent.record.quality import Measurements
+from agent.record.requests import RecordRequest
 from agent.record.service import RecordService
 from agent.record.vad import Utterance, VadOptions
 
@@ -71,29 +70,36 @@ class FakeAnalyser:
 
 
 class Bus:
-    def __init__(self) -> None:
-        self.published: list[tuple[str, Any]] = []
+    """What the service told: its events, and its state documents as they changed."""
 
-    def __call__(self, topic: str, payload: bytes | str, qos: int, retain: bool) -> None:
-        self.published.append((topic, json.loads(payload)))
+    def __init__(self) -> None:
+        self.told: list[tuple[str, dict[str, Any]]] = []
+        self.states: list[tuple[str, dict[str, Any]]] = []
+
+    def event(self, profile: str, name: str, data: dict[str, Any], when: float) -> None:
+        self.told.append((name, data))
+
+    def state_changed(self, key: str, document: dict[str, Any]) -> None:
+        self.states.append((key, document))
 
     def events(self, name: str) -> list[dict[str, Any]]:
-        return [p["data"] for t, p in self.published if t.endswith(f"/event/{name}")]
+        return [data for told, data in self.told if told == name]
 
     def state(self, profile: str) -> dict[str, Any]:
-        return [p for t, p in self.published if t == f"voice/{profile}/state"][-1]
+        return [document for key, document in self.states if key == profile][-1]
 
 
 @pytest.fixture()
 def setup(tmp_path: Path) -> Iterator[tuple[RecordService, FakeAnalyser, Bus, Path]]:
     home = tmp_path
     (home / "profiles" / "default" / "etc").mkdir(parents=True)
-    profiles = Profiles(home)
+    layout = Layout(home)
     bus = Bus()
-    topics = Topics("voice")
-    events = EventBus(bus, topics)
+    events, state = EventBus(), StateBoard()
+    events.listen(bus.event)
+    state.watch(bus.state_changed)
     analyser = FakeAnalyser()
-    service = RecordService(profiles, ConfigStore(profiles, events), events, StateBoard(bus, topics), 2, analyser)
+    service = RecordService(layout, ConfigStore(layout, events), events, state, 2, analyser)
     yield service, analyser, bus, home
     service.stop()
 
@@ -164,7 +170,7 @@ def test_enrolling_sets_the_reference_and_compares_it_with_kept_samples(setup: A
 def test_no_speech_says_what_was_heard(setup: Any) -> None:
     service, analyser, bus, home = setup
     analyser.results.append(Analysis(3.5, [], [(0.4, "shorter than 1 s")]))
-    with pytest.raises(RequestError) as refused:
+    with pytest.raises(ServiceError) as refused:
         record(service)
     assert refused.value.code == "no_speech"
     assert str(refused.value) == "no usable speech in 3.5 s of audio (1 segment(s) shorter than 1 s)"
@@ -174,7 +180,7 @@ def test_no_speech_says_what_was_heard(setup: Any) -> None:
 def test_audio_that_cannot_be_decoded_is_invalid_audio(setup: Any) -> None:
     service, analyser, bus, home = setup
     analyser.results.append(AudioDecodeError("not a readable WAV file"))
-    with pytest.raises(RequestError) as refused:
+    with pytest.raises(ServiceError) as refused:
         record(service)
     assert (refused.value.code, str(refused.value)) == ("invalid_audio", "not a readable WAV file")
     assert bus.events("sample.rejected")[-1]["reasons"] == ["not a readable WAV file"]
@@ -183,7 +189,7 @@ def test_audio_that_cannot_be_decoded_is_invalid_audio(setup: Any) -> None:
 def test_analysis_failures_keep_their_code_and_the_service_goes_on(setup: Any) -> None:
     service, analyser, bus, home = setup
     analyser.results += [AnalysisFailed("analysis_failed", "the analysis process died"), Analysis(2.0, [scored(80.0)], [])]
-    with pytest.raises(RequestError) as refused:
+    with pytest.raises(ServiceError) as refused:
         record(service)
     assert refused.value.code == "analysis_failed"
     assert record(service)["kept"]
@@ -193,7 +199,7 @@ def test_recording_can_be_switched_off_per_profile(setup: Any) -> None:
     service, analyser, bus, home = setup
     voice_json(home, {"record": {"enabled": False}})
     service._configs.reload("default")
-    with pytest.raises(RequestError) as refused:
+    with pytest.raises(ServiceError) as refused:
         service.submit("default", RecordRequest(audio=b"RIFF"))
     assert refused.value.code == "record_disabled"
 
@@ -205,7 +211,7 @@ def test_a_full_queue_is_busy_not_unbounded(setup: Any) -> None:
     futures: list[Future[dict[str, Any]]] = [service.submit("default", RecordRequest(audio=b"RIFF"))]
     assert analyser.entered.wait(10)
     futures += [service.submit("default", RecordRequest(audio=b"RIFF")) for _ in range(2)]
-    with pytest.raises(RequestError) as refused:  # one being scored, two waiting: the queue holds two
+    with pytest.raises(ServiceError) as refused:  # one being scored, two waiting: the queue holds two
         for _ in range(2):
             futures.append(service.submit("default", RecordRequest(audio=b"RIFF")))
     assert refused.value.code == "busy"
@@ -236,6 +242,6 @@ def test_stopping_answers_what_still_waits(setup: Any) -> None:
     threading.Timer(0.2, analyser.gate.set).start()
     service.stop()
     assert first.result(10)["kept"]
-    with pytest.raises(RequestError) as refused:
+    with pytest.raises(ServiceError) as refused:
         waiting.result(10)
     assert refused.value.code == "shutting_down" and analyser.closed

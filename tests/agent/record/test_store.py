@@ -15,7 +15,7 @@ def add(store: SampleStore, score: float = 80.0, transcript: str | None = None) 
 
 
 def test_add_list_get_delete(tmp_path: Path) -> None:
-    store = SampleStore(tmp_path)
+    store = SampleStore(tmp_path / "samples", tmp_path / "voice-agent.db")
     first, second = add(store, 75), add(store, 90, "hello")
     assert [s.id for s in store.list(order="score")] == [second, first]
     sample = store.get(second)
@@ -26,7 +26,7 @@ def test_add_list_get_delete(tmp_path: Path) -> None:
 
 
 def test_reconcile_removes_orphans_both_ways(tmp_path: Path) -> None:
-    store = SampleStore(tmp_path)
+    store = SampleStore(tmp_path / "samples", tmp_path / "voice-agent.db")
     kept, lost = add(store), add(store)
     lost_sample = store.get(lost)
     assert lost_sample is not None
@@ -35,13 +35,13 @@ def test_reconcile_removes_orphans_both_ways(tmp_path: Path) -> None:
     (store.samples_dir / ".x.wav.staged").write_bytes(b"half")  # a crash mid-write
     store.close()
 
-    reopened = SampleStore(tmp_path)
+    reopened = SampleStore(tmp_path / "samples", tmp_path / "voice-agent.db")
     assert [s.id for s in reopened.list()] == [kept]
     assert sorted(p.name for p in reopened.samples_dir.iterdir()) == [f"{kept}.wav"]
 
 
 def test_failed_insert_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = SampleStore(tmp_path)
+    store = SampleStore(tmp_path / "samples", tmp_path / "voice-agent.db")
     add(store)
     store._db.execute("CREATE TRIGGER refuse BEFORE INSERT ON samples BEGIN SELECT RAISE(ABORT, 'disk full'); END")
     with pytest.raises(sqlite3.IntegrityError):
@@ -50,7 +50,7 @@ def test_failed_insert_leaves_no_file(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_speaker_centroid_and_enrollment(tmp_path: Path) -> None:
-    store = SampleStore(tmp_path)
+    store = SampleStore(tmp_path / "samples", tmp_path / "voice-agent.db")
     assert store.speaker() is None
     store.add_to_centroid(np.array([1, 0], np.float32))
     store.add_to_centroid(np.array([0, 1], np.float32))

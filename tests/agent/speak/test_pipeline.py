@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from agent.config.model import VoiceConfig
 from agent.speak.cache import AudioCache
 from agent.speak.engines import ProviderPool
 from agent.speak.pipeline import SpeakFailed, SpeakJob, run_speak
-from agent.voice_config import VoiceConfig
 from providers.base import AudioChunk, ProviderContext, ProviderError, VoiceInfo, VoiceNotFoundError
 from providers.settings_base import ProviderSettings
+from tests.contexts import loose_context
 
 
 @dataclass
@@ -56,7 +57,7 @@ class Run:
     def __init__(self, tmp_path: Path, engines: dict[str, Engine], cache: bool = False) -> None:
         self.engines = engines
         self.pool = ProviderPool(factory=lambda name: engines[name])  # type: ignore[arg-type,return-value]
-        self.ctx = ProviderContext("p", tmp_path, (tmp_path / "voices",))
+        self.ctx = loose_context(tmp_path, (tmp_path / "voices",))
         self.cache = AudioCache(tmp_path / "cache", 10**6) if cache else None
         self.chunks: list[tuple[int, AudioChunk]] = []
         self.fallbacks: list[tuple[str, str]] = []

@@ -3,7 +3,6 @@ cannot run here): speech pauses a GPU job at a checkpoint and it resumes once it
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,7 @@ import pytest
 from agent.events import EventBus, StateBoard
 from agent.gpu.arbiter import GpuArbiter
 from agent.gpu.hogs import HogPauser
-from agent.mqtt.topics import Topics
-from agent.profiles import Profiles
+from agent.layout import Layout
 from agent.train.jobs import JobStore
 from agent.train.runner import JobRunner, Launch
 from agent.train.schedule import IdlePolicy, parse_window
@@ -27,10 +25,8 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
 
-    def __call__(self, topic: str, payload: bytes | str, qos: int, retain: bool) -> None:
-        if "/event/" in topic:
-            document = json.loads(payload)
-            self.events.append((document["type"], document["data"]))
+    def __call__(self, profile: str, name: str, data: dict[str, Any], when: float) -> None:
+        self.events.append((name, data))
 
     def wait(self, name: str, timeout: float = 30) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -46,8 +42,8 @@ def test_speech_pauses_a_gpu_job_which_resumes_when_quiet(tmp_path: Path, monkey
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     (tmp_path / "profiles" / "default").mkdir(parents=True)
     recorder = Recorder()
-    topics = Topics("voice")
-    events, state = EventBus(recorder, topics), StateBoard(recorder, topics)
+    events, state = EventBus(), StateBoard()
+    events.listen(recorder)
     clock = [1000.0]
     policy = IdlePolicy(parse_window("00:00-23:59"), quiet_seconds=60, monotonic=lambda: clock[0])
     arbiter = GpuArbiter(FakeGpus(24000, 1000), HogPauser([], tmp_path / "paused.json"), lambda n, d: None)
@@ -58,7 +54,7 @@ def test_speech_pauses_a_gpu_job_which_resumes_when_quiet(tmp_path: Path, monkey
                       profile_dir / "out" / "training" / job.id, need_vram_mb=4000, pause_hogs=False)
 
     jobs = JobStore(tmp_path / "jobs.db")
-    runner = JobRunner(jobs, Profiles(tmp_path), events, state, policy, arbiter, prepare)
+    runner = JobRunner(jobs, Layout(tmp_path), events, state, policy, arbiter, prepare)
     job = jobs.create("default", "counting", "gpu", {"steps": 60, "step_seconds": 0.05, "save_every": 5}, "now")
     runner.enqueue(job)
     runner.tick()

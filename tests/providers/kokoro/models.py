@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from providers.base import ProviderContext
 from providers.kokoro.config import KokoroSettings
 from providers.kokoro.engine import KokoroProvider
+from tests.contexts import home_context
 
 
 def prepared_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -22,7 +22,7 @@ def prepared_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.getbasetemp() / "kokoro-prepared"
     models = root / "out" / "models" / "kokoro"
     if not (root / "ready").exists():
-        ctx = ProviderContext("default", root / "profiles" / "default", (root / "out" / "voices",))
+        ctx = home_context(root)
         provider = KokoroProvider()
         provider.preload(KokoroSettings(), ctx)
         provider.close()

@@ -11,10 +11,11 @@ import pytest
 from providers.base import ProviderContext
 from providers.kokoro import assets
 from providers.kokoro.assets import ModelPartError
+from tests.contexts import home_context
 
 
 def context(root: Path) -> ProviderContext:
-    return ProviderContext("default", root / "profiles" / "default", (root / "profiles" / "default" / "out" / "voices", root / "out" / "voices"))
+    return home_context(root)
 
 
 def test_parts_assemble_into_the_data_directory_once(tmp_path: Path) -> None:

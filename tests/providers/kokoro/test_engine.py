@@ -13,6 +13,7 @@ from providers.base import AudioChunk, ProviderContext, VoiceNotFoundError
 from providers.kokoro.config import KokoroSettings
 from providers.kokoro.engine import KokoroProvider
 from providers.kokoro.voices import VoiceLibrary, VoicepackError, save_voicepack
+from tests.contexts import home_context
 from tests.providers.kokoro.models import install_models, prepared_models
 
 pytestmark = pytest.mark.slow
@@ -27,8 +28,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def ctx(home: Path) -> ProviderContext:
-    profile = home / "profiles" / "default"
-    return ProviderContext("default", profile, (profile / "out" / "voices", home / "out" / "voices"))
+    return home_context(home)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from providers.kokoro.similarity import SpeakerEmbedder
 from providers.kokoro.style_descent import DifferentiableSpeakerEmbedding, StyleDescent
 from providers.kokoro.torch_graph import load_differentiable
 from providers.kokoro.voices import VoiceLibrary
+from tests.contexts import home_context
 from tests.providers.kokoro.models import install_models, prepared_models
 from tests.speech import OWNER_RATE, owner
 
@@ -29,8 +30,7 @@ SETTINGS = KokoroSettings(langCode="a")
 def ctx(tmp_path_factory: pytest.TempPathFactory) -> ProviderContext:
     root = tmp_path_factory.mktemp("descent-home")
     install_models(prepared_models(tmp_path_factory), root)
-    profile = root / "profiles" / "default"
-    return ProviderContext("default", profile, (profile / "out" / "voices", root / "out" / "voices"))
+    return home_context(root)
 
 
 @pytest.fixture(scope="module")

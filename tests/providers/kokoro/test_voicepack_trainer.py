@@ -12,8 +12,6 @@ import pytest
 import soundfile
 from pydantic import ValidationError
 
-from agent.train.base import Progress, TrainResult, TrainSpec
-from providers.base import ProviderContext
 from providers.kokoro.config import KokoroSettings
 from providers.kokoro.engine import KokoroProvider
 from providers.kokoro.voicepack_trainer import (
@@ -25,6 +23,8 @@ from providers.kokoro.voicepack_trainer import (
     read_dataset,
 )
 from providers.kokoro.voices import load_voicepack
+from providers.training import Progress, TrainResult, TrainSpec
+from tests.contexts import home_context
 from tests.providers.kokoro.models import install_models, prepared_models
 from tests.speech import OWNER_RATE, owner
 
@@ -65,14 +65,14 @@ def straight(agent_home: Path, dataset: Path, tmp_path_factory: pytest.TempPathF
     """One uninterrupted small run, shared by the tests that look at its results."""
     root = tmp_path_factory.mktemp("straight")
     reports: list[Progress] = []
-    result = KokoroVoicepackTrainer().run(spec(dataset, root, seed=5), reports.append, lambda: False)
+    result = KokoroVoicepackTrainer().run(spec(dataset, root, agent_home, seed=5), reports.append, lambda: False)
     return result, reports, root
 
 
-def spec(dataset: Path, root: Path, seed: int = 0) -> TrainSpec:
+def spec(dataset: Path, root: Path, home: Path, seed: int = 0) -> TrainSpec:
     return TrainSpec(
         profile="default", speaker="owner", dataset_dir=dataset, output_dir=root / "out",
-        checkpoint_dir=root / "checkpoint", params=dict(SMALL), seed=seed,
+        checkpoint_dir=root / "checkpoint", params=dict(SMALL), ctx=home_context(home), seed=seed,
     )
 
 
@@ -140,8 +140,7 @@ def test_training_writes_a_voicepack_the_provider_speaks_with(agent_home: Path, 
     state = json.loads((root / "checkpoint" / "state.json").read_text())
     assert state["step"] == 3 and state["start"]["voice"] == "jm_kumo"
 
-    profile = agent_home / "profiles" / "default"
-    ctx = ProviderContext("default", profile, (profile / "out" / "voices", agent_home / "out" / "voices"))
+    ctx = home_context(agent_home)
     settings = KokoroSettings.model_validate({"langCode": "a", "useCustomVoicepack": True, "voicepackPath": str(result.outputs[0])})
     chunks = list(KokoroProvider().synthesize("My own voice.", settings, ctx))
     assert chunks and chunks[0].sample_rate == 24000 and sum(c.seconds for c in chunks) > 0.5
@@ -153,12 +152,12 @@ def test_stopped_run_resumes_to_the_same_voicepack(
 ) -> None:
     steps: list[int] = []
     paused = KokoroVoicepackTrainer().run(
-        spec(dataset, tmp_path / "b", seed=5), lambda p: steps.append(p.step), lambda: max(steps, default=0) >= 1
+        spec(dataset, tmp_path / "b", agent_home, seed=5), lambda p: steps.append(p.step), lambda: max(steps, default=0) >= 1
     )
     assert paused.status == "stopped" and paused.outputs == []
     assert json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())["step"] == 1
     after: list[Progress] = []
-    resumed = KokoroVoicepackTrainer().run(spec(dataset, tmp_path / "b", seed=5), after.append, lambda: False)
+    resumed = KokoroVoicepackTrainer().run(spec(dataset, tmp_path / "b", agent_home, seed=5), after.append, lambda: False)
 
     assert resumed.status == "finished" and resumed.metrics["steps"] == 3
     # it went on from the saved step (a run that ignored the checkpoint would say steps 1, 2, 3)...

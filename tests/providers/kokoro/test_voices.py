@@ -9,20 +9,13 @@ import pytest
 import torch
 
 from providers.base import ProviderContext, VoiceNotFoundError
-from providers.kokoro.voices import (
-    STYLE_SHAPE,
-    VoiceLibrary,
-    VoicepackError,
-    VoiceSpec,
-    load_voicepack,
-    save_voicepack,
-)
+from providers.kokoro.voices import STYLE_SHAPE, VoiceLibrary, VoicepackError, VoiceSpec, load_voicepack, save_voicepack
+from tests.contexts import home_context
 
 
 @pytest.fixture()
 def ctx(tmp_path: Path) -> ProviderContext:
-    profile = tmp_path / "profiles" / "default"
-    return ProviderContext("default", profile, (profile / "out" / "voices", tmp_path / "out" / "voices"))
+    return home_context(tmp_path)
 
 
 def test_bundled_japanese_voices_are_listed(ctx: ProviderContext) -> None:

@@ -17,9 +17,9 @@ import pytest
 from providers.base import AudioChunk, ProviderContext, ProviderError, ProviderUnavailableError
 from providers.piper.config import PiperSettings
 from providers.piper.engine import PiperProvider
-from providers.rvc import autopitch
 from providers.rvc.config import RvcSettings
 from providers.rvc.engine import RvcProvider
+from tests.contexts import loose_context
 from tests.providers.rvc.fakes import RvcFile, install_rvc_assets, write_index, write_rvc_model
 from tests.speech import owner
 
@@ -51,7 +51,7 @@ def provider() -> Iterator[RvcProvider]:
 def context(tmp_path: Path, household: Path) -> ProviderContext:
     profile = tmp_path / "profiles" / "default"
     (profile / "out" / "voices").mkdir(parents=True)
-    return ProviderContext("default", profile, (profile / "out" / "voices", household))
+    return loose_context(profile, (profile / "out" / "voices", household))
 
 
 def test_converts_each_sentence_of_piper_speech(provider: RvcProvider, household: Path, tmp_path: Path) -> None:
@@ -116,7 +116,7 @@ def test_missing_model_names_the_folder(provider: RvcProvider, household: Path, 
 def test_missing_content_encoder_names_what_to_put_where(tmp_path: Path) -> None:
     voices = tmp_path / "voices"
     install_rvc_assets(voices, hubert=False, rmvpe=False, index=False)
-    ctx = ProviderContext("default", tmp_path, (voices,))
+    ctx = loose_context(tmp_path, (voices,))
     with pytest.raises(ProviderUnavailableError, match=r"RVC needs a content encoder: put hubert_base\.pt"):
         list(RvcProvider().synthesize(TEXT, RvcSettings(), ctx))
     with pytest.raises(ProviderUnavailableError, match="content encoder not found at .*/nowhere"):
@@ -182,7 +182,7 @@ def test_auto_pitch_shift_comes_from_the_owners_samples(household: Path, tmp_pat
     ctx = context(tmp_path, household)
     with pytest.raises(ProviderError, match="needs the owner's recorded samples"):
         engine.asset_tag(rvc(pitch_shift="auto"), ctx)
-    samples = autopitch.samples_dir(ctx)
+    samples = ctx.samples_dir
     samples.mkdir(parents=True)
     for i in range(3):
         _write_wav(samples / f"s{i}.wav", _voice_like(120.0 * 2 ** (5 / 12)), 22050)

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.train.base import Progress, TrainSpec
-from providers.rvc.runtime import load_voice
 from providers.rvc.modelfile import read_model, shape_problems
+from providers.rvc.runtime import load_voice
 from providers.rvc.train_loop import TrainingRun
 from providers.rvc.trainer import RvcTrainer, RvcTrainParams
+from providers.training import Progress, TrainSpec
+from tests.contexts import loose_context
 from tests.providers.rvc.fakes import write_fairseq_hubert
 from tests.speech import owner
 
@@ -65,7 +66,7 @@ def test_trains_stops_resumes_and_exports_a_loadable_model(tmp_path: Path) -> No
     write_fairseq_hubert(models / "hubert_base.pt")
     spec = TrainSpec(
         profile="default", speaker="owner", dataset_dir=_dataset(tmp_path / "dataset"), output_dir=models / "owner",
-        checkpoint_dir=tmp_path / "checkpoints", seed=1,
+        checkpoint_dir=tmp_path / "checkpoints", seed=1, ctx=loose_context(tmp_path, (tmp_path / "voices",)),
         params={"totalEpochs": 100, "saveEveryEpoch": 50, "batchSize": 4, "f0Method": "dio", "size": "tiny", "minMinutes": 0},
     )
     seen: list[Progress] = []

@@ -13,6 +13,7 @@ import soundfile
 
 from providers.base import ProviderContext
 from providers.sovits.engine import SovitsProvider
+from tests.contexts import home_context
 from tests.fake_sovits import FakeOptions, FakeSovits
 from tests.speech import OWNER_RATE, owner
 
@@ -58,8 +59,7 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture()
 def ctx(home: Path) -> ProviderContext:
-    profile = home / "profiles" / "default"
-    return ProviderContext("default", profile, (profile / "out" / "voices", home / "out" / "voices"))
+    return home_context(home)
 
 
 def speaker_dir(ctx: ProviderContext, speaker: str = "default") -> Path:

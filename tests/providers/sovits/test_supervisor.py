@@ -18,12 +18,7 @@ import pytest
 from providers.base import ProviderContext, ProviderUnavailableError
 from providers.sovits.config import SovitsSettings
 from providers.sovits.engine import SovitsProvider
-from providers.sovits.servers import (
-    ServerConfigError,
-    ServerManager,
-    log_path,
-    server_command,
-)
+from providers.sovits.servers import ServerConfigError, ServerManager, log_path, server_command
 from providers.sovits.supervisor import RestartPolicy, answers
 from tests.fake_sovits import FakeSovits
 from tests.mosquitto import free_port
@@ -63,13 +58,13 @@ def servers() -> Iterator[ServerManager]:
     manager.stop_all()
 
 
-def test_start_waits_until_it_answers_and_logs_its_output(servers: ServerManager, home: Path) -> None:
+def test_start_waits_until_it_answers_and_logs_its_output(servers: ServerManager, home: Path, ctx: ProviderContext) -> None:
     port = free_port()
-    status = servers.start(fake_server(port, "--startup-delay", "0.5"), home, wait=True)
+    status = servers.start(fake_server(port, "--startup-delay", "0.5"), ctx, wait=True)
 
     assert status["state"] == "running" and status["pid"]
     assert answers("127.0.0.1", port)
-    log = log_path(home)
+    log = log_path(ctx.run_dir)
     assert log == home / "logs" / "run" / "sovits-server.log"
     wait_until("the server's own output is in the log", lambda: f"Uvicorn running on http://127.0.0.1:{port}" in log.read_text())
     assert "voice-agent starts:" in log.read_text()
@@ -78,17 +73,17 @@ def test_start_waits_until_it_answers_and_logs_its_output(servers: ServerManager
 
 def test_dead_server_is_restarted_with_growing_pauses(servers: ServerManager, home: Path, ctx: ProviderContext, reference: Path) -> None:
     settings = fake_server(free_port())
-    first = servers.start(settings, home, wait=True)["pid"]
+    first = servers.start(settings, ctx, wait=True)["pid"]
 
     os.kill(first, signal.SIGKILL)
-    wait_until("restarted once", lambda: servers.status(settings, home)["restarts"] == 1 and servers.status(settings, home)["state"] == "running")
-    second = servers.status(settings, home)["pid"]
+    wait_until("restarted once", lambda: servers.status(settings, ctx)["restarts"] == 1 and servers.status(settings, ctx)["state"] == "running")
+    second = servers.status(settings, ctx)["pid"]
     assert second != first and alive(second)
 
     with contextlib.suppress(http.client.HTTPException, OSError):  # it may exit before answering
         urllib.request.urlopen(f"{settings.base_url}/control?command=exit", timeout=5).read()
-    wait_until("restarted twice", lambda: servers.status(settings, home)["restarts"] == 2 and servers.status(settings, home)["state"] == "running")
-    log = log_path(home).read_text()
+    wait_until("restarted twice", lambda: servers.status(settings, ctx)["restarts"] == 2 and servers.status(settings, ctx)["state"] == "running")
+    log = log_path(ctx.run_dir).read_text()
     assert "server exited with code -9; restarting in 0.2 s" in log
     assert "restarting in 0.4 s" in log
 
@@ -99,41 +94,41 @@ def test_dead_server_is_restarted_with_growing_pauses(servers: ServerManager, ho
         provider.close()
 
 
-def test_stop_ends_the_server(servers: ServerManager, home: Path) -> None:
+def test_stop_ends_the_server(servers: ServerManager, home: Path, ctx: ProviderContext) -> None:
     settings = fake_server(free_port())
-    pid = servers.start(settings, home, wait=True)["pid"]
+    pid = servers.start(settings, ctx, wait=True)["pid"]
 
     status = servers.stop(settings)
 
     assert status["state"] == "stopped" and status["pid"] is None
     assert not alive(pid)
     assert not answers("127.0.0.1", settings.port)
-    assert servers.status(settings, home)["state"] == "stopped"
+    assert servers.status(settings, ctx)["state"] == "stopped"
 
 
-def test_a_server_that_keeps_dying_is_given_up(servers: ServerManager, home: Path) -> None:
+def test_a_server_that_keeps_dying_is_given_up(servers: ServerManager, home: Path, ctx: ProviderContext) -> None:
     settings = fake_server(free_port(), "--exit-at-start", "3")
     with pytest.raises(ProviderUnavailableError, match=r"did not come up \(failed: exited 3 times \(last code 3\) before answering"):
-        servers.start(settings, home, wait=True)
-    assert "GPT_SoVITS/pretrained_models is empty" in log_path(home).read_text()
+        servers.start(settings, ctx, wait=True)
+    assert "GPT_SoVITS/pretrained_models is empty" in log_path(ctx.run_dir).read_text()
 
 
-def test_a_server_that_never_answers_is_stopped(home: Path) -> None:
+def test_a_server_that_never_answers_is_stopped(home: Path, ctx: ProviderContext) -> None:
     servers = ServerManager(RestartPolicy(max_failed_starts=1))
     settings = fake_server(free_port(), "--startup-delay", "60", startTimeout=0.5)
     try:
         with pytest.raises(ProviderUnavailableError, match="did not come up"):
-            servers.start(settings, home, wait=True)
+            servers.start(settings, ctx, wait=True)
     finally:
         servers.stop_all()
-    assert "server did not answer within 0.5 s (tts.sovits.startTimeout); stopping it" in log_path(home).read_text()
+    assert "server did not answer within 0.5 s (tts.sovits.startTimeout); stopping it" in log_path(ctx.run_dir).read_text()
 
 
-def test_a_server_already_answering_is_left_alone(servers: ServerManager, home: Path) -> None:
+def test_a_server_already_answering_is_left_alone(servers: ServerManager, home: Path, ctx: ProviderContext) -> None:
     other = FakeSovits().start()
     try:
         settings = fake_server(other.port)
-        assert servers.start(settings, home, wait=True)["state"] == "external"
+        assert servers.start(settings, ctx, wait=True)["state"] == "external"
         with pytest.raises(ProviderUnavailableError, match="was not started by this agent"):
             servers.stop(settings)
         assert answers("127.0.0.1", other.port)
@@ -141,7 +136,7 @@ def test_a_server_already_answering_is_left_alone(servers: ServerManager, home: 
         other.stop()
 
 
-def test_server_left_behind_by_a_dead_agent_is_replaced(servers: ServerManager, home: Path) -> None:
+def test_server_left_behind_by_a_dead_agent_is_replaced(servers: ServerManager, home: Path, ctx: ProviderContext) -> None:
     settings = fake_server(free_port())
     command = server_command(settings, home)
     orphan = subprocess.Popen(command.argv, cwd=command.cwd, start_new_session=True, stdout=subprocess.DEVNULL)
@@ -149,7 +144,7 @@ def test_server_left_behind_by_a_dead_agent_is_replaced(servers: ServerManager, 
     (home / "logs" / "run" / f"sovits-server-{settings.port}.pid").write_text(f"{orphan.pid}\n")
     wait_until("the orphan answers", lambda: answers("127.0.0.1", settings.port))
 
-    status = servers.start(settings, home, wait=True)
+    status = servers.start(settings, ctx, wait=True)
 
     assert orphan.wait(10) is not None
     assert status["state"] == "running" and status["pid"] != orphan.pid
@@ -159,10 +154,10 @@ def test_auto_start_on_first_request_and_stop_with_the_provider(home: Path, ctx:
     settings = fake_server(free_port(), autoStart=True)
     provider = SovitsProvider()
     provider.preload(settings, ctx)  # selected in voice.json: starting, not waited for
-    assert provider.servers.status(settings, home)["state"] in ("starting", "running")
+    assert provider.servers.status(settings, ctx)["state"] in ("starting", "running")
 
     chunks = list(provider.synthesize("Started for me.", settings, ctx))
-    pid = provider.servers.status(settings, home)["pid"]
+    pid = provider.servers.status(settings, ctx)["pid"]
     provider.close()
 
     assert chunks and pid
@@ -173,11 +168,11 @@ def test_auto_start_respects_a_manual_stop(servers: ServerManager, home: Path, c
     provider = SovitsProvider()
     provider.servers = servers
     settings = fake_server(free_port(), autoStart=True)
-    servers.start(settings, home, wait=True)
+    servers.start(settings, ctx, wait=True)
     servers.stop(settings)
     with pytest.raises(ProviderUnavailableError, match="was stopped"):
         list(provider.synthesize("Stay quiet.", settings, ctx))
-    assert servers.status(settings, home)["state"] == "stopped"
+    assert servers.status(settings, ctx)["state"] == "stopped"
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """voice.json: the seed's shape, validated strictly, global defaults merged under each profile.
 
 ``etc/voice.json`` holds household defaults; ``profiles/<user>/etc/voice.json`` overrides any
-subset of it. The merged document is validated once; errors name the key path.
+subset of it. The merged document is validated once; errors name the key path. ``tts`` has one
+section per provider in the registry, each the provider's own settings model.
 """
 
 from __future__ import annotations
@@ -9,32 +10,33 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, create_model, field_validator
 
 from agent.record.config import RecordConfig
+from agent.requests import ProviderName
 from agent.train.config import TrainConfig
-from providers.kokoro.config import KokoroSettings
-from providers.piper.config import PiperSettings
-from providers.rvc.config import RvcSettings
+from providers import registry
 from providers.settings_base import CamelModel, ProviderSettings
-from providers.sovits.config import SovitsSettings
 
-ProviderName = Literal["piper", "kokoro", "sovits", "rvc"]
-PROVIDER_NAMES: tuple[ProviderName, ...] = ("piper", "kokoro", "sovits", "rvc")
 MAX_CONFIG_BYTES = 1024 * 1024
 
 
-class TtsConfig(CamelModel):
+class _Tts(CamelModel):
     provider: ProviderName = Field("piper", description="Provider used when a request names none.")
-    piper: PiperSettings = PiperSettings()
-    kokoro: KokoroSettings = KokoroSettings()
-    sovits: SovitsSettings = SovitsSettings()
-    rvc: RvcSettings = RvcSettings()
 
-    def settings_for(self, provider: ProviderName) -> ProviderSettings:
-        return getattr(self, provider)  # type: ignore[no-any-return]
+    def settings_for(self, provider: str) -> ProviderSettings:
+        """The section of ``provider`` (a name or an alias)."""
+        return getattr(self, registry.canonical(provider))  # type: ignore[no-any-return]
+
+
+if TYPE_CHECKING:
+    TtsConfig = _Tts  # what the checker knows: the provider sections are reached with settings_for()
+else:
+    TtsConfig = create_model(
+        "TtsConfig", __base__=_Tts, **{spec.name: (spec.settings, spec.settings()) for spec in registry.SPECS}
+    )
 
 
 class CacheConfig(CamelModel):
@@ -51,7 +53,7 @@ class CacheConfig(CamelModel):
 
 
 class VoiceConfig(CamelModel):
-    tts: TtsConfig = TtsConfig()
+    tts: TtsConfig = Field(default_factory=TtsConfig)
     cache: CacheConfig = CacheConfig()
     record: RecordConfig = RecordConfig()
     train: TrainConfig = TrainConfig()
@@ -116,13 +118,17 @@ def validation_problems(exc: ValidationError, file: str) -> list[ConfigProblem]:
 
 def load_voice_config(global_path: Path, profile_path: Path | None = None) -> VoiceConfig:
     """Merge the profile's voice.json over the global one and validate the result."""
+    override = read_json_object(profile_path) if profile_path is not None else {}
+    return merged_config(global_path, profile_path, override)
+
+
+def merged_config(global_path: Path, profile_path: Path | None, override: dict[str, Any]) -> VoiceConfig:
+    """``override`` (a profile's document) over the household's file, validated."""
     document = read_json_object(global_path)
     files = str(global_path)
-    if profile_path is not None:
-        override = read_json_object(profile_path)
-        if override:
-            document = deep_merge(document, override)
-            files = f"{profile_path} (over {global_path})"
+    if override:
+        document = deep_merge(document, override)
+        files = f"{profile_path} (over {global_path})"
     try:
         return VoiceConfig.model_validate(document)
     except ValidationError as exc:

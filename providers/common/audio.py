@@ -1,9 +1,22 @@
-"""WAV in and out for the speak path (16-bit mono PCM, as every provider produces)."""
+"""16-bit mono PCM and WAV, the one audio format every provider produces and the agent publishes."""
 
 from __future__ import annotations
 
 import io
 import wave
+from pathlib import Path
+
+import numpy as np
+
+
+def to_pcm16(samples: np.ndarray) -> bytes:
+    """Float samples in [-1, 1] (clipped) as little-endian int16 PCM."""
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+def from_pcm16(pcm: bytes) -> np.ndarray:
+    """Little-endian int16 PCM as float32 in [-1, 1)."""
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
 
 
 def wav_bytes(pcm: bytes, sample_rate: int) -> bytes:
@@ -26,3 +39,11 @@ def read_wav_pcm(data: bytes) -> tuple[bytes, int]:
         if len(pcm) != frames * 2:
             raise EOFError("truncated WAV data")
         return pcm, wav.getframerate()
+
+
+def read_audio_file(path: Path) -> tuple[np.ndarray, int]:
+    """Any file libsndfile reads (WAV of any depth, FLAC, ...) as mono float32 and its rate."""
+    import soundfile
+
+    audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    return audio.mean(axis=1), int(rate)

@@ -1,10 +1,11 @@
-"""The contract between the job runner and a trainer.
+"""The contract between the agent's job runner and a trainer.
 
-The runner owns scheduling, the subprocess, status files, events and the GPU; a trainer only
+The runner owns scheduling, the job's process, status files, events and the GPU; a trainer only
 turns a dataset into a voice. It reports progress through ``report``, checkpoints into
 ``spec.checkpoint_dir`` often enough that a kill loses little, resumes from the newest
 checkpoint found there, and returns soon after ``should_stop()`` turns true (having
-checkpointed), so the job can be paused and resumed later to the same result.
+checkpointed), so the job can be paused and resumed later to the same result. A dataset it
+cannot train on is refused with ``TrainingRefused``: retrying cannot help, so the runner does not.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
+
+from providers.base import ProviderContext
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class TrainSpec:
     output_dir: Path  # where the finished voice goes (the provider's model folder)
     checkpoint_dir: Path  # private to this job; survives restarts
     params: dict[str, Any]  # validated by the trainer's params_model
+    ctx: ProviderContext  # the profile's voices and the household's shared files
     device: Literal["cpu", "cuda"] = "cpu"
     seed: int = 0
 
@@ -45,6 +49,10 @@ class TrainResult:
     status: Literal["finished", "stopped"]  # stopped: should_stop() was honoured after a checkpoint
     outputs: list[Path] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+
+
+class TrainingRefused(ValueError):
+    """The dataset cannot train this voice (too little, unreadable); the message says what to do."""
 
 
 Report = Callable[[Progress], None]

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import asdict
+from typing import Any
 
+from agent.config.model import ConfigError, VoiceConfig, deep_merge, load_voice_config, merged_config, read_json_object
 from agent.events import EventBus
-from agent.profiles import Profiles
-from agent.voice_config import ConfigError, VoiceConfig, load_voice_config
+from agent.layout import Layout
+from providers.common.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
 
 class ConfigStore:
-    def __init__(self, profiles: Profiles, events: EventBus) -> None:
-        self._profiles = profiles
+    def __init__(self, layout: Layout, events: EventBus) -> None:
+        self._layout = layout
         self._events = events
         self._configs: dict[str, VoiceConfig] = {}
         self._errors: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._writing = threading.Lock()
 
     def get(self, profile: str) -> VoiceConfig:
         with self._lock:
@@ -37,7 +41,7 @@ class ConfigStore:
     def reload(self, profile: str, announce: bool = True) -> bool:
         """Load the profile's merged config; on error keep the last good one (or the defaults)."""
         try:
-            config = load_voice_config(self._profiles.global_config, self._profiles.config_path(profile))
+            config = load_voice_config(self._layout.global_config, self._layout.profile_config(profile))
         except ConfigError as exc:
             with self._lock:
                 self._errors[profile] = str(exc)
@@ -63,21 +67,36 @@ class ConfigStore:
     def _startup_fallback(self) -> VoiceConfig:
         """No last good config yet: the household's file alone, else the built-in defaults."""
         try:
-            return load_voice_config(self._profiles.global_config)
+            return load_voice_config(self._layout.global_config)
         except ConfigError:
             return VoiceConfig()
 
     @staticmethod
-    def load_quietly(profiles: Profiles, profile: str) -> VoiceConfig:
+    def load_quietly(layout: Layout, profile: str) -> VoiceConfig:
         """For tools outside the agent: the profile's config, else the global one, else defaults."""
         try:
-            return load_voice_config(profiles.global_config, profiles.config_path(profile))
+            return load_voice_config(layout.global_config, layout.profile_config(profile))
         except ConfigError:
             try:
-                return load_voice_config(profiles.global_config)
+                return load_voice_config(layout.global_config)
             except ConfigError:
                 return VoiceConfig()
 
     def reload_all(self, announce: bool = True) -> None:
-        for profile in self._profiles.names():
+        for profile in self._layout.names():
             self.reload(profile, announce)
+
+    def update(self, profile: str, changes: dict[str, Any]) -> VoiceConfig:
+        """Merge ``changes`` into the profile's voice.json; the watcher applies it. A change that
+        would not validate raises ``ConfigError`` and the file is left as it was."""
+        with self._writing:
+            return update_profile_file(self._layout, profile, changes)
+
+
+def update_profile_file(layout: Layout, profile: str, changes: dict[str, Any]) -> VoiceConfig:
+    """The same for tools outside the agent (the CLI): written atomically, only when valid."""
+    path = layout.profile_config(profile)
+    document = deep_merge(read_json_object(path), changes)
+    config = merged_config(layout.global_config, path, document)
+    atomic_write_text(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    return config

@@ -1,4 +1,5 @@
-"""``voice-agent``: run the daemon, talk to it over MQTT, inspect voices and config."""
+"""``voice-agent``: run the daemon, talk to it over MQTT, inspect voices and config; each
+provider in the registry adds its own subcommands."""
 
 from __future__ import annotations
 
@@ -7,14 +8,11 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from agent.settings import AgentSettings, load_settings
-
-if TYPE_CHECKING:
-    from agent.profiles import Profiles
+from providers import registry
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     say.add_argument("text")
     say.add_argument("-o", "--output", type=Path, default=Path("say.wav"), help="WAV file to write")
     say.add_argument("-p", "--profile", default="default")
-    say.add_argument("--provider", choices=["piper", "kokoro", "sovits", "rvc"])
+    say.add_argument("--provider", choices=[*registry.NAMES, *registry.ALIASES])
     say.add_argument("--voice")
     say.add_argument("--speed", type=float)
     say.add_argument("--stream", action="store_true", help="ask for sentence chunks (joined in the file)")
@@ -39,24 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("config", help="validate voice.json for a profile and print the merged result")
     check.add_argument("-p", "--profile", default="default")
 
-    from agent.record.cli import add_parser as add_samples_parser
+    from agent.cli.samples import add_parser as add_samples_parser
+    from agent.cli.train import add_parsers as add_train_parsers
 
     add_samples_parser(sub)
-    from providers.rvc.cli import add_parser as add_rvc_parser
-
-    add_rvc_parser(sub)
-
-    from providers.sovits.cli import add_parser as add_sovits_parser
-
-    add_sovits_parser(sub)
-
-    from providers.kokoro.cli import add_parser as add_kokoro_parser
-
-    add_kokoro_parser(sub)
-
-    from agent.train.cli import add_parsers as add_train_parsers
-
     add_train_parsers(sub)
+    for spec in registry.SPECS:
+        if spec.cli is not None:
+            spec.cli.add_parser(sub)
 
     args = parser.parse_args(argv)
     try:
@@ -64,9 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"invalid agent settings:\n{exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    # The daemon logs what it does; a command says what it did, and logs only problems (or all, at DEBUG).
+    level = settings.log_level if args.command == "run" or settings.log_level == "DEBUG" else "WARNING"
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    return _run(settings, args)
+
+
+def _run(settings: AgentSettings, args: argparse.Namespace) -> int:
     if args.command == "run":
         from agent.daemon import run
 
@@ -75,32 +67,26 @@ def main(argv: list[str] | None = None) -> int:
         return _say(settings, args)
     if args.command == "voices":
         return _voices(settings, args.profile)
+    if args.command == "config":
+        return _config(settings, args.profile)
     if args.command in ("train", "gpu"):
-        from agent.train.cli import run_gpu, run_train
+        from agent.cli.train import run_gpu, run_train
 
         return run_train(settings, args) if args.command == "train" else run_gpu(settings, args)
-    if args.command == "rvc":
-        from providers.rvc.cli import run as run_rvc
-
-        return run_rvc(settings, args)
     if args.command == "samples":
-        from agent.record.cli import run as run_samples
+        from agent.cli.samples import run as run_samples
 
         return run_samples(settings, args)
-    if args.command == "sovits":
-        from providers.sovits.cli import run as run_sovits
+    from agent.cli.host import AgentHost
 
-        return run_sovits(settings, args)
-    if args.command == "kokoro":
-        from providers.kokoro.cli import run as run_kokoro
-
-        return run_kokoro(settings, args)
-    return _config(settings, args.profile)
+    cli = registry.spec(args.command).cli
+    assert cli is not None
+    return cli.run(AgentHost(settings), args)
 
 
 def _say(settings: AgentSettings, args: argparse.Namespace) -> int:
-    from agent.audio import read_wav_pcm, wav_bytes
     from agent.mqtt.client import request_or_report
+    from providers.common.audio import read_wav_pcm, wav_bytes
 
     payload = {"text": args.text, "stream": args.stream}
     for key in ("provider", "voice", "speed"):
@@ -124,24 +110,14 @@ def _say(settings: AgentSettings, args: argparse.Namespace) -> int:
     return 0
 
 
-def existing_profiles(settings: AgentSettings, profile: str) -> "Profiles | None":
-    """The home's profiles when ``profile`` is one of them, else None after saying so."""
-    from agent.profiles import Profiles
-
-    profiles = Profiles(settings.home)
-    if not profiles.exists(profile):
-        print(f"error: no profile {profile!r} under {profiles.root}", file=sys.stderr)
-        return None
-    return profiles
-
-
 def _voices(settings: AgentSettings, profile: str) -> int:
+    from agent.cli.host import existing_layout
     from agent.speak.engines import ProviderPool, list_voices
 
-    profiles = existing_profiles(settings, profile)
-    if profiles is None:
+    layout = existing_layout(settings, profile)
+    if layout is None:
         return 1
-    voices, problems = list_voices(ProviderPool(), profiles.provider_context(profile))
+    voices, problems = list_voices(ProviderPool(), layout.provider_context(profile))
     for voice in voices:
         print(f"{voice.provider:7} {voice.name:32} {voice.language:8} {voice.sample_rate:>6} Hz  {voice.location}")
     for provider, problem in problems.items():
@@ -150,13 +126,14 @@ def _voices(settings: AgentSettings, profile: str) -> int:
 
 
 def _config(settings: AgentSettings, profile: str) -> int:
-    from agent.voice_config import ConfigError, load_voice_config
+    from agent.cli.host import existing_layout
+    from agent.config.model import ConfigError, load_voice_config
 
-    profiles = existing_profiles(settings, profile)
-    if profiles is None:
+    layout = existing_layout(settings, profile)
+    if layout is None:
         return 1
     try:
-        config = load_voice_config(profiles.global_config, profiles.config_path(profile))
+        config = load_voice_config(layout.global_config, layout.profile_config(profile))
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)

@@ -10,7 +10,8 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from agent.profiles import Profiles, is_plain_name
+from agent.layout import Layout
+from providers.common.names import is_plain_name
 
 log = logging.getLogger(__name__)
 
@@ -19,20 +20,20 @@ SETTLE_SECONDS = 0.1  # editors write, truncate and rename in quick succession
 
 
 class ConfigWatcher(FileSystemEventHandler):
-    def __init__(self, profiles: Profiles, on_change: Callable[[str | None], None]) -> None:
+    def __init__(self, layout: Layout, on_change: Callable[[str | None], None]) -> None:
         """``on_change(profile)``; ``None`` means the global file changed."""
-        self._profiles = profiles
+        self._layout = layout
         self._on_change = on_change
         self._timers: dict[str, threading.Timer] = {}
         self._lock = threading.Lock()
         self._observer = Observer()
 
     def start(self) -> None:
-        etc = self._profiles.global_config.parent
+        etc = self._layout.global_config.parent
         etc.mkdir(parents=True, exist_ok=True)
-        self._profiles.root.mkdir(parents=True, exist_ok=True)
+        self._layout.profiles_root.mkdir(parents=True, exist_ok=True)
         self._observer.schedule(self, str(etc), recursive=False)
-        self._observer.schedule(self, str(self._profiles.root), recursive=True)
+        self._observer.schedule(self, str(self._layout.profiles_root), recursive=True)
         self._observer.daemon = True
         self._observer.start()
 
@@ -58,10 +59,10 @@ class ConfigWatcher(FileSystemEventHandler):
     def _scope(self, path: Path) -> str | None:
         if path.name != "voice.json":
             return None
-        if path == self._profiles.global_config:
+        if path == self._layout.global_config:
             return GLOBAL
         try:
-            rel = path.relative_to(self._profiles.root)
+            rel = path.relative_to(self._layout.profiles_root)
         except ValueError:
             return None
         if len(rel.parts) == 3 and rel.parts[1] == "etc" and is_plain_name(rel.parts[0]):

@@ -1,0 +1,97 @@
+"""The one table of commands: name -> request model and the service call that answers it.
+
+Every door reaches the services through it: the MQTT router dispatches ``<base>/<profile>/
+request/<name>`` by it, the CLI runs its local commands from it, and the HTTP and Wyoming edges
+call the same entries. A handler returns its data, or a ``Future`` of it for long work; it
+reports a refusal by raising ``ServiceError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from pydantic import create_model
+
+from agent.record.requests import DeleteRequest, ExportRequest, ListRequest, RecordRequest, ShowRequest
+from agent.requests import EmptyRequest, Request
+from agent.speak.requests import SpeakRequest
+from agent.speak.service import AudioOut
+from agent.train.requests import JobRequest, TrainRequest
+from providers import registry
+
+if TYPE_CHECKING:
+    from agent.core import Core
+    from agent.record.samples import SampleService
+    from agent.record.service import RecordService
+
+Result = dict[str, Any] | Future[dict[str, Any]]
+Handler = Callable[[str, Any, AudioOut], Result]  # (profile, validated request, where audio goes)
+
+
+@dataclass(frozen=True)
+class Command:
+    model: type[Request]
+    run: Handler
+    audio_in: bool = False  # takes a recording: a raw audio payload is allowed, up to max_audio_bytes
+
+
+def record_commands(records: RecordService, samples: SampleService) -> dict[str, Command]:
+    """The record path's commands: the agent has them, and so has the CLI, on the disk alone."""
+    return {
+        "record": Command(RecordRequest, lambda p, r, out: records.submit(p, r), audio_in=True),
+        "speaker.enroll": Command(RecordRequest, lambda p, r, out: records.enroll(p, r), audio_in=True),
+        "samples.list": Command(ListRequest, lambda p, r, out: samples.list(p, r)),
+        "samples.show": Command(ShowRequest, lambda p, r, out: samples.show(p, r)),
+        "samples.delete": Command(DeleteRequest, lambda p, r, out: samples.delete(p, r)),
+        "samples.export": Command(ExportRequest, lambda p, r, out: samples.export(p, r)),
+        "samples.readiness": Command(EmptyRequest, lambda p, r, out: samples.readiness(p, r)),
+        "samples.report": Command(EmptyRequest, lambda p, r, out: samples.report(p, r)),
+    }
+
+
+def command_table(core: Core) -> dict[str, Command]:
+    table: dict[str, Command] = {
+        "speak": Command(SpeakRequest, lambda p, r, out: core.speak.submit(p, r, out)),
+        "voices": Command(EmptyRequest, lambda p, r, out: core.voices(p, r)),
+        "config": Command(EmptyRequest, lambda p, r, out: core.config(p, r)),
+        **record_commands(core.records, core.samples),
+        "train": Command(TrainRequest, lambda p, r, out: core.train.submit_later(p, r)),
+        "train.cancel": Command(JobRequest, lambda p, r, out: core.train.cancel_later(p, r)),
+        "train.status": Command(JobRequest, lambda p, r, out: core.train.status_later(p, r)),
+    }
+    for spec in registry.SPECS:
+        for action in spec.actions:
+            bases: Any = (action.params, Request)  # the action's parameters plus the id every request may carry
+            model = cast(type[Request], create_model(f"{spec.name.title()}{action.name.title()}Request", __base__=bases))
+            name = f"{spec.name}.{action.name}"
+            if name in table:
+                raise ValueError(f"provider {spec.name}'s action {action.name!r} would shadow the command {name!r}")
+            table[name] = Command(model, _action_handler(core, spec.name, action))
+    return table
+
+
+def _action_handler(core: Core, provider: str, action: Any) -> Handler:
+    def run(profile: str, request: Any, out: AudioOut) -> Result:
+        future = core.actions.run(provider, action, profile, request)
+        return _with_id(future, request.id)
+
+    return run
+
+
+def _with_id(future: Future[dict[str, Any]], request_id: str | None) -> Future[dict[str, Any]]:
+    """Provider actions answer with their data alone; the answer carries the request's id too."""
+    answer: Future[dict[str, Any]] = Future()
+
+    def done(finished: Future[dict[str, Any]]) -> None:
+        error = finished.exception()
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result({"id": request_id, **finished.result()})
+
+    future.add_done_callback(done)
+    return answer
+

@@ -1,0 +1,102 @@
+"""The household's services, built once and started as a straight list of steps. Edges (MQTT,
+HTTP, Wyoming, the CLI) hold a ``Core`` and reach it through ``commands``; the core knows no
+edge."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from agent.commands import Command, command_table
+from agent.config.store import ConfigStore
+from agent.config.watch import ConfigWatcher
+from agent.events import EventBus, StateBoard
+from agent.gpu.arbiter import GpuArbiter
+from agent.gpu.hogs import HogPauser
+from agent.gpu.status import NvmlInfo
+from agent.layout import Layout
+from agent.record.samples import SampleService
+from agent.record.service import RecordService
+from agent.record.streams import StreamSessions
+from agent.requests import EmptyRequest
+from agent.settings import AgentSettings
+from agent.speak.actions import ProviderActions
+from agent.speak.engines import ProviderPool, list_voices
+from agent.speak.service import SpeakService
+from agent.train.service import TrainService
+
+log = logging.getLogger(__name__)
+
+STALL_LIMIT = 300.0  # a speak request running this long means a hung engine: let systemd restart us
+
+
+class Core:
+    """Owns every service; ``start`` brings them up, ``stop`` takes them down in reverse."""
+
+    def __init__(self, settings: AgentSettings) -> None:
+        self.settings = settings
+        self.layout = Layout(settings.home)
+        self.events = EventBus()
+        self.state = StateBoard()
+        self.configs = ConfigStore(self.layout, self.events)
+        self.arbiter = GpuArbiter(
+            NvmlInfo(), HogPauser(settings.gpu_hogs, self.layout.paused_gpu_users),
+            lambda name, data: self.events.emit("gpu", name, data),
+        )
+        self.engines = ProviderPool(gpu_guard=self.arbiter.reserve, on_create=self._engine_created)
+        self.actions = ProviderActions(self.engines, self.configs, self.layout, self.events)
+        self.speak = SpeakService(
+            self.layout, self.configs, self.engines, self.events, self.state, settings.queue_depth, settings.max_text_chars,
+        )
+        self.records = RecordService(self.layout, self.configs, self.events, self.state, settings.record_queue_depth)
+        self.samples = SampleService(self.records, self.layout, self.configs)
+        self.streams = StreamSessions(self.layout, self.records, self.events, settings.hermes_sites)
+        self.train = TrainService(settings, self.layout, self.configs, self.records, self.events, self.state, self.arbiter)
+        self.watcher = ConfigWatcher(self.layout, self._config_changed)
+        self.commands: dict[str, Command] = command_table(self)
+
+    def start(self) -> None:
+        self.configs.reload_all(announce=False)
+        for profile in self.layout.names():
+            self.speak.preload(profile)
+            self.records.publish_readiness(profile)  # creates the profile's data folders
+        self.watcher.start()
+        self.train.start()
+
+    def problems(self) -> list[str]:
+        """Why the agent cannot serve (empty when healthy); the systemd watchdog is fed only when empty."""
+        found = [f"speak worker stuck or dead: {name}" for name in self.speak.stalled(STALL_LIMIT)]
+        if not self.watcher.alive:
+            found.append("voice.json watcher stopped")
+        return found
+
+    def stop(self) -> None:
+        self.watcher.stop()
+        self.train.stop()
+        self.streams.stop()
+        self.records.stop()
+        self.samples.stop()
+        self.speak.stop()
+        self.actions.stop()
+        self.engines.close()
+
+    # -- small commands ----------------------------------------------------------------------
+    def voices(self, profile: str, request: EmptyRequest) -> Any:
+        """Every provider's voices: it imports engines and reads files, so it runs on the samples' thread."""
+        def work() -> dict[str, Any]:
+            voices, problems = list_voices(self.engines, self.layout.provider_context(profile))
+            return {"id": request.id, "voices": [v.__dict__ for v in voices], "unavailable": problems}
+
+        return self.samples.later(work)
+
+    def config(self, profile: str, request: EmptyRequest) -> dict[str, Any]:
+        config = self.configs.get(profile)
+        return {"id": request.id, "config": config.model_dump(mode="json", by_alias=True), "error": self.configs.error(profile)}
+
+    def _config_changed(self, profile: str | None) -> None:
+        for name in [profile] if profile else self.layout.names():
+            self.configs.reload(name)
+            self.speak.preload(name)
+
+    def _engine_created(self, name: str, engine: Any) -> None:
+        self.actions.on_engine(name, engine)

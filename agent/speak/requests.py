@@ -1,0 +1,15 @@
+"""A speak request, whichever door it came through."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from agent.requests import ProviderName, Request
+
+
+class SpeakRequest(Request):
+    text: str = Field(min_length=1, description="What to say.")
+    provider: ProviderName | None = Field(None, description="Overrides tts.provider.")
+    voice: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:,-]{0,127}$", description="Voice name.")
+    speed: float | None = Field(None, ge=0.5, le=2.0, description="Overrides the provider's speed.")
+    stream: bool = Field(False, description="One WAV per sentence as each is ready.")

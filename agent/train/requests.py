@@ -1,0 +1,23 @@
+"""Requests of the train path."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from agent.requests import Request
+from providers.common.names import PlainName
+
+JOB_ID = r"^[0-9]{14}-[0-9a-f]{6}$"
+
+
+class TrainRequest(Request):
+    provider: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="kokoro or rvc.")
+    speaker: PlainName = "default"
+    when: Literal["now", "idle"] = "idle"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobRequest(Request):
+    job: str | None = Field(None, pattern=JOB_ID)

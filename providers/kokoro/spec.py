@@ -1,0 +1,44 @@
+"""Kokoro as the registry knows it: its voice.json section, the dataset a voicepack is trained
+on (samples with their transcripts, listed in metadata.csv) and the voicepack trainer."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+from providers.kokoro import cli
+from providers.kokoro.config import KokoroSettings
+from providers.kokoro.train_params import VoicepackParams
+from providers.spec import CliSpec, DatasetSpec, ProviderSpec, Readiness, SampleView, TrainerSpec, enough
+
+METADATA = "metadata.csv"  # LJSpeech-style: file|transcript, what the trainer reads
+
+
+def with_transcripts(samples: Sequence[SampleView]) -> list[SampleView]:
+    return [s for s in samples if s.transcript]
+
+
+def readiness(samples: Sequence[SampleView], threshold: float) -> Readiness:
+    return enough(with_transcripts(samples), 30, 5.0)
+
+
+def write_metadata(directory: Path, samples: Sequence[SampleView]) -> None:
+    lines = io.StringIO()
+    writer = csv.writer(lines, delimiter="|", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+    for sample in samples:
+        writer.writerow([sample.file, sample.transcript])
+    (directory / METADATA).write_text(lines.getvalue(), encoding="utf-8")
+
+
+SPEC = ProviderSpec(
+    name="kokoro",
+    settings=KokoroSettings,
+    engine="providers.kokoro.engine:KokoroProvider",
+    summary="Kokoro-82M (StyleTTS2, ONNX): stock voices, blends and voicepacks trained on the owner's samples",
+    extra="kokoro",
+    dataset=DatasetSpec("kokoro-datasets", readiness, "samples with transcripts", with_transcripts, write_metadata),
+    trainer=TrainerSpec("providers.kokoro.voicepack_trainer:KokoroVoicepackTrainer", VoicepackParams, "kokoro-voicepacks"),
+    cli=CliSpec(cli.add_parser, cli.run),
+)

@@ -1,0 +1,32 @@
+"""RVC as the registry knows it: the dataset a model is trained on (every kept sample, of good
+average quality) and the trainer that writes the .pth and its FAISS index."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from providers.rvc import cli
+from providers.rvc.config import RvcSettings
+from providers.rvc.trainer import RvcTrainParams
+from providers.spec import CliSpec, DatasetSpec, ProviderSpec, Readiness, SampleView, TrainerSpec, enough
+
+
+def readiness(samples: Sequence[SampleView], threshold: float) -> Readiness:
+    extra = []
+    if samples:
+        average = sum(s.score for s in samples) / len(samples)
+        if average < threshold:
+            extra.append(f"average quality {average:.0f} below {threshold:g}")
+    return enough(samples, 50, 10.0, extra)
+
+
+SPEC = ProviderSpec(
+    name="rvc",
+    settings=RvcSettings,
+    engine="providers.rvc.engine:RvcProvider",
+    summary="Piper or Kokoro speech converted to the owner's timbre by an RVC model and its index",
+    extra="rvc",
+    dataset=DatasetSpec("rvc-reference", readiness),
+    trainer=TrainerSpec("providers.rvc.trainer:RvcTrainer", RvcTrainParams, "rvc-models"),
+    cli=CliSpec(cli.add_parser, cli.run),
+)
