@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pydantic import create_model
 
 from agent.record.requests import DeleteRequest, ExportRequest, ListRequest, RecordRequest, ShowRequest
-from agent.requests import EmptyRequest, Request
+from agent.requests import ConfigSetRequest, EmptyRequest, Request
 from agent.speak.requests import SpeakRequest
 from agent.speak.service import AudioOut
 from agent.train.requests import JobRequest, TrainRequest
@@ -57,6 +57,7 @@ def command_table(core: Core) -> dict[str, Command]:
         "speak": Command(SpeakRequest, lambda p, r, out: core.speak.submit(p, r, out)),
         "voices": Command(EmptyRequest, lambda p, r, out: core.voices(p, r)),
         "config": Command(EmptyRequest, lambda p, r, out: core.config(p, r)),
+        "config.set": Command(ConfigSetRequest, lambda p, r, out: core.set_config(p, r)),
         **record_commands(core.records, core.samples),
         "train": Command(TrainRequest, lambda p, r, out: core.train.submit_later(p, r)),
         "train.cancel": Command(JobRequest, lambda p, r, out: core.train.cancel_later(p, r)),

@@ -8,8 +8,10 @@ import logging
 from typing import Any
 
 from agent.commands import Command, command_table
+from agent.config.model import ConfigError
 from agent.config.store import ConfigStore
 from agent.config.watch import ConfigWatcher
+from agent.errors import ServiceError
 from agent.events import EventBus, StateBoard
 from agent.gpu.arbiter import GpuArbiter
 from agent.gpu.hogs import HogPauser
@@ -18,7 +20,7 @@ from agent.layout import Layout
 from agent.record.samples import SampleService
 from agent.record.service import RecordService
 from agent.record.streams import StreamSessions
-from agent.requests import EmptyRequest
+from agent.requests import ConfigSetRequest, EmptyRequest
 from agent.settings import AgentSettings
 from agent.speak.actions import ProviderActions
 from agent.speak.engines import ProviderPool, list_voices
@@ -92,6 +94,18 @@ class Core:
     def config(self, profile: str, request: EmptyRequest) -> dict[str, Any]:
         config = self.configs.get(profile)
         return {"id": request.id, "config": config.model_dump(mode="json", by_alias=True), "error": self.configs.error(profile)}
+
+    def set_config(self, profile: str, request: ConfigSetRequest) -> Any:
+        """Write the change (on the samples' thread: it is file work); the watcher applies it."""
+        def work() -> dict[str, Any]:
+            try:
+                config = self.configs.update(profile, request.changes)
+            except ConfigError as exc:
+                problems = [{"field": p.field, "message": p.message} for p in exc.problems]
+                raise ServiceError("invalid_config", str(exc), {"problems": problems}) from exc
+            return {"id": request.id, "config": config.model_dump(mode="json", by_alias=True)}
+
+        return self.samples.later(work)
 
     def _config_changed(self, profile: str | None) -> None:
         for name in [profile] if profile else self.layout.names():

@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ServiceError(Exception):
-    """A request that cannot be served; ``code`` is machine-readable, the message is for people."""
+    """A request that cannot be served; ``code`` is machine-readable, the message is for people,
+    ``data`` says more where a door can show it (the fields of a refused voice.json change)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, data: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.data = data

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
 from pydantic_core import PydanticCustomError
@@ -34,6 +34,12 @@ class Request(BaseModel):
 
 class EmptyRequest(Request):
     """A command that takes nothing but an optional id."""
+
+
+class ConfigSetRequest(Request):
+    """A change to the profile's voice.json: merged into it, validated, written atomically."""
+
+    changes: dict[str, Any] = Field(description='Any subset of voice.json, e.g. {"tts": {"provider": "kokoro"}}.')
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -8,11 +8,12 @@ optional dotenv-style settings file (``VOICE_AGENT_SETTINGS_FILE``, default
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -54,13 +55,36 @@ class AgentSettings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
-    @field_validator("base_topic")
+    # -- the doors besides the agent's own MQTT topics ------------------------------------------
+    http_enabled: bool = Field(True, description="Serve the HTTP and WebSocket API (and the web page).")
+    http_host: str = Field("127.0.0.1", description="Where the HTTP API listens; anything but loopback needs a token.")
+    http_port: int = Field(4321, ge=1, le=65535, description="HTTP API port (4321: the API this agent replaces).")
+    http_token: SecretStr | None = Field(None, description="Bearer token every HTTP request must carry (Authorization).")
+    wyoming_uri: str = Field("", description="Wyoming TTS server for Home Assistant, e.g. tcp://0.0.0.0:10210; empty: off.")
+    wyoming_zeroconf: bool = Field(False, description="Advertise the Wyoming server on the network (mDNS).")
+    ha_discovery: bool = Field(True, description="Publish Home Assistant MQTT discovery for every profile.")
+    ha_discovery_prefix: str = Field("homeassistant", description="Home Assistant's discovery prefix.")
+    hermes_tts: bool = Field(True, description="Answer Rhasspy/Hermes hermes/tts/say.")
+    hermes_play_timeout: float = Field(
+        30.0, gt=0, le=600, description="Seconds to wait for playFinished before saying sayFinished anyway."
+    )
+
+    @field_validator("base_topic", "ha_discovery_prefix")
     @classmethod
     def _plain_topic(cls, value: str) -> str:
         value = value.strip("/")
         if not value or any(ch in value for ch in "+#\0"):
             raise ValueError("must be a non-empty topic without wildcards")
         return value
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> "AgentSettings":
+        if self.http_enabled and self.http_token is None and not is_loopback(self.http_host):
+            raise ValueError(
+                f"http_host {self.http_host!r} is not a loopback address: set VOICE_AGENT_HTTP_TOKEN as well "
+                "(every HTTP request must then carry 'Authorization: Bearer <token>'), or listen on 127.0.0.1"
+            )
+        return self
 
     @field_validator("idle_window")
     @classmethod
@@ -80,3 +104,13 @@ def load_settings() -> AgentSettings:
     if env_file.is_file():
         return AgentSettings(_env_file=env_file)  # type: ignore[call-arg]
     return AgentSettings()
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost: the addresses only this machine reaches."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

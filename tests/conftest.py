@@ -62,6 +62,7 @@ class AgentProcess:
             "VOICE_AGENT_HOME": str(home),
             "VOICE_AGENT_MQTT_PORT": str(port),
             "VOICE_AGENT_MQTT_CLIENT_ID": f"agent-{uuid.uuid4().hex[:6]}",
+            "VOICE_AGENT_HTTP_ENABLED": "false",  # the HTTP tests give their agent a free port
             "PYTHONUNBUFFERED": "1",
             **(extra_env or {}),
         }

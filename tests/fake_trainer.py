@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from providers.training import Progress, Report, ShouldStop, TrainResult, TrainSpec
+from providers.training import Progress, Report, ShouldStop, TrainingRefused, TrainResult, TrainSpec
 
 
 class CountingParams(BaseModel):
@@ -25,6 +25,7 @@ class CountingParams(BaseModel):
     steps: int = Field(40, ge=1, le=100000)
     step_seconds: float = Field(0.05, ge=0, le=5)
     save_every: int = Field(5, ge=1, le=1000)
+    refuse: str = Field("", description="Refuse the dataset with this reason (as a real trainer would).")
 
 
 class CountingTrainer:
@@ -33,6 +34,8 @@ class CountingTrainer:
 
     def run(self, spec: TrainSpec, report: Report, should_stop: ShouldStop) -> TrainResult:
         params = CountingParams.model_validate(spec.params)
+        if params.refuse:
+            raise TrainingRefused(params.refuse)
         checkpoint = spec.checkpoint_dir / "state.json"
         step, value = 0, hashlib.sha256(f"{spec.speaker}:{spec.seed}".encode()).hexdigest()
         if checkpoint.exists():
@@ -54,7 +57,9 @@ class CountingTrainer:
                 return TrainResult("stopped")
         output = spec.output_dir / "result.txt"
         output.write_text(value)
-        return TrainResult("finished", [output], {"steps": float(step)})
+        # how the runner started this process: CPU jobs must stay out of speech's way
+        return TrainResult("finished", [output], {"steps": float(step), "nice": float(os.nice(0)),
+                                                  "omp_threads": float(os.environ.get("OMP_NUM_THREADS", "0"))})
 
 
 def _save(path: Path, state: dict[str, object]) -> None:

@@ -1,9 +1,11 @@
 """The MQTT door: requests under ``<base>/+/request/+`` into the command table, audio and
 responses back, events and state documents published as they happen, streams and Hermes
-satellites' microphone frames into the record path.
+satellites' microphone frames into the record path. Other conventions spoken over the same
+connection (Home Assistant discovery, Hermes TTS) are extensions of this door.
 
 paho's network thread only hands messages on: one thread of this edge parses and validates
-them in arrival order (a 32 MiB recording decodes there, not on the network thread).
+them in arrival order (a 32 MiB recording decodes there, not on the network thread), and the
+extensions' messages are handled there too.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import json
 import logging
 import queue
 import threading
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from agent.core import Core
 from agent.mqtt.router import Router, model_json
@@ -24,6 +27,35 @@ from agent.settings import AgentSettings
 log = logging.getLogger(__name__)
 
 INBOX_DEPTH = 256  # requests waiting to be parsed; more are answered "busy"
+
+
+@dataclass(frozen=True)
+class _Request:
+    profile: str
+    command: str
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class _Message:  # for an extension
+    topic: str
+    payload: bytes
+
+
+class MqttExtension(Protocol):
+    """A convention spoken over the agent's MQTT connection."""
+
+    def subscriptions(self) -> list[tuple[str, int]]: ...
+
+    def on_message(self, topic: str, payload: bytes) -> bool:
+        """Handle the message if it is one of ours (on the edge's thread); False when it is not."""
+        ...
+
+    def on_connect(self) -> None:
+        """After every (re)connect: publish what must be retained."""
+        ...
+
+    def stop(self) -> None: ...
 
 
 class TopicAudio:
@@ -55,8 +87,13 @@ class MqttEdge:
             core.layout.exists, settings.max_request_bytes, settings.max_audio_bytes,
         )
         self._hermes = bool(settings.hermes_sites)
-        self._inbox: queue.Queue[tuple[str, str, bytes] | None] = queue.Queue(maxsize=INBOX_DEPTH)
+        self.extensions: list[MqttExtension] = []
+        self._inbox: queue.Queue[_Request | _Message | None] = queue.Queue(maxsize=INBOX_DEPTH)
         self._worker = threading.Thread(target=self._work, name="mqtt-requests", daemon=True)
+
+    def add(self, extension: MqttExtension) -> None:
+        """Before ``start``."""
+        self.extensions.append(extension)
 
     def start(self) -> None:
         self._core.events.listen(self._publish_event)
@@ -67,6 +104,10 @@ class MqttEdge:
         self.transport.subscribe(self.topics.streams, qos=0)
         if self._hermes:
             self.transport.subscribe(self.topics.HERMES_FRAMES, qos=0)
+        for extension in self.extensions:
+            for topic, qos in extension.subscriptions():
+                self.transport.subscribe(topic, qos)
+            self.transport.on_connect(extension.on_connect)
         self._worker.start()
         self.transport.start()
 
@@ -76,6 +117,8 @@ class MqttEdge:
     def stop(self) -> None:
         self._inbox.put(None)
         self._worker.join(timeout=10)
+        for extension in self.extensions:
+            extension.stop()
         self.transport.stop()
 
     # -- in ------------------------------------------------------------------------------------
@@ -84,7 +127,7 @@ class MqttEdge:
         parsed = self.topics.parse_request(topic)
         if parsed is not None:
             try:
-                self._inbox.put_nowait((parsed[0], parsed[1], payload))
+                self._inbox.put_nowait(_Request(parsed[0], parsed[1], payload))
             except queue.Full:
                 self._respond(parsed[0], parsed[1], Response(id=None, status="error", code="busy",
                                                              error="too many requests are waiting; try again later"))
@@ -96,13 +139,27 @@ class MqttEdge:
         site = self.topics.parse_hermes_frame(topic)
         if site is not None:
             self._core.streams.on_hermes_frame(site, payload)
+            return
+        if self.extensions:
+            try:
+                self._inbox.put_nowait(_Message(topic, payload))
+            except queue.Full:
+                log.warning("dropped a message on %s: the MQTT edge is backed up", topic)
 
     def _work(self) -> None:
         while True:
             item = self._inbox.get()
             if item is None:
                 return
-            self.router.dispatch(*item)
+            if isinstance(item, _Request):
+                self.router.dispatch(item.profile, item.command, item.payload)
+                continue
+            for extension in self.extensions:
+                try:
+                    if extension.on_message(item.topic, item.payload):
+                        break
+                except Exception:
+                    log.exception("handling %s failed", item.topic)
 
     # -- out -----------------------------------------------------------------------------------
     def _respond(self, profile: str, command: str, response: Response) -> None:

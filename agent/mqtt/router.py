@@ -92,7 +92,7 @@ class Router:
                 raise ServiceError("invalid_payload", describe_validation_error(exc)) from exc
             result = command.run(profile, request, self._output_for(profile))
         except (ServiceError, ProviderError) as exc:
-            self._error(profile, name, request_id, exc.code, str(exc))
+            self._error(profile, name, request_id, exc.code, str(exc), getattr(exc, "data", None))
             return
         except Exception as exc:
             log.exception("command %s for %s failed", name, profile)
@@ -108,7 +108,7 @@ class Router:
         if exc is None:
             self._ok(profile, name, request_id, future.result())
         elif isinstance(exc, (ServiceError, ProviderError)):
-            self._error(profile, name, request_id, exc.code, str(exc))
+            self._error(profile, name, request_id, exc.code, str(exc), getattr(exc, "data", None))
         else:
             log.error("command %s for %s failed: %r", name, profile, exc)
             self._error(profile, name, request_id, "internal_error", f"{type(exc).__name__}: {exc}")
@@ -116,9 +116,10 @@ class Router:
     def _ok(self, profile: str, name: str, request_id: str | None, data: dict[str, Any]) -> None:
         self._respond(profile, name, Response(id=data.get("id", request_id), status="ok", data=data))
 
-    def _error(self, profile: str, name: str, request_id: str | None, code: str, message: str) -> None:
+    def _error(self, profile: str, name: str, request_id: str | None, code: str, message: str,
+               data: dict[str, Any] | None = None) -> None:
         log.warning("request %s/%s (id=%s) refused: %s: %s", profile, name, request_id, code, message)
-        self._respond(profile, name, Response(id=request_id, status="error", error=message, code=code))
+        self._respond(profile, name, Response(id=request_id, status="error", error=message, code=code, data=data))
 
 
 def check_profile(profile: str, exists: Callable[[str], bool]) -> None:
