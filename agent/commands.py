@@ -13,14 +13,16 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from pydantic import create_model
+from pydantic import ValidationError, create_model
 
+from agent.errors import ServiceError
 from agent.record.requests import DeleteRequest, ExportRequest, ListRequest, RecordRequest, ShowRequest
-from agent.requests import ConfigSetRequest, EmptyRequest, Request
+from agent.requests import ConfigSetRequest, EmptyRequest, Request, describe_validation_error
 from agent.speak.requests import SpeakRequest
 from agent.speak.service import AudioOut
 from agent.train.requests import JobRequest, TrainRequest
 from providers import registry
+from providers.common.names import is_plain_name
 
 if TYPE_CHECKING:
     from agent.core import Core
@@ -36,6 +38,27 @@ class Command:
     model: type[Request]
     run: Handler
     audio_in: bool = False  # takes a recording: a raw audio payload is allowed, up to max_audio_bytes
+
+
+def find(commands: dict[str, Command], name: str) -> Command:
+    command = commands.get(name)
+    if command is None:
+        raise ServiceError("unknown_command", f"unknown command {name!r}; known: {', '.join(sorted(commands))}")
+    return command
+
+
+def check_profile(profile: str, exists: Callable[[str], bool]) -> None:
+    if not is_plain_name(profile):
+        raise ServiceError("invalid_profile", f"profile name {profile!r} is not a plain identifier")
+    if not exists(profile):
+        raise ServiceError("unknown_profile", f"no profile {profile!r} (profiles are directories under profiles/)")
+
+
+def validate(command: Command, document: dict[str, Any]) -> Request:
+    try:
+        return command.model.model_validate(document)
+    except ValidationError as exc:
+        raise ServiceError("invalid_payload", describe_validation_error(exc)) from exc
 
 
 def record_commands(records: RecordService, samples: SampleService) -> dict[str, Command]:

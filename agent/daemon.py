@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import threading
+from typing import Protocol
 
 import sdnotify
 
@@ -20,6 +21,14 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT = 15.0  # seconds to wait for the broker before telling systemd we are up anyway
 
 
+class Door(Protocol):
+    def start(self) -> None:
+        """Begin serving, or raise with the reason it cannot (the agent then does not start)."""
+        ...
+
+    def stop(self) -> None: ...
+
+
 class Agent:
     """The core and its doors; ``start`` brings them up in order, ``stop`` takes them down in reverse."""
 
@@ -27,6 +36,15 @@ class Agent:
         self.settings = settings
         self.core = Core(settings)
         self.mqtt = MqttEdge(self.core, settings)
+        if settings.hermes_tts or settings.hermes_sites:
+            from agent.mqtt.hermes import HermesBridge
+
+            self.mqtt.add(HermesBridge(self.core, self.mqtt.transport, settings))
+        self.doors: list[Door] = []  # besides MQTT: started after it, stopped before it
+        if settings.http_enabled:
+            from agent.http.server import HttpEdge
+
+            self.doors.append(HttpEdge(self.core, settings))
         self.embedded: EmbeddedBroker | None = None
 
     def start(self) -> None:
@@ -41,6 +59,8 @@ class Agent:
                 log.warning("no MQTT broker answers at %s:%d yet; will keep trying", s.mqtt_host, s.mqtt_port)
         self.core.start()
         self.mqtt.start()
+        for door in self.doors:
+            door.start()
         if self.mqtt.wait_connected(READY_TIMEOUT):
             log.info("voice agent %s ready: profiles %s", __version__, ", ".join(self.core.layout.names()) or "(none)")
 
@@ -49,6 +69,8 @@ class Agent:
 
     def stop(self) -> None:
         log.info("stopping")
+        for door in reversed(self.doors):
+            door.stop()
         self.core.stop()
         self.mqtt.stop()
         if self.embedded is not None:

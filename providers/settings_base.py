@@ -33,14 +33,21 @@ class ProviderSettings(CamelModel):
     def fallback_to_piper(self) -> bool:
         return False
 
-    def with_request(self, voice: str | None, speed: float | None) -> Self:
-        """This section with a speak request's overrides, validated like the file."""
+    def with_request(self, voice: str | None, speed: float | None, lang: str | None = None) -> Self:
+        """This section with a speak request's overrides, validated like the file. ``lang`` (a
+        language tag such as ``en-us``) matters to providers that speak several languages."""
         update: dict[str, object] = {}
         if voice is not None:
             update[self.voice_field] = voice
         if speed is not None:
             update[self.speed_field] = speed
+        if lang is not None:
+            update.update(self.language_update(lang))
         return self.updated(**update)
+
+    def language_update(self, lang: str) -> dict[str, object]:
+        """The fields a request's language tag sets (none: this provider's voices have one language)."""
+        return {}
 
     @property
     def voice_name(self) -> str:

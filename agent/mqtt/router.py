@@ -15,15 +15,14 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from agent.commands import Command
+from agent.commands import Command, check_profile, find, validate
 from agent.errors import ServiceError
 from agent.mqtt.schema import Response
-from agent.requests import REQUEST_ID_PATTERN, describe_validation_error
+from agent.requests import REQUEST_ID_PATTERN
 from agent.speak.service import AudioOut
 from providers.base import ProviderError
-from providers.common.names import is_plain_name
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +68,10 @@ class Router:
         self._max_bytes = max_request_bytes
         self._max_audio_bytes = max_audio_bytes
 
-    @property
-    def commands(self) -> list[str]:
-        return sorted(self._commands)
-
     def dispatch(self, profile: str, name: str, payload: bytes) -> None:
         request_id: str | None = None
         try:
-            command = self._commands.get(name)
-            if command is None:
-                raise ServiceError("unknown_command", f"unknown command {name!r}; known: {', '.join(self.commands)}")
+            command = find(self._commands, name)
             limit = self._max_audio_bytes if command.audio_in else self._max_bytes
             if len(payload) > limit:
                 raise ServiceError("payload_too_large", f"payload is {len(payload)} bytes; the limit is {limit}")
@@ -86,11 +79,7 @@ class Router:
             raw_id = document.get("id")
             request_id = raw_id if isinstance(raw_id, str) and VALID_ID.match(raw_id) else None
             check_profile(profile, self._profile_exists)
-            try:
-                request = command.model.model_validate(document)
-            except ValidationError as exc:
-                raise ServiceError("invalid_payload", describe_validation_error(exc)) from exc
-            result = command.run(profile, request, self._output_for(profile))
+            result = command.run(profile, validate(command, document), self._output_for(profile))
         except (ServiceError, ProviderError) as exc:
             self._error(profile, name, request_id, exc.code, str(exc), getattr(exc, "data", None))
             return
@@ -120,13 +109,6 @@ class Router:
                data: dict[str, Any] | None = None) -> None:
         log.warning("request %s/%s (id=%s) refused: %s: %s", profile, name, request_id, code, message)
         self._respond(profile, name, Response(id=request_id, status="error", error=message, code=code, data=data))
-
-
-def check_profile(profile: str, exists: Callable[[str], bool]) -> None:
-    if not is_plain_name(profile):
-        raise ServiceError("invalid_profile", f"profile name {profile!r} is not a plain identifier")
-    if not exists(profile):
-        raise ServiceError("unknown_profile", f"no profile {profile!r} (profiles are directories under profiles/)")
 
 
 def model_json(model: BaseModel) -> bytes:

@@ -74,10 +74,11 @@ class RecordService:
         assert job.future is not None
         return job.future
 
-    def submit_utterances(self, profile: str, utterances: list[Utterance], source: str) -> bool:
+    def submit_utterances(self, profile: str, utterances: list[Utterance], source: str, transcript: str | None = None) -> bool:
         """From a stream: results go out as events only. False when the queue is full."""
         try:
-            self._enqueue(RecordJob(profile, uuid.uuid4().hex[:12], utterances=utterances, source=source))
+            job = RecordJob(profile, uuid.uuid4().hex[:12], utterances=utterances, source=source, transcript=transcript)
+            self._enqueue(job)
             return True
         except ServiceError:
             return False

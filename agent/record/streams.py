@@ -3,6 +3,9 @@ utterances by VAD as each one ends, not when the session stops.
 
 Frames are handed from the MQTT thread to one stream thread through a bounded queue; the
 stream thread resamples, segments and passes finished utterances to the record service.
+A satellite's speech recognition (Hermes ``asr/textCaptured``) gives the utterance it heard its
+transcript: a satellite's utterances wait a few seconds for the text (while the site listens, until
+it stops), and a text that comes before the VAD closed its utterance waits for that one.
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ from agent.events import EventBus
 from agent.layout import Layout
 from agent.record.decode import ANALYSIS_RATE, AudioDecodeError, decode_wav, pcm16_to_audio
 from agent.record.service import RecordService
-from agent.record.vad import Segmenter
+from agent.record.vad import Segmenter, Utterance
 from providers.common.names import is_plain_name
 
 log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 30.0  # a session with no frames for this long is closed (its open utterance kept)
+PAIR_SECONDS = 5.0  # how long an utterance waits for its transcript, or a transcript for its utterance
 MAX_SESSIONS = 32
 MAX_FRAME_BYTES = 256 * 1024
 
@@ -51,6 +55,17 @@ class Session:
     seconds: float = 0.0
 
 
+@dataclass
+class Heard:
+    """What a satellite's speech recognition said about its latest utterance."""
+
+    listening: bool = False
+    held: list[Utterance] = field(default_factory=list)  # cut while it listened: waiting for the text
+    held_since: float = 0.0
+    text: str | None = None  # came before its utterance was cut
+    text_at: float = 0.0
+
+
 class StreamSessions:
     def __init__(
         self, layout: Layout, records: RecordService, events: EventBus, hermes_sites: dict[str, str]
@@ -60,6 +75,7 @@ class StreamSessions:
         self._events = events
         self._hermes_sites = hermes_sites
         self._sessions: dict[tuple[str, str], Session] = {}
+        self._heard: dict[tuple[str, str], Heard] = {}
         self._inbox: queue.Queue[tuple[str, str, str, bytes] | None] = queue.Queue(maxsize=2000)
         self._thread = threading.Thread(target=self._run, name="streams", daemon=True)
         self._thread.start()
@@ -74,6 +90,12 @@ class StreamSessions:
             return  # not a site this agent records
         self._put(profile, f"hermes-{site}", "hermes", payload)
 
+    def on_hermes_asr(self, site: str, event: str, text: str = "") -> None:
+        """``listening``, ``heard`` (with the transcript) or ``stopped``, for a recorded site."""
+        profile = self._hermes_sites.get(site)
+        if profile is not None:
+            self._put(profile, f"hermes-{site}", f"asr-{event}", text.encode("utf-8"))
+
     def _put(self, profile: str, session: str, kind: str, payload: bytes) -> None:
         try:
             self._inbox.put_nowait((profile, session, kind, payload))
@@ -86,15 +108,20 @@ class StreamSessions:
 
     # -- stream thread ---------------------------------------------------------------------
     def _run(self) -> None:
+        checked = time.monotonic()
         while True:
+            if time.monotonic() - checked >= 1.0:  # satellites send frames all the time: check anyway
+                self._close_idle()
+                checked = time.monotonic()
             try:
                 item = self._inbox.get(timeout=1.0)
             except queue.Empty:
-                self._close_idle()
                 continue
             if item is None:
                 for key in list(self._sessions):
                     self._close(key)
+                for (profile, name), heard in self._heard.items():  # nothing more will be heard
+                    self._release(profile, name, heard, f"hermes:{name.removeprefix('hermes-')}", None)
                 return
             try:
                 self._handle(*item)
@@ -125,6 +152,8 @@ class StreamSessions:
             self._close(key)
         elif kind == "hermes":
             self._hermes(profile, name, payload)
+        elif kind.startswith("asr-"):
+            self._asr(profile, name, kind[4:], payload.decode("utf-8", "replace"))
         else:
             self._error(profile, name, f"unknown stream message {kind!r} (start, frame or stop)")
 
@@ -169,9 +198,46 @@ class StreamSessions:
             samples = session.resampler.resample_chunk(samples)
         self._submit(session, list(session.segmenter.feed(samples)))
 
-    def _submit(self, session: Session, utterances: list[Any]) -> None:
-        if utterances and not self._records.submit_utterances(session.profile, utterances, session.source):
-            self._error(session.profile, session.name, "scoring queue is full; utterances dropped")
+    def _submit(self, session: Session, utterances: list[Utterance]) -> None:
+        if not utterances:
+            return
+        if not session.name.startswith("hermes-"):  # nothing will tell this stream's words
+            self._score(session.profile, session.name, utterances, session.source, None)
+            return
+        heard = self._heard.setdefault((session.profile, session.name), Heard())
+        if heard.text is not None and time.monotonic() - heard.text_at < PAIR_SECONDS and not heard.held:
+            transcript, heard.text = heard.text, None
+            self._score(session.profile, session.name, utterances, session.source, transcript)
+            return
+        heard.held_since = heard.held_since if heard.held else time.monotonic()
+        heard.held.extend(utterances)
+
+    def _score(self, profile: str, name: str, utterances: list[Utterance], source: str, transcript: str | None) -> None:
+        if len(utterances) > 1:
+            transcript = None  # which of them said it is not known
+        if not self._records.submit_utterances(profile, utterances, source, transcript):
+            self._error(profile, name, "scoring queue is full; utterances dropped")
+
+    def _asr(self, profile: str, name: str, event: str, text: str) -> None:
+        heard = self._heard.setdefault((profile, name), Heard())
+        source = f"hermes:{name.removeprefix('hermes-')}"
+        if event == "listening":
+            self._release(profile, name, heard, source, None)
+            heard.listening, heard.text = True, None
+        elif event == "heard":
+            heard.listening = False
+            if heard.held:
+                self._release(profile, name, heard, source, text.strip() or None)
+            else:
+                heard.text, heard.text_at = text.strip() or None, time.monotonic()
+        elif event == "stopped":
+            heard.listening = False  # what it held waits PAIR_SECONDS more for a text, then goes without
+            heard.held_since = time.monotonic()
+
+    def _release(self, profile: str, name: str, heard: Heard, source: str, transcript: str | None) -> None:
+        held, heard.held = heard.held, []
+        if held:
+            self._score(profile, name, held, source, transcript)
 
     def _close(self, key: tuple[str, str]) -> None:
         session = self._sessions.pop(key)
@@ -186,6 +252,10 @@ class StreamSessions:
         for key, session in list(self._sessions.items()):
             if now - session.last_frame > IDLE_SECONDS:
                 self._close(key)
+        for (profile, name), heard in self._heard.items():
+            waited = now - heard.held_since
+            if heard.held and ((not heard.listening and waited > PAIR_SECONDS) or waited > IDLE_SECONDS):
+                self._release(profile, name, heard, f"hermes:{name.removeprefix('hermes-')}", None)
 
     def _error(self, profile: str, session: str, message: str) -> None:
         self._events.emit(profile, "stream.error", {"session": session, "error": message})

@@ -41,6 +41,11 @@ class ProviderPool:
                     self._on_create(name, provider)
             return provider
 
+    def loaded(self) -> list[str]:
+        """The providers whose engines exist (created on first use)."""
+        with self._lock:
+            return sorted(self._providers)
+
     def close(self) -> None:
         with self._lock:
             providers, self._providers = list(self._providers.values()), {}

@@ -31,6 +31,7 @@ class SpeakJob:
     speed: float | None
     stream: bool
     received: float  # time.perf_counter() when the request arrived
+    lang: str | None = None  # the text's language, for providers that speak several
 
 
 @dataclass
@@ -71,9 +72,10 @@ def run_speak(
 ) -> SpeakResult:
     name = job.provider or config.tts.provider
     try:
-        settings = config.tts.settings_for(name).with_request(job.voice, job.speed)
-    except ValidationError as exc:
-        raise SpeakFailed(f"not a valid {name} request: {describe_validation_error(exc)}", "invalid_payload", name) from exc
+        settings = config.tts.settings_for(name).with_request(job.voice, job.speed, job.lang)
+    except ValueError as exc:  # pydantic's ValidationError too
+        why = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        raise SpeakFailed(f"not a valid {name} request: {why}", "invalid_payload", name) from exc
     try:
         return _synthesize(job, name, settings, ctx, engines, cache, on_chunk)
     except _Failure as failure:

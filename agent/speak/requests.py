@@ -12,4 +12,8 @@ class SpeakRequest(Request):
     provider: ProviderName | None = Field(None, description="Overrides tts.provider.")
     voice: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:,-]{0,127}$", description="Voice name.")
     speed: float | None = Field(None, ge=0.5, le=2.0, description="Overrides the provider's speed.")
+    lang: str | None = Field(
+        None, pattern=r"^[A-Za-z]{1,8}([-_][A-Za-z0-9]{1,8})*$",
+        description="Language of the text (en-us, ja, ...) for providers that speak several (Kokoro, GPT-SoVITS).",
+    )
     stream: bool = Field(False, description="One WAV per sentence as each is ready.")

@@ -90,6 +90,7 @@ class SpeakService:
             speed=request.speed,
             stream=request.stream,
             received=time.perf_counter(),
+            lang=request.lang,
         )
         pending = _Pending(job, out, Future())
         try:

@@ -9,6 +9,29 @@ from pydantic import Field
 from providers.settings_base import FallbackSettings
 
 LangCode = Literal["a", "b", "e", "f", "h", "i", "j", "p", "z"]
+LANG_CODES = "abefhijpz"
+# Language tags (as Hermes and Home Assistant send them) -> Kokoro's codes.
+TAGS: dict[str, LangCode] = {
+    "en": "a", "en-us": "a", "en-gb": "b", "es": "e", "fr": "f", "fr-fr": "f", "hi": "h", "it": "i", "ja": "j",
+    "pt": "p", "pt-br": "p", "zh": "z", "cmn": "z",
+}
+
+
+def voice_language(voice: str) -> LangCode | None:
+    """Kokoro names a voice by its language and sex: af_heart is en-us, jm_kumo Japanese. For a
+    blend, the first voice's."""
+    name = voice.split(",")[0].split(":")[0].strip()
+    if len(name) > 2 and name[0] in LANG_CODES and name[1] in "fm" and name[2] == "_":
+        return name[0]  # type: ignore[return-value]
+    return None
+
+
+def lang_code_of(tag: str) -> LangCode | None:
+    """``a`` as it is, ``en-GB`` as ``b``; None for a language Kokoro does not speak."""
+    tag = tag.strip().lower().replace("_", "-")
+    if len(tag) == 1 and tag in LANG_CODES:
+        return tag  # type: ignore[return-value]
+    return TAGS.get(tag) or TAGS.get(tag.split("-")[0])
 
 
 class KokoroSettings(FallbackSettings):
@@ -16,7 +39,9 @@ class KokoroSettings(FallbackSettings):
     speed_field = "speed"
 
     voice: str = Field("jf_alpha", min_length=1, description="Built-in voice or a blend 'a:0.6,b:0.4'.")
-    lang_code: LangCode = Field("j", description="a en-us, b en-gb, e es, f fr, h hi, i it, j ja, p pt-br, z zh.")
+    lang_code: LangCode | None = Field(
+        None, description="a en-us, b en-gb, e es, f fr, h hi, i it, j ja, p pt-br, z zh; unset: the voice name's first letter."
+    )
     speed: float = Field(1.0, ge=0.5, le=2.0, description="Speaking speed.")
     use_custom_voicepack: bool = Field(False, description="Use voicepackPath instead of voice.")
     voicepack_path: str = Field(
@@ -33,14 +58,32 @@ class KokoroSettings(FallbackSettings):
     )
     threads: int = Field(0, ge=0, le=64, description="ONNX Runtime threads; 0 = one per CPU core.")
 
-    def with_request(self, voice: str | None, speed: float | None) -> KokoroSettings:
-        """A requested voice replaces the custom voicepack too."""
-        settings = super().with_request(voice, speed)
-        return settings.updated(use_custom_voicepack=False) if voice is not None else settings
+    def with_request(self, voice: str | None, speed: float | None, lang: str | None = None) -> KokoroSettings:
+        """A requested voice replaces the custom voicepack, and speaks its own language (unless the
+        request names one)."""
+        settings = super().with_request(voice, speed, lang)
+        if voice is not None:
+            settings = settings.updated(use_custom_voicepack=False)
+            if lang is None:
+                settings = settings.updated(lang_code=voice_language(voice) or settings.lang_code)
+        return settings
+
+    def language_update(self, lang: str) -> dict[str, object]:
+        code = lang_code_of(lang)
+        if code is None:
+            raise ValueError(f"Kokoro does not speak {lang!r}; it speaks {', '.join(sorted(TAGS))}")
+        return {"lang_code": code}
+
+    @property
+    def language(self) -> LangCode:
+        """The language it speaks: langCode, else the voice name's, else American English."""
+        if self.lang_code is not None:
+            return self.lang_code
+        return (None if self.use_custom_voicepack else voice_language(self.voice)) or "a"
 
     @property
     def voice_name(self) -> str:
         return self.voicepack_path if self.use_custom_voicepack else self.voice
 
     def cache_key(self) -> str:
-        return f"kokoro:{self.lang_code}:{self.voice_name}:{self.speed:g}"
+        return f"kokoro:{self.language}:{self.voice_name}:{self.speed:g}"

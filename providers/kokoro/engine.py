@@ -105,7 +105,7 @@ class KokoroProvider:
         # Phonemize everything first: a sentence that cannot be said fails before any audio.
         batches = []
         for sentence in split_sentences(text):
-            phonemes = loaded.phonemizer(sentence, settings.lang_code)
+            phonemes = loaded.phonemizer(sentence, settings.language)
             if phonemes.strip():
                 check_length(phonemes, sentence)
                 batches.append((sentence, phonemes))
@@ -167,4 +167,4 @@ class KokoroProvider:
 
     def phonemize(self, settings: KokoroSettings, ctx: ProviderContext, text: str) -> str:
         loaded = self._model(settings, ctx)
-        return " ".join(loaded.phonemizer(s, settings.lang_code) for s in split_sentences(text))
+        return " ".join(loaded.phonemizer(s, settings.language) for s in split_sentences(text))

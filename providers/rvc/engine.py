@@ -41,11 +41,8 @@ def base_settings(settings: RvcSettings) -> ProviderSettings:
         from providers.kokoro.config import KokoroSettings
 
         doc: dict[str, Any] = {"speed": settings.speed, "autoFallbackToPiper": False}
-        voice = settings.base_voice
-        if voice:
-            doc["voice"] = voice
-            if len(voice) > 2 and voice[0] in "abefhijpz" and voice[1] in "fm" and voice[2] == "_":
-                doc["langCode"] = voice[0]  # Kokoro names start with their language: af_heart is en-us
+        if settings.base_voice:
+            doc["voice"] = settings.base_voice  # its language follows from its name (af_heart: en-us)
         return KokoroSettings.model_validate(doc)
     from providers.piper.config import PiperSettings
 

@@ -83,6 +83,10 @@ class SovitsSettings(FallbackSettings):
 
 
 
+    def language_update(self, lang: str) -> dict[str, object]:
+        """A request's ``en-US`` is GPT-SoVITS' ``en`` (its text_lang)."""
+        return {"text_lang": lang.strip().lower().replace("_", "-").split("-")[0]}
+
     def cache_key(self) -> str:
         return f"sovits:{self.speaker_id}:{self.temperature:g}:{self.speed:g}"
 

@@ -1,0 +1,233 @@
+"""The API this agent offers households' chat bots and web pages (the shape of the API it
+replaces): ``POST /api/tts`` text in, WAV out; ``WS /api/tts-stream`` one WAV per sentence as
+it is made; ``GET /api/voices``, ``GET /api/health``; and every command of the command table at
+``POST /api/profiles/<profile>/commands/<command>`` (what the web page uses).
+
+Each handler parses, calls one entry of the command table and answers; the errors are the
+services' codes with an HTTP status (``errors.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from agent import __version__
+from agent.commands import check_profile, find, validate
+from agent.core import Core
+from agent.errors import ServiceError
+from agent.http.errors import error_response
+from agent.settings import AgentSettings
+from providers.base import ProviderError
+from providers.common.audio import read_wav_pcm, wav_bytes
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+DEFAULT_PROFILE = "default"
+
+
+class CollectedAudio:
+    """The whole utterance, for one HTTP answer (sentences joined when they came one by one)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def chunk(self, request_id: str, seq: int, wav: bytes) -> None:
+        self.parts.append(wav)
+
+    def whole(self, request_id: str, wav: bytes) -> None:
+        self.parts = [wav]
+
+    def where(self, request_id: str, stream: bool) -> str:
+        return "http"
+
+    def wav(self) -> bytes:
+        if len(self.parts) == 1:
+            return self.parts[0]
+        pieces = [read_wav_pcm(part) for part in self.parts]
+        return wav_bytes(b"".join(pcm for pcm, _ in pieces), pieces[0][1] if pieces else 22050)
+
+
+class StreamedAudio:
+    """Each sentence's WAV handed to the event loop as soon as the speak worker has it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sentences: asyncio.Queue[bytes]) -> None:
+        self._loop = loop
+        self._sentences = sentences
+
+    def chunk(self, request_id: str, seq: int, wav: bytes) -> None:
+        self._loop.call_soon_threadsafe(self._sentences.put_nowait, wav)
+
+    def whole(self, request_id: str, wav: bytes) -> None:
+        self._loop.call_soon_threadsafe(self._sentences.put_nowait, wav)
+
+    def where(self, request_id: str, stream: bool) -> str:
+        return "websocket"
+
+
+class Api:
+    def __init__(self, core: Core, settings: AgentSettings) -> None:
+        self._core = core
+        self._settings = settings
+        self._token = settings.http_token.get_secret_value() if settings.http_token else None
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=self._settings.max_audio_bytes, middlewares=[self._errors, self._auth])
+        app.add_routes([
+            web.post("/api/tts", self.tts),
+            web.get("/api/tts-stream", self.tts_stream),
+            web.get("/api/voices", self.voices),
+            web.get("/api/health", self.health),
+            web.post("/api/profiles/{profile}/commands/{command}", self.command),
+        ])
+        return app
+
+    # -- the core, from the event loop -------------------------------------------------------------
+    async def call(self, profile: str, name: str, document: dict[str, Any], out: Any = None) -> dict[str, Any]:
+        """One command of the table; its validation and start run off the loop, its answer is awaited."""
+        def start() -> Any:
+            command = find(self._core.commands, name)
+            check_profile(profile, self._core.layout.exists)
+            return command.run(profile, validate(command, document), out or CollectedAudio())
+
+        result = await asyncio.get_running_loop().run_in_executor(None, start)
+        if isinstance(result, Future):
+            return await asyncio.wrap_future(result)
+        return dict(result)
+
+    # -- middlewares --------------------------------------------------------------------------------
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except (ServiceError, ProviderError) as exc:
+            log.warning("HTTP %s %s refused: %s: %s", request.method, request.path, exc.code, exc)
+            return error_response(exc.code, str(exc), getattr(exc, "data", None))
+        except web.HTTPRequestEntityTooLarge:
+            return error_response("payload_too_large", f"the body is larger than {self._settings.max_audio_bytes} bytes")
+        except web.HTTPException:
+            raise
+        except Exception as exc:
+            log.exception("HTTP %s %s failed", request.method, request.path)
+            return error_response("internal_error", f"{type(exc).__name__}: {exc}")
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self._token is not None and not self._authorized(request):
+            return error_response("unauthorized", "send 'Authorization: Bearer <VOICE_AGENT_HTTP_TOKEN>' "
+                                                  "(or ?access_token=... for a WebSocket)")
+        return await handler(request)
+
+    def _authorized(self, request: web.Request) -> bool:
+        assert self._token is not None
+        header = request.headers.get("Authorization", "")
+        given = header[7:] if header.startswith("Bearer ") else request.query.get("access_token", "")
+        return hmac.compare_digest(given.encode(), self._token.encode())
+
+    # -- routes -------------------------------------------------------------------------------------
+    async def tts(self, request: web.Request) -> web.Response:
+        document = await self._json(request)
+        profile = str(document.pop("profile", DEFAULT_PROFILE))
+        out = CollectedAudio()
+        summary = await self.call(profile, "speak", document, out)
+        headers = {
+            "X-Request-Id": str(summary["id"]), "X-Provider": str(summary["provider"]), "X-Voice": str(summary["voice"]),
+            "X-Cached": json.dumps(summary["cached"]), "X-Fallback": json.dumps(summary["fallback"]),
+            "X-Audio-Seconds": str(summary["audio_seconds"]), "X-Latency-Ms": str(summary["latency_ms"]),
+        }
+        return web.Response(body=out.wav(), content_type="audio/wav", headers=headers)
+
+    async def tts_stream(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=self._settings.max_request_bytes)
+        await ws.prepare(request)
+        async for message in ws:
+            if message.type != WSMsgType.TEXT:
+                await ws.send_json({"done": True, "code": "invalid_payload", "error": "send a JSON text frame"})
+                continue
+            await self._speak_to(ws, message.data)
+        return ws
+
+    async def _speak_to(self, ws: web.WebSocketResponse, text: str) -> None:
+        """One request of the stream: its sentences as binary frames, then ``{"done": true, ...}``."""
+        try:
+            document = json.loads(text)
+            if not isinstance(document, dict):
+                raise ServiceError("invalid_payload", "send a JSON object")
+        except ValueError as exc:
+            await ws.send_json({"done": True, "code": "invalid_json", "error": f"not valid JSON: {exc}"})
+            return
+        except ServiceError as exc:
+            await ws.send_json({"done": True, "code": exc.code, "error": str(exc)})
+            return
+        profile = str(document.pop("profile", DEFAULT_PROFILE))
+        sentences: asyncio.Queue[bytes] = asyncio.Queue()
+        answer = asyncio.ensure_future(
+            self.call(profile, "speak", {**document, "stream": True}, StreamedAudio(asyncio.get_running_loop(), sentences))
+        )
+        while not answer.done() or not sentences.empty():
+            if not sentences.empty():
+                await ws.send_bytes(sentences.get_nowait())
+                continue
+            waiting = asyncio.ensure_future(sentences.get())
+            done, _ = await asyncio.wait({waiting, answer}, return_when=asyncio.FIRST_COMPLETED)
+            if waiting in done:
+                await ws.send_bytes(waiting.result())
+            else:
+                waiting.cancel()
+        try:
+            summary = answer.result()
+        except (ServiceError, ProviderError) as exc:
+            await ws.send_json({"done": True, "id": document.get("id"), "code": exc.code, "error": str(exc)})
+            return
+        except Exception as exc:
+            log.exception("WebSocket speak failed")
+            await ws.send_json({"done": True, "id": document.get("id"), "code": "internal_error", "error": str(exc)})
+            return
+        await ws.send_json({"done": True, **summary})
+
+    async def voices(self, request: web.Request) -> web.Response:
+        profile = request.query.get("profile", DEFAULT_PROFILE)
+        return web.json_response(await self.call(profile, "voices", {}))
+
+    async def health(self, request: web.Request) -> web.Response:
+        core = self._core
+        profiles = core.layout.names()
+        problems = core.problems()
+        return web.json_response({
+            "status": "online" if not problems else "unhealthy", "version": __version__, "problems": problems,
+            "profiles": profiles, "providers_loaded": core.engines.loaded(),
+            "readiness": {p: core.state.get(p).get("readiness", {}) for p in profiles},
+            "gpu": core.state.get("gpu"),
+        })
+
+    async def command(self, request: web.Request) -> web.Response:
+        name = request.match_info["command"]
+        command = find(self._core.commands, name)
+        if name == "speak":
+            raise ServiceError("invalid_payload", "speak answers with audio: use POST /api/tts or the WebSocket /api/tts-stream")
+        if command.audio_in and request.content_type.startswith("audio/"):
+            document: dict[str, Any] = {"audio": await request.read()}
+        else:
+            document = await self._json(request)
+        return web.json_response({"data": await self.call(request.match_info["profile"], name, document)})
+
+    async def _json(self, request: web.Request) -> dict[str, Any]:
+        raw = await request.read()
+        if len(raw) > self._settings.max_request_bytes:
+            raise ServiceError("payload_too_large", f"the body is {len(raw)} bytes; the limit is {self._settings.max_request_bytes}")
+        if not raw.strip():
+            return {}
+        try:
+            document = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ServiceError("invalid_json", f"the body is not valid JSON: {exc}") from exc
+        if not isinstance(document, dict):
+            raise ServiceError("invalid_payload", "the body must be a JSON object")
+        return document
