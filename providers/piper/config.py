@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 from pydantic import Field, field_validator
 
 from providers.settings_base import ProviderSettings
@@ -16,7 +18,8 @@ class PiperSettings(ProviderSettings):
     model: str = Field(
         DEFAULT_PIPER_VOICE,
         min_length=1,
-        description="Voice name (an installed *.onnx under out/voices/) or an absolute path to one.",
+        description="Voice name (an installed *.onnx under out/voices/), a path to one under the profile or the "
+        "home (out/voices/amy/amy.onnx, as the seed writes it), or an absolute path.",
     )
     speaking_rate: float = Field(1.0, ge=0.5, le=2.0, description="1.0 = the voice's own pace.")
     speaker_id: int | None = Field(None, ge=0, description="Speaker of a multi-speaker voice.")
@@ -24,10 +27,15 @@ class PiperSettings(ProviderSettings):
     @field_validator("model")
     @classmethod
     def _bare_name(cls, value: str) -> str:
-        """'x.onnx' and 'x' are the same voice (and the same cache entries)."""
-        return value if value.startswith("/") else value.removesuffix(".onnx")
-
-
+        """'x.onnx' and 'x' are the same voice (and the same cache entries); a relative path stays
+        below the profile or the home."""
+        if value.startswith("/"):
+            return value
+        if "/" in value:
+            if ".." in PurePosixPath(value).parts or not value.endswith(".onnx"):
+                raise ValueError("a relative model path must stay below the profile or the home and end in .onnx")
+            return value
+        return value.removesuffix(".onnx")
 
     def cache_key(self) -> str:
         speaker = "" if self.speaker_id is None else f":{self.speaker_id}"

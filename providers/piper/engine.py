@@ -32,12 +32,18 @@ def bundled_voice() -> Path:
 
 
 def resolve_model(model: str, ctx: ProviderContext) -> Path:
-    """Find a voice by name (profile voices, then global, then bundled) or by absolute path."""
+    """Find a voice by name (profile voices, then global, then bundled), by a path under the
+    profile or the home (checked by the settings to stay below them), or by absolute path."""
     candidate = Path(model)
     if candidate.is_absolute():
         if candidate.is_file():
             return candidate
         raise VoiceNotFoundError(f"Piper voice file not found: {model}")
+    if "/" in model:
+        for root in (ctx.profile_dir, ctx.home):
+            if (root / model).is_file():
+                return root / model
+        raise VoiceNotFoundError(f"Piper voice file {model} not found under {ctx.profile_dir} or {ctx.home}")
     if not is_voice_file_name(model):
         raise VoiceNotFoundError(f"invalid Piper voice name: {model!r}")
     name = model.removesuffix(".onnx")

@@ -27,10 +27,17 @@ class SovitsProvider:
         self.client = SovitsClient()
         self.transfer = ReferenceTransfer()
         self.servers = ServerManager()
+        self._told: set[str] = set()  # references we warned about (once each)
 
     def synthesize(self, text: str, settings: ProviderSettings, ctx: ProviderContext) -> Iterator[AudioChunk]:
         assert isinstance(settings, SovitsSettings)
         reference = find_reference(ctx, settings.speaker_id)
+        if not reference.transcript and reference.tag not in self._told:
+            self._told.add(reference.tag)
+            log.warning(
+                "GPT-SoVITS reference %s has no transcript: speaking in reference-free mode (v1/v2 models only; "
+                "write the words spoken in it to %s for a closer voice)", reference.audio, reference.audio.with_suffix(".txt"),
+            )
         if settings.auto_start:
             self._wait_for_server(settings, ctx)
         request = build_request(text, settings, self.transfer.server_path(reference, settings), reference.transcript)

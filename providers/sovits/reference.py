@@ -45,7 +45,9 @@ def speaker_dirs(ctx: ProviderContext, speaker: str) -> list[Path]:
 
 
 def find_reference(ctx: ProviderContext, speaker: str) -> Reference:
-    """The speaker's reference: the newest audio file that has a transcript, profile folder first."""
+    """The speaker's reference: the newest audio file with a transcript, profile folder first. One
+    without (or with an empty one) is still used, in GPT-SoVITS' reference-free mode: its
+    ``transcript`` is then empty, and the engine says so in the log."""
     folders = speaker_dirs(ctx, speaker)
     for folder in folders:
         candidates = _audio_files(folder)
@@ -53,17 +55,14 @@ def find_reference(ctx: ProviderContext, speaker: str) -> Reference:
             continue
         with_text = [(a, t) for a, t in ((a, _transcript_of(a)) for a in candidates) if t is not None]
         if not with_text:
-            raise VoiceNotFoundError(
-                f"GPT-SoVITS reference {candidates[0]} has no transcript: write the words spoken in it to "
-                f"{candidates[0].with_suffix('.txt')}"
-            )
+            audio = max(candidates, key=lambda path: (_mtime(path), path.name))
+            _check_length(audio)
+            return Reference(audio, "", _tag(audio, None))
         audio, text_file = max(with_text, key=lambda pair: (_mtime(pair[0]), pair[0].name))
         try:
             transcript = text_file.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             raise VoiceNotFoundError(f"cannot read the transcript {text_file}: {exc}") from exc
-        if not transcript:
-            raise VoiceNotFoundError(f"the transcript {text_file} is empty: write the words spoken in {audio.name}")
         _check_length(audio)
         return Reference(audio, transcript, _tag(audio, text_file))
     raise VoiceNotFoundError(
@@ -106,9 +105,9 @@ def _mtime(path: Path) -> int:
         return 0
 
 
-def _tag(audio: Path, transcript: Path) -> str:
+def _tag(audio: Path, transcript: Path | None) -> str:
     parts = []
-    for path in (audio, transcript):
+    for path in (audio, transcript) if transcript is not None else (audio,):
         try:
             stat = path.stat()
         except OSError as exc:

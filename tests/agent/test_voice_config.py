@@ -75,3 +75,38 @@ def test_cache_keys_follow_the_seed() -> None:
     assert tts.sovits.cache_key() == "sovits:default:1:1"
     assert tts.rvc.cache_key().startswith("rvc:default:0")
     assert tts.piper.with_request(None, 1.5).cache_key() != tts.piper.cache_key()
+
+
+# The seed's voice document, in the shapes its users wrote it: these must load as they are.
+SEED_DOCUMENTS = [
+    {"tts": {"provider": "gpt-sovits", "sovits": {"serverUrl": "http://127.0.0.1:9880", "speakerId": "default",
+                                                  "temperature": 1.0, "speed": 1.0, "autoStart": False}}},
+    {"tts": {"provider": "piper", "piper": {"model": "out/voices/amy/amy.onnx", "speakingRate": 1.0}}},
+    {"tts": {"provider": "rvc", "rvc": {"speakerId": "default", "pitchShift": 0, "indexRate": 0.75, "volumeEnvelope": 0.25,
+                                        "protect": 0.33, "f0Method": "rmvpe", "pauseOllamaDuringInference": False}}},
+    {"tts": {"provider": "kokoro", "kokoro": {"voice": "af_heart", "speed": 1.0, "useCustomVoicepack": False,
+                                              "voicepackPath": ""}}},
+    {"cache": {"enabled": True, "directory": "out/cache/tts", "maxSizeMB": 200}},
+]
+
+
+@pytest.mark.parametrize("document", SEED_DOCUMENTS)
+def test_the_seeds_documents_load(tmp_path: Path, document: dict[str, object]) -> None:
+    path = tmp_path / "voice.json"
+    path.write_text(json.dumps(document))
+    config = load_voice_config(REPO / "etc" / "voice.json", path)
+    assert config.tts.provider in ("piper", "sovits", "rvc", "kokoro")
+
+
+def test_the_seeds_names_mean_what_they_meant(tmp_path: Path) -> None:
+    path = tmp_path / "voice.json"
+    path.write_text(json.dumps(SEED_DOCUMENTS[0]))
+    assert load_voice_config(path).tts.provider == "sovits"  # "gpt-sovits" is GPT-SoVITS
+    path.write_text(json.dumps(SEED_DOCUMENTS[1]))
+    assert load_voice_config(path).tts.piper.model == "out/voices/amy/amy.onnx"
+    path.write_text(json.dumps(SEED_DOCUMENTS[3]))
+    assert load_voice_config(path).tts.kokoro.language == "a"  # af_heart speaks American English
+    for escape in ("../amy/amy.onnx", "out/../../amy.onnx", "out/voices/amy/amy.json"):
+        path.write_text(json.dumps({"tts": {"piper": {"model": escape}}}))
+        with pytest.raises(ConfigError, match="tts.piper.model"):
+            load_voice_config(path)

@@ -84,3 +84,18 @@ def test_half_installed_profile_voice_does_not_hide_global_one(tmp_path: Path) -
     (tmp_path / "p" / "out" / "voices").mkdir(parents=True)
     (tmp_path / "p" / "out" / "voices" / "mine.onnx").write_bytes(b"x")
     assert resolve_model("mine", ctx) == good
+
+
+def test_a_relative_model_path_is_found_under_the_profile_then_the_home(tmp_path: Path) -> None:
+    """The seed wrote "model": "out/voices/amy/amy.onnx", relative to where it ran."""
+    from tests.contexts import home_context
+
+    ctx = home_context(tmp_path)
+    at_home = install_voice(tmp_path / "out" / "voices" / "amy", "amy")
+    assert resolve_model("out/voices/amy/amy.onnx", ctx) == at_home
+    in_profile = install_voice(ctx.profile_dir / "out" / "voices" / "amy", "amy")
+    assert resolve_model("out/voices/amy/amy.onnx", ctx) == in_profile
+    with pytest.raises(VoiceNotFoundError, match="not found under"):
+        resolve_model("out/voices/bob/bob.onnx", ctx)
+    chunks = list(PiperProvider().synthesize("Amy speaks.", PiperSettings(model="out/voices/amy/amy.onnx"), ctx))
+    assert chunks and chunks[0].sample_rate == 22050

@@ -113,3 +113,22 @@ def test_bad_pt_voicepacks(tmp_path: Path) -> None:
     corrupt.write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(VoicepackError, match="cannot read voicepack"):
         load_voicepack(corrupt)
+
+
+def test_a_voice_speaks_the_language_of_its_name_unless_told_otherwise() -> None:
+    from providers.kokoro.config import KokoroSettings, lang_code_of, voice_language
+
+    assert [voice_language(v) for v in ("af_heart", "jm_kumo", "bf_emma:0.6,af_sky:0.4", "owner", "xx_y")] == [
+        "a", "j", "b", None, None]
+    assert [lang_code_of(t) for t in ("en-US", "en_gb", "ja", "pt-BR", "zh", "b", "de")] == ["a", "b", "j", "p", "z", "b", None]
+    assert KokoroSettings().language == "j"  # the bundled jf_alpha
+    assert KokoroSettings(voice="af_heart").language == "a"
+    assert KokoroSettings(voice="af_heart", langCode="b").language == "b"  # set: it wins
+    configured = KokoroSettings(langCode="j")
+    assert configured.with_request("af_heart", None).language == "a"  # a requested voice speaks its own language
+    assert configured.with_request("af_heart", None, "en-gb").language == "b"  # ...unless the request says which
+    assert configured.with_request(None, None, "en").language == "a"
+    assert KokoroSettings(voice="af_heart").cache_key() != KokoroSettings(voice="af_heart", langCode="b").cache_key()
+    with pytest.raises(ValueError, match="does not speak 'de'"):
+        configured.with_request(None, None, "de")
+    assert KokoroSettings(useCustomVoicepack=True, voicepackPath="owner.npy").language == "a"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from providers.base import ProviderContext
 from providers.sovits.config import SovitsSettings
@@ -145,3 +147,18 @@ def test_cache_tag_follows_the_reference(provider: SovitsProvider, ctx: Provider
 
     write_reference(reference.parent, seconds=6.0)  # same names, new audio
     assert provider.asset_tag(settings, ctx) not in (tag, changed_text)
+
+
+def test_a_reference_without_transcript_speaks_reference_free_and_says_so_once(
+    provider: SovitsProvider, fake: FakeSovits, ctx: ProviderContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.providers.sovits.conftest import speaker_dir, write_reference
+
+    audio = write_reference(speaker_dir(ctx), transcript=None)
+    settings = SovitsSettings(serverUrl=fake.url, streamingMode=0)
+    with caplog.at_level(logging.WARNING, logger="providers.sovits.engine"):
+        for _ in range(2):
+            assert list(provider.synthesize("No words for the reference.", settings, ctx))
+    assert fake.requests[-1]["prompt_text"] == "" and fake.requests[-1]["ref_audio_path"] == str(audio)
+    warnings = [r.getMessage() for r in caplog.records if "reference-free" in r.getMessage()]
+    assert len(warnings) == 1 and str(audio.with_suffix(".txt")) in warnings[0]
