@@ -148,8 +148,8 @@ def agent_env(home: Path, port: int) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_broker(workdir: Path) -> Iterator[Mosquitto]:
-    broker = Mosquitto(workdir).start()
+def running_broker(workdir: Path, nodelay: bool = True) -> Iterator[Mosquitto]:
+    broker = Mosquitto(workdir, nodelay=nodelay).start()
     try:
         yield broker
     finally:
@@ -622,6 +622,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pause", type=float, default=0.05, help="seconds between measurements (default 0.05)")
     parser.add_argument("--markdown", type=Path, help="also write the report to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (agent and broker logs)")
+    parser.add_argument("--stock-broker", action="store_true",
+                        help="Mosquitto as installed (set_tcp_nodelay false) instead of with set_tcp_nodelay true")
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.warmup < 0:
         parser.error("--repeat must be >= 1 and --warmup >= 0")
@@ -648,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
     samples = Samples()
     try:
         with contextlib.ExitStack() as stack:
-            broker = stack.enter_context(running_broker(root / "mosquitto"))
+            broker = stack.enter_context(running_broker(root / "mosquitto", nodelay=not args.stock_broker))
             client = BenchClient(broker.port)
             stack.callback(client.close)
             launched = time.perf_counter()

@@ -24,16 +24,21 @@ def mosquitto_binary() -> str:
 
 
 class Mosquitto:
-    def __init__(self, workdir: Path, port: int | None = None, users: dict[str, str] | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, users: dict[str, str] | None = None,
+                 nodelay: bool = True) -> None:
+        """``nodelay=False``: Mosquitto as installed (``set_tcp_nodelay false``), for the bench."""
         self.workdir = workdir
         self.port = port or free_port()
         self.users = users or {}
+        self.nodelay = nodelay
         self.process: subprocess.Popen[bytes] | None = None
 
     def _write_config(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
         # As root, mosquitto would switch to its own user and lose access to the temp dir.
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "set_tcp_nodelay true", f"user {getpass.getuser()}"]
+        lines = [f"listener {self.port} 127.0.0.1", "persistence false", f"user {getpass.getuser()}"]
+        if self.nodelay:
+            lines.append("set_tcp_nodelay true")
         if self.users:
             passwd = self.workdir / "passwd"
             passwd.write_text("")
