@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
@@ -11,6 +12,28 @@ from providers import registry
 
 # Request ids become topic segments (voice/<profile>/audio/<id>): keep them plain.
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+MAX_JSON_DEPTH = 32  # voice.json nests four deep; nothing the agent reads needs more
+
+
+def load_json(raw: bytes | str) -> Any:
+    """JSON from the network or a file, or ``ValueError`` saying why not: bad syntax or UTF-8, and
+    what would otherwise crash a reader (30 000 nested brackets, a 5000-digit number)."""
+    try:
+        document = json.loads(raw)
+    except RecursionError:
+        raise ValueError(f"not valid JSON: nested deeper than {MAX_JSON_DEPTH}") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too many digits
+        raise ValueError(f"not valid JSON: {exc}") from exc
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth >= MAX_JSON_DEPTH:
+                    raise ValueError(f"not valid JSON: nested deeper than {MAX_JSON_DEPTH}")
+                stack.append((child, depth + 1))
+    return document
 
 _SPELLINGS = (*registry.NAMES, *registry.ALIASES)
 

@@ -7,7 +7,6 @@ section per provider in the registry, each the provider's own settings model.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, ValidationError, create_model, field_validator
 
 from agent.record.config import RecordConfig
-from agent.requests import ProviderName
+from agent.requests import ProviderName, load_json
 from agent.train.config import TrainConfig
 from providers import registry
 from providers.settings_base import CamelModel, ProviderSettings
@@ -91,9 +90,9 @@ def read_json_object(path: Path) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError([ConfigProblem(str(path), "", f"not valid JSON: {exc}")]) from exc
+        data = load_json(raw)
+    except ValueError as exc:
+        raise ConfigError([ConfigProblem(str(path), "", str(exc))]) from exc
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem(str(path), "", "must be a JSON object")])
     return data

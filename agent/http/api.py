@@ -23,6 +23,7 @@ from agent.commands import check_profile, find, validate
 from agent.core import Core
 from agent.errors import ServiceError
 from agent.http.errors import error_response
+from agent.requests import load_json
 from agent.settings import AgentSettings
 from providers.base import ProviderError
 from providers.common.audio import read_wav_pcm, wav_bytes
@@ -157,11 +158,11 @@ class Api:
     async def _speak_to(self, ws: web.WebSocketResponse, text: str) -> None:
         """One request of the stream: its sentences as binary frames, then ``{"done": true, ...}``."""
         try:
-            document = json.loads(text)
+            document = load_json(text)
             if not isinstance(document, dict):
                 raise ServiceError("invalid_payload", "send a JSON object")
         except ValueError as exc:
-            await ws.send_json({"done": True, "code": "invalid_json", "error": f"not valid JSON: {exc}"})
+            await ws.send_json({"done": True, "code": "invalid_json", "error": str(exc)})
             return
         except ServiceError as exc:
             await ws.send_json({"done": True, "code": exc.code, "error": str(exc)})
@@ -225,9 +226,9 @@ class Api:
         if not raw.strip():
             return {}
         try:
-            document = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ServiceError("invalid_json", f"the body is not valid JSON: {exc}") from exc
+            document = load_json(raw)
+        except ValueError as exc:
+            raise ServiceError("invalid_json", f"the body is {exc}") from exc
         if not isinstance(document, dict):
             raise ServiceError("invalid_payload", "the body must be a JSON object")
         return document

@@ -24,6 +24,7 @@ from agent.commands import check_profile, find, validate
 from agent.core import Core
 from agent.errors import ServiceError
 from agent.mqtt.transport import MqttTransport
+from agent.requests import load_json
 from agent.settings import AgentSettings
 from providers.base import ProviderError
 
@@ -196,7 +197,7 @@ class HermesBridge:
 
     def _parse(self, model: type[Any], payload: bytes, quiet: bool = False) -> Any:
         try:
-            return model.model_validate(json.loads(payload))
+            return model.model_validate(load_json(payload))
         except (ValueError, ValidationError) as exc:
             if not quiet:
                 log.warning("ignored a malformed Hermes message (%s): %s", model.__name__, exc)

@@ -8,7 +8,6 @@ response and a log entry.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from pydantic import BaseModel
 from agent.commands import Command, check_profile, find, validate
 from agent.errors import ServiceError
 from agent.mqtt.schema import Response
-from agent.requests import REQUEST_ID_PATTERN
+from agent.requests import REQUEST_ID_PATTERN, load_json
 from agent.speak.service import AudioOut
 from providers.base import ProviderError
 
@@ -36,9 +35,9 @@ def parse_json_object(payload: bytes) -> dict[str, Any]:
     if not payload.strip():
         return {}
     try:
-        document = json.loads(payload)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ServiceError("invalid_json", f"payload is not valid JSON: {exc}") from exc
+        document = load_json(payload)
+    except ValueError as exc:
+        raise ServiceError("invalid_json", f"the payload is {exc}") from exc
     if not isinstance(document, dict):
         raise ServiceError("invalid_payload", "payload must be a JSON object")
     return document

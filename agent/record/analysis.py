@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from agent.record.decode import ANALYSIS_RATE, decode_wav, resample
+from agent.record.decode import ANALYSIS_RATE, decode_wav
 from agent.record.quality import Measurements, measure, score
 from agent.record.vad import Utterance, VadOptions, segment
 
@@ -95,7 +95,7 @@ def score_utterance(utterance: Utterance, options: AnalysisOptions) -> Scored:
 
 
 def score_wav(data: bytes, options: AnalysisOptions) -> Analysis:
-    audio = resample(decode_wav(data), ANALYSIS_RATE)
+    audio = decode_wav(data, ANALYSIS_RATE)
     utterances, segmenter = segment(audio.samples, options.vad)
     return Analysis(audio.seconds, [score_utterance(u, options) for u in utterances], segmenter.dropped)
 
@@ -163,7 +163,7 @@ class AnalysisWorker:
 
 def embed_wav(data: bytes, vad: VadOptions) -> np.ndarray:
     """The speaker embedding of the speech in a recording (for enrolling the owner's voice)."""
-    audio = resample(decode_wav(data), ANALYSIS_RATE)
+    audio = decode_wav(data, ANALYSIS_RATE)
     utterances, _ = segment(audio.samples, vad)
     speech = np.concatenate([u.samples for u in utterances]) if utterances else audio.samples
     if len(speech) < ANALYSIS_RATE:

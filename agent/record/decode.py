@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -11,6 +12,11 @@ from providers.common.audio import from_pcm16
 
 ANALYSIS_RATE = 16000  # webrtcvad, DNSMOS and Resemblyzer all work at 16 kHz
 MAX_SECONDS = 600.0
+# What a microphone sends. The header is checked before a sample is decoded: a 1 MB FLAC that
+# claims 655 350 Hz, or 8 channels at 192 kHz for ten minutes, would decode to gigabytes.
+RATES = (4000, 96000)
+MAX_CHANNELS = 2
+BLOCK_SECONDS = 2.0  # decoded (and resampled) a block at a time: memory follows the output, not the input
 
 
 class AudioDecodeError(ValueError):
@@ -27,30 +33,53 @@ class Audio:
         return len(self.samples) / self.rate
 
 
-def decode_wav(data: bytes) -> Audio:
-    """Any WAV soundfile reads (8-32 bit PCM, float, mono or stereo), mixed down to mono."""
+def decode_wav(data: bytes, rate: int | None = None, max_seconds: float = MAX_SECONDS) -> Audio:
+    """Any WAV (or FLAC, OGG) soundfile reads, mixed down to mono, at ``rate`` when given.
+
+    Refused before decoding: rates and channel counts no microphone sends, and a header that
+    says it is longer than ``max_seconds``; refused while decoding: more audio than that, NaN."""
     import soundfile
 
     if not data:
         raise AudioDecodeError("empty audio payload")
     try:
         with soundfile.SoundFile(io.BytesIO(data)) as handle:
-            rate = int(handle.samplerate)
-            if handle.frames > MAX_SECONDS * rate:
-                raise AudioDecodeError(f"audio is {handle.frames / rate:.0f} s long; the limit is {MAX_SECONDS:.0f} s")
-            frames = handle.read(dtype="float32", always_2d=True)
+            source_rate, channels = int(handle.samplerate), int(handle.channels)
+            if not RATES[0] <= source_rate <= RATES[1]:
+                raise AudioDecodeError(f"unsupported sample rate {source_rate} Hz (a microphone sends {RATES[0]}-{RATES[1]})")
+            if channels > MAX_CHANNELS:
+                raise AudioDecodeError(f"{channels} channels: send mono or stereo")
+            limit = int(max_seconds * source_rate)
+            if handle.frames > limit:
+                raise AudioDecodeError(f"audio is {handle.frames / source_rate:.0f} s long; the limit is {max_seconds:g} s")
+            samples = _read_mono(handle, source_rate, rate or source_rate, limit, max_seconds)
     except AudioDecodeError:
         raise
     except (RuntimeError, soundfile.LibsndfileError, ValueError) as exc:
         raise AudioDecodeError(f"not a readable WAV file: {exc}") from exc
-    if frames.size == 0:
+    if samples.size == 0:
         raise AudioDecodeError("the WAV file holds no samples")
-    if not 4000 <= rate <= 192000:
-        raise AudioDecodeError(f"unsupported sample rate {rate} Hz")
-    samples = frames.mean(axis=1) if frames.shape[1] > 1 else frames[:, 0]
     if not np.isfinite(samples).all():
         raise AudioDecodeError("the WAV file holds NaN or infinite samples")
-    return Audio(np.clip(samples, -1.0, 1.0).astype(np.float32), rate)
+    return Audio(np.clip(samples, -1.0, 1.0).astype(np.float32), rate or source_rate)
+
+
+def _read_mono(handle: Any, source_rate: int, rate: int, limit: int, max_seconds: float) -> np.ndarray:
+    resampler = None
+    if rate != source_rate:
+        import soxr
+
+        resampler = soxr.ResampleStream(source_rate, rate, 1, dtype="float32")
+    parts, read = [], 0
+    for block in handle.blocks(blocksize=int(BLOCK_SECONDS * source_rate), dtype="float32", always_2d=True):
+        read += len(block)
+        if read > limit:
+            raise AudioDecodeError(f"audio is longer than the limit of {max_seconds:g} s")
+        mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+        parts.append(resampler.resample_chunk(mono) if resampler is not None else mono)
+    if resampler is not None:
+        parts.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
 
 
 def pcm16_to_audio(pcm: bytes, rate: int) -> Audio:

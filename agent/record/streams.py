@@ -10,7 +10,6 @@ it stops), and a text that comes before the VAD closed its utterance waits for t
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -26,6 +25,7 @@ from agent.layout import Layout
 from agent.record.decode import ANALYSIS_RATE, AudioDecodeError, decode_wav, pcm16_to_audio
 from agent.record.service import RecordService
 from agent.record.vad import Segmenter, Utterance
+from agent.requests import load_json
 from providers.common.names import is_plain_name
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ IDLE_SECONDS = 30.0  # a session with no frames for this long is closed (its ope
 PAIR_SECONDS = 5.0  # how long an utterance waits for its transcript, or a transcript for its utterance
 MAX_SESSIONS = 32
 MAX_FRAME_BYTES = 256 * 1024
+HERMES_FRAME_SECONDS = 2.0  # a satellite sends frames of a few hundredths of a second
 
 
 class StreamStart(BaseModel):
@@ -88,6 +89,9 @@ class StreamSessions:
         profile = self._hermes_sites.get(site)
         if profile is None:
             return  # not a site this agent records
+        if len(payload) > MAX_FRAME_BYTES:
+            self._error(profile, f"hermes-{site}", f"Hermes frame of {len(payload)} bytes dropped (at most {MAX_FRAME_BYTES})")
+            return
         self._put(profile, f"hermes-{site}", "hermes", payload)
 
     def on_hermes_asr(self, site: str, event: str, text: str = "") -> None:
@@ -159,7 +163,7 @@ class StreamSessions:
 
     def _start(self, profile: str, name: str, payload: bytes) -> None:
         try:
-            start = StreamStart.model_validate(json.loads(payload) if payload.strip() else {})
+            start = StreamStart.model_validate(load_json(payload) if payload.strip() else {})
         except (ValueError, ValidationError) as exc:
             self._error(profile, name, f"bad start message: {exc}")
             return
@@ -179,7 +183,7 @@ class StreamSessions:
 
     def _hermes(self, profile: str, name: str, payload: bytes) -> None:
         try:
-            audio = decode_wav(payload)
+            audio = decode_wav(payload, max_seconds=HERMES_FRAME_SECONDS)
         except AudioDecodeError as exc:
             self._error(profile, name, f"bad Hermes audio frame: {exc}")
             return

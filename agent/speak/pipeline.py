@@ -16,6 +16,7 @@ from agent.config.model import VoiceConfig
 from agent.requests import describe_validation_error
 from agent.speak.cache import AudioCache
 from agent.speak.engines import ProviderPool
+from agent.speak.text import pieces
 from providers.base import AudioChunk, ProviderContext, ProviderError
 from providers.settings_base import ProviderSettings
 
@@ -124,15 +125,16 @@ def _synthesize(
     first_ms = 0.0
     try:
         provider = engines.get(name)
-        for chunk in provider.synthesize(job.text, settings, ctx):
-            if rate and chunk.sample_rate != rate:
-                raise ProviderError(f"{name} changed sample rate mid-utterance ({rate} -> {chunk.sample_rate})")
-            if not parts:
-                first_ms = (time.perf_counter() - job.received) * 1000
-            rate = chunk.sample_rate
-            if job.stream:
-                on_chunk(len(parts), chunk)
-            parts.append(chunk.pcm)
+        for piece in pieces(job.text):  # an engine never gets more than a short paragraph at once
+            for chunk in provider.synthesize(piece, settings, ctx):
+                if rate and chunk.sample_rate != rate:
+                    raise ProviderError(f"{name} changed sample rate mid-utterance ({rate} -> {chunk.sample_rate})")
+                if not parts:
+                    first_ms = (time.perf_counter() - job.received) * 1000
+                rate = chunk.sample_rate
+                if job.stream:
+                    on_chunk(len(parts), chunk)
+                parts.append(chunk.pcm)
     except ProviderError as exc:
         raise _Failure(str(exc), exc.code, len(parts) if job.stream else 0) from exc
     except Exception as exc:  # an engine bug must not take the worker down
