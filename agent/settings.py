@@ -39,6 +39,9 @@ class AgentSettings(BaseSettings):
     queue_depth: int = Field(8, ge=1, le=1000, description="Speak requests per profile that may wait behind the one being spoken; more get 'busy'.")
     max_audio_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest accepted recording payload.")
     record_queue_depth: int = Field(16, ge=1, le=1000, description="Recordings waiting to be scored before 'busy'.")
+    command_queue_depth: int = Field(
+        16, ge=1, le=1000, description="Sample, training and server commands waiting per service before 'busy'."
+    )
     hermes_sites: dict[str, str] = Field(
         default_factory=dict,
         description='Hermes satellites to record, site id -> profile, as JSON: {"kitchen": "default"}.',

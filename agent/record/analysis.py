@@ -20,6 +20,7 @@ import numpy as np
 from agent.record.decode import ANALYSIS_RATE, decode_wav
 from agent.record.quality import Measurements, measure, score
 from agent.record.vad import Utterance, VadOptions, segment
+from providers.common.process import follow_parent
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ _models: _Models | None = None  # the worker process's own models (one process, 
 def _init_worker() -> None:
     os.nice(NICENESS)
     os.environ["OMP_NUM_THREADS"] = str(THREADS)
+    follow_parent(lambda: os._exit(0))  # an agent killed with -9 takes its models with it
 
 
 def _get_models() -> _Models:

@@ -4,7 +4,7 @@ thread of this service's own, never on a door's (MQTT's network thread, an HTTP 
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 from agent.config.store import ConfigStore
@@ -13,17 +13,18 @@ from agent.record import manage
 from agent.record.requests import DeleteRequest, ExportRequest, ListRequest, ShowRequest
 from agent.record.service import RecordService
 from agent.requests import EmptyRequest
+from agent.work import BoundedExecutor
 
 
 class SampleService:
-    def __init__(self, records: RecordService, layout: Layout, configs: ConfigStore) -> None:
+    def __init__(self, records: RecordService, layout: Layout, configs: ConfigStore, depth: int = 16) -> None:
         self._records = records
         self._layout = layout
         self._configs = configs
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="samples")
+        self._executor = BoundedExecutor("samples", 1, depth)
 
     def stop(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._executor.shutdown(wait=True)
 
     def later(self, work: Callable[[], dict[str, Any]]) -> Future[dict[str, Any]]:
         """Run ``work`` on this service's thread (disk and plots: never on a door's thread)."""

@@ -51,6 +51,7 @@ class RecordService:
         self._state = state
         self._queue: queue.Queue[RecordJob | None] = queue.Queue(maxsize=queue_depth)
         self._stores: dict[str, SampleStore] = {}
+        self._orphaned: set[str] = set()  # profiles with audio to score again (found without its row)
         self._analyser = analyser or analysis.AnalysisWorker()
         self._lock = threading.Lock()
         self._worker = threading.Thread(target=self._work, name="record", daemon=True)
@@ -102,6 +103,8 @@ class RecordService:
             if store is None:
                 store = SampleStore(self._layout.samples_dir(profile), self._layout.samples_db(profile))
                 self._stores[profile] = store
+                if store.orphans():
+                    self._orphaned.add(profile)
             return store
 
     def publish_readiness(self, profile: str) -> dict[str, Any]:
@@ -129,7 +132,11 @@ class RecordService:
     # -- the worker ----------------------------------------------------------------------
     def _work(self) -> None:
         while True:
-            job = self._queue.get()
+            try:
+                job = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                self._reimport_one()  # only when nothing else waits: live recordings come first
+                continue
             if job is None:
                 return
             try:
@@ -144,6 +151,37 @@ class RecordService:
                     log.exception("recording %s failed", job.id)
                 if job.future is not None:
                     job.future.set_exception(exc)
+
+    def _reimport_one(self) -> None:
+        """Score one orphan again: kept, its audio lives on as new samples; refused, it moves to
+        ``orphans/refused/``. Either way no audio is lost, and an event says what became of it."""
+        with self._lock:
+            profile = next(iter(sorted(self._orphaned)), None)
+        if profile is None:
+            return
+        orphans = self.store(profile).orphans()
+        if not orphans:
+            with self._lock:
+                self._orphaned.discard(profile)
+            return
+        path = orphans[0]
+        job = RecordJob(profile, uuid.uuid4().hex[:12], audio=path.read_bytes(), source="orphan")
+        try:
+            result = self._process(job)
+            kept, refused = [k["id"] for k in result["kept"]], [r for item in result["rejected"] for r in item["reasons"]]
+        except analysis.AnalysisFailed as exc:  # cannot score now (packages missing): leave them be
+            log.warning("cannot score the orphaned samples of %s again: %s", profile, exc)
+            with self._lock:
+                self._orphaned.discard(profile)
+            return
+        except ServiceError as exc:
+            kept, refused = [], [str(exc)]
+        if kept:
+            path.unlink(missing_ok=True)
+        else:
+            (path.parent / "refused").mkdir(exist_ok=True)
+            path.replace(path.parent / "refused" / path.name)
+        self._events.emit(profile, "sample.reimported", {"file": path.name, "kept": kept, "refused": refused})
 
     def _enroll(self, job: RecordJob) -> dict[str, Any]:
         try:

@@ -100,19 +100,34 @@ class SampleStore:
                 raise
             self._db.execute("COMMIT")
 
-    def reconcile(self) -> None:
-        """Remove temp files, files without rows and rows without files."""
+    @property
+    def orphans_dir(self) -> Path:
+        """Audio found without its row (a lost or old database, a crash mid-write): kept, to be scored again."""
+        return self.samples_dir / "orphans"
+
+    def reconcile(self) -> list[Path]:
+        """Rows without files go; files without rows are never deleted but moved to ``orphans/``
+        (the record service scores them again). The orphans found, oldest first."""
         with self._transaction() as db:
             rows = {r[0]: r[1] for r in db.execute("SELECT id, file FROM samples")}
             files = {p.name for p in self.samples_dir.iterdir() if p.is_file()}
-            for name in files:
-                if name.startswith(".") or name not in rows.values():
-                    log.warning("removing %s: no metadata (left by an interrupted write)", name)
+            known = set(rows.values())
+            for name in sorted(files - known):
+                if name.endswith(".tmp"):  # an atomic write that never finished: not a whole file
                     (self.samples_dir / name).unlink(missing_ok=True)
+                    continue
+                target = self.orphans_dir / name.lstrip(".").removesuffix(".staged")
+                log.warning("keeping %s in %s: it has no metadata (a lost database, or a crash mid-write)", name, self.orphans_dir)
+                self.orphans_dir.mkdir(exist_ok=True)
+                os.replace(self.samples_dir / name, target)
             for sample_id, name in rows.items():
                 if name not in files:
                     log.warning("removing sample %s: its file %s is gone", sample_id, name)
                     db.execute("DELETE FROM samples WHERE id = ?", (sample_id,))
+        return sorted(self.orphans(), key=lambda p: p.stat().st_mtime_ns)
+
+    def orphans(self) -> list[Path]:
+        return [p for p in self.orphans_dir.glob("*.wav")] if self.orphans_dir.is_dir() else []
 
     def add(
         self,

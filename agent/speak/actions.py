@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 from agent.config.store import ConfigStore
@@ -14,6 +14,7 @@ from agent.errors import ServiceError
 from agent.events import EventBus
 from agent.layout import Layout
 from agent.speak.engines import ProviderPool
+from agent.work import BoundedExecutor
 from providers import registry
 from providers.base import Provider, ProviderError
 from providers.settings_base import ProviderSettings
@@ -23,12 +24,12 @@ log = logging.getLogger(__name__)
 
 
 class ProviderActions:
-    def __init__(self, engines: ProviderPool, configs: ConfigStore, layout: Layout, events: EventBus) -> None:
+    def __init__(self, engines: ProviderPool, configs: ConfigStore, layout: Layout, events: EventBus, depth: int = 16) -> None:
         self._engines = engines
         self._configs = configs
         self._layout = layout
         self._events = events
-        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="provider-action")
+        self._executor = BoundedExecutor("provider-action", 4, depth)
 
     def run(self, provider: str, action: ActionSpec, profile: str, params: Any) -> Future[dict[str, Any]]:
         return self._executor.submit(self._run, provider, action, profile, params)
@@ -56,4 +57,4 @@ class ProviderActions:
         return announce
 
     def stop(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._executor.shutdown(wait=True)

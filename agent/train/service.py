@@ -8,7 +8,7 @@ provider trains with, and where its voice goes, is in its spec (the registry).
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from agent.train.registry import trainer_for, trainers
 from agent.train.requests import JobRequest, TrainRequest
 from agent.train.runner import JobRunner, Launch
 from agent.train.schedule import IdlePolicy, parse_window
+from agent.work import BoundedExecutor
 from providers import registry
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class TrainService:
         )
         events.listen(lambda profile, name, data, when: self.policy.on_event(profile, name, data))
         events.listen(self._on_event)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="train-cmd")
+        self._executor = BoundedExecutor("train", 1, settings.command_queue_depth)
         self._scheduler: Any = None
 
     def start(self) -> None:
@@ -74,7 +75,7 @@ class TrainService:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
         self.runner.stop()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor.shutdown(wait=False)
         self.hogs.resume_leftovers()
         self.jobs.close()
 
@@ -114,7 +115,7 @@ class TrainService:
                                str(dataset) if dataset is not None else None)
         self.runner.enqueue(job)
         if request.when == "now":
-            self._executor.submit(self.runner.tick)
+            self._soon(self.runner.tick)
         return {"id": request.id, "job": job.as_dict()}
 
     def cancel(self, profile: str, request: JobRequest) -> dict[str, Any]:
@@ -193,7 +194,15 @@ class TrainService:
         if name == "speak.started":
             self.runner.on_speech()
         elif name == "sample.captured" and self._configs.get(profile).train.auto_retrain.enabled:
-            self._executor.submit(self.check_auto_retrain, [profile])
+            self._soon(self.check_auto_retrain, [profile])
+
+    def _soon(self, work: Any, *args: Any) -> None:
+        """Work of the service's own, not a request: when the queue is full the scheduler's next
+        tick (every 2 s) or check (every 10 min) does it anyway."""
+        try:
+            self._executor.submit(work, *args)
+        except ServiceError:
+            pass
 
     def publish_gpu_state(self) -> None:
         self._state.replace("gpu", self._gpu.report().as_dict())

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from agent.train.registry import load_trainer
 from providers.base import ProviderContext
+from providers.common.process import follow_parent
 from providers.training import Progress, TrainingRefused, TrainSpec
 
 log = logging.getLogger("agent.train.job")
@@ -47,6 +48,11 @@ def _protocol_stream() -> TextIO:
     return protocol
 
 
+def _orphaned(stop: threading.Event, grace: float = 60.0) -> None:
+    stop.set()
+    threading.Timer(grace, lambda: os._exit(3)).start()  # a trainer that does not stop in time is ended
+
+
 def main() -> int:
     document: dict[str, Any] = json.loads(sys.stdin.read())
     out = _protocol_stream()
@@ -55,6 +61,7 @@ def main() -> int:
         os.nice(int(document["nice"]))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    follow_parent(lambda: _orphaned(stop))  # the agent died: checkpoint and stop; the next agent resumes
     trainer = load_trainer(document["trainer"])
     spec = TrainSpec(
         profile=document["profile"], speaker=document["speaker"], dataset_dir=Path(document["dataset_dir"]),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from providers.rvc.convert import ConvertOptions, Converter, LoadedVoice, resample
+from providers.rvc.convert import Converter, ConvertOptions, LoadedVoice, resample
 from providers.rvc.hubert import load_hubert
 from providers.rvc.index import read_index
 from providers.rvc.modelfile import ModelFileError, read_model, shape_problems

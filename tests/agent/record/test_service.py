@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -245,3 +246,27 @@ def test_stopping_answers_what_still_waits(setup: Any) -> None:
     with pytest.raises(ServiceError) as refused:
         waiting.result(10)
     assert refused.value.code == "shutting_down" and analyser.closed
+
+
+def test_audio_found_without_its_row_is_scored_again(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    store = service.store("default")
+    analyser.results += [Analysis(2.0, [scored(80.0)], []), Analysis(2.0, [scored(80.0)], [])]
+    ids = [record(service, request_id=f"r{n}")["kept"][0]["id"] for n in range(2)]
+    store.close()
+    (home / "profiles" / "default" / "out" / "voice-agent.db").unlink()  # the database is lost
+    with service._lock:
+        service._stores.clear()
+    analyser.results += [Analysis(2.0, [scored(85.0)], []), Analysis(2.0, [scored(10.0)], [])]
+    reopened = service.store("default")  # the audio waits in orphans/, nothing deleted
+    assert sorted(p.stem for p in reopened.orphans()) == sorted(ids)
+    deadline = time.monotonic() + 10
+    while len(bus.events("sample.reimported")) < 2:
+        assert time.monotonic() < deadline, bus.told
+        time.sleep(0.05)
+    outcomes = bus.events("sample.reimported")
+    assert [bool(o["kept"]) for o in outcomes] == [True, False]
+    assert outcomes[1]["refused"] == ["score 10 below the threshold 70"]
+    assert [s.id for s in reopened.list()] == outcomes[0]["kept"] and reopened.orphans() == []
+    refused = home / "profiles" / "default" / "out" / "voices" / "samples" / "orphans" / "refused"
+    assert [p.name for p in refused.iterdir()] == [outcomes[1]["file"]]  # kept on disk, not scored again

@@ -25,7 +25,7 @@ def test_add_list_get_delete(tmp_path: Path) -> None:
     assert len(list(store.samples_dir.glob("*.wav"))) == 1
 
 
-def test_reconcile_removes_orphans_both_ways(tmp_path: Path) -> None:
+def test_reconcile_keeps_audio_without_rows_and_drops_rows_without_audio(tmp_path: Path) -> None:
     store = SampleStore(tmp_path / "samples", tmp_path / "voice-agent.db")
     kept, lost = add(store), add(store)
     lost_sample = store.get(lost)
@@ -37,7 +37,20 @@ def test_reconcile_removes_orphans_both_ways(tmp_path: Path) -> None:
 
     reopened = SampleStore(tmp_path / "samples", tmp_path / "voice-agent.db")
     assert [s.id for s in reopened.list()] == [kept]
-    assert sorted(p.name for p in reopened.samples_dir.iterdir()) == [f"{kept}.wav"]
+    assert sorted(p.name for p in reopened.samples_dir.iterdir() if p.is_file()) == [f"{kept}.wav"]
+    # audio is never deleted: what has no row waits in orphans/ to be scored again
+    assert sorted(p.name for p in reopened.orphans()) == ["stray.wav", "x.wav"]
+    assert (reopened.orphans_dir / "x.wav").read_bytes() == b"half"
+
+
+def test_a_lost_database_loses_no_audio(tmp_path: Path) -> None:
+    store = SampleStore(tmp_path / "samples", tmp_path / "voice-agent.db")
+    ids = [add(store) for _ in range(3)]
+    store.close()
+    (tmp_path / "voice-agent.db").unlink()  # moved, restored from an old backup, corrupt
+    reopened = SampleStore(tmp_path / "samples", tmp_path / "voice-agent.db")
+    assert reopened.list() == []
+    assert sorted(p.stem for p in reopened.orphans()) == sorted(ids)
 
 
 def test_failed_insert_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
