@@ -8,13 +8,15 @@ reports a refusal by raising ``ServiceError``.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import ValidationError, create_model
 
+from agent.access import GUARDED, check_command, check_config_change, check_paths
 from agent.errors import ServiceError
 from agent.record.requests import DeleteRequest, ExportRequest, ListRequest, RecordRequest, ShowRequest
 from agent.requests import ConfigSetRequest, EmptyRequest, Request, describe_validation_error
@@ -86,6 +88,28 @@ def command_table(core: Core) -> dict[str, Command]:
         "train.cancel": Command(JobRequest, lambda p, r, out: core.train.cancel_later(p, r)),
         "train.status": Command(JobRequest, lambda p, r, out: core.train.status_later(p, r)),
     }
+    table = _with_actions(core, table)
+    return {name: _guarded(core, name, command) for name, command in table.items()}
+
+
+def _guarded(core: Core, name: str, command: Command) -> Command:
+    """voice.json's ``access`` decides, per profile, whether a request may do this (agent/access.py)."""
+    if not any(fnmatch.fnmatchcase(name, pattern) for pattern in GUARDED):
+        return command
+
+    def run(profile: str, request: Any, out: AudioOut) -> Result:
+        access = core.configs.get(profile).access
+        check_command(access, name)
+        if name == "train":
+            check_paths(access, core.layout.home, core.layout.profile_dir(profile), request.params, "params")
+        elif name == "config.set":
+            check_config_change(access, core.layout.home, core.layout.profile_dir(profile), request.changes)
+        return command.run(profile, request, out)
+
+    return replace(command, run=run)
+
+
+def _with_actions(core: Core, table: dict[str, Command]) -> dict[str, Command]:
     for spec in registry.SPECS:
         for action in spec.actions:
             bases: Any = (action.params, Request)  # the action's parameters plus the id every request may carry

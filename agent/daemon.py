@@ -51,7 +51,11 @@ class Agent:
         s = self.settings
         if not broker_answers(s.mqtt_host, s.mqtt_port):
             bind = embedded_bind_address(s.mqtt_host)
-            if s.embedded_broker == "auto" and bind is not None:
+            if s.embedded_broker == "auto" and bind is not None and s.broker_is_private:
+                log.warning("no MQTT broker at %s:%d; not starting the embedded one: a login or TLS is configured, "
+                            "so the household's broker is meant (an open one here would let anyone speak); "
+                            "will keep trying", s.mqtt_host, s.mqtt_port)
+            elif s.embedded_broker == "auto" and bind is not None:
                 log.warning("no MQTT broker at %s:%d; starting the embedded one", s.mqtt_host, s.mqtt_port)
                 self.embedded = EmbeddedBroker(bind, s.mqtt_port)
                 self.embedded.start()

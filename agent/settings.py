@@ -27,6 +27,8 @@ class AgentSettings(BaseSettings):
     mqtt_password: SecretStr | None = Field(None, description="MQTT password.")
     mqtt_tls: bool = Field(False, description="Connect with TLS.")
     mqtt_tls_ca: Path | None = Field(None, description="CA bundle for TLS (system store when unset).")
+    mqtt_tls_cert: Path | None = Field(None, description="Client certificate for TLS (mTLS), PEM.")
+    mqtt_tls_key: Path | None = Field(None, description="Its private key, PEM (the certificate's file when unset).")
     mqtt_client_id: str = Field("voice-agent", description="MQTT client id.")
     mqtt_keepalive: int = Field(30, ge=5, le=3600, description="MQTT keepalive seconds.")
     base_topic: str = Field("voice", description="Root of every topic the agent uses.")
@@ -80,6 +82,13 @@ class AgentSettings(BaseSettings):
             raise ValueError("must be a non-empty topic without wildcards")
         return value
 
+    @field_validator("mqtt_tls_ca", "mqtt_tls_cert", "mqtt_tls_key")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
     @model_validator(mode="after")
     def _token_off_loopback(self) -> "AgentSettings":
         if self.http_enabled and self.http_token is None and not is_loopback(self.http_host):
@@ -87,7 +96,14 @@ class AgentSettings(BaseSettings):
                 f"http_host {self.http_host!r} is not a loopback address: set VOICE_AGENT_HTTP_TOKEN as well "
                 "(every HTTP request must then carry 'Authorization: Bearer <token>'), or listen on 127.0.0.1"
             )
+        if self.mqtt_tls_key is not None and self.mqtt_tls_cert is None:
+            raise ValueError("mqtt_tls_key needs mqtt_tls_cert (the client certificate) as well")
         return self
+
+    @property
+    def broker_is_private(self) -> bool:
+        """A login or TLS is configured: the household's broker is meant, never an open one of ours."""
+        return bool(self.mqtt_username) or self.mqtt_tls
 
     @field_validator("idle_window")
     @classmethod
@@ -117,3 +133,21 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+SECRET_WORDS = ("password", "token", "secret", "key")
+
+
+def describe_settings_error(exc: Exception) -> str:
+    """Each bad setting and what is wrong with it, and never a value: a mistyped variable may hold
+    a password, and this goes to the journal."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(part) for part in err["loc"]) or "settings"
+        message = err["msg"] if err["type"] != "extra_forbidden" else "not a setting of the agent (a typo?)"
+        lines.append(f"  VOICE_AGENT_{field.upper()}: {message}" if err["loc"] else f"  {message}")
+    return "\n".join(lines)

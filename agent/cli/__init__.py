@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from agent.settings import AgentSettings, load_settings
+from agent.settings import AgentSettings, describe_settings_error, load_settings
 from providers import registry
 
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
     except ValidationError as exc:
-        print(f"invalid agent settings:\n{exc}", file=sys.stderr)
+        print(f"invalid agent settings:\n{describe_settings_error(exc)}", file=sys.stderr)
         return 2
     # The daemon logs what it does; a command says what it did, and logs only problems (or all, at DEBUG).
     level = settings.log_level if args.command == "run" or settings.log_level == "DEBUG" else "WARNING"

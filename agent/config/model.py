@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, ValidationError, create_model, field_validator
 
+from agent.access import AccessConfig
 from agent.record.config import RecordConfig
 from agent.requests import ProviderName, load_json
 from agent.train.config import TrainConfig
@@ -56,6 +57,7 @@ class VoiceConfig(CamelModel):
     cache: CacheConfig = CacheConfig()
     record: RecordConfig = RecordConfig()
     train: TrainConfig = TrainConfig()
+    access: AccessConfig = AccessConfig()
 
 
 @dataclass(frozen=True)

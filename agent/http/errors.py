@@ -11,6 +11,7 @@ STATUS = {
     "invalid_params": 400, "invalid_config": 400, "invalid_audio": 400, "no_speech": 400, "not_ready": 400,
     "nothing_to_export": 400, "record_disabled": 400,
     "unauthorized": 401,
+    "forbidden": 403,
     "unknown_profile": 404, "unknown_command": 404, "voice_not_found": 404, "unknown_sample": 404,
     "unknown_job": 404, "unknown_trainer": 404,
     "duplicate": 409,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 
 import paho.mqtt.client as mqtt
@@ -16,8 +17,31 @@ def new_client(settings: AgentSettings, client_id: str, clean_session: bool = Tr
         password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
         client.username_pw_set(settings.mqtt_username, password)
     if settings.mqtt_tls:
-        client.tls_set(
-            ca_certs=str(settings.mqtt_tls_ca) if settings.mqtt_tls_ca else None,
-            tls_version=ssl.PROTOCOL_TLS_CLIENT,
-        )
+        client.tls_set_context(tls_context(settings))
     return client
+
+
+def tls_context(settings: AgentSettings) -> ssl.SSLContext:
+    """The broker's certificate checked against the CA (the system's when unset), and our own
+    certificate shown when one is configured (mTLS)."""
+    context = ssl.create_default_context(cafile=str(settings.mqtt_tls_ca) if settings.mqtt_tls_ca else None)
+    if settings.mqtt_tls_cert is not None:
+        key = settings.mqtt_tls_key or settings.mqtt_tls_cert
+        context.load_cert_chain(str(settings.mqtt_tls_cert), str(key))
+    return context
+
+
+def why_no_connection(settings: AgentSettings, timeout: float = 3.0) -> str:
+    """What stops a connection to the broker right now, found by trying it (paho keeps it to itself)."""
+    try:
+        with socket.create_connection((settings.mqtt_host, settings.mqtt_port), timeout=timeout) as raw:
+            if settings.mqtt_tls:
+                with tls_context(settings).wrap_socket(raw, server_hostname=settings.mqtt_host):
+                    pass
+    except ssl.SSLCertVerificationError as exc:
+        return f"the broker's TLS certificate is not trusted: {exc.verify_message} (check VOICE_AGENT_MQTT_TLS_CA and the host name)"
+    except ssl.SSLError as exc:
+        return f"TLS failed: {exc.reason or exc}"
+    except OSError as exc:
+        return f"cannot reach {settings.mqtt_host}:{settings.mqtt_port}: {exc.strerror or exc}"
+    return "the broker accepts connections; it refused ours (login?)"

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
-from agent.mqtt.connect import new_client
+from agent.mqtt.connect import new_client, why_no_connection
 from agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class MqttTransport:
         self._client.will_set(status_topic, "offline", qos=1, retain=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.on_connect = self._handle_connect
+        self._client.on_connect_fail = self._handle_connect_fail
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_message = self._handle_message
 
@@ -100,6 +101,11 @@ class MqttTransport:
                 hook()
             except Exception:
                 log.exception("on-connect hook failed")
+
+    def _handle_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        """paho retries without saying why; find out and say it, each time."""
+        if not self._stopping:
+            log.warning("cannot connect to the MQTT broker: %s; retrying", why_no_connection(self._settings))
 
     def _handle_disconnect(
         self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,13 @@ class ModelFileError(Exception):
 
 class _Opaque:
     """Stands in for a class a checkpoint names but we never need (fairseq's Dictionary,
-    argparse.Namespace): its fields are kept as data, no code of it runs."""
+    argparse.Namespace): its arguments and fields are kept as data, no code of it runs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args, self.kwargs = args, kwargs
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
 
 
 def safe_load(path: Path, placeholders: tuple[str, ...] = ()) -> Any:
@@ -57,14 +64,15 @@ def safe_load(path: Path, placeholders: tuple[str, ...] = ()) -> Any:
         with torch.serialization.safe_globals(stand_ins):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        text = str(exc)
-        detail = text.split("WeightsUnpickler error:", 1)[-1].strip().split("\n")[0][:200]
-        if "global" not in text.lower() and "class" not in text.lower():
-            raise ModelFileError(path, [f"cannot be read: not a PyTorch file, or damaged ({detail}); copy it again"]) from exc
-        raise ModelFileError(
-            path, [f"refused: the file holds Python objects, not just weights ({detail}); it is not loaded for safety"]
-        ) from exc
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
+        offending = re.search(r"GLOBAL ([\w.]+)|global[:\s]+`?([\w.]+)", str(exc))
+        if offending is None:
+            raise ModelFileError(path, ["cannot be read: not a PyTorch file, or damaged; copy it again"]) from exc
+        name = offending.group(1) or offending.group(2)
+        raise ModelFileError(path, [
+            f"refused: loading it would run Python code it names ({name}), not just read weights. It is not "
+            "loaded. Use a model from a source you trust, or one saved with its weights only"
+        ]) from exc
+    except Exception as exc:  # the restricted unpickler ran no code: whatever broke, the file is damaged
         raise ModelFileError(
             path, [f"cannot be read: damaged or truncated ({type(exc).__name__}: {str(exc)[:160]}); copy it again"]
         ) from exc
