@@ -81,6 +81,7 @@ class TrainerSpec:
     target: str  # "module:Class" implementing providers.training.Trainer, imported in the job's process
     params: type[BaseModel]  # validated before a job is queued
     outputs: str  # the finished voice goes to out/voices/<outputs>/<speaker>/
+    check: Callable[[Path, Any], list[str]] | None = None  # what a dataset folder lacks for these params
 
 
 @dataclass(frozen=True)

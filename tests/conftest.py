@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
 import signal
 import subprocess
@@ -105,9 +104,9 @@ class Probe:
     def __init__(self, port: int, base: str = "voice", username: str | None = None, password: str | None = None) -> None:
         self.port = port
         self.base = base
-        self.messages: queue.Queue[tuple[str, bytes, bool]] = queue.Queue()
         self.seen: list[tuple[str, bytes, bool]] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._arrived = threading.Condition(self._lock)
         self._subscribed = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:8]}")
         if username:
@@ -122,9 +121,9 @@ class Probe:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         item = (msg.topic, bytes(msg.payload), bool(msg.retain))
-        with self._lock:
+        with self._arrived:
             self.seen.append(item)
-        self.messages.put(item)
+            self._arrived.notify_all()
 
     def publish(self, topic: str, payload: bytes | str) -> None:
         self.client.publish(topic, payload, qos=1).wait_for_publish(5)
@@ -136,21 +135,19 @@ class Probe:
 
     def wait_for(self, predicate: Callable[[str, bytes], bool], timeout: float = 30, after: int = 0) -> tuple[str, bytes]:
         """The first message (seen before, after the first ``after`` ones, or arriving later) that matches."""
-        with self._lock:
-            for topic, payload, _ in self.seen[after:]:
-                if predicate(topic, payload):
-                    return topic, payload
         deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError("timed out waiting for a message")
-            try:
-                topic, payload, _ = self.messages.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if predicate(topic, payload):
-                return topic, payload
+        index = after
+        with self._arrived:
+            while True:
+                while index < len(self.seen):
+                    topic, payload, _ = self.seen[index]
+                    index += 1
+                    if predicate(topic, payload):
+                        return topic, payload
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError("timed out waiting for a message")
+                self._arrived.wait(remaining)
 
     def wait_topic(self, topic: str, timeout: float = 30) -> bytes:
         return self.wait_for(lambda t, _: t == topic, timeout)[1]

@@ -8,6 +8,7 @@ provider trains with, and where its voice goes, is in its spec (the registry).
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ from agent.work import BoundedExecutor
 from providers import registry
 
 log = logging.getLogger(__name__)
+
+RETRY_FIRST = 3600.0  # seconds automatic retraining waits after a failed job; doubled per failure in a row
+RETRY_MAX = 86400.0
 
 
 class TrainService:
@@ -96,18 +100,23 @@ class TrainService:
         except KeyError as exc:
             raise ServiceError("unknown_trainer", str(exc.args[0])) from None
         try:
-            params = trainer.params.model_validate(request.params).model_dump(mode="json")
+            validated = trainer.params.model_validate(request.params)
         except ValidationError as exc:
             raise ServiceError("invalid_params", describe_validation_error(exc)) from exc
-        if dataset is None:
-            missing = [] if self._dataset_ready(profile, request.provider, request.speaker) else self._missing_data(profile, request.provider)
+        params = validated.model_dump(mode="json")
+        folder = dataset or self._dataset(profile, request.provider, request.speaker)
+        if dataset is not None and not dataset.is_dir():
+            raise ServiceError("not_ready", f"no dataset at {dataset}")
+        if dataset is not None or self._dataset_ready(profile, request.provider, request.speaker):
+            problems = trainer.check(folder, validated) if trainer.check is not None else []  # trained on as it is
+            if problems:
+                raise ServiceError("not_ready", "; ".join(problems))
+        else:
+            missing = self._missing_data(profile, request.provider)
             if missing:
-                folder = self._dataset(profile, request.provider, request.speaker)
                 raise ServiceError(
                     "not_ready", f"not enough samples to train {request.provider}: {'; '.join(missing)} "
                     f"(or a dataset in {folder}: `voice-agent samples export {request.provider} --speaker {request.speaker}` writes one)")
-        elif not dataset.is_dir():
-            raise ServiceError("not_ready", f"no dataset at {dataset}")
         for job in self.jobs.list(states=ACTIVE, profile=profile):
             if job.provider == request.provider and job.speaker == request.speaker:
                 raise ServiceError("duplicate", f"job {job.id} already trains {request.provider}/{request.speaker} ({job.state})")
@@ -152,7 +161,9 @@ class TrainService:
         return readiness(provider, samples, self._configs.get(profile).record.threshold).missing
 
     def check_auto_retrain(self, profiles: list[str] | None = None) -> list[Job]:
-        """Queue an idle-time job for each profile whose new good samples reached the threshold."""
+        """Queue an idle-time job for each profile whose new good samples reached the threshold.
+        After a failed job it waits (an hour, doubling with each failure in a row, at most a day)
+        and for as many new samples again: a job that cannot succeed is not queued forever."""
         queued = []
         for profile in profiles or self._layout.names():
             auto = self._configs.get(profile).train.auto_retrain
@@ -162,6 +173,15 @@ class TrainService:
             if any(j.state in ACTIVE for j in history):
                 continue
             since = max((j.finished or 0 for j in history if j.state == "finished"), default=0.0)
+            failed = [j for j in history if j.state == "failed" and (j.finished or 0) > since]
+            if failed:
+                last = max(j.finished or j.created for j in failed)
+                wait = min(RETRY_FIRST * 2 ** (len(failed) - 1), RETRY_MAX)
+                if time.time() - last < wait:
+                    log.info("automatic retraining of %s/%s waits %.0f s more after %d failed job(s)",
+                             profile, auto.provider, wait - (time.time() - last), len(failed))
+                    continue
+                since = last
             fresh = [s for s in self._records.store(profile).list() if s.created > since]
             if len(fresh) < auto.new_samples:
                 continue

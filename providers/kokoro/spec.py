@@ -8,7 +8,7 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
-from providers.kokoro import cli
+from providers.kokoro import cli, dataset
 from providers.kokoro.config import KokoroSettings
 from providers.kokoro.train_params import VoicepackParams
 from providers.spec import CliSpec, DatasetSpec, ProviderSpec, Readiness, SampleView, TrainerSpec, enough
@@ -39,6 +39,7 @@ SPEC = ProviderSpec(
     summary="Kokoro-82M (StyleTTS2, ONNX): stock voices, blends and voicepacks trained on the owner's samples",
     extra="kokoro",
     dataset=DatasetSpec("kokoro-datasets", readiness, "samples with transcripts", with_transcripts, write_metadata),
-    trainer=TrainerSpec("providers.kokoro.voicepack_trainer:KokoroVoicepackTrainer", VoicepackParams, "kokoro-voicepacks"),
+    trainer=TrainerSpec("providers.kokoro.voicepack_trainer:KokoroVoicepackTrainer", VoicepackParams, "kokoro-voicepacks",
+                        dataset.problems),
     cli=CliSpec(cli.add_parser, cli.run),
 )

@@ -9,12 +9,10 @@ enough, checkpoints (the best voicepack and the descent's state, atomically) and
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import time
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +21,7 @@ import numpy as np
 from providers.base import ProviderContext
 from providers.common.audio import read_audio_file
 from providers.kokoro.config import KokoroSettings
+from providers.kokoro.dataset import Sample, check_dataset, read_dataset
 from providers.kokoro.engine import KokoroProvider
 from providers.kokoro.phonemes import split_sentences
 from providers.kokoro.similarity import (
@@ -36,7 +35,7 @@ from providers.kokoro.similarity import (
 )
 from providers.kokoro.train_params import VoicepackParams
 from providers.kokoro.voices import VoiceLibrary, VoicepackError, load_voicepack, save_voicepack
-from providers.training import Progress, Report, ShouldStop, TrainingRefused, TrainResult, TrainSpec
+from providers.training import Progress, Report, ShouldStop, TrainResult, TrainSpec
 
 if TYPE_CHECKING:
     from providers.kokoro.style_descent import DescentState, StyleDescent
@@ -53,52 +52,6 @@ CHECKPOINT_EVERY_S = 30.0
 # longer sentences are said in pieces (Kokoro's tokens are its phoneme characters).
 MAX_STEP_TOKENS = 64
 MIN_STEP_TOKENS = 25  # about a second: shorter pieces say little about a voice
-
-
-class DatasetError(TrainingRefused):
-    """The dataset cannot train a voicepack; the message says what is missing."""
-
-
-@dataclass(frozen=True)
-class Sample:
-    path: Path
-    transcript: str
-    seconds: float
-
-
-def read_dataset(directory: Path) -> list[Sample]:
-    """WAVs in ``directory`` with their transcripts from ``metadata.csv`` (``file|text``) if any."""
-    import soundfile
-
-    if not directory.is_dir():
-        raise DatasetError(f"no dataset at {directory}: export one with `voice-agent samples export kokoro`")
-    transcripts: dict[str, str] = {}
-    metadata = directory / "metadata.csv"
-    if metadata.is_file():
-        with metadata.open(encoding="utf-8", newline="") as handle:
-            for row in csv.reader(handle, delimiter="|"):
-                if len(row) >= 2:
-                    transcripts[row[0]] = row[1].strip()
-    samples = []
-    for path in sorted(directory.glob("*.wav")):
-        try:
-            info = soundfile.info(str(path))
-        except RuntimeError as exc:
-            log.warning("skipping unreadable %s: %s", path.name, exc)
-            continue
-        samples.append(Sample(path, transcripts.get(path.name, ""), info.frames / info.samplerate))
-    return samples
-
-
-def check_dataset(samples: list[Sample], params: VoicepackParams, directory: Path) -> None:
-    minutes = sum(s.seconds for s in samples) / 60
-    problems = []
-    if len(samples) < params.min_samples:
-        problems.append(f"{len(samples)} WAV files, need at least {params.min_samples}")
-    if minutes < params.min_minutes:
-        problems.append(f"{minutes:.1f} minutes of audio, need at least {params.min_minutes:g}")
-    if problems:
-        raise DatasetError(f"not enough to train a Kokoro voicepack from {directory}: " + "; ".join(problems) + ". Record more samples.")
 
 
 class KokoroVoicepackTrainer:

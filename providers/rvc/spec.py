@@ -4,6 +4,7 @@ average quality) and the trainer that writes the .pth and its FAISS index."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from providers.rvc import cli
 from providers.rvc.config import RvcSettings
@@ -20,6 +21,25 @@ def readiness(samples: Sequence[SampleView], threshold: float) -> Readiness:
     return enough(samples, 50, 10.0, extra)
 
 
+def dataset_problems(directory: Path, params: RvcTrainParams) -> list[str]:
+    """What a dataset folder lacks for training (from the WAVs' headers: nothing is decoded)."""
+    import soundfile
+
+    wavs = sorted(directory.glob("*.wav"))
+    if not wavs:
+        return [f"no WAVs in {directory}: export a dataset with `voice-agent samples export rvc`"]
+    seconds = 0.0
+    for wav in wavs:
+        try:
+            info = soundfile.info(str(wav))
+        except RuntimeError:
+            continue
+        seconds += info.frames / info.samplerate
+    if seconds / 60 < params.min_minutes:
+        return [f"only {seconds / 60:.1f} minutes of audio in {directory}; at least {params.min_minutes:g} are needed"]
+    return []
+
+
 SPEC = ProviderSpec(
     name="rvc",
     settings=RvcSettings,
@@ -27,6 +47,6 @@ SPEC = ProviderSpec(
     summary="Piper or Kokoro speech converted to the owner's timbre by an RVC model and its index",
     extra="rvc",
     dataset=DatasetSpec("rvc-reference", readiness),
-    trainer=TrainerSpec("providers.rvc.trainer:RvcTrainer", RvcTrainParams, "rvc-models"),
+    trainer=TrainerSpec("providers.rvc.trainer:RvcTrainer", RvcTrainParams, "rvc-models", dataset_problems),
     cli=CliSpec(cli.add_parser, cli.run),
 )

@@ -13,15 +13,10 @@ import soundfile
 from pydantic import ValidationError
 
 from providers.kokoro.config import KokoroSettings
+from providers.kokoro.dataset import DatasetError, check_dataset, read_dataset
 from providers.kokoro.engine import KokoroProvider
-from providers.kokoro.voicepack_trainer import (
-    DatasetError,
-    KokoroVoicepackTrainer,
-    VoicepackParams,
-    _load_checkpoint,
-    check_dataset,
-    read_dataset,
-)
+from providers.kokoro.train_params import VoicepackParams
+from providers.kokoro.voicepack_trainer import KokoroVoicepackTrainer, _load_checkpoint
 from providers.kokoro.voices import load_voicepack
 from providers.training import Progress, TrainResult, TrainSpec
 from tests.contexts import home_context

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from providers.rvc import convert
-from providers.rvc.convert import ConvertOptions, Converter, cut_points, high_pass, to_int16, volume_envelope
+from providers.rvc.convert import Converter, ConvertOptions, cut_points, high_pass, to_int16, volume_envelope
 from providers.rvc.hubert import load_hubert
 from providers.rvc.pitch import PitchTools, rmvpe_loader
 from providers.rvc.runtime import load_voice

@@ -1,0 +1,145 @@
+"""The train service's refusals and automatic retraining, in-process (the stand-in trainer is
+tests/fake_trainer.py; the record path has a stand-in analyser)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile
+
+from agent.config.store import ConfigStore
+from agent.errors import ServiceError
+from agent.events import EventBus, StateBoard
+from agent.gpu.arbiter import GpuArbiter
+from agent.gpu.hogs import HogPauser
+from agent.layout import Layout
+from agent.record.analysis import Analysis
+from agent.record.requests import RecordRequest
+from agent.record.service import RecordService
+from agent.settings import AgentSettings
+from agent.train.requests import TrainRequest
+from agent.train.service import TrainService
+from tests.agent.gpu.test_arbiter import FakeGpus
+from tests.agent.record.test_service import FakeAnalyser, scored
+
+
+@dataclass
+class Rig:
+    home: Path
+    layout: Layout
+    service: TrainService
+    records: RecordService
+    analyser: FakeAnalyser
+
+    def voice_json(self, document: dict[str, Any]) -> None:
+        path = self.layout.profile_config("default")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document))
+        self.service._configs.reload("default")
+
+    def keep(self, count: int) -> None:
+        for _ in range(count):
+            self.analyser.results.append(Analysis(2.0, [scored(80.0)], []))
+            self.records.submit("default", RecordRequest(audio=b"RIFF")).result(10)
+
+
+@pytest.fixture()
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    (tmp_path / "profiles" / "default").mkdir(parents=True)
+    settings = AgentSettings(home=tmp_path, extra_trainers={"counting": "tests.fake_trainer:CountingTrainer"})
+    layout = Layout(tmp_path)
+    events, state = EventBus(), StateBoard()
+    configs = ConfigStore(layout, events)
+    analyser = FakeAnalyser()
+    records = RecordService(layout, configs, events, state, 4, analyser)
+    arbiter = GpuArbiter(FakeGpus(0, 0, available=False), HogPauser([], tmp_path / "paused.json"), lambda n, d: None)
+    service = TrainService(settings, layout, configs, records, events, state, arbiter)
+    yield Rig(tmp_path, layout, service, records, analyser)
+    service.stop()
+    records.stop()
+
+
+def refusal(rig: Rig, provider: str, **fields: Any) -> ServiceError:
+    with pytest.raises(ServiceError) as refused:
+        rig.service.submit("default", TrainRequest(provider=provider, speaker="owner", **fields))
+    return refused.value
+
+
+def fill(folder: Path, count: int, seconds: float = 2.0, transcripts: bool = True) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for n in range(count):
+        soundfile.write(folder / f"s{n}.wav", np.zeros(int(16000 * seconds), np.float32), 16000)
+        rows.append([f"s{n}.wav", f"Sentence number {n}."])
+    if transcripts:
+        with (folder / "metadata.csv").open("w", newline="") as handle:
+            csv.writer(handle, delimiter="|").writerows(rows)
+
+
+def test_a_folder_too_small_for_the_trainer_is_refused_before_a_job_exists(rig: Rig) -> None:
+    """Three WAVs in kokoro-datasets/owner once became a job that died four times."""
+    fill(rig.layout.voice_folder("default", "kokoro-datasets", "owner"), 3)
+    refused = refusal(rig, "kokoro")
+    assert refused.code == "not_ready" and "3 WAV files, need at least 10" in str(refused)
+    assert rig.service.jobs.list() == []
+    ok = rig.service.submit("default", TrainRequest(provider="kokoro", speaker="owner", when="idle",
+                                                    params={"minSamples": 3, "minMinutes": 0}))
+    assert ok["job"]["state"] == "queued"  # the trainer's own knobs decide for a folder given as it is
+
+
+def test_without_a_folder_the_samples_must_be_ready(rig: Rig) -> None:
+    rig.keep(2)
+    refused = refusal(rig, "rvc")
+    assert refused.code == "not_ready" and "48 more samples (have 2, need 50)" in str(refused)
+    assert "samples export rvc --speaker owner" in str(refused)
+    fill(rig.layout.voice_folder("default", "rvc-reference", "owner"), 3, seconds=0.5, transcripts=False)
+    assert "at least 1 are needed" in str(refusal(rig, "rvc"))
+
+
+def test_unknown_trainers_bad_params_and_duplicates(rig: Rig) -> None:
+    assert refusal(rig, "piper").code == "unknown_trainer"
+    assert refusal(rig, "counting", params={"steps": 0}).code == "invalid_params"
+    rig.service.submit("default", TrainRequest(provider="counting", speaker="owner", when="idle"))
+    assert refusal(rig, "counting").code == "duplicate"
+
+
+def test_automatic_retraining_backs_off_after_a_failure(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each kept sample makes the service check (on its own thread); a failed job once made it
+    queue a new one on every sample after it, forever."""
+    import agent.train.service as service_module
+
+    monkeypatch.setattr(service_module, "RETRY_FIRST", 0.5)  # an hour, in the agent
+    rig.voice_json({"train": {"autoRetrain": {"enabled": True, "provider": "counting", "speaker": "owner", "newSamples": 2}}})
+
+    def jobs() -> list[Any]:
+        rig.service._executor.submit(lambda: None).result(10)  # its checks so far are done
+        return sorted(rig.service.jobs.list(), key=lambda j: j.created)
+
+    rig.keep(1)
+    assert jobs() == []  # one new sample of two
+    rig.keep(1)
+    [job] = jobs()
+    assert (job.provider, job.speaker, job.run_when, job.state) == ("counting", "owner", "idle", "queued")
+    rig.keep(2)
+    assert len(jobs()) == 1  # queued already: not twice
+    rig.service.jobs.update(job, state="failed", finished=time.time())
+    rig.keep(2)  # enough new samples at once...
+    assert len(jobs()) == 1  # ...but a job just failed: wait
+    time.sleep(0.55)
+    assert len(rig.service.check_auto_retrain()) == 1  # the scheduler's check, after the wait
+    second = jobs()[-1]
+    rig.service.jobs.update(second, state="failed", finished=time.time())
+    time.sleep(0.55)
+    assert rig.service.check_auto_retrain() == []  # no new samples since that failure
+    rig.keep(2)
+    assert len(jobs()) == 2  # two failures in a row: it waits twice as long (1 s)
+    time.sleep(0.5)
+    assert len(rig.service.check_auto_retrain()) == 1
