@@ -218,6 +218,19 @@ def test_a_notify_message_is_spoken_on_the_audio_topic(hass_agent: AgentProcess,
     assert json.loads(refused[1])["data"]["code"] == "invalid_payload"
 
 
+def test_a_train_button_asks_for_a_job_and_the_answer_is_an_event(hass_agent: AgentProcess, hprobe: HassProbe) -> None:
+    for name in (s.name for s in registry.SPECS if s.trainer is not None):
+        topic = config_topic("default", f"train_{name}")
+        config = hprobe.wait_configs({topic})[topic]
+        mark = hprobe.mark()
+        hprobe.publish(config["command_topic"], config["payload_press"])
+        answer = hprobe.event("default", "hass.train", after=mark)["data"]
+        # no samples in this home: the train path refuses, and says what is missing
+        assert (answer["status"], answer["code"]) == ("error", "not_ready"), answer
+        assert f"not enough samples to train {name}" in answer["error"] and "--speaker default" in answer["error"]
+    assert hprobe.request("default", "train.status", {})["data"]["jobs"] == []
+
+
 def test_the_voice_select_follows_the_provider_and_writes_voice_json(hass_agent: AgentProcess, hprobe: HassProbe) -> None:
     provider_config = hprobe.wait_configs({config_topic("kitchen", "provider")})[config_topic("kitchen", "provider")]
     voice_topic = config_topic("kitchen", "voice")
