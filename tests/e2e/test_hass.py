@@ -40,6 +40,20 @@ class HassProbe(Probe):
         self.client.subscribe(f"{prefix}/#", qos=1)
         assert self._subscribed.wait(10), "probe could not subscribe to the discovery prefix"
 
+    def wait_for(
+        self, predicate: Callable[[str, bytes], bool], timeout: float = 30, after: int = 0
+    ) -> tuple[str, bytes]:
+        """Only messages after the first ``after`` ones, also those arriving later (Probe's queue
+        would hand back an older match that arrived after the call began)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                found = next(((t, p) for t, p, _ in self.seen[after:] if predicate(t, p)), None)
+            if found is not None:
+                return found
+            assert time.monotonic() < deadline, "timed out waiting for a message"
+            time.sleep(0.01)
+
     def configs(self, after: int = 0, retained_only: bool = False) -> dict[str, dict[str, Any]]:
         """The newest config per discovery topic seen (after the first ``after`` messages)."""
         with self._lock:
@@ -49,7 +63,9 @@ class HassProbe(Probe):
             if t.startswith(f"{self.prefix}/") and t.endswith("/config") and p and (retained or not retained_only)
         }
 
-    def wait_configs(self, expected: set[str], after: int = 0, retained_only: bool = False, timeout: float = 30) -> dict[str, dict[str, Any]]:
+    def wait_configs(
+        self, expected: set[str], after: int = 0, retained_only: bool = False, timeout: float = 30
+    ) -> dict[str, dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while not expected <= self.configs(after, retained_only).keys():
             missing = expected - self.configs(after, retained_only).keys()
@@ -57,13 +73,17 @@ class HassProbe(Probe):
             time.sleep(0.02)
         return self.configs(after, retained_only)
 
-    def state(self, profile: str, check: Callable[[dict[str, Any]], bool], after: int = 0, timeout: float = 30) -> dict[str, Any]:
+    def state(
+        self, profile: str, check: Callable[[dict[str, Any]], bool], after: int = 0, timeout: float = 30
+    ) -> dict[str, Any]:
         topic = f"{self.base}/{profile}/state"
         _, payload = self.wait_for(lambda t, p: t == topic and check(json.loads(p)), timeout, after)
         return dict(json.loads(payload))
 
 
-def retained_configs(port: int, expected: set[str], base: str = BASE, prefix: str = PREFIX) -> dict[str, dict[str, Any]]:
+def retained_configs(
+    port: int, expected: set[str], base: str = BASE, prefix: str = PREFIX
+) -> dict[str, dict[str, Any]]:
     """The configs a client that subscribes now is handed by the broker: retained ones only. (A
     client already subscribed while the agent publishes sees them without the retain flag.)"""
     for retained_only in (False, True):  # published (however seen), then retained for a newcomer
@@ -121,7 +141,9 @@ def sovits_server() -> Iterator[FakeSovits]:
 
 
 @pytest.fixture(scope="module")
-def hass_agent(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto, sovits_server: FakeSovits) -> Iterator[AgentProcess]:
+def hass_agent(
+    tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto, sovits_server: FakeSovits
+) -> Iterator[AgentProcess]:
     home = make_home(tmp_path_factory.mktemp("hass"), profiles=PROFILES)
     sovits_profile(home, "kitchen", sovits_server.url, speakers=("default", "guest"))
     agent = AgentProcess(home, broker.port, hass_env()).start()
@@ -192,7 +214,9 @@ def test_templates_read_the_agents_state_documents(hass_agent: AgentProcess, hpr
                 render(config[key], gpu if config["state_topic"].endswith("/gpu/state") else state)
 
 
-def test_configs_are_published_again_when_home_assistant_comes_online(hass_agent: AgentProcess, hprobe: HassProbe) -> None:
+def test_configs_are_published_again_when_home_assistant_comes_online(
+    hass_agent: AgentProcess, hprobe: HassProbe
+) -> None:
     hprobe.wait_configs(all_config_topics())
     mark = hprobe.mark()
     hprobe.publish(f"{PREFIX}/status", "online")  # Home Assistant restarted: it forgot what it was told
@@ -218,6 +242,19 @@ def test_a_notify_message_is_spoken_on_the_audio_topic(hass_agent: AgentProcess,
     assert json.loads(refused[1])["data"]["code"] == "invalid_payload"
 
 
+def test_a_profile_added_while_the_agent_runs_gets_its_device(hass_agent: AgentProcess, hprobe: HassProbe) -> None:
+    profile = "den"
+    topics = all_config_topics((profile,))
+    assert not topics & hprobe.configs().keys()
+    target = hass_agent.home / "profiles" / profile / "etc" / "voice.json"
+    target.parent.mkdir(parents=True)
+    target.write_text((hass_agent.home / "profiles" / "default" / "etc" / "voice.json").read_text())
+    assert hprobe.request(profile, "speak", {"text": "A new room."})["status"] == "ok"  # its first state
+    configs = hprobe.wait_configs(topics)
+    assert configs[config_topic(profile, "speak")]["command_topic"] == f"{BASE}/{profile}/hass/speak"
+    assert configs[config_topic(profile, "voice")]["options"] == ["en_US-joe-medium"]
+
+
 def test_a_train_button_asks_for_a_job_and_the_answer_is_an_event(hass_agent: AgentProcess, hprobe: HassProbe) -> None:
     for name in (s.name for s in registry.SPECS if s.trainer is not None):
         topic = config_topic("default", f"train_{name}")
@@ -231,7 +268,9 @@ def test_a_train_button_asks_for_a_job_and_the_answer_is_an_event(hass_agent: Ag
     assert hprobe.request("default", "train.status", {})["data"]["jobs"] == []
 
 
-def test_the_voice_select_follows_the_provider_and_writes_voice_json(hass_agent: AgentProcess, hprobe: HassProbe) -> None:
+def test_the_voice_select_follows_the_provider_and_writes_voice_json(
+    hass_agent: AgentProcess, hprobe: HassProbe
+) -> None:
     provider_config = hprobe.wait_configs({config_topic("kitchen", "provider")})[config_topic("kitchen", "provider")]
     voice_topic = config_topic("kitchen", "voice")
     assert "guest" not in hprobe.wait_configs({voice_topic})[voice_topic]["options"]
@@ -251,7 +290,8 @@ def test_the_voice_select_follows_the_provider_and_writes_voice_json(hass_agent:
         assert answer["status"] == "ok" and answer["data"]["config"]["tts"]["sovits"]["speakerId"] == "guest"
 
         spoken = hprobe.request("kitchen", "speak", {"text": "The guest voice speaks now."})
-        assert (spoken["data"]["provider"], spoken["data"]["voice"], spoken["data"]["fallback"]) == ("sovits", "guest", False)
+        data = spoken["data"]
+        assert (data["provider"], data["voice"], data["fallback"]) == ("sovits", "guest", False)
 
         mark = hprobe.mark()
         hprobe.publish(voice_config["command_topic"], "nobody here")  # not a speaker name: refused, file kept
@@ -322,7 +362,8 @@ def test_discovery_is_published_again_after_a_reconnect(tmp_path: Path) -> None:
 def test_the_off_switch_publishes_nothing_and_listens_to_nothing(tmp_path: Path, broker: Mosquitto) -> None:
     base, prefix = "hassvoice-off", "hatest-off"
     probe = HassProbe(broker.port, base, prefix)  # subscribed before the agent starts: it sees everything
-    agent = AgentProcess(make_home(tmp_path / "home"), broker.port, hass_env(base, prefix, VOICE_AGENT_HA_DISCOVERY="false"))
+    env = hass_env(base, prefix, VOICE_AGENT_HA_DISCOVERY="false")
+    agent = AgentProcess(make_home(tmp_path / "home"), broker.port, env)
     try:
         agent.start()
         agent.wait_log("ready")

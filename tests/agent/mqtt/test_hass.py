@@ -12,10 +12,11 @@ def test_a_base_topic_with_levels_makes_a_plain_node_id_and_command_topics_parse
     hass = HassTopics(Topics("home/voice"), "homeassistant")
     assert hass.node("kitchen") == "home_voice_kitchen"  # Home Assistant allows [A-Za-z0-9_-] only
     entity = ProfileDevice(hass, "kitchen").entities()[0]
-    assert hass.config(entity, "kitchen") == f"homeassistant/{entity.component}/home_voice_kitchen/{entity.object_id}/config"
+    expected = f"homeassistant/{entity.component}/home_voice_kitchen/{entity.object_id}/config"
+    assert hass.config(entity, "kitchen") == expected
     assert hass.command("kitchen", "speak") == "home/voice/kitchen/hass/speak"
     assert hass.parse_command("home/voice/kitchen/hass/speak") == ("kitchen", "speak")
-    for other in ("home/voice/kitchen/request/speak", "home/voice/kitchen/hass/speak/extra", "voice/kitchen/hass/speak"):
+    for other in ("home/voice/kitchen/request/speak", "home/voice/kitchen/hass/speak/x", "voice/kitchen/hass/speak"):
         assert hass.parse_command(other) is None
     assert hass.ha_status == "homeassistant/status"
 
