@@ -164,12 +164,17 @@ class HassDiscovery:
             return  # the speak path has not said which provider yet; its state change brings us back
         with self._lock:
             self._voices_for[profile] = wanted
-        result = self._core.commands["voices"].run(profile, EmptyRequest(), self._audio_out(profile))
-        if not isinstance(result, Future):
-            done: Future[dict[str, Any]] = Future()
-            done.set_result(result)
-            result = done
-        result.add_done_callback(lambda listed: self._voices_listed(profile, wanted, listed))
+        listed: Future[dict[str, Any]] = Future()
+        try:
+            result = self._core.commands["voices"].run(profile, EmptyRequest(), self._audio_out(profile))
+        except Exception as exc:  # the agent is stopping, say: the select still gets the voice in force
+            listed.set_exception(exc)
+        else:
+            if isinstance(result, Future):
+                listed = result
+            else:
+                listed.set_result(result)
+        listed.add_done_callback(lambda done: self._voices_listed(profile, wanted, done))
 
     def _voices_listed(self, profile: str, wanted: tuple[Any, Any], listed: Future[dict[str, Any]]) -> None:
         provider, voice = wanted
