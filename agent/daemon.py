@@ -14,6 +14,7 @@ from agent import __version__
 from agent.broker import EmbeddedBroker, broker_answers, embedded_bind_address
 from agent.core import Core
 from agent.mqtt.edge import MqttEdge
+from agent.mqtt.hass import HassDiscovery
 from agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ class Agent:
         self.settings = settings
         self.core = Core(settings)
         self.mqtt = MqttEdge(self.core, settings)
+        if settings.ha_discovery:
+            self.mqtt.add(HassDiscovery(self.core, settings, self.mqtt.transport, self.mqtt.topics))
         if settings.hermes_tts or settings.hermes_sites:
             from agent.mqtt.hermes import HermesBridge
 

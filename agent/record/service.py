@@ -111,7 +111,8 @@ class RecordService:
         config = self._configs.get(profile)
         samples = self.store(profile).list()
         readiness = all_providers(samples, config.record.threshold)
-        self._state.update(profile, readiness=readiness, samples=len(samples))
+        minutes = round(sum(s.duration for s in samples) / 60, 2)
+        self._state.update(profile, readiness=readiness, samples=len(samples), sample_minutes=minutes)
         return readiness
 
     def stop(self) -> None:

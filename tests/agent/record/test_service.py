@@ -227,6 +227,7 @@ def test_readiness_and_the_sovits_reference_follow_kept_samples(setup: Any) -> N
     record(service, transcript="A seven second sentence for the reference.")
     state = bus.state("default")
     assert state["samples"] == 1 and state["readiness"]["sovits"]["ready"] is True
+    assert state["sample_minutes"] == round(7.0 / 60, 2)  # the kept audio, for Home Assistant's sensor
     assert state["readiness"]["rvc"]["ready"] is False
     reference = home / "profiles" / "default" / "out" / "voices" / "sovits-reference" / "default"
     assert [p.suffix for p in sorted(reference.iterdir())] == [".txt", ".wav"]

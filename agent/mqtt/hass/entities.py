@@ -1,0 +1,169 @@
+"""What Home Assistant sees of a profile: one device and its entities, as discovery configs.
+
+Every config carries the same ``device``, ``origin`` and ``availability`` (the agent's retained
+``<base>/status``); states come from the agent's own retained documents (``<base>/<profile>/state``,
+``<base>/gpu/state``) through value templates, commands go to ``<base>/<profile>/hass/<object>``.
+Full key names throughout, as Home Assistant's MQTT documentation spells them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from agent import __version__
+from agent.mqtt.topics import Topics
+from providers import registry
+
+GPU_STATE = "gpu"  # the state document the GPU arbitration keeps beside the profiles'
+
+
+@dataclass(frozen=True)
+class Entity:
+    component: str  # notify, select, sensor, button, binary_sensor
+    object_id: str
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class HassTopics:
+    """Discovery topics under Home Assistant's prefix; the entities' command topics under the base."""
+
+    topics: Topics
+    prefix: str
+
+    @property
+    def ha_status(self) -> str:
+        """Home Assistant's birth message (``online`` when it starts): discovery is published again."""
+        return f"{self.prefix}/status"
+
+    @property
+    def commands(self) -> str:
+        return f"{self.topics.base}/+/hass/+"
+
+    def command(self, profile: str, object_id: str) -> str:
+        return f"{self.topics.base}/{profile}/hass/{object_id}"
+
+    def parse_command(self, topic: str) -> tuple[str, str] | None:
+        """(profile, object id) of a command topic, else None."""
+        prefix = self.topics.base + "/"
+        if not topic.startswith(prefix):
+            return None
+        parts = topic[len(prefix) :].split("/")
+        if len(parts) != 3 or parts[1] != "hass":
+            return None
+        return parts[0], parts[2]
+
+    def node(self, profile: str) -> str:
+        """The node id: the base topic (two agents on one broker have different ones) and the profile."""
+        return f"{re.sub(r'[^A-Za-z0-9_-]', '_', self.topics.base)}_{profile}"
+
+    def config(self, entity: Entity, profile: str) -> str:
+        return f"{self.prefix}/{entity.component}/{self.node(profile)}/{entity.object_id}/config"
+
+
+# -- value templates (Home Assistant renders them with Jinja; a field not there yet is a default) --
+def _field(name: str, default: str = "0") -> str:
+    return "{{ value_json." + name + " | default(" + default + ") }}"
+
+
+def _readiness(provider: str) -> str:
+    return (
+        "{% set r = (value_json.readiness | default({}))['" + provider + "'] | default({}) %}"
+        "{{ 'ready' if r.ready | default(false) else 'not_ready' }}"
+    )
+
+
+def _readiness_attributes(provider: str) -> str:
+    return "{{ (value_json.readiness | default({}))['" + provider + "'] | default({}) | tojson }}"
+
+
+TRAINING_PERCENT = (
+    "{% set t = value_json.training | default({}) %}"
+    "{% set step = t.step | default(0) %}{% set total = t.total | default(0) %}"
+    "{{ (100 * step / total) | round(1) if step is number and total else 0 }}"
+)
+TRAINING_ATTRIBUTES = "{{ value_json.training | default({}) | tojson }}"
+SPEAKING = "{{ 'ON' if value_json.queue_depth | default(0) > 0 else 'OFF' }}"
+GPU = "{{ 'available' if value_json.available | default(false) else 'no_gpu' }}"
+
+
+def trainable() -> list[str]:
+    """Providers with a trainer: a "train" button each."""
+    return [spec.name for spec in registry.SPECS if spec.trainer is not None]
+
+
+def with_dataset() -> list[str]:
+    """Providers that learn from (or speak from) the samples: a readiness sensor each."""
+    return [spec.name for spec in registry.SPECS if spec.dataset is not None]
+
+
+class ProfileDevice:
+    """The discovery configs of one profile's device."""
+
+    def __init__(self, hass: HassTopics, profile: str) -> None:
+        self._hass = hass
+        self._profile = profile
+        self._state = hass.topics.state(profile)
+
+    def entities(self) -> list[Entity]:
+        """Every entity but the voice select, whose options need the core's voice list."""
+        state = self._state
+        found = [
+            self._entity("notify", "speak", "Speak", icon="mdi:account-voice"),
+            self._entity("select", "provider", "Provider", icon="mdi:robot-happy", options=list(registry.NAMES),
+                         state_topic=state, value_template="{{ value_json.provider }}"),
+            self._entity("sensor", "samples", "Samples kept", icon="mdi:waveform", state_class="measurement",
+                         state_topic=state, value_template=_field("samples")),
+            self._entity("sensor", "sample_minutes", "Minutes of samples", device_class="duration",
+                         unit_of_measurement="min", state_class="measurement", suggested_display_precision=1,
+                         state_topic=state, value_template=_field("sample_minutes")),
+            *[
+                self._entity("sensor", f"readiness_{name}", f"Readiness {name}", device_class="enum",
+                             options=["ready", "not_ready"], entity_category="diagnostic",
+                             state_topic=state, value_template=_readiness(name),
+                             json_attributes_topic=state, json_attributes_template=_readiness_attributes(name))
+                for name in with_dataset()
+            ],
+            self._entity("sensor", "training", "Training progress", icon="mdi:school", unit_of_measurement="%",
+                         state_class="measurement", state_topic=state, value_template=TRAINING_PERCENT,
+                         json_attributes_topic=state, json_attributes_template=TRAINING_ATTRIBUTES),
+            self._entity("sensor", "gpu", "GPU", icon="mdi:expansion-card", device_class="enum",
+                         options=["available", "no_gpu"], entity_category="diagnostic",
+                         state_topic=self._hass.topics.state(GPU_STATE), value_template=GPU,
+                         json_attributes_topic=self._hass.topics.state(GPU_STATE)),
+            *[
+                self._entity("button", f"train_{name}", f"Train {name}", icon="mdi:school", payload_press="PRESS")
+                for name in trainable()
+            ],
+            self._entity("binary_sensor", "speaking", "Speaking", icon="mdi:account-voice",
+                         state_topic=state, value_template=SPEAKING, payload_on="ON", payload_off="OFF"),
+        ]
+        return found
+
+    def voice_select(self, options: list[str]) -> Entity:
+        return self._entity("select", "voice", "Voice", icon="mdi:account-music", options=options,
+                            state_topic=self._state, value_template="{{ value_json.voice }}")
+
+    def _entity(self, component: str, object_id: str, name: str, **keys: Any) -> Entity:
+        hass, profile = self._hass, self._profile
+        config: dict[str, Any] = {
+            "unique_id": f"voice_agent_{hass.node(profile)}_{object_id}",
+            "name": name,
+            "device": {
+                "identifiers": [f"voice_agent_{hass.node(profile)}"],
+                "name": f"Voice agent {profile}",
+                "model": "voice-agent profile",
+                "manufacturer": "voice-agent",
+                "sw_version": __version__,
+            },
+            "origin": {"name": "voice-agent", "sw_version": __version__},
+            "availability": [{"topic": hass.topics.status, "payload_available": "online",
+                              "payload_not_available": "offline"}],
+            "qos": 1,
+        }
+        if component in ("notify", "select", "button"):
+            config["command_topic"] = hass.command(profile, object_id)
+        config.update(keys)
+        return Entity(component, object_id, config)
