@@ -150,6 +150,7 @@ class HermesBridge:
         timer.daemon = True
         with self._lock:
             self._playing[request_id] = (say.model_copy(update={"id": request_id}), timer)
+        self._core.streams.own_speech.started(f"site:{say.site_id}")  # its microphone hears this
         timer.start()
 
     def _play_finished(self, payload: bytes) -> None:
@@ -164,6 +165,7 @@ class HermesBridge:
             return
         say, timer = found
         timer.cancel()
+        self._core.streams.own_speech.finished(f"site:{say.site_id}")
         if timed_out:
             log.warning("no playFinished for %s from site %s within %g s: saying it finished", request_id, say.site_id,
                         self._timeout)

@@ -27,6 +27,9 @@ class RecordConfig(CamelModel):
     min_seconds: float = Field(1.0, ge=0.3, le=30, description="Shorter utterances are dropped.")
     max_seconds: float = Field(15.0, ge=2, le=60, description="Longer utterances are split at their longest pause.")
     dnsmos: bool = Field(True, description="Score with DNSMOS P.835 (the slowest component).")
+    drop_own_speech: bool = Field(
+        True, description="Streamed audio recorded while the agent spoke (for this profile or site) is not a sample."
+    )
     vad: VadConfig = VadConfig()
     speaker: SpeakerConfig = SpeakerConfig()
 

@@ -97,6 +97,9 @@ class RecordService:
             hangover_ms=record.vad.hangover_ms, min_seconds=record.min_seconds, max_seconds=record.max_seconds,
         )
 
+    def drops_own_speech(self, profile: str) -> bool:
+        return self._configs.get(profile).record.drop_own_speech
+
     def store(self, profile: str) -> SampleStore:
         with self._lock:
             store = self._stores.get(profile)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agent.events import EventBus
 from agent.layout import Layout
 from agent.record.decode import ANALYSIS_RATE, AudioDecodeError, decode_wav, pcm16_to_audio
+from agent.record.echo import OwnSpeech
 from agent.record.service import RecordService
 from agent.record.vad import Segmenter, Utterance
 from agent.requests import load_json
@@ -77,6 +78,8 @@ class StreamSessions:
         self._hermes_sites = hermes_sites
         self._sessions: dict[tuple[str, str], Session] = {}
         self._heard: dict[tuple[str, str], Heard] = {}
+        self.own_speech = OwnSpeech()
+        events.listen(self._on_event)
         self._inbox: queue.Queue[tuple[str, str, str, bytes] | None] = queue.Queue(maxsize=2000)
         self._thread = threading.Thread(target=self._run, name="streams", daemon=True)
         self._thread.start()
@@ -202,7 +205,12 @@ class StreamSessions:
             samples = session.resampler.resample_chunk(samples)
         self._submit(session, list(session.segmenter.feed(samples)))
 
+    def _on_event(self, profile: str, name: str, data: dict[str, Any], when: float) -> None:
+        if name == "speak.finished":
+            self.own_speech.spoke(profile, float(data.get("audio_seconds") or 0.0))
+
     def _submit(self, session: Session, utterances: list[Utterance]) -> None:
+        utterances = [u for u in utterances if not self._is_own_speech(session, u)]
         if not utterances:
             return
         if not session.name.startswith("hermes-"):  # nothing will tell this stream's words
@@ -215,6 +223,18 @@ class StreamSessions:
             return
         heard.held_since = heard.held_since if heard.held else time.monotonic()
         heard.held.extend(utterances)
+
+    def _is_own_speech(self, session: Session, utterance: Utterance) -> bool:
+        if not self._records.drops_own_speech(session.profile):
+            return False
+        keys = (session.profile, f"site:{session.name.removeprefix('hermes-')}") if session.name.startswith("hermes-") \
+            else (session.profile,)
+        if not self.own_speech.overlaps(keys, utterance.seconds):
+            return False
+        self._events.emit(session.profile, "sample.rejected", {
+            "request_id": None, "source": session.source, "duration": round(utterance.seconds, 3),
+            "reasons": ["recorded while the agent was speaking: its own voice, heard back"]})
+        return True
 
     def _score(self, profile: str, name: str, utterances: list[Utterance], source: str, transcript: str | None) -> None:
         if len(utterances) > 1:

@@ -22,10 +22,12 @@ BASE = "hermes-e2e"
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto) -> Iterator[AgentProcess]:
-    home = make_home(tmp_path_factory.mktemp("hermes"), profiles=("default", "den"))
-    write_json(home / "profiles" / "den" / "etc" / "voice.json", {"tts": {"piper": {"speakingRate": 0.5}}})
+    # den records, hall speaks slowly, porch hears what it says: none of them disturbs the others
+    home = make_home(tmp_path_factory.mktemp("hermes"), profiles=("default", "den", "hall", "porch"))
+    write_json(home / "profiles" / "hall" / "etc" / "voice.json", {"tts": {"piper": {"speakingRate": 0.5}}})
     process = AgentProcess(home, broker.port, {
-        "VOICE_AGENT_BASE_TOPIC": BASE, "VOICE_AGENT_HERMES_SITES": json.dumps({"den-sat": "den"}),
+        "VOICE_AGENT_BASE_TOPIC": BASE,
+        "VOICE_AGENT_HERMES_SITES": json.dumps({"den-sat": "den", "hall-sat": "hall", "porch-sat": "porch"}),
         "VOICE_AGENT_HERMES_PLAY_TIMEOUT": "2",
     }).start()
     process.wait_log("ready")
@@ -78,9 +80,9 @@ def test_a_satellite_that_never_says_it_played_still_gets_finished(agent: AgentP
 def test_a_site_speaks_with_its_profiles_voice(agent: AgentProcess, hermes: Probe) -> None:
     text = "The same words on two satellites."
     say(hermes, "plain", "default", text)
-    say(hermes, "slow", "den-sat", text)  # den speaks at half speed
+    say(hermes, "slow", "hall-sat", text)  # hall speaks at half speed
     plain = wav_info(hermes.wait_topic("hermes/audioServer/default/playBytes/plain", timeout=60))[1]
-    slow = wav_info(hermes.wait_topic("hermes/audioServer/den-sat/playBytes/slow", timeout=60))[1]
+    slow = wav_info(hermes.wait_topic("hermes/audioServer/hall-sat/playBytes/slow", timeout=60))[1]
     assert 1.6 < slow / plain < 2.4
 
 
@@ -96,9 +98,9 @@ def test_errors_go_to_hermes_error_tts(agent: AgentProcess, hermes: Probe) -> No
 def test_voices_are_listed_for_rhasspy(agent: AgentProcess, broker: Mosquitto) -> None:
     rhasspy = Probe(broker.port, base="rhasspy")
     try:
-        rhasspy.publish("rhasspy/tts/getVoices", json.dumps({"id": "v1", "siteId": "den-sat"}))
+        rhasspy.publish("rhasspy/tts/getVoices", json.dumps({"id": "v1", "siteId": "hall-sat"}))
         answer = json.loads(rhasspy.wait_topic("rhasspy/tts/voices", timeout=30))
-        assert answer["id"] == "v1" and answer["siteId"] == "den-sat"
+        assert answer["id"] == "v1" and answer["siteId"] == "hall-sat"
         assert "en_US-joe-medium" in [v["voiceId"] for v in answer["voices"]]
     finally:
         rhasspy.close()
@@ -140,3 +142,21 @@ def test_text_that_comes_before_its_utterance_ends_waits_for_it(agent: AgentProc
     for frame in sent[-20:]:
         hermes.publish("hermes/audioServer/den-sat/audioFrame", frame)
     assert transcript_of_captured(voice, mark) == text
+
+
+def test_what_the_satellite_hears_of_the_agent_is_not_a_sample(agent: AgentProcess, hermes: Probe, voice: Probe) -> None:
+    """The porch satellite plays the agent's answer and its microphone hears it: not the owner."""
+    mark = voice.mark()
+    say(hermes, "echo", "porch-sat", "Good evening, the porch light is on now.")
+    hermes.wait_topic("hermes/audioServer/porch-sat/playBytes/echo", timeout=60)
+    for frame in frames("Good evening, the porch light is on now."):  # heard while it plays
+        hermes.publish("hermes/audioServer/porch-sat/audioFrame", frame)
+    rejected = voice.wait_for(lambda t, p: t == f"{BASE}/porch/event/sample.rejected", 60, mark)
+    assert "its own voice" in json.loads(rejected[1])["data"]["reasons"][0]
+    hermes.publish("hermes/audioServer/porch-sat/playFinished", json.dumps({"id": "echo"}))
+    finished(hermes, "echo", timeout=10)
+    time.sleep(6.0)  # past the played audio, its tail and the speak.finished window
+    mark = voice.mark()
+    for frame in frames("And this is the owner speaking on the porch afterwards."):
+        hermes.publish("hermes/audioServer/porch-sat/audioFrame", frame)
+    voice.wait_for(lambda t, p: t == f"{BASE}/porch/event/sample.captured", 120, mark)
