@@ -25,12 +25,14 @@ def mosquitto_binary() -> str:
 
 class Mosquitto:
     def __init__(self, workdir: Path, port: int | None = None, users: dict[str, str] | None = None,
-                 nodelay: bool = True) -> None:
-        """``nodelay=False``: Mosquitto as installed (``set_tcp_nodelay false``), for the bench."""
+                 nodelay: bool = True, acl: str | None = None) -> None:
+        """``nodelay=False``: Mosquitto as installed (``set_tcp_nodelay false``), for the bench;
+        ``acl``: the text of an ``acl_file`` (needs ``users``)."""
         self.workdir = workdir
         self.port = port or free_port()
         self.users = users or {}
         self.nodelay = nodelay
+        self.acl = acl
         self.process: subprocess.Popen[bytes] | None = None
 
     def _write_config(self) -> Path:
@@ -49,6 +51,11 @@ class Mosquitto:
                 )
             passwd.chmod(0o600)
             lines += ["allow_anonymous false", f"password_file {passwd}"]
+            if self.acl is not None:
+                acl = self.workdir / "acl"
+                acl.write_text(self.acl)
+                acl.chmod(0o600)
+                lines.append(f"acl_file {acl}")
         else:
             lines.append("allow_anonymous true")
         config = self.workdir / "mosquitto.conf"
