@@ -71,7 +71,7 @@ def run(settings: AgentSettings, args: argparse.Namespace) -> int:
     events = EventBus()
     configs = ConfigStore(layout, events)
     records = RecordService(layout, configs, events, StateBoard(), 1)
-    samples = SampleService(records, layout, configs)
+    samples = SampleService(records, layout, configs, events)
     commands = record_commands(records, samples)
     try:
         print(_dispatch(args, commands))

@@ -21,6 +21,14 @@ class SpeakerConfig(CamelModel):
     )
 
 
+class KeepConfig(CamelModel):
+    """How much the record path keeps: the disk of a home server is not endless."""
+
+    max_samples: int = Field(5000, ge=1, le=1_000_000, description="Above this, the lowest-scoring samples go.")
+    max_days: float = Field(0, ge=0, description="Samples older than this go (0: kept however old).")
+    max_exports: int = Field(4, ge=1, le=100, description="Exported datasets per provider; an export beyond replaces the oldest.")
+
+
 class RecordConfig(CamelModel):
     enabled: bool = Field(True, description="Accept audio for this profile.")
     threshold: float = Field(70.0, ge=0, le=100, description="Keep samples scoring at least this.")
@@ -32,6 +40,7 @@ class RecordConfig(CamelModel):
     )
     vad: VadConfig = VadConfig()
     speaker: SpeakerConfig = SpeakerConfig()
+    keep: KeepConfig = KeepConfig()
 
     @model_validator(mode="after")
     def _lengths(self) -> "RecordConfig":

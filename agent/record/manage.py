@@ -8,6 +8,7 @@ from typing import Any
 from agent.errors import ServiceError
 from agent.layout import Layout
 from agent.record import export as exporter
+from agent.record.keep import exports_beyond, remove_exports
 from agent.record.readiness import all_providers
 from agent.record.report import write_report
 from agent.record.requests import DeleteRequest, ExportRequest, ListRequest, ShowRequest
@@ -33,14 +34,19 @@ def delete_samples(store: SampleStore, request: DeleteRequest) -> dict[str, Any]
     return {"id": request.id, "deleted": store.delete(ids)}
 
 
-def export_samples(store: SampleStore, layout: Layout, profile: str, request: ExportRequest) -> dict[str, Any]:
+def export_samples(
+    store: SampleStore, layout: Layout, profile: str, request: ExportRequest, max_exports: int, protect: set[str],
+) -> dict[str, Any]:
+    """Write the dataset; then the oldest other exports of that provider beyond ``max_exports``
+    go (``replaced``), so a flood of exports to new names cannot fill the disk."""
     chosen = exporter.choose(store, request.target, request.samples, request.best, request.min_score)
     if not chosen:
         raise ServiceError("nothing_to_export", f"no {exporter.dataset_of(request.target).needs} to export")
     target = exporter.target_dir(layout, profile, request.target, request.speaker)
     exporter.export(store, target, request.target, chosen)
+    replaced = remove_exports(exports_beyond(target.parent, max_exports, {target.name, *protect}))
     return {"id": request.id, "target": str(target), "exported": [s.id for s in chosen],
-            "minutes": round(sum(s.duration for s in chosen) / 60, 2)}
+            "minutes": round(sum(s.duration for s in chosen) / 60, 2), "replaced": replaced}
 
 
 def readiness(store: SampleStore, threshold: float, request_id: str | None = None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from agent.config.store import ConfigStore
+from agent.events import EventBus
 from agent.layout import Layout
 from agent.record import manage
 from agent.record.requests import DeleteRequest, ExportRequest, ListRequest, ShowRequest
@@ -17,8 +18,11 @@ from agent.work import BoundedExecutor
 
 
 class SampleService:
-    def __init__(self, records: RecordService, layout: Layout, configs: ConfigStore, depth: int = 16) -> None:
+    def __init__(
+        self, records: RecordService, layout: Layout, configs: ConfigStore, events: EventBus, depth: int = 16,
+    ) -> None:
         self._records = records
+        self._events = events
         self._layout = layout
         self._configs = configs
         self._executor = BoundedExecutor("samples", 1, depth)
@@ -45,7 +49,18 @@ class SampleService:
         return self.later(work)
 
     def export(self, profile: str, request: ExportRequest) -> Future[dict[str, Any]]:
-        return self.later(lambda: manage.export_samples(self._records.store(profile), self._layout, profile, request))
+        config = self._configs.get(profile)
+        speaks_with = config.tts.settings_for(request.target).voice_name  # its dataset may be in use
+
+        def work() -> dict[str, Any]:
+            result = manage.export_samples(self._records.store(profile), self._layout, profile, request,
+                                           config.record.keep.max_exports, {speaks_with})
+            if result["replaced"]:
+                self._events.emit(profile, "datasets.pruned", {"provider": request.target, "speakers": result["replaced"],
+                                                               "reason": f"more than {config.record.keep.max_exports} exports"})
+            return result
+
+        return self.later(work)
 
     def readiness(self, profile: str, request: EmptyRequest) -> Future[dict[str, Any]]:
         return self.later(lambda: {"id": request.id, "readiness": self._records.publish_readiness(profile)})

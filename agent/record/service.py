@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 import uuid
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
@@ -16,8 +17,10 @@ from agent.errors import ServiceError
 from agent.events import EventBus, StateBoard
 from agent.layout import Layout
 from agent.record import analysis
+from agent.record.config import KeepConfig
 from agent.record.decode import ANALYSIS_RATE, AudioDecodeError
 from agent.record.export import export, take, target_dir
+from agent.record.keep import samples_to_prune
 from agent.record.readiness import all_providers
 from agent.record.requests import RecordRequest
 from agent.record.speaker import similarity
@@ -248,11 +251,20 @@ class RecordService:
             kept.append({**summary, "id": sample.id})
             self._events.emit(job.profile, "sample.captured", kept[-1])
         if kept:
+            self._prune(job.profile, store, config.keep)
             self._refresh_followers(job.profile, store)
             self.publish_readiness(job.profile)
         if job.transcript and len(scored) > 1:
             log.info("recording %s held %d utterances; its transcript was not stored", job.id, len(scored))
         return {"id": job.id, "seconds": round(seconds, 3), "utterances": len(scored), "kept": kept, "rejected": rejected}
+
+    def _prune(self, profile: str, store: SampleStore, policy: KeepConfig) -> None:
+        reasons = samples_to_prune(store.list(), policy, time.time())
+        if not reasons:
+            return
+        gone = store.delete(sorted(reasons))
+        log.info("pruned %d sample(s) of %s (record.keep)", len(gone), profile)
+        self._events.emit(profile, "samples.pruned", {"samples": [{"id": i, "reason": reasons[i]} for i in gone]})
 
     def _refresh_followers(self, profile: str, store: SampleStore) -> None:
         """Datasets that follow the samples (GPT-SoVITS' reference) are re-exported for the

@@ -11,6 +11,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,6 +46,8 @@ class Launch:
     checkpoint_dir: Path
     need_vram_mb: int
     pause_hogs: bool
+    keep_failed: int = 3  # checkpoint folders of failed jobs left to look into
+    log_max_bytes: int = 10 * 1024 * 1024
 
 
 @dataclass
@@ -53,6 +56,7 @@ class _Running:
     process: subprocess.Popen[str]
     device: str
     resources: ExitStack
+    launch: Launch
     started: float = field(default_factory=time.monotonic)
     first_step: int | None = None
     last_event: float = 0.0
@@ -195,6 +199,7 @@ class JobRunner:
         device = resources.enter_context(self._arbiter.reserve(launch.need_vram_mb, "training", launch.pause_hogs))
         log_path = self._status(job).log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._rotate(job, log_path, launch.log_max_bytes)
         log_file = resources.enter_context(open(log_path, "a", encoding="utf-8"))
         log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} attempt {job.attempts + 1} on {device}\n")
         log_file.flush()
@@ -216,7 +221,7 @@ class JobRunner:
         resumed = job.attempts > 0 or job.state == "paused" or bool(job.progress.get("step"))
         job = self._jobs.update(job, state="running", started=job.started or time.time(),
                                 progress={k: v for k, v in job.progress.items() if k != "waiting"})
-        running = _Running(job, process, device, resources)
+        running = _Running(job, process, device, resources, launch)
         with self._lock:
             self._running = running
         self._emit(job, "training.resumed" if resumed else "training.started", {"device": device, "pid": process.pid})
@@ -274,12 +279,13 @@ class JobRunner:
 
     def _on_exit(self, running: _Running, code: int) -> None:
         job, result = running.job, running.result or {}
+        launch = running.launch
         if code == 0 and result.get("status") == "finished":
-            self._finish(job, "finished", outputs=result.get("outputs", []), metrics=result.get("metrics", {}))
+            self._finish(job, "finished", outputs=result.get("outputs", []), metrics=result.get("metrics", {}), launch=launch)
         elif code == 0 and result.get("status") == "refused":  # the dataset will not do: retrying cannot help
-            self._finish(job, "failed", error=str(result.get("error")))
+            self._finish(job, "failed", error=str(result.get("error")), launch=launch)
         elif running.intent == "cancel":
-            self._finish(job, "cancelled")
+            self._finish(job, "cancelled", launch=launch)
         elif running.intent in ("pause", "shutdown"):
             state = "paused" if running.intent == "pause" else "queued"
             job = self._jobs.update(job, state=state)
@@ -293,17 +299,46 @@ class JobRunner:
                                                 "attempt": job.attempts})
             self._publish_state(job)
         else:
-            self._finish(job, "failed", error=f"job process died {job.attempts + 1} times (last exit code {code}); see the log")
+            self._finish(job, "failed", error=f"job process died {job.attempts + 1} times (last exit code {code}); see the log",
+                         launch=launch)
 
     def _finish(self, job: Job, state: Literal["finished", "failed", "cancelled"], error: str | None = None,
-                outputs: list[str] | None = None, metrics: dict[str, float] | None = None) -> None:
+                outputs: list[str] | None = None, metrics: dict[str, float] | None = None,
+                launch: Launch | None = None) -> None:
         job = self._jobs.update(job, state=state, finished=time.time(), error=error, outputs=outputs or [])
+        if launch is not None:
+            self._tidy(job, launch)
         write_status(self._status(job), job_status(job, None))
         data: dict[str, Any] = {"outputs": job.outputs, "metrics": metrics or {}}
         if error:
             data["error"] = error
         self._emit(job, f"training.{state}", data)
         self._publish_state(job)
+
+    # -- what training leaves on disk (train.keep) ------------------------------------------
+    def _tidy(self, job: Job, launch: Launch) -> None:
+        """An ended job's checkpoints are no use (a new job starts afresh); a failed one's are
+        kept to look into, the newest ``keep_failed`` of the profile's."""
+        if job.state != "failed":
+            shutil.rmtree(launch.checkpoint_dir, ignore_errors=True)
+        root = launch.checkpoint_dir.parent
+        active = {j.id for j in self._jobs.list(profile=job.profile, states=ACTIVE, limit=1000)}
+        ended = sorted((p for p in root.iterdir() if p.is_dir() and p.name not in active),
+                       key=lambda p: p.stat().st_mtime, reverse=True) if root.is_dir() else []
+        gone = [p.name for p in ended[launch.keep_failed:]]
+        for name in gone:
+            shutil.rmtree(root / name, ignore_errors=True)
+        if gone:
+            self._emit(job, "training.pruned", {"checkpoints": gone, "reason": f"more than {launch.keep_failed} failed runs kept"})
+
+    def _rotate(self, job: Job, log_path: Path, max_bytes: int) -> None:
+        try:
+            size = log_path.stat().st_size
+        except FileNotFoundError:
+            return
+        if size > max_bytes:
+            os.replace(log_path, log_path.with_name(log_path.name + ".1"))
+            self._emit(job, "training.log_rotated", {"log": str(log_path), "bytes": size, "kept_as": log_path.name + ".1"})
 
     def _status(self, job: Job) -> StatusFiles:
         return self._layout.status_files(job.provider, job.speaker)

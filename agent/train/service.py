@@ -197,6 +197,7 @@ class TrainService:
     # -- the runner's callbacks -----------------------------------------------------------
     def _prepare(self, job: Job) -> Launch:
         trainer = trainer_for(job.provider, self._settings.extra_trainers)
+        keep = self._configs.get(job.profile).train.keep
         dataset = Path(job.dataset) if job.dataset else self._dataset(job.profile, job.provider, job.speaker)
         if job.dataset is None and job.provider in registry.NAMES and not self._dataset_ready(job.profile, job.provider, job.speaker):
             store = self._records.store(job.profile)
@@ -208,6 +209,8 @@ class TrainService:
             checkpoint_dir=self._layout.training_dir(job.profile, job.id),
             need_vram_mb=self._settings.train_vram_mb,
             pause_hogs=self._settings.pause_gpu_hogs_for_training,
+            keep_failed=keep.failed_runs,
+            log_max_bytes=int(keep.log_max_mb * 1024 * 1024),
         )
 
     def _on_event(self, profile: str, name: str, data: dict[str, Any], when: float) -> None:

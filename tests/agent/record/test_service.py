@@ -271,3 +271,35 @@ def test_audio_found_without_its_row_is_scored_again(setup: Any) -> None:
     assert [s.id for s in reopened.list()] == outcomes[0]["kept"] and reopened.orphans() == []
     refused = home / "profiles" / "default" / "out" / "voices" / "samples" / "orphans" / "refused"
     assert [p.name for p in refused.iterdir()] == [outcomes[1]["file"]]  # kept on disk, not scored again
+
+
+def test_beyond_max_samples_the_lowest_scores_go_and_an_event_says_which(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    voice_json(home, {"record": {"keep": {"maxSamples": 2}}})
+    analyser.results.append(Analysis(4.0, [scored(80.0), scored(90.0)], []))
+    record(service)
+    assert bus.events("samples.pruned") == []  # at the cap: nothing goes
+    analyser.results.append(Analysis(4.0, [scored(85.0), scored(75.0)], []))
+    kept = record(service, request_id="r2")["kept"]
+    store = service.store("default")
+    assert sorted(s.score for s in store.list()) == [85.0, 90.0]
+    pruned = bus.events("samples.pruned")
+    assert len(pruned) == 1 and len(pruned[0]["samples"]) == 2
+    assert kept[1]["id"] in [p["id"] for p in pruned[0]["samples"]]  # the new 75 went too
+    assert all("among the lowest" in p["reason"] for p in pruned[0]["samples"])
+    assert len(list((home / "profiles" / "default" / "out" / "voices" / "samples").glob("*.wav"))) == 2
+    assert bus.state("default")["samples"] == 2  # readiness counts what is left
+
+
+def test_samples_older_than_max_days_go_when_new_ones_arrive(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    voice_json(home, {"record": {"keep": {"maxDays": 1}}})
+    analyser.results.append(Analysis(2.0, [scored(99.0)], []))
+    old = record(service)["kept"][0]["id"]
+    store = service.store("default")
+    with store._transaction() as db:  # two days ago
+        db.execute("UPDATE samples SET created = created - 172800 WHERE id = ?", (old,))
+    analyser.results.append(Analysis(2.0, [scored(71.0)], []))
+    new = record(service, request_id="r2")["kept"][0]["id"]
+    assert [s.id for s in store.list()] == [new]
+    assert bus.events("samples.pruned") == [{"samples": [{"id": old, "reason": "older than 1 days"}]}]

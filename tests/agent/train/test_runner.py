@@ -86,12 +86,14 @@ class Rig:
             time.sleep(0.02)
         raise AssertionError(f"job never {state}: {self.jobs.get(job.id)}")
 
-    def another_runner(self, max_restarts: int = 3) -> JobRunner:
-        return make_runner(self.jobs, self.layout, self.recorder, self.policy, self.gpus, self.prepared, max_restarts)
+    def another_runner(self, max_restarts: int = 3, **keep: int) -> JobRunner:
+        return make_runner(self.jobs, self.layout, self.recorder, self.policy, self.gpus, self.prepared, max_restarts,
+                           **keep)
 
 
 def make_runner(jobs: JobStore, layout: Layout, recorder: Recorder, policy: IdlePolicy, gpus: FakeGpus,
-                prepared: list[str], max_restarts: int = 3) -> JobRunner:
+                prepared: list[str], max_restarts: int = 3, keep_failed: int = 3,
+                log_max_bytes: int = 10 * 1024 * 1024) -> JobRunner:
     events, state = EventBus(), StateBoard()
     events.listen(recorder)
     state.watch(recorder.state)
@@ -103,7 +105,8 @@ def make_runner(jobs: JobStore, layout: Layout, recorder: Recorder, policy: Idle
             raise ValueError("the dataset folder is not readable")
         return Launch("tests.fake_trainer:CountingTrainer", layout.home / "data",
                       layout.voice_folder(job.profile, "counting-models", job.speaker),
-                      layout.training_dir(job.profile, job.id), need_vram_mb=4000, pause_hogs=False)
+                      layout.training_dir(job.profile, job.id), need_vram_mb=4000, pause_hogs=False,
+                      keep_failed=keep_failed, log_max_bytes=log_max_bytes)
 
     return JobRunner(jobs, layout, events, state, policy, arbiter, prepare, max_restarts=max_restarts)
 
@@ -208,6 +211,46 @@ def test_a_refused_dataset_fails_at_once_with_the_reason(rig: Rig) -> None:
     assert done.attempts == 0 and not rig.recorder.named("training.paused")  # not retried as a crash
     status = json.loads(rig.layout.status_files("counting", "owner").json_path.read_text())
     assert status["state"] == "failed" and "need at least 10" in status["error"]
+
+
+def test_ended_jobs_leave_no_checkpoints_and_only_the_newest_failed_ones_stay(rig: Rig) -> None:
+    runner = rig.another_runner(keep_failed=1)
+    rig.runner.release()
+    finished = rig.job(steps=12)
+    runner.tick()
+    rig.wait_state(finished, "finished")
+    assert not rig.layout.training_dir("default", finished.id).exists()
+    failed = []
+    for n in range(3):
+        failed.append(rig.job(refuse="too few samples", speaker=f"s{n}"))
+        runner.tick()
+        rig.wait_state(failed[-1], "failed")
+        time.sleep(0.02)  # distinct folder times
+    assert rig.layout.training_dir("default", failed[-1].id).is_dir()  # the newest, to look into
+    assert not any(rig.layout.training_dir("default", j.id).exists() for j in failed[:-1])
+    pruned = rig.recorder.named("training.pruned")
+    assert [p["checkpoints"] for p in pruned] == [[failed[0].id], [failed[1].id]]
+    runner.stop()
+
+
+def test_a_long_log_is_moved_aside_at_the_next_job(rig: Rig) -> None:
+    runner = rig.another_runner(log_max_bytes=1000)
+    rig.runner.release()
+    log = rig.layout.status_files("counting", "owner").log_path
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("old line\n" * 200)
+    job = rig.job(steps=5)
+    runner.tick()
+    rig.wait_state(job, "finished")
+    assert log.with_name(log.name + ".1").read_text() == "old line\n" * 200
+    assert "old line" not in log.read_text() and "attempt 1 on cpu" in log.read_text()
+    rotated = rig.recorder.named("training.log_rotated")
+    assert len(rotated) == 1 and rotated[0]["bytes"] == 1800
+    small = rig.job(steps=5)  # under the limit now: appended to
+    runner.tick()
+    rig.wait_state(small, "finished")
+    assert log.read_text().count("attempt 1 on cpu") == 2 and len(rig.recorder.named("training.log_rotated")) == 1
+    runner.stop()
 
 
 def test_a_job_that_cannot_be_prepared_fails(rig: Rig) -> None:
