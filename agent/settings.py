@@ -147,7 +147,7 @@ def describe_settings_error(exc: Exception) -> str:
         return str(exc)
     lines = []
     for err in exc.errors():
-        field = ".".join(str(part) for part in err["loc"]) or "settings"
+        field = (".".join(str(part) for part in err["loc"]) or "settings").removeprefix("voice_agent_")  # extras keep it
         message = err["msg"] if err["type"] != "extra_forbidden" else "not a setting of the agent (a typo?)"
         lines.append(f"  VOICE_AGENT_{field.upper()}: {message}" if err["loc"] else f"  {message}")
     return "\n".join(lines)

@@ -80,7 +80,7 @@ def run_speak(
     try:
         return _synthesize(job, name, settings, ctx, engines, cache, on_chunk)
     except _Failure as failure:
-        if name == "piper" or not settings.fallback_to_piper or failure.chunks_sent:
+        if not settings.fallback_to_piper or failure.chunks_sent:  # Piper's own settings never fall back
             raise SpeakFailed(str(failure), failure.code, name) from failure
         reason = str(failure)
     on_fallback(name, reason)
@@ -94,7 +94,7 @@ def run_speak(
 
 
 class _Failure(Exception):
-    def __init__(self, message: str, code: str, chunks_sent: int) -> None:
+    def __init__(self, message: str, code: str, chunks_sent: int = 0) -> None:
         super().__init__(message)
         self.code = code
         self.chunks_sent = chunks_sent
@@ -113,7 +113,7 @@ def _synthesize(
         try:
             key = f"{settings.cache_key()}@{engines.get(name).asset_tag(settings, ctx)}"
         except ProviderError as exc:
-            raise _Failure(str(exc), exc.code, 0) from exc
+            raise _Failure(str(exc), exc.code) from exc
         hit = cache.get(key, job.text)
         if hit is not None:
             first_ms = (time.perf_counter() - job.received) * 1000
@@ -141,7 +141,7 @@ def _synthesize(
         log.exception("provider %s crashed", name)
         raise _Failure(f"{name} failed: {type(exc).__name__}: {exc}", "provider_error", len(parts) if job.stream else 0) from exc
     if not parts:
-        raise _Failure(f"{name} produced no audio for this text", "no_audio", 0)
+        raise _Failure(f"{name} produced no audio for this text", "no_audio")
     pcm = b"".join(parts)
     if cache is not None:
         try:

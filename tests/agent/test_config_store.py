@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from agent.config.model import VoiceConfig
 from agent.config.store import ConfigStore
 from agent.layout import Layout
 
@@ -45,3 +46,83 @@ def test_last_good_is_kept_and_error_clears_on_fix(tmp_path: Path) -> None:
     assert store.reload("me") is True
     assert store.get("me").tts.piper.speaking_rate == 0.9 and store.error("me") is None
     assert [name for _, name, _ in events.seen] == ["config.invalid", "config.reloaded"]
+
+
+def test_the_invalid_event_names_the_problem_and_what_is_kept(tmp_path: Path) -> None:
+    layout = home_with(tmp_path, {}, json.dumps({"tts": {"piper": {"speakingRate": 0.7}}}))
+    events = Events()
+    store = ConfigStore(layout, events)  # type: ignore[arg-type]
+    store.get("me")
+    layout.profile_config("me").write_text(json.dumps({"tts": {"piper": {"speakingRate": 0.1}}}))
+    store.reload("me")
+    _, name, data = events.seen[-1]
+    assert name == "config.invalid" and data["kept"] == "last good configuration"
+    [problem] = data["problems"]
+    assert problem["field"] == "tts.piper.speakingRate" and "greater than or equal to 0.5" in problem["message"]
+    assert problem["file"].endswith("profiles/me/etc/voice.json (over " + str(layout.global_config) + ")")
+    fresh = ConfigStore(layout, events)  # type: ignore[arg-type]
+    fresh.get("me")
+    assert events.seen[-1][2]["kept"] == "global voice.json or defaults"
+
+
+def test_reloads_say_whether_anything_changed_and_only_when_asked(tmp_path: Path) -> None:
+    layout = home_with(tmp_path, {}, json.dumps({"tts": {"provider": "kokoro"}}))
+    events = Events()
+    store = ConfigStore(layout, events)  # type: ignore[arg-type]
+    assert store.reload("me", announce=False) is True and events.seen == []
+    store.reload("me")
+    assert events.seen[-1] == ("me", "config.reloaded", {"provider": "kokoro", "changed": False})
+    layout.profile_config("me").write_text(json.dumps({"tts": {"provider": "piper"}}))
+    store.reload("me")
+    assert events.seen[-1] == ("me", "config.reloaded", {"provider": "piper", "changed": True})
+
+
+def test_reload_all_reads_every_profile(tmp_path: Path) -> None:
+    layout = home_with(tmp_path, {}, json.dumps({"tts": {"provider": "kokoro"}}))
+    (tmp_path / "profiles" / "you" / "etc").mkdir(parents=True)
+    events = Events()
+    store = ConfigStore(layout, events)  # type: ignore[arg-type]
+    store.reload_all()
+    assert sorted(profile for profile, _, _ in events.seen) == ["me", "you"]
+    assert store.get("me").tts.provider == "kokoro" and store.get("you").tts.provider == "piper"
+
+
+def test_an_update_merges_into_the_profiles_file(tmp_path: Path) -> None:
+    layout = home_with(tmp_path, {"cache": {"maxSizeMB": 50}},
+                       json.dumps({"tts": {"provider": "kokoro", "piper": {"speakingRate": 0.8}}}))
+    store = ConfigStore(layout, Events())  # type: ignore[arg-type]
+    config = store.update("me", {"tts": {"piper": {"speakerId": 2}}})
+    assert config.tts.piper.speaker_id == 2 and config.tts.piper.speaking_rate == 0.8
+    assert config.tts.provider == "kokoro" and config.cache.max_size_mb == 50  # the household's file under it
+    written = json.loads(layout.profile_config("me").read_text())
+    assert written == {"tts": {"provider": "kokoro", "piper": {"speakingRate": 0.8, "speakerId": 2}}}
+    assert not list(layout.profile_config("me").parent.glob("*.tmp*"))
+
+
+def test_an_invalid_update_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    import pytest
+
+    from agent.config.model import ConfigError
+
+    layout = home_with(tmp_path, {}, '{"tts": {"provider": "kokoro"}}')
+    store = ConfigStore(layout, Events())  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="speakingRate"):
+        store.update("me", {"tts": {"piper": {"speakingRate": 99}}})
+    assert layout.profile_config("me").read_text() == '{"tts": {"provider": "kokoro"}}'
+
+
+def test_an_update_creates_a_missing_profile_file(tmp_path: Path) -> None:
+    layout = home_with(tmp_path, {}, "{}")
+    layout.profile_config("me").unlink()
+    store = ConfigStore(layout, Events())  # type: ignore[arg-type]
+    store.update("me", {"record": {"threshold": 80}})
+    assert json.loads(layout.profile_config("me").read_text()) == {"record": {"threshold": 80}}
+
+
+def test_tools_outside_the_agent_get_the_best_config_there_is(tmp_path: Path) -> None:
+    layout = home_with(tmp_path, {"tts": {"provider": "kokoro"}}, '{"tts": {"provider": "rvc"}}')
+    assert ConfigStore.load_quietly(layout, "me").tts.provider == "rvc"
+    layout.profile_config("me").write_text("{broken")
+    assert ConfigStore.load_quietly(layout, "me").tts.provider == "kokoro"
+    layout.global_config.write_text("{broken")
+    assert ConfigStore.load_quietly(layout, "me") == VoiceConfig()

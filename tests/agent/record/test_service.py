@@ -45,6 +45,8 @@ class FakeAnalyser:
         self.gate: threading.Event | None = None
         self.entered = threading.Event()  # set once a job is being scored
         self.closed = False
+        self.embedded: list[tuple[bytes, VadOptions]] = []
+        self.utterances: list[list[Utterance]] = []
 
     def _next(self) -> Any:
         self.entered.set()
@@ -61,9 +63,11 @@ class FakeAnalyser:
 
     def score_utterances(self, utterances: list[Utterance], options: AnalysisOptions) -> list[Scored]:
         self.options.append(options)
+        self.utterances.append(utterances)
         return self._next()  # type: ignore[no-any-return]
 
     def embed_wav(self, data: bytes, vad: VadOptions) -> np.ndarray:
+        self.embedded.append((data, vad))
         return self.embedding
 
     def close(self) -> None:
@@ -192,7 +196,7 @@ def test_analysis_failures_keep_their_code_and_the_service_goes_on(setup: Any) -
     analyser.results += [AnalysisFailed("analysis_failed", "the analysis process died"), Analysis(2.0, [scored(80.0)], [])]
     with pytest.raises(ServiceError) as refused:
         record(service)
-    assert refused.value.code == "analysis_failed"
+    assert (refused.value.code, str(refused.value)) == ("analysis_failed", "the analysis process died")
     assert record(service)["kept"]
 
 
@@ -203,6 +207,7 @@ def test_recording_can_be_switched_off_per_profile(setup: Any) -> None:
     with pytest.raises(ServiceError) as refused:
         service.submit("default", RecordRequest(audio=b"RIFF"))
     assert refused.value.code == "record_disabled"
+    assert str(refused.value) == "recording is disabled for profile 'default' (record.enabled)"
 
 
 def test_a_full_queue_is_busy_not_unbounded(setup: Any) -> None:
@@ -215,7 +220,7 @@ def test_a_full_queue_is_busy_not_unbounded(setup: Any) -> None:
     with pytest.raises(ServiceError) as refused:  # one being scored, two waiting: the queue holds two
         for _ in range(2):
             futures.append(service.submit("default", RecordRequest(audio=b"RIFF")))
-    assert refused.value.code == "busy"
+    assert (refused.value.code, str(refused.value)) == ("busy", "too many recordings are waiting to be scored; try again later")
     assert service.submit_utterances("default", [], "stream") is False
     analyser.gate.set()
     assert all(f.result(10)["kept"] for f in futures)
@@ -246,7 +251,7 @@ def test_stopping_answers_what_still_waits(setup: Any) -> None:
     assert first.result(10)["kept"]
     with pytest.raises(ServiceError) as refused:
         waiting.result(10)
-    assert refused.value.code == "shutting_down" and analyser.closed
+    assert (refused.value.code, str(refused.value)) == ("shutting_down", "the agent is stopping") and analyser.closed
 
 
 def test_audio_found_without_its_row_is_scored_again(setup: Any) -> None:
@@ -303,3 +308,52 @@ def test_samples_older_than_max_days_go_when_new_ones_arrive(setup: Any) -> None
     new = record(service, request_id="r2")["kept"][0]["id"]
     assert [s.id for s in store.list()] == [new]
     assert bus.events("samples.pruned") == [{"samples": [{"id": old, "reason": "older than 1 days"}]}]
+
+
+def test_a_recording_remembers_where_it_came_from(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    analyser.results += [Analysis(2.0, [scored(80.0)], []), Analysis(2.0, [scored(80.0)], [])]
+    plain = service.submit("default", RecordRequest(id="a", audio=b"RIFF")).result(10)
+    named = service.submit("default", RecordRequest(id="b", audio=b"RIFF", source="chatbot")).result(10)
+    store = service.store("default")
+    assert store.get(plain["kept"][0]["id"]).source == "mqtt"  # type: ignore[union-attr]
+    assert store.get(named["kept"][0]["id"]).source == "chatbot"  # type: ignore[union-attr]
+
+
+def test_streamed_utterances_are_scored_and_told_as_events(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    analyser.results.append([scored(88.0)])
+    cut = [Utterance(np.zeros(RATE, np.float32), np.ones(50, bool), 0.0, 320)]
+    assert service.submit_utterances("default", cut, "hermes:porch", transcript="turn on the light") is True
+    deadline = time.monotonic() + 10
+    while not bus.events("sample.captured"):
+        assert time.monotonic() < deadline, bus.told
+        time.sleep(0.02)
+    assert analyser.utterances == [cut]
+    [sample] = service.store("default").list()
+    assert (sample.source, sample.transcript, sample.score) == ("hermes:porch", "turn on the light", 88.0)
+    assert bus.events("sample.captured")[0]["id"] == sample.id
+
+
+def test_the_profiles_vad_settings_reach_the_analysis(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    voice_json(home, {"record": {"minSeconds": 2.0, "maxSeconds": 12.0,
+                                 "vad": {"frameMs": 20, "aggressiveness": 3, "hangoverMs": 450}}})
+    analyser.results.append(Analysis(2.0, [scored(80.0)], []))
+    record(service)
+    assert analyser.options[0].vad == VadOptions(frame_ms=20, aggressiveness=3, hangover_ms=450,
+                                                 min_seconds=2.0, max_seconds=12.0)
+    service.enroll("default", RecordRequest(id="e", audio=b"RIFF-owner")).result(10)
+    assert analyser.embedded == [(b"RIFF-owner", analyser.options[0].vad)]
+
+
+def test_an_unexpected_failure_is_logged_with_its_recording(setup: Any, caplog: pytest.LogCaptureFixture) -> None:
+    service, analyser, bus, home = setup
+    analyser.results += [RuntimeError("disk on fire"), AudioDecodeError("not a readable WAV file")]
+    with pytest.raises(RuntimeError):
+        record(service, request_id="boom")
+    assert "recording boom failed" in caplog.text and "disk on fire" in caplog.text
+    caplog.clear()
+    with pytest.raises(ServiceError):
+        record(service, request_id="refused")
+    assert "refused" not in caplog.text  # a refusal is an answer, not a failure to log

@@ -30,9 +30,11 @@ class Engine:
     error: Exception = field(default_factory=lambda: ProviderError("engine broke"))
     tag: str = "v1"
     calls: int = 0
+    asked: list[tuple[str, ProviderSettings, ProviderContext]] = field(default_factory=list)
 
     def synthesize(self, text: str, settings: ProviderSettings, ctx: ProviderContext) -> Iterator[AudioChunk]:
         self.calls += 1
+        self.asked.append((text, settings, ctx))
         for index, sentence in enumerate(s for s in text.split(".") if s.strip()):
             if self.fail_after is not None and index >= self.fail_after:
                 raise self.error
@@ -63,8 +65,10 @@ class Run:
         self.fallbacks: list[tuple[str, str]] = []
 
     def __call__(self, text: str = "One. Two. Three.", provider: str | None = "kokoro", stream: bool = False,
-                 config: VoiceConfig | None = None, speed: float | None = None):  # type: ignore[no-untyped-def]
-        job = SpeakJob("j1", text, provider, None, speed, stream, time.perf_counter())  # type: ignore[arg-type]
+                 config: VoiceConfig | None = None, speed: float | None = None, voice: str | None = None,
+                 received: float | None = None):  # type: ignore[no-untyped-def]
+        job = SpeakJob("j1", text, provider, voice, speed, stream,  # type: ignore[arg-type]
+                       time.perf_counter() if received is None else received)
         return run_speak(job, config or VoiceConfig(), self.ctx, self.pool, self.cache,
                          lambda seq, chunk: self.chunks.append((seq, chunk)),
                          lambda failed, reason: self.fallbacks.append((failed, reason)))
@@ -222,3 +226,75 @@ def test_first_audio_is_timed_from_the_request(tmp_path: Path) -> None:
 
     result = Run(tmp_path, {"piper": Slow("piper", 1)})(provider="piper")
     assert 50 <= result.first_audio_ms < 5000
+
+
+def test_the_engine_gets_the_profiles_settings_with_the_requests_overrides(tmp_path: Path) -> None:
+    engines = {"kokoro": Engine("kokoro", 7), "piper": Engine("piper", 1)}
+    run = Run(tmp_path, engines)
+    result = run(voice="jf_alpha", speed=1.25)
+    text, settings, ctx = engines["kokoro"].asked[0]
+    assert text == "One. Two. Three." and ctx is run.ctx
+    assert (settings.voice_name, settings.speed) == ("jf_alpha", 1.25)  # type: ignore[attr-defined]
+    assert result.voice == "jf_alpha"
+
+
+def test_the_fallback_keeps_the_requests_speed_but_not_its_voice(tmp_path: Path) -> None:
+    engines = {"kokoro": Engine("kokoro", 7, fail_after=0), "piper": Engine("piper", 1)}
+    run = Run(tmp_path, engines)
+    result = run(voice="jf_alpha", speed=1.25)
+    _, settings, _ = engines["piper"].asked[0]
+    assert settings.voice_name == VoiceConfig().tts.piper.voice_name  # a Kokoro voice means nothing to Piper
+    assert settings.speaking_rate == 1.25  # type: ignore[attr-defined]
+    assert (result.provider, result.voice) == ("piper", VoiceConfig().tts.piper.voice_name)
+
+
+def test_a_cache_hit_says_what_it_is(tmp_path: Path) -> None:
+    engines = {"kokoro": Engine("kokoro", 7, rate=24000), "piper": Engine("piper", 1)}
+    run = Run(tmp_path, engines, cache=True)
+    run(voice="jf_alpha")
+    hit = run(voice="jf_alpha", received=time.perf_counter() - 0.5, stream=False)
+    assert (hit.provider, hit.voice, hit.sample_rate, hit.cached, hit.chunks) == ("kokoro", "jf_alpha", 24000, True, 1)
+    assert hit.pcm == pcm(7) and 500 <= hit.first_audio_ms < 5000 and hit.fallback_reason is None
+    assert run.chunks == []  # not streamed: nothing sent chunk by chunk
+
+
+def test_streamed_chunks_are_the_engines_audio_in_order(tmp_path: Path) -> None:
+    run = Run(tmp_path, {"kokoro": Engine("kokoro", 7, rate=24000), "piper": Engine("piper", 1)})
+    run(stream=True)
+    assert [c.pcm for _, c in run.chunks] == [b"\x07\x00" * 100 * n for n in (1, 2, 3)]
+    assert {c.sample_rate for _, c in run.chunks} == {24000}
+
+
+def test_a_crash_after_streamed_audio_is_a_provider_error_without_fallback(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    engines = {"kokoro": Engine("kokoro", 7, fail_after=1, error=KeyError("k")), "piper": Engine("piper", 1)}
+    run = Run(tmp_path, engines)
+    with pytest.raises(SpeakFailed) as failed:
+        run(stream=True)
+    assert (failed.value.code, failed.value.provider) == ("provider_error", "kokoro")
+    assert str(failed.value) == "kokoro failed: KeyError: 'k'"
+    assert engines["piper"].calls == 0 and len(run.chunks) == 1
+    assert "provider kokoro crashed" in caplog.text
+
+
+def test_a_provider_with_no_audio_falls_back(tmp_path: Path) -> None:
+    class Mute(Engine):
+        def synthesize(self, text: str, settings: ProviderSettings, ctx: ProviderContext) -> Iterator[AudioChunk]:
+            return iter(())
+
+    engines = {"kokoro": Mute("kokoro", 7), "piper": Engine("piper", 1)}
+    result = Run(tmp_path, engines)()
+    assert result.provider == "piper" and result.fallback_reason == "kokoro produced no audio for this text"
+
+
+def test_a_full_disk_costs_the_cache_not_the_answer(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    run = Run(tmp_path, {"piper": Engine("piper", 1)}, cache=True)
+    assert run.cache is not None
+
+    def full(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(run.cache, "put", full)
+    result = run(provider="piper")
+    assert result.pcm == pcm(1) and not result.cached
+    assert "could not cache audio" in caplog.text and "No space left" in caplog.text
