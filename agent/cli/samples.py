@@ -23,8 +23,9 @@ from providers.base import ProviderError
 def add_parser(sub: Any) -> None:
     profile = argparse.ArgumentParser(add_help=False)  # -p before or after the action
     profile.add_argument("-p", "--profile", default=argparse.SUPPRESS)
+    # No set_defaults(profile=...): the parents share one action, and a default set on it would
+    # let the action's parser overwrite a -p given before the action.
     samples = sub.add_parser("samples", parents=[profile], help="list, inspect, delete and export recorded samples")
-    samples.set_defaults(profile="default")
     actions = samples.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", parents=[profile], help="kept samples, newest first")
     listing.add_argument("--order", choices=["created", "score", "duration"], default="created")
@@ -65,6 +66,7 @@ def run(settings: AgentSettings, args: argparse.Namespace) -> int:
     from agent.record.samples import SampleService
     from agent.record.service import RecordService
 
+    args.profile = getattr(args, "profile", "default")
     layout = existing_layout(settings, args.profile)
     if layout is None:
         return 1

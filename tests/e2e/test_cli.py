@@ -62,3 +62,16 @@ def test_voices_and_config_check(running_agent: AgentProcess) -> None:
     bad.write_text('{"tts": {"provider": "nope"}}')
     check = cli(running_agent, "config", "-p", "kitchen")
     assert check.returncode == 1 and "tts.provider" in check.stderr
+
+
+def test_samples_take_the_profile_before_or_after_the_action(running_agent: AgentProcess) -> None:
+    """The running agent has profiles default and kitchen; the kitchen's export goes to its own folder."""
+    for args in (("samples", "-p", "kitchen", "readiness"), ("samples", "readiness", "--profile", "kitchen"),
+                 ("samples", "readiness")):
+        result = cli(running_agent, *args)
+        assert result.returncode == 0, (args, result.stderr)
+        assert set(json.loads(result.stdout)) >= {"kokoro", "rvc", "sovits"}
+    missing = cli(running_agent, "samples", "-p", "nobody", "readiness")
+    assert missing.returncode == 1 and "no profile 'nobody'" in missing.stderr
+    after = cli(running_agent, "samples", "readiness", "-p", "nobody")
+    assert after.returncode == 1 and "no profile 'nobody'" in after.stderr
