@@ -14,6 +14,7 @@ from agent.broker import EmbeddedBroker, broker_answers, embedded_bind_address
 from agent.core import Core
 from agent.mqtt.edge import MqttEdge
 from agent.settings import AgentSettings
+from agent.wyoming.server import WyomingServer
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ class Agent:
         self.settings = settings
         self.core = Core(settings)
         self.mqtt = MqttEdge(self.core, settings)
+        self.wyoming = WyomingServer(self.core, settings) if settings.wyoming_uri else None
         self.embedded: EmbeddedBroker | None = None
 
     def start(self) -> None:
@@ -41,6 +43,8 @@ class Agent:
                 log.warning("no MQTT broker answers at %s:%d yet; will keep trying", s.mqtt_host, s.mqtt_port)
         self.core.start()
         self.mqtt.start()
+        if self.wyoming is not None:
+            self.wyoming.start()
         if self.mqtt.wait_connected(READY_TIMEOUT):
             log.info("voice agent %s ready: profiles %s", __version__, ", ".join(self.core.layout.names()) or "(none)")
 
@@ -49,6 +53,8 @@ class Agent:
 
     def stop(self) -> None:
         log.info("stopping")
+        if self.wyoming is not None:
+            self.wyoming.stop()
         self.core.stop()
         self.mqtt.stop()
         if self.embedded is not None:
