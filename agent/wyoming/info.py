@@ -12,7 +12,13 @@ from wyoming.info import Attribution, Info, TtsProgram, TtsVoice
 
 from agent import __version__
 from agent.commands import Command
-from agent.wyoming.names import voice_description, voice_name, wyoming_language
+from agent.wyoming.names import (
+    profile_voice_description,
+    profile_voice_name,
+    voice_description,
+    voice_name,
+    wyoming_language,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +38,11 @@ class _NoAudio:
 
 async def describe(voices: Command, profiles: list[str]) -> Info:
     listings = await asyncio.gather(*(_voices_of(voices, profile) for profile in profiles))
-    tts_voices = [
-        _voice(profile, found) for profile, listing in zip(profiles, listings) for found in listing
-    ]
+    tts_voices: list[TtsVoice] = []
+    for profile, listing in zip(profiles, listings):
+        voices_of = [_voice(profile, found) for found in listing]
+        tts_voices.append(_own_voice(profile, voices_of))
+        tts_voices.extend(voices_of)
     program = TtsProgram(
         name=PROGRAM,
         attribution=Attribution(name=PROGRAM, url=""),
@@ -55,6 +63,19 @@ async def _voices_of(voices: Command, profile: str) -> list[dict[str, Any]]:
         log.warning("cannot list the voices of %s for Wyoming: %s", profile, exc)
         return []
     return list(answer.get("voices", []))
+
+
+def _own_voice(profile: str, voices: list[TtsVoice]) -> TtsVoice:
+    """``<profile>/``: whatever the profile's voice.json speaks with (a trained voice, RVC), under
+    every language its voices have, so the picker offers it where it offers them."""
+    return TtsVoice(
+        name=profile_voice_name(profile),
+        attribution=Attribution(name=PROGRAM, url=""),
+        installed=True,
+        description=profile_voice_description(profile),
+        version=None,
+        languages=sorted({language for voice in voices for language in voice.languages}),
+    )
 
 
 def _voice(profile: str, found: dict[str, Any]) -> TtsVoice:

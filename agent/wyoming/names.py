@@ -2,11 +2,12 @@
 
 A name is ``[<profile>/][<provider>:]<voice>``. ``describe`` lists every voice the core knows as
 ``<provider>:<voice>`` for the ``default`` profile and ``<profile>/<provider>:<voice>`` for the
-others, so the name Home Assistant stores keeps meaning the same provider whatever a profile's
-voice.json says later. A name without a provider (``en_US-joe-medium``, what wyoming-piper users
-have stored) is the profile's configured provider speaking that voice; no name at all is the
-profile's own voice. Neither ``/`` nor ``:`` can start a profile or provider name, so parsing
-needs no look-up: it is pure translation, and what the core does not know it refuses itself.
+others, so a name Home Assistant stored keeps meaning the same provider whatever a profile's
+voice.json says later; and ``<profile>/`` for each profile's own voice (what its voice.json
+says). A name without a provider (``en_US-joe-medium``, what wyoming-piper users have stored) is
+the profile's configured provider speaking that voice; no name at all is the ``default``
+profile's own voice. Neither ``/`` nor ``:`` can be part of a profile or provider name, so
+parsing needs no look-up: it is pure translation, and what the core does not know it refuses.
 """
 
 from __future__ import annotations
@@ -44,6 +45,15 @@ def voice_name(profile: str, provider: str, voice: str) -> str:
     """The listed name of a profile's voice (``parse_voice_name`` reads it back)."""
     local = f"{provider}:{voice}"
     return local if profile == DEFAULT_PROFILE else f"{profile}/{local}"
+
+
+def profile_voice_name(profile: str) -> str:
+    """``<profile>/``: the profile's own voice, as its voice.json says."""
+    return f"{profile}/"
+
+
+def profile_voice_description(profile: str) -> str:
+    return f"{profile}: its own voice (voice.json)"
 
 
 def voice_description(profile: str, provider: str, voice: str) -> str:

@@ -103,6 +103,8 @@ def test_describe_lists_the_piper_voice_of_every_profile(agent: Agent) -> None:
         assert piper.description == "en_US-joe-medium (piper)"
         kitchen = voices[f"kitchen/{PIPER}"]
         assert kitchen.languages == ["en_US"] and kitchen.description == "kitchen: en_US-joe-medium (piper)"
+        own = voices["kitchen/"]  # the profile's own voice, under every language of its voices
+        assert "en_US" in own.languages and own.description == "kitchen: its own voice (voice.json)"
 
     run(agent, talk)
 
@@ -130,6 +132,17 @@ def test_a_voice_pick_goes_to_its_profile_and_provider(agent: Agent, probe: Prob
     finished = probe.event("kitchen", "speak.finished", after=mark)["data"]
     assert (finished["provider"], finished["voice"]) == ("piper", "en_US-joe-medium")
     assert finished["audio_topic"].startswith("wyoming://127.0.0.1:")
+
+
+def test_a_profile_pick_speaks_with_the_profiles_own_voice(agent: Agent, probe: Probe) -> None:
+    async def talk(client: AsyncTcpClient) -> None:
+        await client.write_event(Synthesize(text="The kitchen's own voice.", voice=SynthesizeVoice(name="kitchen/")).event())
+        assert_speech((await read_audio(client)).wav, min_seconds=1.0)
+
+    mark = probe.mark()
+    run(agent, talk)
+    finished = probe.event("kitchen", "speak.finished", after=mark)["data"]
+    assert finished["provider"] == "piper" and finished["audio_topic"].startswith("wyoming://")
 
 
 def test_streaming_speaks_each_sentence_as_it_arrives(agent: Agent) -> None:

@@ -7,7 +7,14 @@ import sys
 
 import pytest
 
-from agent.wyoming.names import VoicePick, parse_voice_name, voice_description, voice_name, wyoming_language
+from agent.wyoming.names import (
+    VoicePick,
+    parse_voice_name,
+    profile_voice_name,
+    voice_description,
+    voice_name,
+    wyoming_language,
+)
 
 
 @pytest.mark.parametrize(
@@ -34,6 +41,7 @@ def test_listed_names_read_back() -> None:
         assert parse_voice_name(name) == VoicePick(profile, "kokoro", "af_heart")
     assert voice_name("default", "piper", "en_US-joe-medium") == "piper:en_US-joe-medium"
     assert voice_description("kitchen", "piper", "en_US-joe-medium") == "kitchen: en_US-joe-medium (piper)"
+    assert parse_voice_name(profile_voice_name("kitchen")) == VoicePick("kitchen")
 
 
 def test_languages_are_spelled_as_wyoming_piper_does() -> None:
