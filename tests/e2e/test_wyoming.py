@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
-from wyoming.client import AsyncTcpClient
+from wyoming.client import AsyncClient, AsyncTcpClient, AsyncUnixClient
 from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import Describe, Info
@@ -54,13 +54,13 @@ class Audio:
         return wav_bytes(b"".join(c.audio for c in self.chunks), self.start.rate)
 
 
-async def read(client: AsyncTcpClient) -> Event:
+async def read(client: AsyncClient) -> Event:
     event = await asyncio.wait_for(client.read_event(), TIMEOUT)
     assert event is not None, "the agent closed the connection"
     return event
 
 
-async def read_audio(client: AsyncTcpClient, first: Event | None = None) -> Audio:
+async def read_audio(client: AsyncClient, first: Event | None = None) -> Audio:
     """From audio-start to audio-stop; an error instead fails the test with its code."""
     event = first or await read(client)
     assert not Error.is_type(event.type), f"error: {event.data}"
@@ -72,13 +72,13 @@ async def read_audio(client: AsyncTcpClient, first: Event | None = None) -> Audi
     return audio
 
 
-async def read_error(client: AsyncTcpClient) -> Error:
+async def read_error(client: AsyncClient) -> Error:
     event = await read(client)
     assert Error.is_type(event.type), f"expected an error, got {event.type} {event.data}"
     return Error.from_event(event)
 
 
-async def still_answers(client: AsyncTcpClient) -> None:
+async def still_answers(client: AsyncClient) -> None:
     await client.write_event(Ping(text="still there?").event())
     assert Pong.from_event(await read(client)).text == "still there?"
 
@@ -216,3 +216,21 @@ def test_an_address_in_use_stops_the_agent_with_a_clear_error(tmp_path, broker: 
         assert process.process is not None
         assert process.process.wait(timeout=60) == 1
     assert f"cannot start: Wyoming server cannot listen on {uri}: address already in use" in process.log.read_text()
+
+
+@pytest.mark.slow
+def test_a_unix_socket_serves_as_well(tmp_path, broker: Mosquitto) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "wyoming.sock"
+    process = AgentProcess(make_home(tmp_path / "home"), broker.port, {"VOICE_AGENT_WYOMING_URI": f"unix://{path}"}).start()
+    try:
+        process.wait_log("ready", timeout=60)
+
+        async def talk() -> None:
+            async with AsyncUnixClient(str(path)) as client:
+                await client.write_event(Synthesize(text="Over a Unix socket.").event())
+                assert_speech((await read_audio(client)).wav, min_seconds=0.8)
+
+        asyncio.run(talk())
+    finally:
+        assert process.stop() == 0
+    assert not path.exists(), "the socket is removed on a clean stop"
