@@ -54,16 +54,20 @@ class TtsHandler(AsyncEventHandler):
         self._stream: TextStream | None = None
 
     async def handle_event(self, event: Event) -> bool:
+        """False (the library then closes the connection) only when the client has gone."""
         try:
-            await self._handle(event)
-        except BadEvent as exc:
-            log.warning("Wyoming %s from %s refused: %s", event.type, self._peer, exc)
-            await self.write_event(Error(text=f"{event.type}: {exc}", code="invalid_payload").event())
+            try:
+                await self._handle(event)
+            except BadEvent as exc:
+                log.warning("Wyoming %s from %s refused: %s", event.type, self._peer, exc)
+                await self.write_event(Error(text=f"{event.type}: {exc}", code="invalid_payload").event())
+            except ConnectionError:
+                raise
+            except Exception as exc:  # a bug: answer it and keep the connection
+                log.exception("Wyoming %s from %s failed", event.type, self._peer)
+                await self.write_event(Error(text=f"{type(exc).__name__}: {exc}", code="internal_error").event())
         except ConnectionError:
             return False
-        except Exception as exc:  # a bug: answer it and keep the connection
-            log.exception("Wyoming %s from %s failed", event.type, self._peer)
-            await self.write_event(Error(text=f"{type(exc).__name__}: {exc}", code="internal_error").event())
         return True
 
     async def disconnect(self) -> None:
