@@ -212,6 +212,14 @@ def med(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def source_version() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "agent", "providers")
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + (" with uncommitted changes in agent/ or providers/" if dirty else "")
+
+
 def report(series: Series, rounds: int, warmup: int, command: str, load_before: str, load_after: str,
            starts: dict[str, float]) -> list[str]:
     lines = [
@@ -222,6 +230,7 @@ def report(series: Series, rounds: int, warmup: int, command: str, load_before: 
             ", ".join(f"{n} {metadata.version(n)}" for n in ("wyoming", "piper-tts", "onnxruntime")),
         ) + ", wyoming-piper 2.5.2 (its own venv, same piper-tts and onnxruntime)",
         f"- Command: `{command}`",
+        f"- Code: commit {source_version()}",
         f"- {rounds} measured rounds after {warmup} warm-up rounds, a new connection per request; ms, median (min)",
         "- Started to first `info`: " + ", ".join(f"{k} {v:.1f} s" for k, v in starts.items()),
         "",
