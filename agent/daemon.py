@@ -49,7 +49,10 @@ class Agent:
             log.info("voice agent %s ready: profiles %s", __version__, ", ".join(self.core.layout.names()) or "(none)")
 
     def problems(self) -> list[str]:
-        return self.core.problems()
+        found = self.core.problems()
+        if self.wyoming is not None and not self.wyoming.alive:
+            found.append("Wyoming server stopped")
+        return found
 
     def stop(self) -> None:
         log.info("stopping")

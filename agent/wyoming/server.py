@@ -41,6 +41,11 @@ class WyomingServer:
         if self._failure is not None:
             raise self._failure
 
+    @property
+    def alive(self) -> bool:
+        """Still serving (the agent's watchdog is not fed once it is not)."""
+        return self._failure is None and self._thread is not None and self._thread.is_alive()
+
     def stop(self) -> None:
         loop, stop = self._loop, self._stop
         if loop is not None and stop is not None:
@@ -68,6 +73,8 @@ class WyomingServer:
             from agent.wyoming.handler import DoorContext, TtsHandler
         except ImportError as exc:
             return self._fail(RuntimeError(f"the Wyoming door needs the wyoming extra: pip install 'voice-agent[wyoming]' ({exc})"))
+        if urlparse(self.uri).scheme not in ("tcp", "unix"):
+            return self._fail(RuntimeError(f"VOICE_AGENT_WYOMING_URI {self.uri!r} must be tcp://<host>:<port> or unix://<path>"))
         try:
             server = AsyncServer.from_uri(self.uri)
         except ValueError as exc:
