@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[embedded,record,kokoro,rvc,test]'
+	$(BIN)/pip install --quiet -e '.[embedded,record,kokoro,rvc,wyoming,test]'
 	$(BIN)/pip install --quiet --no-deps 'resemblyzer==0.1.4' 'onnx2torch==1.5.15'
 	touch $(STAMP)
 

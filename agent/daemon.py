@@ -16,6 +16,7 @@ from agent.core import Core
 from agent.mqtt.edge import MqttEdge
 from agent.mqtt.hass import HassDiscovery
 from agent.settings import AgentSettings
+from agent.wyoming.server import WyomingServer
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ class Agent:
             from agent.http.server import HttpEdge
 
             self.doors.append(HttpEdge(self.core, settings))
+        self.wyoming = WyomingServer(self.core, settings) if settings.wyoming_uri else None
+        if self.wyoming is not None:
+            self.doors.append(self.wyoming)
         self.embedded: EmbeddedBroker | None = None
 
     def start(self) -> None:
@@ -72,7 +76,10 @@ class Agent:
             log.info("voice agent %s ready: profiles %s", __version__, ", ".join(self.core.layout.names()) or "(none)")
 
     def problems(self) -> list[str]:
-        return self.core.problems()
+        found = self.core.problems()
+        if self.wyoming is not None and not self.wyoming.alive:
+            found.append("Wyoming server stopped")
+        return found
 
     def stop(self) -> None:
         log.info("stopping")

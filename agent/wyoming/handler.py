@@ -1,0 +1,125 @@
+"""One Wyoming connection: its events in, the core's answers out as events.
+
+``describe`` -> ``info``; ``synthesize`` -> audio (or an ``error``); a ``synthesize-start`` ...
+``synthesize-stop`` stream -> audio sentence by sentence, then ``synthesize-stopped`` (a
+``synthesize`` inside a stream is the compatibility copy of the streamed text, and is ignored);
+``ping`` -> ``pong``. A bad event is answered with an ``error`` and the connection stays open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from wyoming.error import Error
+from wyoming.event import Event
+from wyoming.info import Describe
+from wyoming.ping import Ping, Pong
+from wyoming.server import AsyncEventHandler
+from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped, SynthesizeVoice
+
+from agent.commands import Command
+from agent.wyoming.info import describe
+from agent.wyoming.names import VoicePick, parse_voice_name
+from agent.wyoming.speech import Speech
+from agent.wyoming.text_stream import TextStream
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DoorContext:
+    """What every connection needs of the agent: the command table and the profiles."""
+
+    commands: dict[str, Command]
+    profile_names: Callable[[], list[str]]
+    profile_exists: Callable[[str], bool]
+    max_text_chars: int
+
+
+class BadEvent(Exception):
+    """An event whose data is not what the protocol says."""
+
+
+class TtsHandler(AsyncEventHandler):
+    def __init__(self, door: DoorContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        super().__init__(reader, writer)
+        self._door = door
+        peer = writer.get_extra_info("peername")
+        self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "local"
+        self._speech = Speech(door.commands["speak"], door.profile_exists, self.write_event, self._peer)
+        self._stream: TextStream | None = None
+
+    async def handle_event(self, event: Event) -> bool:
+        """False (the library then closes the connection) only when the client has gone."""
+        try:
+            try:
+                await self._handle(event)
+            except BadEvent as exc:
+                log.warning("Wyoming %s from %s refused: %s", event.type, self._peer, exc)
+                await self.write_event(Error(text=f"{event.type}: {exc}", code="invalid_payload").event())
+            except ConnectionError:
+                raise
+            except Exception as exc:  # a bug: answer it and keep the connection
+                log.exception("Wyoming %s from %s failed", event.type, self._peer)
+                await self.write_event(Error(text=f"{type(exc).__name__}: {exc}", code="internal_error").event())
+        except ConnectionError:
+            return False
+        return True
+
+    async def disconnect(self) -> None:
+        if self._stream is not None:
+            self._stream.cancel()
+            self._stream = None
+
+    async def _handle(self, event: Event) -> None:
+        if Describe.is_type(event.type):
+            info = await describe(self._door.commands["voices"], self._door.profile_names())
+            await self.write_event(info.event())
+        elif Synthesize.is_type(event.type):
+            if self._stream is None:  # inside a stream it repeats the streamed text: ignore it
+                synthesize = _parse(Synthesize.from_event, event)
+                await self._speech.say(synthesize.text, _pick(synthesize.voice))
+        elif SynthesizeStart.is_type(event.type):
+            start = _parse(SynthesizeStart.from_event, event)
+            if self._stream is not None:  # a new stream before the last one stopped: end that one first
+                await self._end_stream()
+            self._stream = TextStream(self._speech, _pick(start.voice), self._door.max_text_chars)
+        elif SynthesizeChunk.is_type(event.type):
+            chunk = _parse(SynthesizeChunk.from_event, event)
+            if self._stream is None:
+                raise BadEvent("no synthesize-start came before it")
+            if not isinstance(chunk.text, str):
+                raise BadEvent("text must be a string")
+            self._stream.add(chunk.text)
+        elif SynthesizeStop.is_type(event.type):
+            await self._end_stream()
+        elif Ping.is_type(event.type):
+            await self.write_event(Pong(text=Ping.from_event(event).text).event())
+        else:
+            log.debug("Wyoming event %s from %s ignored", event.type, self._peer)
+
+    async def _end_stream(self) -> None:
+        """Speak the rest of the stream (if one is open) and say it has stopped (always: a stop
+        without a start is answered too)."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            await stream.finish()
+        await self.write_event(SynthesizeStopped().event())
+
+
+def _parse(reader: Callable[[Event], Any], event: Event) -> Any:
+    try:
+        return reader(event)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise BadEvent(f"malformed data ({type(exc).__name__}: {exc})") from exc
+
+
+def _pick(voice: SynthesizeVoice | None) -> VoicePick:
+    name = voice.name if voice is not None else None
+    if name is not None and not isinstance(name, str):
+        raise BadEvent("voice.name must be a string")
+    return parse_voice_name(name)
