@@ -52,15 +52,9 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from bench.texts import TEXTS  # noqa: E402
 from tests.mosquitto import Mosquitto, free_port  # noqa: E402  (the shared launcher; needs REPO on the path)
 
-TEXTS = {
-    "short": "The kitchen lights are on now.",
-    "paragraph": (
-        "Good morning! It is seven degrees outside and light rain is expected after lunch. "
-        "Your first meeting starts at half past nine, so you have time for breakfast."
-    ),
-}
 MODES = ("synthesize", "stream")
 AGENT_VOICE = "piper:en_US-joe-medium"  # the default profile, cache off
 CACHED_VOICE = "cached/piper:en_US-joe-medium"

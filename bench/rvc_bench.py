@@ -33,19 +33,13 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from bench.texts import TEXTS  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from tests.providers.rvc import fakes  # noqa: E402
 
-TEXTS = {
-    "short": "The kitchen lights are on now.",
-    "paragraph": (
-        "Good morning! It is seven degrees outside and light rain is expected after lunch. "
-        "Your first meeting starts at half past nine, so you have time for breakfast."
-    ),
-}
 REAL_HUBERT = fakes.HubertSize(dim=768, layers=12, heads=12, ffn=3072, conv_dim=512, conv_pos=128, conv_pos_groups=16)
 
 

@@ -40,6 +40,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from bench.texts import TEXTS  # noqa: E402
 from providers.base import ProviderContext
 from providers.sovits.client import build_request
 from providers.sovits.config import SovitsSettings
@@ -52,13 +53,6 @@ from tests.providers.sovits.test_supervisor import wait_until
 BASE = "svbench"
 PROFILE = "bench"
 GOAL_MS = 10.0
-TEXTS = {
-    "short": "The kitchen lights are on now.",
-    "paragraph": (
-        "Good morning! It is seven degrees outside and light rain is expected after lunch. "
-        "Your first meeting starts at half past nine, so you have time for breakfast."
-    ),
-}
 
 
 class BenchClient:

@@ -46,17 +46,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from tests.mosquitto import Mosquitto, mosquitto_binary  # noqa: E402  (the shared launcher; needs REPO on the path)
+from bench.texts import TEXTS  # noqa: E402
 
 BASE_TOPIC = "voice"
 NOCACHE_PROFILE = "nocache"  # cache disabled: every request really synthesizes
 CACHED_PROFILE = "default"  # cache enabled: used for (c) only
-TEXTS: dict[str, str] = {
-    "short": "The kitchen lights are on now.",
-    "paragraph": (
-        "Good morning! It is seven degrees outside and light rain is expected after lunch. "
-        "Your first meeting starts at half past nine, so you have time for breakfast."
-    ),
-}
 GOAL_RATIO = 1.10  # agent / direct Piper, first audio
 GOAL_CACHE_MS = 5.0  # "a few ms" for a cache hit, end to end
 GOAL_RSS_MB = 200.0
