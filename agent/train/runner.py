@@ -11,7 +11,6 @@ import fcntl
 import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from agent.events import EventBus, StateBoard
 from agent.gpu.arbiter import GpuArbiter
 from agent.layout import Layout, StatusFiles
 from agent.train.jobs import ACTIVE, Job, JobStore, job_status, write_status
+from agent.train.keep import remove_checkpoints, rotate_log
 from agent.train.schedule import IdlePolicy
 from agent.train.worker import context_document
 
@@ -317,27 +317,15 @@ class JobRunner:
 
     # -- what training leaves on disk (train.keep) ------------------------------------------
     def _tidy(self, job: Job, launch: Launch) -> None:
-        """An ended job's checkpoints are no use (a new job starts afresh); a failed one's are
-        kept to look into, the newest ``keep_failed`` of the profile's."""
-        if job.state != "failed":
-            shutil.rmtree(launch.checkpoint_dir, ignore_errors=True)
-        root = launch.checkpoint_dir.parent
         active = {j.id for j in self._jobs.list(profile=job.profile, states=ACTIVE, limit=1000)}
-        ended = sorted((p for p in root.iterdir() if p.is_dir() and p.name not in active),
-                       key=lambda p: p.stat().st_mtime, reverse=True) if root.is_dir() else []
-        gone = [p.name for p in ended[launch.keep_failed:]]
-        for name in gone:
-            shutil.rmtree(root / name, ignore_errors=True)
+        ended = None if job.state == "failed" else launch.checkpoint_dir.name
+        gone = remove_checkpoints(launch.checkpoint_dir.parent, ended, active, launch.keep_failed)
         if gone:
             self._emit(job, "training.pruned", {"checkpoints": gone, "reason": f"more than {launch.keep_failed} failed runs kept"})
 
     def _rotate(self, job: Job, log_path: Path, max_bytes: int) -> None:
-        try:
-            size = log_path.stat().st_size
-        except FileNotFoundError:
-            return
-        if size > max_bytes:
-            os.replace(log_path, log_path.with_name(log_path.name + ".1"))
+        size = rotate_log(log_path, max_bytes)
+        if size is not None:
             self._emit(job, "training.log_rotated", {"log": str(log_path), "bytes": size, "kept_as": log_path.name + ".1"})
 
     def _status(self, job: Job) -> StatusFiles:

@@ -218,12 +218,13 @@ def test_ended_jobs_leave_no_checkpoints_and_only_the_newest_failed_ones_stay(ri
     rig.runner.release()
     finished = rig.job(steps=12)
     runner.tick()
-    rig.wait_state(finished, "finished")
+    rig.recorder.wait("training.finished")  # told once the job's files are dealt with
     assert not rig.layout.training_dir("default", finished.id).exists()
     failed = []
     for n in range(3):
         failed.append(rig.job(refuse="too few samples", speaker=f"s{n}"))
         runner.tick()
+        rig.recorder.wait("training.failed", count=n + 1)
         rig.wait_state(failed[-1], "failed")
         time.sleep(0.02)  # distinct folder times
     assert rig.layout.training_dir("default", failed[-1].id).is_dir()  # the newest, to look into
