@@ -268,14 +268,15 @@ class Api:
             raise ServiceError("invalid_payload", "speak answers with audio: use POST /api/tts or the WebSocket /api/tts-stream")
         if command.audio_in and request.content_type.startswith("audio/"):
             document: dict[str, Any] = {"audio": await request.read()}
-        else:
-            document = await self._json(request)
+        else:  # a recording's JSON envelope may be as large as the recording (as over MQTT)
+            document = await self._json(request, self._settings.max_audio_bytes if command.audio_in else None)
         return web.json_response({"data": await self.call(request.match_info["profile"], name, document)})
 
-    async def _json(self, request: web.Request) -> dict[str, Any]:
+    async def _json(self, request: web.Request, limit: int | None = None) -> dict[str, Any]:
         raw = await request.read()
-        if len(raw) > self._settings.max_request_bytes:
-            raise ServiceError("payload_too_large", f"the body is {len(raw)} bytes; the limit is {self._settings.max_request_bytes}")
+        limit = limit or self._settings.max_request_bytes
+        if len(raw) > limit:
+            raise ServiceError("payload_too_large", f"the body is {len(raw)} bytes; the limit is {limit}")
         if not raw.strip():
             return {}
         try:
