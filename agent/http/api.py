@@ -146,12 +146,19 @@ class Api:
         Origin is not this server, and (without a token, on loopback) one for a host name that
         is not a loopback name (a site that resolves its own name to 127.0.0.1: DNS rebinding)."""
         origin = request.headers.get("Origin")
-        if origin is not None and origin != f"{request.scheme}://{request.host}":
+        if origin is not None and not self._same_site(origin, request):
             return error_response("forbidden", f"requests from the page of {origin!r} are refused: open the agent's own page")
         if self._token is None and not is_loopback_name(request.url.host or ""):
             return error_response("forbidden", f"without VOICE_AGENT_HTTP_TOKEN only loopback names are answered, "
                                                f"not {request.host!r}: open http://127.0.0.1:{self._settings.http_port}/")
         return await handler(request)
+
+    @staticmethod
+    def _same_site(origin: str, request: web.Request) -> bool:
+        """The page's own origin: this host and port, by whichever scheme (a TLS proxy in front
+        serves it as https) and as the proxy was asked for it (X-Forwarded-Host)."""
+        host = origin.partition("://")[2]
+        return host in (request.host, request.headers.get("X-Forwarded-Host"))
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -138,7 +138,8 @@ export class SamplesScreen {
     say($("samples-error"), "");
     try {
       const answer = await command(this.profile, "samples.delete", { samples: ids });
-      status($("samples-status"), `Deleted ${answer.deleted} sample${answer.deleted === 1 ? "" : "s"}.`);
+      const count = answer.deleted.length;
+      status($("samples-status"), `Deleted ${count} sample${count === 1 ? "" : "s"}.`);
     } catch (error) {
       say($("samples-error"), error.message);
     }

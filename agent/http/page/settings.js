@@ -12,6 +12,7 @@ export class SettingsScreen {
     this.app = app;
     this.schema = null;
     this.form = null;
+    this.saving = null; // a change being saved: {saved, applied}
     $("settings-form").addEventListener("submit", (event) => {
       event.preventDefault();
       this.save();
@@ -88,12 +89,15 @@ export class SettingsScreen {
     }
     $("settings-save").disabled = true;
     status($("settings-status"), "Saving…", "quiet");
+    this.saving = { applied: false }; // config.reloaded (from the event stream) says the agent took it
     try {
       const answer = await command(this.profile, "config.set", { changes });
       const voices = await command(this.profile, "voices").catch(() => ({ voices: [] }));
       this.build(answer.config, voices.voices || []);
-      status($("settings-status"), "Saved to voice.json.");
+      this.saving.saved = true;
+      this.savedStatus();
     } catch (error) {
+      this.saving = null;
       status($("settings-status"), "");
       if (!(error instanceof ApiError)) throw error;
       const left = form.showProblems(error.problems);
@@ -102,6 +106,16 @@ export class SettingsScreen {
       if (error.problems.length) status($("settings-status"), "Not saved: see the fields marked in red.", "error");
     } finally {
       $("settings-save").disabled = false;
+    }
+  }
+
+  savedStatus() {
+    if (!this.saving?.saved) return;
+    if (this.saving.applied) {
+      status($("settings-status"), "Saved to voice.json; the agent uses it now.");
+      this.saving = null;
+    } else {
+      status($("settings-status"), "Saved to voice.json; the agent is loading it…", "quiet");
     }
   }
 
@@ -151,6 +165,10 @@ export class SettingsScreen {
   event(event, profile) {
     if (event.kind !== "event" || event.profile !== this.profile) return;
     if (event.type === "sovits.server") this.showServer(event.data);
+    if (event.type === "config.reloaded" && this.saving) {
+      this.saving.applied = true;
+      this.savedStatus();
+    }
     if (event.type === "config.invalid" && this.app.visible(this)) {
       say($("settings-error"), `voice.json was edited and has a problem: ${event.data.problems.map((p) => `${p.field}: ${p.message}`).join("; ")}`);
     }

@@ -123,7 +123,7 @@ export class SpeakScreen {
       ["Audio", duration(done.audio_seconds)], ["Sentences", done.chunks], ["Sample rate", `${done.sample_rate} Hz`],
     ];
     $("speak-summary").replaceChildren(...facts.map(([term, value]) => el("div", { class: "fact" },
-      el("dt", {}, term), el("dd", { "data-fact": term.toLowerCase().replace(/ /g, "-") }, String(value))))));
+      el("dt", {}, term), el("dd", { "data-fact": term.toLowerCase().replace(/ /g, "-") }, String(value)))));
     $("speak-summary-card").hidden = false;
   }
 
