@@ -52,6 +52,7 @@ def main() -> None:
 
 def save(page: Any, name: str) -> None:
     path = DOCS / f"web-{name}.png"
+    page.evaluate("window.scrollTo(0, 0)")  # the bar at the top sticks where the page was scrolled to
     page.screenshot(path=str(path), full_page=True)
     print("wrote", path.relative_to(REPO))
 

@@ -192,6 +192,25 @@ def test_the_gpu_screen_says_who_runs_where(page: Any, agent: AgentProcess) -> N
         api(agent, "gpuview", "train.cancel", {"job": job})
 
 
+def test_a_machine_with_a_gpu_gets_its_cards_and_holders_drawn(page: Any, agent: AgentProcess) -> None:
+    """No GPU here: the screen draws what gpu.status answers on a machine with one (its shape, from
+    agent/gpu/status.py), fed to the page's own renderer."""
+    open_screen(page, agent, "gpuview", "gpu")
+    page.evaluate("""() => window.voiceAgent.screens.gpu.render({
+        gpu: {available: true, reason: "", gpus: [{index: 0, name: "NVIDIA RTX 4060", total_mb: 8192, used_mb: 6144,
+              free_mb: 2048, processes: [{pid: 4242, name: "python", used_mb: 4000}, {pid: 77, name: "ollama", used_mb: 2000}]}]},
+        holders: [{purpose: "training", need_mb: 6000, since: Date.now() / 1000}],
+        training: {job: "20260101000000-abcdef", profile: "kitchen", provider: "kokoro", speaker: "owner", device: "cuda", pid: 4242},
+        providers_loaded: ["piper"]})""")
+    cards = page.inner_text("#gpu-cards")
+    assert "GPU 0: NVIDIA RTX 4060" in cards and "6.0 GB of 8.0 GB used" in cards and "2.0 GB free" in cards
+    assert page.get_attribute("#gpu-cards [role=progressbar]", "aria-valuenow") == "75"
+    rows = page.locator("#gpu-cards tbody tr")
+    assert "training kokoro" in rows.nth(0).inner_text() and "training" not in rows.nth(1).inner_text()
+    users = page.inner_text("#gpu-users")
+    assert "needs 5.9 GB" in users and "runs on the GPU" in users
+
+
 def test_the_token_is_asked_once_and_kept(browser: Any, tmp_path: Path, broker: Mosquitto) -> None:
     guarded = web_agent(tmp_path, broker, ("default",), VOICE_AGENT_HTTP_TOKEN=TOKEN).start()
     context = browser.new_context()

@@ -29,10 +29,15 @@ export class SpeakScreen {
     this.app = app;
     this.queue = [];
     this.urls = [];
+    this.rows = new Map(); // a sentence's blob: URL -> its row in the list
     this.played = 0;
     this.ws = null;
     const audio = $("speak-audio");
     audio.addEventListener("ended", () => this.playNext());
+    $("speak-again").addEventListener("click", () => {
+      this.queue = [...this.urls];
+      this.playNext();
+    });
     $("speak-form").addEventListener("submit", (event) => {
       event.preventDefault();
       this.speak();
@@ -48,7 +53,9 @@ export class SpeakScreen {
     for (const url of this.urls) URL.revokeObjectURL(url);
     this.queue = [];
     this.urls = [];
+    this.rows.clear();
     this.played = 0;
+    $("speak-again").hidden = true;
     const audio = $("speak-audio");
     audio.pause();
     audio.removeAttribute("src");
@@ -88,6 +95,7 @@ export class SpeakScreen {
         this.queue.push(url);
         const arrived = Math.round(performance.now() - started);
         const row = el("li", {}, el("span", { class: "seq" }, `Sentence ${seq}`), el("span", { class: "hint" }, `arrived after ${arrived} ms`));
+        this.rows.set(url, row);
         $("speak-sentences").append(row);
         wavSeconds(message.data).then(({ seconds }) => row.append(el("span", { class: "len" }, duration(seconds))));
         if ($("speak-audio").paused) this.playNext();
@@ -101,12 +109,14 @@ export class SpeakScreen {
         return;
       }
       this.summary(done);
+      $("speak-again").hidden = this.urls.length === 0;
     };
   }
 
   playNext() {
     const audio = $("speak-audio");
     const url = this.queue.shift();
+    for (const [each, row] of this.rows) row.classList.toggle("playing", each === url);
     if (!url) return;
     audio.src = url;
     this.played += 1;

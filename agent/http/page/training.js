@@ -157,7 +157,7 @@ export class TrainingScreen {
   event(event) {
     if (event.kind === "state" && event.key === this.profile && this.app.visible(this)) this.now(event.data.training);
     if (event.kind !== "event" || event.profile !== this.profile || !event.type.startsWith("training.") || !this.app.visible(this)) return;
-    if (event.type !== "training.progress") {
+    if (!["training.progress", "training.checkpoint"].includes(event.type)) {
       clearTimeout(this.refreshing);
       this.refreshing = setTimeout(() => this.jobs(), 200);
     }
