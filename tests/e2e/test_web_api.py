@@ -102,10 +102,11 @@ def events(agent: AgentProcess, profile: str, until: Any, timeout: float = 60, t
 def test_the_event_stream_starts_with_the_state_then_pushes_events(agent: AgentProcess) -> None:
     import threading
 
-    def change() -> None:
+    def change() -> None:  # another profile's first: its events must not reach kitchen's stream
         time.sleep(1.0)
+        assert api(agent, "default", "config.set", {"changes": {"tts": {"piper": {"speakingRate": 1.2}}}}).status_code == 200
+        time.sleep(0.5)
         assert api(agent, "kitchen", "config.set", {"changes": {"tts": {"piper": {"speakingRate": 1.1}}}}).status_code == 200
-        api(agent, "default", "config.set", {"changes": {"tts": {"piper": {"speakingRate": 1.2}}}})
 
     worker = threading.Thread(target=change)
     worker.start()
