@@ -26,6 +26,7 @@ LINES = [
     "The kitchen light has been switched off, and the front door is locked.",
     "Tomorrow morning the bus leaves at half past seven, so set an alarm.",
     "The washing machine has finished, please hang the clothes outside.",
+    "The morning train to the city is running twenty minutes late because of the heavy snow on the tracks near the bridge.",
 ]
 
 

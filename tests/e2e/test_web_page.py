@@ -127,6 +127,7 @@ def test_a_sample_is_played_and_deleted_after_a_confirm(page: Any, agent: AgentP
     assert rows.count() == 2  # dismissed: nothing deleted
     page.click("#samples-delete")
     page.wait_for_selector("#samples-status:has-text('Deleted 1 sample')")
+    row.wait_for(state="detached")
     assert rows.count() == 1 and page.locator(f"#samples-rows tr[data-sample='{other['id']}']").count() == 1
     listed = api(agent, "samples", "samples.list").json()["data"]["samples"]
     assert [s["id"] for s in listed] == [other["id"]]

@@ -6,11 +6,15 @@
 
 import { el } from "./ui.js";
 
-/** "speakingRate" -> "Speaking rate", "step_seconds" -> "Step seconds". */
+const ACRONYMS = { url: "URL", id: "ID", api: "API", vad: "VAD", mb: "MB", dnsmos: "DNSMOS", gpu: "GPU", rvc: "RVC" };
+
+/** "speakingRate" -> "Speaking rate", "serverUrl" -> "Server URL", "step_seconds" -> "Step seconds". */
 export function humanize(key) {
-  const words = key.replace(/_/g, " ").replace(/([a-z0-9])([A-Z])/g, "$1 $2").replace(/F0/g, "F0 ").trim();
-  const spaced = words.replace(/\s+/g, " ").toLowerCase();
-  return spaced.charAt(0).toUpperCase() + spaced.slice(1);
+  const words = key.replace(/_/g, " ").replace(/([a-z0-9])([A-Z])/g, "$1 $2").replace(/([A-Z]+)([A-Z][a-z])/g, "$1 $2")
+    .split(/\s+/).filter(Boolean)
+    .map((word) => ACRONYMS[word.toLowerCase()] || (/^[A-Z0-9]{2,}$/.test(word) ? word : word.toLowerCase()));
+  const text = words.join(" ");
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 function deref(schema, root) {

@@ -97,7 +97,7 @@ export class SamplesScreen {
       return el("div", { class: "ready-row", "data-provider": provider },
         el("div", { class: "name" }, provider, state.ready ? badge("ready", "good") : ""),
         bar(state.ready ? 1 : state.progress, label, state.ready ? "good" : ""),
-        el("div", { class: "hint" }, state.ready ? `${state.samples} samples, ${state.minutes} min` : state.missing.join("; ")));
+        el("div", { class: "hint" }, state.ready ? `${state.samples} sample${state.samples === 1 ? "" : "s"}, ${state.minutes} min` : state.missing.join("; ")));
     });
     $("readiness").replaceChildren(...rows);
   }
@@ -136,14 +136,16 @@ export class SamplesScreen {
     const what = ids.length === 1 ? "this sample" : `these ${ids.length} samples`;
     if (!window.confirm(`Delete ${what}? The recordings are removed from the disk.`)) return;
     say($("samples-error"), "");
+    let message = "";
     try {
       const answer = await command(this.profile, "samples.delete", { samples: ids });
       const count = answer.deleted.length;
-      status($("samples-status"), `Deleted ${count} sample${count === 1 ? "" : "s"}.`);
+      message = `Deleted ${count} sample${count === 1 ? "" : "s"}.`;
     } catch (error) {
       say($("samples-error"), error.message);
     }
     await Promise.all([this.list(), this.readiness()]);
+    status($("samples-status"), message); // once the table shows it
   }
 
   async export() {

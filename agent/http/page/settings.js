@@ -53,7 +53,7 @@ export class SettingsScreen {
       const listId = `voices-${name}`;
       const names = voices.filter((v) => v.provider === name).map((v) => v.name);
       const section = el("fieldset", { class: "provider", "data-provider": name },
-        el("legend", {}, `${humanize(name)} settings`), el("p", { class: "hint" }, info.summary),
+        el("legend", {}, `Settings of ${name} `, el("code", { class: "key" }, `tts.${name}`)), el("p", { class: "hint" }, info.summary),
         el("datalist", { id: listId }, ...names.map((n) => el("option", { value: n }))));
       form.render(section, tts.properties[name], config.tts[name], `tts.${name}`, { locked, lists: { [voiceField]: listId } });
       const voiceRow = form.fields.get(voiceField);
