@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast bench mutate install mosquitto chromium clean
+.PHONY: run test test-fast bench mutate install mosquitto chromium screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ mutate: $(STAMP)
 	rm -rf mutants
 	$(BIN)/mutmut run
 	$(BIN)/mutmut results
+
+# The web page's screenshots in docs/ (the real page against a private agent).
+screenshots: $(STAMP) mosquitto chromium
+	$(BIN)/python docs/screenshots.py
 
 bench: $(STAMP) mosquitto
 	$(BIN)/python bench/speak_bench.py

@@ -1,7 +1,7 @@
 """The web page's screenshots in docs/, taken from the real page against a running agent (a private
 Mosquitto and agent home, real recordings of the Piper voice as the owner, the stand-in trainer).
 
-    .venv/bin/python docs/screenshots.py        # needs Debian's chromium (`make test` installs it)
+    make screenshots        # or .venv/bin/python docs/screenshots.py, with Debian's chromium installed
 """
 
 from __future__ import annotations

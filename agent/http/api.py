@@ -164,7 +164,7 @@ class Api:
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if self._token is not None and not self._page.is_page(request.path) and not self._authorized(request):
             return error_response("unauthorized", "send 'Authorization: Bearer <VOICE_AGENT_HTTP_TOKEN>' "
-                                                  "(or ?access_token=... for a WebSocket)")
+                                                  "(or ?access_token=... for a WebSocket or the event stream)")
         return await handler(request)
 
     def _authorized(self, request: web.Request) -> bool:
