@@ -60,7 +60,8 @@ def validate(command: Command, document: dict[str, Any]) -> Request:
     try:
         return command.model.model_validate(document)
     except ValidationError as exc:
-        raise ServiceError("invalid_payload", describe_validation_error(exc), {"problems": validation_problems(exc)}) from exc
+        problems = {"problems": validation_problems(exc)}
+        raise ServiceError("invalid_payload", describe_validation_error(exc), problems) from exc
 
 
 def record_commands(records: RecordService, samples: SampleService) -> dict[str, Command]:

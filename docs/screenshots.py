@@ -26,7 +26,8 @@ LINES = [
     "The kitchen light has been switched off, and the front door is locked.",
     "Tomorrow morning the bus leaves at half past seven, so set an alarm.",
     "The washing machine has finished, please hang the clothes outside.",
-    "The morning train to the city is running twenty minutes late because of the heavy snow on the tracks near the bridge.",
+    "The morning train to the city is running twenty minutes late "
+    "because of the heavy snow on the tracks near the bridge.",
 ]
 
 
@@ -39,8 +40,10 @@ def main() -> None:
             agent.wait_log("ready", timeout=60)
             for line in LINES:
                 record(agent, "default", line)
-            first = api(agent, "default", "train", {"provider": "counting", "speaker": "owner", "when": "now",
-                                                    "params": {"steps": 20, "step_seconds": 0.05}}).json()["data"]["job"]["id"]
+            params = {"steps": 20, "step_seconds": 0.05}
+            job = {"provider": "counting", "speaker": "owner", "when": "now", "params": params}
+            answer = api(agent, "default", "train", job)
+            first = answer.json()["data"]["job"]["id"]
             while api(agent, "default", "train.status", {"job": first}).json()["data"]["job"]["state"] != "finished":
                 time.sleep(0.2)
             with browser_session() as browser:

@@ -147,10 +147,11 @@ class Api:
         is not a loopback name (a site that resolves its own name to 127.0.0.1: DNS rebinding)."""
         origin = request.headers.get("Origin")
         if origin is not None and not self._same_site(origin, request):
-            return error_response("forbidden", f"requests from the page of {origin!r} are refused: open the agent's own page")
+            return error_response("forbidden", f"requests from the page of {origin!r} are refused: "
+                                               "open the agent's own page")
         if self._token is None and not is_loopback_name(request.url.host or ""):
-            return error_response("forbidden", f"without VOICE_AGENT_HTTP_TOKEN only loopback names are answered, "
-                                               f"not {request.host!r}: open http://127.0.0.1:{self._settings.http_port}/")
+            return error_response("forbidden", f"without VOICE_AGENT_HTTP_TOKEN only loopback names are answered, not "
+                                               f"{request.host!r}: open http://127.0.0.1:{self._settings.http_port}/")
         return await handler(request)
 
     @staticmethod
