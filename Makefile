@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast bench mutate install mosquitto clean
+.PHONY: run test test-fast bench mutate install mosquitto chromium screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,13 +25,18 @@ mosquitto:
 		{ echo "installing mosquitto and alsa-utils"; apt-get update -qq && \
 		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients alsa-utils; }
 
+# The web page's tests drive Debian's Chromium with Playwright (never a downloaded browser).
+chromium:
+	@test -x /usr/bin/chromium || \
+		{ echo "installing chromium"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 # The layers (import-linter) and the types (mypy) are checked before the tests run.
-test: $(STAMP) mosquitto
+test: $(STAMP) mosquitto chromium
 	$(BIN)/lint-imports
 	$(BIN)/mypy agent providers
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP) mosquitto
+test-fast: $(STAMP) mosquitto chromium
 	$(BIN)/python -m pytest -m "not slow"
 
 # Mutation testing of the core (pyproject.toml [tool.mutmut]); not part of `make test`.
@@ -39,6 +44,10 @@ mutate: $(STAMP)
 	rm -rf mutants
 	$(BIN)/mutmut run
 	$(BIN)/mutmut results
+
+# The web page's screenshots in docs/ (the real page against a private agent).
+screenshots: $(STAMP) mosquitto chromium
+	$(BIN)/python docs/screenshots.py
 
 bench: $(STAMP) mosquitto
 	$(BIN)/python bench/speak_bench.py

@@ -19,10 +19,10 @@ from pydantic import ValidationError, create_model
 from agent.access import GUARDED, check_command, check_config_change, check_paths
 from agent.errors import ServiceError
 from agent.record.requests import DeleteRequest, ExportRequest, ListRequest, RecordRequest, ShowRequest
-from agent.requests import ConfigSetRequest, EmptyRequest, Request, describe_validation_error
+from agent.requests import ConfigSetRequest, EmptyRequest, Request, describe_validation_error, validation_problems
 from agent.speak.requests import SpeakRequest
 from agent.speak.service import AudioOut
-from agent.train.requests import JobRequest, TrainRequest
+from agent.train.requests import JobRequest, LogsRequest, TrainRequest
 from providers import registry
 from providers.common.names import is_plain_name
 
@@ -60,7 +60,8 @@ def validate(command: Command, document: dict[str, Any]) -> Request:
     try:
         return command.model.model_validate(document)
     except ValidationError as exc:
-        raise ServiceError("invalid_payload", describe_validation_error(exc)) from exc
+        problems = {"problems": validation_problems(exc)}
+        raise ServiceError("invalid_payload", describe_validation_error(exc), problems) from exc
 
 
 def record_commands(records: RecordService, samples: SampleService) -> dict[str, Command]:
@@ -83,10 +84,14 @@ def command_table(core: Core) -> dict[str, Command]:
         "voices": Command(EmptyRequest, lambda p, r, out: core.voices(p, r)),
         "config": Command(EmptyRequest, lambda p, r, out: core.config(p, r)),
         "config.set": Command(ConfigSetRequest, lambda p, r, out: core.set_config(p, r)),
+        "config.schema": Command(EmptyRequest, lambda p, r, out: core.config_schema(p, r)),
         **record_commands(core.records, core.samples),
         "train": Command(TrainRequest, lambda p, r, out: core.train.submit_later(p, r)),
         "train.cancel": Command(JobRequest, lambda p, r, out: core.train.cancel_later(p, r)),
         "train.status": Command(JobRequest, lambda p, r, out: core.train.status_later(p, r)),
+        "train.trainers": Command(EmptyRequest, lambda p, r, out: core.train.trainers_later(p, r)),
+        "train.logs": Command(LogsRequest, lambda p, r, out: core.train.logs_later(p, r)),
+        "gpu.status": Command(EmptyRequest, lambda p, r, out: core.gpu_status(p, r)),
     }
     table = _with_actions(core, table)
     return {name: _guarded(core, name, command) for name, command in table.items()}

@@ -9,6 +9,7 @@ from typing import Any
 
 from agent.commands import Command, command_table
 from agent.config.model import ConfigError
+from agent.config.schema import voice_config_schema
 from agent.config.store import ConfigStore
 from agent.config.watch import ConfigWatcher
 from agent.errors import ServiceError
@@ -104,6 +105,18 @@ class Core:
                 problems = [{"field": p.field, "message": p.message} for p in exc.problems]
                 raise ServiceError("invalid_config", str(exc), {"problems": problems}) from exc
             return {"id": request.id, "config": config.model_dump(mode="json", by_alias=True)}
+
+        return self.samples.later(work)
+
+    def config_schema(self, profile: str, request: EmptyRequest) -> dict[str, Any]:
+        return {"id": request.id, **voice_config_schema()}
+
+    def gpu_status(self, profile: str, request: EmptyRequest) -> Any:
+        """The GPUs (NVML, on the samples' thread), who holds one (the arbiter's reservations) and
+        the job that runs now with its device."""
+        def work() -> dict[str, Any]:
+            return {"id": request.id, "gpu": self.arbiter.info.report().as_dict(), "holders": self.arbiter.holders(),
+                    "training": self.train.runner.running_info(), "providers_loaded": self.engines.loaded()}
 
         return self.samples.later(work)
 

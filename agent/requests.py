@@ -67,8 +67,14 @@ class ConfigSetRequest(Request):
 
 def describe_validation_error(exc: ValidationError) -> str:
     """``field: message; ...`` - the key path a person needs to fix the request."""
-    parts = []
+    return "; ".join(f"{p['field'] or 'payload'}: {p['message']}" for p in validation_problems(exc))
+
+
+def validation_problems(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
+    """``[{field, message}]`` (``data.problems`` of a refusal): what a form shows next to each
+    field, as ``config.set`` does for voice.json. ``prefix`` places a nested model's fields."""
+    problems = []
     for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "payload"
-        parts.append(f"{field}: {err['msg']}")
-    return "; ".join(parts)
+        field = ".".join(str(p) for p in (*([prefix] if prefix else []), *err["loc"]))
+        problems.append({"field": field, "message": err["msg"]})
+    return problems

@@ -42,6 +42,7 @@ class Readiness:
     samples: int
     minutes: float
     missing: list[str]
+    progress: float = 0.0  # 0-1, how far the samples are on the way (a progress bar's share)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,7 +56,8 @@ def enough(samples: Sequence[SampleView], min_count: int, min_minutes: float, ex
         missing.append(f"{min_count - len(samples)} more samples (have {len(samples)}, need {min_count})")
     if minutes < min_minutes:
         missing.append(f"{min_minutes - minutes:.1f} more minutes (have {minutes:.1f}, need {min_minutes:g})")
-    return Readiness(not missing, len(samples), round(minutes, 2), missing)
+    shares = [len(samples) / min_count if min_count else 1.0, minutes / min_minutes if min_minutes else 1.0]
+    return Readiness(not missing, len(samples), round(minutes, 2), missing, round(min(1.0, *shares), 3))
 
 
 Choose = Callable[[Sequence[SampleView]], list[SampleView]]

@@ -15,7 +15,7 @@ from pydantic import Field, ValidationError, create_model, field_validator
 
 from agent.access import AccessConfig
 from agent.record.config import RecordConfig
-from agent.requests import ProviderName, load_json
+from agent.requests import ProviderName, load_json, validation_problems
 from agent.train.config import TrainConfig
 from providers import registry
 from providers.settings_base import CamelModel, ProviderSettings
@@ -110,11 +110,8 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def validation_problems(exc: ValidationError, file: str) -> list[ConfigProblem]:
-    return [
-        ConfigProblem(file, ".".join(str(part) for part in err["loc"]), err["msg"])
-        for err in exc.errors()
-    ]
+def file_problems(exc: ValidationError, file: str) -> list[ConfigProblem]:
+    return [ConfigProblem(file, p["field"], p["message"]) for p in validation_problems(exc)]
 
 
 def load_voice_config(global_path: Path, profile_path: Path | None = None) -> VoiceConfig:
@@ -133,4 +130,4 @@ def merged_config(global_path: Path, profile_path: Path | None, override: dict[s
     try:
         return VoiceConfig.model_validate(document)
     except ValidationError as exc:
-        raise ConfigError(validation_problems(exc, files)) from exc
+        raise ConfigError(file_problems(exc, files)) from exc

@@ -1,7 +1,9 @@
 """The API this agent offers households' chat bots and web pages (the shape of the API it
 replaces): ``POST /api/tts`` text in, WAV out; ``WS /api/tts-stream`` one WAV per sentence as
 it is made; ``GET /api/voices``, ``GET /api/health``; and every command of the command table at
-``POST /api/profiles/<profile>/commands/<command>`` (what the web page uses).
+``POST /api/profiles/<profile>/commands/<command>`` (what the web page uses). For the page, too:
+``GET /api/events`` (the core's events as server-sent events), a sample's WAV and the samples'
+report picture; the page itself at ``/`` (``page.py``).
 
 Each handler parses, calls one entry of the command table and answers; the errors are the
 services' codes with an HTTP status (``errors.py``)."""
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -22,7 +25,10 @@ from agent import __version__
 from agent.commands import check_profile, find, validate
 from agent.core import Core
 from agent.errors import ServiceError
+from agent.http import stream
 from agent.http.errors import error_response
+from agent.http.page import Page
+from agent.record.report import report_files
 from agent.requests import load_json
 from agent.settings import AgentSettings
 from providers.base import ProviderError
@@ -78,17 +84,32 @@ class Api:
         self._core = core
         self._settings = settings
         self._token = settings.http_token.get_secret_value() if settings.http_token else None
+        self._page = Page()
+        self._hub = stream.EventHub(core.events, core.state)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=self._settings.max_audio_bytes, middlewares=[self._errors, self._auth])
+        app = web.Application(client_max_size=self._settings.max_audio_bytes,
+                              middlewares=[self._errors, self._guard, self._auth])
         app.add_routes([
+            *self._page.routes(),
             web.post("/api/tts", self.tts),
             web.get("/api/tts-stream", self.tts_stream),
             web.get("/api/voices", self.voices),
             web.get("/api/health", self.health),
+            web.get("/api/events", self.events),
             web.post("/api/profiles/{profile}/commands/{command}", self.command),
+            web.get("/api/profiles/{profile}/samples/report.png", self.report_png),
+            web.get("/api/profiles/{profile}/samples/{sample}/audio", self.sample_audio),
         ])
+        app.on_startup.append(self._started)
+        app.on_shutdown.append(self._shutting_down)
         return app
+
+    async def _started(self, app: web.Application) -> None:
+        self._hub.attach(asyncio.get_running_loop())
+
+    async def _shutting_down(self, app: web.Application) -> None:
+        self._hub.close_all()
 
     # -- the core, from the event loop -------------------------------------------------------------
     async def call(self, profile: str, name: str, document: dict[str, Any], out: Any = None) -> dict[str, Any]:
@@ -120,10 +141,31 @@ class Api:
             return error_response("internal_error", f"{type(exc).__name__}: {exc}")
 
     @web.middleware
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """What a browser could be made to send by another site is refused: a request whose
+        Origin is not this server, and (without a token, on loopback) one for a host name that
+        is not a loopback name (a site that resolves its own name to 127.0.0.1: DNS rebinding)."""
+        origin = request.headers.get("Origin")
+        if origin is not None and not self._same_site(origin, request):
+            return error_response("forbidden", f"requests from the page of {origin!r} are refused: "
+                                               "open the agent's own page")
+        if self._token is None and not is_loopback_name(request.url.host or ""):
+            return error_response("forbidden", f"without VOICE_AGENT_HTTP_TOKEN only loopback names are answered, not "
+                                               f"{request.host!r}: open http://127.0.0.1:{self._settings.http_port}/")
+        return await handler(request)
+
+    @staticmethod
+    def _same_site(origin: str, request: web.Request) -> bool:
+        """The page's own origin: this host and port, by whichever scheme (a TLS proxy in front
+        serves it as https) and as the proxy was asked for it (X-Forwarded-Host)."""
+        host = origin.partition("://")[2]
+        return host in (request.host, request.headers.get("X-Forwarded-Host"))
+
+    @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self._token is not None and not self._authorized(request):
+        if self._token is not None and not self._page.is_page(request.path) and not self._authorized(request):
             return error_response("unauthorized", "send 'Authorization: Bearer <VOICE_AGENT_HTTP_TOKEN>' "
-                                                  "(or ?access_token=... for a WebSocket)")
+                                                  "(or ?access_token=... for a WebSocket or the event stream)")
         return await handler(request)
 
     def _authorized(self, request: web.Request) -> bool:
@@ -193,6 +235,25 @@ class Api:
             return
         await ws.send_json({"done": True, **summary})
 
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        profile = request.query.get("profile", DEFAULT_PROFILE)
+        check_profile(profile, self._core.layout.exists)
+        return await stream.serve(request, self._hub, profile)
+
+    async def sample_audio(self, request: web.Request) -> web.StreamResponse:
+        """A kept sample's WAV: the id is checked by ``samples.show``, the file is the one it names."""
+        shown = await self.call(request.match_info["profile"], "samples.show", {"sample": request.match_info["sample"]})
+        return web.FileResponse(shown["path"], headers={"Content-Type": "audio/wav", "Cache-Control": "no-cache"})
+
+    async def report_png(self, request: web.Request) -> web.StreamResponse:
+        """The picture the last ``samples.report`` drew."""
+        profile = request.match_info["profile"]
+        check_profile(profile, self._core.layout.exists)
+        png, _ = report_files(self._core.layout.reports_dir(profile))
+        if not png.is_file():
+            raise ServiceError("no_report", f"no report of {profile!r} yet: run samples.report")
+        return web.FileResponse(png, headers={"Content-Type": "image/png", "Cache-Control": "no-cache"})
+
     async def voices(self, request: web.Request) -> web.Response:
         profile = request.query.get("profile", DEFAULT_PROFILE)
         return web.json_response(await self.call(profile, "voices", {}))
@@ -215,14 +276,15 @@ class Api:
             raise ServiceError("invalid_payload", "speak answers with audio: use POST /api/tts or the WebSocket /api/tts-stream")
         if command.audio_in and request.content_type.startswith("audio/"):
             document: dict[str, Any] = {"audio": await request.read()}
-        else:
-            document = await self._json(request)
+        else:  # a recording's JSON envelope may be as large as the recording (as over MQTT)
+            document = await self._json(request, self._settings.max_audio_bytes if command.audio_in else None)
         return web.json_response({"data": await self.call(request.match_info["profile"], name, document)})
 
-    async def _json(self, request: web.Request) -> dict[str, Any]:
+    async def _json(self, request: web.Request, limit: int | None = None) -> dict[str, Any]:
         raw = await request.read()
-        if len(raw) > self._settings.max_request_bytes:
-            raise ServiceError("payload_too_large", f"the body is {len(raw)} bytes; the limit is {self._settings.max_request_bytes}")
+        limit = limit or self._settings.max_request_bytes
+        if len(raw) > limit:
+            raise ServiceError("payload_too_large", f"the body is {len(raw)} bytes; the limit is {limit}")
         if not raw.strip():
             return {}
         try:
@@ -232,3 +294,12 @@ class Api:
         if not isinstance(document, dict):
             raise ServiceError("invalid_payload", "the body must be a JSON object")
         return document
+
+
+def is_loopback_name(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

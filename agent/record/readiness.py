@@ -12,7 +12,7 @@ from providers.spec import Readiness, SampleView
 def readiness(provider: str, samples: Sequence[SampleView], threshold: float) -> Readiness:
     dataset = registry.spec(provider).dataset
     if dataset is None:
-        return Readiness(True, 0, 0.0, [])
+        return Readiness(True, 0, 0.0, [], 1.0)
     return dataset.readiness(samples, threshold)
 
 

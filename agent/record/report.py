@@ -25,6 +25,11 @@ def summary_text(profile: str, samples: list[Sample], threshold: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def report_files(directory: Path) -> tuple[Path, Path]:
+    """Where a profile's report goes: the picture and the text summary."""
+    return directory / "samples-report.png", directory / "samples-report.txt"
+
+
 def write_report(profile: str, samples: list[Sample], threshold: float, directory: Path) -> tuple[Path, Path]:
     import matplotlib
 
@@ -53,7 +58,7 @@ def write_report(profile: str, samples: list[Sample], threshold: float, director
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
-    png, txt = directory / "samples-report.png", directory / "samples-report.txt"
+    png, txt = report_files(directory)
     atomic_write_bytes(png, buffer.getvalue())
     atomic_write_text(txt, summary_text(profile, samples, threshold))
     return png, txt

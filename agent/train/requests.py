@@ -21,3 +21,8 @@ class TrainRequest(Request):
 
 class JobRequest(Request):
     job: str | None = Field(None, pattern=JOB_ID)
+
+
+class LogsRequest(Request):
+    job: str = Field(pattern=JOB_ID)
+    lines: int = Field(200, ge=1, le=5000, description="How many of the last lines.")

@@ -26,6 +26,7 @@ from agent.gpu.arbiter import GpuArbiter
 from agent.layout import Layout, StatusFiles
 from agent.train.jobs import ACTIVE, Job, JobStore, job_status, write_status
 from agent.train.keep import remove_checkpoints, rotate_log
+from agent.train.logs import attempt_header
 from agent.train.schedule import IdlePolicy
 from agent.train.worker import context_document
 
@@ -161,6 +162,16 @@ class JobRunner:
         with self._lock:
             return self._running.job if self._running else None
 
+    def running_info(self) -> dict[str, Any] | None:
+        """The job that runs now, where (``cpu``/``cuda``) and as which process; None when none runs."""
+        with self._lock:
+            running = self._running
+        if running is None:
+            return None
+        job = running.job
+        return {"job": job.id, "profile": job.profile, "provider": job.provider, "speaker": job.speaker,
+                "device": running.device, "pid": running.process.pid, "progress": job.progress}
+
     # -- the scheduler's tick ------------------------------------------------------------
     def tick(self) -> None:
         with self._lock:
@@ -201,7 +212,7 @@ class JobRunner:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._rotate(job, log_path, launch.log_max_bytes)
         log_file = resources.enter_context(open(log_path, "a", encoding="utf-8"))
-        log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} attempt {job.attempts + 1} on {device}\n")
+        log_file.write(attempt_header(time.strftime('%Y-%m-%d %H:%M:%S'), job.id, job.attempts + 1, device))
         log_file.flush()
         document = {
             "trainer": launch.trainer, "profile": job.profile, "speaker": job.speaker, "params": job.params,

@@ -23,11 +23,12 @@ from agent.layout import Layout
 from agent.record import export as exporter
 from agent.record.readiness import readiness
 from agent.record.service import RecordService
-from agent.requests import describe_validation_error
+from agent.requests import describe_validation_error, validation_problems
 from agent.settings import AgentSettings
 from agent.train.jobs import ACTIVE, Job, JobStore
 from agent.train.registry import trainer_for, trainers
-from agent.train.requests import JobRequest, TrainRequest
+from agent.train.logs import job_log
+from agent.train.requests import JobRequest, LogsRequest, TrainRequest
 from agent.train.runner import JobRunner, Launch
 from agent.train.schedule import IdlePolicy, parse_window
 from agent.work import BoundedExecutor
@@ -93,6 +94,12 @@ class TrainService:
     def status_later(self, profile: str, request: JobRequest) -> Future[dict[str, Any]]:
         return self._executor.submit(self.status, profile, request)
 
+    def trainers_later(self, profile: str, request: Any) -> Future[dict[str, Any]]:
+        return self._executor.submit(self.trainers, profile, request)
+
+    def logs_later(self, profile: str, request: LogsRequest) -> Future[dict[str, Any]]:
+        return self._executor.submit(self.logs, profile, request)
+
     def submit(self, profile: str, request: TrainRequest, dataset: Path | None = None) -> dict[str, Any]:
         """Queue a job; ``dataset`` (the CLI's --dataset) trains on that folder as it is."""
         try:
@@ -102,7 +109,8 @@ class TrainService:
         try:
             validated = trainer.params.model_validate(request.params)
         except ValidationError as exc:
-            raise ServiceError("invalid_params", describe_validation_error(exc)) from exc
+            raise ServiceError("invalid_params", describe_validation_error(exc),
+                               {"problems": validation_problems(exc, "params")}) from exc
         params = validated.model_dump(mode="json")
         folder = dataset or self._dataset(profile, request.provider, request.speaker)
         if dataset is not None and not dataset.is_dir():
@@ -136,6 +144,21 @@ class TrainService:
             return {"id": request.id, "job": self._own_job(profile, request.job).as_dict()}
         return {"id": request.id, "jobs": [j.as_dict() for j in self.jobs.list(profile=profile, limit=20)],
                 "trainers": sorted(trainers(self._settings.extra_trainers))}
+
+    def trainers(self, profile: str, request: Any) -> dict[str, Any]:
+        """Each trainer's parameters as JSON schema (ranges, defaults, descriptions): what a form
+        for a train request is made from."""
+        found = trainers(self._settings.extra_trainers)
+        return {"id": request.id, "trainers": {
+            name: {"params": spec.params.model_json_schema(by_alias=True), "outputs": spec.outputs}
+            for name, spec in sorted(found.items())
+        }}
+
+    def logs(self, profile: str, request: LogsRequest) -> dict[str, Any]:
+        """The last lines the job's process wrote (its attempts' sections of the speaker's log)."""
+        job = self._own_job(profile, request.job)
+        path = self._layout.status_files(job.provider, job.speaker).log_path
+        return {"id": request.id, "job": job.id, "log": str(path), "lines": job_log(path, job.id, request.lines)}
 
     def _own_job(self, profile: str, job_id: str | None) -> Job:
         job = self.jobs.get(job_id) if job_id else None

@@ -23,7 +23,8 @@ def best_reference(samples: Sequence[SampleView]) -> list[SampleView]:
 def readiness(samples: Sequence[SampleView], threshold: float) -> Readiness:
     best = best_reference(samples)
     missing = [] if best else ["one clean 5-10 s sample with its transcript"]
-    return Readiness(bool(best), len(best), round(best[0].duration / 60, 2) if best else 0.0, missing)
+    minutes = round(best[0].duration / 60, 2) if best else 0.0
+    return Readiness(bool(best), len(best), minutes, missing, 1.0 if best else 0.0)
 
 
 def write_transcript(directory: Path, samples: Sequence[SampleView]) -> None:

@@ -79,6 +79,21 @@ def test_room_on_the_gpu_means_cuda_without_pausing(tmp_path: Path, hog: subproc
     assert events == []
 
 
+def test_who_holds_the_gpu_is_known_while_they_hold_it(tmp_path: Path) -> None:
+    arbiter = GpuArbiter(FakeGpus(24000, 4000), HogPauser([], tmp_path / "s.json"), lambda n, d: None)
+    with arbiter.reserve(6000, "training", pause_hogs=False) as device:
+        with arbiter.reserve(1000, "rvc", pause_hogs=False):
+            assert device == "cuda"
+            assert [(h["purpose"], h["need_mb"]) for h in arbiter.holders()] == [("training", 6000), ("rvc", 1000)]
+        assert [h["purpose"] for h in arbiter.holders()] == ["training"]
+    with pytest.raises(RuntimeError), arbiter.reserve(6000, "rvc", pause_hogs=False):
+        raise RuntimeError("the work failed")
+    assert arbiter.holders() == []
+    busy = GpuArbiter(FakeGpus(8000, 7000), HogPauser([], tmp_path / "s.json"), lambda n, d: None)
+    with busy.reserve(6000, "training", pause_hogs=False) as device:
+        assert device == "cpu" and busy.holders() == []  # on the CPU: it holds no GPU
+
+
 def test_hog_is_paused_then_resumed_even_when_the_job_fails(tmp_path: Path, hog: subprocess.Popen[bytes]) -> None:
     gpus = FakeGpus(8000, 7000)
     events: list[str] = []

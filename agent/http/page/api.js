@@ -1,0 +1,115 @@
+// The agent's HTTP API, as the page calls it: the token (when the agent has one) in an
+// Authorization header, or as ?access_token= where a browser cannot send headers (WebSocket,
+// EventSource). A refusal becomes an ApiError with the agent's code and data.problems.
+
+const TOKEN_KEY = "voice-agent-token";
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(body.error || `HTTP ${status}`);
+    this.status = status;
+    this.code = body.code || "http_error";
+    this.data = body.data || {};
+  }
+
+  get problems() {
+    return Array.isArray(this.data.problems) ? this.data.problems : [];
+  }
+}
+
+export function token() {
+  return localStorage.getItem(TOKEN_KEY) || "";
+}
+
+export function forgetToken() {
+  localStorage.removeItem(TOKEN_KEY);
+}
+
+let asking = null; // one dialog for all the requests that were refused at once
+
+function askToken(refused) {
+  if (asking) return asking;
+  const dialog = document.getElementById("token-dialog");
+  const input = document.getElementById("token-input");
+  document.getElementById("token-error").hidden = !refused;
+  input.value = "";
+  asking = new Promise((resolve) => {
+    dialog.addEventListener("close", () => {
+      const given = input.value.trim();
+      if (given) localStorage.setItem(TOKEN_KEY, given);
+      asking = null;
+      resolve();
+    }, { once: true });
+  });
+  dialog.showModal();
+  return asking;
+}
+
+async function send(path, options = {}) {
+  for (;;) {
+    const headers = { ...(options.headers || {}) };
+    const given = token();
+    if (given) headers.Authorization = `Bearer ${given}`;
+    const response = await fetch(path, { ...options, headers });
+    if (response.status === 401) {
+      await askToken(Boolean(given));
+      continue;
+    }
+    if (!response.ok) {
+      let body = {};
+      try { body = await response.json(); } catch { /* not JSON: the status says it */ }
+      throw new ApiError(response.status, body);
+    }
+    return response;
+  }
+}
+
+function profilePath(profile) {
+  return `/api/profiles/${encodeURIComponent(profile)}`;
+}
+
+/** One command of the agent's command table; its `data`. */
+export async function command(profile, name, body = {}) {
+  const response = await send(`${profilePath(profile)}/commands/${encodeURIComponent(name)}`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+  return (await response.json()).data;
+}
+
+export async function getJSON(path) {
+  return (await send(path)).json();
+}
+
+/** A file the API serves (a sample's WAV, the report) as a blob: URL the page can show. */
+export async function blobURL(path) {
+  const blob = await (await send(path)).blob();
+  return URL.createObjectURL(blob);
+}
+
+export function sampleAudioPath(profile, sample) {
+  return `${profilePath(profile)}/samples/${encodeURIComponent(sample)}/audio`;
+}
+
+export function reportPath(profile) {
+  return `${profilePath(profile)}/samples/report.png`;
+}
+
+function withToken(url) {
+  const given = token();
+  if (given) url.searchParams.set("access_token", given);
+  return url;
+}
+
+export function socket(path) {
+  const url = new URL(path, location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(withToken(url).toString());
+  ws.binaryType = "blob";
+  return ws;
+}
+
+export function events(profile) {
+  const url = new URL("/api/events", location.href);
+  url.searchParams.set("profile", profile);
+  return new EventSource(withToken(url).toString());
+}
