@@ -126,3 +126,41 @@ def test_tools_outside_the_agent_get_the_best_config_there_is(tmp_path: Path) ->
     assert ConfigStore.load_quietly(layout, "me").tts.provider == "kokoro"
     layout.global_config.write_text("{broken")
     assert ConfigStore.load_quietly(layout, "me") == VoiceConfig()
+
+
+def test_the_invalid_event_is_the_profiles(tmp_path: Path) -> None:
+    layout = home_with(tmp_path, {}, "{broken")
+    events = Events()
+    ConfigStore(layout, events).reload("me")  # type: ignore[arg-type]
+    assert [(profile, name) for profile, name, _ in events.seen] == [("me", "config.invalid")]
+
+
+def test_reload_all_can_stay_quiet(tmp_path: Path) -> None:
+    layout = home_with(tmp_path, {}, "{}")
+    events = Events()
+    ConfigStore(layout, events).reload_all(announce=False)  # type: ignore[arg-type]
+    assert events.seen == []
+
+
+def test_tools_see_the_household_file_under_the_profiles(tmp_path: Path) -> None:
+    layout = home_with(tmp_path, {"tts": {"provider": "kokoro"}}, '{"record": {"threshold": 80}}')
+    config = ConfigStore.load_quietly(layout, "me")
+    assert config.tts.provider == "kokoro" and config.record.threshold == 80
+
+
+def test_a_refused_update_names_the_profiles_file(tmp_path: Path) -> None:
+    import pytest
+
+    from agent.config.model import ConfigError
+
+    layout = home_with(tmp_path, {}, "{}")
+    with pytest.raises(ConfigError) as refused:
+        ConfigStore(layout, Events()).update("me", {"record": {"threshold": 101}})  # type: ignore[arg-type]
+    assert refused.value.problems[0].file == f"{layout.profile_config('me')} (over {layout.global_config})"
+
+
+def test_the_written_file_is_readable_and_keeps_its_letters(tmp_path: Path) -> None:
+    layout = home_with(tmp_path, {}, "{}")
+    ConfigStore(layout, Events()).update("me", {"cache": {"directory": "out/cache/stimme-müller"}})  # type: ignore[arg-type]
+    written = layout.profile_config("me").read_text(encoding="utf-8")
+    assert written == '{\n  "cache": {\n    "directory": "out/cache/stimme-müller"\n  }\n}\n'

@@ -47,6 +47,7 @@ class FakeAnalyser:
         self.closed = False
         self.embedded: list[tuple[bytes, VadOptions]] = []
         self.utterances: list[list[Utterance]] = []
+        self.wavs: list[bytes] = []
 
     def _next(self) -> Any:
         self.entered.set()
@@ -59,6 +60,7 @@ class FakeAnalyser:
 
     def score_wav(self, data: bytes, options: AnalysisOptions) -> Analysis:
         self.options.append(options)
+        self.wavs.append(data)
         return self._next()  # type: ignore[no-any-return]
 
     def score_utterances(self, utterances: list[Utterance], options: AnalysisOptions) -> list[Scored]:
@@ -82,7 +84,7 @@ class Bus:
         self.states: list[tuple[str, dict[str, Any]]] = []
 
     def event(self, profile: str, name: str, data: dict[str, Any], when: float) -> None:
-        self.told.append((name, data))
+        self.told.append((name, data) if profile == "default" else (f"{profile}:{name}", data))  # only this profile's count
 
     def state_changed(self, key: str, document: dict[str, Any]) -> None:
         self.states.append((key, document))
@@ -357,3 +359,119 @@ def test_an_unexpected_failure_is_logged_with_its_recording(setup: Any, caplog: 
     with pytest.raises(ServiceError):
         record(service, request_id="refused")
     assert "refused" not in caplog.text  # a refusal is an answer, not a failure to log
+
+
+def test_what_is_told_of_each_sample(setup: Any, caplog: pytest.LogCaptureFixture) -> None:
+    service, analyser, bus, home = setup
+    good, low = scored(91.0, seconds=2.5, similarity=0.876), scored(40.0, seconds=1.25)
+    analyser.results.append(Analysis(5.12345, [good, low], []))
+    caplog.set_level("INFO")
+    result = service.submit("default", RecordRequest(id="told", audio=b"RIFF-told", transcript="two things")).result(10)
+    assert analyser.wavs == [b"RIFF-told"]
+    assert (result["id"], result["seconds"], result["utterances"]) == ("told", 5.123, 2)
+    [captured] = bus.events("sample.captured")
+    assert captured == {"request_id": "told", "score": 91.0, "components": {"snr": 80.0}, "duration": 2.5,
+                        "speaker_similarity": 0.876, "id": result["kept"][0]["id"]}
+    [rejected] = bus.events("sample.rejected")
+    assert rejected == {"request_id": "told", "score": 40.0, "components": {"snr": 80.0}, "duration": 1.25,
+                        "speaker_similarity": None, "reasons": ["score 40 below the threshold 70"]}
+    sample = service.store("default").get(captured["id"])
+    assert sample is not None and sample.components == {"snr": 80.0} and sample.speaker_similarity == 0.876
+    assert sample.measurements["snr_db"] == 25.0 and sample.transcript is None  # two utterances: whose words?
+    assert "recording told held 2 utterances; its transcript was not stored" in caplog.text
+
+
+def test_refusals_before_scoring_are_told_with_the_request(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    analyser.results += [AudioDecodeError("not a readable WAV file"), Analysis(0.8, [], [])]
+    for request_id in ("bad", "silent"):
+        with pytest.raises(ServiceError):
+            record(service, request_id=request_id)
+    assert bus.events("sample.rejected") == [
+        {"request_id": "bad", "reasons": ["not a readable WAV file"]},
+        {"request_id": "silent", "reasons": ["no usable speech in 0.8 s of audio"]},
+    ]
+
+
+def test_streamed_audio_without_speech_says_how_long_it_was(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    analyser.results.append([])
+    cut = [Utterance(np.zeros(RATE * 3, np.float32), np.ones(150, bool), 0.0, 320)]
+    assert service.submit_utterances("default", cut, "stream:kitchen")
+    deadline = time.monotonic() + 10
+    while not bus.events("sample.rejected"):
+        assert time.monotonic() < deadline, bus.told
+        time.sleep(0.02)
+    [rejected] = bus.events("sample.rejected")
+    assert rejected["reasons"] == ["no usable speech in 3.0 s of audio"]
+    assert len(rejected["request_id"]) == 12 and analyser.options[0].vad == service.vad_options("default")
+
+
+def test_one_store_per_profile_and_one_worker_named_for_the_logs(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    assert service.store("default") is service.store("default")
+    worker = [t for t in threading.enumerate() if t.name == "record"]
+    assert worker and all(t.daemon for t in worker)
+    analyser.results.append(Analysis(2.0, [scored(80.0)], []))
+    generated = service.submit("default", RecordRequest(audio=b"RIFF")).result(10)["id"]
+    assert len(generated) == 12 and bus.events("sample.captured")[0]["request_id"] == generated
+
+
+def test_enrolling_without_kept_samples_and_with_bad_audio(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    first = service.enroll("default", RecordRequest(id="e0", audio=b"RIFF")).result(10)
+    assert first == {"id": "e0", "enrolled": True, "similarity_to_kept_samples": None}
+    analyser.results.append(Analysis(2.0, [scored(80.0, value=0.3)], []))
+    record(service)
+    analyser.embedding = np.array([1, 1, 0, 0], np.float32)
+    second = service.enroll("default", RecordRequest(id="e1", audio=b"RIFF")).result(10)
+    assert second["similarity_to_kept_samples"] == 0.707  # cos 45 degrees, to 3 places
+    assert bus.events("speaker.enrolled") == [{"request_id": "e0"}, {"request_id": "e1"}]
+
+    def broken(data: bytes, vad: VadOptions) -> np.ndarray:
+        raise AudioDecodeError("not a readable WAV file: truncated")
+
+    analyser.embed_wav = broken  # type: ignore[method-assign]
+    with pytest.raises(ServiceError) as refused:
+        service.enroll("default", RecordRequest(id="e2", audio=b"RIFF")).result(10)
+    assert (refused.value.code, str(refused.value)) == ("invalid_audio", "not a readable WAV file: truncated")
+
+
+def test_pruning_is_logged_for_the_profile(setup: Any, caplog: pytest.LogCaptureFixture) -> None:
+    service, analyser, bus, home = setup
+    voice_json(home, {"record": {"keep": {"maxSamples": 1}}})
+    analyser.results.append(Analysis(6.0, [scored(80.0), scored(81.0), scored(82.0)], []))
+    caplog.set_level("INFO")
+    record(service)
+    assert "pruned 2 sample(s) of default (record.keep)" in caplog.text
+
+
+def test_an_orphan_is_scored_again_as_an_orphan(setup: Any, caplog: pytest.LogCaptureFixture) -> None:
+    service, analyser, bus, home = setup
+    samples = home / "profiles" / "default" / "out" / "voices" / "samples"
+    samples.mkdir(parents=True)
+    (samples / "lost.wav").write_bytes(b"RIFF-lost")
+    analyser.results += [AnalysisFailed("analysis_unavailable", "no DNSMOS models"), Analysis(2.0, [scored(88.0)], [])]
+    store = service.store("default")  # moves lost.wav to orphans/, to be scored when idle
+    deadline = time.monotonic() + 10
+    while "cannot score the orphaned samples of default again: no DNSMOS models" not in caplog.text:
+        assert time.monotonic() < deadline, caplog.text
+        time.sleep(0.05)
+    assert [p.name for p in store.orphans()] == ["lost.wav"]  # left be: scored at the next start
+    with service._lock:
+        service._orphaned.add("default")
+    while not bus.events("sample.reimported"):
+        assert time.monotonic() < deadline + 10, bus.told
+        time.sleep(0.05)
+    [event] = bus.events("sample.reimported")
+    [sample] = store.list()
+    assert event == {"file": "lost.wav", "kept": [sample.id], "refused": []}
+    assert sample.source == "orphan" and analyser.wavs[-1] == b"RIFF-lost" and store.orphans() == []
+
+
+def test_the_sovits_reference_is_not_rewritten_when_nothing_changed(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    analyser.results += [Analysis(7.0, [scored(85.0, seconds=7.0)], []), Analysis(2.0, [scored(80.0)], [])]
+    record(service, transcript="A seven second sentence for the reference.")
+    assert record(service, request_id="r2")["kept"]  # kept, but no reference: 2 s, no transcript
+    assert len(bus.events("sovits.reference")) == 1

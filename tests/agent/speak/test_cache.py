@@ -3,6 +3,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from agent.speak.cache import AudioCache, cache_name
 
 PCM = b"\x01\x00" * 4000  # 4000 samples: a WAV of about 8 kB
@@ -72,3 +74,48 @@ def test_entry_larger_than_the_cache_is_skipped(tmp_path: Path) -> None:
     cache = AudioCache(tmp_path, 100)
     cache.put("k", "big", PCM, 16000)
     assert cache.get("k", "big") is None
+
+
+WAV_SIZE = 8044  # PCM above as a WAV: 44-byte header
+
+
+def wav_bytes_on_disk(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.glob("*.wav"))
+
+
+def test_an_entry_of_exactly_the_cache_size_fits(tmp_path: Path) -> None:
+    cache = AudioCache(tmp_path, WAV_SIZE)
+    cache.put("k", "exact", PCM, 16000)
+    assert cache.get("k", "exact") is not None and wav_bytes_on_disk(tmp_path) == WAV_SIZE
+
+
+def test_a_large_entry_evicts_as_many_old_ones_as_it_takes(tmp_path: Path) -> None:
+    cache = AudioCache(tmp_path, 3 * WAV_SIZE)
+    for text in ("one", "two", "three"):
+        cache.put("k", text, PCM, 16000)
+    cache.put("k", "double", PCM * 2, 16000)  # 16 044 bytes: two of the old must go
+    assert [cache.get("k", t) is not None for t in ("one", "two", "three", "double")] == [False, False, True, True]
+    assert wav_bytes_on_disk(tmp_path) <= 3 * WAV_SIZE
+
+
+def test_writing_an_entry_again_makes_it_the_newest(tmp_path: Path) -> None:
+    cache = AudioCache(tmp_path, 2 * WAV_SIZE)
+    cache.put("k", "a", PCM, 16000)
+    cache.put("k", "b", PCM, 16000)
+    cache.put("k", "a", PCM, 16000)
+    cache.put("k", "c", PCM, 16000)
+    assert cache.get("k", "b") is None and cache.get("k", "a") is not None
+
+
+def test_a_dropped_entry_no_longer_counts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cache = AudioCache(tmp_path, 2 * WAV_SIZE)
+    cache.put("k", "broken", PCM, 16000)
+    name = cache_name("k", "broken")
+    (tmp_path / name).write_bytes(b"RIFF")
+    assert cache.get("k", "broken") is None
+    [record] = [r for r in caplog.records if "unreadable cache entry" in r.getMessage()]
+    assert record.getMessage().startswith(f"dropping unreadable cache entry {name}: ")
+    assert not record.getMessage().endswith(": None")  # the reason is said
+    cache.put("k", "x", PCM, 16000)
+    cache.put("k", "y", PCM, 16000)  # two fit: the dropped entry's bytes are not counted
+    assert cache.get("k", "x") is not None and cache.get("k", "y") is not None

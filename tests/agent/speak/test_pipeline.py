@@ -31,6 +31,7 @@ class Engine:
     tag: str = "v1"
     calls: int = 0
     asked: list[tuple[str, ProviderSettings, ProviderContext]] = field(default_factory=list)
+    tagged: list[tuple[ProviderSettings, ProviderContext]] = field(default_factory=list)
 
     def synthesize(self, text: str, settings: ProviderSettings, ctx: ProviderContext) -> Iterator[AudioChunk]:
         self.calls += 1
@@ -46,6 +47,7 @@ class Engine:
         return []
 
     def asset_tag(self, settings: ProviderSettings, ctx: ProviderContext) -> str:
+        self.tagged.append((settings, ctx))
         return self.tag
 
     def preload(self, settings: ProviderSettings, ctx: ProviderContext) -> None:
@@ -66,9 +68,9 @@ class Run:
 
     def __call__(self, text: str = "One. Two. Three.", provider: str | None = "kokoro", stream: bool = False,
                  config: VoiceConfig | None = None, speed: float | None = None, voice: str | None = None,
-                 received: float | None = None):  # type: ignore[no-untyped-def]
+                 received: float | None = None, lang: str | None = None):  # type: ignore[no-untyped-def]
         job = SpeakJob("j1", text, provider, voice, speed, stream,  # type: ignore[arg-type]
-                       time.perf_counter() if received is None else received)
+                       time.perf_counter() if received is None else received, lang)
         return run_speak(job, config or VoiceConfig(), self.ctx, self.pool, self.cache,
                          lambda seq, chunk: self.chunks.append((seq, chunk)),
                          lambda failed, reason: self.fallbacks.append((failed, reason)))
@@ -231,11 +233,12 @@ def test_first_audio_is_timed_from_the_request(tmp_path: Path) -> None:
 def test_the_engine_gets_the_profiles_settings_with_the_requests_overrides(tmp_path: Path) -> None:
     engines = {"kokoro": Engine("kokoro", 7), "piper": Engine("piper", 1)}
     run = Run(tmp_path, engines)
-    result = run(voice="jf_alpha", speed=1.25)
+    assert VoiceConfig().tts.kokoro.voice != "jm_kumo"  # type: ignore[attr-defined]
+    result = run(voice="jm_kumo", speed=1.25, lang="en-us")
     text, settings, ctx = engines["kokoro"].asked[0]
     assert text == "One. Two. Three." and ctx is run.ctx
-    assert (settings.voice_name, settings.speed) == ("jf_alpha", 1.25)  # type: ignore[attr-defined]
-    assert result.voice == "jf_alpha"
+    assert (settings.voice_name, settings.speed, settings.lang_code) == ("jm_kumo", 1.25, "a")  # type: ignore[attr-defined]
+    assert result.voice == "jm_kumo"
 
 
 def test_the_fallback_keeps_the_requests_speed_but_not_its_voice(tmp_path: Path) -> None:
@@ -298,3 +301,72 @@ def test_a_full_disk_costs_the_cache_not_the_answer(tmp_path: Path, caplog: pyte
     result = run(provider="piper")
     assert result.pcm == pcm(1) and not result.cached
     assert "could not cache audio" in caplog.text and "No space left" in caplog.text
+
+
+def test_the_cache_key_names_the_voice_and_its_assets(tmp_path: Path) -> None:
+    engines = {"kokoro": Engine("kokoro", 7), "piper": Engine("piper", 1)}
+    run = Run(tmp_path, engines, cache=True)
+    run(voice="jm_kumo")
+    settings, ctx = engines["kokoro"].tagged[0]
+    assert settings.voice_name == "jm_kumo" and ctx is run.ctx
+
+
+def test_the_fallback_speaks_in_the_requests_context(tmp_path: Path) -> None:
+    engines = {"kokoro": Engine("kokoro", 7, fail_after=0), "piper": Engine("piper", 1)}
+    run = Run(tmp_path, engines)
+    run()
+    assert engines["piper"].asked[0][2] is run.ctx
+
+
+def test_an_asset_error_keeps_its_code_when_there_is_no_fallback(tmp_path: Path) -> None:
+    class Missing(Engine):
+        def asset_tag(self, settings: ProviderSettings, ctx: ProviderContext) -> str:
+            raise VoiceNotFoundError("no such voice")
+
+    run = Run(tmp_path, {"kokoro": Missing("kokoro", 7), "piper": Engine("piper", 1)}, cache=True)
+    config = VoiceConfig.model_validate({"tts": {"kokoro": {"autoFallbackToPiper": False}}})
+    with pytest.raises(SpeakFailed) as failed:
+        run(config=config)
+    assert (failed.value.code, failed.value.provider, str(failed.value)) == ("voice_not_found", "kokoro", "no such voice")
+
+
+def test_bad_overrides_say_which_field_in_one_line(tmp_path: Path) -> None:
+    run = Run(tmp_path, {"piper": Engine("piper", 1), "kokoro": Engine("kokoro", 7)})
+    with pytest.raises(SpeakFailed) as failed:
+        run(provider="piper", speed=9.0)
+    assert str(failed.value) == "not a valid piper request: speakingRate: Input should be less than or equal to 2"
+    assert failed.value.provider == "piper"
+    with pytest.raises(SpeakFailed) as language:
+        run(provider="kokoro", lang="tlh")
+    assert language.value.code == "invalid_payload"
+    assert str(language.value).startswith("not a valid kokoro request: Kokoro does not speak 'tlh'; it speaks ")
+
+
+def test_first_audio_is_counted_in_milliseconds_from_the_request(tmp_path: Path) -> None:
+    run = Run(tmp_path, {"piper": Engine("piper", 1)}, cache=True)
+    fresh = run(provider="piper", received=time.perf_counter() - 10)
+    hit = run(provider="piper", received=time.perf_counter() - 10, stream=True)
+    assert hit.cached and 10000 <= fresh.first_audio_ms < 10008 and 10000 <= hit.first_audio_ms < 10008
+    assert run.chunks[-1][1].sample_rate == 16000  # the hit, streamed as one chunk
+
+
+def test_without_streaming_a_crash_after_audio_still_falls_back(tmp_path: Path) -> None:
+    engines = {"kokoro": Engine("kokoro", 7, fail_after=2, error=KeyError("k")), "piper": Engine("piper", 1)}
+    result = Run(tmp_path, engines)(stream=False)
+    assert result.provider == "piper" and result.fallback_reason == "kokoro failed: KeyError: 'k'"
+
+
+def test_log_lines_say_what_happened(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    engines = {"kokoro": Engine("kokoro", 7, fail_after=0, error=KeyError("k")), "piper": Engine("piper", 1)}
+    run = Run(tmp_path, engines, cache=True)
+    assert run.cache is not None
+
+    def full(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(run.cache, "put", full)
+    run()
+    messages = [r.getMessage() for r in caplog.records]
+    assert "provider kokoro crashed" in messages
+    assert "could not cache audio: [Errno 28] No space left on device" in messages
