@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from typing import Protocol
 
 import sdnotify
@@ -54,7 +55,9 @@ class Agent:
             self.doors.append(self.wyoming)
         self.embedded: EmbeddedBroker | None = None
 
-    def start(self) -> None:
+    def start(self, stop: threading.Event) -> None:
+        """Up in order, then wait for the broker (at most READY_TIMEOUT) unless ``stop`` is set first:
+        a SIGTERM while the broker is away must not wait out the timeout."""
         s = self.settings
         if not broker_answers(s.mqtt_host, s.mqtt_port):
             bind = embedded_bind_address(s.mqtt_host)
@@ -72,8 +75,11 @@ class Agent:
         self.mqtt.start()
         for door in self.doors:
             door.start()
-        if self.mqtt.wait_connected(READY_TIMEOUT):
-            log.info("voice agent %s ready: profiles %s", __version__, ", ".join(self.core.layout.names()) or "(none)")
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not stop.is_set() and time.monotonic() < deadline:
+            if self.mqtt.wait_connected(0.1):
+                log.info("voice agent %s ready: profiles %s", __version__, ", ".join(self.core.layout.names()) or "(none)")
+                return
 
     def problems(self) -> list[str]:
         found = self.core.problems()
@@ -99,7 +105,7 @@ def run(settings: AgentSettings) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     agent = Agent(settings)
     try:
-        agent.start()
+        agent.start(stop)
     except Exception as exc:
         log.error("cannot start: %s", exc)
         agent.stop()

@@ -62,16 +62,20 @@ class AgentProcess:
             "VOICE_AGENT_MQTT_PORT": str(port),
             "VOICE_AGENT_MQTT_CLIENT_ID": f"agent-{uuid.uuid4().hex[:6]}",
             "VOICE_AGENT_HTTP_ENABLED": "false",  # the HTTP tests give their agent a free port
+            "VOICE_AGENT_HERMES_TTS": "false",  # hermes/tts/say has no base topic: only the Hermes tests' agent answers it
             "PYTHONUNBUFFERED": "1",
             **(extra_env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
+
+    running: "set[AgentProcess]" = set()  # every agent not stopped yet, for the leak guard below
 
     def start(self) -> "AgentProcess":
         handle = open(self.log, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "agent", "run"], cwd=self.home, env=self.env, stdout=handle, stderr=handle
         )
+        AgentProcess.running.add(self)
         return self
 
     def wait_log(self, text: str, timeout: float = 30) -> None:
@@ -86,16 +90,29 @@ class AgentProcess:
             time.sleep(0.05)
         raise AssertionError(f"agent log never showed {text!r}:\n{self.log.read_text()}")
 
-    def stop(self, sig: int = signal.SIGTERM) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        """The exit code; -9 when it had to be killed after ``timeout`` seconds."""
         assert self.process is not None
+        AgentProcess.running.discard(self)
         if self.process.poll() is None:
             self.process.send_signal(sig)
             try:
-                self.process.wait(timeout=20)
+                self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+@pytest.fixture(autouse=True)
+def no_agent_outlives_its_test() -> Iterator[None]:
+    """An agent a test starts itself and does not stop (because an assertion failed first) would go on
+    answering on the shared broker and fail the tests after it: stop it with its test. Agents of
+    module fixtures started before this fixture and are left to their own teardown."""
+    before = set(AgentProcess.running)
+    yield
+    for leaked in AgentProcess.running - before:
+        leaked.stop(signal.SIGKILL)
 
 
 class Probe:

@@ -29,6 +29,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto) -> Iterat
         "VOICE_AGENT_BASE_TOPIC": BASE,
         "VOICE_AGENT_HERMES_SITES": json.dumps({"den-sat": "den", "hall-sat": "hall", "porch-sat": "porch"}),
         "VOICE_AGENT_HERMES_PLAY_TIMEOUT": "2",
+        "VOICE_AGENT_HERMES_TTS": "true",  # the agent's default (tests/conftest.py turns it off for the others)
     }).start()
     process.wait_log("ready")
     yield process

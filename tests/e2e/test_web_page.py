@@ -6,6 +6,7 @@ next to its field, the token asked once. Each test has a profile of its own, so 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -194,15 +195,20 @@ def test_the_gpu_screen_says_who_runs_where(page: Any, agent: AgentProcess) -> N
 
 
 def test_a_machine_with_a_gpu_gets_its_cards_and_holders_drawn(page: Any, agent: AgentProcess) -> None:
-    """No GPU here: the screen draws what gpu.status answers on a machine with one (its shape, from
-    agent/gpu/status.py), fed to the page's own renderer."""
+    """No GPU here: gpu.status answers as on a machine with one (its shape, from agent/gpu/status.py),
+    every time the screen asks (its first look and each live refresh), and the page draws it."""
+    status = {
+        "gpu": {"available": True, "reason": "", "gpus": [{"index": 0, "name": "NVIDIA RTX 4060", "total_mb": 8192,
+                "used_mb": 6144, "free_mb": 2048, "processes": [{"pid": 4242, "name": "python", "used_mb": 4000},
+                                                               {"pid": 77, "name": "ollama", "used_mb": 2000}]}]},
+        "holders": [{"purpose": "training", "need_mb": 6000, "since": time.time()}],
+        "training": {"job": "20260101000000-abcdef", "profile": "kitchen", "provider": "kokoro", "speaker": "owner",
+                     "device": "cuda", "pid": 4242},
+        "providers_loaded": ["piper"],
+    }
+    page.route("**/commands/gpu.status", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps({"status": "ok", "data": status})))
     open_screen(page, agent, "gpuview", "gpu")
-    page.evaluate("""() => window.voiceAgent.screens.gpu.render({
-        gpu: {available: true, reason: "", gpus: [{index: 0, name: "NVIDIA RTX 4060", total_mb: 8192, used_mb: 6144,
-              free_mb: 2048, processes: [{pid: 4242, name: "python", used_mb: 4000}, {pid: 77, name: "ollama", used_mb: 2000}]}]},
-        holders: [{purpose: "training", need_mb: 6000, since: Date.now() / 1000}],
-        training: {job: "20260101000000-abcdef", profile: "kitchen", provider: "kokoro", speaker: "owner", device: "cuda", pid: 4242},
-        providers_loaded: ["piper"]})""")
     cards = page.inner_text("#gpu-cards")
     assert "GPU 0: NVIDIA RTX 4060" in cards and "6.0 GB of 8.0 GB used" in cards and "2.0 GB free" in cards
     assert page.get_attribute("#gpu-cards [role=progressbar]", "aria-valuenow") == "75"
