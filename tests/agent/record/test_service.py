@@ -238,7 +238,8 @@ def test_readiness_and_the_sovits_reference_follow_kept_samples(setup: Any) -> N
     assert state["readiness"]["rvc"]["ready"] is False
     reference = home / "profiles" / "default" / "out" / "voices" / "sovits-reference" / "default"
     assert [p.suffix for p in sorted(reference.iterdir())] == [".txt", ".wav"]
-    assert bus.events("sovits.reference")[0]["score"] == 85.0
+    [kept] = service.store("default").list()
+    assert bus.events("sovits.reference") == [{"sample": kept.id, "score": 85.0, "speaker": "default"}]
 
 
 def test_stopping_answers_what_still_waits(setup: Any) -> None:
@@ -475,3 +476,37 @@ def test_the_sovits_reference_is_not_rewritten_when_nothing_changed(setup: Any) 
     record(service, transcript="A seven second sentence for the reference.")
     assert record(service, request_id="r2")["kept"]  # kept, but no reference: 2 s, no transcript
     assert len(bus.events("sovits.reference")) == 1
+
+
+def test_orphans_that_are_refused_all_stay_on_disk_with_the_reason(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    samples = home / "profiles" / "default" / "out" / "voices" / "samples"
+    samples.mkdir(parents=True)
+    (samples / "a.wav").write_bytes(b"RIFF-a")
+    (samples / "b.wav").write_bytes(b"RIFF-b")
+    analyser.results += [AudioDecodeError("not a readable WAV file"), Analysis(2.0, [scored(10.0)], [])]
+    store = service.store("default")
+    deadline = time.monotonic() + 10
+    while len(bus.events("sample.reimported")) < 2:
+        assert time.monotonic() < deadline, bus.told
+        time.sleep(0.05)
+    told = bus.events("sample.reimported")  # in the order the orphans are found, not by name
+    assert sorted(e["file"] for e in told) == ["a.wav", "b.wav"] and [e["kept"] for e in told] == [[], []]
+    assert [e["refused"] for e in told] == [["not a readable WAV file"], ["score 10 below the threshold 70"]]
+    refused = samples / "orphans" / "refused"
+    assert sorted(p.read_bytes() for p in refused.iterdir()) == [b"RIFF-a", b"RIFF-b"] and store.orphans() == []
+
+
+def test_orphans_that_cannot_be_scored_now_are_not_tried_again_until_asked(setup: Any, caplog: pytest.LogCaptureFixture) -> None:
+    service, analyser, bus, home = setup
+    samples = home / "profiles" / "default" / "out" / "voices" / "samples"
+    samples.mkdir(parents=True)
+    (samples / "lost.wav").write_bytes(b"RIFF-lost")
+    analyser.results += [AnalysisFailed("analysis_unavailable", "no DNSMOS models")] * 3
+    service.store("default")
+    deadline = time.monotonic() + 10
+    while not analyser.wavs:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(2.5)  # two more idle turns of the worker (1 s each)
+    assert len(analyser.wavs) == 1 and caplog.text.count("cannot score the orphaned samples") == 1
