@@ -264,13 +264,19 @@ def test_a_job_that_cannot_be_prepared_fails(rig: Rig) -> None:
 def test_cancelling_a_running_a_queued_and_a_finished_job(rig: Rig) -> None:
     running = rig.job(steps=400, step_seconds=0.05, speaker="a")
     rig.runner.tick()
-    rig.recorder.wait("training.started")
+    pid = rig.recorder.wait("training.started")["pid"]
+    info = rig.runner.running_info()  # what the GPU screen shows of it
+    assert info is not None and info.pop("progress") is not None
+    assert info == {"job": running.id, "profile": "default", "provider": "counting", "speaker": "a", "device": "cpu",
+                    "pid": pid}
     waiting = rig.job(speaker="b")
-    assert rig.runner.cancel(waiting.id).state == "cancelled"
+    cancelled = rig.runner.cancel(waiting.id)
+    assert cancelled.state == "cancelled" and cancelled.finished is not None and cancelled.finished >= waiting.created
     assert rig.recorder.named("training.cancelled")[0]["job"] == waiting.id
     rig.runner.cancel(running.id)
     assert rig.recorder.wait("training.cancelled", count=2)["job"] == running.id
     rig.wait_state(running, "cancelled")
+    assert rig.runner.running_info() is None
     assert not rig.layout.voice_folder("default", "counting-models", "a").joinpath("result.txt").exists()
     finished = rig.job(speaker="c")
     rig.runner.tick()
