@@ -59,7 +59,8 @@ class CountingTrainer:
         output.write_text(value)
         # how the runner started this process: CPU jobs must stay out of speech's way
         return TrainResult("finished", [output], {"steps": float(step), "nice": float(os.nice(0)),
-                                                  "omp_threads": float(os.environ.get("OMP_NUM_THREADS", "0"))})
+                                                  "omp_threads": float(os.environ.get("OMP_NUM_THREADS", "0")),
+                                                  "mkl_threads": float(os.environ.get("MKL_NUM_THREADS", "0"))})
 
 
 def _save(path: Path, state: dict[str, object]) -> None:

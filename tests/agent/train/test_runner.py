@@ -144,7 +144,8 @@ def test_a_job_runs_to_its_end_and_says_so_everywhere(rig: Rig) -> None:
     assert finished["outputs"] == [str(rig.layout.voice_folder("default", "counting-models", "owner") / "result.txt")]
     assert finished["metrics"]["steps"] == 12.0
     # a CPU job must not slow speech down: lowest priority, one thread
-    assert (finished["metrics"]["nice"], finished["metrics"]["omp_threads"]) == (19.0, 1.0)
+    metrics = finished["metrics"]
+    assert (metrics["nice"], metrics["omp_threads"], metrics["mkl_threads"]) == (19.0, 1.0, 1.0)
     assert done.outputs == finished["outputs"] and done.error is None and done.finished and done.started
     assert done.progress["step"] == 12 and done.progress["eta_seconds"] == 0
     files = rig.layout.status_files("counting", "owner")
@@ -152,7 +153,7 @@ def test_a_job_runs_to_its_end_and_says_so_everywhere(rig: Rig) -> None:
     assert (status["state"], status["step"], status["total"], status["job"]) == ("finished", 12, 12, job.id)
     log = files.log_path.read_text()
     assert "attempt 1 on cpu" in log and "training 12/12" in log
-    assert [e["step"] for e in rig.recorder.named("training.checkpoint")][:2] == [5, 10]
+    assert [(e["step"], e["total"]) for e in rig.recorder.named("training.checkpoint")][:2] == [(5, 12), (10, 12)]
     last = rig.recorder.states[-1]["training"]
     assert (last["state"], last["done"], last["job"]) == ("finished", True, job.id)
     assert rig.recorder.named("training.queued") == [{"job": job.id, "provider": "counting", "speaker": "owner",
@@ -265,6 +266,7 @@ def test_cancelling_a_running_a_queued_and_a_finished_job(rig: Rig) -> None:
     running = rig.job(steps=400, step_seconds=0.05, speaker="a")
     rig.runner.tick()
     pid = rig.recorder.wait("training.started")["pid"]
+    rig.recorder.wait("training.checkpoint")
     info = rig.runner.running_info()  # what the GPU screen shows of it
     assert info is not None and info.pop("progress") is not None
     assert info == {"job": running.id, "profile": "default", "provider": "counting", "speaker": "a", "device": "cpu",
@@ -277,6 +279,7 @@ def test_cancelling_a_running_a_queued_and_a_finished_job(rig: Rig) -> None:
     assert rig.recorder.wait("training.cancelled", count=2)["job"] == running.id
     rig.wait_state(running, "cancelled")
     assert rig.runner.running_info() is None
+    assert not rig.layout.training_dir("default", running.id).exists()  # a cancelled run's checkpoints go
     assert not rig.layout.voice_folder("default", "counting-models", "a").joinpath("result.txt").exists()
     finished = rig.job(speaker="c")
     rig.runner.tick()
@@ -326,12 +329,12 @@ def test_speech_pauses_a_gpu_job_which_resumes_when_quiet(rig: Rig) -> None:
     rig.policy.touch()  # the household speaks...
     rig.runner.on_speech()
     paused = rig.recorder.wait("training.paused")
-    assert "speech" in paused["reason"]
+    assert "speech" in paused["reason"] and paused["step"] >= 5  # where it resumes from
     assert rig.wait_state(job, "paused").attempts == 0
     rig.runner.tick()
     assert rig.runner.running_job is None, "resumed while it was not quiet yet"
 
-    rig.clock[0] += 61  # ...then it is quiet for a minute
+    rig.clock[0] += 60  # ...then it is quiet for a minute (quietSeconds: 60, and not a moment more)
     rig.runner.tick()
     assert rig.recorder.wait("training.resumed")["device"] == "cuda"
     rig.recorder.wait("training.finished", timeout=60)
