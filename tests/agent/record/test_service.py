@@ -143,11 +143,16 @@ def test_the_threshold_comes_from_the_profiles_voice_json(setup: Any) -> None:
     assert result["kept"] == [] and "below the threshold 90" in result["rejected"][0]["reasons"][0]
 
 
-def test_a_transcript_belongs_to_a_recording_of_one_utterance(setup: Any) -> None:
+def test_a_transcript_belongs_to_a_recording_of_one_utterance(setup: Any, caplog: pytest.LogCaptureFixture) -> None:
     service, analyser, bus, home = setup
-    analyser.results += [Analysis(2.0, [scored(80.0)], []), Analysis(4.0, [scored(80.0), scored(81.0)], [])]
+    analyser.results += [Analysis(2.0, [scored(80.0)], []), Analysis(4.0, [scored(80.0), scored(81.0)], []),
+                         Analysis(4.0, [scored(80.0), scored(81.0)], [])]
+    caplog.set_level("INFO")
     one = record(service, transcript="Hello there.", request_id="one")
+    record(service, request_id="untold")  # two utterances and no transcript: nothing to say
+    assert "transcript was not stored" not in caplog.text
     two = record(service, transcript="Hello there. General Kenobi.", request_id="two")
+    assert "recording two held 2 utterances; its transcript was not stored" in caplog.text
     store = service.store("default")
     assert store.get(one["kept"][0]["id"]).transcript == "Hello there."  # type: ignore[union-attr]
     assert [store.get(k["id"]).transcript for k in two["kept"]] == [None, None]  # type: ignore[union-attr]

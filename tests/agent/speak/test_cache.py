@@ -119,3 +119,22 @@ def test_a_dropped_entry_no_longer_counts(tmp_path: Path, caplog: pytest.LogCapt
     cache.put("k", "x", PCM, 16000)
     cache.put("k", "y", PCM, 16000)  # two fit: the dropped entry's bytes are not counted
     assert cache.get("k", "x") is not None and cache.get("k", "y") is not None
+
+
+def test_a_dropped_newest_entry_does_not_push_out_an_older_one(tmp_path: Path) -> None:
+    cache = AudioCache(tmp_path, 2 * WAV_SIZE)
+    cache.put("k", "old", PCM, 16000)
+    cache.put("k", "broken", PCM, 16000)  # the newest
+    (tmp_path / cache_name("k", "broken")).write_bytes(b"RIFF")
+    assert cache.get("k", "broken") is None
+    cache.put("k", "new", PCM, 16000)  # old + new fit, unless the dropped entry still counted
+    assert cache.get("k", "old") is not None and cache.get("k", "new") is not None
+
+
+def test_an_entry_deleted_by_hand_is_a_miss(tmp_path: Path) -> None:
+    cache = AudioCache(tmp_path, 10**6)
+    cache.put("k", "gone", PCM, 16000)
+    (tmp_path / cache_name("k", "gone")).unlink()  # someone cleaned out the folder
+    assert cache.get("k", "gone") is None
+    cache.put("k", "gone", PCM, 16000)
+    assert cache.get("k", "gone") is not None
