@@ -4,12 +4,16 @@ import json
 from concurrent.futures import Future
 from typing import Any
 
+import pytest
+
 from agent.commands import Command
 from agent.errors import ServiceError
-from agent.mqtt.router import Router
+from agent.mqtt.router import Router, model_json
 from agent.mqtt.schema import Response
+from agent.record.requests import RecordRequest
 from agent.requests import EmptyRequest
 from agent.speak.requests import SpeakRequest
+from providers.base import ProviderUnavailableError
 
 
 class Recorder:
@@ -80,3 +84,97 @@ def test_each_refusal_has_its_code() -> None:
 def test_response_json_has_no_nulls() -> None:
     response = Response(id="x", status="ok", data={"a": 1})
     assert json.loads(response.model_dump_json(exclude_none=True)) == {"id": "x", "status": "ok", "data": {"a": 1}}
+
+
+def audio_router() -> tuple[Router, Recorder, list[bytes]]:
+    """A router with one command that takes a recording (raw WAV or a JSON envelope)."""
+    heard: list[bytes] = []
+    recorder = Recorder()
+
+    def take(profile: str, request: Any, out: Any) -> dict[str, Any]:
+        heard.append(request.wav())
+        return {"id": request.id, "bytes": len(request.wav())}
+
+    commands = {"record": Command(RecordRequest, take, audio_in=True), "ping": Command(EmptyRequest, lambda p, r, o: {"pong": True})}
+    router = Router(commands, recorder, lambda profile: None, lambda name: True,  # type: ignore[arg-type]
+                    max_request_bytes=100, max_audio_bytes=400)
+    return router, recorder, heard
+
+
+def test_a_recording_is_raw_audio_or_a_json_envelope_each_with_its_own_limit() -> None:
+    router, recorder, heard = audio_router()
+    router.dispatch("home", "record", b"RIFF" + b"\x00" * 396)  # exactly the audio limit, far over the request limit
+    router.dispatch("home", "record", b'  {"id": "env1", "audio_b64": "UklGRg=="}')  # JSON, after blanks
+    router.dispatch("home", "record", b"RIFF" + b"\x00" * 397)
+    router.dispatch("home", "ping", b"{}" + b" " * 99)  # a plain request keeps the small limit
+    assert heard == [b"RIFF" + b"\x00" * 396, b"RIFF"]
+    codes = [(r.status, r.code, r.id) for _, _, r in recorder.responses]
+    assert codes == [("ok", None, None), ("ok", None, "env1"), ("error", "payload_too_large", None),
+                     ("error", "payload_too_large", None)]
+    assert recorder.responses[2][2].error == "payload is 401 bytes; the limit is 400"
+    assert recorder.responses[3][2].error == "payload is 101 bytes; the limit is 100"
+
+
+def test_an_empty_payload_is_an_empty_request() -> None:
+    router, recorder = make_router(lambda p, r: {})
+    router.dispatch("home", "ping", b"  \n")
+    [(_, _, response)] = recorder.responses
+    assert response.status == "ok" and response.data == {"id": None, "pong": True}
+
+
+def test_the_request_id_is_echoed_only_when_it_is_a_valid_one() -> None:
+    router, recorder = make_router(lambda p, r: {})
+    router.dispatch("home", "speak", b'{"id": "ok-1", "text": ""}')
+    router.dispatch("home", "speak", b'{"id": "../../etc", "text": ""}')
+    router.dispatch("home", "speak", b'{"id": 7, "text": ""}')
+    assert [r.id for _, _, r in recorder.responses] == ["ok-1", None, None]
+
+
+def test_a_refusals_data_reaches_the_response_and_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    router, recorder = make_router(lambda p, r: {})
+    router.dispatch("home", "speak", b'{"id": "v1", "text": 5}')
+    [(profile, command, response)] = recorder.responses
+    assert (profile, command, response.code) == ("home", "speak", "invalid_payload")
+    assert response.data == {"problems": [{"field": "text", "message": "Input should be a valid string"}]}
+    assert "request home/speak (id=v1) refused: invalid_payload: " in caplog.text
+
+
+def test_a_later_failure_keeps_its_code_data_and_the_request() -> None:
+    futures: list[Future[dict[str, Any]]] = [Future(), Future(), Future()]
+    router, recorder = make_router(lambda p, r: futures[int(r.id[-1])])
+    for n in range(3):
+        router.dispatch("home", "speak", json.dumps({"id": f"l{n}", "text": "hi"}).encode())
+    futures[0].set_result({"said": "hi"})
+    futures[1].set_exception(ServiceError("voice_not_found", "no such voice", {"voices": ["a"]}))
+    provider_error = ProviderUnavailableError("the server is down")
+    futures[2].set_exception(provider_error)
+    ok, refused, unavailable = (r for _, _, r in recorder.responses)
+    assert (ok.status, ok.id, ok.data) == ("ok", "l0", {"said": "hi"})
+    assert (refused.status, refused.id, refused.code, refused.error, refused.data) == (
+        "error", "l1", "voice_not_found", "no such voice", {"voices": ["a"]})
+    assert (unavailable.id, unavailable.code, unavailable.error) == ("l2", "provider_unavailable", "the server is down")
+
+
+def test_a_later_crash_is_an_internal_error_with_its_type(caplog: pytest.LogCaptureFixture) -> None:
+    future: Future[dict[str, Any]] = Future()
+    router, recorder = make_router(lambda p, r: future)
+    router.dispatch("home", "speak", b'{"id": "k1", "text": "hi"}')
+    future.set_exception(KeyError("oops"))
+    [(profile, command, response)] = recorder.responses
+    assert (profile, command, response.id, response.code, response.error) == (
+        "home", "speak", "k1", "internal_error", "KeyError: 'oops'")
+    assert "command speak for home failed: KeyError('oops')" in caplog.text
+
+
+def test_a_result_without_an_id_is_answered_with_the_requests() -> None:
+    router, recorder = make_router(lambda p, r: {"said": r.text})
+    router.dispatch("home", "speak", b'{"id": "n1", "text": "hi"}')
+    assert recorder.responses[0][2].id == "n1"
+    router, recorder = make_router(lambda p, r: {"id": "own", "said": r.text})
+    router.dispatch("home", "speak", b'{"id": "n2", "text": "hi"}')
+    assert recorder.responses[0][2].id == "own"
+
+
+def test_model_json_leaves_out_what_is_not_set() -> None:
+    assert json.loads(model_json(Response(id=None, status="error", error="no", code="busy"))) == {
+        "status": "error", "error": "no", "code": "busy"}
