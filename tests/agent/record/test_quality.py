@@ -90,3 +90,20 @@ def test_the_noise_floor_is_the_quietest_tenth_when_few_frames_are_unvoiced() ->
     m = measure(Utterance(samples, voiced, 0.0, frame))
     floor = float(np.percentile([v**2 for v in levels], 10))
     assert m.snr_db == pytest.approx(10 * np.log10(0.1**2 / floor), abs=1e-2)
+
+
+def test_three_unvoiced_frames_are_enough_to_set_the_noise_floor() -> None:
+    frame = 160
+    levels = [0.1] * 35 + [0.003] * 2 + [0.001] * 3  # the quietest tenth would be the two soft voiced frames
+    samples = np.concatenate([np.full(frame, v, np.float32) for v in levels])
+    voiced = np.array([True] * 37 + [False] * 3)
+    m = measure(Utterance(samples, voiced, 0.0, frame))
+    speech = (35 * 0.1**2 + 2 * 0.003**2) / 37
+    assert m.snr_db == pytest.approx(10 * np.log10(speech / 0.001**2), abs=1e-2)
+
+
+def test_a_sample_at_0_999_counts_as_clipped() -> None:
+    samples = np.full(1600, 0.1, np.float32)
+    samples[:2] = np.float32(0.999)
+    m = measure(Utterance(samples, np.ones(10, bool), 0.0, 160))
+    assert m.clipped_fraction == pytest.approx(2 / 1600)
