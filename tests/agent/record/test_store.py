@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -73,3 +74,55 @@ def test_speaker_centroid_and_enrollment(tmp_path: Path) -> None:
     assert store.speaker()[0] == "enrolled"  # type: ignore[index]
     store.set_enrolled(None)
     assert store.speaker()[0] == "centroid"  # type: ignore[index]
+
+
+def test_every_field_comes_back_as_it_was_stored(tmp_path: Path) -> None:
+    store = SampleStore(tmp_path / "samples", tmp_path / "voice-agent.db")
+    audio = np.zeros(12345, np.float32)  # 0.5144 s at 24 kHz: stored rounded to the millisecond
+    added = store.add(audio, 24000, 81.5, {"snr": 77.0}, {"seconds": 0.514}, "Hello.", "hermes:sat1", 0.87)
+    store.close()
+    [again] = SampleStore(tmp_path / "samples", tmp_path / "voice-agent.db").list()
+    assert again == added and again.as_dict() == added.__dict__
+    assert (again.duration, again.sample_rate, again.transcript, again.score) == (0.514, 24000, "Hello.", 81.5)
+    assert (again.components, again.measurements, again.source, again.speaker_similarity) == (
+        {"snr": 77.0}, {"seconds": 0.514}, "hermes:sat1", 0.87)
+    assert again.file == f"{again.id}.wav" and re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{6}", again.id)
+
+
+def test_list_orders_filters_and_limits(tmp_path: Path) -> None:
+    store = SampleStore(tmp_path / "samples", tmp_path / "voice-agent.db")
+    short = store.add(np.zeros(8000, np.float32), 16000, 95.0, {}, {}, None, None, None).id
+    long = store.add(np.zeros(32000, np.float32), 16000, 60.0, {}, {}, None, None, None).id
+    middle = store.add(np.zeros(16000, np.float32), 16000, 80.0, {}, {}, None, None, None).id
+    assert [s.id for s in store.list(order="duration")] == [long, middle, short]
+    assert [s.id for s in store.list(order="score", min_score=80.0)] == [short, middle]
+    assert [s.id for s in store.list(order="score", limit=2)] == [short, middle]
+    assert [s.id for s in store.list(order="duration", min_score=70.0, limit=1)] == [middle]
+    assert store.get("nope") is None
+
+
+def test_delete_goes_on_past_unknown_ids_and_files_already_gone(tmp_path: Path) -> None:
+    store = SampleStore(tmp_path / "samples", tmp_path / "voice-agent.db")
+    first, second, third = add(store), add(store), add(store)
+    sample = store.get(second)
+    assert sample is not None
+    store.path(sample).unlink()  # removed by hand
+    assert store.delete(["unknown", first, second, third]) == [first, second, third]
+    assert store.list() == [] and list(store.samples_dir.glob("*.wav")) == []
+
+
+def test_the_centroid_is_the_running_mean_of_kept_samples(tmp_path: Path) -> None:
+    store = SampleStore(tmp_path / "samples", tmp_path / "voice-agent.db")
+    assert store.centroid() is None and store.speaker() is None
+    for vector in ([1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 4, 0]):
+        store.add_to_centroid(np.array(vector, np.float32))
+    centroid = store.centroid()
+    assert centroid is not None and centroid.tolist() == pytest.approx([1 / 3, 1 / 3, 4 / 3, 0])
+    speaker = store.speaker()
+    assert speaker is not None and (speaker[0], speaker[2]) == ("centroid", 3)
+    store.set_enrolled(np.array([0, 0, 0, 1], np.float64))
+    enrolled = store.speaker()
+    assert enrolled is not None and enrolled[0] == "enrolled" and enrolled[1].tolist() == [0, 0, 0, 1]
+    store.set_enrolled(None)
+    back = store.speaker()
+    assert back is not None and back[0] == "centroid"
