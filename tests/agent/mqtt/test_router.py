@@ -178,3 +178,42 @@ def test_a_result_without_an_id_is_answered_with_the_requests() -> None:
 def test_model_json_leaves_out_what_is_not_set() -> None:
     assert json.loads(model_json(Response(id=None, status="error", error="no", code="busy"))) == {
         "status": "error", "error": "no", "code": "busy"}
+
+
+def test_each_answer_names_its_profile_and_command_and_the_handler_gets_the_profiles_output(
+        caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[tuple[str, Any]] = []
+    futures: list[Future[dict[str, Any]]] = [Future(), Future(), Future()]
+    recorder = Recorder()
+
+    def later(profile: str, request: Any, out: Any) -> Future[dict[str, Any]]:
+        seen.append((profile, out))
+        return futures[len(seen) - 1]
+
+    def crash(profile: str, request: Any, out: Any) -> dict[str, Any]:
+        raise RuntimeError("bug")
+
+    commands = {"later": Command(EmptyRequest, later), "crash": Command(EmptyRequest, crash)}
+    router = Router(commands, recorder, lambda profile: f"out:{profile}", lambda name: True,  # type: ignore[arg-type,return-value]
+                    max_request_bytes=100, max_audio_bytes=100)
+    for _ in futures:
+        router.dispatch("den", "later", b'{"id": "d1"}')
+    router.dispatch("den", "crash", b'{"id": "d2"}')
+    futures[0].set_result({"fine": True})
+    futures[1].set_exception(ServiceError("busy", "queue full"))
+    futures[2].set_exception(ValueError("late bug"))
+    assert seen == [("den", "out:den")] * 3
+    assert [(p, c, r.id, r.code) for p, c, r in recorder.responses] == [
+        ("den", "crash", "d2", "internal_error"), ("den", "later", "d1", None), ("den", "later", "d1", "busy"),
+        ("den", "later", "d1", "internal_error")]
+    assert "command crash for den failed" in caplog.text and "command later for den failed: ValueError('late bug')" in caplog.text
+    assert "request den/later (id=d1) refused: busy: queue full" in caplog.text
+
+
+def test_what_a_bad_payload_is_told() -> None:
+    router, recorder = make_router(lambda p, r: {})
+    router.dispatch("home", "speak", b"[1, 2]")
+    router.dispatch("home", "speak", b'{"text": ')
+    not_object, not_json = (r for _, _, r in recorder.responses)
+    assert (not_object.code, not_object.error) == ("invalid_payload", "payload must be a JSON object")
+    assert not_json.code == "invalid_json" and (not_json.error or "").startswith("the payload is ")
