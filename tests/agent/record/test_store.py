@@ -34,11 +34,12 @@ def test_reconcile_keeps_audio_without_rows_and_drops_rows_without_audio(tmp_pat
     store.path(lost_sample).unlink()  # the file vanished: its row must go
     (store.samples_dir / "stray.wav").write_bytes(b"RIFF")  # a file without a row
     (store.samples_dir / ".x.wav.staged").write_bytes(b"half")  # a crash mid-write
+    (store.samples_dir / ".a.wav.tmp").write_bytes(b"part")  # an atomic write that never finished
     store.close()
 
     reopened = SampleStore(tmp_path / "samples", tmp_path / "voice-agent.db")
     assert [s.id for s in reopened.list()] == [kept]
-    assert sorted(p.name for p in reopened.samples_dir.iterdir() if p.is_file()) == [f"{kept}.wav"]
+    assert sorted(p.name for p in reopened.samples_dir.iterdir() if p.is_file()) == [f"{kept}.wav"]  # .tmp gone
     # audio is never deleted: what has no row waits in orphans/ to be scored again
     assert sorted(p.name for p in reopened.orphans()) == ["stray.wav", "x.wav"]
     assert (reopened.orphans_dir / "x.wav").read_bytes() == b"half"
