@@ -42,6 +42,7 @@ def test_reconcile_keeps_audio_without_rows_and_drops_rows_without_audio(tmp_pat
     assert sorted(p.name for p in reopened.samples_dir.iterdir() if p.is_file()) == [f"{kept}.wav"]  # .tmp gone
     # audio is never deleted: what has no row waits in orphans/ to be scored again
     assert sorted(p.name for p in reopened.orphans()) == ["stray.wav", "x.wav"]
+    assert sorted(p.name for p in reopened.orphans_dir.iterdir()) == ["stray.wav", "x.wav"]  # not the partial write
     assert (reopened.orphans_dir / "x.wav").read_bytes() == b"half"
 
 
