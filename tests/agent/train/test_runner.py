@@ -386,3 +386,15 @@ def test_one_runner_runs_a_homes_jobs(rig: Rig) -> None:
     other.tick()
     rig.wait_state(job, "finished")
     other.stop()
+
+
+def test_the_next_runner_resumes_only_what_was_running(rig: Rig) -> None:
+    done = rig.job(steps=3, speaker="done")
+    rig.runner.tick()
+    rig.wait_state(done, "finished")
+    waiting = rig.job(speaker="later", when="idle")
+    rig.runner.release()
+    later = rig.another_runner()
+    assert later.recover()
+    assert rig.state(done) == "finished" and rig.state(waiting) == "queued"
+    later.release()
