@@ -84,7 +84,7 @@ def test_measure_reads_level_noise_clipping_and_length_off_the_samples() -> None
 
 def test_the_noise_floor_is_the_quietest_tenth_when_few_frames_are_unvoiced() -> None:
     frame = 160
-    levels = [0.1] * 8 + [0.01] * 2  # all voiced but two, too few to trust as the floor
+    levels = [0.1] * 8 + [0.01, 0.001]  # all voiced but two, too few to trust as the floor
     samples = np.concatenate([np.full(frame, v, np.float32) for v in levels])
     voiced = np.array([True] * 8 + [False] * 2)
     m = measure(Utterance(samples, voiced, 0.0, frame))
@@ -107,3 +107,16 @@ def test_a_sample_at_0_999_counts_as_clipped() -> None:
     samples[:2] = np.float32(0.999)
     m = measure(Utterance(samples, np.ones(10, bool), 0.0, 160))
     assert m.clipped_fraction == pytest.approx(2 / 1600)
+
+
+def test_components_are_rounded_to_a_tenth_and_the_measurements_kept() -> None:
+    quiet = with_(level_dbfs=-49.0)  # 1/18 of the way up from -50 dBFS
+    result = score(quiet, None)
+    assert result.components["level"] == 5.6 and result.measurements is quiet
+
+
+def test_digital_silence_in_the_pauses_gives_a_finite_snr() -> None:
+    frame = 160
+    samples = np.concatenate([np.full(frame * 6, 0.1, np.float32), np.zeros(frame * 4, np.float32)])
+    m = measure(Utterance(samples, np.array([True] * 6 + [False] * 4), 0.0, frame))
+    assert np.isfinite(m.snr_db) and m.snr_db > 100  # 0.01 over the 1e-12 floor: 100 dB
