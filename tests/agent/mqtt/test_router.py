@@ -217,3 +217,14 @@ def test_what_a_bad_payload_is_told() -> None:
     not_object, not_json = (r for _, _, r in recorder.responses)
     assert (not_object.code, not_object.error) == ("invalid_payload", "payload must be a JSON object")
     assert not_json.code == "invalid_json" and (not_json.error or "").startswith("the payload is ")
+
+
+def test_a_provider_error_raised_at_once_is_answered_with_its_code() -> None:
+    def unavailable(profile: str, request: Any) -> dict[str, Any]:
+        raise ProviderUnavailableError("Kokoro is not installed")
+
+    router, recorder = make_router(unavailable)
+    router.dispatch("home", "speak", b'{"id": "p1", "text": "hi"}')
+    [(_, _, response)] = recorder.responses
+    assert (response.id, response.code, response.error, response.data) == (
+        "p1", "provider_unavailable", "Kokoro is not installed", None)
