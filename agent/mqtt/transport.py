@@ -30,13 +30,15 @@ class MqttTransport:
         self._subscriptions: dict[str, int] = {}
         self._on_message: MessageHandler | None = None
         self._on_connect_hooks: list[Callable[[], None]] = []
-        self._connected = threading.Event()
+        self._connected = threading.Event()  # connected and subscribed: requests published now reach us
+        self._subscribing: int | None = None  # the mid of the connect's SUBSCRIBE, until its SUBACK
         self._stopping = False
         self._client = new_client(settings, settings.mqtt_client_id)
         self._client.will_set(status_topic, "offline", qos=1, retain=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.on_connect = self._handle_connect
         self._client.on_connect_fail = self._handle_connect_fail
+        self._client.on_subscribe = self._handle_subscribe
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_message = self._handle_message
 
@@ -49,7 +51,7 @@ class MqttTransport:
 
     def subscribe(self, topic: str, qos: int = 1) -> None:
         self._subscriptions[topic] = qos
-        if self._connected.is_set():
+        if self._client.is_connected():  # also while the connect's SUBSCRIBE waits for its SUBACK
             self._client.subscribe(topic, qos)
 
     def start(self) -> None:
@@ -92,8 +94,19 @@ class MqttTransport:
         sock = client.socket()
         if isinstance(sock, socket.socket):  # small messages (events, responses) must not wait for delayed ACKs
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for topic, qos in self._subscriptions.items():
-            client.subscribe(topic, qos)
+        if not self._subscriptions:
+            self._ready(client)
+            return
+        # ready (and "online") only once the broker has our subscriptions: a request published
+        # after that is ours, one published before would be dropped by the broker unseen
+        self._subscribing = client.subscribe(list(self._subscriptions.items()))[1]
+
+    def _handle_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reasons: object, props: object) -> None:
+        if mid == self._subscribing:
+            self._subscribing = None
+            self._ready(client)
+
+    def _ready(self, client: mqtt.Client) -> None:
         client.publish(self._status_topic, "online", qos=1, retain=True)
         self._connected.set()
         for hook in self._on_connect_hooks:
