@@ -85,8 +85,12 @@ def test_job_runs_with_progress_and_status_file(agent: AgentProcess, probe: Prob
     assert result_of(agent.home) == expected_value("owner", 60)
     status = json.loads((agent.home / "logs" / "run" / "counting-training-owner.json").read_text())
     assert status["state"] == "finished" and status["step"] == 60 and status["job"] == job
-    state = json.loads(probe.wait_for(lambda t, p: t == "train/default/state" and b'"done": true' in p, 10)[1])
-    assert state["training"]["job"] == job
+    def this_job_done(topic: str, payload: bytes) -> bool:  # not the retained state of the test before's job
+        training = (json.loads(payload).get("training") or {}) if topic == "train/default/state" else {}
+        return bool(training.get("job") == job and training.get("done"))
+
+    state = json.loads(probe.wait_for(this_job_done, 10)[1])
+    assert state["training"]["state"] == "finished"
     listed = probe.request("default", "train.status", {"job": job})["data"]["job"]
     assert listed["state"] == "finished"
 
