@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from agent.errors import ServiceError
 from providers import registry
 
 # Request ids become topic segments (voice/<profile>/audio/<id>): keep them plain.
@@ -34,6 +35,21 @@ def load_json(raw: bytes | str) -> Any:
                     raise ValueError(f"not valid JSON: nested deeper than {MAX_JSON_DEPTH}")
                 stack.append((child, depth + 1))
     return document
+
+def json_object(raw: bytes | str, what: str = "payload") -> dict[str, Any]:
+    """A request's JSON object, with the codes every door answers bad input with: ``invalid_json``
+    for what ``load_json`` refuses, ``invalid_payload`` for JSON that is not an object. Empty is
+    ``{}`` (a command without parameters)."""
+    if not raw.strip():
+        return {}
+    try:
+        document = load_json(raw)
+    except ValueError as exc:
+        raise ServiceError("invalid_json", f"the {what} is {exc}") from exc
+    if not isinstance(document, dict):
+        raise ServiceError("invalid_payload", f"{what} must be a JSON object")
+    return document
+
 
 _SPELLINGS = (*registry.NAMES, *registry.ALIASES)
 

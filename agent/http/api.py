@@ -29,7 +29,7 @@ from agent.http import stream
 from agent.http.errors import error_response
 from agent.http.page import Page
 from agent.record.report import report_files
-from agent.requests import load_json
+from agent.requests import json_object
 from agent.settings import AgentSettings
 from providers.base import ProviderError
 from providers.common.audio import read_wav_pcm, wav_bytes
@@ -200,12 +200,7 @@ class Api:
     async def _speak_to(self, ws: web.WebSocketResponse, text: str) -> None:
         """One request of the stream: its sentences as binary frames, then ``{"done": true, ...}``."""
         try:
-            document = load_json(text)
-            if not isinstance(document, dict):
-                raise ServiceError("invalid_payload", "send a JSON object")
-        except ValueError as exc:
-            await ws.send_json({"done": True, "code": "invalid_json", "error": str(exc)})
-            return
+            document = json_object(text, "message")
         except ServiceError as exc:
             await ws.send_json({"done": True, "code": exc.code, "error": str(exc)})
             return
@@ -285,15 +280,7 @@ class Api:
         limit = limit or self._settings.max_request_bytes
         if len(raw) > limit:
             raise ServiceError("payload_too_large", f"the body is {len(raw)} bytes; the limit is {limit}")
-        if not raw.strip():
-            return {}
-        try:
-            document = load_json(raw)
-        except ValueError as exc:
-            raise ServiceError("invalid_json", f"the body is {exc}") from exc
-        if not isinstance(document, dict):
-            raise ServiceError("invalid_payload", "the body must be a JSON object")
-        return document
+        return json_object(raw, "body")
 
 
 def is_loopback_name(host: str) -> bool:

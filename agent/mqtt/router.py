@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from agent.commands import Command, check_profile, find, validate
 from agent.errors import ServiceError
 from agent.mqtt.schema import Response
-from agent.requests import REQUEST_ID_PATTERN, load_json
+from agent.requests import REQUEST_ID_PATTERN, json_object
 from agent.speak.service import AudioOut
 from providers.base import ProviderError
 
@@ -31,22 +31,10 @@ Respond = Callable[[str, str, Response], None]
 OutputFor = Callable[[str], AudioOut]  # profile -> where its requests' audio goes
 
 
-def parse_json_object(payload: bytes) -> dict[str, Any]:
-    if not payload.strip():
-        return {}
-    try:
-        document = load_json(payload)
-    except ValueError as exc:
-        raise ServiceError("invalid_json", f"the payload is {exc}") from exc
-    if not isinstance(document, dict):
-        raise ServiceError("invalid_payload", "payload must be a JSON object")
-    return document
-
-
 def binary_or_json(payload: bytes) -> dict[str, Any]:
     """A payload that is either raw audio or a JSON envelope (it starts with '{')."""
     if payload.lstrip()[:1] == b"{":
-        return parse_json_object(payload)
+        return json_object(payload)
     return {"audio": payload}
 
 
@@ -74,7 +62,7 @@ class Router:
             limit = self._max_audio_bytes if command.audio_in else self._max_bytes
             if len(payload) > limit:
                 raise ServiceError("payload_too_large", f"payload is {len(payload)} bytes; the limit is {limit}")
-            document = binary_or_json(payload) if command.audio_in else parse_json_object(payload)
+            document = binary_or_json(payload) if command.audio_in else json_object(payload)
             raw_id = document.get("id")
             request_id = raw_id if isinstance(raw_id, str) and VALID_ID.match(raw_id) else None
             check_profile(profile, self._profile_exists)
