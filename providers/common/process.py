@@ -28,21 +28,23 @@ def follow_parent(on_orphaned: Callable[[], None], interval: float = 1.0) -> Non
     threading.Thread(target=watch, name="follow-parent", daemon=True).start()
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim: Callable[[int], int] = libc.malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to hand back this way
-        return None
-    return trim
+class _Glibc:
+    """glibc's heap control, where the C library is glibc (elsewhere the call does nothing)."""
+
+    def __init__(self) -> None:
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            self.trim: Callable[[int], int] | None = libc.malloc_trim
+        except (OSError, AttributeError):  # musl, macOS
+            self.trim = None
 
 
-_TRIM = _malloc_trim()
+_GLIBC = _Glibc()
 
 
 def release_free_memory() -> None:
-    """Hand what the heap has freed back to the system. glibc keeps freed pages in the arena of
-    the thread that used them, so after one long synthesis a daemon's RSS stays at that request's
-    peak (and creeps up as later requests land in other free chunks) unless it is told to trim."""
-    if _TRIM is not None:
-        _TRIM(0)
+    """Hand what the heap has freed back to the system, so the agent's RSS after a request is
+    what it holds, not the peak of the longest request it ever served: glibc keeps freed pages in
+    the arena of the thread that used them until told to trim."""
+    if _GLIBC.trim is not None:
+        _GLIBC.trim(0)

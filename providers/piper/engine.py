@@ -31,15 +31,15 @@ def bundled_voice() -> Path:
 
 
 def load_voice(model: Path, config: Path | None = None) -> PiperVoice:
-    """Piper's own loader less ONNX Runtime's CPU memory arena. The arena keeps the peak of the
-    longest piece ever spoken for good (+190 MB after one 5000-letter word, and more as other
-    lengths fragment it); without it each request's buffers go back to the heap, which the speak
-    service trims. It also measured no slower (bench/RESULTS.md "Piper's memory arena")."""
+    """Piper's own loader less ONNX Runtime's memory patterns. A pattern is planned and kept for
+    each input length the session sees, and every sentence has its own: RSS grew with each new
+    length (354 MB after one 5000-letter word cut as the agent cuts it, against 256 MB without
+    patterns), while synthesis measured as fast without them (bench/RESULTS.md "Piper's memory")."""
     import onnxruntime
 
     config = config or config_of(model)
     options = onnxruntime.SessionOptions()
-    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
     session = onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
     return PiperVoice(session=session, config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))))
 

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.slow
 MB = 1024 * 1024
 SPEECH = "The weather today is sunny with a light breeze coming from the west."
 SITE = "porch"
+BASE = "hostile"
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto) -> Iterat
         "VOICE_AGENT_COMMAND_QUEUE_DEPTH": "4", "HOME": str(home),  # onnxruntime must leave this HOME alone
     }).start()
     process.wait_log("ready")
-    probe = Probe(broker.port, base="hostile")
+    probe = Probe(broker.port, base=BASE)
     # warm: the analysis process and Piper are loaded, so what follows measures the attack alone
     kept = probe.request("default", "record", wav(with_silence(owner(SPEECH), OWNER_RATE), OWNER_RATE), timeout=120)
     assert kept["status"] == "ok" and kept["data"]["kept"], kept
@@ -48,12 +49,6 @@ def agent(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto) -> Iterat
     yield process
     process.stop()
 
-
-@pytest.fixture()
-def probe(broker: Mosquitto) -> Iterator[Probe]:
-    client = Probe(broker.port, base="hostile")
-    yield client
-    client.close()
 
 
 def speaks(probe: Probe, text: str = "Still here.") -> bool:
@@ -107,10 +102,11 @@ def test_a_5000_letter_word_is_spoken_in_bounded_memory(agent: AgentProcess, pro
         response = probe.request("default", "speak", {"text": long_word()}, timeout=120)
         assert response["status"] == "ok", response
     after = process.memory_info().rss
-    # before the fix: 184 MB -> 1.13 GB after one such word. Cut into 200-letter runs it was still
-    # +190 MB, kept for good by ONNX Runtime's arena (and +89 MB more for a second word, once, in
-    # CI). With the arena off and the heap trimmed after each request: +6 to +17 MB measured.
-    assert after - before < 60 * MB, (before / MB, after / MB)
+    # before the fix: 184 MB -> 1.13 GB after one such word. Cut into 200-letter runs, +198 MB
+    # (200 -> 398 MB), most of it ONNX Runtime's memory patterns, one per sentence length, kept
+    # for good; CI once saw +89 MB more for the second word. Patterns off and the heap trimmed
+    # after each request: +99 MB (193 -> 292 MB), and the same word again adds under 1 MB.
+    assert after - before < 150 * MB, (before / MB, after / MB)
     assert speaks(probe)
 
 

