@@ -224,8 +224,9 @@ def running_agent(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto) -
 
 
 @pytest.fixture()
-def probe(broker: Mosquitto) -> Iterator[Probe]:
-    client = Probe(broker.port)
+def probe(request: pytest.FixtureRequest, broker: Mosquitto) -> Iterator[Probe]:
+    """A client on the test module's own base topic (its ``BASE``, else ``voice``)."""
+    client = Probe(broker.port, base=getattr(request.module, "BASE", "voice"))
     yield client
     client.close()
 

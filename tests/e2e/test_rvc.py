@@ -34,12 +34,6 @@ def agent(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto) -> Iterat
     process.stop()
 
 
-@pytest.fixture()
-def probe(broker: Mosquitto) -> Iterator[Probe]:
-    client = Probe(broker.port, base=BASE)
-    yield client
-    client.close()
-
 
 def test_speak_with_rvc_returns_audio_at_the_models_rate(agent: AgentProcess, probe: Probe) -> None:
     text = "The front door is locked."

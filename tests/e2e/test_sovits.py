@@ -84,12 +84,6 @@ def agent(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto, slow_serv
     process.stop()
 
 
-@pytest.fixture()
-def probe(broker: Mosquitto) -> Iterator[Probe]:
-    client = Probe(broker.port, base=BASE)
-    yield client
-    client.close()
-
 
 def server(probe: Probe, profile: str = "default") -> dict[str, Any]:
     response = probe.request(profile, "sovits.status", {})

@@ -23,6 +23,7 @@ ENV = {
     "VOICE_AGENT_EXTRA_TRAINERS": json.dumps({"counting": "tests.fake_trainer:CountingTrainer"}),
     "PYTHONPATH": str(REPO),
 }
+BASE = "train"
 
 
 @pytest.fixture()
@@ -37,12 +38,6 @@ def agent(home: Path, broker: Mosquitto) -> Iterator[AgentProcess]:
     yield process
     process.stop()
 
-
-@pytest.fixture()
-def probe(broker: Mosquitto) -> Iterator[Probe]:
-    client = Probe(broker.port, base="train")
-    yield client
-    client.close()
 
 
 def start_job(probe: Probe, steps: int, step_seconds: float = 0.05, speaker: str = "owner") -> str:
