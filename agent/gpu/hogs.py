@@ -38,28 +38,10 @@ class HogPauser:
         if not pids:
             return []
         atomic_write_text(self.state_file, json.dumps(sorted(set(pids) | set(self._recorded()))))
-        paused = []
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGSTOP)
-                paused.append(pid)
-            except ProcessLookupError:
-                pass
-            except PermissionError as exc:
-                log.warning("cannot pause process %d: %s", pid, exc)
-        return paused
+        return _signal_each(pids, signal.SIGSTOP, "pause")
 
     def resume(self, pids: list[int] | None = None) -> list[int]:
-        targets = sorted(set(pids or []) | set(self._recorded()))
-        resumed = []
-        for pid in targets:
-            try:
-                os.kill(pid, signal.SIGCONT)
-                resumed.append(pid)
-            except ProcessLookupError:
-                pass
-            except PermissionError as exc:
-                log.warning("cannot resume process %d: %s", pid, exc)
+        resumed = _signal_each(sorted(set(pids or []) | set(self._recorded())), signal.SIGCONT, "resume")
         self.state_file.unlink(missing_ok=True)
         return resumed
 
@@ -77,3 +59,17 @@ class HogPauser:
             return [int(p) for p in json.loads(self.state_file.read_text())]
         except (OSError, ValueError, TypeError):
             return []
+
+
+def _signal_each(pids: list[int], sig: signal.Signals, verb: str) -> list[int]:
+    """The pids that got ``sig``; one that is gone is skipped, one we may not signal is logged."""
+    done = []
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+            done.append(pid)
+        except ProcessLookupError:
+            pass
+        except PermissionError as exc:
+            log.warning("cannot %s process %d: %s", verb, pid, exc)
+    return done
