@@ -36,6 +36,7 @@ def load_json(raw: bytes | str) -> Any:
                 stack.append((child, depth + 1))
     return document
 
+
 def json_object(raw: bytes | str, what: str = "payload") -> dict[str, Any]:
     """A request's JSON object, with the codes every door answers bad input with: ``invalid_json``
     for what ``load_json`` refuses, ``invalid_payload`` for JSON that is not an object. Empty is

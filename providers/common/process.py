@@ -28,23 +28,21 @@ def follow_parent(on_orphaned: Callable[[], None], interval: float = 1.0) -> Non
     threading.Thread(target=watch, name="follow-parent", daemon=True).start()
 
 
-class _Glibc:
-    """glibc's heap control, where the C library is glibc (elsewhere the call does nothing)."""
-
-    def __init__(self) -> None:
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            self.trim: Callable[[int], int] | None = libc.malloc_trim
-        except (OSError, AttributeError):  # musl, macOS
-            self.trim = None
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``; ``None`` where the C library has none (musl, macOS)."""
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
 
 
-_GLIBC = _Glibc()
+_MALLOC_TRIM = _malloc_trim()
 
 
 def release_free_memory() -> None:
     """Hand what the heap has freed back to the system, so the agent's RSS after a request is
     what it holds, not the peak of the longest request it ever served: glibc keeps freed pages in
     the arena of the thread that used them until told to trim."""
-    if _GLIBC.trim is not None:
-        _GLIBC.trim(0)
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)

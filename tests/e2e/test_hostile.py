@@ -50,7 +50,6 @@ def agent(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto) -> Iterat
     process.stop()
 
 
-
 def speaks(probe: Probe, text: str = "Still here.") -> bool:
     response = probe.request("default", "speak", {"text": text}, timeout=60)
     return bool(response["status"] == "ok")

@@ -34,7 +34,6 @@ def agent(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto) -> Iterat
     process.stop()
 
 
-
 def test_speak_with_rvc_returns_audio_at_the_models_rate(agent: AgentProcess, probe: Probe) -> None:
     text = "The front door is locked."
     response = probe.request("default", "speak", {"id": "rvc-1", "text": text, "provider": "rvc"}, timeout=TIMEOUT)

@@ -84,7 +84,6 @@ def agent(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto, slow_serv
     process.stop()
 
 
-
 def server(probe: Probe, profile: str = "default") -> dict[str, Any]:
     response = probe.request(profile, "sovits.status", {})
     assert response["status"] == "ok", response

@@ -39,7 +39,6 @@ def agent(home: Path, broker: Mosquitto) -> Iterator[AgentProcess]:
     process.stop()
 
 
-
 def start_job(probe: Probe, steps: int, step_seconds: float = 0.05, speaker: str = "owner") -> str:
     response = probe.request("default", "train", {"provider": "counting", "speaker": speaker, "when": "now",
                                                   "params": {"steps": steps, "step_seconds": step_seconds, "save_every": 5}})
