@@ -44,6 +44,7 @@ def main() -> None:
     from providers.kokoro.config import KokoroSettings
     from providers.kokoro.engine import KokoroProvider
     from tests.contexts import home_context
+    from tests.hostile import long_word
 
     ctx = home_context(home)
     provider, settings = KokoroProvider(), KokoroSettings()
@@ -62,7 +63,7 @@ def main() -> None:
     sentence = statistics.median(say(SENTENCE) for _ in range(5))
     paragraph = statistics.median(say(PARAGRAPH) for _ in range(3))
     after = process.memory_info().rss
-    say("a" * 2000)
+    say(long_word(2000))
     word = process.memory_info().rss
     mb = 1024 * 1024
     print(f"| {setting} | {sentence:.3f} | {paragraph:.3f} | {loaded / mb:.0f} MB | {after / mb:.0f} MB | {word / mb:.0f} MB |")

