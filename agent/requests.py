@@ -18,7 +18,7 @@ from providers.settings_base import InputModel
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 MAX_JSON_DEPTH = 32  # voice.json nests four deep; nothing the agent reads needs more
 # Unicode's control characters (C0, DEL, C1) but tab, line feed and carriage return.
-CONTROL_CHARACTER = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def _finite(text: str) -> float:

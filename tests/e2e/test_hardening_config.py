@@ -125,6 +125,13 @@ def test_a_path_outside_the_home_is_forbidden_whatever_the_field_is_called(agent
     assert profile_file(agent, "paths").read_text() == before
 
 
+def test_a_trainers_path_parameter_outside_the_home_is_forbidden(agent: AgentProcess, probe: Probe) -> None:
+    for key in ("pretrainedGenerator", "content_encoder_path"):
+        response = probe.request("paths", "train", {"provider": "rvc", "params": {key: "/etc/passwd"}})
+        assert response["status"] == "error" and response["code"] == "forbidden", response
+        assert f"params.{key}" in response["error"]
+
+
 def test_the_home_assistant_voice_select_cannot_point_outside_the_home(agent: AgentProcess, probe: Probe) -> None:
     before = profile_file(agent, "paths").read_text()
     mark = probe.mark()
