@@ -138,3 +138,11 @@ def test_the_cache_size_has_a_ceiling_that_fits_in_bytes() -> None:
     for over in (MAX_CACHE_MB + 0.001, 1.7976931348623157e308):
         with pytest.raises(ValidationError, match="less than or equal to 1048576"):
             VoiceConfig.model_validate({"cache": {"maxSizeMB": over}})
+
+
+def test_a_path_with_a_nul_is_no_path(tmp_path: Path) -> None:
+    """Where access.paths is anywhere nothing else stands between it and the file system."""
+    path = tmp_path / "voice.json"
+    path.write_text(json.dumps({"tts": {"kokoro": {"voicesPath": "/tmp/v\u0000.bin"}}}))
+    with pytest.raises(ConfigError, match="tts.kokoro.voicesPath: Value error, a path cannot contain a NUL character"):
+        load_voice_config(path)
