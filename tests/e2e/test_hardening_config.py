@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -142,14 +143,22 @@ def test_the_home_assistant_voice_select_cannot_point_outside_the_home(agent: Ag
 
 
 def test_an_existing_and_a_missing_file_outside_the_home_get_the_same_answers(agent: AgentProcess, probe: Probe) -> None:
-    """Asked to use /etc/passwd (which exists) and /nonexistent/voice.onnx (which does not), the
-    agent answers both alike: the answer to config.set and to the speak after it."""
+    """Asked to use /etc/shadow (which exists) and /nonexistent (which does not), the agent
+    answers both alike: the answer to config.set and to the speak after it."""
+    assert Path("/etc/shadow").exists() and not Path("/nonexistent").exists()
     answers = []
-    for index, path in enumerate(("/etc/passwd", "/nonexistent/voice.onnx")):
+    for index, path in enumerate(("/etc/shadow", "/nonexistent")):
+        mark = probe.mark()
         changed = probe.request("paths", "config.set", {"changes": {"tts": {"piper": {"model": path}}}})
+        if changed["status"] == "ok":  # then the next speak is to use it
+            probe.event("paths", "config.reloaded", timeout=10, after=mark)
         spoken = probe.request("paths", "speak", {"id": f"probe-{index}", "text": "Which file is there?"})
-        answers.append((changed["status"], changed.get("code"), re.sub(re.escape(path), "PATH", changed.get("error", "")),
-                        spoken["status"], spoken.get("code")))
+
+        def words(response: dict[str, Any]) -> str:
+            return response.get("error", "").replace(path, "PATH").replace(Path(path).name, "NAME")
+
+        answers.append((changed["status"], changed.get("code"), words(changed), spoken["status"], spoken.get("code"),
+                        words(spoken)))
     assert answers[0] == answers[1], answers
     assert answers[0][:2] == ("error", "forbidden")
 
