@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from agent.events import EventBus
 from agent.layout import Layout
@@ -28,6 +28,7 @@ from agent.record.service import RecordService
 from agent.record.vad import Segmenter, Utterance
 from agent.requests import load_json
 from providers.common.names import is_plain_name
+from providers.settings_base import InputModel
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,7 @@ MAX_FRAME_BYTES = 256 * 1024
 HERMES_FRAME_SECONDS = 2.0  # a satellite sends frames of a few hundredths of a second
 
 
-class StreamStart(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StreamStart(InputModel):
     sample_rate: int = Field(16000, ge=8000, le=48000, description="Rate of the 16-bit mono PCM frames.")
     source: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
 
