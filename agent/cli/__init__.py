@@ -9,9 +9,8 @@ import logging
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from agent.settings import AgentSettings, describe_settings_error, load_settings
+from agent import __version__
+from agent.settings import AgentSettings, SettingsError, load_settings
 from providers import registry
 
 
@@ -49,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
-    except ValidationError as exc:
-        print(f"invalid agent settings:\n{describe_settings_error(exc)}", file=sys.stderr)
+    except SettingsError as exc:
+        for line in str(exc).splitlines():
+            print(f"invalid agent settings: {line}", file=sys.stderr)
         return 2
     # The daemon logs what it does; a command says what it did, and logs only problems (or all, at DEBUG).
     level = settings.log_level if args.command == "run" or settings.log_level == "DEBUG" else "WARNING"
