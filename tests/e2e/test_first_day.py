@@ -114,6 +114,28 @@ def test_a_session_taken_over_is_noticed_and_taken_back(tmp_path: Path, broker_k
             server.stop()
 
 
+def test_health_says_offline_while_the_broker_is_away(tmp_path: Path) -> None:
+    server = Mosquitto(tmp_path / "mq").start()
+    http = free_port()
+    agent = AgentProcess(make_home(tmp_path / "home"), server.port,
+                         {"VOICE_AGENT_HTTP_ENABLED": "true", "VOICE_AGENT_HTTP_PORT": str(http)})
+    health = f"http://127.0.0.1:{http}/api/health"
+    try:
+        agent.start().wait_log("ready")
+        assert requests.get(health, timeout=30).json()["status"] == "online"
+        server.stop()
+        agent.wait_log("disconnected from MQTT broker")
+        assert requests.get(health, timeout=30).json()["status"] == "offline"
+        server.start()
+        probe = Probe(server.port)
+        probe.wait_topic("voice/status")  # online again: the agent is subscribed
+        assert requests.get(health, timeout=30).json()["status"] == "online"
+        probe.close()
+    finally:
+        assert agent.stop() == 0
+        server.stop()
+
+
 def test_agents_of_different_homes_pick_different_client_ids(tmp_path: Path, broker: Mosquitto) -> None:
     host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32]
     agents = [default_id_agent(make_home(tmp_path / name), broker.port, {"VOICE_AGENT_BASE_TOPIC": f"homes-{name}"})
