@@ -123,9 +123,9 @@ def run(settings: AgentSettings) -> int:
 
 def _serve(settings: AgentSettings) -> int:
     log.info("home %s", settings.home.absolute())
-    if "home" not in settings.model_fields_set and (settings.home / ".git").exists():
-        log.warning("the home is the git checkout %s: settings saved from the web page change its files; "
-                    "set VOICE_AGENT_HOME (make run uses %s)", settings.home.absolute(), settings.home.absolute() / "var")
+    warning = checkout_warning(settings)
+    if warning:
+        log.warning("%s", warning)
     notifier = sdnotify.SystemdNotifier()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -150,6 +150,15 @@ def _serve(settings: AgentSettings) -> int:
     notifier.notify("STOPPING=1")
     agent.stop()
     return 0
+
+
+def checkout_warning(settings: AgentSettings) -> str | None:
+    """Without VOICE_AGENT_HOME the home is the current directory; when that is a git checkout, the
+    household's settings would be written into tracked files (``make run`` uses var/)."""
+    if "home" in settings.model_fields_set or not (settings.home / ".git").exists():
+        return None
+    return (f"the home is the git checkout {settings.home.absolute()}: settings saved from the web page change its "
+            f"files; set VOICE_AGENT_HOME (make run uses {settings.home.absolute() / 'var'})")
 
 
 def page_address(host: str, port: int) -> str:

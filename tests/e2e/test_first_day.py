@@ -273,9 +273,9 @@ def test_make_run_keeps_the_home_out_of_the_checkout(tmp_path: Path) -> None:
     elsewhere = make(checkout, "run", f"VENV={venv}", env={"VOICE_AGENT_HOME": str(tmp_path / "elsewhere")})
     assert f"home={tmp_path / 'elsewhere'} args=run" in elsewhere.stdout
     assert (tmp_path / "elsewhere" / "etc" / "voice.json").is_file()
-    ignored = subprocess.run(["git", "-C", str(REPO), "check-ignore", "-q", "var/etc/voice.json", "var/etc/agent.env"],
-                             capture_output=True)
-    assert ignored.returncode == 0
+    ignored = subprocess.run(["git", "-C", str(REPO), "check-ignore", "var/etc/voice.json", "var/etc/agent.env",
+                              "var/profiles/default/etc/voice.json"], capture_output=True, text=True)
+    assert ignored.returncode == 0 and len(ignored.stdout.splitlines()) == 3, ignored
 
 
 def test_make_run_installs_no_test_tools_and_make_test_installs_them(tmp_path: Path) -> None:
@@ -284,8 +284,8 @@ def test_make_run_installs_no_test_tools_and_make_test_installs_them(tmp_path: P
     run = make(checkout, "-n", "run", f"VENV={venv}").stdout
     test = make(checkout, "-n", "test", f"VENV={venv}").stdout
     installs = [line for line in run.splitlines() if "pip install" in line]
-    assert installs and not any("test" in line for line in installs), run
-    assert "mypy" not in run and "pytest" not in run
-    assert any("pip install" in line and "test]" in line for line in test.splitlines()), test
-    assert "voice-agent run" in run and "pytest" in test
+    assert installs and not any(",test]" in line for line in installs), run
+    assert "mypy" not in run and "-m pytest" not in run
+    assert any("pip install" in line and ",test]" in line for line in test.splitlines()), test
+    assert "voice-agent run" in run and "-m pytest" in test and "bin/mypy" in test
     assert "make test" in (REPO / ".ci" / "run").read_text()
