@@ -81,8 +81,9 @@ class Agent:
         deadline = time.monotonic() + READY_TIMEOUT
         while not stop.is_set() and time.monotonic() < deadline:
             if self.mqtt.wait_connected(0.1):
-                log.info("voice agent %s ready: profiles %s%s", __version__, ", ".join(self.core.layout.names()) or "(none)",
-                         f"; web page {page_address(s.http_host, s.http_port)} (API under /api)" if s.http_enabled else "")
+                page = f"; web page {page_address(s.http_host, s.http_port)} (API under /api)" if s.http_enabled else ""
+                log.info("voice agent %s ready: profiles %s%s", __version__,
+                         ", ".join(self.core.layout.names()) or "(none)", page)
                 return
 
     def problems(self) -> list[str]:

@@ -149,7 +149,8 @@ class AgentSettings(BaseSettings):
         """Loaded now, as the connection will load it (see ``_ca_bundle``)."""
         if self.mqtt_tls_cert is not None:
             try:
-                ssl.create_default_context().load_cert_chain(str(self.mqtt_tls_cert), str(self.mqtt_tls_key or self.mqtt_tls_cert))
+                key = self.mqtt_tls_key or self.mqtt_tls_cert
+                ssl.create_default_context().load_cert_chain(str(self.mqtt_tls_cert), str(key))
             except (ssl.SSLError, ValueError) as exc:
                 raise ValueError(
                     "VOICE_AGENT_MQTT_TLS_CERT / VOICE_AGENT_MQTT_TLS_KEY: not a PEM client certificate and its "

@@ -34,7 +34,9 @@ def check_settings_file(path: Path) -> None:
             shown = original.strip().splitlines()[0] if original.strip() else ""
             raise SettingsFileError(f"{path}:{line}: not NAME=value: {_name_only(shown)}")
         if binding.key is not None and binding.value is None:
-            raise SettingsFileError(f"{path}:{line}: {binding.key} has no '=': write {binding.key}=<value>, or remove the line")
+            raise SettingsFileError(
+                f"{path}:{line}: {binding.key} has no '=': write {binding.key}=<value>, or remove the line"
+            )
 
 
 def _leading_lines(original: str) -> int:

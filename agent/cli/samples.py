@@ -32,7 +32,8 @@ def add_parser(sub: Any) -> None:
     listing.add_argument("--order", choices=["created", "score", "duration"], default="created",
                          help="newest first, best score first or longest first (default: created)")
     listing.add_argument("--limit", type=int, default=50, help="rows at most, 1-10000 (default: 50)")
-    listing.add_argument("--min-score", type=float, help="only samples scoring at least this, 0-100 (default: every score)")
+    listing.add_argument("--min-score", type=float,
+                         help="only samples scoring at least this, 0-100 (default: every score)")
     for name, text in (("show", "one sample's metadata"), ("play-path", "the WAV file of a sample")):
         action = actions.add_parser(name, parents=[profile], help=text)
         action.add_argument("sample", help="a sample id, as samples list shows it")
@@ -44,8 +45,10 @@ def add_parser(sub: Any) -> None:
                         help="the provider whose dataset to write")
     export.add_argument("--speaker", default="default",
                         help="whose voice: the dataset's folder name, letters, digits, _ and - (default: default)")
-    export.add_argument("--best", type=int, help="samples at most, best first, 1-10000 (default: every one the provider takes)")
-    export.add_argument("--min-score", type=float, help="only samples scoring at least this, 0-100 (default: every score)")
+    export.add_argument("--best", type=int,
+                        help="samples at most, best first, 1-10000 (default: every one the provider takes)")
+    export.add_argument("--min-score", type=float,
+                        help="only samples scoring at least this, 0-100 (default: every score)")
     export.add_argument("--samples", nargs="*", help="these sample ids instead (default: the best, as above)")
     actions.add_parser("readiness", parents=[profile], help="is there enough audio to train each provider?")
     actions.add_parser("report", parents=[profile], help="write a PNG and a text summary of the samples")

@@ -28,11 +28,15 @@ def add_parsers(sub: Any) -> None:
     start.add_argument("--speaker", default="default",
                        help="the dataset to train on and the voice's name, letters, digits, _ and - (default: default)")
     start.add_argument("--when", choices=["now", "idle"], default="idle",
-                       help="now, or in the idle window (VOICE_AGENT_IDLE_WINDOW, 01:00-06:00 unless set) (default: idle)")
+                       help="now, or in the idle window (VOICE_AGENT_IDLE_WINDOW, 01:00-06:00 unless set) "
+                            "(default: idle)")
     start.add_argument("--params", default="{}",
-                       help='the trainer\'s parameters as JSON, e.g. \'{"epochs": 300}\' (default: {}, the trainer\'s own)')
-    start.add_argument("--no-follow", action="store_true", help="return once the job is queued (default: follow it to its end)")
-    follow = actions.add_parser("follow", help="show a job's progress until it ends (Ctrl-C stops following, not the job)")
+                       help='the trainer\'s parameters as JSON, e.g. \'{"epochs": 300}\' '
+                            "(default: {}, the trainer's own)")
+    start.add_argument("--no-follow", action="store_true",
+                       help="return once the job is queued (default: follow it to its end)")
+    follow = actions.add_parser("follow",
+                                help="show a job's progress until it ends (Ctrl-C stops following, not the job)")
     follow.add_argument("job", help="the job id, as train start or train status shows it")
     status = actions.add_parser("status", help="recent jobs, or one job")
     status.add_argument("job", nargs="?", help="the job id (default: the recent jobs)")

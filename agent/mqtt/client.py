@@ -71,7 +71,9 @@ class RequestClient:
                 [(t.response(profile, command), 1), (t.audio(profile, request_id), 1), (t.audio(profile, request_id) + "/+", 1)]
             )
             if not self._subscribed.wait(timeout):
-                raise TimeoutError(f"the MQTT broker at {broker_address(self.settings)} did not confirm the subscription")
+                raise TimeoutError(
+                    f"the MQTT broker at {broker_address(self.settings)} did not confirm the subscription"
+                )
             self._client.publish(t.request(profile, command), json.dumps(payload), qos=1)
             return self._collect(profile, command, request_id, timeout)
         finally:
@@ -89,8 +91,9 @@ class RequestClient:
                 topic, payload = self._messages.get(timeout=timeout)
             except queue.Empty:
                 raise TimeoutError(
-                    f"no response to {command} within {timeout:g} s: asked the MQTT broker at {broker_address(self.settings)} "
-                    f"on {t.request(profile, command)} (is the agent running, on that broker and base topic?)"
+                    f"no response to {command} within {timeout:g} s: asked the MQTT broker at "
+                    f"{broker_address(self.settings)} on {t.request(profile, command)} "
+                    "(is the agent running, on that broker and base topic?)"
                 ) from None
             if topic == t.response(profile, command):
                 response = json.loads(payload)

@@ -20,9 +20,11 @@ def add_parser(sub: Any) -> None:
     kokoro = sub.add_parser("kokoro", help="prepare the Kokoro model, train a Kokoro voicepack")
     actions = kokoro.add_subparsers(dest="action", required=True)
     prepare = actions.add_parser("prepare", help="assemble the model, fold it to float and time both here (once)")
-    prepare.add_argument("-p", "--profile", default="default", help="profile: a folder under $VOICE_AGENT_HOME/profiles (default: default)")
+    prepare.add_argument("-p", "--profile", default="default",
+                         help="profile: a folder under $VOICE_AGENT_HOME/profiles (default: default)")
     train = actions.add_parser("train-voicepack", help="train a voicepack that sounds like the profile's samples")
-    train.add_argument("-p", "--profile", default="default", help="profile: a folder under $VOICE_AGENT_HOME/profiles (default: default)")
+    train.add_argument("-p", "--profile", default="default",
+                       help="profile: a folder under $VOICE_AGENT_HOME/profiles (default: default)")
     train.add_argument("--speaker", default="default",
                        help="dataset out/voices/kokoro-datasets/<speaker> and the voicepack's name (default: default)")
     train.add_argument("--dataset", type=Path,
