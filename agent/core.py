@@ -5,6 +5,7 @@ edge."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from agent.commands import Command, command_table
@@ -57,6 +58,8 @@ class Core:
         self.train = TrainService(settings, self.layout, self.configs, self.records, self.events, self.state, self.arbiter)
         self.watcher = ConfigWatcher(self.layout, self._config_changed)
         self.commands: dict[str, Command] = command_table(self)
+        # whether requests reach us over the broker: the daemon sets the MQTT door's own answer
+        self.reachable: Callable[[], bool] = lambda: True
 
     def start(self) -> None:
         self.configs.reload_all(announce=False)
@@ -72,6 +75,13 @@ class Core:
         if not self.watcher.alive:
             found.append("voice.json watcher stopped")
         return found
+
+    def availability(self, problems: list[str]) -> str:
+        """``offline`` while the broker's requests cannot reach us (health says what the MQTT
+        status topic's last will says), else ``online``, or ``unhealthy`` with ``problems``."""
+        if not self.reachable():
+            return "offline"
+        return "unhealthy" if problems else "online"
 
     def stop(self) -> None:
         self.watcher.stop()

@@ -8,13 +8,18 @@ optional dotenv-style settings file (``VOICE_AGENT_SETTINGS_FILE``, default
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 import os
+import re
+import socket
+import ssl
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class AgentSettings(BaseSettings):
@@ -29,7 +34,9 @@ class AgentSettings(BaseSettings):
     mqtt_tls_ca: Path | None = Field(None, description="CA bundle for TLS (system store when unset).")
     mqtt_tls_cert: Path | None = Field(None, description="Client certificate for TLS (mTLS), PEM.")
     mqtt_tls_key: Path | None = Field(None, description="Its private key, PEM (the certificate's file when unset).")
-    mqtt_client_id: str = Field("voice-agent", description="MQTT client id.")
+    mqtt_client_id: str = Field(
+        "", description="MQTT client id; empty: voice-agent-<host>-<hash of the home> (see default_client_id)."
+    )
     mqtt_keepalive: int = Field(30, ge=5, le=3600, description="MQTT keepalive seconds.")
     base_topic: str = Field("voice", description="Root of every topic the agent uses.")
     embedded_broker: Literal["auto", "never"] = Field(
@@ -44,7 +51,7 @@ class AgentSettings(BaseSettings):
     command_queue_depth: int = Field(
         16, ge=1, le=1000, description="Sample, training and server commands waiting per service before 'busy'."
     )
-    hermes_sites: dict[str, str] = Field(
+    hermes_sites: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
         description='Hermes satellites to record, site id -> profile, as JSON: {"kitchen": "default"}.',
     )
@@ -52,10 +59,10 @@ class AgentSettings(BaseSettings):
     idle_minutes: float = Field(10.0, ge=0, description="Minutes without speech or recordings that count as idle.")
     train_preempt_on_speech: bool = Field(True, description="Pause a GPU training job when speech is requested.")
     train_vram_mb: int = Field(6000, ge=0, description="VRAM a training job needs on the GPU.")
-    gpu_hogs: list[str] = Field(default_factory=lambda: ["ollama"], description="Processes that may be paused for GPU work.")
+    gpu_hogs: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["ollama"], description="Processes that may be paused for GPU work.")
     pause_gpu_hogs_for_training: bool = Field(False, description="SIGSTOP the GPU hogs while a job needs their GPU.")
     max_train_restarts: int = Field(3, ge=0, le=20, description="Times a crashed job resumes from its checkpoint.")
-    extra_trainers: dict[str, str] = Field(
+    extra_trainers: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, description='More trainers, provider -> "module:Class" (plugins, tests).'
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
@@ -82,11 +89,35 @@ class AgentSettings(BaseSettings):
             raise ValueError("must be a non-empty topic without wildcards")
         return value
 
+    @field_validator("hermes_sites", "gpu_hogs", "extra_trainers", mode="before")
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        """From the environment or the file these come as JSON text; pydantic-settings' own decoding
+        would end in a traceback that names no setting."""
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"not JSON ({exc})") from None
+
     @field_validator("mqtt_tls_ca", "mqtt_tls_cert", "mqtt_tls_key")
     @classmethod
     def _readable(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
             raise ValueError(f"no such file: {value}")
+        return value
+
+    @field_validator("mqtt_tls_ca")
+    @classmethod
+    def _ca_bundle(cls, value: Path | None) -> Path | None:
+        """Loaded now, as the connection will load it: a file that is not a PEM bundle is a setting's
+        mistake, said at start-up, not a traceback when the first connection is made."""
+        if value is not None:
+            try:
+                ssl.create_default_context(cafile=str(value))
+            except (ssl.SSLError, ValueError) as exc:
+                raise ValueError(f"{value} is not a PEM CA bundle ({_ssl_reason(exc)})") from None
         return value
 
     @model_validator(mode="after")
@@ -113,16 +144,61 @@ class AgentSettings(BaseSettings):
         parse_window(value)
         return value
 
+    @model_validator(mode="after")
+    def _client_certificate(self) -> "AgentSettings":
+        """Loaded now, as the connection will load it (see ``_ca_bundle``)."""
+        if self.mqtt_tls_cert is not None:
+            try:
+                key = self.mqtt_tls_key or self.mqtt_tls_cert
+                ssl.create_default_context().load_cert_chain(str(self.mqtt_tls_cert), str(key))
+            except (ssl.SSLError, ValueError) as exc:
+                raise ValueError(
+                    "VOICE_AGENT_MQTT_TLS_CERT / VOICE_AGENT_MQTT_TLS_KEY: not a PEM client certificate and its "
+                    f"private key ({_ssl_reason(exc)})"
+                ) from None
+        return self
+
+    @model_validator(mode="after")
+    def _client_id(self) -> "AgentSettings":
+        if not self.mqtt_client_id:
+            self.mqtt_client_id = default_client_id(socket.gethostname(), self.home)
+        return self
+
+
+def default_client_id(host: str, home: Path) -> str:
+    """``voice-agent-<host>-<8 hex of the home's path>``: agents of different homes (on one machine
+    or several) never share a session on the broker, and one home keeps its id across restarts."""
+    plain_host = re.sub(r"[^A-Za-z0-9-]", "-", host)[:32] or "host"
+    digest = hashlib.sha256(str(home.absolute()).encode()).hexdigest()[:8]
+    return f"voice-agent-{plain_host}-{digest}"
+
+
+def _ssl_reason(exc: Exception) -> str:
+    return str(getattr(exc, "reason", None) or exc).replace("_", " ").lower()
+
+
+class SettingsError(ValueError):
+    """Settings the agent cannot run with: one line per problem, each naming the setting or the
+    settings file's line."""
+
 
 def load_settings() -> AgentSettings:
-    """Read settings from the environment, then the settings file for anything unset there."""
+    """Read settings from the environment, then the settings file for anything unset there;
+    ``SettingsError`` when they are wrong."""
     from agent.layout import Layout
+    from agent.settings_file import SettingsFileError, check_settings_file
 
     home = Path(os.environ.get("VOICE_AGENT_HOME") or Path.cwd())
     env_file = Path(os.environ.get("VOICE_AGENT_SETTINGS_FILE") or Layout(home).settings_file)
-    if env_file.is_file():
-        return AgentSettings(_env_file=env_file)  # type: ignore[call-arg]
-    return AgentSettings()
+    try:
+        if env_file.is_file():
+            check_settings_file(env_file)
+            return AgentSettings(_env_file=env_file)  # type: ignore[call-arg]
+        return AgentSettings()
+    except SettingsFileError as exc:
+        raise SettingsError(str(exc)) from None
+    except ValidationError as exc:
+        raise SettingsError(describe_settings_error(exc)) from None
 
 
 def is_loopback(host: str) -> bool:
@@ -141,13 +217,12 @@ SECRET_WORDS = ("password", "token", "secret", "key")
 def describe_settings_error(exc: Exception) -> str:
     """Each bad setting and what is wrong with it, and never a value: a mistyped variable may hold
     a password, and this goes to the journal."""
-    from pydantic import ValidationError
-
     if not isinstance(exc, ValidationError):
         return str(exc)
     lines = []
     for err in exc.errors():
         field = (".".join(str(part) for part in err["loc"]) or "settings").removeprefix("voice_agent_")  # extras keep it
         message = err["msg"] if err["type"] != "extra_forbidden" else "not a setting of the agent (a typo?)"
-        lines.append(f"  VOICE_AGENT_{field.upper()}: {message}" if err["loc"] else f"  {message}")
+        message = " ".join(message.removeprefix("Value error, ").split())  # one line each
+        lines.append(f"VOICE_AGENT_{field.upper()}: {message}" if err["loc"] else message)
     return "\n".join(lines)

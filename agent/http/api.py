@@ -258,7 +258,7 @@ class Api:
         profiles = core.layout.names()
         problems = core.problems()
         return web.json_response({
-            "status": "online" if not problems else "unhealthy", "version": __version__, "problems": problems,
+            "status": core.availability(problems), "version": __version__, "problems": problems,
             "profiles": profiles, "providers_loaded": core.engines.loaded(),
             "readiness": {p: core.state.get(p).get("readiness", {}) for p in profiles},
             "gpu": core.state.get("gpu"),
