@@ -176,8 +176,8 @@ def test_a_reset_while_reading_ends_the_connection_quietly() -> None:
             handlers.append(Echo(write, peer))
             return handlers[0]
 
-        connection = Connection(ConnectionGate(1, Throttled(logging.getLogger("test"))), make, reader, MemoryWriter(),
-                                SLOW)  # type: ignore[arg-type]
+        gate = ConnectionGate(1, Throttled(logging.getLogger("test")))
+        connection = Connection(gate, make, reader, MemoryWriter(), SLOW)  # type: ignore[arg-type]
         await asyncio.wait_for(connection.run(), 30)
         return handlers[0]
 

@@ -187,28 +187,33 @@ def test_a_client_gone_mid_synthesize_stops_the_worker_at_its_next_sentence(capl
 
 
 def test_a_stream_drops_its_queued_sentences_when_the_connection_ends(caplog: pytest.LogCaptureFixture) -> None:
-    core = Core(hold=threading.Event())
+    core = Core(chunks=2, hold=threading.Event())
     written: list[Event] = []
 
     async def write(event: Event) -> None:
         written.append(event)
 
-    async def main() -> None:
+    async def main() -> list[Event]:
         handler = TtsHandler(core.door(), write, "127.0.0.1:5000")
         await handler.handle_event(SynthesizeStart().event())
         await handler.handle_event(SynthesizeChunk(text="One here. Two here. Three here. Four here. Fi").event())
         for _ in range(3000):  # until the first sentence is being spoken (the worker then waits)
-            if "audio-stop" in types(written) or core.produced:
+            if "audio-chunk" in types(written):
                 break
             await asyncio.sleep(0.01)
         await handler.disconnect()
+        before = list(written)
+        await asyncio.to_thread(core.let_finish)
         for _ in range(10):
-            await asyncio.sleep(0)
+            await asyncio.sleep(0.01)
+        return before
 
     with caplog.at_level(logging.INFO, "agent.wyoming"):
-        asyncio.run(main())
-    core.let_finish()
+        before = asyncio.run(main())
     assert [r.text for _, r in core.requests] == ["One here."]
+    assert written == before, "nothing more is written for a connection that has ended"
+    error = core.futures[0].exception()
+    assert isinstance(error, ServiceError) and error.code == "client_gone" and core.produced == 1
     assert [r.getMessage() for r in caplog.records] == [
         "Wyoming client 127.0.0.1:5000 has gone: its speech stops (3 queued sentence(s) dropped)"
     ]
