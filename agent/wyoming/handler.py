@@ -51,7 +51,7 @@ class TtsHandler:
     def __init__(self, door: DoorContext, write: Write, peer: str) -> None:
         self._door = door
         self._peer = peer
-        self.write_event = write
+        self._write = write
         self._speech = Speech(door.commands["speak"], door.profile_exists, write, peer)
         self._stream: TextStream | None = None
 
@@ -62,12 +62,12 @@ class TtsHandler:
                 await self._handle(event)
             except BadEvent as exc:
                 log.warning("Wyoming %s from %s refused: %s", event.type, self._peer, exc)
-                await self.write_event(Error(text=f"{event.type}: {exc}", code="invalid_payload").event())
+                await self._write(Error(text=f"{event.type}: {exc}", code="invalid_payload").event())
             except ConnectionError:
                 raise
             except Exception as exc:  # a bug: answer it and keep the connection
                 log.exception("Wyoming %s from %s failed", event.type, self._peer)
-                await self.write_event(Error(text=f"{type(exc).__name__}: {exc}", code="internal_error").event())
+                await self._write(Error(text=f"{type(exc).__name__}: {exc}", code="internal_error").event())
         except ConnectionError:
             return False
         return True
@@ -84,7 +84,7 @@ class TtsHandler:
     async def _handle(self, event: Event) -> None:
         if Describe.is_type(event.type):
             info = await describe(self._door.commands["voices"], self._door.profile_names())
-            await self.write_event(info.event())
+            await self._write(info.event())
         elif Synthesize.is_type(event.type):
             if self._stream is None:  # inside a stream it repeats the streamed text: ignore it
                 synthesize = _parse(Synthesize.from_event, event)
@@ -104,7 +104,7 @@ class TtsHandler:
         elif SynthesizeStop.is_type(event.type):
             await self._end_stream()
         elif Ping.is_type(event.type):
-            await self.write_event(Pong(text=Ping.from_event(event).text).event())
+            await self._write(Pong(text=Ping.from_event(event).text).event())
         else:
             log.debug("Wyoming event %s from %s ignored", event.type, self._peer)
 
@@ -114,7 +114,7 @@ class TtsHandler:
         if self._stream is not None:
             await self._stream.finish()  # if the client goes meanwhile, disconnect drops the rest
             self._stream = None
-        await self.write_event(SynthesizeStopped().event())
+        await self._write(SynthesizeStopped().event())
 
 
 def _parse(reader: Callable[[Event], Any], event: Event) -> Any:

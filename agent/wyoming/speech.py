@@ -67,7 +67,7 @@ class LoopAudio:
     def _deliver(self, wav: bytes) -> None:
         """Called on the speak worker's thread: raising stops its request before the next sentence."""
         if self._gone.is_set():
-            raise ServiceError("client_gone", f"the Wyoming client {self._where} has gone")
+            raise ServiceError("client_gone", f"the Wyoming client has gone ({self._where})")
         self._put(wav)
 
     def _put(self, item: Any) -> None:

@@ -43,7 +43,8 @@ async def read_event(reader: asyncio.StreamReader, first: bytes = b"") -> Event 
         kind = header.get("type")
         if not isinstance(kind, str) or not kind:
             raise FramingError("invalid_payload", "event header: type must be a non-empty string")
-        data = header.get("data", {})
+        data = header.get("data")
+        data = {} if data is None else data
         if not isinstance(data, dict):
             raise FramingError("invalid_payload", "event header: data must be a JSON object")
         data_length, payload_length = _length(header, "data_length"), _length(header, "payload_length")

@@ -119,6 +119,7 @@ def test_deep_data_is_refused() -> None:
 def test_zero_and_null_lengths_read_nothing() -> None:
     event = read(header({"type": "ping", "data": {"text": "x"}, "data_length": 0, "payload_length": None}) + b"next")
     assert event == Event("ping", {"text": "x"}, None)
+    assert read(header({"type": "ping", "data": None})) == Event("ping", {}, None)
 
 
 def line_of(size: int) -> bytes:
