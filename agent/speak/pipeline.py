@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from agent.config.model import VoiceConfig
+from agent.errors import ServiceError
 from agent.requests import describe_validation_error
 from agent.speak.cache import AudioCache
 from agent.speak.engines import ProviderPool
@@ -135,6 +136,8 @@ def _synthesize(
                 if job.stream:
                     on_chunk(len(parts), chunk)
                 parts.append(chunk.pcm)
+    except ServiceError:  # the door's AudioOut refused the audio (its client has gone): stop here
+        raise
     except ProviderError as exc:
         raise _Failure(str(exc), exc.code, len(parts) if job.stream else 0) from exc
     except Exception as exc:  # an engine bug must not take the worker down

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent.config.model import VoiceConfig
+from agent.errors import ServiceError
 from agent.speak.cache import AudioCache
 from agent.speak.engines import ProviderPool
 from agent.speak.pipeline import SpeakFailed, SpeakJob, run_speak
@@ -370,3 +371,20 @@ def test_log_lines_say_what_happened(tmp_path: Path, caplog: pytest.LogCaptureFi
     messages = [r.getMessage() for r in caplog.records]
     assert "provider kokoro crashed" in messages
     assert "could not cache audio: [Errno 28] No space left on device" in messages
+
+
+def test_a_door_that_refuses_the_audio_stops_the_request_at_that_sentence(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    engines = {"kokoro": Engine("kokoro", 7), "piper": Engine("piper", 1)}
+    run = Run(tmp_path, engines)
+    handed: list[int] = []
+
+    def gone(seq: int, chunk: AudioChunk) -> None:  # what the Wyoming door's AudioOut does once its client left
+        handed.append(seq)
+        raise ServiceError("client_gone", "the client has gone")
+
+    job = SpeakJob("j1", "One. Two. Three.", "kokoro", None, None, True, time.perf_counter(), None)  # type: ignore[arg-type]
+    with pytest.raises(ServiceError) as stopped:
+        run_speak(job, VoiceConfig(), run.ctx, run.pool, None, gone, lambda failed, reason: run.fallbacks.append((failed, reason)))
+    assert stopped.value.code == "client_gone" and handed == [0]
+    assert run.fallbacks == [] and engines["piper"].calls == 0, "not a provider failure: nothing falls back"
+    assert "crashed" not in caplog.text
