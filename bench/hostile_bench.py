@@ -189,7 +189,8 @@ def idle_sockets(broker: Mosquitto, root: Path, count: int = 1100, open_files: i
     resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, hard))
     try:
         agent = AgentProcess(make_home(root), broker.port, {
-            "VOICE_AGENT_BASE_TOPIC": "bench-idle", "VOICE_AGENT_HTTP_ENABLED": "true", "VOICE_AGENT_HTTP_PORT": str(port),
+            "VOICE_AGENT_BASE_TOPIC": "bench-idle", "VOICE_AGENT_HTTP_ENABLED": "true",
+            "VOICE_AGENT_HTTP_PORT": str(port),
         }).start()
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
@@ -240,7 +241,8 @@ def http_door() -> None:
                 agent.wait_log("ready")
                 assert agent.process is not None
                 print("40 × 30 MiB to /api/tts (Content-Length):", http_bodies(port, agent.process.pid), flush=True)
-                print("40 × 30 MiB to /api/tts (chunked):", http_bodies(port, agent.process.pid, chunked=True), flush=True)
+                print("40 × 30 MiB to /api/tts (chunked):", http_bodies(port, agent.process.pid, chunked=True),
+                      flush=True)
             finally:
                 agent.stop()
             print("1100 idle sockets, 1024 open files:", idle_sockets(broker, root / "idle"), flush=True)

@@ -37,8 +37,10 @@ def http_agent(root: Path, broker: Mosquitto, host: str = "127.0.0.1", env_file:
     if env_file:
         (home / "etc" / "agent.env").write_text(env_file)
     port = free_port()
-    agent = AgentProcess(home, broker.port, {"VOICE_AGENT_BASE_TOPIC": f"hard-http-{port}", "VOICE_AGENT_HTTP_ENABLED": "true",
-                                             "VOICE_AGENT_HTTP_HOST": host, "VOICE_AGENT_HTTP_PORT": str(port), **env})
+    agent = AgentProcess(home, broker.port, {
+        "VOICE_AGENT_BASE_TOPIC": f"hard-http-{port}", "VOICE_AGENT_HTTP_ENABLED": "true",
+        "VOICE_AGENT_HTTP_HOST": host, "VOICE_AGENT_HTTP_PORT": str(port), **env,
+    })
     agent.http_port = port  # type: ignore[attr-defined]
     return agent
 

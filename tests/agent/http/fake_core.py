@@ -60,8 +60,8 @@ def fake_core() -> Any:
         problems=lambda: [], engines=SimpleNamespace(loaded=lambda: []),
         commands={
             "speak": Command(Anything, speak),
-            "record": Command(Recording, lambda p, r, out: {"audio": len(r.audio or b""), "b64": len(r.audio_b64 or "")},
-                              audio_in=True),
+            "record": Command(Recording, lambda p, r, out: {"audio": len(r.audio or b""),
+                                                            "b64": len(r.audio_b64 or "")}, audio_in=True),
             "samples.list": Command(Anything, lambda p, r, out: {"got": sorted(r.model_extra or {})}),
         },
     )

@@ -18,19 +18,24 @@ from tests.agent.http.fake_core import api_app
 JSON_LIMIT, AUDIO_LIMIT = 256, 1024
 
 
-def exchange(*messages: bytes, pause_after_first: float = 0.0) -> tuple[int, dict[str, Any]]:
+def exchange(*messages: bytes) -> tuple[int, dict[str, Any]]:
     """Send raw bytes to the door; its status and JSON body."""
     async def go() -> tuple[int, dict[str, Any]]:
-        async with TestServer(api_app(max_request_bytes=JSON_LIMIT, max_audio_bytes=AUDIO_LIMIT)) as server:
+        server = TestServer(api_app(max_request_bytes=JSON_LIMIT, max_audio_bytes=AUDIO_LIMIT))
+        await server.start_server(shutdown_timeout=1)  # a handler still reading is a failed test: no need to wait
+        try:
             reader, writer = await asyncio.open_connection(server.host, server.port)
             for message in messages:
                 writer.write(message)
             await writer.drain()
             head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).decode()
-            length = int(next(line.split(":")[1] for line in head.split("\r\n") if line.lower().startswith("content-length")))
+            length = int(next(line.split(":")[1] for line in head.split("\r\n")
+                              if line.lower().startswith("content-length")))
             body = await asyncio.wait_for(reader.readexactly(length), 10)
             writer.close()
             return int(head.split()[1]), json.loads(body)
+        finally:
+            await server.close()
     return asyncio.run(go())
 
 

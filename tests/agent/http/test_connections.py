@@ -43,7 +43,8 @@ async def door(cap: int, idle: float = 60.0) -> AsyncIterator[tuple[int, web.App
 async def status_of(connection: Connection) -> int:
     reader, _ = connection
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length")))
     await asyncio.wait_for(reader.readexactly(length), 5)
     return int(head.split()[1])
 

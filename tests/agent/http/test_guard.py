@@ -44,7 +44,8 @@ async def ok(request: web.Request) -> web.StreamResponse:
     return web.Response(text="served")
 
 
-def through(middleware: Any, path: str = "/api/health", peer: str | None = "127.0.0.1", **headers: str) -> web.StreamResponse:
+def through(middleware: Any, path: str = "/api/health", peer: str | None = "127.0.0.1",
+            **headers: str) -> web.StreamResponse:
     async def go() -> web.StreamResponse:
         request = make_mocked_request("GET", path, headers={"Host": "127.0.0.1:4321", **headers}, transport=Peer(peer))
         return await middleware(request, ok)  # type: ignore[no-any-return]
@@ -130,7 +131,8 @@ def test_a_wrong_token_makes_that_address_wait_its_turn_and_the_right_one_clears
     assert code(through(door.token, peer="192.0.2.7", Authorization="Bearer guess-2")) == "unauthorized"
     assert waits == [1.0]
     assert code(through(door.token, peer="192.0.2.8", Authorization=f"Bearer {TOKEN}")) == "served"  # others: at once
-    assert code(through(door.token, peer="192.0.2.7")) == "unauthorized" and waits == [1.0]  # no token: nothing to guess
+    assert code(through(door.token, peer="192.0.2.7")) == "unauthorized"  # no token: nothing to guess, no turn
+    assert waits == [1.0]
     assert code(through(door.token, peer="192.0.2.7", Authorization=f"Bearer {TOKEN}")) == "served"
     assert waits == [1.0, 2.0]  # the right token takes its turn too, then the address is clear
     assert code(through(door.token, peer="192.0.2.7", Authorization="Bearer guess-3")) == "unauthorized"

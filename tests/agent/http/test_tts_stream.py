@@ -48,7 +48,7 @@ def test_a_client_that_leaves_mid_stream_is_one_info_line(caplog: pytest.LogCapt
             return dict(json.loads(frames[-1]))
 
     with caplog.at_level(logging.INFO, "agent.http"):
-        done = asyncio.run(asyncio.wait_for(go(), 30))
+        done = asyncio.run(asyncio.wait_for(go(), 10))
     assert done["done"] is True and done["chunks"] == 2
     left = [r for r in caplog.records if "left mid-stream" in r.getMessage()]
     assert len(left) == 1 and left[0].levelno == logging.INFO and left[0].exc_info is None
