@@ -22,6 +22,9 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
+MIN_TOKEN_CHARS = 24  # off loopback: a token this long and random is beyond guessing over a network
+
+
 class AgentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VOICE_AGENT_", extra="forbid")
 
@@ -71,7 +74,18 @@ class AgentSettings(BaseSettings):
     http_enabled: bool = Field(True, description="Serve the HTTP and WebSocket API (and the web page).")
     http_host: str = Field("127.0.0.1", description="Where the HTTP API listens; anything but loopback needs a token.")
     http_port: int = Field(4321, ge=1, le=65535, description="HTTP API port (4321: the API this agent replaces).")
-    http_token: SecretStr | None = Field(None, description="Bearer token every HTTP request must carry (Authorization).")
+    http_token: SecretStr | None = Field(
+        None, description="Bearer token every HTTP request must carry (Authorization); empty: none. No whitespace; "
+                          f"off loopback at least {MIN_TOKEN_CHARS} characters."
+    )
+    http_max_connections: int = Field(
+        256, ge=1, le=65536, description="Open HTTP connections (WebSockets and event streams too); one more is "
+                                         "answered 503 busy. At most an eighth of the open-file limit."
+    )
+    http_idle_timeout: float = Field(
+        30.0, gt=0, le=3600, description="Seconds an HTTP connection may take to send a request's head, from its "
+                                         "start or the last answer: an idle or slow one is closed after it."
+    )
     wyoming_uri: str = Field("", description="Wyoming TTS server for Home Assistant, e.g. tcp://0.0.0.0:10210; empty: off.")
     wyoming_zeroconf: bool = Field(False, description="Advertise the Wyoming server on the network (mDNS).")
     ha_discovery: bool = Field(True, description="Publish Home Assistant MQTT discovery for every profile.")
@@ -120,12 +134,25 @@ class AgentSettings(BaseSettings):
                 raise ValueError(f"{value} is not a PEM CA bundle ({_ssl_reason(exc)})") from None
         return value
 
+    @field_validator("http_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        """Empty is none (``VOICE_AGENT_HTTP_TOKEN=`` in agent.env); whitespace cannot be in a token
+        (a header carries it as one word, the page trims what is typed)."""
+        if value is None or not value.get_secret_value():
+            return None
+        if any(ch.isspace() or not ch.isprintable() for ch in value.get_secret_value()):
+            raise ValueError(f"must be one word without whitespace, e.g. `openssl rand -hex {MIN_TOKEN_CHARS}`")
+        return value
+
     @model_validator(mode="after")
     def _token_off_loopback(self) -> "AgentSettings":
-        if self.http_enabled and self.http_token is None and not is_loopback(self.http_host):
+        weak = self.http_token is None or len(self.http_token.get_secret_value()) < MIN_TOKEN_CHARS
+        if self.http_enabled and weak and not is_loopback(self.http_host):
             raise ValueError(
-                f"http_host {self.http_host!r} is not a loopback address: set VOICE_AGENT_HTTP_TOKEN as well "
-                "(every HTTP request must then carry 'Authorization: Bearer <token>'), or listen on 127.0.0.1"
+                f"http_host {self.http_host!r} is not a loopback address: set VOICE_AGENT_HTTP_TOKEN to at least "
+                f"{MIN_TOKEN_CHARS} characters without whitespace (e.g. `openssl rand -hex {MIN_TOKEN_CHARS}`; every "
+                "HTTP request must then carry 'Authorization: Bearer <token>'), or listen on 127.0.0.1"
             )
         if self.mqtt_tls_key is not None and self.mqtt_tls_cert is None:
             raise ValueError("mqtt_tls_key needs mqtt_tls_cert (the client certificate) as well")
