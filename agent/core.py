@@ -51,9 +51,11 @@ class Core:
         self.speak = SpeakService(
             self.layout, self.configs, self.engines, self.events, self.state, settings.queue_depth, settings.max_text_chars,
         )
-        self.records = RecordService(self.layout, self.configs, self.events, self.state, settings.record_queue_depth)
+        self.records = RecordService(self.layout, self.configs, self.events, self.state, settings.record_queue_depth,
+                                     queue_bytes=settings.record_queue_bytes)
         self.samples = SampleService(self.records, self.layout, self.configs, self.events, settings.command_queue_depth)
-        self.streams = StreamSessions(self.layout, self.records, self.events, settings.hermes_sites)
+        self.streams = StreamSessions(self.layout, self.records, self.events, settings.hermes_sites,
+                                      settings.stream_inbox_bytes)
         self.train = TrainService(settings, self.layout, self.configs, self.records, self.events, self.state, self.arbiter)
         self.watcher = ConfigWatcher(self.layout, self._config_changed)
         self.commands: dict[str, Command] = command_table(self)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 import uuid
@@ -26,7 +27,9 @@ from agent.record.requests import RecordRequest
 from agent.record.speaker import similarity
 from agent.record.store import SampleStore
 from agent.record.vad import Utterance, VadOptions
+from agent.work import ByteBudget
 from providers import registry
+from providers.common.process import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +45,27 @@ class RecordJob:
     future: Future[dict[str, Any]] | None = None
     enroll: bool = False  # the audio is the owner's reference voice, not a sample
 
+    @property
+    def size(self) -> int:
+        """The bytes it holds while it waits and is scored."""
+        if self.audio is not None:
+            return len(self.audio)
+        return sum(u.samples.nbytes for u in self.utterances or [])
+
 
 class RecordService:
     def __init__(
         self, layout: Layout, configs: ConfigStore, events: EventBus, state: StateBoard, queue_depth: int,
-        analyser: analysis.Analyser | None = None,
+        analyser: analysis.Analyser | None = None, queue_bytes: int | None = None,
     ) -> None:
+        """``queue_depth`` recordings, of ``queue_bytes`` in all (unbounded when None), may wait or be
+        scored at a time; more are ``busy``."""
         self._layout = layout
         self._configs = configs
         self._events = events
         self._state = state
         self._queue: queue.Queue[RecordJob | None] = queue.Queue(maxsize=queue_depth)
+        self._bytes = ByteBudget(queue_bytes if queue_bytes is not None else sys.maxsize)
         self._stores: dict[str, SampleStore] = {}
         self._orphaned: set[str] = set()  # profiles with audio to score again (found without its row)
         self._analyser = analyser or analysis.AnalysisWorker()
@@ -88,9 +101,14 @@ class RecordService:
             return False
 
     def _enqueue(self, job: RecordJob) -> None:
+        size = job.size
+        if not self._bytes.take(size):
+            raise ServiceError("busy", f"{self._bytes.held} bytes of recordings are waiting to be scored "
+                                       f"(at most {self._bytes.limit}); try again later")
         try:
             self._queue.put_nowait(job)
         except queue.Full:
+            self._bytes.release(size)
             raise ServiceError("busy", "too many recordings are waiting to be scored; try again later") from None
 
     def vad_options(self, profile: str) -> VadOptions:
@@ -127,6 +145,8 @@ class RecordService:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 break
+            if job is not None:
+                self._bytes.release(job.size)
             if job is not None and job.future is not None:
                 job.future.set_exception(ServiceError("shutting_down", "the agent is stopping"))
         self._queue.put(None)
@@ -146,18 +166,25 @@ class RecordService:
                 continue
             if job is None:
                 return
+            self._run(job)
+            release_free_memory()  # a flood of 32 MiB recordings must not stay the agent's RSS
+
+    def _run(self, job: RecordJob) -> None:
+        try:
             try:
-                try:
-                    result = self._process(job)
-                except analysis.AnalysisFailed as exc:
-                    raise ServiceError(exc.code, str(exc)) from exc
-                if job.future is not None:
-                    job.future.set_result(result)
-            except BaseException as exc:
-                if not isinstance(exc, ServiceError):
-                    log.exception("recording %s failed", job.id)
-                if job.future is not None:
-                    job.future.set_exception(exc)
+                result = self._process(job)
+            except analysis.AnalysisFailed as exc:
+                raise ServiceError(exc.code, str(exc)) from exc
+        except BaseException as exc:
+            if not isinstance(exc, ServiceError):
+                log.exception("recording %s failed", job.id)
+            self._bytes.release(job.size)  # before the answer: who hears it may send the next one
+            if job.future is not None:
+                job.future.set_exception(exc)
+            return
+        self._bytes.release(job.size)
+        if job.future is not None:
+            job.future.set_result(result)
 
     def _reimport_one(self) -> None:
         """Score one orphan again: kept, its audio lives on as new samples; refused, it moves to
