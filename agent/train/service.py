@@ -128,6 +128,10 @@ class TrainService:
         for job in self.jobs.list(states=ACTIVE, profile=profile):
             if job.provider == request.provider and job.speaker == request.speaker:
                 raise ServiceError("duplicate", f"job {job.id} already trains {request.provider}/{request.speaker} ({job.state})")
+        queued = self.jobs.count(states=("queued",))
+        if queued >= self._settings.max_queued_jobs:  # each may run for hours: a flood must not queue days of work
+            raise ServiceError("busy", f"{queued} training jobs are already queued (at most "
+                                       f"{self._settings.max_queued_jobs}); cancel one or wait for them")
         job = self.jobs.create(profile, request.provider, request.speaker, params, request.when,
                                str(dataset) if dataset is not None else None)
         self.runner.enqueue(job)
