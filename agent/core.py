@@ -64,12 +64,17 @@ class Core:
         self.configs.reload_all(announce=False)
         for profile in self.layout.names():
             self.speak.preload(profile)
-            self.records.publish_readiness(profile)  # creates the profile's data folders
+            self.records.open(profile)  # creates the profile's data folders
         self.watcher.start()
         self.train.start()
 
     def problems(self) -> list[str]:
-        """Why the agent cannot serve (empty when healthy); the systemd watchdog is fed only when empty."""
+        """Why the agent cannot serve, in whole or in part (empty when healthy): ``/api/health``."""
+        return self.stuck() + self.records.problems()
+
+    def stuck(self) -> list[str]:
+        """What a restart would mend: the systemd watchdog is fed only when empty. A profile's record
+        path that is down is not among them: a restart would not mend it, and would stop every profile."""
         found = [f"speak worker stuck or dead: {name}" for name in self.speak.stalled(STALL_LIMIT)]
         if not self.watcher.alive:
             found.append("voice.json watcher stopped")

@@ -81,8 +81,9 @@ class Agent:
                 log.info("voice agent %s ready: profiles %s", __version__, ", ".join(self.core.layout.names()) or "(none)")
                 return
 
-    def problems(self) -> list[str]:
-        found = self.core.problems()
+    def stuck(self) -> list[str]:
+        """What a restart would mend (``Core.stuck``): the watchdog is fed only when empty."""
+        found = self.core.stuck()
         if self.wyoming is not None and not self.wyoming.alive:
             found.append("Wyoming server stopped")
         return found
@@ -114,7 +115,7 @@ def run(settings: AgentSettings) -> int:
     notifier.notify(f"STATUS=serving {len(agent.core.layout.names())} profile(s)")
     interval = watchdog_interval()
     while not stop.wait(interval):
-        problems = agent.problems()
+        problems = agent.stuck()
         if problems:
             log.error("unhealthy, not feeding the watchdog: %s", "; ".join(problems))
             notifier.notify(f"STATUS=unhealthy: {'; '.join(problems)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import sys
 import threading
 import time
@@ -25,7 +26,7 @@ from agent.record.keep import samples_to_prune
 from agent.record.readiness import all_providers
 from agent.record.requests import RecordRequest
 from agent.record.speaker import similarity
-from agent.record.store import SampleStore
+from agent.record.store import CorruptDatabase, SampleStore, open_store
 from agent.record.vad import Utterance, VadOptions
 from agent.work import ByteBudget
 from providers import registry
@@ -68,6 +69,7 @@ class RecordService:
         self._bytes = ByteBudget(queue_bytes if queue_bytes is not None else sys.maxsize)
         self._stores: dict[str, SampleStore] = {}
         self._orphaned: set[str] = set()  # profiles with audio to score again (found without its row)
+        self._problems: dict[str, str] = {}  # profile -> why its record path is down or rebuilding
         self._analyser = analyser or analysis.AnalysisWorker()
         self._lock = threading.Lock()
         self._worker = threading.Thread(target=self._work, name="record", daemon=True)
@@ -122,14 +124,63 @@ class RecordService:
         return self._configs.get(profile).record.drop_own_speech
 
     def store(self, profile: str) -> SampleStore:
+        """The profile's store, opened on first use. A damaged database is set aside and rebuilt from
+        the WAVs; a store that cannot be opened at all is ``record_unavailable`` for this profile
+        alone (tried again on its next use). Either way the reason is in the profile's state
+        (``record_problem``) and in ``problems()``."""
         with self._lock:
             store = self._stores.get(profile)
-            if store is None:
-                store = SampleStore(self._layout.samples_dir(profile), self._layout.samples_db(profile))
+            if store is not None:
+                return store
+            had = profile in self._problems
+            db = self._layout.samples_db(profile)
+            try:
+                store, aside = open_store(self._layout.samples_dir(profile), db)
+            except (OSError, sqlite3.Error, CorruptDatabase) as exc:
+                why = f"record path down: cannot open {db.name}: {exc}"
+                if self._problems.get(profile) != why:  # once, not at every request while it lasts
+                    log.error("profile %s: %s (%s)", profile, why, db)
+                self._problems[profile] = why
+            else:
                 self._stores[profile] = store
-                if store.orphans():
+                if store.orphans() or aside is not None:
                     self._orphaned.add(profile)
-            return store
+                if aside is not None:
+                    self._problems[profile] = (
+                        f"{db.name} was damaged ({aside.reason}) and is kept as {aside.kept_as.name}; "
+                        f"{len(store.orphans())} sample(s) are scored again from their WAVs "
+                        "(their transcripts and the enrolled voice were in it)")
+                else:
+                    self._problems.pop(profile, None)
+            problem = self._problems.get(profile)
+        if problem is not None or had:
+            self._state.update(profile, record_problem=problem)
+        if store is None:
+            assert problem is not None
+            raise ServiceError("record_unavailable", problem)
+        return store
+
+    def open(self, profile: str) -> None:
+        """At start-up: open the profile's store (making its folders) and publish its readiness. A
+        store that cannot be opened takes down this profile's record path, not the agent."""
+        try:
+            self.publish_readiness(profile)
+        except ServiceError:
+            pass  # logged, and in its state and problems(), by ``store``
+
+    def problems(self) -> list[str]:
+        """Profiles whose record path is down or rebuilding its database, and why."""
+        with self._lock:
+            return [f"profile {profile!r}: {why}" for profile, why in sorted(self._problems.items())]
+
+    def _rebuilt(self, profile: str) -> None:
+        """Every orphan of the profile is scored: a database rebuilt from its WAVs is whole again."""
+        with self._lock:
+            self._orphaned.discard(profile)
+            if profile not in self._stores or self._problems.pop(profile, None) is None:
+                return
+        log.info("the samples database of %s is rebuilt from its WAVs", profile)
+        self._state.update(profile, record_problem=None)
 
     def publish_readiness(self, profile: str) -> dict[str, Any]:
         config = self._configs.get(profile)
@@ -193,10 +244,15 @@ class RecordService:
             profile = next(iter(sorted(self._orphaned)), None)
         if profile is None:
             return
-        orphans = self.store(profile).orphans()
-        if not orphans:
+        try:
+            store = self.store(profile)
+        except ServiceError:
             with self._lock:
                 self._orphaned.discard(profile)
+            return
+        orphans = store.orphans()
+        if not orphans:
+            self._rebuilt(profile)
             return
         path = orphans[0]
         job = RecordJob(profile, uuid.uuid4().hex[:12], audio=path.read_bytes(), source="orphan")
@@ -215,6 +271,8 @@ class RecordService:
         else:
             (path.parent / "refused").mkdir(exist_ok=True)
             path.replace(path.parent / "refused" / path.name)
+        if not store.orphans():
+            self._rebuilt(profile)  # before the event: who hears of the last one finds the profile whole
         self._events.emit(profile, "sample.reimported", {"file": path.name, "kept": kept, "refused": refused})
 
     def _enroll(self, job: RecordJob) -> dict[str, Any]:

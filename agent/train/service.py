@@ -209,7 +209,11 @@ class TrainService:
                              profile, auto.provider, wait - (time.time() - last), len(failed))
                     continue
                 since = last
-            fresh = [s for s in self._records.store(profile).list() if s.created > since]
+            try:
+                fresh = [s for s in self._records.store(profile).list() if s.created > since]
+            except ServiceError as exc:  # its record path is down: the other profiles are checked all the same
+                log.info("automatic retraining of %s/%s not checked: %s", profile, auto.provider, exc)
+                continue
             if len(fresh) < auto.new_samples:
                 continue
             request = TrainRequest(provider=auto.provider, speaker=auto.speaker, when="idle")
