@@ -123,3 +123,20 @@ def test_hermes_frames_share_the_bound(tmp_path: Path) -> None:
     finally:
         layout.gate.set()
         streams.stop()
+
+
+def test_a_frame_dropped_for_the_count_holds_no_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("agent.record.streams.MAX_INBOX_ITEMS", 1)
+    rig = Rig(tmp_path)
+    try:
+        rig.blocked_on(10)
+        rig.frame(10)  # the inbox of one is full
+        rig.frame(10)
+        assert rig.errors == ["stream input is backed up; frames dropped"]
+        rig.handled(3)
+        rig.blocked_on(40)  # nothing of the dropped one is held: 40 + 60 fit
+        rig.frame(LIMIT - 40)
+        assert rig.handled(5)[3:] == [NEVER_STARTED] * 2
+    finally:
+        rig.layout.gate.set()
+        rig.streams.stop()

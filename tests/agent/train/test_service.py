@@ -166,3 +166,16 @@ def test_at_most_eight_jobs_wait_in_the_home(rig: Rig) -> None:
         train("s9")
     rig.service.runner.cancel(jobs[1]["id"])  # nor does a cancelled one
     assert train("s9")["job"]["state"] == "queued"
+
+
+def test_a_profile_whose_samples_cannot_be_opened_does_not_stop_the_others_retraining(rig: Rig) -> None:
+    rig.keep(1)
+    auto = {"train": {"autoRetrain": {"enabled": True, "provider": "counting", "speaker": "owner", "newSamples": 1}}}
+    rig.voice_json(auto)
+    attic = rig.layout.profile_config("attic")  # checked first, and its record path is down
+    attic.parent.mkdir(parents=True)
+    attic.write_text(json.dumps(auto))
+    rig.service._configs.reload("attic")
+    rig.layout.samples_db("attic").mkdir(parents=True)
+    [job] = rig.service.check_auto_retrain()
+    assert (job.profile, job.provider) == ("default", "counting")
