@@ -86,8 +86,9 @@ class Agent:
                          ", ".join(self.core.layout.names()) or "(none)", page)
                 return
 
-    def problems(self) -> list[str]:
-        found = self.core.problems()
+    def stuck(self) -> list[str]:
+        """What a restart would mend (``Core.stuck``): the watchdog is fed only when empty."""
+        found = self.core.stuck()
         if self.wyoming is not None and not self.wyoming.alive:
             found.append("Wyoming server stopped")
         return found
@@ -142,7 +143,7 @@ def _serve(settings: AgentSettings) -> int:
     notifier.notify(f"STATUS=serving {len(agent.core.layout.names())} profile(s)")
     interval = watchdog_interval()
     while not stop.wait(interval):
-        problems = agent.problems()
+        problems = agent.stuck()
         if problems:
             log.error("unhealthy, not feeding the watchdog: %s", "; ".join(problems))
             notifier.notify(f"STATUS=unhealthy: {'; '.join(problems)}")

@@ -51,6 +51,14 @@ class AgentSettings(BaseSettings):
     queue_depth: int = Field(8, ge=1, le=1000, description="Speak requests per profile that may wait behind the one being spoken; more get 'busy'.")
     max_audio_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest accepted recording payload.")
     record_queue_depth: int = Field(16, ge=1, le=1000, description="Recordings waiting to be scored before 'busy'.")
+    record_queue_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024,
+        description="Bytes of recordings waiting or being scored before 'busy' (one alone is always taken).",
+    )
+    stream_inbox_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024,
+        description="Bytes of stream and Hermes frames waiting to be cut; more are dropped (a stream.error event).",
+    )
     command_queue_depth: int = Field(
         16, ge=1, le=1000, description="Sample, training and server commands waiting per service before 'busy'."
     )
@@ -64,6 +72,9 @@ class AgentSettings(BaseSettings):
     train_vram_mb: int = Field(6000, ge=0, description="VRAM a training job needs on the GPU.")
     gpu_hogs: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["ollama"], description="Processes that may be paused for GPU work.")
     pause_gpu_hogs_for_training: bool = Field(False, description="SIGSTOP the GPU hogs while a job needs their GPU.")
+    max_queued_jobs: int = Field(
+        8, ge=1, le=1000, description="Training jobs queued in the home (all profiles together) before 'train' is 'busy'.",
+    )
     max_train_restarts: int = Field(3, ge=0, le=20, description="Times a crashed job resumes from its checkpoint.")
     extra_trainers: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, description='More trainers, provider -> "module:Class" (plugins, tests).'
