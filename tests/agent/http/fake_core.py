@@ -57,7 +57,7 @@ def fake_core() -> Any:
     return SimpleNamespace(
         events=EventBus(), state=StateBoard(),
         layout=SimpleNamespace(exists=lambda profile: profile == "default", names=lambda: ["default"]),
-        problems=lambda: [], engines=SimpleNamespace(loaded=lambda: []),
+        problems=lambda: [], availability=lambda problems: "unhealthy" if problems else "online", engines=SimpleNamespace(loaded=lambda: []),
         commands={
             "speak": Command(Anything, speak),
             "record": Command(Recording, lambda p, r, out: {"audio": len(r.audio or b""),
