@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from agent.settings import MIN_TOKEN_CHARS, AgentSettings, describe_settings_error, load_settings
+from agent.settings import MIN_TOKEN_CHARS, AgentSettings, SettingsError, describe_settings_error, load_settings
 
 STRONG = "k7Qm2xVt9LpR4sWz8NcY3bHd"
 
@@ -48,7 +48,7 @@ def test_an_empty_token_is_none(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     monkeypatch.setenv("VOICE_AGENT_HOME", str(tmp_path))
     assert load_settings().http_token is None
     monkeypatch.setenv("VOICE_AGENT_HTTP_HOST", "0.0.0.0")
-    with pytest.raises(ValidationError, match="VOICE_AGENT_HTTP_TOKEN"):
+    with pytest.raises(SettingsError, match="VOICE_AGENT_HTTP_TOKEN"):
         load_settings()
 
 
