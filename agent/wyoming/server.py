@@ -16,7 +16,8 @@ from urllib.parse import urlparse
 
 from agent.core import Core
 from agent.settings import AgentSettings
-from agent.wyoming.limits import ConnectionGate, Throttled, connection_cap, quiet_accept_failures
+from agent.limits import ThrottledLog, connection_cap, log_accept_failures
+from agent.wyoming.limits import MAX_CONNECTIONS, ConnectionGate
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,8 @@ class WyomingServer:
         except ValueError as exc:
             return self._fail(RuntimeError(f"VOICE_AGENT_WYOMING_URI {self.uri!r} is not usable: {exc}"))
         door = DoorContext(self._core.commands, self._core.layout.names, self._core.layout.exists, self._max_text_chars)
-        gate = ConnectionGate(connection_cap(), Throttled(log))
-        asyncio.get_running_loop().set_exception_handler(quiet_accept_failures(Throttled(log)))
+        gate = ConnectionGate(connection_cap(MAX_CONNECTIONS), ThrottledLog(log))
+        log_accept_failures(asyncio.get_running_loop(), ThrottledLog(log), "Wyoming server")
         try:
             await server.start(partial(Connection, gate, partial(TtsHandler, door)))
         except OSError as exc:

@@ -5,7 +5,9 @@ batches of half the cap; asyncio's failed accepts as such a line instead of a tr
 from __future__ import annotations
 
 import asyncio
+import asyncio.selector_events
 import errno
+import inspect
 import logging
 import resource
 
@@ -73,3 +75,9 @@ def test_failed_accepts_are_a_line_an_interval_and_the_rest_goes_on_as_before(ca
     assert messages(caplog) == ["HTTP API cannot accept connections: Too many open files"]
     assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == ["something else"]
     assert all(r.exc_info is None for r in caplog.records if r.name == "tests.limits")
+
+
+def test_the_accept_failure_is_told_in_asyncios_own_words() -> None:
+    """What ``is_accept_failure`` matches is what this Python's asyncio says."""
+    source = inspect.getsource(asyncio.selector_events)
+    assert "socket.accept() out of system resource" in source and "_start_serving" in source

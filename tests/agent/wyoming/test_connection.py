@@ -11,7 +11,8 @@ import pytest
 from wyoming.event import Event, async_read_event
 
 from agent.wyoming.connection import ClientGone, Connection, Timeouts, Write
-from agent.wyoming.limits import ConnectionGate, Throttled
+from agent.limits import ThrottledLog
+from agent.wyoming.limits import ConnectionGate
 
 PEER = ("127.0.0.1", 5000)
 SLOW = Timeouts(idle=60, event=60)  # nothing times out within a test
@@ -77,7 +78,7 @@ class Run:
 
     def __init__(self, raw: bytes, timeouts: Timeouts = SLOW, eof: bool = True, gate: ConnectionGate | None = None,
                  stalled: bool = False) -> None:
-        self.gate = gate or ConnectionGate(4, Throttled(logging.getLogger("test")))
+        self.gate = gate or ConnectionGate(4, ThrottledLog(logging.getLogger("test")))
         self.writer = MemoryWriter(stalled)
         self.handler: Echo | None = None
 
@@ -140,7 +141,7 @@ def test_a_length_past_the_cap_is_answered_and_closed() -> None:
 
 
 def test_connections_up_to_the_cap_are_served_one_more_is_refused(caplog: pytest.LogCaptureFixture) -> None:
-    gate = ConnectionGate(2, Throttled(logging.getLogger("agent.wyoming.limits")))
+    gate = ConnectionGate(2, ThrottledLog(logging.getLogger("agent.wyoming.limits")))
     assert gate.enter("a") and gate.enter("b")
     with caplog.at_level(logging.WARNING):
         refused = Run(b'{"type": "ping"}\n', gate=gate)
@@ -158,7 +159,7 @@ def test_connections_up_to_the_cap_are_served_one_more_is_refused(caplog: pytest
 def test_a_client_that_stops_reading_is_gone() -> None:
     async def main() -> None:
         writer = MemoryWriter(stalled=True)
-        connection = Connection(ConnectionGate(1, Throttled(logging.getLogger("test"))), Echo, asyncio.StreamReader(),
+        connection = Connection(ConnectionGate(1, ThrottledLog(logging.getLogger("test"))), Echo, asyncio.StreamReader(),
                                 writer, Timeouts(idle=0.05, event=60))  # type: ignore[arg-type]
         with pytest.raises(ClientGone):
             await asyncio.wait_for(connection.write_event(Event("audio-chunk")), 30)
@@ -176,7 +177,7 @@ def test_a_reset_while_reading_ends_the_connection_quietly() -> None:
             handlers.append(Echo(write, peer))
             return handlers[0]
 
-        gate = ConnectionGate(1, Throttled(logging.getLogger("test")))
+        gate = ConnectionGate(1, ThrottledLog(logging.getLogger("test")))
         connection = Connection(gate, make, reader, MemoryWriter(), SLOW)  # type: ignore[arg-type]
         await asyncio.wait_for(connection.run(), 30)
         return handlers[0]
