@@ -236,7 +236,7 @@ def agent_exit(tmp_path: Path, env: dict[str, str], settings_file: str | None = 
 def test_a_missing_ca_file_is_a_clear_exit(tmp_path: Path) -> None:
     done = agent_exit(tmp_path, {"VOICE_AGENT_MQTT_TLS": "true", "VOICE_AGENT_MQTT_TLS_CA": "/nowhere/ca.pem"})
     assert done.returncode == 2
-    assert "VOICE_AGENT_MQTT_TLS_CA: Value error, no such file: /nowhere/ca.pem" in done.stderr
+    assert "VOICE_AGENT_MQTT_TLS_CA: no such file: /nowhere/ca.pem" in done.stderr
     assert "Traceback" not in done.stderr
 
 
