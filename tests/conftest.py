@@ -67,11 +67,13 @@ class AgentProcess:
             **(extra_env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
+        self._log_from = 0
 
     running: "set[AgentProcess]" = set()  # every agent not stopped yet, for the leak guard below
 
     def start(self) -> "AgentProcess":
         handle = open(self.log, "ab")
+        self._log_from = handle.tell()  # wait_log reads this run's lines: a restart's "ready" is not the last run's
         self.process = subprocess.Popen(
             [sys.executable, "-m", "agent", "run"], cwd=self.home, env=self.env, stdout=handle, stderr=handle
         )
@@ -83,7 +85,7 @@ class AgentProcess:
             text = "ready: profiles"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if text in self.log.read_text(errors="replace"):
+            if text in self.log.read_bytes()[self._log_from:].decode(errors="replace"):
                 return
             if self.process and self.process.poll() is not None:
                 raise AssertionError(f"agent exited ({self.process.returncode}):\n{self.log.read_text()}")
