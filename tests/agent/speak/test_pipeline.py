@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent.config.model import VoiceConfig
+from agent.speak.budget import AudioBudget
 from agent.speak.cache import AudioCache
 from agent.speak.engines import ProviderPool
 from agent.speak.pipeline import SpeakFailed, SpeakJob, run_speak
@@ -58,8 +59,11 @@ class Engine:
 
 
 class Run:
-    def __init__(self, tmp_path: Path, engines: dict[str, Engine], cache: bool = False) -> None:
+    def __init__(self, tmp_path: Path, engines: dict[str, Engine], cache: bool = False,
+                 max_seconds: float = 3600) -> None:
         self.engines = engines
+        self.budget = AudioBudget(max_seconds)
+        self.progress = 0  # chunks the pipeline reported as made
         self.pool = ProviderPool(factory=lambda name: engines[name])  # type: ignore[arg-type,return-value]
         self.ctx = loose_context(tmp_path, (tmp_path / "voices",))
         self.cache = AudioCache(tmp_path / "cache", 10**6) if cache else None
@@ -73,7 +77,11 @@ class Run:
                        time.perf_counter() if received is None else received, lang)
         return run_speak(job, config or VoiceConfig(), self.ctx, self.pool, self.cache,
                          lambda seq, chunk: self.chunks.append((seq, chunk)),
-                         lambda failed, reason: self.fallbacks.append((failed, reason)))
+                         lambda failed, reason: self.fallbacks.append((failed, reason)),
+                         budget=self.budget, on_progress=self._made)
+
+    def _made(self) -> None:
+        self.progress += 1
 
 
 def pcm(value: int, sentences: int = 3) -> bytes:
