@@ -60,7 +60,7 @@ class AudioBudget:
         floor = least_seconds(text, speed)
         if floor > self.max_seconds:
             raise AudioTooLong(
-                f"this text makes at least {floor:.0f} s of audio; the limit is {self.max_seconds:g} s "
+                f"this text makes at least {round(floor, 2):g} s of audio; the limit is {self.max_seconds:g} s "
                 "(VOICE_AGENT_MAX_AUDIO_SECONDS): send it in parts"
             )
 

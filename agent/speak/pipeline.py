@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -113,6 +114,27 @@ class _Failure(Exception):
         self.chunks_sent = chunks_sent
 
 
+@contextmanager
+def _closing(chunks: Iterator[AudioChunk]) -> Iterator[Iterator[AudioChunk]]:
+    """An engine's chunks, closed as soon as the request stops taking them: a generator then
+    frees what it holds now (Piper hands its arena back), not whenever the traceback that
+    references it is collected, which is after the worker has trimmed the heap."""
+    try:
+        yield chunks
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
+def _dropped(parts: list[bytes], stream: bool) -> int:
+    """How many chunks were sent, the audio made so far let go: the failure's traceback holds
+    this frame for as long as the answer is kept."""
+    sent = len(parts) if stream else 0
+    parts.clear()
+    return sent
+
+
 @dataclass(frozen=True)
 class _Synthesis:
     """One request's synthesis, whichever provider makes it: the cache, the engine, the budget."""
@@ -149,23 +171,24 @@ class _Synthesis:
         try:
             provider = self.engines.get(name)
             for piece in pieces(job.text):  # an engine never gets more than a short paragraph at once
-                for chunk in provider.synthesize(piece, settings, self.ctx):
-                    if rate and chunk.sample_rate != rate:
-                        raise ProviderError(f"{name} changed sample rate mid-utterance ({rate} -> {chunk.sample_rate})")
-                    made += len(chunk.pcm) // 2
-                    self.budget.check_made(made, chunk.sample_rate)  # before the chunk goes anywhere
-                    self.on_progress()
-                    if not parts:
-                        first_ms = (time.perf_counter() - job.received) * 1000
-                    rate = chunk.sample_rate
-                    if job.stream:
-                        self.on_chunk(len(parts), chunk)
-                    parts.append(chunk.pcm)
+                with _closing(provider.synthesize(piece, settings, self.ctx)) as made_now:
+                    for chunk in made_now:
+                        if rate and chunk.sample_rate != rate:
+                            raise ProviderError(f"{name} changed sample rate mid-utterance ({rate} -> {chunk.sample_rate})")
+                        made += len(chunk.pcm) // 2
+                        self.budget.check_made(made, chunk.sample_rate)  # before the chunk goes anywhere
+                        self.on_progress()
+                        if not parts:
+                            first_ms = (time.perf_counter() - job.received) * 1000
+                        rate = chunk.sample_rate
+                        if job.stream:
+                            self.on_chunk(len(parts), chunk)
+                        parts.append(chunk.pcm)
         except (ProviderError, AudioTooLong) as exc:
-            raise _Failure(str(exc), exc.code, len(parts) if job.stream else 0) from exc
+            raise _Failure(str(exc), exc.code, _dropped(parts, job.stream)) from exc
         except Exception as exc:  # an engine bug must not take the worker down
             log.exception("provider %s crashed", name)
-            sent = len(parts) if job.stream else 0
+            sent = _dropped(parts, job.stream)
             raise _Failure(f"{name} failed: {type(exc).__name__}: {exc}", "provider_error", sent) from exc
         if not parts:
             raise _Failure(f"{name} produced no audio for this text", "no_audio")
