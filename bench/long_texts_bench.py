@@ -24,11 +24,12 @@ from wyoming.tts import Synthesize  # noqa: E402
 
 from tests.conftest import AgentProcess, Probe, make_home, write_json  # noqa: E402
 from tests.e2e.test_hardening_speak import cyrillic, han, short_words  # noqa: E402
-from tests.hostile import PeakRss  # noqa: E402
+from tests.hostile import PeakRss, long_word  # noqa: E402
 from tests.mosquitto import Mosquitto, free_port  # noqa: E402
 
 MB = 1024 * 1024
-TEXTS = {"5000 Chinese characters": han, "5000 Cyrillic letters": cyrillic, "1000 short words": short_words}
+TEXTS = {"5000 Chinese characters": han, "5000 Cyrillic letters": cyrillic, "1000 short words": short_words,
+         "one 5000-letter word": long_word}
 TIMEOUT_S = 3000.0  # before the cap, the Chinese text took minutes
 
 

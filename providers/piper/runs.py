@@ -3,7 +3,7 @@ at most ``MAX_RUN_PHONEMES``, because the model's intermediate tensors grow with
 makes: 200 Chinese characters read by an English voice were one 1649-phoneme "sentence", two
 minutes of audio in a single run. And ONNX Runtime's arena keeps the peak of the longest run it
 ever served (one 961-id run took a loaded voice from 193 to 452 MB, kept for good), so after a
-text with a run longer than ``KEEP_ARENA_IDS`` the arena is handed back (``release_arena``):
+text (one ``synthesize`` call) with a run longer than ``KEEP_ARENA_IDS`` the arena is handed back:
 everyday sentences keep it warm, a long text leaves nothing behind."""
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from piper import PiperVoice
 
 MAX_RUN_PHONEMES = 200  # about 40 words: a sentence longer than that is cut between words
 PAUSES = frozenset(",;:")  # espeak keeps these in a sentence's phonemes; a cut after one sounds natural
-KEEP_ARENA_IDS = 128  # a sentence of about 12 words; the arena it needs is ~60 MB
+# A sentence of about 25 words. What its arena needs (up to ~130 MB) an agent speaking everyday
+# paragraphs holds anyway; handing that back after each of them made a paragraph ~15 % slower.
+KEEP_ARENA_IDS = 256
 SHRINK = "memory.enable_memory_arena_shrinkage"
 
 

@@ -25,6 +25,7 @@ LONG = " ".join(["word"] * 60) + "."  # one sentence of about 300 phonemes
 
 def test_a_run_of_exactly_the_most_is_not_cut() -> None:
     assert phoneme_runs(list("abcde"), 5) == [list("abcde")]
+    assert phoneme_runs(list("ab cd"), 5) == [list("ab cd")]  # not cut at its word break either
     assert phoneme_runs(list("abcdef"), 5) == [list("abcde"), list("f")]
     assert phoneme_runs([], 5) == []
 

@@ -441,3 +441,21 @@ def test_each_chunk_made_is_progress(tmp_path: Path) -> None:
     assert run.progress == 3
     run(text="One. Two.")
     assert run.progress == 5
+
+
+def test_an_engine_stopped_at_the_cap_is_closed_at_once(tmp_path: Path) -> None:
+    """Piper hands its arena back when its generator closes: that must happen when the request
+    stops, not when the failure (which references the generator's frame) is collected."""
+    closed: list[bool] = []
+
+    class Tidy(Engine):
+        def synthesize(self, text: str, settings: ProviderSettings, ctx: ProviderContext) -> Iterator[AudioChunk]:
+            try:
+                yield from super().synthesize(text, settings, ctx)
+            finally:
+                closed.append(True)
+
+    run = Run(tmp_path, {"piper": Tidy("piper", 1, rate=100)}, max_seconds=2)
+    with pytest.raises(SpeakFailed) as stopped:
+        run(provider="piper")
+    assert stopped.value.code == "audio_too_long" and closed == [True]  # the failure is still held here
