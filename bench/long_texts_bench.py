@@ -23,8 +23,7 @@ from wyoming.error import Error  # noqa: E402
 from wyoming.tts import Synthesize  # noqa: E402
 
 from tests.conftest import AgentProcess, Probe, make_home, write_json  # noqa: E402
-from tests.e2e.test_hardening_speak import cyrillic, han, short_words  # noqa: E402
-from tests.hostile import PeakRss, long_word  # noqa: E402
+from tests.hostile import PeakRss, cyrillic, han, long_word, short_words  # noqa: E402
 from tests.mosquitto import Mosquitto, free_port  # noqa: E402
 
 MB = 1024 * 1024
