@@ -2,21 +2,37 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
+EXTRAS := embedded,record,kokoro,rvc,wyoming
 
 .PHONY: run test test-fast bench mutate install mosquitto chromium screenshots clean
 
-$(STAMP): pyproject.toml
+# What the agent runs with.
+$(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[embedded,record,kokoro,rvc,wyoming,test]'
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
 	$(BIN)/pip install --quiet --no-deps 'resemblyzer==0.1.4' 'onnx2torch==1.5.15'
-	touch $(STAMP)
+	touch $@
 
-install: $(STAMP)
+# And what checks it (pytest, mypy, import-linter, mutmut, playwright): `make test` and the tools beside it.
+$(TEST_STAMP): $(RUN_STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS),test]'
+	touch $@
 
-run: $(STAMP)
-	VOICE_AGENT_HOME=$${VOICE_AGENT_HOME:-$(CURDIR)} $(BIN)/voice-agent run
+install: $(RUN_STAMP)
+
+# The household's home is var/ (git-ignored), or VOICE_AGENT_HOME: the checkout's etc/ and
+# profiles/*/etc/ are the shipped examples, copied there on the first run and never written to.
+run: $(RUN_STAMP)
+	@home="$${VOICE_AGENT_HOME:-$(CURDIR)/var}"; \
+	if [ ! -e "$$home/etc/voice.json" ]; then \
+		echo "first run: copying the example settings (etc/, profiles/*/etc/) to $$home"; \
+		mkdir -p "$$home" && tar -cf - etc profiles/*/etc | tar -xf - -C "$$home" || exit 1; \
+	fi; \
+	echo "VOICE_AGENT_HOME=$$home"; \
+	VOICE_AGENT_HOME="$$home" exec $(BIN)/voice-agent run
 
 # The end-to-end tests start their own Mosquitto on a free port, and use the human voice
 # recordings of alsa-utils as "another speaker".
@@ -31,25 +47,25 @@ chromium:
 		{ echo "installing chromium"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # The layers (import-linter) and the types (mypy) are checked before the tests run.
-test: $(STAMP) mosquitto chromium
+test: $(TEST_STAMP) mosquitto chromium
 	$(BIN)/lint-imports
 	$(BIN)/mypy agent providers
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP) mosquitto chromium
+test-fast: $(TEST_STAMP) mosquitto chromium
 	$(BIN)/python -m pytest -m "not slow"
 
 # Mutation testing of the core (pyproject.toml [tool.mutmut]); not part of `make test`.
-mutate: $(STAMP)
+mutate: $(TEST_STAMP)
 	rm -rf mutants
 	$(BIN)/mutmut run
 	$(BIN)/mutmut results
 
 # The web page's screenshots in docs/ (the real page against a private agent).
-screenshots: $(STAMP) mosquitto chromium
+screenshots: $(TEST_STAMP) mosquitto chromium
 	$(BIN)/python docs/screenshots.py
 
-bench: $(STAMP) mosquitto
+bench: $(TEST_STAMP) mosquitto
 	$(BIN)/python bench/speak_bench.py
 
 clean:

@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any, cast
 from pydantic import ValidationError, create_model
 
 from agent.access import GUARDED, check_command, check_config_change, check_paths
+from agent.config.model import VoiceConfig
 from agent.errors import ServiceError
 from agent.record.requests import DeleteRequest, ExportRequest, ListRequest, RecordRequest, ShowRequest
 from agent.requests import ConfigSetRequest, EmptyRequest, Request, describe_validation_error, validation_problems
 from agent.speak.requests import SpeakRequest
 from agent.speak.service import AudioOut
+from agent.train.registry import trainers
 from agent.train.requests import JobRequest, LogsRequest, TrainRequest
 from providers import registry
 from providers.common.names import is_plain_name
@@ -105,10 +107,13 @@ def _guarded(core: Core, name: str, command: Command) -> Command:
     def run(profile: str, request: Any, out: AudioOut) -> Result:
         access = core.configs.get(profile).access
         check_command(access, name)
+        home, profile_dir = core.layout.home, core.layout.profile_dir(profile)
         if name == "train":
-            check_paths(access, core.layout.home, core.layout.profile_dir(profile), request.params, "params")
+            trainer = trainers(core.settings.extra_trainers).get(request.provider)
+            if trainer is not None:  # else the train service answers unknown_trainer
+                check_paths(access, home, profile_dir, trainer.params, request.params, "params")
         elif name == "config.set":
-            check_config_change(access, core.layout.home, core.layout.profile_dir(profile), request.changes)
+            check_config_change(access, home, profile_dir, VoiceConfig, request.changes)
         return command.run(profile, request, out)
 
     return replace(command, run=run)

@@ -5,6 +5,7 @@ edge."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from agent.commands import Command, command_table
@@ -52,27 +53,43 @@ class Core:
             self.layout, self.configs, self.engines, self.events, self.state, settings.queue_depth, settings.max_text_chars,
             settings.max_audio_seconds,
         )
-        self.records = RecordService(self.layout, self.configs, self.events, self.state, settings.record_queue_depth)
+        self.records = RecordService(self.layout, self.configs, self.events, self.state, settings.record_queue_depth,
+                                     queue_bytes=settings.record_queue_bytes)
         self.samples = SampleService(self.records, self.layout, self.configs, self.events, settings.command_queue_depth)
-        self.streams = StreamSessions(self.layout, self.records, self.events, settings.hermes_sites)
+        self.streams = StreamSessions(self.layout, self.records, self.events, settings.hermes_sites,
+                                      settings.stream_inbox_bytes)
         self.train = TrainService(settings, self.layout, self.configs, self.records, self.events, self.state, self.arbiter)
         self.watcher = ConfigWatcher(self.layout, self._config_changed)
         self.commands: dict[str, Command] = command_table(self)
+        # whether requests reach us over the broker: the daemon sets the MQTT door's own answer
+        self.reachable: Callable[[], bool] = lambda: True
 
     def start(self) -> None:
         self.configs.reload_all(announce=False)
         for profile in self.layout.names():
             self.speak.preload(profile)
-            self.records.publish_readiness(profile)  # creates the profile's data folders
+            self.records.open(profile)  # creates the profile's data folders
         self.watcher.start()
         self.train.start()
 
     def problems(self) -> list[str]:
-        """Why the agent cannot serve (empty when healthy); the systemd watchdog is fed only when empty."""
+        """Why the agent cannot serve, in whole or in part (empty when healthy): ``/api/health``."""
+        return self.stuck() + self.records.problems()
+
+    def stuck(self) -> list[str]:
+        """What a restart would mend: the systemd watchdog is fed only when empty. A profile's record
+        path that is down is not among them: a restart would not mend it, and would stop every profile."""
         found = [f"speak worker stuck or dead: {name}" for name in self.speak.stalled(STALL_LIMIT)]
         if not self.watcher.alive:
             found.append("voice.json watcher stopped")
         return found
+
+    def availability(self, problems: list[str]) -> str:
+        """``offline`` while the broker's requests cannot reach us (health says what the MQTT
+        status topic's last will says), else ``online``, or ``unhealthy`` with ``problems``."""
+        if not self.reachable():
+            return "offline"
+        return "unhealthy" if problems else "online"
 
     def stop(self) -> None:
         self.watcher.stop()

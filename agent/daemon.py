@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from typing import Protocol
 
 import sdnotify
 
-from agent import __version__
+from agent import __version__, lockfile
 from agent.broker import EmbeddedBroker, broker_answers, embedded_bind_address
 from agent.core import Core
+from agent.layout import Layout
 from agent.mqtt.edge import MqttEdge
 from agent.mqtt.hass import HassDiscovery
 from agent.settings import AgentSettings
@@ -39,6 +41,7 @@ class Agent:
         self.settings = settings
         self.core = Core(settings)
         self.mqtt = MqttEdge(self.core, settings)
+        self.core.reachable = lambda: self.mqtt.transport.connected
         if settings.ha_discovery:
             self.mqtt.add(HassDiscovery(self.core, settings, self.mqtt.transport, self.mqtt.topics))
         if settings.hermes_tts or settings.hermes_sites:
@@ -78,11 +81,14 @@ class Agent:
         deadline = time.monotonic() + READY_TIMEOUT
         while not stop.is_set() and time.monotonic() < deadline:
             if self.mqtt.wait_connected(0.1):
-                log.info("voice agent %s ready: profiles %s", __version__, ", ".join(self.core.layout.names()) or "(none)")
+                page = f"; web page {page_address(s.http_host, s.http_port)} (API under /api)" if s.http_enabled else ""
+                log.info("voice agent %s ready: profiles %s%s", __version__,
+                         ", ".join(self.core.layout.names()) or "(none)", page)
                 return
 
-    def problems(self) -> list[str]:
-        found = self.core.problems()
+    def stuck(self) -> list[str]:
+        """What a restart would mend (``Core.stuck``): the watchdog is fed only when empty."""
+        found = self.core.stuck()
         if self.wyoming is not None and not self.wyoming.alive:
             found.append("Wyoming server stopped")
         return found
@@ -98,7 +104,30 @@ class Agent:
 
 
 def run(settings: AgentSettings) -> int:
-    """Run until SIGTERM/SIGINT, speaking systemd's notify protocol when run as a service."""
+    """Run until SIGTERM/SIGINT, speaking systemd's notify protocol when run as a service. The
+    home's lock comes first: a second agent on the same home must not touch the broker (it would
+    take the first one's session) nor anything else of the home."""
+    path = Layout(settings.home).agent_lock
+    try:
+        lock = lockfile.hold(path)
+    except OSError as exc:
+        log.error("cannot take the home's lock %s: %s", path, exc.strerror or exc)
+        return 1
+    if lock is None:
+        log.error("another agent runs in this home (%s, pid %s, it holds %s): not starting. Stop it first, "
+                  "or give this one a home of its own (VOICE_AGENT_HOME)", settings.home, lockfile.holder(path), path)
+        return 1
+    try:
+        return _serve(settings)
+    finally:
+        lock.close()
+
+
+def _serve(settings: AgentSettings) -> int:
+    log.info("home %s", settings.home.absolute())
+    warning = checkout_warning(settings)
+    if warning:
+        log.warning("%s", warning)
     notifier = sdnotify.SystemdNotifier()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -114,7 +143,7 @@ def run(settings: AgentSettings) -> int:
     notifier.notify(f"STATUS=serving {len(agent.core.layout.names())} profile(s)")
     interval = watchdog_interval()
     while not stop.wait(interval):
-        problems = agent.problems()
+        problems = agent.stuck()
         if problems:
             log.error("unhealthy, not feeding the watchdog: %s", "; ".join(problems))
             notifier.notify(f"STATUS=unhealthy: {'; '.join(problems)}")
@@ -123,6 +152,22 @@ def run(settings: AgentSettings) -> int:
     notifier.notify("STOPPING=1")
     agent.stop()
     return 0
+
+
+def checkout_warning(settings: AgentSettings) -> str | None:
+    """Without VOICE_AGENT_HOME the home is the current directory; when that is a git checkout, the
+    household's settings would be written into tracked files (``make run`` uses var/)."""
+    if "home" in settings.model_fields_set or not (settings.home / ".git").exists():
+        return None
+    return (f"the home is the git checkout {settings.home.absolute()}: settings saved from the web page change its "
+            f"files; set VOICE_AGENT_HOME (make run uses {settings.home.absolute() / 'var'})")
+
+
+def page_address(host: str, port: int) -> str:
+    """The web page's address as a browser takes it: a wildcard address is this machine's name."""
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
 def watchdog_interval() -> float:

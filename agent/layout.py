@@ -8,6 +8,7 @@ profiles/<name>/out/voice-agent.db   its samples' metadata
 profiles/<name>/out/training/<job>/  a job's checkpoints     out/reports, out/cache/tts
 out/voices/                          voices every profile may use
 out/models/                          derived files (the assembled Kokoro model)
+out/agent.lock                       the one agent of this home (held while it runs)
 out/jobs.db, out/jobs.lock          training jobs, and who runs them
 out/gpu-paused.json                  GPU users paused by us
 logs/run/                            job logs and status files, the GPT-SoVITS server's log
@@ -66,6 +67,10 @@ class Layout:
     @property
     def jobs_db(self) -> Path:
         return self.home / "out" / "jobs.db"
+
+    @property
+    def agent_lock(self) -> Path:
+        return self.home / "out" / "agent.lock"
 
     @property
     def jobs_lock(self) -> Path:

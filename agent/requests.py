@@ -3,24 +3,41 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+import math
+import re
+from typing import Annotated, Any, NoReturn
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
+from pydantic import AfterValidator, Field, PlainValidator, ValidationError, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from agent.errors import ServiceError
 from providers import registry
+from providers.settings_base import InputModel
 
 # Request ids become topic segments (voice/<profile>/audio/<id>): keep them plain.
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 MAX_JSON_DEPTH = 32  # voice.json nests four deep; nothing the agent reads needs more
+# Unicode's control characters (C0, DEL, C1) but tab, line feed and carriage return.
+CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"numbers must be finite, and {text[:24]} is not")
+    return number
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"numbers must be finite, and {name} is not")
 
 
 def load_json(raw: bytes | str) -> Any:
     """JSON from the network or a file, or ``ValueError`` saying why not: bad syntax or UTF-8, and
-    what would otherwise crash a reader (30 000 nested brackets, a 5000-digit number)."""
+    what would otherwise crash a reader (30 000 nested brackets, a 5000-digit number) or break
+    what it is written into (``Infinity``, ``NaN``, ``1e999999``: Python's reader takes them)."""
     try:
-        document = json.loads(raw)
+        document = json.loads(raw, parse_float=_finite, parse_constant=_no_constant)
     except RecursionError:
         raise ValueError(f"not valid JSON: nested deeper than {MAX_JSON_DEPTH}") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too many digits
@@ -62,13 +79,25 @@ def _provider(value: object) -> str:
     raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
 
 
+def _no_control_characters(value: str) -> str:
+    found = CONTROL_CHARACTER.search(value)
+    if found is not None:
+        raise ValueError(
+            f"contains the control character U+{ord(found.group()):04X} at position {found.start()}; "
+            "of those only tab, line feed and carriage return are text"
+        )
+    return value
+
+
+# What a person says or reads: a speak request's text, a recording's transcript. A NUL or an
+# escape sequence is no speech (and a NUL made Piper fail with a traceback).
+Text = Annotated[str, AfterValidator(_no_control_characters)]
+
 # A provider's name or one of its aliases (the seed's "gpt-sovits"), held as the provider's name.
 ProviderName = Annotated[str, PlainValidator(_provider), WithJsonSchema({"enum": list(registry.NAMES)})]
 
 
-class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Request(InputModel):
     id: str | None = Field(None, pattern=REQUEST_ID_PATTERN, description="Echoed in the response.")
 
 

@@ -41,3 +41,31 @@ class BoundedExecutor:
 
     def shutdown(self, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=True)
+
+
+class ByteBudget:
+    """The bytes that waiting work holds (recordings to score, stream frames to cut): a flood is
+    refused by size, since 16 recordings of 32 MiB are half a gigabyte though few in number.
+    One piece of work alone is always taken, however large: what the door let in can be served."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._held = 0
+        self._lock = threading.Lock()
+
+    @property
+    def held(self) -> int:
+        with self._lock:
+            return self._held
+
+    def take(self, size: int) -> bool:
+        """Hold ``size`` bytes more, or False (nothing held) when that would pass the limit."""
+        with self._lock:
+            if self._held and self._held + size > self.limit:
+                return False
+            self._held += size
+            return True
+
+    def release(self, size: int) -> None:
+        with self._lock:
+            self._held -= size

@@ -132,3 +132,119 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# -- issue 18: the HTTP door ------------------------------------------------------------------------
+# Run by hand, on the agent of this checkout or another (PYTHONPATH=/path/to/checkout for "before"):
+#   .venv/bin/python -c 'from bench.hostile_bench import http_door; http_door()'
+# Connections stay on 127.0.0.1, bounded in count and time.
+
+
+def http_bodies(port: int, pid: int, parallel: int = 40, size: int = 30 * MB, chunked: bool = False) -> str:
+    """``parallel`` bodies of ``size`` bytes at once to /api/tts (with a Content-Length, or chunked):
+    the agent's peak RSS growth while it answers, and the answers."""
+    import threading
+
+    import requests
+
+    body = b" " * size
+    answers: list[str] = []
+
+    def pieces() -> object:
+        for start in range(0, size, 256 * 1024):
+            yield body[start:start + 256 * 1024]
+
+    def send() -> None:
+        try:
+            answer = requests.post(f"http://127.0.0.1:{port}/api/tts", data=pieces() if chunked else body,
+                                   headers={"Content-Type": "application/json"}, timeout=300)
+            answers.append(str(answer.status_code))
+        except requests.ConnectionError:
+            answers.append("reset")
+
+    with PeakRss(pid) as rss:
+        before = rss.now()
+        senders = [threading.Thread(target=send) for _ in range(parallel)]
+        for thread in senders:
+            thread.start()
+        for thread in senders:
+            thread.join()
+    kinds = ", ".join(f"{answers.count(a)} × {a}" for a in sorted(set(answers)))
+    return f"+{(rss.peak - before) / MB:.0f} MB peak ({before / MB:.0f} -> {rss.peak / MB:.0f} MB); {kinds}"
+
+
+def idle_sockets(broker: Mosquitto, root: Path, count: int = 1100, open_files: int = 1024) -> str:
+    """``count`` idle sockets (half with a head that never ends) against an agent allowed
+    ``open_files`` descriptors, as under systemd's default: whether HTTP and a speak over MQTT still
+    answer, and what the agent logged (bytes, tracebacks)."""
+    import resource
+    import socket
+
+    import requests
+
+    from tests.mosquitto import free_port
+
+    port = free_port()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, hard))
+    try:
+        agent = AgentProcess(make_home(root), broker.port, {
+            "VOICE_AGENT_BASE_TOPIC": "bench-idle", "VOICE_AGENT_HTTP_ENABLED": "true",
+            "VOICE_AGENT_HTTP_PORT": str(port),
+        }).start()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    held: list[socket.socket] = []
+    try:
+        agent.wait_log("ready")
+        probe = Probe(broker.port, base="bench-idle")  # before the sockets: paho's select() wants descriptors < 1024
+        size_before = agent.log.stat().st_size
+        for n in range(count):
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            except OSError:
+                continue
+            if n % 2:
+                sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            held.append(sock)
+        try:
+            http = str(requests.get(f"http://127.0.0.1:{port}/api/health", timeout=10).status_code)
+        except requests.RequestException as exc:
+            http = type(exc).__name__
+        speak = probe.request("default", "speak", {"text": "Still speaking."}, timeout=60)
+        probe.close()
+        assert agent.process is not None
+        fds = len(os.listdir(f"/proc/{agent.process.pid}/fd"))
+        time.sleep(2)  # what the accept loop writes meanwhile
+        log = agent.log.read_text(errors="replace")[size_before:]
+        return (f"{len(held)} connected; HTTP during: {http}; speak: {outcome(speak)}; agent descriptors {fds}; "
+                f"log +{len(log.encode()) / 1024:.0f} KB, {log.count('Traceback')} tracebacks")
+    finally:
+        for sock in held:
+            sock.close()
+        agent.stop()
+
+
+def http_door() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        broker = Mosquitto(root / "mq").start()
+        try:
+            from tests.mosquitto import free_port
+
+            port = free_port()
+            agent = AgentProcess(make_home(root / "home"), broker.port, {
+                "VOICE_AGENT_BASE_TOPIC": "bench-http", "VOICE_AGENT_HTTP_ENABLED": "true",
+                "VOICE_AGENT_HTTP_PORT": str(port),
+            }).start()
+            try:
+                agent.wait_log("ready")
+                assert agent.process is not None
+                print("40 × 30 MiB to /api/tts (Content-Length):", http_bodies(port, agent.process.pid), flush=True)
+                print("40 × 30 MiB to /api/tts (chunked):", http_bodies(port, agent.process.pid, chunked=True),
+                      flush=True)
+            finally:
+                agent.stop()
+            print("1100 idle sockets, 1024 open files:", idle_sockets(broker, root / "idle"), flush=True)
+        finally:
+            broker.stop()

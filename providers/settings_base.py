@@ -2,16 +2,66 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetJsonSchemaHandler
 from pydantic.alias_generators import to_camel
+from pydantic.fields import FieldInfo
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 
-class CamelModel(BaseModel):
+class InputModel(BaseModel):
+    """The base of every model that reads what comes from outside (requests, voice.json, trainer
+    and action parameters): unknown keys are refused, and numbers that are not finite. Python's
+    JSON reader takes ``Infinity``, ``NaN`` and ``1e999999`` (infinity); a ``maxSizeMB`` of
+    infinity, once written, failed every speak of its profile, restarts included."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class _LocalPath:
+    """The mark of a field whose value names a file or folder on this machine. voice.json's
+    ``access.paths`` keeps every field so marked, and only those, inside the agent's home when a
+    request sets it (agent/access.py): a field is a path because it says so, not by its name."""
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        described = handler(schema)
+        described["format"] = "path"  # a form may offer a file picker
+        return described
+
+    def __repr__(self) -> str:
+        return "LOCAL_PATH"
+
+
+LOCAL_PATH = _LocalPath()
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("a path cannot contain a NUL character")
+    return value
+
+
+# A file or folder: absolute, relative (to the profile directory or the home, as the field says),
+# or a name the provider looks up in its own folders. Empty means "not set" where allowed.
+LocalPath = Annotated[str, AfterValidator(_no_nul), LOCAL_PATH]
+
+
+def is_local_path(field: FieldInfo) -> bool:
+    """Whether ``field`` is a ``LocalPath`` (also inside ``Optional`` or ``list``)."""
+    return any(item is LOCAL_PATH for item in field.metadata) or _marked(field.annotation)
+
+
+def _marked(annotation: Any) -> bool:
+    args = get_args(annotation)
+    return any(item is LOCAL_PATH for item in args[1:]) or any(_marked(arg) for arg in args)
+
+
+class CamelModel(InputModel):
     """voice.json uses camelCase keys; Python code uses snake_case attributes."""
 
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, frozen=True)
+    model_config = ConfigDict(alias_generator=to_camel, frozen=True)
 
     def updated(self, **changes: object) -> Self:
         """A copy with ``changes`` (snake_case names), validated like voice.json itself, so a

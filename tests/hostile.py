@@ -66,19 +66,21 @@ def huge_number(digits: int = 5000) -> str:
 
 
 class PeakRss:
-    """Samples the resident memory of a process and all its descendants every ``interval`` s;
-    ``peak`` is the largest sum seen (children started meanwhile are counted as they appear)."""
+    """Samples the resident memory of a process and all its descendants (or, ``children=False``,
+    the process alone) every ``interval`` s; ``peak`` is the largest sum seen (children started
+    meanwhile are counted as they appear)."""
 
-    def __init__(self, pid: int, interval: float = 0.02) -> None:
+    def __init__(self, pid: int, interval: float = 0.02, children: bool = True) -> None:
         self._root = psutil.Process(pid)
         self._interval = interval
+        self._children = children
         self._stop = threading.Event()
         self.peak = 0
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def now(self) -> int:
         total = 0
-        for process in [self._root, *self._root.children(recursive=True)]:
+        for process in [self._root, *(self._root.children(recursive=True) if self._children else [])]:
             try:
                 total += process.memory_info().rss
             except psutil.Error:

@@ -9,33 +9,47 @@ import logging
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from agent.settings import AgentSettings, describe_settings_error, load_settings
+from agent import __version__
+from agent.settings import AgentSettings, SettingsError, load_settings
 from providers import registry
 
 
-def main(argv: list[str] | None = None) -> int:
+PROFILE_HELP = "profile: a folder under $VOICE_AGENT_HOME/profiles (default: default)"
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a positive number of seconds."""
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and option; each option's help says its range, unit and default."""
     parser = argparse.ArgumentParser(prog="voice-agent", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"voice-agent {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("run", help="run the agent (the systemd service runs this)")
 
     say = sub.add_parser("say", help="speak text through the running agent and save the audio")
-    say.add_argument("text")
-    say.add_argument("-o", "--output", type=Path, default=Path("say.wav"), help="WAV file to write")
-    say.add_argument("-p", "--profile", default="default")
-    say.add_argument("--provider", choices=[*registry.NAMES, *registry.ALIASES])
-    say.add_argument("--voice")
-    say.add_argument("--speed", type=float)
-    say.add_argument("--stream", action="store_true", help="ask for sentence chunks (joined in the file)")
-    say.add_argument("--timeout", type=float, default=60.0)
+    say.add_argument("text", help="what to say (at most VOICE_AGENT_MAX_TEXT_CHARS characters, 5000 unless set)")
+    say.add_argument("-o", "--output", type=Path, default=Path("say.wav"), help="WAV file to write (default: say.wav)")
+    say.add_argument("-p", "--profile", default="default", help=PROFILE_HELP)
+    say.add_argument("--provider", choices=[*registry.NAMES, *registry.ALIASES],
+                     help="who speaks (default: the profile's tts.provider)")
+    say.add_argument("--voice", help="a voice name, no paths (default: the profile's voice for that provider)")
+    say.add_argument("--speed", type=float, help="speaking rate, 0.5-2.0 (1.0 is normal speed; default: the profile's)")
+    say.add_argument("--stream", action="store_true",
+                     help="ask for one WAV per sentence, joined in the file (default: one WAV)")
+    say.add_argument("--timeout", type=seconds, default=60.0, help="seconds to wait for the answer, > 0 (default: 60)")
 
     voices = sub.add_parser("voices", help="list installed voices (reads the disk; no agent needed)")
-    voices.add_argument("-p", "--profile", default="default")
+    voices.add_argument("-p", "--profile", default="default", help=PROFILE_HELP)
 
     check = sub.add_parser("config", help="validate voice.json for a profile and print the merged result")
-    check.add_argument("-p", "--profile", default="default")
+    check.add_argument("-p", "--profile", default="default", help=PROFILE_HELP)
 
     from agent.cli.samples import add_parser as add_samples_parser
     from agent.cli.train import add_parsers as add_train_parsers
@@ -45,12 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     for spec in registry.SPECS:
         if spec.cli is not None:
             spec.cli.add_parser(sub)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-    except ValidationError as exc:
-        print(f"invalid agent settings:\n{describe_settings_error(exc)}", file=sys.stderr)
+    except SettingsError as exc:
+        for line in str(exc).splitlines():
+            print(f"invalid agent settings: {line}", file=sys.stderr)
         return 2
     # The daemon logs what it does; a command says what it did, and logs only problems (or all, at DEBUG).
     level = settings.log_level if args.command == "run" or settings.log_level == "DEBUG" else "WARNING"

@@ -22,31 +22,38 @@ from providers.base import ProviderError
 
 def add_parser(sub: Any) -> None:
     profile = argparse.ArgumentParser(add_help=False)  # -p before or after the action
-    profile.add_argument("-p", "--profile", default=argparse.SUPPRESS)
+    profile.add_argument("-p", "--profile", default=argparse.SUPPRESS,
+                         help="profile: a folder under $VOICE_AGENT_HOME/profiles (default: default)")
     # No set_defaults(profile=...): the parents share one action, and a default set on it would
     # let the action's parser overwrite a -p given before the action.
     samples = sub.add_parser("samples", parents=[profile], help="list, inspect, delete and export recorded samples")
     actions = samples.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", parents=[profile], help="kept samples, newest first")
-    listing.add_argument("--order", choices=["created", "score", "duration"], default="created")
-    listing.add_argument("--limit", type=int, default=50)
-    listing.add_argument("--min-score", type=float)
+    listing.add_argument("--order", choices=["created", "score", "duration"], default="created",
+                         help="newest first, best score first or longest first (default: created)")
+    listing.add_argument("--limit", type=int, default=50, help="rows at most, 1-10000 (default: 50)")
+    listing.add_argument("--min-score", type=float,
+                         help="only samples scoring at least this, 0-100 (default: every score)")
     for name, text in (("show", "one sample's metadata"), ("play-path", "the WAV file of a sample")):
         action = actions.add_parser(name, parents=[profile], help=text)
-        action.add_argument("sample")
+        action.add_argument("sample", help="a sample id, as samples list shows it")
     delete = actions.add_parser("delete", parents=[profile], help="delete samples by id, or all below a score")
-    delete.add_argument("samples", nargs="*")
-    delete.add_argument("--below", type=float)
+    delete.add_argument("samples", nargs="*", help="sample ids, as samples list shows them")
+    delete.add_argument("--below", type=float, help="also every sample scoring below this, 0-100 (default: none)")
     export = actions.add_parser("export", parents=[profile], help="write a training dataset (replaces the target directory)")
-    export.add_argument("target", choices=[s.name for s in registry.SPECS if s.dataset is not None])
-    export.add_argument("--speaker", default="default")
-    export.add_argument("--best", type=int)
-    export.add_argument("--min-score", type=float)
-    export.add_argument("--samples", nargs="*")
+    export.add_argument("target", choices=[s.name for s in registry.SPECS if s.dataset is not None],
+                        help="the provider whose dataset to write")
+    export.add_argument("--speaker", default="default",
+                        help="whose voice: the dataset's folder name, letters, digits, _ and - (default: default)")
+    export.add_argument("--best", type=int,
+                        help="samples at most, best first, 1-10000 (default: every one the provider takes)")
+    export.add_argument("--min-score", type=float,
+                        help="only samples scoring at least this, 0-100 (default: every score)")
+    export.add_argument("--samples", nargs="*", help="these sample ids instead (default: the best, as above)")
     actions.add_parser("readiness", parents=[profile], help="is there enough audio to train each provider?")
     actions.add_parser("report", parents=[profile], help="write a PNG and a text summary of the samples")
     enroll = actions.add_parser("enroll", parents=[profile], help="set the owner's reference voice from a WAV file")
-    enroll.add_argument("wav", type=Path)
+    enroll.add_argument("wav", type=Path, help="a WAV file of the owner speaking (at most VOICE_AGENT_MAX_AUDIO_BYTES)")
 
 
 class _NoAudio:

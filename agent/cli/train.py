@@ -20,26 +20,34 @@ FINAL = ("training.finished", "training.failed", "training.cancelled")
 
 def add_parsers(sub: Any) -> None:
     train = sub.add_parser("train", help="start, follow, inspect and cancel training jobs")
-    train.add_argument("-p", "--profile", default="default")
+    train.add_argument("-p", "--profile", default="default",
+                       help="profile: a folder under $VOICE_AGENT_HOME/profiles (default: default)")
     actions = train.add_subparsers(dest="action", required=True)
     start = actions.add_parser("start", help="queue a job (and follow it)")
-    start.add_argument("provider", help="kokoro or rvc")
-    start.add_argument("--speaker", default="default")
-    start.add_argument("--when", choices=["now", "idle"], default="idle")
-    start.add_argument("--params", default="{}", help='JSON, e.g. \'{"epochs": 300}\'')
-    start.add_argument("--no-follow", action="store_true")
-    follow = actions.add_parser("follow", help="show a job's progress until it ends")
-    follow.add_argument("job")
+    start.add_argument("provider", help="whose trainer: kokoro or rvc")
+    start.add_argument("--speaker", default="default",
+                       help="the dataset to train on and the voice's name, letters, digits, _ and - (default: default)")
+    start.add_argument("--when", choices=["now", "idle"], default="idle",
+                       help="now, or in the idle window (VOICE_AGENT_IDLE_WINDOW, 01:00-06:00 unless set) "
+                            "(default: idle)")
+    start.add_argument("--params", default="{}",
+                       help='the trainer\'s parameters as JSON, e.g. \'{"epochs": 300}\' '
+                            "(default: {}, the trainer's own)")
+    start.add_argument("--no-follow", action="store_true",
+                       help="return once the job is queued (default: follow it to its end)")
+    follow = actions.add_parser("follow",
+                                help="show a job's progress until it ends (Ctrl-C stops following, not the job)")
+    follow.add_argument("job", help="the job id, as train start or train status shows it")
     status = actions.add_parser("status", help="recent jobs, or one job")
-    status.add_argument("job", nargs="?")
+    status.add_argument("job", nargs="?", help="the job id (default: the recent jobs)")
     cancel = actions.add_parser("cancel", help="cancel a job")
-    cancel.add_argument("job")
+    cancel.add_argument("job", help="the job id")
 
     gpu = sub.add_parser("gpu", help="GPU status and Ollama's share of it")
     gpu_actions = gpu.add_subparsers(dest="action", required=True)
     gpu_actions.add_parser("status", help="GPUs, VRAM and the processes using it")
     ollama = gpu_actions.add_parser("configure-ollama", help="systemd drop-in that caps Ollama's VRAM")
-    ollama.add_argument("--fraction", type=float, help="share of VRAM Ollama may use (default: by VRAM size)")
+    ollama.add_argument("--fraction", type=float, help="share of VRAM Ollama may use, 0.1-1.0 (default: by VRAM size)")
     ollama.add_argument("--write", action="store_true", help="write the drop-in (default: only show it)")
 
 

@@ -18,9 +18,10 @@ from agent.record.config import RecordConfig
 from agent.requests import ProviderName, load_json, validation_problems
 from agent.train.config import TrainConfig
 from providers import registry
-from providers.settings_base import CamelModel, ProviderSettings
+from providers.settings_base import CamelModel, LocalPath, ProviderSettings
 
 MAX_CONFIG_BYTES = 1024 * 1024
+MAX_CACHE_MB = 1024 * 1024  # a tebibyte; 1e308 MB was a number, and as bytes an overflow on every speak
 
 
 class _Tts(CamelModel):
@@ -41,8 +42,10 @@ else:
 
 class CacheConfig(CamelModel):
     enabled: bool = Field(True, description="Serve repeated requests from disk.")
-    directory: str = Field("out/cache/tts", description="Relative to the profile directory, or absolute.")
-    max_size_mb: float = Field(200.0, ge=0, alias="maxSizeMB", description="LRU eviction above this size.")
+    directory: LocalPath = Field("out/cache/tts", description="Relative to the profile directory, or absolute.")
+    max_size_mb: float = Field(
+        200.0, ge=0, le=MAX_CACHE_MB, alias="maxSizeMB", description="LRU eviction above this size (at most 1 TiB)."
+    )
 
     @field_validator("directory")
     @classmethod

@@ -11,11 +11,8 @@ services' codes with an HTTP status (``errors.py``)."""
 from __future__ import annotations
 
 import asyncio
-import hmac
-import ipaddress
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -26,7 +23,9 @@ from agent.commands import check_profile, find, validate
 from agent.core import Core
 from agent.errors import ServiceError
 from agent.http import stream
+from agent.http.bodies import read_body
 from agent.http.errors import error_response
+from agent.http.guard import Guard, Handler
 from agent.http.page import Page
 from agent.record.report import report_files
 from agent.requests import json_object
@@ -36,7 +35,6 @@ from providers.common.audio import read_wav_pcm, wav_bytes
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DEFAULT_PROFILE = "default"
 
 
@@ -83,13 +81,14 @@ class Api:
     def __init__(self, core: Core, settings: AgentSettings) -> None:
         self._core = core
         self._settings = settings
-        self._token = settings.http_token.get_secret_value() if settings.http_token else None
         self._page = Page()
+        token = settings.http_token.get_secret_value() if settings.http_token is not None else None
+        self._guard = Guard(token, settings.http_port, self._page.is_page)
         self._hub = stream.EventHub(core.events, core.state)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self._settings.max_audio_bytes,
-                              middlewares=[self._errors, self._guard, self._auth])
+                              middlewares=[self._errors, self._guard.origin, self._guard.token])
         app.add_routes([
             *self._page.routes(),
             web.post("/api/tts", self.tts),
@@ -136,43 +135,12 @@ class Api:
             return error_response("payload_too_large", f"the body is larger than {self._settings.max_audio_bytes} bytes")
         except web.HTTPException:
             raise
+        except ConnectionResetError:  # the client went away while its body came or its answer went
+            log.info("HTTP %s %s: the client went away", request.method, request.path)
+            return error_response("invalid_payload", "the connection was lost")
         except Exception as exc:
             log.exception("HTTP %s %s failed", request.method, request.path)
             return error_response("internal_error", f"{type(exc).__name__}: {exc}")
-
-    @web.middleware
-    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """What a browser could be made to send by another site is refused: a request whose
-        Origin is not this server, and (without a token, on loopback) one for a host name that
-        is not a loopback name (a site that resolves its own name to 127.0.0.1: DNS rebinding)."""
-        origin = request.headers.get("Origin")
-        if origin is not None and not self._same_site(origin, request):
-            return error_response("forbidden", f"requests from the page of {origin!r} are refused: "
-                                               "open the agent's own page")
-        if self._token is None and not is_loopback_name(request.url.host or ""):
-            return error_response("forbidden", f"without VOICE_AGENT_HTTP_TOKEN only loopback names are answered, not "
-                                               f"{request.host!r}: open http://127.0.0.1:{self._settings.http_port}/")
-        return await handler(request)
-
-    @staticmethod
-    def _same_site(origin: str, request: web.Request) -> bool:
-        """The page's own origin: this host and port, by whichever scheme (a TLS proxy in front
-        serves it as https) and as the proxy was asked for it (X-Forwarded-Host)."""
-        host = origin.partition("://")[2]
-        return host in (request.host, request.headers.get("X-Forwarded-Host"))
-
-    @web.middleware
-    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self._token is not None and not self._page.is_page(request.path) and not self._authorized(request):
-            return error_response("unauthorized", "send 'Authorization: Bearer <VOICE_AGENT_HTTP_TOKEN>' "
-                                                  "(or ?access_token=... for a WebSocket or the event stream)")
-        return await handler(request)
-
-    def _authorized(self, request: web.Request) -> bool:
-        assert self._token is not None
-        header = request.headers.get("Authorization", "")
-        given = header[7:] if header.startswith("Bearer ") else request.query.get("access_token", "")
-        return hmac.compare_digest(given.encode(), self._token.encode())
 
     # -- routes -------------------------------------------------------------------------------------
     async def tts(self, request: web.Request) -> web.Response:
@@ -190,11 +158,14 @@ class Api:
     async def tts_stream(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=self._settings.max_request_bytes)
         await ws.prepare(request)
-        async for message in ws:
-            if message.type != WSMsgType.TEXT:
-                await ws.send_json({"done": True, "code": "invalid_payload", "error": "send a JSON text frame"})
-                continue
-            await self._speak_to(ws, message.data)
+        try:
+            async for message in ws:
+                if message.type != WSMsgType.TEXT:
+                    await ws.send_json({"done": True, "code": "invalid_payload", "error": "send a JSON text frame"})
+                    continue
+                await self._speak_to(ws, message.data)
+        except ConnectionResetError:  # nobody to tell: its speech is finished and dropped
+            log.info("WebSocket client left mid-stream (%s)", request.remote)
         return ws
 
     async def _speak_to(self, ws: web.WebSocketResponse, text: str) -> None:
@@ -209,6 +180,7 @@ class Api:
         answer = asyncio.ensure_future(
             self.call(profile, "speak", {**document, "stream": True}, StreamedAudio(asyncio.get_running_loop(), sentences))
         )
+        answer.add_done_callback(lambda done: done.cancelled() or done.exception())  # read even when the client left
         while not answer.done() or not sentences.empty():
             if not sentences.empty():
                 await ws.send_bytes(sentences.get_nowait())
@@ -258,7 +230,7 @@ class Api:
         profiles = core.layout.names()
         problems = core.problems()
         return web.json_response({
-            "status": "online" if not problems else "unhealthy", "version": __version__, "problems": problems,
+            "status": core.availability(problems), "version": __version__, "problems": problems,
             "profiles": profiles, "providers_loaded": core.engines.loaded(),
             "readiness": {p: core.state.get(p).get("readiness", {}) for p in profiles},
             "gpu": core.state.get("gpu"),
@@ -269,24 +241,13 @@ class Api:
         command = find(self._core.commands, name)
         if name == "speak":
             raise ServiceError("invalid_payload", "speak answers with audio: use POST /api/tts or the WebSocket /api/tts-stream")
+        limit = self._settings.max_audio_bytes if command.audio_in else self._settings.max_request_bytes
         if command.audio_in and request.content_type.startswith("audio/"):
-            document: dict[str, Any] = {"audio": await request.read()}
+            document: dict[str, Any] = {"audio": await read_body(request, limit)}
         else:  # a recording's JSON envelope may be as large as the recording (as over MQTT)
-            document = await self._json(request, self._settings.max_audio_bytes if command.audio_in else None)
+            document = await self._json(request, limit)
         return web.json_response({"data": await self.call(request.match_info["profile"], name, document)})
 
     async def _json(self, request: web.Request, limit: int | None = None) -> dict[str, Any]:
-        raw = await request.read()
-        limit = limit or self._settings.max_request_bytes
-        if len(raw) > limit:
-            raise ServiceError("payload_too_large", f"the body is {len(raw)} bytes; the limit is {limit}")
-        return json_object(raw, "body")
+        return json_object(await read_body(request, limit or self._settings.max_request_bytes), "body")
 
-
-def is_loopback_name(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False

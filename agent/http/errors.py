@@ -14,6 +14,7 @@ STATUS = {
     "forbidden": 403,
     "unknown_profile": 404, "unknown_command": 404, "voice_not_found": 404, "unknown_sample": 404,
     "unknown_job": 404, "unknown_trainer": 404, "no_report": 404,
+    "request_timeout": 408,
     "duplicate": 409,
     "payload_too_large": 413,
     "busy": 429,

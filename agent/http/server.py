@@ -12,6 +12,8 @@ from aiohttp import web
 
 from agent.core import Core
 from agent.http.api import Api
+from agent.http.connections import CappedSite
+from agent.limits import ThrottledLog, connection_cap, log_accept_failures, open_file_limit
 from agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,8 @@ class HttpEdge:
         self._settings = settings
         self._api = Api(core, settings)
         self._loop = asyncio.new_event_loop()
+        log_accept_failures(self._loop, ThrottledLog(log), "HTTP API")
+        self._cap = connection_cap(settings.http_max_connections)
         self._runner: web.AppRunner | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, name="http", daemon=True)
 
@@ -41,12 +45,15 @@ class HttpEdge:
             ) from exc
         log.info("HTTP API on http://%s:%d/api%s", self._settings.http_host, self._settings.http_port,
                  " (token required)" if self._settings.http_token else "")
+        if self._cap < self._settings.http_max_connections:
+            log.warning("HTTP connections capped at %d, an eighth of the open-file limit (%d), not %d: raise "
+                        "LimitNOFILE (ulimit -n)", self._cap, open_file_limit(), self._settings.http_max_connections)
 
     async def _listen(self) -> None:
-        self._runner = web.AppRunner(self._api.app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self._api.app(), access_log=None, handle_signals=False,
+                                     keepalive_timeout=self._settings.http_idle_timeout)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._settings.http_host, self._settings.http_port)
-        await site.start()
+        await CappedSite(self._runner, self._settings.http_host, self._settings.http_port, self._cap).start()
 
     def stop(self) -> None:
         if not self._thread.is_alive():

@@ -39,6 +39,12 @@ def request_or_report(
     return reply
 
 
+def broker_address(settings: AgentSettings) -> str:
+    """``host:port`` as a user would check it (``[::1]:1883`` for an IPv6 address)."""
+    host = settings.mqtt_host
+    return f"[{host}]:{settings.mqtt_port}" if ":" in host else f"{host}:{settings.mqtt_port}"
+
+
 class RequestClient:
     def __init__(self, settings: AgentSettings) -> None:
         self.settings = settings
@@ -65,7 +71,9 @@ class RequestClient:
                 [(t.response(profile, command), 1), (t.audio(profile, request_id), 1), (t.audio(profile, request_id) + "/+", 1)]
             )
             if not self._subscribed.wait(timeout):
-                raise TimeoutError("the broker did not confirm the subscription")
+                raise TimeoutError(
+                    f"the MQTT broker at {broker_address(self.settings)} did not confirm the subscription"
+                )
             self._client.publish(t.request(profile, command), json.dumps(payload), qos=1)
             return self._collect(profile, command, request_id, timeout)
         finally:
@@ -82,7 +90,11 @@ class RequestClient:
             try:
                 topic, payload = self._messages.get(timeout=timeout)
             except queue.Empty:
-                raise TimeoutError(f"no response to {command} within {timeout:g} s (is the agent running?)") from None
+                raise TimeoutError(
+                    f"no response to {command} within {timeout:g} s: asked the MQTT broker at "
+                    f"{broker_address(self.settings)} on {t.request(profile, command)} "
+                    "(is the agent running, on that broker and base topic?)"
+                ) from None
             if topic == t.response(profile, command):
                 response = json.loads(payload)
                 if response.get("id") == request_id:
@@ -123,7 +135,7 @@ class EventFollower:
         self._client.loop_start()
         if not self._subscribed.wait(10):
             self.__exit__()
-            raise TimeoutError("the broker did not confirm the subscription")
+            raise TimeoutError(f"the MQTT broker at {broker_address(s)} did not confirm the subscription")
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -18,7 +18,7 @@ import uuid
 from concurrent.futures import Future
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from agent.commands import check_profile, find, validate
 from agent.core import Core
@@ -27,6 +27,7 @@ from agent.mqtt.transport import MqttTransport
 from agent.requests import load_json
 from agent.settings import AgentSettings
 from providers.base import ProviderError
+from providers.settings_base import InputModel
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ ASR = {"hermes/asr/startListening": "listening", "hermes/asr/textCaptured": "hea
 DEFAULT_PROFILE = "default"
 
 
-class HermesMessage(BaseModel):
+class HermesMessage(InputModel):
     """Hermes JSON is camelCase and grows new keys: unknown ones are ignored."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)

@@ -2,6 +2,12 @@
 
 paho's network thread runs the callbacks; they only hand work on, never block.
 Subscriptions and retained state are restored on every (re)connect.
+
+A session can go deaf without a disconnect: when another client connects with our client id,
+Mosquitto closes our connection (paho reconnects), but amqtt (the embedded broker) drops our
+session's subscriptions and keeps the connection open, answering our keepalive pings. So every
+keepalive interval the transport sends itself a message on a topic of its own; when the last one
+has not come back, the session is lost and it connects again.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import uuid
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
@@ -33,6 +40,12 @@ class MqttTransport:
         self._connected = threading.Event()  # connected and subscribed: requests published now reach us
         self._subscribing: int | None = None  # the mid of the connect's SUBSCRIBE, until its SUBACK
         self._stopping = False
+        self._restart = threading.Lock()  # the session watch's reconnect and ``stop``, one at a time
+        self._echo_topic = f"{status_topic}/echo/{uuid.uuid4().hex[:12]}"  # ours alone: one per process
+        self._echo_pending: str | None = None  # sent to ourselves, not back yet
+        self._subscriptions[self._echo_topic] = 1
+        self._watch_stop = threading.Event()
+        self._watch = threading.Thread(target=self._watch_session, name="mqtt-session", daemon=True)
         self._client = new_client(settings, settings.mqtt_client_id)
         self._client.will_set(status_topic, "offline", qos=1, retain=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
@@ -56,9 +69,10 @@ class MqttTransport:
 
     def start(self) -> None:
         s = self._settings
-        log.info("connecting to MQTT broker %s:%d", s.mqtt_host, s.mqtt_port)
+        log.info("connecting to MQTT broker %s:%d as %s", s.mqtt_host, s.mqtt_port, s.mqtt_client_id)
         self._client.connect_async(s.mqtt_host, s.mqtt_port, keepalive=s.mqtt_keepalive)
         self._client.loop_start()
+        self._watch.start()
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
@@ -74,15 +88,52 @@ class MqttTransport:
 
     def stop(self) -> None:
         """Clean stop: ``offline`` is published (retained) before the disconnect."""
-        self._stopping = True
-        if self._connected.is_set():
-            info = self._client.publish(self._status_topic, "offline", qos=1, retain=True)
-            try:
-                info.wait_for_publish(timeout=2)
-            except (RuntimeError, ValueError):
-                pass
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._watch_stop.set()
+        with self._restart:
+            self._stopping = True
+            if self._connected.is_set():
+                info = self._client.publish(self._status_topic, "offline", qos=1, retain=True)
+                try:
+                    info.wait_for_publish(timeout=2)
+                except (RuntimeError, ValueError):
+                    pass
+            self._client.disconnect()
+            self._client.loop_stop()
+
+    # -- is the session still ours? ------------------------------------------------------------
+    def _watch_session(self) -> None:
+        """Every keepalive interval: the last message to ourselves must be back, then send the next."""
+        while not self._watch_stop.wait(self._settings.mqtt_keepalive):
+            if not self._connected.is_set():
+                continue  # paho is reconnecting; ``_ready`` clears what was pending
+            if self.session_lost():
+                log.warning(
+                    "the broker stopped delivering to us (a message to ourselves did not come back in %d s: "
+                    "did another client connect with our client id %s?); reconnecting",
+                    self._settings.mqtt_keepalive, self._settings.mqtt_client_id,
+                )
+                self._reconnect()
+                continue
+            self._echo_pending = uuid.uuid4().hex
+            self._client.publish(self._echo_topic, self._echo_pending, qos=1)
+
+    def session_lost(self) -> bool:
+        """A message sent to ourselves a keepalive interval ago has not come back."""
+        return self._echo_pending is not None
+
+    def _reconnect(self) -> None:
+        """A clean DISCONNECT (the broker sends no last will for the session we lost), then connect
+        as at the start: ``_ready`` says ``online`` and re-publishes the retained state."""
+        with self._restart:
+            if self._stopping:
+                return
+            self._connected.clear()
+            self._echo_pending = None
+            self._client.disconnect()
+            self._client.loop_stop()
+            s = self._settings
+            self._client.connect_async(s.mqtt_host, s.mqtt_port, keepalive=s.mqtt_keepalive)
+            self._client.loop_start()
 
     def _handle_connect(
         self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
@@ -107,6 +158,7 @@ class MqttTransport:
             self._ready(client)
 
     def _ready(self, client: mqtt.Client) -> None:
+        self._echo_pending = None
         client.publish(self._status_topic, "online", qos=1, retain=True)
         self._connected.set()
         for hook in self._on_connect_hooks:
@@ -123,11 +175,16 @@ class MqttTransport:
     def _handle_disconnect(
         self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
     ) -> None:
-        if self._connected.is_set() and not self._stopping:
-            log.warning("disconnected from MQTT broker (%s); reconnecting", reason)
-        self._connected.clear()
+        was_connected = self._connected.is_set()
+        self._connected.clear()  # before the line: whoever reads it finds us offline
+        if was_connected and not self._stopping:
+            log.warning("disconnected from MQTT broker (%s); reconnecting as %s", reason, self._settings.mqtt_client_id)
 
     def _handle_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self._echo_topic:
+            if message.payload.decode(errors="replace") == self._echo_pending:
+                self._echo_pending = None
+            return
         if self._on_message is None:
             return
         try:

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from agent.requests import Request
+from agent.requests import Request, Text
 from providers import registry
 from providers.common.names import PlainName
 
@@ -46,7 +46,7 @@ class RecordRequest(Request):
 
     audio: bytes | None = Field(None, exclude=True, description="Set from a binary payload.")
     audio_b64: Base64Audio | None = Field(None, description="The WAV file, base64-encoded.")
-    transcript: str | None = Field(None, max_length=2000, description="What was said, if known.")
+    transcript: Text | None = Field(None, max_length=2000, description="What was said, if known.")
     source: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="Where it came from.")
 
     @model_validator(mode="after")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -24,9 +26,11 @@ from agent.record.keep import samples_to_prune
 from agent.record.readiness import all_providers
 from agent.record.requests import RecordRequest
 from agent.record.speaker import similarity
-from agent.record.store import SampleStore
+from agent.record.store import CorruptDatabase, SampleStore, open_store
 from agent.record.vad import Utterance, VadOptions
+from agent.work import ByteBudget
 from providers import registry
+from providers.common.process import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +46,30 @@ class RecordJob:
     future: Future[dict[str, Any]] | None = None
     enroll: bool = False  # the audio is the owner's reference voice, not a sample
 
+    @property
+    def size(self) -> int:
+        """The bytes it holds while it waits and is scored."""
+        if self.audio is not None:
+            return len(self.audio)
+        return sum(u.samples.nbytes for u in self.utterances or [])
+
 
 class RecordService:
     def __init__(
         self, layout: Layout, configs: ConfigStore, events: EventBus, state: StateBoard, queue_depth: int,
-        analyser: analysis.Analyser | None = None,
+        analyser: analysis.Analyser | None = None, queue_bytes: int | None = None,
     ) -> None:
+        """``queue_depth`` recordings, of ``queue_bytes`` in all (unbounded when None), may wait or be
+        scored at a time; more are ``busy``."""
         self._layout = layout
         self._configs = configs
         self._events = events
         self._state = state
         self._queue: queue.Queue[RecordJob | None] = queue.Queue(maxsize=queue_depth)
+        self._bytes = ByteBudget(queue_bytes if queue_bytes is not None else sys.maxsize)
         self._stores: dict[str, SampleStore] = {}
         self._orphaned: set[str] = set()  # profiles with audio to score again (found without its row)
+        self._problems: dict[str, str] = {}  # profile -> why its record path is down or rebuilding
         self._analyser = analyser or analysis.AnalysisWorker()
         self._lock = threading.Lock()
         self._worker = threading.Thread(target=self._work, name="record", daemon=True)
@@ -88,9 +103,14 @@ class RecordService:
             return False
 
     def _enqueue(self, job: RecordJob) -> None:
+        size = job.size
+        if not self._bytes.take(size):
+            raise ServiceError("busy", f"{self._bytes.held} bytes of recordings are waiting to be scored "
+                                       f"(at most {self._bytes.limit}); try again later")
         try:
             self._queue.put_nowait(job)
         except queue.Full:
+            self._bytes.release(size)
             raise ServiceError("busy", "too many recordings are waiting to be scored; try again later") from None
 
     def vad_options(self, profile: str) -> VadOptions:
@@ -104,14 +124,63 @@ class RecordService:
         return self._configs.get(profile).record.drop_own_speech
 
     def store(self, profile: str) -> SampleStore:
+        """The profile's store, opened on first use. A damaged database is set aside and rebuilt from
+        the WAVs; a store that cannot be opened at all is ``record_unavailable`` for this profile
+        alone (tried again on its next use). Either way the reason is in the profile's state
+        (``record_problem``) and in ``problems()``."""
         with self._lock:
             store = self._stores.get(profile)
-            if store is None:
-                store = SampleStore(self._layout.samples_dir(profile), self._layout.samples_db(profile))
+            if store is not None:
+                return store
+            had = profile in self._problems
+            db = self._layout.samples_db(profile)
+            try:
+                store, aside = open_store(self._layout.samples_dir(profile), db)
+            except (OSError, sqlite3.Error, CorruptDatabase) as exc:
+                why = f"record path down: cannot open {db.name}: {exc}"
+                if self._problems.get(profile) != why:  # once, not at every request while it lasts
+                    log.error("profile %s: %s (%s)", profile, why, db)
+                self._problems[profile] = why
+            else:
                 self._stores[profile] = store
-                if store.orphans():
+                if store.orphans() or aside is not None:
                     self._orphaned.add(profile)
-            return store
+                if aside is not None:
+                    self._problems[profile] = (
+                        f"{db.name} was damaged ({aside.reason}) and is kept as {aside.kept_as.name}; "
+                        f"{len(store.orphans())} sample(s) are scored again from their WAVs "
+                        "(their transcripts and the enrolled voice were in it)")
+                else:
+                    self._problems.pop(profile, None)
+            problem = self._problems.get(profile)
+        if problem is not None or had:
+            self._state.update(profile, record_problem=problem)
+        if store is None:
+            assert problem is not None
+            raise ServiceError("record_unavailable", problem)
+        return store
+
+    def open(self, profile: str) -> None:
+        """At start-up: open the profile's store (making its folders) and publish its readiness. A
+        store that cannot be opened takes down this profile's record path, not the agent."""
+        try:
+            self.publish_readiness(profile)
+        except ServiceError:
+            pass  # logged, and in its state and problems(), by ``store``
+
+    def problems(self) -> list[str]:
+        """Profiles whose record path is down or rebuilding its database, and why."""
+        with self._lock:
+            return [f"profile {profile!r}: {why}" for profile, why in sorted(self._problems.items())]
+
+    def _rebuilt(self, profile: str) -> None:
+        """Every orphan of the profile is scored: a database rebuilt from its WAVs is whole again."""
+        with self._lock:
+            self._orphaned.discard(profile)
+            if profile not in self._stores or self._problems.pop(profile, None) is None:
+                return
+        log.info("the samples database of %s is rebuilt from its WAVs", profile)
+        self._state.update(profile, record_problem=None)
 
     def publish_readiness(self, profile: str) -> dict[str, Any]:
         config = self._configs.get(profile)
@@ -127,6 +196,8 @@ class RecordService:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 break
+            if job is not None:
+                self._bytes.release(job.size)
             if job is not None and job.future is not None:
                 job.future.set_exception(ServiceError("shutting_down", "the agent is stopping"))
         self._queue.put(None)
@@ -146,18 +217,25 @@ class RecordService:
                 continue
             if job is None:
                 return
+            self._run(job)
+            release_free_memory()  # a flood of 32 MiB recordings must not stay the agent's RSS
+
+    def _run(self, job: RecordJob) -> None:
+        try:
             try:
-                try:
-                    result = self._process(job)
-                except analysis.AnalysisFailed as exc:
-                    raise ServiceError(exc.code, str(exc)) from exc
-                if job.future is not None:
-                    job.future.set_result(result)
-            except BaseException as exc:
-                if not isinstance(exc, ServiceError):
-                    log.exception("recording %s failed", job.id)
-                if job.future is not None:
-                    job.future.set_exception(exc)
+                result = self._process(job)
+            except analysis.AnalysisFailed as exc:
+                raise ServiceError(exc.code, str(exc)) from exc
+        except BaseException as exc:
+            if not isinstance(exc, ServiceError):
+                log.exception("recording %s failed", job.id)
+            self._bytes.release(job.size)  # before the answer: who hears it may send the next one
+            if job.future is not None:
+                job.future.set_exception(exc)
+            return
+        self._bytes.release(job.size)
+        if job.future is not None:
+            job.future.set_result(result)
 
     def _reimport_one(self) -> None:
         """Score one orphan again: kept, its audio lives on as new samples; refused, it moves to
@@ -166,10 +244,15 @@ class RecordService:
             profile = next(iter(sorted(self._orphaned)), None)
         if profile is None:
             return
-        orphans = self.store(profile).orphans()
-        if not orphans:
+        try:
+            store = self.store(profile)
+        except ServiceError:
             with self._lock:
                 self._orphaned.discard(profile)
+            return
+        orphans = store.orphans()
+        if not orphans:
+            self._rebuilt(profile)
             return
         path = orphans[0]
         job = RecordJob(profile, uuid.uuid4().hex[:12], audio=path.read_bytes(), source="orphan")
@@ -188,6 +271,8 @@ class RecordService:
         else:
             (path.parent / "refused").mkdir(exist_ok=True)
             path.replace(path.parent / "refused" / path.name)
+        if not store.orphans():
+            self._rebuilt(profile)  # before the event: who hears of the last one finds the profile whole
         self._events.emit(profile, "sample.reimported", {"file": path.name, "kept": kept, "refused": refused})
 
     def _enroll(self, job: RecordJob) -> dict[str, Any]:

@@ -70,20 +70,78 @@ class Sample:
         return dict(self.__dict__)
 
 
+class CorruptDatabase(Exception):
+    """The samples database was damaged (not a database, malformed pages) and is set aside: it
+    cannot be trusted, but the WAVs beside it can (a new database scores them again)."""
+
+    def __init__(self, reason: str, kept_as: Path) -> None:
+        super().__init__(f"{reason} (kept as {kept_as.name})")
+        self.reason = reason
+        self.kept_as = kept_as
+
+
+CORRUPT_CODES = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+
+
+def set_aside(db_path: Path, when: float) -> Path:
+    """Rename a damaged database and its WAL files to ``<name>.corrupt-<time>``: kept for whoever
+    wants to look into it, out of the way of a new one. The new name of the database."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
+    target = db_path.with_name(f"{db_path.name}.corrupt-{stamp}")
+    for suffix in ("-wal", "-shm"):
+        part = db_path.with_name(db_path.name + suffix)
+        if part.exists():
+            os.replace(part, target.with_name(target.name + suffix))
+    os.replace(db_path, target)
+    return target
+
+
+def open_store(samples_dir: Path, db_path: Path) -> tuple[SampleStore, CorruptDatabase | None]:
+    """Open the store; when its database was damaged (and set aside) a new one is made in its
+    place, and its samples' WAVs, now without rows, wait in ``orphans/`` to be scored again.
+    OSError, sqlite3.Error or CorruptDatabase when even that fails."""
+    try:
+        return SampleStore(samples_dir, db_path), None
+    except CorruptDatabase as exc:
+        log.error("%s is damaged (%s): kept as %s; a new one is made and its samples are scored again",
+                  db_path, exc.reason, exc.kept_as.name)
+        return SampleStore(samples_dir, db_path), exc
+
+
 class SampleStore:
     """A profile's samples folder and its database (``Layout.samples_dir``, ``samples_db``)."""
 
     def __init__(self, samples_dir: Path, db_path: Path) -> None:
+        """Open (or create) the store. A damaged database is set aside (``CorruptDatabase``)."""
         self.samples_dir = samples_dir
         self.db_path = db_path
         self.samples_dir.mkdir(parents=True, exist_ok=True)
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(SCHEMA)
+        try:
+            damage = self._damage()
+        except BaseException:
+            self._db.close()
+            raise
+        if damage is not None:
+            kept = set_aside(self.db_path, time.time())  # before it is closed: closing, SQLite deletes the WAL
+            self._db.close()
+            raise CorruptDatabase(damage, kept)
         self.reconcile()
+
+    def _damage(self) -> str | None:
+        """Prepare the database; why it cannot be trusted, or None (the whole file is checked)."""
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(SCHEMA)
+            found = [row[0] for row in self._db.execute("PRAGMA quick_check(3)")]
+        except sqlite3.DatabaseError as exc:
+            if getattr(exc, "sqlite_errorname", "") in CORRUPT_CODES:
+                return str(exc)
+            raise
+        return None if found == ["ok"] else "; ".join(found)
 
     def close(self) -> None:
         with self._lock:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from agent.events import EventBus
 from agent.layout import Layout
@@ -27,7 +27,9 @@ from agent.record.echo import OwnSpeech
 from agent.record.service import RecordService
 from agent.record.vad import Segmenter, Utterance
 from agent.requests import load_json
+from agent.work import ByteBudget
 from providers.common.names import is_plain_name
+from providers.settings_base import InputModel
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +37,11 @@ IDLE_SECONDS = 30.0  # a session with no frames for this long is closed (its ope
 PAIR_SECONDS = 5.0  # how long an utterance waits for its transcript, or a transcript for its utterance
 MAX_SESSIONS = 32
 MAX_FRAME_BYTES = 256 * 1024
+MAX_INBOX_ITEMS = 2000  # frames of a few hundredths of a second: half a minute of 32 sessions
 HERMES_FRAME_SECONDS = 2.0  # a satellite sends frames of a few hundredths of a second
 
 
-class StreamStart(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StreamStart(InputModel):
     sample_rate: int = Field(16000, ge=8000, le=48000, description="Rate of the 16-bit mono PCM frames.")
     source: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
 
@@ -70,8 +71,11 @@ class Heard:
 
 class StreamSessions:
     def __init__(
-        self, layout: Layout, records: RecordService, events: EventBus, hermes_sites: dict[str, str]
+        self, layout: Layout, records: RecordService, events: EventBus, hermes_sites: dict[str, str],
+        inbox_bytes: int,
     ) -> None:
+        """Frames of ``inbox_bytes`` in all (and at most MAX_INBOX_ITEMS) wait for the stream thread;
+        more are dropped, each with a ``stream.error`` event."""
         self._layout = layout
         self._records = records
         self._events = events
@@ -80,7 +84,8 @@ class StreamSessions:
         self._heard: dict[tuple[str, str], Heard] = {}
         self.own_speech = OwnSpeech()
         events.listen(self._on_event)
-        self._inbox: queue.Queue[tuple[str, str, str, bytes] | None] = queue.Queue(maxsize=2000)
+        self._inbox: queue.Queue[tuple[str, str, str, bytes] | None] = queue.Queue(maxsize=MAX_INBOX_ITEMS)
+        self._inbox_bytes = ByteBudget(inbox_bytes)
         self._thread = threading.Thread(target=self._run, name="streams", daemon=True)
         self._thread.start()
 
@@ -104,9 +109,14 @@ class StreamSessions:
             self._put(profile, f"hermes-{site}", f"asr-{event}", text.encode("utf-8"))
 
     def _put(self, profile: str, session: str, kind: str, payload: bytes) -> None:
+        if not self._inbox_bytes.take(len(payload)):
+            self._error(profile, session, f"stream input is backed up ({self._inbox_bytes.held} bytes waiting, "
+                                          f"at most {self._inbox_bytes.limit}); frames dropped")
+            return
         try:
             self._inbox.put_nowait((profile, session, kind, payload))
         except queue.Full:
+            self._inbox_bytes.release(len(payload))
             self._error(profile, session, "stream input is backed up; frames dropped")
 
     def stop(self) -> None:
@@ -135,6 +145,8 @@ class StreamSessions:
             except Exception:
                 log.exception("stream %s/%s failed", item[0], item[1])
                 self._error(item[0], item[1], "internal error while processing the stream")
+            finally:
+                self._inbox_bytes.release(len(item[3]))
 
     def _handle(self, profile: str, name: str, kind: str, payload: bytes) -> None:
         if not is_plain_name(name) or not self._layout.exists(profile):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from agent.config.model import VoiceConfig
+from agent.errors import ServiceError
 from agent.requests import describe_validation_error
 from agent.speak.budget import AUDIO_TOO_LONG, AudioBudget, AudioTooLong
 from agent.speak.cache import AudioCache
@@ -184,6 +185,8 @@ class _Synthesis:
                         if job.stream:
                             self.on_chunk(len(parts), chunk)
                         parts.append(chunk.pcm)
+        except ServiceError:  # the door's AudioOut refused the audio (its client has gone): stop here
+            raise
         except (ProviderError, AudioTooLong) as exc:
             raise _Failure(str(exc), exc.code, _dropped(parts, job.stream)) from exc
         except Exception as exc:  # an engine bug must not take the worker down

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from agent.requests import ProviderName, Request
+from agent.requests import ProviderName, Request, Text
 
 
 class SpeakRequest(Request):
-    text: str = Field(min_length=1, description="What to say.")
+    text: Text = Field(
+        min_length=1, description="What to say; tab, line feed and carriage return are its only control characters."
+    )
     provider: ProviderName | None = Field(None, description="Overrides tts.provider.")
     voice: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:,-]{0,127}$", description="Voice name.")
     speed: float | None = Field(None, ge=0.5, le=2.0, description="Overrides the provider's speed.")

@@ -35,7 +35,9 @@ log = logging.getLogger(__name__)
 
 class AudioOut(Protocol):
     """Where a request's audio goes, as WAV files: each sentence as soon as it is ready when
-    streaming, else the whole utterance once. ``request_id`` is the one the answer carries."""
+    streaming, else the whole utterance once. ``request_id`` is the one the answer carries.
+    ``chunk`` may raise ``ServiceError`` when the audio has nowhere to go any more (the door's
+    client has gone): the request stops there, before its next sentence, and fails with that code."""
 
     def chunk(self, request_id: str, seq: int, wav: bytes) -> None: ...
 
@@ -213,6 +215,9 @@ class SpeakService:
         except SpeakFailed as exc:
             self._events.emit(profile, "speak.failed", {"id": job.id, "provider": exc.provider, "error": str(exc), "code": exc.code})
             raise ServiceError(exc.code, str(exc)) from exc
+        except ServiceError as exc:  # the AudioOut refused the audio
+            self._events.emit(profile, "speak.failed", {"id": job.id, "provider": provider, "error": str(exc), "code": exc.code})
+            raise
         if not job.stream:
             out.whole(job.id, wav_bytes(result.pcm, result.sample_rate))
         summary = self._summary(job, result, out.where(job.id, job.stream))

@@ -126,6 +126,14 @@ class JobStore:
         return [_job(r) for r in rows]
 
 
+    def count(self, states: tuple[str, ...]) -> int:
+        """Jobs of the whole home in these states."""
+        with self._lock:
+            row = self._db.execute(f"SELECT COUNT(*) FROM jobs WHERE state IN ({','.join('?' * len(states))})",
+                                   states).fetchone()
+        return int(row[0])
+
+
 def _job(row: tuple[Any, ...]) -> Job:
     return Job(
         id=row[0], profile=row[1], provider=row[2], speaker=row[3], params=json.loads(row[4]), run_when=row[5],

@@ -7,7 +7,6 @@ reaches MQTT as rate-limited events, the profile's retained state and the seed's
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from agent import lockfile
 from agent.events import EventBus, StateBoard
 from agent.gpu.arbiter import GpuArbiter
 from agent.layout import Layout, StatusFiles
@@ -92,18 +92,9 @@ class JobRunner:
         False while another runner holds the home; ``tick`` tries again."""
         if self._holder is not None:
             return True
-        path = self._layout.jobs_lock
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
+        handle = lockfile.hold(self._layout.jobs_lock)
+        if handle is None:
             return False
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
         self._holder = handle
         for job in self._jobs.list(states=("running",), limit=1000):
             self._jobs.update(job, state="queued")

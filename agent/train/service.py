@@ -128,6 +128,10 @@ class TrainService:
         for job in self.jobs.list(states=ACTIVE, profile=profile):
             if job.provider == request.provider and job.speaker == request.speaker:
                 raise ServiceError("duplicate", f"job {job.id} already trains {request.provider}/{request.speaker} ({job.state})")
+        queued = self.jobs.count(states=("queued",))
+        if queued >= self._settings.max_queued_jobs:  # each may run for hours: a flood must not queue days of work
+            raise ServiceError("busy", f"{queued} training jobs are already queued (at most "
+                                       f"{self._settings.max_queued_jobs}); cancel one or wait for them")
         job = self.jobs.create(profile, request.provider, request.speaker, params, request.when,
                                str(dataset) if dataset is not None else None)
         self.runner.enqueue(job)
@@ -205,7 +209,11 @@ class TrainService:
                              profile, auto.provider, wait - (time.time() - last), len(failed))
                     continue
                 since = last
-            fresh = [s for s in self._records.store(profile).list() if s.created > since]
+            try:
+                fresh = [s for s in self._records.store(profile).list() if s.created > since]
+            except ServiceError as exc:  # its record path is down: the other profiles are checked all the same
+                log.info("automatic retraining of %s/%s not checked: %s", profile, auto.provider, exc)
+                continue
             if len(fresh) < auto.new_samples:
                 continue
             request = TrainRequest(provider=auto.provider, speaker=auto.speaker, when="idle")

@@ -3,12 +3,13 @@
 ``describe`` -> ``info``; ``synthesize`` -> audio (or an ``error``); a ``synthesize-start`` ...
 ``synthesize-stop`` stream -> audio sentence by sentence, then ``synthesize-stopped`` (a
 ``synthesize`` inside a stream is the compatibility copy of the streamed text, and is ignored);
-``ping`` -> ``pong``. A bad event is answered with an ``error`` and the connection stays open.
+``ping`` -> ``pong``. A bad event is answered with an ``error`` and the connection stays open
+(one that cannot even be read is ``connection``'s: it answers and closes). When the connection
+ends, what is still being said or queued for it is dropped.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,10 +19,10 @@ from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import Describe
 from wyoming.ping import Ping, Pong
-from wyoming.server import AsyncEventHandler
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped, SynthesizeVoice
 
 from agent.commands import Command
+from agent.wyoming.connection import Write
 from agent.wyoming.info import describe
 from agent.wyoming.names import VoicePick, parse_voice_name
 from agent.wyoming.speech import Speech
@@ -44,41 +45,46 @@ class BadEvent(Exception):
     """An event whose data is not what the protocol says."""
 
 
-class TtsHandler(AsyncEventHandler):
-    def __init__(self, door: DoorContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        super().__init__(reader, writer)
+class TtsHandler:
+    """A connection's events, as ``connection.Connection`` hands them over."""
+
+    def __init__(self, door: DoorContext, write: Write, peer: str) -> None:
         self._door = door
-        peer = writer.get_extra_info("peername")
-        self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "local"
-        self._speech = Speech(door.commands["speak"], door.profile_exists, self.write_event, self._peer)
+        self._peer = peer
+        self._write = write
+        self._speech = Speech(door.commands["speak"], door.profile_exists, write, peer)
         self._stream: TextStream | None = None
 
     async def handle_event(self, event: Event) -> bool:
-        """False (the library then closes the connection) only when the client has gone."""
+        """False (the connection then closes) only when the client has gone."""
         try:
             try:
                 await self._handle(event)
             except BadEvent as exc:
                 log.warning("Wyoming %s from %s refused: %s", event.type, self._peer, exc)
-                await self.write_event(Error(text=f"{event.type}: {exc}", code="invalid_payload").event())
+                await self._write(Error(text=f"{event.type}: {exc}", code="invalid_payload").event())
             except ConnectionError:
                 raise
             except Exception as exc:  # a bug: answer it and keep the connection
                 log.exception("Wyoming %s from %s failed", event.type, self._peer)
-                await self.write_event(Error(text=f"{type(exc).__name__}: {exc}", code="internal_error").event())
+                await self._write(Error(text=f"{type(exc).__name__}: {exc}", code="internal_error").event())
         except ConnectionError:
             return False
         return True
 
     async def disconnect(self) -> None:
-        if self._stream is not None:
-            self._stream.cancel()
-            self._stream = None
+        """The connection has ended: the speech for it stops at the next sentence, and the
+        sentences still queued in its stream are dropped."""
+        cut_off = self._speech.stop()
+        dropped = self._stream.cancel() if self._stream is not None else 0
+        self._stream = None
+        if cut_off or dropped:
+            log.info("Wyoming client %s has gone: its speech stops (%d queued sentence(s) dropped)", self._peer, dropped)
 
     async def _handle(self, event: Event) -> None:
         if Describe.is_type(event.type):
             info = await describe(self._door.commands["voices"], self._door.profile_names())
-            await self.write_event(info.event())
+            await self._write(info.event())
         elif Synthesize.is_type(event.type):
             if self._stream is None:  # inside a stream it repeats the streamed text: ignore it
                 synthesize = _parse(Synthesize.from_event, event)
@@ -98,17 +104,17 @@ class TtsHandler(AsyncEventHandler):
         elif SynthesizeStop.is_type(event.type):
             await self._end_stream()
         elif Ping.is_type(event.type):
-            await self.write_event(Pong(text=Ping.from_event(event).text).event())
+            await self._write(Pong(text=Ping.from_event(event).text).event())
         else:
             log.debug("Wyoming event %s from %s ignored", event.type, self._peer)
 
     async def _end_stream(self) -> None:
         """Speak the rest of the stream (if one is open) and say it has stopped (always: a stop
         without a start is answered too)."""
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            await stream.finish()
-        await self.write_event(SynthesizeStopped().event())
+        if self._stream is not None:
+            await self._stream.finish()  # if the client goes meanwhile, disconnect drops the rest
+            self._stream = None
+        await self._write(SynthesizeStopped().event())
 
 
 def _parse(reader: Callable[[Event], Any], event: Event) -> Any:

@@ -1,6 +1,8 @@
 """The Wyoming server: its own thread and asyncio loop, so neither the MQTT door nor the speak
 workers wait on it. ``start`` returns once it listens, or raises with the reason it cannot
-(an address in use, a bad URI, the library missing): the agent then refuses to start."""
+(an address in use, a bad URI, the library missing): the agent then refuses to start. Each
+client is a ``connection.Connection`` under the door's cap (``limits``); failed accepts (out of
+descriptors) are logged once per interval, not as a traceback a second."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from urllib.parse import urlparse
 
 from agent.core import Core
 from agent.settings import AgentSettings
+from agent.limits import ThrottledLog, connection_cap, log_accept_failures
+from agent.wyoming.limits import MAX_CONNECTIONS, ConnectionGate
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +74,7 @@ class WyomingServer:
         try:
             from wyoming.server import AsyncServer
 
+            from agent.wyoming.connection import Connection
             from agent.wyoming.handler import DoorContext, TtsHandler
         except ImportError as exc:
             return self._fail(RuntimeError(f"the Wyoming door needs the wyoming extra: pip install 'voice-agent[wyoming]' ({exc})"))
@@ -80,8 +85,10 @@ class WyomingServer:
         except ValueError as exc:
             return self._fail(RuntimeError(f"VOICE_AGENT_WYOMING_URI {self.uri!r} is not usable: {exc}"))
         door = DoorContext(self._core.commands, self._core.layout.names, self._core.layout.exists, self._max_text_chars)
+        gate = ConnectionGate(connection_cap(MAX_CONNECTIONS), ThrottledLog(log))
+        log_accept_failures(asyncio.get_running_loop(), ThrottledLog(log), "Wyoming server")
         try:
-            await server.start(partial(TtsHandler, door))
+            await server.start(partial(Connection, gate, partial(TtsHandler, door)))
         except OSError as exc:
             return self._fail(RuntimeError(f"Wyoming server cannot listen on {self.uri}: {_reason(exc)}"))
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()

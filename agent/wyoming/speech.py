@@ -3,15 +3,18 @@ sentence's WAV cut into ``audio-chunk`` events as soon as the speak worker hands
 by ``audio-start`` and ``audio-stop``; a refusal becomes an ``error {text, code}`` event.
 
 The speak worker runs on its own thread: ``LoopAudio`` (the door's ``AudioOut``) only hands
-each WAV to the connection's asyncio loop, where the events are written.
+each WAV to the connection's asyncio loop, where the events are written. Once the client has
+gone, ``LoopAudio`` refuses the worker's next sentence (``client_gone``): a long text is not
+synthesized to its end for nobody.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -23,6 +26,7 @@ from wyoming.event import Event
 from agent.commands import Command
 from agent.errors import ServiceError
 from agent.requests import describe_validation_error
+from agent.wyoming.connection import Write
 from agent.wyoming.names import VoicePick
 from providers.base import ProviderError
 from providers.common.audio import read_wav_pcm
@@ -33,7 +37,6 @@ log = logging.getLogger(__name__)
 SAMPLES_PER_CHUNK = 1024  # what wyoming-piper sends: 46 ms at 22.05 kHz
 WIDTH, CHANNELS = 2, 1  # the core's audio: 16-bit mono
 
-Write = Callable[[Event], Awaitable[None]]
 ProfileExists = Callable[[str], bool]
 
 _DONE = object()
@@ -42,16 +45,17 @@ _DONE = object()
 class LoopAudio:
     """The door's ``AudioOut``: every WAV the speak worker produces, queued on the loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, where: str) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, where: str, gone: threading.Event) -> None:
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self._loop = loop
         self._where = where
+        self._gone = gone
 
     def chunk(self, request_id: str, seq: int, wav: bytes) -> None:
-        self._put(wav)
+        self._deliver(wav)
 
     def whole(self, request_id: str, wav: bytes) -> None:
-        self._put(wav)
+        self._deliver(wav)
 
     def where(self, request_id: str, stream: bool) -> str:
         return self._where
@@ -59,6 +63,12 @@ class LoopAudio:
     def finished(self, future: Future[dict[str, Any]]) -> None:
         """After the last WAV (the worker answers after handing over its audio)."""
         self._put(_DONE)
+
+    def _deliver(self, wav: bytes) -> None:
+        """Called on the speak worker's thread: raising stops its request before the next sentence."""
+        if self._gone.is_set():
+            raise ServiceError("client_gone", f"the Wyoming client has gone ({self._where})")
+        self._put(wav)
 
     def _put(self, item: Any) -> None:
         try:
@@ -82,10 +92,32 @@ class Speech:
         self._profile_exists = profile_exists
         self._write = write
         self._where = f"wyoming://{peer}"
+        self._gone = threading.Event()
+        self._speaking = 0
+        self._cut_off = False
+
+    def stop(self) -> bool:
+        """The connection has ended: refuse what the worker still produces for it. True when
+        that cut its speech off (a write failed, or a text was still being spoken)."""
+        self._gone.set()
+        return self._cut_off or self._speaking > 0
 
     async def say(self, text: str, pick: VoicePick) -> bool:
         """Write ``text``'s audio (audio-start, chunks, audio-stop) or an error; True when spoken."""
-        out = LoopAudio(asyncio.get_running_loop(), self._where)
+        if self._gone.is_set():
+            raise ConnectionAbortedError("the connection has ended")
+        self._speaking += 1
+        try:
+            return await self._say(text, pick)
+        except ConnectionError:
+            self._cut_off = True
+            self._gone.set()
+            raise
+        finally:
+            self._speaking -= 1
+
+    async def _say(self, text: str, pick: VoicePick) -> bool:
+        out = LoopAudio(asyncio.get_running_loop(), self._where, self._gone)
         try:
             future = self._submit(text, pick, out)
         except (ServiceError, ProviderError) as exc:

@@ -6,7 +6,8 @@ other by a task of their own, so the connection keeps reading text while the fir
 being spoken. Each sentence is one speak request with its own ``audio-start``/``audio-stop``,
 as wyoming-piper frames them; Home Assistant takes the format from the first ``audio-start``
 and plays the chunks until ``synthesize-stopped``. After a refusal (its ``error`` event is the
-answer) the rest of that stream is not spoken; ``synthesize-stopped`` still ends it.
+answer) the rest of that stream is not spoken; ``synthesize-stopped`` still ends it. When the
+connection ends, the sentences still queued are dropped.
 """
 
 from __future__ import annotations
@@ -44,8 +45,13 @@ class TextStream:
         self._sentences.put_nowait(None)
         await self._task
 
-    def cancel(self) -> None:
+    def cancel(self) -> int:
+        """Stop speaking (the connection has ended); how many queued sentences are dropped."""
         self._task.cancel()
+        dropped = 0
+        while not self._sentences.empty():
+            dropped += self._sentences.get_nowait() is not None
+        return dropped
 
     def _flush(self) -> None:
         rest = self._cutter.finish()

@@ -20,22 +20,28 @@ def add_parser(sub: Any) -> None:
     kokoro = sub.add_parser("kokoro", help="prepare the Kokoro model, train a Kokoro voicepack")
     actions = kokoro.add_subparsers(dest="action", required=True)
     prepare = actions.add_parser("prepare", help="assemble the model, fold it to float and time both here (once)")
-    prepare.add_argument("-p", "--profile", default="default")
+    prepare.add_argument("-p", "--profile", default="default",
+                         help="profile: a folder under $VOICE_AGENT_HOME/profiles (default: default)")
     train = actions.add_parser("train-voicepack", help="train a voicepack that sounds like the profile's samples")
-    train.add_argument("-p", "--profile", default="default")
-    train.add_argument("--speaker", default="default", help="dataset out/voices/kokoro-datasets/<speaker>")
-    train.add_argument("--dataset", type=Path, help="any folder of WAVs (with metadata.csv file|text) instead")
-    train.add_argument("--epochs", type=int, help="gradient steps, one sentence each (default 60)")
-    train.add_argument("--learning-rate", type=float, help="Adam step in stock-voice standard deviations (default 0.3)")
+    train.add_argument("-p", "--profile", default="default",
+                       help="profile: a folder under $VOICE_AGENT_HOME/profiles (default: default)")
+    train.add_argument("--speaker", default="default",
+                       help="dataset out/voices/kokoro-datasets/<speaker> and the voicepack's name (default: default)")
+    train.add_argument("--dataset", type=Path,
+                       help="any folder of WAVs (with metadata.csv file|text) instead (default: the speaker's export)")
+    train.add_argument("--epochs", type=int, help="gradient steps, one sentence each, 1-20000 (default: 60)")
+    train.add_argument("--learning-rate", type=float,
+                       help="Adam step in stock-voice standard deviations, above 0 up to 2 (default: 0.3)")
     train.add_argument("--base-voice", help="start voice or blend (default: the closest stock voice)")
-    train.add_argument("--check-every", type=int, help="steps between checks on the real engine (default 10)")
-    train.add_argument("--lines", type=int, help="sentences each check says (default 3)")
-    train.add_argument("--max-samples", type=int)
-    train.add_argument("--device", choices=["cpu", "cuda"])
-    train.add_argument("--lang", choices=list("abefhijpz"), help="language the voicepack speaks (default a)")
-    train.add_argument("--min-minutes", type=float)
-    train.add_argument("--min-samples", type=int)
-    train.add_argument("--use", action="store_true", help="switch the profile's Kokoro voice to the result")
+    train.add_argument("--check-every", type=int, help="steps between checks on the real engine, 1-1000 (default: 10)")
+    train.add_argument("--lines", type=int, help="sentences each check says, 1-8 (default: 3)")
+    train.add_argument("--max-samples", type=int, help="samples that describe the target voice, 1-1000 (default: 20)")
+    train.add_argument("--device", choices=["cpu", "cuda"], help="where the speaker encoder runs (default: cpu)")
+    train.add_argument("--lang", choices=list("abefhijpz"), help="language the voicepack speaks (default: a)")
+    train.add_argument("--min-minutes", type=float, help="refuse datasets with less speech, 0-600 minutes (default: 5)")
+    train.add_argument("--min-samples", type=int, help="refuse datasets with fewer WAVs, 1-10000 (default: 10)")
+    train.add_argument("--use", action="store_true",
+                       help="switch the profile's Kokoro voice to the result (default: leave voice.json as it is)")
 
 
 def run(host: CliHost, args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from providers.settings_base import FallbackSettings
+from providers.settings_base import FallbackSettings, LocalPath
 
 LangCode = Literal["a", "b", "e", "f", "h", "i", "j", "p", "z"]
 LANG_CODES = "abefhijpz"
@@ -44,13 +44,13 @@ class KokoroSettings(FallbackSettings):
     )
     speed: float = Field(1.0, ge=0.5, le=2.0, description="Speaking speed.")
     use_custom_voicepack: bool = Field(False, description="Use voicepackPath instead of voice.")
-    voicepack_path: str = Field(
+    voicepack_path: LocalPath = Field(
         "", description="A (510,1,256) voicepack, .pt or .npy: an absolute path or a file name in out/voices/kokoro/."
     )
-    model_path: str = Field(
+    model_path: LocalPath = Field(
         "", description="A kokoro-v1.0.onnx (fp32 or int8) to use instead of the bundled int8 model; absolute or in out/voices/kokoro/."
     )
-    voices_path: str = Field(
+    voices_path: LocalPath = Field(
         "", description="A voices-v1.0.bin (NPZ, name -> (510,1,256)) whose voices join the bundled Japanese ones."
     )
     optimize: Literal["auto", "float", "int8"] = Field(

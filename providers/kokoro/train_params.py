@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from providers.kokoro.config import LangCode
+from providers.settings_base import InputModel, LocalPath
 
 
-class VoicepackParams(BaseModel):
+class VoicepackParams(InputModel):
     """The seed's training parameters, with their ranges (camelCase or snake_case keys)."""
 
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
     base_voice: str = Field("auto", min_length=1, description="Start voice or blend; auto = the stock voice or blend closest to the target.")
     epochs: int = Field(60, ge=1, le=20000, description="Gradient steps (one training sentence each).")
@@ -21,7 +22,7 @@ class VoicepackParams(BaseModel):
     device: Literal["cpu", "cuda"] = Field("cpu", description="Where the speaker encoder runs (synthesis runs on the CPU).")
     max_samples: int = Field(20, ge=1, le=1000, description="Target samples used to describe the voice.")
     lang_code: LangCode = Field("a", description="Language the voicepack is tuned to speak.")
-    voices_path: str = Field("", description="A voices-v1.0.bin whose voices join the starting set (as tts.kokoro.voicesPath).")
+    voices_path: LocalPath = Field("", description="A voices-v1.0.bin whose voices join the starting set (as tts.kokoro.voicesPath).")
     lines: int = Field(3, ge=1, le=8, description="Sentences each checked voicepack says (more: steadier, slower).")
     check_every: int = Field(10, ge=1, le=1000, description="Steps between checks on the real engine; the best checked voicepack is kept.")
     min_minutes: float = Field(5.0, ge=0.0, le=600.0, description="Refuse datasets with less speech than this.")

@@ -6,7 +6,7 @@ from pathlib import PurePosixPath
 
 from pydantic import Field, field_validator
 
-from providers.settings_base import ProviderSettings
+from providers.settings_base import LocalPath, ProviderSettings
 
 DEFAULT_PIPER_VOICE = "en_US-joe-medium"
 
@@ -15,7 +15,7 @@ class PiperSettings(ProviderSettings):
     voice_field = "model"
     speed_field = "speaking_rate"
 
-    model: str = Field(
+    model: LocalPath = Field(
         DEFAULT_PIPER_VOICE,
         min_length=1,
         description="Voice name (an installed *.onnx under out/voices/), a path to one under the profile or the "

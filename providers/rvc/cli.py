@@ -16,9 +16,10 @@ def add_parser(sub: Any) -> None:
     actions = rvc.add_subparsers(dest="action", required=True)
     check = actions.add_parser("validate", help="is this .pth an RVC model, and does its .index fit?")
     check.add_argument("path", type=Path, help="a .pth file, or a speaker folder holding one")
-    check.add_argument("--index", type=Path, help="the .index to check with it (found beside it otherwise)")
+    check.add_argument("--index", type=Path, help="the .index to check with it (default: the one beside it)")
     pitch = actions.add_parser("suggest-pitch", help="semitones from the base voice to the owner's samples")
-    pitch.add_argument("-p", "--profile", default="default")
+    pitch.add_argument("-p", "--profile", default="default",
+                       help="profile: a folder under $VOICE_AGENT_HOME/profiles (default: default)")
     pitch.add_argument("--base", choices=["piper", "kokoro"], help="base engine (default: tts.rvc.baseProvider)")
     pitch.add_argument("--voice", help="base voice (default: tts.rvc.baseVoice)")
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from providers.common.names import PlainName
-from providers.settings_base import FallbackSettings
+from providers.settings_base import FallbackSettings, LocalPath
 
 F0Method = Literal["rmvpe", "crepe", "harvest", "dio"]
 Semitones = Annotated[int, Field(ge=-12, le=12)]
@@ -29,18 +29,16 @@ class RvcSettings(FallbackSettings):
     filter_radius: int = Field(3, ge=0, le=7, description="Median-filter harvest pitch when 3 or more.")
     pause_ollama_during_inference: bool = Field(False, description="Pause GPU hogs while converting on the GPU.")
     base_provider: Literal["piper", "kokoro"] = Field("piper", description="Engine that speaks before conversion.")
-    base_voice: str | None = Field(
+    base_voice: LocalPath | None = Field(
         None, min_length=1, description="Voice of the base engine (Piper model or Kokoro voice); its default when unset."
     )
-    content_encoder_path: str = Field(
+    content_encoder_path: LocalPath = Field(
         "",
         description="hubert_base.pt, or a folder with config.json + weights (HuBERT/ContentVec); "
         "relative to the profile directory, or absolute. Empty: looked up under out/voices/rvc-models/.",
     )
-    rmvpe_path: str = Field("", description="rmvpe.pt; same lookup rules as contentEncoderPath.")
+    rmvpe_path: LocalPath = Field("", description="rmvpe.pt; same lookup rules as contentEncoderPath.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: the GPU when it has room, else the CPU.")
-
-
 
     def cache_key(self) -> str:
         return (

@@ -19,10 +19,11 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from providers.rvc.assets import model_dirs
+from providers.settings_base import InputModel, LocalPath
 from providers.training import Report, ShouldStop, TrainResult, TrainSpec
 
 log = logging.getLogger(__name__)
@@ -34,10 +35,10 @@ UPSAMPLING = {32000: ([10, 8, 2, 2], [20, 16, 4, 4]), 40000: ([10, 10, 2, 2], [1
               48000: ([12, 10, 2, 2], [24, 20, 4, 4])}
 
 
-class RvcTrainParams(BaseModel):
+class RvcTrainParams(InputModel):
     """The seed's RVC training parameters with their ranges, plus where the assets are."""
 
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
     total_epochs: int = Field(300, ge=100, le=2000, description="Passes over the dataset.")
     save_every_epoch: int = Field(50, ge=10, le=200, description="Checkpoint every this many epochs.")
@@ -46,10 +47,10 @@ class RvcTrainParams(BaseModel):
     version: Literal["v1", "v2"] = Field("v2", description="v2: 768-d features (layer 12).")
     f0_method: Literal["rmvpe", "harvest", "dio", "crepe"] = Field("rmvpe", description="Pitch of the training audio.")
     learning_rate: float = Field(1e-4, gt=0.0, le=1e-2, description="AdamW learning rate.")
-    pretrained_generator: str = Field("", description="Optional base generator (e.g. f0G40k.pth).")
-    pretrained_discriminator: str = Field("", description="Optional base discriminator (e.g. f0D40k.pth).")
-    content_encoder_path: str = Field("", description="hubert_base.pt or a transformers folder; default: beside the models.")
-    rmvpe_path: str = Field("", description="rmvpe.pt; default: beside the models.")
+    pretrained_generator: LocalPath = Field("", description="Optional base generator (e.g. f0G40k.pth).")
+    pretrained_discriminator: LocalPath = Field("", description="Optional base discriminator (e.g. f0D40k.pth).")
+    content_encoder_path: LocalPath = Field("", description="hubert_base.pt or a transformers folder; default: beside the models.")
+    rmvpe_path: LocalPath = Field("", description="rmvpe.pt; default: beside the models.")
     size: Literal["standard", "tiny"] = Field("standard", description="tiny: a small network for smoke tests.")
     min_minutes: float = Field(1.0, ge=0.0, le=600.0, description="Refuse datasets with less audio than this.")
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from providers.settings_base import ProviderSettings
+from providers.settings_base import InputModel, ProviderSettings
 from providers.sovits.config import SovitsSettings
 from providers.sovits.engine import SovitsProvider
 from providers.sovits.servers import is_same_host, log_path, tail
 from providers.spec import ActionContext, ActionSpec, Announce
 
 
-class NoParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class NoParams(InputModel):
+    """No parameters (the base of the actions' parameters)."""
 
 
 class StartParams(NoParams):

@@ -18,23 +18,26 @@ from providers.spec import CliError, CliHost
 
 def add_parser(sub: Any) -> None:
     sovits = sub.add_parser("sovits", help="run and inspect the GPT-SoVITS server (through the running agent)")
-    sovits.add_argument("-p", "--profile", default="default", help="whose tts.sovits settings to use")
+    sovits.add_argument("-p", "--profile", default="default", help="whose tts.sovits settings to use (default: default)")
     actions = sovits.add_subparsers(dest="action", required=True)
     for name, text in (("start", "start the server and wait until it answers"), ("restart", "stop, then start")):
         action = actions.add_parser(name, help=text)
-        action.add_argument("--no-wait", action="store_true", help="answer right after starting it")
-        action.add_argument("--timeout", type=float, default=600.0)
+        action.add_argument("--no-wait", action="store_true",
+                            help="answer right after starting it (default: wait until it answers)")
+        action.add_argument("--timeout", type=float, default=600.0,
+                            help="seconds to wait for it to answer, > 0 (default: 600)")
     actions.add_parser("stop", help="stop the server the agent started")
     actions.add_parser("status", help="is it running, since when, how often it was restarted")
     logs = actions.add_parser("logs", help="the server's log (logs/run/sovits-server.log)")
-    logs.add_argument("-n", "--lines", type=int, default=50)
-    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    logs.add_argument("-n", "--lines", type=int, default=50, help="last lines to print (default: 50)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines (default: print and stop)")
     setup = actions.add_parser("install", help="clone GPT-SoVITS, make its venv, fetch its models (needs network)")
-    setup.add_argument("--device", choices=["cpu", "cu124", "cu128"], default="cpu", help="PyTorch build")
-    setup.add_argument("--source", choices=["hf", "hf-mirror", "modelscope"], default="hf", help="where the models come from")
-    setup.add_argument("--repo", default=None, help="git URL of GPT-SoVITS (a mirror)")
-    setup.add_argument("--dir", type=Path, default=None, help="install here instead of tts.sovits.installDir")
-    setup.add_argument("--dry-run", action="store_true", help="print the steps only")
+    setup.add_argument("--device", choices=["cpu", "cu124", "cu128"], default="cpu", help="PyTorch build (default: cpu)")
+    setup.add_argument("--source", choices=["hf", "hf-mirror", "modelscope"], default="hf",
+                       help="where the models come from (default: hf)")
+    setup.add_argument("--repo", default=None, help="git URL of GPT-SoVITS, a mirror (default: its GitHub repository)")
+    setup.add_argument("--dir", type=Path, default=None, help="install here (default: tts.sovits.installDir)")
+    setup.add_argument("--dry-run", action="store_true", help="print the steps only (default: run them)")
 
 
 def run(host: CliHost, args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, HttpUrl, SecretStr, field_validator
 
 from providers.common.names import PlainName
-from providers.settings_base import FallbackSettings
+from providers.settings_base import FallbackSettings, LocalPath
 
 # GPT-SoVITS language codes (v2+: auto, auto_yue, en, zh, ja, yue, ko, all_*); the server decides
 # which its model supports and answers 400 with its own message for the others.
@@ -51,6 +51,7 @@ class SovitsSettings(FallbackSettings):
         description="path: send the file's path (same machine, or a shared folder with pathMap); "
         "upload: copy it to the server's reference receiver at uploadUrl first.",
     )
+    # Not LocalPaths: prefixes rewritten in the reference path the agent chose itself, never opened.
     path_map: dict[str, str] = Field(
         default_factory=dict,
         description="Local path prefix -> the same folder as the server sees it (a network share).",
@@ -59,10 +60,10 @@ class SovitsSettings(FallbackSettings):
     upload_token: SecretStr | None = Field(None, description="Shared secret the receiver was started with (--token).")
 
     # -- running the server ------------------------------------------------------------------
-    install_dir: str = Field(
+    install_dir: LocalPath = Field(
         "opt/GPT-SoVITS", min_length=1, description="GPT-SoVITS checkout; relative paths are under the agent's home."
     )
-    python: str = Field(
+    python: LocalPath = Field(
         ".venv/bin/python", min_length=1,
         description="Interpreter of the server: relative to installDir, absolute, or a bare name looked up on PATH.",
     )

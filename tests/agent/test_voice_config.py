@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from agent.config.model import ConfigError, VoiceConfig, deep_merge, load_voice_config
+from agent.config.model import MAX_CACHE_MB, ConfigError, VoiceConfig, deep_merge, load_voice_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -110,3 +112,37 @@ def test_the_seeds_names_mean_what_they_meant(tmp_path: Path) -> None:
         path.write_text(json.dumps({"tts": {"piper": {"model": escape}}}))
         with pytest.raises(ConfigError, match="tts.piper.model"):
             load_voice_config(path)
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999999", "-1e999999"])
+@pytest.mark.parametrize("key", ["cache", "tts"])
+def test_a_number_that_is_not_finite_is_refused_in_the_file(tmp_path: Path, number: str, key: str) -> None:
+    """As the agent once wrote it (``Infinity``), or as a person may: the profile's file is
+    refused, with its name, and the agent speaks with the household's settings meanwhile."""
+    path = tmp_path / "voice.json"
+    inner = '{"maxSizeMB": %s}' if key == "cache" else '{"piper": {"speakingRate": %s}}'
+    path.write_text('{"%s": %s}' % (key, inner % number))
+    with pytest.raises(ConfigError, match=f"{path}: not valid JSON: numbers must be finite, and {number} is not"):
+        load_voice_config(REPO / "etc" / "voice.json", path)
+
+
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf])
+def test_a_number_that_is_not_finite_is_refused_by_the_model(number: float) -> None:
+    with pytest.raises(ValidationError, match="finite number"):
+        VoiceConfig.model_validate({"cache": {"maxSizeMB": number}})
+
+
+def test_the_cache_size_has_a_ceiling_that_fits_in_bytes() -> None:
+    """1e308 MB is finite, and as bytes an overflow on every speak of the profile."""
+    assert VoiceConfig.model_validate({"cache": {"maxSizeMB": MAX_CACHE_MB}}).cache.max_size_mb == MAX_CACHE_MB
+    for over in (MAX_CACHE_MB + 0.001, 1.7976931348623157e308):
+        with pytest.raises(ValidationError, match="less than or equal to 1048576"):
+            VoiceConfig.model_validate({"cache": {"maxSizeMB": over}})
+
+
+def test_a_path_with_a_nul_is_no_path(tmp_path: Path) -> None:
+    """Where access.paths is anywhere nothing else stands between it and the file system."""
+    path = tmp_path / "voice.json"
+    path.write_text(json.dumps({"tts": {"kokoro": {"voicesPath": "/tmp/v\u0000.bin"}}}))
+    with pytest.raises(ConfigError, match="tts.kokoro.voicesPath: Value error, a path cannot contain a NUL character"):
+        load_voice_config(path)

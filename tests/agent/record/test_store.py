@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.record.store import SampleStore
+from agent.record.store import CorruptDatabase, SampleStore, open_store
 
 
 def add(store: SampleStore, score: float = 80.0, transcript: str | None = None) -> str:
@@ -128,3 +128,54 @@ def test_the_centroid_is_the_running_mean_of_kept_samples(tmp_path: Path) -> Non
     store.set_enrolled(None)
     back = store.speaker()
     assert back is not None and back[0] == "centroid"
+
+
+GARBAGE = b"not a database at all\n" * 1000
+
+
+def test_a_file_that_is_not_a_database_is_set_aside_and_its_audio_kept(tmp_path: Path) -> None:
+    store = SampleStore(tmp_path / "samples", tmp_path / "voice-agent.db")
+    ids = [add(store) for _ in range(2)]
+    store.close()
+    (tmp_path / "voice-agent.db").write_bytes(GARBAGE)
+    reopened, aside = open_store(tmp_path / "samples", tmp_path / "voice-agent.db")
+    assert aside is not None and aside.reason == "file is not a database"
+    assert re.fullmatch(r"voice-agent\.db\.corrupt-\d{8}-\d{6}", aside.kept_as.name), aside.kept_as
+    assert aside.kept_as.read_bytes() == GARBAGE  # as it was, for whoever looks into it
+    assert reopened.list() == [] and sorted(p.stem for p in reopened.orphans()) == sorted(ids)
+    add(reopened)  # a database that works
+    assert len(reopened.list()) == 1
+
+
+def test_damaged_pages_are_found_when_the_store_opens(tmp_path: Path) -> None:
+    """A database whose header is fine but whose pages are not: every later query could fail."""
+    store = SampleStore(tmp_path / "samples", tmp_path / "voice-agent.db")
+    for _ in range(60):
+        add(store, transcript="a transcript long enough to fill the pages of the table " * 4)
+    store.close()
+    data = bytearray((tmp_path / "voice-agent.db").read_bytes())
+    data[4096 * 3: 4096 * 4] = b"\xab" * 4096
+    (tmp_path / "voice-agent.db").write_bytes(bytes(data))
+    with pytest.raises(CorruptDatabase) as damaged:
+        SampleStore(tmp_path / "samples", tmp_path / "voice-agent.db")
+    assert damaged.value.reason == "database disk image is malformed"
+    assert damaged.value.kept_as.read_bytes() == bytes(data) and not (tmp_path / "voice-agent.db").exists()
+
+
+def test_the_write_ahead_log_goes_aside_with_its_database(tmp_path: Path) -> None:
+    (tmp_path / "voice-agent.db").write_bytes(GARBAGE)
+    (tmp_path / "voice-agent.db-wal").write_bytes(b"wal")
+    (tmp_path / "voice-agent.db-shm").write_bytes(b"shm")
+    _, aside = open_store(tmp_path / "samples", tmp_path / "voice-agent.db")
+    assert aside is not None
+    assert (tmp_path / f"{aside.kept_as.name}-wal").read_bytes() == b"wal"  # a new database never replays it
+    assert (tmp_path / f"{aside.kept_as.name}-shm").exists()  # its index, which SQLite rewrites: no data
+    assert sorted(p.name for p in tmp_path.glob("voice-agent.db.corrupt-*")) == sorted(
+        f"{aside.kept_as.name}{suffix}" for suffix in ("", "-shm", "-wal"))
+
+
+def test_a_database_that_cannot_be_opened_is_not_taken_for_a_damaged_one(tmp_path: Path) -> None:
+    (tmp_path / "voice-agent.db").mkdir()  # unable to open: nothing to set aside, nothing to rebuild
+    with pytest.raises(sqlite3.OperationalError):
+        open_store(tmp_path / "samples", tmp_path / "voice-agent.db")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["samples", "voice-agent.db"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent.config.model import VoiceConfig
+from agent.errors import ServiceError
 from agent.speak.budget import AudioBudget
 from agent.speak.cache import AudioCache
 from agent.speak.engines import ProviderPool
@@ -459,3 +460,19 @@ def test_an_engine_stopped_at_the_cap_is_closed_at_once(tmp_path: Path) -> None:
     with pytest.raises(SpeakFailed) as stopped:
         run(provider="piper")
     assert stopped.value.code == "audio_too_long" and closed == [True]  # the failure is still held here
+def test_a_door_that_refuses_the_audio_stops_the_request_at_that_sentence(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    engines = {"kokoro": Engine("kokoro", 7), "piper": Engine("piper", 1)}
+    run = Run(tmp_path, engines)
+    handed: list[int] = []
+
+    def gone(seq: int, chunk: AudioChunk) -> None:  # what the Wyoming door's AudioOut does once its client left
+        handed.append(seq)
+        raise ServiceError("client_gone", "the client has gone")
+
+    job = SpeakJob("j1", "One. Two. Three.", "kokoro", None, None, True, time.perf_counter(), None)  # type: ignore[arg-type]
+    with pytest.raises(ServiceError) as stopped:
+        run_speak(job, VoiceConfig(), run.ctx, run.pool, None, gone, lambda failed, reason: run.fallbacks.append((failed, reason)),
+                  budget=run.budget)
+    assert stopped.value.code == "client_gone" and handed == [0]
+    assert run.fallbacks == [] and engines["piper"].calls == 0, "not a provider failure: nothing falls back"
+    assert "crashed" not in caplog.text

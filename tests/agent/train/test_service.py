@@ -143,3 +143,39 @@ def test_automatic_retraining_backs_off_after_a_failure(rig: Rig, monkeypatch: p
     assert len(jobs()) == 2  # two failures in a row: it waits twice as long (1 s)
     time.sleep(0.5)
     assert len(rig.service.check_auto_retrain()) == 1
+
+
+def test_at_most_eight_jobs_wait_in_the_home(rig: Rig) -> None:
+    """A flood of `train` requests for new speakers once left 76 jobs queued, each hours of work."""
+    def train(speaker: str, profile: str = "default") -> dict[str, Any]:
+        return rig.service.submit(profile, TrainRequest(provider="counting", speaker=speaker, when="idle"))
+
+    jobs = [train(f"s{n}")["job"] for n in range(7)]
+    (rig.home / "profiles" / "kitchen").mkdir()
+    jobs.append(train("s7", "kitchen")["job"])  # the eighth, of another profile: the home's queue is one
+    with pytest.raises(ServiceError) as refused:
+        train("s8")
+    assert (refused.value.code, str(refused.value)) == (
+        "busy", "8 training jobs are already queued (at most 8); cancel one or wait for them")
+    assert len(rig.service.jobs.list(states=("queued",))) == 8
+    running = rig.service.jobs.get(jobs[0]["id"])
+    assert running is not None
+    rig.service.jobs.update(running, state="running")  # one that runs no longer waits
+    assert train("s8")["job"]["state"] == "queued"
+    with pytest.raises(ServiceError):
+        train("s9")
+    rig.service.runner.cancel(jobs[1]["id"])  # nor does a cancelled one
+    assert train("s9")["job"]["state"] == "queued"
+
+
+def test_a_profile_whose_samples_cannot_be_opened_does_not_stop_the_others_retraining(rig: Rig) -> None:
+    rig.keep(1)
+    auto = {"train": {"autoRetrain": {"enabled": True, "provider": "counting", "speaker": "owner", "newSamples": 1}}}
+    rig.voice_json(auto)
+    attic = rig.layout.profile_config("attic")  # checked first, and its record path is down
+    attic.parent.mkdir(parents=True)
+    attic.write_text(json.dumps(auto))
+    rig.service._configs.reload("attic")
+    rig.layout.samples_db("attic").mkdir(parents=True)
+    [job] = rig.service.check_auto_retrain()
+    assert (job.profile, job.provider) == ("default", "counting")

@@ -4,10 +4,12 @@ refuses, fails half-way or the client sends what the protocol does not expect.""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from concurrent.futures import Future
 from typing import Any
 
+import pytest
 from wyoming.event import Event
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop
 
@@ -23,18 +25,17 @@ from providers.common.audio import wav_bytes
 SENTENCE = wav_bytes(b"\x01\x00" * 3000, 22050)  # 3000 samples: three chunks
 
 
-class FakeWriter:
-    def get_extra_info(self, name: str) -> Any:
-        return ("127.0.0.1", 5000)
-
-
 class Core:
     """Speaks ``chunks`` sentences on a thread of its own, then answers or fails."""
 
     def __init__(self, chunks: int = 1, fail: BaseException | None = None, refuse: ServiceError | None = None,
-                 wav: bytes = SENTENCE) -> None:
-        self.chunks, self.fail, self.refuse, self.wav = chunks, fail, refuse, wav
+                 wav: bytes = SENTENCE, hold: threading.Event | None = None) -> None:
+        """``hold``: after its first sentence the worker waits for it (a client can leave meanwhile)."""
+        self.chunks, self.fail, self.refuse, self.wav, self.hold = chunks, fail, refuse, wav, hold
         self.requests: list[tuple[str, SpeakRequest]] = []
+        self.produced = 0  # sentences the worker handed over
+        self.futures: list[Future[dict[str, Any]]] = []
+        self.workers: list[threading.Thread] = []
 
     def speak(self, profile: str, request: SpeakRequest, out: AudioOut) -> Future[dict[str, Any]]:
         if self.refuse is not None:
@@ -42,16 +43,32 @@ class Core:
         self.requests.append((profile, request))
         future: Future[dict[str, Any]] = Future()
 
-        def work() -> None:
-            for seq in range(self.chunks):
-                out.chunk(request.id or "", seq, self.wav)
-            if self.fail is not None:
-                future.set_exception(self.fail)
+        def work() -> None:  # as the speak service's worker: what its AudioOut raises fails the request
+            try:
+                for seq in range(self.chunks):
+                    if seq and self.hold is not None:
+                        self.hold.wait(30)
+                    out.chunk(request.id or "", seq, self.wav)
+                    self.produced += 1
+                if self.hold is not None:
+                    self.hold.wait(30)
+                if self.fail is not None:
+                    raise self.fail
+            except BaseException as exc:
+                future.set_exception(exc)
             else:
                 future.set_result({"id": request.id, "sample_rate": 22050})
 
-        threading.Thread(target=work).start()
+        self.futures.append(future)
+        self.workers.append(threading.Thread(target=work))
+        self.workers[-1].start()
         return future
+
+    def let_finish(self) -> None:
+        if self.hold is not None:
+            self.hold.set()
+        for worker in self.workers:
+            worker.join(30)
 
     def door(self) -> DoorContext:
         commands = {
@@ -65,12 +82,11 @@ def converse(core: Core, *events: Event) -> tuple[list[Event], list[bool]]:
     """Feed ``events`` to one handler; what it wrote, and whether it kept the connection each time."""
     written: list[Event] = []
 
-    class Recording(TtsHandler):
-        async def write_event(self, event: Event) -> None:
-            written.append(event)
+    async def write(event: Event) -> None:
+        written.append(event)
 
     async def main() -> list[bool]:
-        handler = Recording(core.door(), asyncio.StreamReader(), FakeWriter())  # type: ignore[arg-type]
+        handler = TtsHandler(core.door(), write, "127.0.0.1:5000")
         return [await handler.handle_event(event) for event in events]
 
     return written, asyncio.run(main())
@@ -141,3 +157,77 @@ def test_a_stream_speaks_each_sentence_once_in_order() -> None:
     )
     assert [r.text for _, r in core.requests] == ["First one.", "Second one!", "Last"]
     assert types(written).count("audio-start") == 3 and types(written)[-1] == "synthesize-stopped"
+
+
+def test_a_client_gone_mid_synthesize_stops_the_worker_at_its_next_sentence(caplog: pytest.LogCaptureFixture) -> None:
+    core = Core(chunks=5, hold=threading.Event())
+    written: list[Event] = []
+
+    async def write(event: Event) -> None:
+        if event.type == "audio-chunk":
+            raise ConnectionResetError("the client has gone")
+        written.append(event)
+
+    async def main() -> bool:
+        handler = TtsHandler(core.door(), write, "127.0.0.1:5000")
+        kept = await handler.handle_event(Synthesize(text="One. Two. Three. Four. Five.").event())
+        await handler.disconnect()
+        return kept
+
+    with caplog.at_level(logging.INFO, "agent.wyoming"):
+        kept = asyncio.run(main())
+    core.let_finish()
+    assert kept is False and types(written) == ["audio-start"]
+    assert core.produced == 1, "the worker's next sentence was refused"
+    error = core.futures[0].exception()
+    assert isinstance(error, ServiceError) and error.code == "client_gone"
+    assert [r.getMessage() for r in caplog.records] == [
+        "Wyoming client 127.0.0.1:5000 has gone: its speech stops (0 queued sentence(s) dropped)"
+    ]
+
+
+def test_a_stream_drops_its_queued_sentences_when_the_connection_ends(caplog: pytest.LogCaptureFixture) -> None:
+    core = Core(chunks=2, hold=threading.Event())
+    written: list[Event] = []
+
+    async def write(event: Event) -> None:
+        written.append(event)
+
+    async def main() -> list[Event]:
+        handler = TtsHandler(core.door(), write, "127.0.0.1:5000")
+        await handler.handle_event(SynthesizeStart().event())
+        await handler.handle_event(SynthesizeChunk(text="One here. Two here. Three here. Four here. Fi").event())
+        for _ in range(3000):  # until the first sentence is being spoken (the worker then waits)
+            if "audio-chunk" in types(written):
+                break
+            await asyncio.sleep(0.01)
+        await handler.disconnect()
+        before = list(written)
+        await asyncio.to_thread(core.let_finish)
+        for _ in range(10):
+            await asyncio.sleep(0.01)
+        return before
+
+    with caplog.at_level(logging.INFO, "agent.wyoming"):
+        before = asyncio.run(main())
+    assert [r.text for _, r in core.requests] == ["One here."]
+    assert written == before, "nothing more is written for a connection that has ended"
+    error = core.futures[0].exception()
+    assert isinstance(error, ServiceError) and error.code == "client_gone" and core.produced == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "Wyoming client 127.0.0.1:5000 has gone: its speech stops (3 queued sentence(s) dropped)"
+    ]
+
+
+def test_a_connection_that_ends_quietly_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        async def write(event: Event) -> None:
+            pass
+
+        handler = TtsHandler(Core().door(), write, "127.0.0.1:5000")
+        await handler.handle_event(Synthesize(text="Said in full.").event())
+        await handler.disconnect()
+
+    with caplog.at_level(logging.INFO, "agent.wyoming"):
+        asyncio.run(main())
+    assert caplog.records == []
