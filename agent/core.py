@@ -31,7 +31,7 @@ from agent.train.service import TrainService
 
 log = logging.getLogger(__name__)
 
-STALL_LIMIT = 300.0  # a speak request running this long means a hung engine: let systemd restart us
+STALL_LIMIT = 300.0  # a speak request that made no audio for this long has a hung engine: let systemd restart us
 
 
 class Core:
@@ -51,6 +51,7 @@ class Core:
         self.actions = ProviderActions(self.engines, self.configs, self.layout, self.events, settings.command_queue_depth)
         self.speak = SpeakService(
             self.layout, self.configs, self.engines, self.events, self.state, settings.queue_depth, settings.max_text_chars,
+            settings.max_audio_seconds,
         )
         self.records = RecordService(self.layout, self.configs, self.events, self.state, settings.record_queue_depth,
                                      queue_bytes=settings.record_queue_bytes)

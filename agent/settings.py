@@ -48,6 +48,9 @@ class AgentSettings(BaseSettings):
     )
     max_request_bytes: int = Field(64 * 1024, ge=256, description="Largest accepted JSON request.")
     max_text_chars: int = Field(5000, ge=1, description="Longest text accepted by speak.")
+    max_audio_seconds: float = Field(
+        300.0, gt=0, le=86400, description="Most audio one speak request may make (seconds); more: 'audio_too_long'."
+    )
     queue_depth: int = Field(8, ge=1, le=1000, description="Speak requests per profile that may wait behind the one being spoken; more get 'busy'.")
     max_audio_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest accepted recording payload.")
     record_queue_depth: int = Field(16, ge=1, le=1000, description="Recordings waiting to be scored before 'busy'.")

@@ -103,6 +103,11 @@ class ProviderSettings(CamelModel):
     def voice_name(self) -> str:
         return str(getattr(self, self.voice_field))
 
+    @property
+    def pace(self) -> float:
+        """The speed in force, whatever the provider calls it (1.0: the voice's own pace)."""
+        return float(getattr(self, self.speed_field))
+
     def cache_key(self) -> str:
         """Everything that changes the audio, in the seed's ``<provider>:...`` form."""
         raise NotImplementedError

@@ -4,6 +4,7 @@ and a sampler of the peak memory of the agent and its children while it answers.
 from __future__ import annotations
 
 import io
+import random
 import threading
 from types import TracebackType
 
@@ -38,6 +39,22 @@ def channel_bomb() -> bytes:
 
 def long_word(letters: int = 5000) -> str:
     return "a" * letters
+
+
+def han(count: int = 5000) -> str:
+    """Chinese characters: an English voice reads each as "Chinese letter" (35.6 minutes for 5000)."""
+    pick = random.Random(18)
+    return "".join(chr(pick.randint(0x4E00, 0x9FA5)) for _ in range(count))
+
+
+def cyrillic(count: int = 5000) -> str:
+    """Cyrillic letters in one run: an English voice spells them (over 20 minutes for 5000)."""
+    pick = random.Random(18)
+    return "".join(chr(pick.randint(0x430, 0x44F)) for _ in range(count))
+
+
+def short_words(count: int = 1000) -> str:
+    return " ".join(["word"] * count)
 
 
 def nested(depth: int = 30000) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 STATUS = {
-    "invalid_json": 400, "invalid_payload": 400, "invalid_profile": 400, "text_too_long": 400,
+    "invalid_json": 400, "invalid_payload": 400, "invalid_profile": 400, "text_too_long": 400, "audio_too_long": 400,
     "invalid_params": 400, "invalid_config": 400, "invalid_audio": 400, "no_speech": 400, "not_ready": 400,
     "nothing_to_export": 400, "record_disabled": 400,
     "unauthorized": 401,

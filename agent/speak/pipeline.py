@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 from agent.config.model import VoiceConfig
 from agent.errors import ServiceError
 from agent.requests import describe_validation_error
+from agent.speak.budget import AUDIO_TOO_LONG, AudioBudget, AudioTooLong
 from agent.speak.cache import AudioCache
 from agent.speak.engines import ProviderPool
 from agent.speak.text import pieces
@@ -54,6 +56,11 @@ class SpeakResult:
 
 ChunkSink = Callable[[int, AudioChunk], None]
 FallbackNotice = Callable[[str, str], None]  # (failed provider, reason)
+Progress = Callable[[], None]  # told of each chunk an engine makes (the watchdog's sign of life)
+
+
+def _no_progress() -> None:
+    pass
 
 
 class SpeakFailed(Exception):
@@ -71,23 +78,30 @@ def run_speak(
     cache: AudioCache | None,
     on_chunk: ChunkSink,
     on_fallback: FallbackNotice,
+    *,
+    budget: AudioBudget,
+    on_progress: Progress = _no_progress,
 ) -> SpeakResult:
+    """The request's audio, from the cache or an engine, or ``SpeakFailed``. Audio over the
+    ``budget`` is refused, never handed to Piper instead: Piper would make as much."""
     name = job.provider or config.tts.provider
     try:
         settings = config.tts.settings_for(name).with_request(job.voice, job.speed, job.lang)
     except ValueError as exc:  # pydantic's ValidationError too
         why = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
         raise SpeakFailed(f"not a valid {name} request: {why}", "invalid_payload", name) from exc
+    synthesis = _Synthesis(job, ctx, engines, cache, on_chunk, budget, on_progress)
     try:
-        return _synthesize(job, name, settings, ctx, engines, cache, on_chunk)
+        return synthesis.run(name, settings)
     except _Failure as failure:
-        if not settings.fallback_to_piper or failure.chunks_sent:  # Piper's own settings never fall back
+        # Piper's own settings never fall back
+        if failure.code == AUDIO_TOO_LONG or not settings.fallback_to_piper or failure.chunks_sent:
             raise SpeakFailed(str(failure), failure.code, name) from failure
         reason = str(failure)
     on_fallback(name, reason)
     piper = config.tts.settings_for("piper").with_request(None, job.speed)
     try:
-        result = _synthesize(job, "piper", piper, ctx, engines, cache, on_chunk)
+        result = synthesis.run("piper", piper)
     except _Failure as failure:
         raise SpeakFailed(f"{reason}; Piper fallback failed too: {failure}", failure.code, "piper") from failure
     result.fallback_reason = reason
@@ -101,54 +115,91 @@ class _Failure(Exception):
         self.chunks_sent = chunks_sent
 
 
-def _synthesize(
-    job: SpeakJob,
-    name: str,
-    settings: ProviderSettings,
-    ctx: ProviderContext,
-    engines: ProviderPool,
-    cache: AudioCache | None,
-    on_chunk: ChunkSink,
-) -> SpeakResult:
-    if cache is not None:
-        try:
-            key = f"{settings.cache_key()}@{engines.get(name).asset_tag(settings, ctx)}"
-        except ProviderError as exc:
-            raise _Failure(str(exc), exc.code) from exc
-        hit = cache.get(key, job.text)
-        if hit is not None:
-            first_ms = (time.perf_counter() - job.received) * 1000
-            if job.stream:
-                on_chunk(0, AudioChunk(hit.pcm, hit.sample_rate))
-            return SpeakResult(name, settings.voice_name, hit.pcm, hit.sample_rate, True, 1, first_ms)
-    parts: list[bytes] = []
-    rate = 0
-    first_ms = 0.0
+@contextmanager
+def _closing(chunks: Iterator[AudioChunk]) -> Iterator[Iterator[AudioChunk]]:
+    """An engine's chunks, closed as soon as the request stops taking them: a generator then
+    frees what it holds now (Piper hands its arena back), not whenever the traceback that
+    references it is collected, which is after the worker has trimmed the heap."""
     try:
-        provider = engines.get(name)
-        for piece in pieces(job.text):  # an engine never gets more than a short paragraph at once
-            for chunk in provider.synthesize(piece, settings, ctx):
-                if rate and chunk.sample_rate != rate:
-                    raise ProviderError(f"{name} changed sample rate mid-utterance ({rate} -> {chunk.sample_rate})")
-                if not parts:
-                    first_ms = (time.perf_counter() - job.received) * 1000
-                rate = chunk.sample_rate
-                if job.stream:
-                    on_chunk(len(parts), chunk)
-                parts.append(chunk.pcm)
-    except ServiceError:  # the door's AudioOut refused the audio (its client has gone): stop here
-        raise
-    except ProviderError as exc:
-        raise _Failure(str(exc), exc.code, len(parts) if job.stream else 0) from exc
-    except Exception as exc:  # an engine bug must not take the worker down
-        log.exception("provider %s crashed", name)
-        raise _Failure(f"{name} failed: {type(exc).__name__}: {exc}", "provider_error", len(parts) if job.stream else 0) from exc
-    if not parts:
-        raise _Failure(f"{name} produced no audio for this text", "no_audio")
-    pcm = b"".join(parts)
-    if cache is not None:
+        yield chunks
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
+def _dropped(parts: list[bytes], stream: bool) -> int:
+    """How many chunks were sent, the audio made so far let go: the failure's traceback holds
+    this frame for as long as the answer is kept."""
+    sent = len(parts) if stream else 0
+    parts.clear()
+    return sent
+
+
+@dataclass(frozen=True)
+class _Synthesis:
+    """One request's synthesis, whichever provider makes it: the cache, the engine, the budget."""
+
+    job: SpeakJob
+    ctx: ProviderContext
+    engines: ProviderPool
+    cache: AudioCache | None
+    on_chunk: ChunkSink
+    budget: AudioBudget
+    on_progress: Progress
+
+    def run(self, name: str, settings: ProviderSettings) -> SpeakResult:
+        job = self.job
         try:
-            cache.put(key, job.text, pcm, rate)
-        except OSError as exc:
-            log.warning("could not cache audio: %s", exc)
-    return SpeakResult(name, settings.voice_name, pcm, rate, False, len(parts), first_ms)
+            self.budget.check_text(job.text, settings.pace)
+        except AudioTooLong as exc:
+            raise _Failure(str(exc), exc.code) from exc
+        if self.cache is not None:
+            try:
+                key = f"{settings.cache_key()}@{self.engines.get(name).asset_tag(settings, self.ctx)}"
+            except ProviderError as exc:
+                raise _Failure(str(exc), exc.code) from exc
+            hit = self.cache.get(key, job.text)
+            if hit is not None:
+                first_ms = (time.perf_counter() - job.received) * 1000
+                if job.stream:
+                    self.on_chunk(0, AudioChunk(hit.pcm, hit.sample_rate))
+                return SpeakResult(name, settings.voice_name, hit.pcm, hit.sample_rate, True, 1, first_ms)
+        parts: list[bytes] = []
+        rate = 0
+        made = 0  # samples so far
+        first_ms = 0.0
+        try:
+            provider = self.engines.get(name)
+            for piece in pieces(job.text):  # an engine never gets more than a short paragraph at once
+                with _closing(provider.synthesize(piece, settings, self.ctx)) as made_now:
+                    for chunk in made_now:
+                        if rate and chunk.sample_rate != rate:
+                            raise ProviderError(f"{name} changed sample rate mid-utterance ({rate} -> {chunk.sample_rate})")
+                        made += len(chunk.pcm) // 2
+                        self.budget.check_made(made, chunk.sample_rate)  # before the chunk goes anywhere
+                        self.on_progress()
+                        if not parts:
+                            first_ms = (time.perf_counter() - job.received) * 1000
+                        rate = chunk.sample_rate
+                        if job.stream:
+                            self.on_chunk(len(parts), chunk)
+                        parts.append(chunk.pcm)
+        except ServiceError:  # the door's AudioOut refused the audio (its client has gone): stop here
+            raise
+        except (ProviderError, AudioTooLong) as exc:
+            raise _Failure(str(exc), exc.code, _dropped(parts, job.stream)) from exc
+        except Exception as exc:  # an engine bug must not take the worker down
+            log.exception("provider %s crashed", name)
+            sent = _dropped(parts, job.stream)
+            raise _Failure(f"{name} failed: {type(exc).__name__}: {exc}", "provider_error", sent) from exc
+        if not parts:
+            raise _Failure(f"{name} produced no audio for this text", "no_audio")
+        chunks, pcm = len(parts), b"".join(parts)
+        del parts  # the utterance is held once, not twice, while it is cached and sent
+        if self.cache is not None:
+            try:
+                self.cache.put(key, job.text, pcm, rate)
+            except OSError as exc:
+                log.warning("could not cache audio: %s", exc)
+        return SpeakResult(name, settings.voice_name, pcm, rate, False, chunks, first_ms)

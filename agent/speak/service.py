@@ -20,9 +20,11 @@ from agent.config.store import ConfigStore
 from agent.errors import ServiceError
 from agent.events import EventBus, StateBoard
 from agent.layout import Layout
+from agent.speak.budget import AudioBudget
 from agent.speak.cache import AudioCache
 from agent.speak.engines import ProviderPool
 from agent.speak.pipeline import SpeakFailed, SpeakJob, SpeakResult, run_speak
+from agent.speak.progress import Heartbeats
 from agent.speak.requests import SpeakRequest
 from providers.base import AudioChunk
 from providers.common.audio import wav_bytes
@@ -63,7 +65,10 @@ class SpeakService:
         state: StateBoard,
         queue_depth: int,
         max_text_chars: int,
+        max_audio_seconds: float,
+        heartbeats: Heartbeats | None = None,
     ) -> None:
+        """``heartbeats``: whose clock judges progress (tests hand in their own)."""
         self._layout = layout
         self._configs = configs
         self._engines = engines
@@ -71,10 +76,11 @@ class SpeakService:
         self._state = state
         self._queue_depth = queue_depth
         self._max_text_chars = max_text_chars
+        self._budget = AudioBudget(max_audio_seconds)
         self._queues: dict[str, queue.Queue[_Pending | None]] = {}
         self._workers: list[threading.Thread] = []
         self._caches: dict[str, tuple[CacheConfig, AudioCache]] = {}
-        self._busy_since: dict[str, float] = {}  # profile -> monotonic start of the request being spoken
+        self._heartbeats = heartbeats or Heartbeats()  # the request being spoken per profile, and its last progress
         self._lock = threading.Lock()
 
     # -- called by the edges: must not block --------------------------------------------
@@ -109,16 +115,13 @@ class SpeakService:
         """Requests accepted and not yet answered: waiting plus the one being spoken."""
         with self._lock:
             q = self._queues.get(profile)
-            working = profile in self._busy_since
-        return (q.qsize() if q else 0) + int(working)
+        return (q.qsize() if q else 0) + int(self._heartbeats.working(profile))
 
     def stalled(self, limit_seconds: float) -> list[str]:
-        """Layout whose worker died or has been on one request for longer than the limit."""
-        now = time.monotonic()
+        """Profiles whose request has made no audio for ``limit_seconds``, and dead workers."""
         with self._lock:
-            stuck = [p for p, since in self._busy_since.items() if now - since > limit_seconds]
             dead = [w.name for w in self._workers if not w.is_alive()]
-        return stuck + dead
+        return self._heartbeats.stuck(limit_seconds) + dead
 
     def stop(self) -> None:
         with self._lock:
@@ -164,15 +167,13 @@ class SpeakService:
             pending = q.get()
             if pending is None:
                 return
-            with self._lock:
-                self._busy_since[profile] = time.monotonic()
+            self._heartbeats.begin(profile)
             try:
                 pending.future.set_result(self._speak(profile, pending.job, pending.out))
             except BaseException as exc:
                 pending.future.set_exception(exc)
             finally:
-                with self._lock:
-                    self._busy_since.pop(profile, None)
+                self._heartbeats.end(profile)
                 release_free_memory()  # a long text's buffers must not stay the agent's RSS
                 self._publish_state(profile)
 
@@ -208,6 +209,8 @@ class SpeakService:
                 self._cache(profile, config.cache),
                 on_chunk,
                 on_fallback,
+                budget=self._budget,
+                on_progress=lambda: self._heartbeats.beat(profile),
             )
         except SpeakFailed as exc:
             self._events.emit(profile, "speak.failed", {"id": job.id, "provider": exc.provider, "error": str(exc), "code": exc.code})

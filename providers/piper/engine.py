@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 from piper import PiperConfig, PiperVoice, SynthesisConfig
 
 from providers.base import AudioChunk, ProviderContext, ProviderError, VoiceInfo, VoiceNotFoundError
@@ -15,6 +16,7 @@ from providers.common.audio import to_pcm16
 from providers.common.files import file_tag
 from providers.common.names import is_voice_file_name
 from providers.piper.config import DEFAULT_PIPER_VOICE, PiperSettings
+from providers.piper.runs import KEEP_ARENA_IDS, phoneme_runs, release_arena
 from providers.settings_base import ProviderSettings
 
 log = logging.getLogger(__name__)
@@ -132,13 +134,22 @@ class PiperProvider:
             speaker_id=speaker,
             length_scale=voice.config.length_scale / settings.speaking_rate,
         )
-        chunks = iter(voice.synthesize(text, syn))
-        while True:
-            with self._synth_lock:
-                chunk = next(chunks, None)
-            if chunk is None:
-                return
-            yield AudioChunk(pcm=to_pcm16(chunk.audio_float_array), sample_rate=chunk.sample_rate)
+        with self._synth_lock:
+            sentences = voice.phonemize(text)
+        longest = 0
+        try:
+            for phonemes in sentences:
+                for run in phoneme_runs(phonemes):  # a run's memory grows with its audio: bounded
+                    ids = voice.phonemes_to_ids(run)
+                    longest = max(longest, len(ids))
+                    with self._synth_lock:
+                        audio = voice.phoneme_ids_to_audio(ids, syn)
+                    assert isinstance(audio, np.ndarray)  # a tuple only when alignments are asked for
+                    yield AudioChunk(pcm=to_pcm16(normalized(audio)), sample_rate=voice.config.sample_rate)
+        finally:  # also when the caller stops early (an audio cap reached) or a run failed
+            if longest > KEEP_ARENA_IDS:
+                with self._synth_lock:
+                    release_arena(voice)
 
     def voices(self, ctx: ProviderContext) -> list[VoiceInfo]:
         found: dict[str, Path] = {DEFAULT_PIPER_VOICE: bundled_voice()}
@@ -151,6 +162,12 @@ class PiperProvider:
 
     def close(self) -> None:
         self._voices.clear()
+
+
+def normalized(audio: np.ndarray) -> np.ndarray:
+    """Scaled to full range, as Piper's own ``synthesize`` does (``SynthesisConfig.normalize_audio``)."""
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    return np.zeros_like(audio) if peak < 1e-8 else audio / peak
 
 
 def describe_voice(name: str, path: Path) -> VoiceInfo:

@@ -12,6 +12,7 @@ import pytest
 
 from agent.config.model import VoiceConfig
 from agent.errors import ServiceError
+from agent.speak.budget import AudioBudget
 from agent.speak.cache import AudioCache
 from agent.speak.engines import ProviderPool
 from agent.speak.pipeline import SpeakFailed, SpeakJob, run_speak
@@ -59,8 +60,11 @@ class Engine:
 
 
 class Run:
-    def __init__(self, tmp_path: Path, engines: dict[str, Engine], cache: bool = False) -> None:
+    def __init__(self, tmp_path: Path, engines: dict[str, Engine], cache: bool = False,
+                 max_seconds: float = 3600) -> None:
         self.engines = engines
+        self.budget = AudioBudget(max_seconds)
+        self.progress = 0  # chunks the pipeline reported as made
         self.pool = ProviderPool(factory=lambda name: engines[name])  # type: ignore[arg-type,return-value]
         self.ctx = loose_context(tmp_path, (tmp_path / "voices",))
         self.cache = AudioCache(tmp_path / "cache", 10**6) if cache else None
@@ -74,7 +78,11 @@ class Run:
                        time.perf_counter() if received is None else received, lang)
         return run_speak(job, config or VoiceConfig(), self.ctx, self.pool, self.cache,
                          lambda seq, chunk: self.chunks.append((seq, chunk)),
-                         lambda failed, reason: self.fallbacks.append((failed, reason)))
+                         lambda failed, reason: self.fallbacks.append((failed, reason)),
+                         budget=self.budget, on_progress=self._made)
+
+    def _made(self) -> None:
+        self.progress += 1
 
 
 def pcm(value: int, sentences: int = 3) -> bytes:
@@ -373,6 +381,85 @@ def test_log_lines_say_what_happened(tmp_path: Path, caplog: pytest.LogCaptureFi
     assert "could not cache audio: [Errno 28] No space left on device" in messages
 
 
+def test_a_text_surely_too_long_is_refused_before_any_engine_or_fallback(tmp_path: Path) -> None:
+    """"One. Two. Three." makes at least 11 letters x 0.03 s = 0.33 s: over a 0.3 s cap."""
+    engines = {"kokoro": Engine("kokoro", 7), "piper": Engine("piper", 1)}
+    run = Run(tmp_path, engines, max_seconds=0.3)
+    with pytest.raises(SpeakFailed) as refused:
+        run(stream=True)
+    assert (refused.value.code, refused.value.provider) == ("audio_too_long", "kokoro")
+    assert str(refused.value).startswith("this text makes at least 0.33 s of audio; the limit is 0.3 s")
+    assert engines["kokoro"].calls == engines["piper"].calls == 0 and not run.fallbacks and not run.chunks
+
+
+def test_the_estimate_uses_the_speed_in_force(tmp_path: Path) -> None:
+    engines = {"piper": Engine("piper", 1)}
+    run = Run(tmp_path, engines, max_seconds=0.3)
+    assert run(provider="piper", speed=1.25).provider == "piper"  # 0.33 s / 1.25 = 0.264 s
+    config = VoiceConfig.model_validate({"tts": {"piper": {"speakingRate": 1.25}}})
+    assert run(provider="piper", config=config).provider == "piper"
+    with pytest.raises(SpeakFailed):
+        run(provider="piper", speed=1.0)
+
+
+def test_a_cached_text_is_refused_too_once_the_cap_is_below_it(tmp_path: Path) -> None:
+    engines = {"piper": Engine("piper", 1)}
+    run = Run(tmp_path, engines, cache=True)
+    assert run(provider="piper").cached is False
+    run.budget = AudioBudget(0.3)
+    with pytest.raises(SpeakFailed) as refused:
+        run(provider="piper")
+    assert refused.value.code == "audio_too_long"
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_audio_exactly_at_the_cap_is_spoken_and_one_sample_over_stops(tmp_path: Path, stream: bool) -> None:
+    """Three sentences of 100, 200 and 300 samples at 100 Hz: 1 s, then 3 s, then 6 s made."""
+    engines = {"kokoro": Engine("kokoro", 7, rate=100), "piper": Engine("piper", 1, rate=100)}
+    assert len(Run(tmp_path, engines, max_seconds=6)(stream=stream).pcm) == 600 * 2
+    run = Run(tmp_path, engines, max_seconds=5.99)
+    with pytest.raises(SpeakFailed) as stopped:
+        run(stream=stream)
+    assert (stopped.value.code, stopped.value.provider) == ("audio_too_long", "kokoro")
+    assert str(stopped.value).startswith("stopped: the text makes more than 5.99 s of audio")
+    # the chunk that went over was never sent, and Piper would make as much: no fallback
+    assert [seq for seq, _ in run.chunks] == ([0, 1] if stream else [])
+    assert engines["piper"].calls == 0 and not run.fallbacks
+
+
+def test_piper_stopped_at_the_cap_after_a_fallback_says_so(tmp_path: Path) -> None:
+    engines = {"kokoro": Engine("kokoro", 7, fail_after=0), "piper": Engine("piper", 1, rate=100)}
+    run = Run(tmp_path, engines, max_seconds=2)
+    with pytest.raises(SpeakFailed) as stopped:
+        run()
+    assert (stopped.value.code, stopped.value.provider) == ("audio_too_long", "piper")
+    assert run.fallbacks == [("kokoro", "engine broke")]
+
+
+def test_each_chunk_made_is_progress(tmp_path: Path) -> None:
+    run = Run(tmp_path, {"kokoro": Engine("kokoro", 7), "piper": Engine("piper", 1)})
+    run(stream=False)
+    assert run.progress == 3
+    run(text="One. Two.")
+    assert run.progress == 5
+
+
+def test_an_engine_stopped_at_the_cap_is_closed_at_once(tmp_path: Path) -> None:
+    """Piper hands its arena back when its generator closes: that must happen when the request
+    stops, not when the failure (which references the generator's frame) is collected."""
+    closed: list[bool] = []
+
+    class Tidy(Engine):
+        def synthesize(self, text: str, settings: ProviderSettings, ctx: ProviderContext) -> Iterator[AudioChunk]:
+            try:
+                yield from super().synthesize(text, settings, ctx)
+            finally:
+                closed.append(True)
+
+    run = Run(tmp_path, {"piper": Tidy("piper", 1, rate=100)}, max_seconds=2)
+    with pytest.raises(SpeakFailed) as stopped:
+        run(provider="piper")
+    assert stopped.value.code == "audio_too_long" and closed == [True]  # the failure is still held here
 def test_a_door_that_refuses_the_audio_stops_the_request_at_that_sentence(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     engines = {"kokoro": Engine("kokoro", 7), "piper": Engine("piper", 1)}
     run = Run(tmp_path, engines)
@@ -384,7 +471,8 @@ def test_a_door_that_refuses_the_audio_stops_the_request_at_that_sentence(tmp_pa
 
     job = SpeakJob("j1", "One. Two. Three.", "kokoro", None, None, True, time.perf_counter(), None)  # type: ignore[arg-type]
     with pytest.raises(ServiceError) as stopped:
-        run_speak(job, VoiceConfig(), run.ctx, run.pool, None, gone, lambda failed, reason: run.fallbacks.append((failed, reason)))
+        run_speak(job, VoiceConfig(), run.ctx, run.pool, None, gone, lambda failed, reason: run.fallbacks.append((failed, reason)),
+                  budget=run.budget)
     assert stopped.value.code == "client_gone" and handed == [0]
     assert run.fallbacks == [] and engines["piper"].calls == 0, "not a provider failure: nothing falls back"
     assert "crashed" not in caplog.text

@@ -1,0 +1,121 @@
+"""The speak service's part in issue 18: its worker is judged stuck by progress (audio made), not
+by how long a request runs, and a request over the audio cap is answered ``audio_too_long``."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.config.store import ConfigStore
+from agent.errors import ServiceError
+from agent.events import EventBus, StateBoard
+from agent.layout import Layout
+from agent.speak.engines import ProviderPool
+from agent.speak.progress import Heartbeats
+from agent.speak.requests import SpeakRequest
+from agent.speak.service import SpeakService
+from providers.base import AudioChunk, ProviderContext, VoiceInfo
+from providers.settings_base import ProviderSettings
+
+WAIT = 10  # seconds a step may take before the test gives up (never reached when it works)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Stepper:
+    """Makes a chunk of 100 samples each time the test lets it."""
+
+    name = "piper"
+
+    def __init__(self, chunks: int) -> None:
+        self.chunks = chunks
+        self.started = threading.Event()
+        self.steps = threading.Semaphore(0)
+
+    def synthesize(self, text: str, settings: ProviderSettings, ctx: ProviderContext) -> Iterator[AudioChunk]:
+        self.started.set()
+        for _ in range(self.chunks):
+            assert self.steps.acquire(timeout=WAIT)
+            yield AudioChunk(b"\x01\x00" * 100, 100)
+
+    def voices(self, ctx: ProviderContext) -> list[VoiceInfo]:
+        return []
+
+    def asset_tag(self, settings: ProviderSettings, ctx: ProviderContext) -> str:
+        return "v1"
+
+    def preload(self, settings: ProviderSettings, ctx: ProviderContext) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Out:
+    def __init__(self) -> None:
+        self.sent = threading.Semaphore(0)
+
+    def chunk(self, request_id: str, seq: int, wav: bytes) -> None:
+        self.sent.release()
+
+    def whole(self, request_id: str, wav: bytes) -> None:
+        self.sent.release()
+
+    def where(self, request_id: str, stream: bool) -> str:
+        return "test"
+
+
+def service(tmp_path: Path, engine: Stepper, max_audio_seconds: float = 300,
+            clock: Clock | None = None) -> SpeakService:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "voice.json").write_text(json.dumps({"cache": {"enabled": False}}))
+    (tmp_path / "profiles" / "default" / "etc").mkdir(parents=True)
+    (tmp_path / "profiles" / "default" / "etc" / "voice.json").write_text("{}")
+    layout = Layout(tmp_path)
+    events = EventBus()
+    return SpeakService(layout, ConfigStore(layout, events), ProviderPool(factory=lambda name: engine), events,
+                        StateBoard(), 4, 5000, max_audio_seconds, heartbeats=Heartbeats(clock or Clock()))
+
+
+def test_a_request_making_audio_is_never_stuck_and_one_making_none_is(tmp_path: Path) -> None:
+    clock = Clock()
+    engine = Stepper(chunks=2)
+    speak = service(tmp_path, engine, clock=clock)
+    out = Out()
+    answer = speak.submit("default", SpeakRequest(text="Hello there.", stream=True), out)
+    assert engine.started.wait(WAIT)
+    clock.now += 299.75
+    assert speak.stalled(300) == []
+    clock.now += 0.25
+    assert speak.stalled(300) == ["default"]  # no audio for exactly the limit
+    engine.steps.release()
+    assert out.sent.acquire(timeout=WAIT)  # a chunk made: progress, whatever the request's age
+    assert speak.stalled(300) == []
+    clock.now += 300
+    assert speak.stalled(300) == ["default"]
+    engine.steps.release()
+    assert answer.result(WAIT)["chunks"] == 2
+    assert speak.stalled(0) == [] and speak.queue_depth("default") == 0
+    speak.stop()
+
+
+def test_audio_over_the_cap_is_answered_audio_too_long(tmp_path: Path) -> None:
+    engine = Stepper(chunks=3)
+    speak = service(tmp_path, engine, max_audio_seconds=2)  # 1 s a chunk: the third goes over
+    for _ in range(3):
+        engine.steps.release()
+    answer = speak.submit("default", SpeakRequest(text="Hello there."), Out())
+    with pytest.raises(ServiceError) as refused:
+        answer.result(WAIT)
+    assert refused.value.code == "audio_too_long" and "more than 2 s of audio" in str(refused.value)
+    speak.stop()
