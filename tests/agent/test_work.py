@@ -76,7 +76,11 @@ def test_stopping_waits_for_the_running_command_by_default() -> None:
 
     executor.submit(work)
     assert started.wait(10)
-    stopper = threading.Thread(target=lambda: (executor.shutdown(), order.append("stopped")))
+    def stop() -> None:
+        executor.shutdown()
+        order.append("stopped")
+
+    stopper = threading.Thread(target=stop)
     stopper.start()
     stopper.join(0.3)  # a stop that does not wait has returned by now (the order below tells it)
     go.set()
