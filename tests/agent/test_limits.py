@@ -13,7 +13,8 @@ import resource
 
 import pytest
 
-from agent.limits import ThrottledLog, accept_batch, connection_cap, log_accept_failures
+from agent import limits
+from agent.limits import ThrottledLog, accept_batch, connection_cap, log_accept_failures, open_file_limit
 
 log = logging.getLogger("tests.limits")
 
@@ -43,6 +44,25 @@ def test_a_line_at_most_once_per_interval_then_how_many_were_held(caplog: pytest
         clock.now += 60
         assert lines.warning("refused %s", "e") is True
     assert messages(caplog) == ["refused a", "refused d (2 more like it in the last 60 s)", "refused e"]
+
+
+def test_the_interval_is_a_minute_unless_told(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    lines = ThrottledLog(log, clock=clock)
+    with caplog.at_level(logging.WARNING, "tests.limits"):
+        assert lines.warning("refused") is True
+        clock.now += 59.9
+        assert lines.warning("refused") is False
+        clock.now += 0.1
+        assert lines.warning("refused") is True
+    assert messages(caplog) == ["refused", "refused (1 more like it in the last 60 s)"]
+
+
+def test_the_open_file_limit_is_the_soft_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The soft limit is where opening fails; the hard one only bounds what it may be raised to."""
+    monkeypatch.setattr(limits.resource, "getrlimit", lambda which: (1024, 524288))
+    assert open_file_limit() == 1024
+    assert connection_cap(256) == 128
 
 
 @pytest.mark.parametrize(("wanted", "limit", "cap"), [
@@ -75,6 +95,17 @@ def test_failed_accepts_are_a_line_an_interval_and_the_rest_goes_on_as_before(ca
     assert messages(caplog) == ["HTTP API cannot accept connections: Too many open files"]
     assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == ["something else"]
     assert all(r.exc_info is None for r in caplog.records if r.name == "tests.limits")
+
+
+def test_a_failed_accept_without_an_exception_is_told_by_its_message(caplog: pytest.LogCaptureFixture) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        log_accept_failures(loop, ThrottledLog(log), "Wyoming")
+        with caplog.at_level(logging.WARNING):
+            loop.call_exception_handler({"message": "socket.accept() out of system resource"})
+    finally:
+        loop.close()
+    assert messages(caplog) == ["Wyoming cannot accept connections: socket.accept() out of system resource"]
 
 
 def test_the_accept_failure_is_told_in_asyncios_own_words() -> None:

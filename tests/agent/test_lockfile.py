@@ -46,6 +46,18 @@ def test_holder_of_a_missing_file(tmp_path: Path) -> None:
     assert lockfile.holder(tmp_path / "nothing.lock") == "?"
 
 
+def test_holder_of_an_empty_file(tmp_path: Path) -> None:
+    (tmp_path / "agent.lock").write_text("\n")  # a lock file whose holder has not written its pid yet
+    assert lockfile.holder(tmp_path / "agent.lock") == "?"
+
+
+def test_a_lock_in_folders_not_made_yet(tmp_path: Path) -> None:
+    path = tmp_path / "home" / "out" / "agent.lock"  # a fresh home: neither folder exists
+    held = lockfile.hold(path)
+    assert held is not None and lockfile.holder(path) == str(os.getpid())
+    held.close()
+
+
 def test_the_agent_takes_the_lock_before_anything_else(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     settings = AgentSettings(home=tmp_path)

@@ -61,6 +61,24 @@ def test_a_line_that_is_not_name_value_names_its_line_and_no_value(tmp_path: Pat
     assert "secret" not in str(caught.value)
 
 
+@pytest.mark.parametrize(("text", "shown"), [
+    ("VOICE AGENT=pass=word\n", "'VOICE AGENT=...'"),  # up to the first '=', whatever follows
+    ("VOICE AGENT\n", "'VOICE AGENT'"),  # no '=': nothing is left out
+    ("x" * 70 + " y=secret\n", repr("x" * 60 + "=...")),  # at most 60 characters of it
+])
+def test_a_bad_line_shows_its_name_only(tmp_path: Path, text: str, shown: str) -> None:
+    path = env_file(tmp_path, text)
+    with pytest.raises(SettingsFileError) as caught:
+        check_settings_file(path)
+    assert str(caught.value) == f"{path}:1: not NAME=value: {shown}"
+
+
+def test_an_unreadable_file_is_told_in_words(tmp_path: Path) -> None:
+    with pytest.raises(SettingsFileError) as caught:
+        check_settings_file(tmp_path)  # a directory
+    assert str(caught.value) == f"{tmp_path}: cannot read it: Is a directory"
+
+
 def test_not_utf8_and_unreadable(tmp_path: Path) -> None:
     with pytest.raises(SettingsFileError, match="not UTF-8"):
         check_settings_file(env_file(tmp_path, b"VOICE_AGENT_MQTT_HOST=\xff\n"))

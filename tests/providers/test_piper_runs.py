@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import cast
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
+import onnxruntime
 import psutil
 import pytest
 from piper import PiperVoice, SynthesisConfig
@@ -40,6 +43,43 @@ def test_a_pause_in_the_second_half_is_the_better_cut() -> None:
     assert ["".join(r) for r in phoneme_runs(list("abcde, g i jkl"), 10)] == ["abcde, ", "g i jkl"]
     # at index 5 (= 10 // 2) it is in the first half: the last break is taken instead
     assert ["".join(r) for r in phoneme_runs(list("abcd, fg i jkl"), 10)] == ["abcd, fg ", "i jkl"]
+
+
+def test_a_word_break_at_the_very_start_is_no_cut() -> None:
+    """A run of nothing but the break would be an empty run for the model."""
+    assert ["".join(r) for r in phoneme_runs(list(" abcdef"), 5)] == [" abcd", "ef"]
+
+
+class Session:
+    """What ``release_arena`` hands the model, kept."""
+
+    def run(self, outputs: object, feed: dict[str, np.ndarray], options: onnxruntime.RunOptions) -> None:
+        self.feed, self.options = feed, options
+
+
+class Voice:
+    def __init__(self, speakers: int) -> None:
+        self.config = SimpleNamespace(num_speakers=speakers, default_speaker_id=3, noise_scale=0.667,
+                                      length_scale=1.0, noise_w_scale=0.8)
+        self.session = Session()
+
+    def phonemes_to_ids(self, phonemes: list[str]) -> list[int]:
+        return [1, 0, 2]
+
+
+@pytest.mark.parametrize("speakers", [1, 2])
+def test_the_empty_run_says_shrink_and_names_a_speaker_only_for_a_voice_of_several(speakers: int) -> None:
+    fake = Voice(speakers)
+    release_arena(cast(PiperVoice, fake))
+    feed = fake.session.feed
+    assert fake.session.options.get_run_config_entry("memory.enable_memory_arena_shrinkage") == "cpu:0"
+    assert feed["input"].tolist() == [[1, 0, 2]] and feed["input_lengths"].tolist() == [3]
+    assert feed["input"].dtype == feed["input_lengths"].dtype == np.int64
+    assert feed["scales"].tolist() == pytest.approx([0.667, 1.0, 0.8]) and feed["scales"].dtype == np.float32
+    if speakers == 1:
+        assert "sid" not in feed
+    else:
+        assert feed["sid"].tolist() == [3] and feed["sid"].dtype == np.int64
 
 
 def test_nothing_is_dropped_and_no_run_is_too_long() -> None:

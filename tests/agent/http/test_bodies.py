@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
+from agent.errors import ServiceError
 from agent.http import bodies
 from tests.agent.http.fake_core import api_app
 
@@ -100,4 +101,28 @@ def test_only_the_audio_routes_take_audio_sized_bodies() -> None:
 def test_a_body_that_does_not_come_in_time_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bodies, "BODY_SECONDS", 0.2)
     status, answer = exchange(post(LIST, b'{"a": ', length=100))
-    assert (status, answer["code"]) == (408, "request_timeout")
+    assert (status, answer) == (408, {"code": "request_timeout", "error": "the body did not arrive within 0 s"})
+
+
+class Arriving:
+    """A request whose body comes in these pieces, without a Content-Length (chunked)."""
+
+    content_length = None
+
+    def __init__(self, *pieces: bytes) -> None:
+        self.pieces = [*pieces, b""]
+        self.content = self
+
+    async def readany(self) -> bytes:
+        return self.pieces.pop(0)
+
+
+def read(*pieces: bytes, limit: int) -> bytes:
+    return asyncio.run(bodies.read_body(Arriving(*pieces), limit))  # type: ignore[arg-type]
+
+
+def test_a_body_in_pieces_is_read_whole_up_to_the_limit() -> None:
+    assert read(b"ab", b"cd", limit=4) == b"abcd"
+    with pytest.raises(ServiceError) as refused:
+        read(b"abc", b"de", b"f", limit=4)
+    assert (refused.value.code, str(refused.value)) == ("payload_too_large", "the body is more than 4 bytes, the limit")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -149,3 +151,64 @@ def test_a_head_sent_a_byte_at_a_time_is_closed_at_the_idle_timeout_though_bytes
             return sent
 
     assert asyncio.run(asyncio.wait_for(go(), 30)) < 200  # closed long before the head was whole
+
+
+def test_the_site_listens_where_it_is_told_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    async def go() -> None:
+        async with door(cap=1) as (port, runner):
+            assert runner.addresses == [("127.0.0.1", port)]  # that address only, not every interface
+            assert [site.name for site in runner.sites] == [f"http://127.0.0.1:{port}"]
+            held = await served(port)
+            refused = await asyncio.open_connection("127.0.0.1", port)
+            assert await status_of(refused) == 503
+            held[1].close()
+            refused[1].close()
+
+    with caplog.at_level(logging.WARNING, "agent.http.connections"):
+        asyncio.run(asyncio.wait_for(go(), 30))
+    assert [r.getMessage() for r in caplog.records] == ["HTTP connections at the cap (1): answering 503 busy"]
+
+
+class Transport(asyncio.Transport):
+    """A refused connection's end, in memory."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = b""
+        self.closed = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += bytes(data)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_a_refused_connection_is_closed_once_however_it_ends() -> None:
+    """Its request arrives, then the connection is lost: one close, and it waits no more."""
+    async def go() -> None:
+        waiting: deque[connections.Refused] = deque()
+        transport = Transport()
+        refused = connections.Refused(waiting)
+        refused.connection_made(transport)
+        assert transport.written == connections.BUSY and list(waiting) == [refused]
+        refused.data_received(GET)
+        refused.connection_lost(None)
+        refused.close()  # and its linger ends
+        assert transport.closed == 1 and not waiting
+
+    asyncio.run(go())
+
+
+def test_the_oldest_refused_connection_is_closed_only_past_lingering() -> None:
+    async def go() -> None:
+        waiting: deque[connections.Refused] = deque()
+        transports = [Transport() for _ in range(connections.LINGERING + 1)]
+        for transport in transports[:-1]:
+            connections.Refused(waiting).connection_made(transport)
+        assert len(waiting) == connections.LINGERING and not any(t.closed for t in transports)  # exactly LINGERING wait
+        connections.Refused(waiting).connection_made(transports[-1])
+        assert [t.closed for t in transports] == [1] + [0] * connections.LINGERING
+        assert len(waiting) == connections.LINGERING
+
+    asyncio.run(go())

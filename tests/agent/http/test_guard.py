@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from agent.http import guard
-from agent.http.guard import Guard, TokenThrottle, is_loopback_address, is_loopback_name
+from agent.http.guard import Guard, TokenThrottle, is_loopback_address, is_loopback_name, peer_address
 
 TOKEN = "k7Qm2xVt9LpR4sWz8NcY3bHd"
 
@@ -53,6 +53,11 @@ def through(middleware: Any, path: str = "/api/health", peer: str | None = "127.
     return asyncio.run(go())
 
 
+def answer(response: web.StreamResponse) -> dict[str, Any]:
+    assert isinstance(response, web.Response) and response.text is not None
+    return dict(json.loads(response.text))
+
+
 def code(response: web.StreamResponse) -> str:
     assert isinstance(response, web.Response) and response.text is not None
     return "served" if response.text == "served" else str(json.loads(response.text)["code"])
@@ -81,6 +86,40 @@ def test_without_a_token_another_peer_is_refused_whatever_host_says(peer: str | 
 
 def test_without_a_token_a_foreign_host_name_is_refused_even_from_loopback() -> None:
     assert code(through(tokenless().origin, Host="evil.example:4321")) == "forbidden"  # DNS rebinding
+    assert answer(through(tokenless().origin, Host="evil.example:4321"))["error"] == (
+        "without VOICE_AGENT_HTTP_TOKEN only loopback names are answered, not 'evil.example:4321': "
+        "open http://127.0.0.1:4321/")
+
+
+@pytest.mark.parametrize(("origin", "headers", "served"), [
+    ("http://127.0.0.1:4321", {}, True),
+    ("https://127.0.0.1:4321", {}, True),  # a TLS proxy in front serves the page as https
+    ("https://voice.example", {"X-Forwarded-Host": "voice.example"}, True),  # as the proxy was asked
+    ("http://evil.example", {}, False),
+    ("http://127.0.0.1:4322", {}, False),  # another port is another site
+    ("https://evil.example", {"X-Forwarded-Host": "voice.example"}, False),
+    ("evil://x://127.0.0.1:4321", {}, False),  # only what follows the first scheme is the host
+])
+def test_a_page_of_another_site_is_refused(origin: str, headers: dict[str, str], served: bool) -> None:
+    for door in (tokenless(), with_token()):
+        response = through(door.origin, Origin=origin, **headers)
+        assert code(response) == ("served" if served else "forbidden")
+    if not served:
+        assert answer(response)["error"] == f"requests from the page of {origin!r} are refused: open the agent's own page"
+
+
+def test_the_peer_is_the_connections_and_none_once_it_has_gone() -> None:
+    assert peer_address(make_mocked_request("GET", "/", transport=Peer("192.0.2.7"))) == "192.0.2.7"
+    assert peer_address(make_mocked_request("GET", "/", transport=Peer(None))) == ""
+    closed = make_mocked_request("GET", "/", transport=Peer("192.0.2.7"))
+    closed.protocol.transport = None  # the connection has gone
+    assert closed.transport is None and peer_address(closed) == ""
+
+    class Gone(Peer):
+        def get_extra_info(self, name: str, default: Any = None) -> Any:
+            return ()
+
+    assert peer_address(make_mocked_request("GET", "/", transport=Gone(None))) == ""
 
 
 @pytest.mark.parametrize(("address", "loopback"), [
@@ -111,6 +150,8 @@ def test_with_a_token_every_peer_needs_it_but_the_pages_files_do_not() -> None:
     assert code(through(door.token, peer="192.0.2.7", Authorization=f"Bearer {TOKEN[:-1]}")) == "unauthorized"
     assert code(through(door.token, peer="192.0.2.8", Authorization=f"Bearer {TOKEN}x")) == "unauthorized"
     assert code(through(door.token, peer="192.0.2.9", Authorization=f"Basic {TOKEN}")) == "unauthorized"
+    assert answer(through(door.token, peer="192.0.2.10")) == {"code": "unauthorized", "error": (
+        "send 'Authorization: Bearer <VOICE_AGENT_HTTP_TOKEN>' (or ?access_token=... for a WebSocket or the event stream)")}
 
 
 def test_with_a_token_a_lan_peer_gets_past_the_origin_rule_only_with_it() -> None:
@@ -202,6 +243,17 @@ def test_the_addresses_kept_are_bounded_oldest_first() -> None:
     clock.now = 1000.5
     assert throttle.wait("a") == 0.0  # the oldest was dropped
     assert throttle.wait("b") == 1.5
+
+
+def test_the_addresses_forgotten_are_the_oldest_whatever_their_names() -> None:
+    clock = Clock()
+    throttle = TokenThrottle(delay=1.0, peers=3, clock=clock)
+    for n, peer in enumerate("dcba"):  # the oldest has the name that sorts last
+        clock.now = 1000.0 + n
+        throttle.failed(peer, "guess")
+    clock.now = 1000.5
+    assert throttle.wait("d") == 0.0  # the oldest was dropped
+    assert throttle.wait("c") == 1.5 and throttle.wait("a") == 3.5
 
 
 def test_wrong_tokens_are_one_log_line_a_minute(caplog: pytest.LogCaptureFixture, monkeypatch: Any) -> None:

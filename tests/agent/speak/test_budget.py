@@ -74,3 +74,16 @@ def test_audio_exactly_at_the_cap_passes_and_one_sample_over_stops() -> None:
     with pytest.raises(AudioTooLong, match=r"more than 2.5 s of audio") as stopped:
         budget.check_made(40001, 16000)
     assert stopped.value.code == "audio_too_long"
+
+
+def test_the_messages_say_what_to_do() -> None:
+    """Both refusals end with the setting and the remedy; the floor is given to a hundredth."""
+    budget = AudioBudget(0.1)
+    with pytest.raises(AudioTooLong) as refused:
+        budget.check_text("a" * 5, 1.3)  # 0.115 s
+    assert str(refused.value) == ("this text makes at least 0.12 s of audio; the limit is 0.1 s "
+                                  "(VOICE_AGENT_MAX_AUDIO_SECONDS): send it in parts")
+    with pytest.raises(AudioTooLong) as stopped:
+        budget.check_made(1601, 16000)
+    assert str(stopped.value) == ("stopped: the text makes more than 0.1 s of audio, the limit "
+                                  "(VOICE_AGENT_MAX_AUDIO_SECONDS): send it in parts")

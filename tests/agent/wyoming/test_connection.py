@@ -27,7 +27,7 @@ class MemoryWriter:
         self.stalled = stalled
 
     def get_extra_info(self, name: str) -> Any:
-        return PEER
+        return PEER if name == "peername" else None
 
     def write(self, data: bytes) -> None:
         self.data += data
@@ -121,8 +121,8 @@ def test_a_slow_event_is_closed_by_its_own_timeout(caplog: pytest.LogCaptureFixt
     with caplog.at_level(logging.INFO, "agent.wyoming.connection"):
         run = Run(b'{"type": "pi', Timeouts(idle=60, event=0.05), eof=False)
     assert run.handler is not None and run.handler.seen == [] and run.writer.closed
-    [line] = [r.getMessage() for r in caplog.records]
-    assert "did not arrive whole" in line
+    assert [r.getMessage() for r in caplog.records] == [
+        "Wyoming client 127.0.0.1:5000 closed: an event did not arrive whole within 0 s"]
 
 
 def test_an_unreadable_event_is_answered_then_closed_with_one_line(caplog: pytest.LogCaptureFixture) -> None:
@@ -131,8 +131,72 @@ def test_an_unreadable_event_is_answered_then_closed_with_one_line(caplog: pytes
     assert run.handler is not None and run.handler.seen == ["ping"]
     assert [e.type for e in run.events] == ["pong", "error"] and run.events[1].data["code"] == "invalid_payload"
     assert run.writer.closed and run.gate.open == 0
-    assert len([r for r in caplog.records if "127.0.0.1:5000" in r.getMessage()]) == 1
+    assert run.events[1].data["text"] == "event header must be a JSON object"
+    assert [r.getMessage() for r in caplog.records if "127.0.0.1:5000" in r.getMessage()] == [
+        "Wyoming client 127.0.0.1:5000 closed: invalid_payload: event header must be a JSON object"]
     assert not any(r.exc_info for r in caplog.records)
+
+
+def test_an_empty_line_is_an_empty_header_not_the_start_of_the_next() -> None:
+    run = Run(b'\n{"type": "ping"}\n')
+    assert [(e.type, e.data["code"], e.data["text"]) for e in run.events] == [
+        ("error", "invalid_json", "the event header is empty")]
+    assert run.handler is not None and run.handler.seen == [] and run.writer.closed
+
+
+def test_the_handler_knows_its_peer_and_a_peer_without_an_address_is_local() -> None:
+    run = Run(b'{"type": "ping"}\n')
+    assert run.handler is not None and run.handler.peer == "127.0.0.1:5000"
+
+    class Local(MemoryWriter):
+        def get_extra_info(self, name: str) -> Any:
+            return "" if name == "peername" else None  # a Unix socket's peer
+
+    async def main() -> str:
+        handlers: list[Echo] = []
+
+        def make(write: Write, peer: str) -> Echo:
+            handlers.append(Echo(write, peer))
+            return handlers[0]
+
+        Connection(ConnectionGate(1, ThrottledLog(logging.getLogger("test"))), make, asyncio.StreamReader(),
+                   Local(), SLOW)  # type: ignore[arg-type]
+        return handlers[0].peer
+
+    assert asyncio.run(main()) == "local"
+
+
+class Quiet(Echo):
+    """A handler that answers nothing: only the events received are traffic."""
+
+    async def handle_event(self, event: Event) -> bool:
+        self.seen.append(event.type)
+        return True
+
+
+def test_events_that_get_no_answer_are_handed_over_all_the_same() -> None:
+    async def main() -> list[str]:
+        reader = asyncio.StreamReader()
+        reader.feed_data(b'{"type": "ping"}\n{"type": "ping"}\n')
+        reader.feed_eof()
+        handlers: list[Quiet] = []
+
+        def make(write: Write, peer: str) -> Quiet:
+            handlers.append(Quiet(write, peer))
+            return handlers[0]
+
+        connection = Connection(ConnectionGate(1, ThrottledLog(logging.getLogger("test"))), make, reader,
+                                MemoryWriter(), SLOW)  # type: ignore[arg-type]
+        await asyncio.wait_for(connection.run(), 30)
+        assert await connection.handle_event(Event("describe"))  # the library's entry point reaches the handler too
+        return handlers[0].seen
+
+    assert asyncio.run(main()) == ["ping", "ping", "describe"]
+
+
+def test_the_last_word_to_a_client_that_does_not_read_is_not_waited_for() -> None:
+    run = Run(b"[1, 2]\n", Timeouts(idle=60, event=0.05), eof=False, stalled=True)
+    assert run.writer.closed
 
 
 def test_a_length_past_the_cap_is_answered_and_closed() -> None:
@@ -147,10 +211,12 @@ def test_connections_up_to_the_cap_are_served_one_more_is_refused(caplog: pytest
         refused = Run(b'{"type": "ping"}\n', gate=gate)
         again = Run(b'{"type": "ping"}\n', gate=gate)
     assert refused.handler is not None and refused.handler.seen == [] and not refused.handler.disconnected
-    assert [(e.type, e.data["code"]) for e in refused.events] == [("error", "busy")] and refused.writer.closed
+    assert [(e.type, e.data["code"], e.data["text"]) for e in refused.events] == [
+        ("error", "busy", "too many connections; try again later")] and refused.writer.closed
     assert gate.open == 2, "a refused connection leaves the count as it was"
     assert again.events[0].data["code"] == "busy"
-    assert len([r for r in caplog.records if "connections open" in r.getMessage()]) == 1, "once per interval"
+    assert [r.getMessage() for r in caplog.records if "connections open" in r.getMessage()] == [
+        "Wyoming: 2 connections open (the cap): closed a new one from 127.0.0.1:5000"], "once per interval"
     gate.leave()
     served = Run(b'{"type": "ping"}\n', gate=gate)
     assert [e.type for e in served.events] == ["pong"] and gate.open == 1
@@ -161,7 +227,7 @@ def test_a_client_that_stops_reading_is_gone() -> None:
         writer = MemoryWriter(stalled=True)
         connection = Connection(ConnectionGate(1, ThrottledLog(logging.getLogger("test"))), Echo, asyncio.StreamReader(),
                                 writer, Timeouts(idle=0.05, event=60))  # type: ignore[arg-type]
-        with pytest.raises(ClientGone):
+        with pytest.raises(ClientGone, match="^the client read nothing for 0 s$"):
             await asyncio.wait_for(connection.write_event(Event("audio-chunk")), 30)
 
     asyncio.run(main())

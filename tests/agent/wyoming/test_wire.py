@@ -111,6 +111,28 @@ def test_a_malformed_event_is_refused_with_its_code(raw: bytes, code: str) -> No
     assert refused(raw).code == code
 
 
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"\n", "the event header is empty"),
+        (b"[1, 2]\n", "event header must be a JSON object"),
+        (header({"type": ""}), "event header: type must be a non-empty string"),
+        (header({"type": "ping", "data": [1]}), "event header: data must be a JSON object"),
+        (header({"type": "ping", "data_length": 3}) + b"[1]", "event data must be a JSON object"),
+        (header({"type": "ping", "payload_length": -1}),
+         "event header: payload_length must be a whole number of bytes, not -1"),
+    ],
+)
+def test_a_malformed_event_is_told_what_is_wrong(raw: bytes, message: str) -> None:
+    """The message goes back to the client in its ``error`` event."""
+    assert str(refused(raw)) == message
+
+
+def test_an_empty_header_line_already_read_is_refused_without_reading_on() -> None:
+    error = refused(b"\n" + header({"type": "ping"}), first=1)
+    assert (error.code, str(error)) == ("invalid_json", "the event header is empty")
+
+
 def test_deep_data_is_refused() -> None:
     deep = nested(60000).encode()
     assert refused(header({"type": "ping", "data_length": len(deep)}) + deep).code == "invalid_json"
