@@ -132,6 +132,43 @@ def test_off_loopback_every_request_needs_the_token_whatever_host_says(tmp_path:
         agent.stop()
 
 
+@pytest.mark.parametrize("header", ["Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP"])
+def test_without_a_token_a_request_through_a_proxy_is_refused(tmp_path: Path, broker: Mosquitto, header: str) -> None:
+    """A reverse proxy on the agent's machine (nginx's default ``proxy_pass`` sends ``Host:
+    127.0.0.1:4321``) would hand every LAN client the tokenless API: what it adds says so."""
+    agent = http_agent(tmp_path, broker).start()
+    try:
+        agent.wait_log("ready")
+        local = f"http://127.0.0.1:{port_of(agent)}"
+        proxied = {"Host": f"127.0.0.1:{port_of(agent)}", header: "192.0.2.7"}
+        voice_json = agent.home / "profiles" / "default" / "etc" / "voice.json"
+        on_disk = voice_json.read_bytes()
+        config = requests.post(f"{local}/api/profiles/default/commands/config.set", headers=proxied, timeout=60,
+                               json={"changes": {"tts": {"provider": "kokoro"}}})
+        assert config.status_code == 403 and config.json()["code"] == "forbidden", config.text[:300]
+        assert "VOICE_AGENT_HTTP_TOKEN" in config.json()["error"] and "proxy" in config.json()["error"]
+        assert voice_json.read_bytes() == on_disk
+        assert requests.get(f"{local}/", headers=proxied, timeout=60).status_code == 403  # the page too
+        assert requests.get(f"{local}/api/health", timeout=60).status_code == 200  # this machine, directly
+    finally:
+        agent.stop()
+
+
+def test_with_a_token_a_request_through_a_proxy_is_served(tmp_path: Path, broker: Mosquitto) -> None:
+    """A TLS proxy in front, as the README describes: with the token, the forwarding headers and
+    the page's https origin, as the proxy was asked for it, are served."""
+    agent = http_agent(tmp_path, broker, env_file=f"VOICE_AGENT_HTTP_TOKEN={STRONG}\n").start()
+    try:
+        agent.wait_log("ready")
+        proxied = {"Host": f"127.0.0.1:{port_of(agent)}", "X-Forwarded-For": "192.0.2.7", "X-Real-IP": "192.0.2.7",
+                   "X-Forwarded-Host": "voice.example.net", "Forwarded": "for=192.0.2.7;proto=https",
+                   "Origin": "https://voice.example.net", "Authorization": f"Bearer {STRONG}"}
+        health = requests.get(f"http://127.0.0.1:{port_of(agent)}/api/health", headers=proxied, timeout=60)
+        assert health.status_code == 200, health.text
+    finally:
+        agent.stop()
+
+
 # -- 5. connections -------------------------------------------------------------------------------
 def descriptors(agent: AgentProcess, soft: int, hard: int | None = None) -> AgentProcess:
     """The agent under this open-file limit (systemd's default is a soft 1024). With only a soft
