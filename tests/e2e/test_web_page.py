@@ -217,6 +217,9 @@ def test_the_wait_before_connecting_again_doubles_up_to_30_s(page: Any, agent: A
     asked: list[str] = []
 
     def busy(route: Any) -> None:
+        if "profile=backoff" not in route.request.url:
+            route.continue_()
+            return
         asked.append(route.request.url)
         route.fulfill(status=429, content_type="application/json",
                       body=json.dumps({"error": "too many wrong tokens from this address", "code": "busy"}))
@@ -232,8 +235,16 @@ def test_the_wait_before_connecting_again_doubles_up_to_30_s(page: Any, agent: A
         assert page.evaluate("() => window.voiceAgent.stream.readyState") == 2, f"asked again before {wait} ms"
         with page.expect_request("**/api/events?*"):
             page.clock.run_for(1)
-    page.wait_for_function("() => window.voiceAgent.stream.readyState === 2")
-    assert len(asked) == 8 and all("profile=backoff" in url for url in asked), asked
+    page.wait_for_function("() => window.voiceAgent.retry === 30000")
+    assert len(asked) == 8, asked
+
+    # another profile while a try is pending: that one's stream, connected at once, and the wait
+    # starts again from 1 s; the pending try for the last profile is dropped
+    page.evaluate("() => window.voiceAgent.go('default', 'settings')")
+    page.wait_for_selector("#live[data-on='true']")
+    assert page.evaluate("() => window.voiceAgent.retry") == 1000
+    page.clock.run_for(60_000)
+    assert "profile=default" in page.evaluate("() => window.voiceAgent.stream.url") and len(asked) == 8, asked
 
 
 def test_the_gpu_screen_says_who_runs_where(page: Any, agent: AgentProcess) -> None:
