@@ -1,9 +1,9 @@
 """The HTTP door against a hostile LAN client (issue 18), through the real agent and real sockets:
 a weak token stops the agent off loopback, and off loopback every request needs the token
-whatever its Host header says; without one a request a proxy passed on is refused; wrong tokens are logged (rate-limited) and slowed down; idle and
-slow-header connections are closed and capped below the descriptor limit (the agent raises a
-low soft limit itself); a body is refused from
-its Content-Length before it is read, and a chunked one is cut at the route's limit; a WebSocket
+whatever its Host header says; without one, a request a proxy passed on is refused; wrong tokens
+are logged (rate-limited) and slowed down; idle and slow-header connections are closed and capped
+below the descriptor limit (the agent raises a low soft limit itself); a body is refused from its
+Content-Length before it is read, and a chunked one is cut at the route's limit; a WebSocket
 client that leaves mid-stream is one INFO line. Connection attacks stay on 127.0.0.1."""
 
 from __future__ import annotations
