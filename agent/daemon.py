@@ -16,6 +16,7 @@ from agent import __version__, lockfile
 from agent.broker import EmbeddedBroker, broker_answers, embedded_bind_address
 from agent.core import Core
 from agent.layout import Layout
+from agent.limits import raise_open_file_limit
 from agent.mqtt.edge import MqttEdge
 from agent.mqtt.hass import HassDiscovery
 from agent.settings import AgentSettings
@@ -125,6 +126,7 @@ def run(settings: AgentSettings) -> int:
 
 def _serve(settings: AgentSettings) -> int:
     log.info("home %s", settings.home.absolute())
+    raise_open_file_limit()  # before the doors take their caps from it
     warning = checkout_warning(settings)
     if warning:
         log.warning("%s", warning)

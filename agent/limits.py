@@ -1,6 +1,6 @@
 """What a door needs to stay within the process's means under a flood of connections, shared by
 the server doors (HTTP, Wyoming): a log line that repeats at most once per interval, a door's
-connection cap below the open-file limit, and asyncio's failed accepts told as such a line instead
+connection cap below the open-file limit (raised to what the hard limit allows at start), and asyncio's failed accepts told as such a line instead
 of a traceback each."""
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+log = logging.getLogger(__name__)
+
+WANTED_FILES = 4096  # the soft open-file limit raised to at start (the doors' caps are an eighth of it)
 DOOR_SHARE = 8  # a door holds at most an eighth of the open-file limit in connections (see accept_batch)
 
 
@@ -47,6 +50,25 @@ class ThrottledLog:
 def open_file_limit() -> int:
     """The process's soft limit of open descriptors (systemd's default is 1024)."""
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def raise_open_file_limit(wanted: int = WANTED_FILES) -> int:
+    """Raise the soft limit of open descriptors to ``wanted``, at most the hard limit (any process
+    may): under systemd's or a shell's soft 1024 the doors' caps would be lower than their settings
+    for no reason the user could act on. Never lowers it; one INFO line when it changed. The soft
+    limit after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError) as exc:
+            log.warning("cannot raise the open-file limit from %d to %d: %s", soft, target, exc)
+            return soft
+        log.info("open-file limit raised from %d to %d (hard limit %s)", soft, target,
+                 "unlimited" if hard == resource.RLIM_INFINITY else hard)
+        return target
+    return soft
 
 
 def connection_cap(wanted: int, limit: int | None = None) -> int:

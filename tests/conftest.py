@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -70,12 +71,15 @@ class AgentProcess:
         self._log_from = 0
 
     running: "set[AgentProcess]" = set()  # every agent not stopped yet, for the leak guard below
+    nofile: tuple[int, int] | None = None  # the agent's (soft, hard) open-file limit, as a LimitNOFILE would set it
 
     def start(self) -> "AgentProcess":
         handle = open(self.log, "ab")
         self._log_from = handle.tell()  # wait_log reads this run's lines: a restart's "ready" is not the last run's
+        limit = self.nofile
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "agent", "run"], cwd=self.home, env=self.env, stdout=handle, stderr=handle
+            [sys.executable, "-m", "agent", "run"], cwd=self.home, env=self.env, stdout=handle, stderr=handle,
+            preexec_fn=None if limit is None else lambda: resource.setrlimit(resource.RLIMIT_NOFILE, limit),
         )
         AgentProcess.running.add(self)
         return self

@@ -1,7 +1,8 @@
 """Who the HTTP door answers, decided before any route: what another site could make a browser
 send is refused (a foreign Origin; without a token, a host name that is not a loopback name: DNS
 rebinding); without a token only this machine is answered, judged by the connection's peer
-address and never by a header; with one, every request but the page's own files carries it.
+address and never by a header, and not through a proxy (one on this machine would hand the API to
+everyone it serves: its forwarding headers are refused); with one, every request but the page's own files carries it.
 Wrong tokens are logged (a line a minute) and slowed down per peer address."""
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ MAX_WAIT = 5.0  # a check that would wait longer for its turn is refused at once
 FORGET = 60.0  # an address without a wrong token for this long is checked at once again
 PEERS = 4096  # addresses remembered at most (the oldest are forgotten first)
 KNOWN_WRONG = 4  # the last wrong tokens of an address, answered at once when sent again
+FORWARDING = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")  # what a proxy adds
 
 
 @dataclass
@@ -117,6 +119,9 @@ class Guard:
                                                "open the agent's own page")
         if self._token is None and not is_loopback_address(peer_address(request)):
             return error_response("forbidden", "this agent has no VOICE_AGENT_HTTP_TOKEN: it answers this machine only")
+        if self._token is None and forwarded(request):
+            return error_response("forbidden", "this agent has no VOICE_AGENT_HTTP_TOKEN: set one of 24+ characters "
+                                               "to serve it through a proxy")
         if self._token is None and not is_loopback_name(request.url.host or ""):
             return error_response("forbidden", f"without VOICE_AGENT_HTTP_TOKEN only loopback names are answered, not "
                                                f"{request.host!r}: open http://127.0.0.1:{self._port}/")
@@ -147,6 +152,12 @@ class Guard:
             return unauthorized()
         self._throttle.succeeded(peer)
         return await handler(request)
+
+
+def forwarded(request: web.Request) -> bool:
+    """Whether a proxy passed the request on: a proxy on this machine connects from loopback and
+    (nginx's default) names a loopback Host, for whoever it serves."""
+    return any(name in request.headers for name in FORWARDING)
 
 
 def given_token(request: web.Request) -> str | None:

@@ -47,7 +47,7 @@ class HttpEdge:
                  " (token required)" if self._settings.http_token else "")
         if self._cap < self._settings.http_max_connections:
             log.warning("HTTP connections capped at %d, an eighth of the open-file limit (%d), not %d: raise "
-                        "LimitNOFILE (ulimit -n)", self._cap, open_file_limit(), self._settings.http_max_connections)
+                        "the hard limit (LimitNOFILE=, ulimit -Hn)", self._cap, open_file_limit(), self._settings.http_max_connections)
 
     async def _listen(self) -> None:
         self._runner = web.AppRunner(self._api.app(), access_log=None, handle_signals=False,

@@ -1,8 +1,9 @@
 """The HTTP door against a hostile LAN client (issue 18), through the real agent and real sockets:
 a weak token stops the agent off loopback, and off loopback every request needs the token
-whatever its Host header says, wrong tokens are logged (rate-limited) and slowed down; idle and
-slow-header connections are closed and capped below the descriptor limit; a body is refused from
-its Content-Length before it is read, and a chunked one is cut at the route's limit; a WebSocket
+whatever its Host header says; without one, a request a proxy passed on is refused; wrong tokens
+are logged (rate-limited) and slowed down; idle and slow-header connections are closed and capped
+below the descriptor limit (the agent raises a low soft limit itself); a body is refused from its
+Content-Length before it is read, and a chunked one is cut at the route's limit; a WebSocket
 client that leaves mid-stream is one INFO line. Connection attacks stay on 127.0.0.1."""
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -133,16 +133,69 @@ def test_off_loopback_every_request_needs_the_token_whatever_host_says(tmp_path:
         agent.stop()
 
 
-# -- 5. connections -------------------------------------------------------------------------------
-@contextmanager
-def descriptors(limit: int) -> Iterator[None]:
-    """Processes started inside inherit this soft limit of open files (systemd's default is 1024)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+@pytest.mark.parametrize("header", ["Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP"])
+def test_without_a_token_a_request_through_a_proxy_is_refused(tmp_path: Path, broker: Mosquitto, header: str) -> None:
+    """A reverse proxy on the agent's machine (nginx's default ``proxy_pass`` sends ``Host:
+    127.0.0.1:4321``) would hand every LAN client the tokenless API: what it adds says so."""
+    agent = http_agent(tmp_path, broker).start()
     try:
-        yield
+        agent.wait_log("ready")
+        local = f"http://127.0.0.1:{port_of(agent)}"
+        proxied = {"Host": f"127.0.0.1:{port_of(agent)}", header: "192.0.2.7"}
+        voice_json = agent.home / "profiles" / "default" / "etc" / "voice.json"
+        on_disk = voice_json.read_bytes()
+        config = requests.post(f"{local}/api/profiles/default/commands/config.set", headers=proxied, timeout=60,
+                               json={"changes": {"tts": {"provider": "kokoro"}}})
+        assert config.status_code == 403 and config.json()["code"] == "forbidden", config.text[:300]
+        assert "VOICE_AGENT_HTTP_TOKEN" in config.json()["error"] and "proxy" in config.json()["error"]
+        assert voice_json.read_bytes() == on_disk
+        assert requests.get(f"{local}/", headers=proxied, timeout=60).status_code == 403  # the page too
+        assert requests.get(f"{local}/api/health", timeout=60).status_code == 200  # this machine, directly
     finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        agent.stop()
+
+
+def test_with_a_token_a_request_through_a_proxy_is_served(tmp_path: Path, broker: Mosquitto) -> None:
+    """A TLS proxy in front, as the README describes: with the token, the forwarding headers and
+    the page's https origin, as the proxy was asked for it, are served."""
+    agent = http_agent(tmp_path, broker, env_file=f"VOICE_AGENT_HTTP_TOKEN={STRONG}\n").start()
+    try:
+        agent.wait_log("ready")
+        proxied = {"Host": f"127.0.0.1:{port_of(agent)}", "X-Forwarded-For": "192.0.2.7", "X-Real-IP": "192.0.2.7",
+                   "X-Forwarded-Host": "voice.example.net", "Forwarded": "for=192.0.2.7;proto=https",
+                   "Origin": "https://voice.example.net", "Authorization": f"Bearer {STRONG}"}
+        health = requests.get(f"http://127.0.0.1:{port_of(agent)}/api/health", headers=proxied, timeout=60)
+        assert health.status_code == 200, health.text
+    finally:
+        agent.stop()
+
+
+# -- 5. connections -------------------------------------------------------------------------------
+def descriptors(agent: AgentProcess, soft: int, hard: int | None = None) -> AgentProcess:
+    """The agent under this open-file limit (systemd's default is a soft 1024). With only a soft
+    one it raises it itself at start, towards 4096; a hard one as low keeps it low."""
+    agent.nofile = (soft, resource.getrlimit(resource.RLIMIT_NOFILE)[1] if hard is None else hard)
+    return agent
+
+
+def test_a_soft_limit_of_1024_is_raised_so_the_default_cap_stands_without_a_warning(
+    tmp_path: Path, broker: Mosquitto,
+) -> None:
+    """``make run`` in a shell with ``ulimit -n 1024``: the agent raises its soft limit towards 4096
+    (at most the hard limit) and says so in one INFO line; the cap warning, which the user could do
+    nothing about, is left for a hard limit that is really low."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    raised = 4096 if hard == resource.RLIM_INFINITY else min(hard, 4096)
+    agent = descriptors(http_agent(tmp_path, broker), 1024).start()
+    try:
+        agent.wait_log("ready")
+        assert agent.process is not None
+        assert resource.prlimit(agent.process.pid, resource.RLIMIT_NOFILE)[0] == raised
+    finally:
+        agent.stop()
+    log = agent.log.read_text()
+    assert log.count(f"open-file limit raised from 1024 to {raised}") == 1, log
+    assert ("HTTP connections capped" in log) == (raised // 8 < 256), log
 
 
 def wait_closed(sock: socket.socket) -> None:
@@ -160,8 +213,8 @@ def test_a_flood_of_sockets_is_capped_below_the_open_file_limit(tmp_path: Path, 
     """300 idle or slow-header sockets against an agent allowed 256 open files (it ran out with
     them before): HTTP answers 503 busy while full, the agent's other work goes on, one line says
     so, nothing is a traceback; HTTP answers again when they are gone."""
-    with descriptors(256):  # the held ones are not timed out meanwhile: the cap alone is tested
-        agent = http_agent(tmp_path, broker, VOICE_AGENT_HTTP_IDLE_TIMEOUT="600").start()
+    # the held ones are not timed out meanwhile: the cap alone is tested
+    agent = descriptors(http_agent(tmp_path, broker, VOICE_AGENT_HTTP_IDLE_TIMEOUT="600"), 256, 256).start()
     held: list[socket.socket] = []
     try:
         agent.wait_log("ready")

@@ -20,7 +20,7 @@ from tests.providers.kokoro.models import install_models, prepared_models
 
 pytestmark = pytest.mark.slow
 
-PROFILES = ("default", "settings", "speak", "samples", "training", "errors", "gpuview")
+PROFILES = ("default", "settings", "speak", "samples", "training", "errors", "gpuview", "stream", "backoff")
 TOKEN = "hall-cupboard-7f3a9c"
 
 
@@ -181,6 +181,70 @@ def test_refused_values_are_shown_next_to_their_fields(page: Any, agent: AgentPr
     page.locator("#train-form [data-error-for='params.steps']:has-text('greater than or equal to 1')").wait_for()
     assert speaker.inner_text() == ""
     assert api(agent, "errors", "train.status").json()["data"]["jobs"] == []
+
+
+def test_the_event_stream_connects_again_after_busy_answers(page: Any, agent: AgentProcess) -> None:
+    """The agent answers 503 busy past its connection cap (429 to a throttled token), and a
+    browser's EventSource that gets an answer other than 200 closes for good: the page connects
+    again itself, after a growing wait, and then shows the profile's live events."""
+    refused: list[str] = []
+
+    def busy_twice(route: Any) -> None:
+        if len(refused) < 2:
+            refused.append(route.request.url)
+            route.fulfill(status=503, content_type="application/json",
+                          body=json.dumps({"error": "HTTP connections at the cap: try again", "code": "busy"}))
+        else:
+            route.continue_()
+
+    page.route("**/api/events?*", busy_twice)
+    open_screen(page, agent, "stream", "settings")
+    page.wait_for_selector("#live[data-on='true']", timeout=60_000)
+    assert len(refused) == 2 and all("profile=stream" in url for url in refused), refused
+    path = agent.home / "profiles" / "stream" / "etc" / "voice.json"
+    good = path.read_text()
+    try:  # an event after the reconnect: voice.json edited with a mistake, told on the settings screen
+        path.write_text(good.replace('"speakingRate": 1.0', '"speakingRate": 7'))
+        page.wait_for_selector("#settings-error:has-text('voice.json was edited and has a problem')", timeout=60_000)
+        assert "speakingRate" in page.inner_text("#settings-error")
+    finally:
+        path.write_text(good)
+
+
+def test_the_wait_before_connecting_again_doubles_up_to_30_s(page: Any, agent: AgentProcess) -> None:
+    """Under the page's own clock (Playwright's, standing still but when moved by hand): refused
+    again and again, the page asks again after 1 s, 2 s, 4 s ... and at most every 30 s, never sooner."""
+    asked: list[str] = []
+
+    def busy(route: Any) -> None:
+        if "profile=backoff" not in route.request.url:
+            route.continue_()
+            return
+        asked.append(route.request.url)
+        route.fulfill(status=429, content_type="application/json",
+                      body=json.dumps({"error": "too many wrong tokens from this address", "code": "busy"}))
+
+    page.clock.install(time=1_000_000)
+    page.clock.pause_at(1_001_000)
+    page.route("**/api/events?*", busy)
+    open_screen(page, agent, "backoff", "settings")
+    for wait in (1000, 2000, 4000, 8000, 16000, 30000, 30000):
+        page.wait_for_function(f"() => window.voiceAgent.retry === {min(wait * 2, 30000)}")  # this refusal was heard
+        page.clock.run_for(wait - 1)
+        # a new EventSource is CONNECTING (0) from the moment it is made: still the refused one (CLOSED, 2)
+        assert page.evaluate("() => window.voiceAgent.stream.readyState") == 2, f"asked again before {wait} ms"
+        with page.expect_request("**/api/events?*"):
+            page.clock.run_for(1)
+    page.wait_for_function("() => window.voiceAgent.retry === 30000")
+    assert len(asked) == 8, asked
+
+    # another profile while a try is pending: that one's stream, connected at once, and the wait
+    # starts again from 1 s; the pending try for the last profile is dropped
+    page.evaluate("() => window.voiceAgent.go('default', 'settings')")
+    page.wait_for_selector("#live[data-on='true']")
+    assert page.evaluate("() => window.voiceAgent.retry") == 1000
+    page.clock.run_for(60_000)
+    assert "profile=default" in page.evaluate("() => window.voiceAgent.stream.url") and len(asked) == 8, asked
 
 
 def test_the_gpu_screen_says_who_runs_where(page: Any, agent: AgentProcess) -> None:

@@ -10,6 +10,8 @@ import { TrainingScreen } from "./training.js";
 import { $, el, say } from "./ui.js";
 
 const TABS = ["settings", "speak", "samples", "training", "gpu"];
+const RETRY_FIRST = 1000; // ms before connecting the event stream again after the browser gave up on it
+const RETRY_MAX = 30000; // the wait doubles up to this, and starts again from RETRY_FIRST once connected
 
 class App {
   constructor() {
@@ -21,6 +23,8 @@ class App {
     this.profile = null;
     this.tab = null;
     this.stream = null;
+    this.retry = RETRY_FIRST;
+    this.reconnecting = null;
     this.states = {}; // the state documents by key: the profile's, and "gpu"
   }
 
@@ -86,17 +90,25 @@ class App {
   }
 
   connect(profile) {
+    clearTimeout(this.reconnecting);
     if (this.stream) this.stream.close();
     const live = $("live");
     const stream = api.events(profile);
     this.stream = stream;
     stream.onopen = () => {
+      this.retry = RETRY_FIRST;
       live.textContent = "live";
       live.dataset.on = "true";
     };
     stream.onerror = () => {
       live.textContent = "reconnecting";
       live.dataset.on = "false";
+      // A dropped stream the browser connects again itself; an answer other than 200 (503 busy
+      // past the agent's connection cap, 429 to a throttled token) closes it for good.
+      if (stream.readyState !== EventSource.CLOSED || this.stream !== stream) return;
+      const wait = this.retry;
+      this.retry = Math.min(this.retry * 2, RETRY_MAX);
+      this.reconnecting = setTimeout(() => this.connect(profile), wait);
     };
     stream.onmessage = (message) => {
       const event = JSON.parse(message.data);

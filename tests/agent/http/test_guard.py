@@ -122,6 +122,42 @@ def test_the_peer_is_the_connections_and_none_once_it_has_gone() -> None:
     assert peer_address(make_mocked_request("GET", "/", transport=Gone(None))) == ""
 
 
+FORWARDING = ["Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP"]
+
+
+@pytest.mark.parametrize("header", [*FORWARDING, "x-forwarded-for", "X-REAL-IP"])
+def test_without_a_token_a_request_a_proxy_passed_on_is_refused(header: str) -> None:
+    """From loopback with a loopback Host, as nginx's default proxy_pass sends it for a LAN client."""
+    value = "for=192.0.2.7" if header == "Forwarded" else "192.0.2.7"
+    refused = through(tokenless().origin, **{header: value})
+    assert code(refused) == "forbidden"
+    assert isinstance(refused, web.Response) and refused.text is not None
+    message = json.loads(refused.text)["error"]
+    assert "VOICE_AGENT_HTTP_TOKEN" in message and "24" in message and "proxy" in message
+    assert code(through(tokenless().origin, path="/", **{header: ""})) == "forbidden"  # present, even empty; the page too
+
+
+@pytest.mark.parametrize("header", ["X-Forwarded-Proto", "X-Forwarded", "Forwarded-For", "X-Client-IP"])
+def test_without_a_token_other_headers_are_not_taken_for_a_proxys(header: str) -> None:
+    assert code(through(tokenless().origin, **{header: "192.0.2.7"})) == "served"
+
+
+@pytest.mark.parametrize("header", FORWARDING)
+def test_with_a_token_a_request_a_proxy_passed_on_is_served(header: str) -> None:
+    """A TLS proxy in front of an agent with a token: the token rule decides."""
+    door = with_token()
+    assert code(through(door.origin, **{header: "192.0.2.7"})) == "served"
+    assert code(through(door.origin, peer="192.0.2.7", **{header: "192.0.2.8"})) == "served"
+
+
+def test_with_a_token_the_page_behind_a_tls_proxy_passes_the_origin_rule() -> None:
+    """The README's TLS proxy: the browser's origin is https and the host it asked the proxy for."""
+    headers = {"X-Forwarded-Host": "voice.example.net", "X-Forwarded-For": "192.0.2.7",
+               "Origin": "https://voice.example.net"}
+    assert code(through(with_token().origin, **headers)) == "served"
+    assert code(through(with_token().origin, **{**headers, "Origin": "https://evil.example"})) == "forbidden"
+
+
 @pytest.mark.parametrize(("address", "loopback"), [
     ("127.0.0.1", True), ("127.255.255.254", True), ("::1", True), ("::ffff:127.0.0.1", True),
     ("128.0.0.1", False), ("192.0.2.7", False), ("::ffff:192.0.2.7", False), ("fe80::1%eth0", False), ("", False),
