@@ -38,6 +38,7 @@ from providers.common.audio import read_wav_pcm, wav_bytes
 log = logging.getLogger(__name__)
 
 DEFAULT_PROFILE = "default"
+_GOODBYES = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)  # what ends a WebSocket (as ``async for``)
 
 
 def connection_of(request: web.Request) -> Callable[[], bool]:
@@ -172,8 +173,12 @@ class Api:
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=self._settings.max_request_bytes)
         await ws.prepare(request)
         departure = Departure("the WebSocket client", str(request.remote), connection_of(request))
+        incoming = asyncio.ensure_future(ws.receive())
         try:
-            async for message in ws:
+            while (message := await incoming).type not in _GOODBYES:
+                # the next message is read while this one is answered: a close frame mid-stream is
+                # answered at once, the connection closes and the speech stops (``Departure``)
+                incoming = asyncio.ensure_future(ws.receive())
                 if message.type != WSMsgType.TEXT:
                     await ws.send_json({"done": True, "code": "invalid_payload", "error": "send a JSON text frame"})
                     continue
@@ -182,6 +187,7 @@ class Api:
             log.info("WebSocket client left mid-stream (%s)", request.remote)
         finally:
             departure.leave()
+            incoming.cancel()
         return ws
 
     async def _speak_to(self, ws: web.WebSocketResponse, text: str, departure: Departure) -> None:

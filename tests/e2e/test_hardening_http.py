@@ -346,6 +346,17 @@ def test_a_websocket_client_that_leaves_mid_stream_stops_the_speech(left_agent: 
     assert name == "speak.failed" and event["code"] == "client_gone", (name, {k: event[k] for k in ("chunks", "audio_seconds", "latency_ms") if k in event})
 
 
+def test_a_websocket_client_that_says_goodbye_mid_stream_stops_the_speech(left_agent: tuple[AgentProcess, Probe]) -> None:
+    agent, probe = left_agent
+    mark = probe.mark()
+    with connect(f"ws://127.0.0.1:{port_of(agent)}/api/tts-stream", open_timeout=10, close_timeout=120) as ws:
+        ws.send(json.dumps({"id": "ws-goodbye", "text": sentences("the page")}))
+        assert_speech(ws.recv(timeout=60))  # type: ignore[arg-type]
+        ws.close()  # as the page does when Speak is pressed again mid-stream
+    name, event = end_of(probe, "ws-goodbye", mark)
+    assert name == "speak.failed" and event["code"] == "client_gone", (name, {k: event[k] for k in ("chunks", "audio_seconds", "latency_ms") if k in event})
+
+
 def test_an_http_client_that_leaves_before_its_answer_stops_the_speech(left_agent: tuple[AgentProcess, Probe]) -> None:
     agent, probe = left_agent
     mark = probe.mark()

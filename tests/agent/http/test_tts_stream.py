@@ -104,3 +104,39 @@ def test_an_http_client_that_leaves_stops_its_speech_before_the_last_sentence(ca
     error = speech.answer.exception()
     assert isinstance(error, ServiceError) and error.code == "client_gone", error
     assert speech.sent < 200
+
+
+def test_a_websocket_client_that_says_goodbye_mid_stream_stops_its_speech(caplog: pytest.LogCaptureFixture) -> None:
+    core = fake_core()
+
+    async def go() -> Speech:
+        async with serving(core) as url:
+            async with connect(url, close_timeout=30) as ws:
+                await ws.send(json.dumps({"text": "Many sentences.", "sentences": 200, "pause": 0.01}))
+                assert isinstance(await ws.recv(), bytes)
+                await ws.close()  # a close frame, while 199 sentences are to come: the door answers it
+                assert ws.close_code == 1000
+            return await stopped(core)
+
+    with caplog.at_level(logging.INFO, "agent.http"):
+        speech = asyncio.run(asyncio.wait_for(go(), 10))
+    error = speech.answer.exception()
+    assert isinstance(error, ServiceError) and error.code == "client_gone", error
+    assert speech.sent < 200
+    assert [r.getMessage() for r in caplog.records if "left mid-stream" in r.getMessage()] == [
+        "WebSocket client left mid-stream (127.0.0.1)"
+    ]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_request_sent_while_another_is_spoken_is_answered_after_it() -> None:
+    async def go() -> list[object]:
+        async with serving() as url:
+            async with connect(url) as ws:
+                await ws.send(json.dumps({"text": "Two.", "sentences": 2, "pause": 0.05}))
+                await ws.send(json.dumps({"text": "Three.", "sentences": 3}))  # read while the first is spoken
+                return [await ws.recv() for _ in range(7)]
+
+    frames = asyncio.run(asyncio.wait_for(go(), 10))
+    assert [type(f) for f in frames] == [bytes, bytes, str, bytes, bytes, bytes, str]
+    assert [json.loads(f)["chunks"] for f in frames if isinstance(f, str)] == [2, 3]
