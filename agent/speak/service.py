@@ -39,7 +39,8 @@ class AudioOut(Protocol):
     streaming, else the whole utterance once. ``request_id`` is the one the answer carries.
     ``chunk`` may raise ``ServiceError`` when the audio has nowhere to go any more (the door's
     client has gone): the request stops there, before its next sentence, and fails with that code.
-    A ``departure.ClientAudio`` is also asked before each chunk of a request that is not streamed."""
+    The worker also asks a ``departure.ClientAudio`` before each chunk it makes: a request that is
+    not streamed stops too."""
 
     def chunk(self, request_id: str, seq: int, wav: bytes) -> None: ...
 
