@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -29,6 +30,7 @@ from agent.http.guard import Guard, Handler
 from agent.http.page import Page
 from agent.record.report import report_files
 from agent.requests import json_object
+from agent.speak.departure import ClientAudio, Departure
 from agent.settings import AgentSettings
 from providers.base import ProviderError
 from providers.common.audio import read_wav_pcm, wav_bytes
@@ -36,15 +38,26 @@ from providers.common.audio import read_wav_pcm, wav_bytes
 log = logging.getLogger(__name__)
 
 DEFAULT_PROFILE = "default"
+_GOODBYES = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)  # what ends a WebSocket (as ``async for``)
 
 
-class CollectedAudio:
+def connection_of(request: web.Request) -> Callable[[], bool]:
+    """Whether ``request``'s connection is still open, for the speak worker to ask from its own
+    thread (aiohttp does not cancel a handler whose client left: its speech would go on)."""
+    def connected() -> bool:
+        transport = request.transport
+        return transport is not None and not transport.is_closing()
+    return connected
+
+
+class CollectedAudio(ClientAudio):
     """The whole utterance, for one HTTP answer (sentences joined when they came one by one)."""
 
-    def __init__(self) -> None:
+    def __init__(self, departure: Departure | None = None) -> None:
+        super().__init__(departure or Departure("the HTTP client", "http"))
         self.parts: list[bytes] = []
 
-    def chunk(self, request_id: str, seq: int, wav: bytes) -> None:
+    def deliver(self, wav: bytes) -> None:
         self.parts.append(wav)
 
     def whole(self, request_id: str, wav: bytes) -> None:
@@ -60,14 +73,15 @@ class CollectedAudio:
         return wav_bytes(b"".join(pcm for pcm, _ in pieces), pieces[0][1] if pieces else 22050)
 
 
-class StreamedAudio:
+class StreamedAudio(ClientAudio):
     """Each sentence's WAV handed to the event loop as soon as the speak worker has it."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, sentences: asyncio.Queue[bytes]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, sentences: asyncio.Queue[bytes], departure: Departure) -> None:
+        super().__init__(departure)
         self._loop = loop
         self._sentences = sentences
 
-    def chunk(self, request_id: str, seq: int, wav: bytes) -> None:
+    def deliver(self, wav: bytes) -> None:
         self._loop.call_soon_threadsafe(self._sentences.put_nowait, wav)
 
     def whole(self, request_id: str, wav: bytes) -> None:
@@ -146,7 +160,7 @@ class Api:
     async def tts(self, request: web.Request) -> web.Response:
         document = await self._json(request)
         profile = str(document.pop("profile", DEFAULT_PROFILE))
-        out = CollectedAudio()
+        out = CollectedAudio(Departure("the HTTP client", str(request.remote), connection_of(request)))
         summary = await self.call(profile, "speak", document, out)
         headers = {
             "X-Request-Id": str(summary["id"]), "X-Provider": str(summary["provider"]), "X-Voice": str(summary["voice"]),
@@ -158,17 +172,25 @@ class Api:
     async def tts_stream(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=self._settings.max_request_bytes)
         await ws.prepare(request)
+        departure = Departure("the WebSocket client", str(request.remote), connection_of(request))
+        incoming = asyncio.ensure_future(ws.receive())
         try:
-            async for message in ws:
+            while (message := await incoming).type not in _GOODBYES:
+                # the next message is read while this one is answered: a close frame mid-stream is
+                # answered at once, the connection closes and the speech stops (``Departure``)
+                incoming = asyncio.ensure_future(ws.receive())
                 if message.type != WSMsgType.TEXT:
                     await ws.send_json({"done": True, "code": "invalid_payload", "error": "send a JSON text frame"})
                     continue
-                await self._speak_to(ws, message.data)
-        except ConnectionResetError:  # nobody to tell: its speech is finished and dropped
+                await self._speak_to(ws, message.data, departure)
+        except ConnectionResetError:  # nobody to tell: its speech stops before its next sentence
             log.info("WebSocket client left mid-stream (%s)", request.remote)
+        finally:
+            departure.leave()
+            incoming.cancel()
         return ws
 
-    async def _speak_to(self, ws: web.WebSocketResponse, text: str) -> None:
+    async def _speak_to(self, ws: web.WebSocketResponse, text: str, departure: Departure) -> None:
         """One request of the stream: its sentences as binary frames, then ``{"done": true, ...}``."""
         try:
             document = json_object(text, "message")
@@ -177,9 +199,8 @@ class Api:
             return
         profile = str(document.pop("profile", DEFAULT_PROFILE))
         sentences: asyncio.Queue[bytes] = asyncio.Queue()
-        answer = asyncio.ensure_future(
-            self.call(profile, "speak", {**document, "stream": True}, StreamedAudio(asyncio.get_running_loop(), sentences))
-        )
+        out = StreamedAudio(asyncio.get_running_loop(), sentences, departure)
+        answer = asyncio.ensure_future(self.call(profile, "speak", {**document, "stream": True}, out))
         answer.add_done_callback(lambda done: done.cancelled() or done.exception())  # read even when the client left
         while not answer.done() or not sentences.empty():
             if not sentences.empty():

@@ -22,6 +22,7 @@ from agent.events import EventBus, StateBoard
 from agent.layout import Layout
 from agent.speak.budget import AudioBudget
 from agent.speak.cache import AudioCache
+from agent.speak.departure import check_client
 from agent.speak.engines import ProviderPool
 from agent.speak.pipeline import SpeakFailed, SpeakJob, SpeakResult, run_speak
 from agent.speak.progress import Heartbeats
@@ -37,7 +38,9 @@ class AudioOut(Protocol):
     """Where a request's audio goes, as WAV files: each sentence as soon as it is ready when
     streaming, else the whole utterance once. ``request_id`` is the one the answer carries.
     ``chunk`` may raise ``ServiceError`` when the audio has nowhere to go any more (the door's
-    client has gone): the request stops there, before its next sentence, and fails with that code."""
+    client has gone): the request stops there, before its next sentence, and fails with that code.
+    The worker also asks a ``departure.ClientAudio`` before each chunk it makes: a request that is
+    not streamed stops too."""
 
     def chunk(self, request_id: str, seq: int, wav: bytes) -> None: ...
 
@@ -200,6 +203,10 @@ class SpeakService:
         def on_fallback(failed: str, reason: str) -> None:
             self._events.emit(profile, "provider.fallback", {"id": job.id, "from": failed, "to": "piper", "reason": reason})
 
+        def on_progress() -> None:
+            self._heartbeats.beat(profile)
+            check_client(out)  # a client that has left: stop now, whether its audio streams or not
+
         try:
             result = run_speak(
                 job,
@@ -210,7 +217,7 @@ class SpeakService:
                 on_chunk,
                 on_fallback,
                 budget=self._budget,
-                on_progress=lambda: self._heartbeats.beat(profile),
+                on_progress=on_progress,
             )
         except SpeakFailed as exc:
             self._events.emit(profile, "speak.failed", {"id": job.id, "provider": exc.provider, "error": str(exc), "code": exc.code})

@@ -4,15 +4,14 @@ by ``audio-start`` and ``audio-stop``; a refusal becomes an ``error {text, code}
 
 The speak worker runs on its own thread: ``LoopAudio`` (the door's ``AudioOut``) only hands
 each WAV to the connection's asyncio loop, where the events are written. Once the client has
-gone, ``LoopAudio`` refuses the worker's next sentence (``client_gone``): a long text is not
-synthesized to its end for nobody.
+gone, ``LoopAudio`` refuses the worker's next sentence (``client_gone``, ``speak.departure``): a
+long text is not synthesized to its end for nobody.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -26,6 +25,7 @@ from wyoming.event import Event
 from agent.commands import Command
 from agent.errors import ServiceError
 from agent.requests import describe_validation_error
+from agent.speak.departure import ClientAudio, Departure
 from agent.wyoming.connection import Write
 from agent.wyoming.names import VoicePick
 from providers.base import ProviderError
@@ -42,20 +42,17 @@ ProfileExists = Callable[[str], bool]
 _DONE = object()
 
 
-class LoopAudio:
+class LoopAudio(ClientAudio):
     """The door's ``AudioOut``: every WAV the speak worker produces, queued on the loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, where: str, gone: threading.Event) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, where: str, departure: Departure) -> None:
+        super().__init__(departure)
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self._loop = loop
         self._where = where
-        self._gone = gone
-
-    def chunk(self, request_id: str, seq: int, wav: bytes) -> None:
-        self._deliver(wav)
 
     def whole(self, request_id: str, wav: bytes) -> None:
-        self._deliver(wav)
+        self.chunk(request_id, 0, wav)
 
     def where(self, request_id: str, stream: bool) -> str:
         return self._where
@@ -64,10 +61,7 @@ class LoopAudio:
         """After the last WAV (the worker answers after handing over its audio)."""
         self._put(_DONE)
 
-    def _deliver(self, wav: bytes) -> None:
-        """Called on the speak worker's thread: raising stops its request before the next sentence."""
-        if self._gone.is_set():
-            raise ServiceError("client_gone", f"the Wyoming client has gone ({self._where})")
+    def deliver(self, wav: bytes) -> None:
         self._put(wav)
 
     def _put(self, item: Any) -> None:
@@ -92,32 +86,32 @@ class Speech:
         self._profile_exists = profile_exists
         self._write = write
         self._where = f"wyoming://{peer}"
-        self._gone = threading.Event()
+        self._departure = Departure("the Wyoming client", self._where)
         self._speaking = 0
         self._cut_off = False
 
     def stop(self) -> bool:
         """The connection has ended: refuse what the worker still produces for it. True when
         that cut its speech off (a write failed, or a text was still being spoken)."""
-        self._gone.set()
+        self._departure.leave()
         return self._cut_off or self._speaking > 0
 
     async def say(self, text: str, pick: VoicePick) -> bool:
         """Write ``text``'s audio (audio-start, chunks, audio-stop) or an error; True when spoken."""
-        if self._gone.is_set():
+        if self._departure.gone:
             raise ConnectionAbortedError("the connection has ended")
         self._speaking += 1
         try:
             return await self._say(text, pick)
         except ConnectionError:
             self._cut_off = True
-            self._gone.set()
+            self._departure.leave()
             raise
         finally:
             self._speaking -= 1
 
     async def _say(self, text: str, pick: VoicePick) -> bool:
-        out = LoopAudio(asyncio.get_running_loop(), self._where, self._gone)
+        out = LoopAudio(asyncio.get_running_loop(), self._where, self._departure)
         try:
             future = self._submit(text, pick, out)
         except (ServiceError, ProviderError) as exc:

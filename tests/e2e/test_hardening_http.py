@@ -360,3 +360,66 @@ def test_a_websocket_client_that_leaves_mid_stream_is_one_info_line(agent: Agent
     assert "Traceback" not in log and " ERROR " not in log, log[-3000:]
     assert requests.post(f"http://127.0.0.1:{port_of(agent)}/api/tts", json={"text": "Still here."},
                          timeout=60).status_code == 200
+
+
+# -- a client that leaves is not spoken to any more (issue 18, item 2, for HTTP) -----------------
+def sentences(who: str) -> str:
+    """Forty sentences, their own for each test (a cached text would be answered at once)."""
+    return " ".join(f"This is sentence number {n} of a long answer that {who} will not hear." for n in range(1, 41))
+
+
+@pytest.fixture(scope="module")
+def left_agent(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto) -> Iterator[tuple[AgentProcess, Probe]]:
+    """An agent of their own: the clients that leave here add log lines the test above counts."""
+    process = http_agent(tmp_path_factory.mktemp("hard-http-left"), broker).start()
+    process.wait_log("ready")
+    probe = Probe(broker.port, base=f"hard-http-{port_of(process)}")
+    yield process, probe
+    probe.close()
+    process.stop()
+
+
+def end_of(probe: Probe, request_id: str, mark: int) -> tuple[str, dict[str, object]]:
+    """The request's last event: ``speak.finished`` or ``speak.failed``."""
+    name, payload = probe.wait_for(
+        lambda t, p: t.endswith(("/event/speak.finished", "/event/speak.failed")) and json.loads(p)["data"]["id"] == request_id,
+        300, after=mark,
+    )
+    return name.rsplit("/", 1)[1], json.loads(payload)["data"]
+
+
+def test_a_websocket_client_that_leaves_mid_stream_stops_the_speech(left_agent: tuple[AgentProcess, Probe]) -> None:
+    agent, probe = left_agent
+    mark = probe.mark()
+    with connect(f"ws://127.0.0.1:{port_of(agent)}/api/tts-stream", open_timeout=10) as ws:
+        ws.send(json.dumps({"id": "ws-leaver", "text": sentences("the WebSocket client")}))
+        assert_speech(ws.recv(timeout=60))  # type: ignore[arg-type]
+        ws.socket.shutdown(socket.SHUT_RDWR)  # gone, with 39 sentences to go
+    name, event = end_of(probe, "ws-leaver", mark)
+    assert name == "speak.failed" and event["code"] == "client_gone", (name, {k: event[k] for k in ("chunks", "audio_seconds", "latency_ms") if k in event})
+
+
+def test_a_websocket_client_that_says_goodbye_mid_stream_stops_the_speech(left_agent: tuple[AgentProcess, Probe]) -> None:
+    agent, probe = left_agent
+    mark = probe.mark()
+    with connect(f"ws://127.0.0.1:{port_of(agent)}/api/tts-stream", open_timeout=10, close_timeout=120) as ws:
+        ws.send(json.dumps({"id": "ws-goodbye", "text": sentences("the page")}))
+        assert_speech(ws.recv(timeout=60))  # type: ignore[arg-type]
+        ws.close()  # as the page does when Speak is pressed again mid-stream
+    name, event = end_of(probe, "ws-goodbye", mark)
+    assert name == "speak.failed" and event["code"] == "client_gone", (name, {k: event[k] for k in ("chunks", "audio_seconds", "latency_ms") if k in event})
+
+
+def test_an_http_client_that_leaves_before_its_answer_stops_the_speech(left_agent: tuple[AgentProcess, Probe]) -> None:
+    agent, probe = left_agent
+    mark = probe.mark()
+    body = json.dumps({"id": "http-leaver", "text": sentences("the HTTP client")}).encode()
+    with socket.create_connection(("127.0.0.1", port_of(agent)), timeout=10) as sock:
+        sock.sendall(b"POST /api/tts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        probe.wait_for(lambda t, p: t.endswith("/event/speak.started") and json.loads(p)["data"]["id"] == "http-leaver",
+                       60, after=mark)
+    name, event = end_of(probe, "http-leaver", mark)  # gone before its answer, with 40 sentences to make
+    assert name == "speak.failed" and event["code"] == "client_gone", (name, {k: event[k] for k in ("chunks", "audio_seconds", "latency_ms") if k in event})
+    assert requests.post(f"http://127.0.0.1:{port_of(agent)}/api/tts", json={"text": "Still here."},
+                         timeout=60).status_code == 200

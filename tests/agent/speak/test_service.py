@@ -1,5 +1,6 @@
 """The speak service's part in issue 18: its worker is judged stuck by progress (audio made), not
-by how long a request runs, and a request over the audio cap is answered ``audio_too_long``."""
+by how long a request runs, a request over the audio cap is answered ``audio_too_long``, and one
+whose client has left stops before its next chunk (``client_gone``), streamed or not."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from agent.config.store import ConfigStore
 from agent.errors import ServiceError
 from agent.events import EventBus, StateBoard
 from agent.layout import Layout
+from agent.speak.departure import ClientAudio, Departure
 from agent.speak.engines import ProviderPool
 from agent.speak.progress import Heartbeats
 from agent.speak.requests import SpeakRequest
@@ -41,11 +43,13 @@ class Stepper:
         self.chunks = chunks
         self.started = threading.Event()
         self.steps = threading.Semaphore(0)
+        self.made = 0
 
     def synthesize(self, text: str, settings: ProviderSettings, ctx: ProviderContext) -> Iterator[AudioChunk]:
         self.started.set()
         for _ in range(self.chunks):
             assert self.steps.acquire(timeout=WAIT)
+            self.made += 1
             yield AudioChunk(b"\x01\x00" * 100, 100)
 
     def voices(self, ctx: ProviderContext) -> list[VoiceInfo]:
@@ -76,13 +80,13 @@ class Out:
 
 
 def service(tmp_path: Path, engine: Stepper, max_audio_seconds: float = 300,
-            clock: Clock | None = None) -> SpeakService:
+            clock: Clock | None = None, events: EventBus | None = None) -> SpeakService:
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "voice.json").write_text(json.dumps({"cache": {"enabled": False}}))
     (tmp_path / "profiles" / "default" / "etc").mkdir(parents=True)
     (tmp_path / "profiles" / "default" / "etc" / "voice.json").write_text("{}")
     layout = Layout(tmp_path)
-    events = EventBus()
+    events = events or EventBus()
     return SpeakService(layout, ConfigStore(layout, events), ProviderPool(factory=lambda name: engine), events,
                         StateBoard(), 4, 5000, max_audio_seconds, heartbeats=Heartbeats(clock or Clock()))
 
@@ -118,4 +122,42 @@ def test_audio_over_the_cap_is_answered_audio_too_long(tmp_path: Path) -> None:
     with pytest.raises(ServiceError) as refused:
         answer.result(WAIT)
     assert refused.value.code == "audio_too_long" and "more than 2 s of audio" in str(refused.value)
+    speak.stop()
+
+
+class Collected(ClientAudio):
+    """An HTTP answer's out: the whole utterance at the end (the request is not streamed)."""
+
+    def __init__(self, departure: Departure) -> None:
+        super().__init__(departure)
+        self.got: list[bytes] = []
+
+    def deliver(self, wav: bytes) -> None:
+        self.got.append(wav)
+
+    def whole(self, request_id: str, wav: bytes) -> None:
+        self.got.append(wav)
+
+    def where(self, request_id: str, stream: bool) -> str:
+        return "http"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_request_whose_client_has_left_stops_before_its_next_chunk(tmp_path: Path, stream: bool) -> None:
+    events = EventBus()
+    seen: list[tuple[str, dict[str, object]]] = []
+    events.listen(lambda profile, name, data, when: seen.append((name, data)))
+    engine = Stepper(chunks=3)
+    speak = service(tmp_path, engine, events=events)
+    for _ in range(3):
+        engine.steps.release()
+    out = Collected(Departure("the HTTP client", "10.0.0.5", lambda: engine.made < 2))  # closed after the first
+    answer = speak.submit("default", SpeakRequest(id="left", text="Hello there.", stream=stream), out)
+    with pytest.raises(ServiceError) as stopped:
+        answer.result(WAIT)
+    assert stopped.value.code == "client_gone"
+    assert engine.made == 2, "the third chunk was never made"
+    assert len(out.got) == int(stream), "only the first chunk went anywhere"
+    assert seen[-1][0] == "speak.failed" and seen[-1][1]["code"] == "client_gone" and seen[-1][1]["id"] == "left"
+    assert "speak.finished" not in [name for name, _ in seen]
     speak.stop()
