@@ -143,7 +143,8 @@ class Api:
         try:
             return await handler(request)
         except (ServiceError, ProviderError) as exc:
-            log.warning("HTTP %s %s refused: %s: %s", request.method, request.path, exc.code, exc)
+            level = logging.INFO if exc.code == "client_gone" else logging.WARNING  # a client's choice, not a fault
+            log.log(level, "HTTP %s %s refused: %s: %s", request.method, request.path, exc.code, exc)
             return error_response(exc.code, str(exc), getattr(exc, "data", None))
         except web.HTTPRequestEntityTooLarge:
             return error_response("payload_too_large", f"the body is larger than {self._settings.max_audio_bytes} bytes")

@@ -18,6 +18,7 @@ STATUS = {
     "duplicate": 409,
     "payload_too_large": 413,
     "busy": 429,
+    "client_gone": 499,  # nobody reads it: the status proxies log for a client that closed first
     "provider_error": 502, "no_audio": 502,
     "provider_unavailable": 503, "shutting_down": 503, "record_unavailable": 503, "analysis_failed": 503,
 }
