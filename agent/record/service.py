@@ -28,7 +28,7 @@ from agent.record.requests import RecordRequest
 from agent.record.speaker import similarity
 from agent.record.store import CorruptDatabase, SampleStore, open_store
 from agent.record.vad import Utterance, VadOptions
-from agent.work import ByteBudget
+from agent.work import ByteBudget, Hold
 from providers import registry
 from providers.common.process import release_free_memory
 
@@ -45,6 +45,7 @@ class RecordJob:
     source: str | None = None
     future: Future[dict[str, Any]] | None = None
     enroll: bool = False  # the audio is the owner's reference voice, not a sample
+    held: Hold | None = None  # its bytes in the record budget, from the queue until it is done
 
     @property
     def size(self) -> int:
@@ -76,22 +77,41 @@ class RecordService:
         self._worker.start()
 
     # -- intake (MQTT thread: never blocks) ----------------------------------------------
-    def submit(self, profile: str, request: RecordRequest) -> Future[dict[str, Any]]:
-        if not self._configs.get(profile).record.enabled:
-            raise ServiceError("record_disabled", f"recording is disabled for profile {profile!r} (record.enabled)")
+    def reserve(self, profile: str, size: int, enroll: bool = False) -> Hold:
+        """Room for a recording of ``size`` bytes (0 for a body without a length: ``grow`` it as it
+        arrives) that is yet to be read (HTTP): the refusals that need no audio first, then its
+        bytes held in the record budget, or ``busy``. ``submit``/``enroll`` with the hold take the
+        bytes over; whoever reads the body releases it if it never becomes a job."""
+        if not enroll:
+            self._check_enabled(profile)
+        hold = self._bytes.hold(size)
+        if hold is None:
+            raise self._busy()
+        return hold
+
+    def submit(self, profile: str, request: RecordRequest, hold: Hold | None = None) -> Future[dict[str, Any]]:
+        self._check_enabled(profile)
         job = RecordJob(
             profile, request.id or uuid.uuid4().hex[:12], audio=request.wav(),
             transcript=request.transcript, source=request.source or "mqtt", future=Future(),
         )
-        self._enqueue(job)
+        self._enqueue(job, hold)
         assert job.future is not None
         return job.future
 
-    def enroll(self, profile: str, request: RecordRequest) -> Future[dict[str, Any]]:
+    def enroll(self, profile: str, request: RecordRequest, hold: Hold | None = None) -> Future[dict[str, Any]]:
         job = RecordJob(profile, request.id or uuid.uuid4().hex[:12], audio=request.wav(), future=Future(), enroll=True)
-        self._enqueue(job)
+        self._enqueue(job, hold)
         assert job.future is not None
         return job.future
+
+    def _check_enabled(self, profile: str) -> None:
+        if not self._configs.get(profile).record.enabled:
+            raise ServiceError("record_disabled", f"recording is disabled for profile {profile!r} (record.enabled)")
+
+    def _busy(self) -> ServiceError:
+        return ServiceError("busy", f"{self._bytes.held} bytes of recordings are waiting to be scored "
+                                    f"(at most {self._bytes.limit}); try again later")
 
     def submit_utterances(self, profile: str, utterances: list[Utterance], source: str, transcript: str | None = None) -> bool:
         """From a stream: results go out as events only. False when the queue is full."""
@@ -102,15 +122,16 @@ class RecordService:
         except ServiceError:
             return False
 
-    def _enqueue(self, job: RecordJob) -> None:
-        size = job.size
-        if not self._bytes.take(size):
-            raise ServiceError("busy", f"{self._bytes.held} bytes of recordings are waiting to be scored "
-                                       f"(at most {self._bytes.limit}); try again later")
+    def _enqueue(self, job: RecordJob, hold: Hold | None = None) -> None:
+        """Queue ``job`` with its bytes: those of ``hold`` (taken while its body was read), else
+        its own size taken now."""
+        job.held = (hold.pass_on() if hold is not None else None) or self._bytes.hold(job.size)
+        if job.held is None:
+            raise self._busy()
         try:
             self._queue.put_nowait(job)
         except queue.Full:
-            self._bytes.release(size)
+            job.held.release()
             raise ServiceError("busy", "too many recordings are waiting to be scored; try again later") from None
 
     def vad_options(self, profile: str) -> VadOptions:
@@ -196,8 +217,8 @@ class RecordService:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if job is not None:
-                self._bytes.release(job.size)
+            if job is not None and job.held is not None:
+                job.held.release()
             if job is not None and job.future is not None:
                 job.future.set_exception(ServiceError("shutting_down", "the agent is stopping"))
         self._queue.put(None)
@@ -229,13 +250,18 @@ class RecordService:
         except BaseException as exc:
             if not isinstance(exc, ServiceError):
                 log.exception("recording %s failed", job.id)
-            self._bytes.release(job.size)  # before the answer: who hears it may send the next one
+            self._release(job)  # before the answer: who hears it may send the next one
             if job.future is not None:
                 job.future.set_exception(exc)
             return
-        self._bytes.release(job.size)
+        self._release(job)
         if job.future is not None:
             job.future.set_result(result)
+
+    @staticmethod
+    def _release(job: RecordJob) -> None:
+        if job.held is not None:
+            job.held.release()
 
     def _reimport_one(self) -> None:
         """Score one orphan again: kept, its audio lives on as new samples; refused, it moves to
