@@ -72,7 +72,8 @@ class RecordService:
         self._orphaned: set[str] = set()  # profiles with audio to score again (found without its row)
         self._problems: dict[str, str] = {}  # profile -> why its record path is down or rebuilding
         self._analyser = analyser or analysis.AnalysisWorker()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the small state above; never held across disk work
+        self._opening: dict[str, threading.Lock] = {}  # profile -> held while its store opens
         self._worker = threading.Thread(target=self._work, name="record", daemon=True)
         self._worker.start()
 
@@ -148,37 +149,51 @@ class RecordService:
         """The profile's store, opened on first use. A damaged database is set aside and rebuilt from
         the WAVs; a store that cannot be opened at all is ``record_unavailable`` for this profile
         alone (tried again on its next use). Either way the reason is in the profile's state
-        (``record_problem``) and in ``problems()``."""
+        (``record_problem``) and in ``problems()``. Opening (an integrity check of the whole file,
+        the WAV folder reconciled, perhaps a rebuild) holds up only who needs this profile's store:
+        ``problems()`` (health) and the other profiles answer meanwhile."""
         with self._lock:
             store = self._stores.get(profile)
             if store is not None:
                 return store
-            had = profile in self._problems
-            db = self._layout.samples_db(profile)
-            try:
-                store, aside = open_store(self._layout.samples_dir(profile), db)
-            except (OSError, sqlite3.Error, CorruptDatabase) as exc:
-                why = f"record path down: cannot open {db.name}: {exc}"
-                if self._problems.get(profile) != why:  # once, not at every request while it lasts
-                    log.error("profile %s: %s (%s)", profile, why, db)
+            opening = self._opening.setdefault(profile, threading.Lock())
+        with opening:
+            with self._lock:
+                store = self._stores.get(profile)  # opened while this one waited its turn
+                if store is not None:
+                    return store
+                had = profile in self._problems
+            return self._open(profile, had)
+
+    def _open(self, profile: str, had: bool) -> SampleStore:
+        """Open the profile's store (its ``opening`` lock held, not the service's) and say how it went."""
+        db = self._layout.samples_db(profile)
+        try:
+            store, aside = open_store(self._layout.samples_dir(profile), db)
+        except (OSError, sqlite3.Error, CorruptDatabase) as exc:
+            why = f"record path down: cannot open {db.name}: {exc}"
+            with self._lock:
+                again = self._problems.get(profile) == why
                 self._problems[profile] = why
+            if not again:  # once, not at every request while it lasts
+                log.error("profile %s: %s (%s)", profile, why, db)
+            self._state.update(profile, record_problem=why)
+            raise ServiceError("record_unavailable", why) from None
+        orphans = len(store.orphans())
+        problem = None if aside is None else (
+            f"{db.name} was damaged ({aside.reason}) and is kept as {aside.kept_as.name}; "
+            f"{orphans} sample(s) are scored again from their WAVs "
+            "(their transcripts and the enrolled voice were in it)")
+        with self._lock:
+            self._stores[profile] = store
+            if orphans or aside is not None:
+                self._orphaned.add(profile)
+            if problem is not None:
+                self._problems[profile] = problem
             else:
-                self._stores[profile] = store
-                if store.orphans() or aside is not None:
-                    self._orphaned.add(profile)
-                if aside is not None:
-                    self._problems[profile] = (
-                        f"{db.name} was damaged ({aside.reason}) and is kept as {aside.kept_as.name}; "
-                        f"{len(store.orphans())} sample(s) are scored again from their WAVs "
-                        "(their transcripts and the enrolled voice were in it)")
-                else:
-                    self._problems.pop(profile, None)
-            problem = self._problems.get(profile)
+                self._problems.pop(profile, None)
         if problem is not None or had:
             self._state.update(profile, record_problem=problem)
-        if store is None:
-            assert problem is not None
-            raise ServiceError("record_unavailable", problem)
         return store
 
     def open(self, profile: str) -> None:
@@ -225,8 +240,9 @@ class RecordService:
         self._worker.join(timeout=30)
         self._analyser.close()
         with self._lock:
-            for store in self._stores.values():
-                store.close()
+            stores = list(self._stores.values())
+        for store in stores:
+            store.close()
 
     # -- the worker ----------------------------------------------------------------------
     def _work(self) -> None:
