@@ -106,7 +106,6 @@ def test_parallel_large_uploads_do_not_cost_their_size(agent: AgentProcess) -> N
             thread.join()
     codes = [a.json()["code"] for a in answers if not isinstance(a, Exception)]
     assert set(codes) <= {"busy", "invalid_audio"} and codes.count("busy") >= 6, codes
-    print(f"agent RSS before {before / MB:.0f} MB, peak +{(rss.peak - before) / MB:.0f} MB; {codes}")
     assert (rss.peak - before) / MB < 160, f"+{(rss.peak - before) / MB:.0f} MB"
     until_admitted(port_of(agent))
     assert "Traceback" not in agent.log.read_text()

@@ -72,11 +72,15 @@ def test_a_switched_off_record_path_is_refused_before_the_body(service: Any) -> 
 
 def test_the_job_takes_the_held_bytes_over_until_it_is_scored(service: Any) -> None:
     records, analyser, _ = service
-    analyser.results.append(Analysis(2.0, [scored(80.0)], []))
+    analyser.results += [Analysis(2.0, [scored(80.0)], []) for _ in range(2)]
+    first = held_up(analyser, records, 10)
     hold = records.reserve("default", 60)  # the body's length: a JSON envelope is larger than its WAV
-    future = records.submit("default", RecordRequest(audio=b"R" * 40), hold)
+    waiting = records.submit("default", RecordRequest(audio=b"R" * 40), hold)
     hold.release()  # the door's release, after the job took them over: nothing
-    assert future.result(10)["kept"]
+    assert records._bytes.held == 70
+    assert busy(lambda: records.reserve("default", LIMIT - 69)) == "busy"
+    analyser.gate.set()  # type: ignore[union-attr]
+    assert first.result(10)["kept"] and waiting.result(10)["kept"]
     assert records._bytes.held == 0
 
 
