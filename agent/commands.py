@@ -25,6 +25,7 @@ from agent.speak.requests import SpeakRequest
 from agent.speak.service import AudioOut
 from agent.train.registry import trainers
 from agent.train.requests import JobRequest, LogsRequest, TrainRequest
+from agent.work import Hold
 from providers import registry
 from providers.common.names import is_plain_name
 
@@ -38,10 +39,28 @@ Handler = Callable[[str, Any, AudioOut], Result]  # (profile, validated request,
 
 
 @dataclass(frozen=True)
+class Reservation:
+    """Room for an audio command's body, made before the body is read (HTTP): ``hold`` keeps its
+    bytes in the service's budget while it arrives (``grow`` it for a body without a length);
+    ``run`` starts the command, whose job takes the bytes over. Whoever reads the body releases
+    ``hold`` in any case: once taken over, that gives back nothing."""
+
+    hold: Hold
+    run: Handler
+
+
+Reserver = Callable[[str, int], Reservation]  # (profile, bytes announced) -> room, or ServiceError
+
+
+@dataclass(frozen=True)
 class Command:
     model: type[Request]
     run: Handler
-    audio_in: bool = False  # takes a recording: a raw audio payload is allowed, up to max_audio_bytes
+    reserve: Reserver | None = None  # takes a recording (raw audio allowed, up to max_audio_bytes)
+
+    @property
+    def audio_in(self) -> bool:
+        return self.reserve is not None
 
 
 def find(commands: dict[str, Command], name: str) -> Command:
@@ -58,6 +77,17 @@ def check_profile(profile: str, exists: Callable[[str], bool]) -> None:
         raise ServiceError("unknown_profile", f"no profile {profile!r} (profiles are directories under profiles/)")
 
 
+def reserve(commands: dict[str, Command], exists: Callable[[str], bool], profile: str, name: str,
+            size: int) -> Reservation:
+    """Before an audio command's body is read: the refusals that need no body (the command, the
+    profile, access, a switched-off record path), then room for ``size`` bytes, or ``busy``."""
+    command = find(commands, name)
+    check_profile(profile, exists)
+    if command.reserve is None:
+        raise ServiceError("invalid_payload", f"{name} takes no recording")
+    return command.reserve(profile, size)
+
+
 def validate(command: Command, document: dict[str, Any]) -> Request:
     try:
         return command.model.model_validate(document)
@@ -68,9 +98,17 @@ def validate(command: Command, document: dict[str, Any]) -> Request:
 
 def record_commands(records: RecordService, samples: SampleService) -> dict[str, Command]:
     """The record path's commands: the agent has them, and so has the CLI, on the disk alone."""
+    def record(profile: str, size: int) -> Reservation:
+        hold = records.reserve(profile, size)
+        return Reservation(hold, lambda p, r, out: records.submit(p, r, hold))
+
+    def enroll(profile: str, size: int) -> Reservation:
+        hold = records.reserve(profile, size, enroll=True)
+        return Reservation(hold, lambda p, r, out: records.enroll(p, r, hold))
+
     return {
-        "record": Command(RecordRequest, lambda p, r, out: records.submit(p, r), audio_in=True),
-        "speaker.enroll": Command(RecordRequest, lambda p, r, out: records.enroll(p, r), audio_in=True),
+        "record": Command(RecordRequest, lambda p, r, out: records.submit(p, r), reserve=record),
+        "speaker.enroll": Command(RecordRequest, lambda p, r, out: records.enroll(p, r), reserve=enroll),
         "samples.list": Command(ListRequest, lambda p, r, out: samples.list(p, r)),
         "samples.show": Command(ShowRequest, lambda p, r, out: samples.show(p, r)),
         "samples.delete": Command(DeleteRequest, lambda p, r, out: samples.delete(p, r)),
@@ -104,19 +142,28 @@ def _guarded(core: Core, name: str, command: Command) -> Command:
     if not any(fnmatch.fnmatchcase(name, pattern) for pattern in GUARDED):
         return command
 
-    def run(profile: str, request: Any, out: AudioOut) -> Result:
-        access = core.configs.get(profile).access
-        check_command(access, name)
-        home, profile_dir = core.layout.home, core.layout.profile_dir(profile)
-        if name == "train":
-            trainer = trainers(core.settings.extra_trainers).get(request.provider)
-            if trainer is not None:  # else the train service answers unknown_trainer
-                check_paths(access, home, profile_dir, trainer.params, request.params, "params")
-        elif name == "config.set":
-            check_config_change(access, home, profile_dir, VoiceConfig, request.changes)
-        return command.run(profile, request, out)
+    def guard(handler: Handler) -> Handler:
+        def run(profile: str, request: Any, out: AudioOut) -> Result:
+            access = core.configs.get(profile).access
+            check_command(access, name)
+            home, profile_dir = core.layout.home, core.layout.profile_dir(profile)
+            if name == "train":
+                trainer = trainers(core.settings.extra_trainers).get(request.provider)
+                if trainer is not None:  # else the train service answers unknown_trainer
+                    check_paths(access, home, profile_dir, trainer.params, request.params, "params")
+            elif name == "config.set":
+                check_config_change(access, home, profile_dir, VoiceConfig, request.changes)
+            return handler(profile, request, out)
 
-    return replace(command, run=run)
+        return run
+
+    def reserve(profile: str, size: int) -> Reservation:  # the same check, before a body is read
+        assert command.reserve is not None
+        check_command(core.configs.get(profile).access, name)
+        room = command.reserve(profile, size)
+        return replace(room, run=guard(room.run))
+
+    return replace(command, run=guard(command.run), reserve=reserve if command.reserve is not None else None)
 
 
 def _with_actions(core: Core, table: dict[str, Command]) -> dict[str, Command]:

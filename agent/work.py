@@ -58,14 +58,54 @@ class ByteBudget:
         with self._lock:
             return self._held
 
-    def take(self, size: int) -> bool:
-        """Hold ``size`` bytes more, or False (nothing held) when that would pass the limit."""
+    def take(self, size: int, own: int = 0) -> bool:
+        """Hold ``size`` bytes more, or False (nothing held) when that would pass the limit. ``own``
+        of what is held already belong to the same piece of work: alone, it may still grow."""
         with self._lock:
-            if self._held and self._held + size > self.limit:
+            if self._held > own and self._held + size > self.limit:
                 return False
             self._held += size
             return True
 
+    def hold(self, size: int) -> Hold | None:
+        """``size`` bytes held for one piece of work until its ``Hold`` is released, or None."""
+        return Hold(self, size) if self.take(size) else None
+
     def release(self, size: int) -> None:
         with self._lock:
             self._held -= size
+
+
+class Hold:
+    """The bytes one piece of work holds in a ``ByteBudget``, from before its body is read (HTTP)
+    until it is done. Whoever ends first releases it: the reader that fails, or the job that took
+    it over with ``pass_on``; a second release gives back nothing."""
+
+    def __init__(self, budget: ByteBudget, size: int) -> None:
+        self._budget = budget
+        self._lock = threading.Lock()
+        self.size = size
+        self._released = False
+
+    def grow(self, size: int) -> bool:
+        """Hold ``size`` bytes more (a body arriving without a length), or False."""
+        with self._lock:
+            if self._released or not self._budget.take(size, own=self.size):
+                return False
+            self.size += size
+            return True
+
+    def pass_on(self) -> Hold | None:
+        """The same bytes in a new hold (the job's), this one left empty; None once released."""
+        with self._lock:
+            if self._released:
+                return None
+            self._released = True
+            return Hold(self._budget, self.size)
+
+    def release(self) -> None:
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+        self._budget.release(self.size)

@@ -20,11 +20,12 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from agent import __version__
-from agent.commands import check_profile, find, validate
+from agent.commands import Handler as CommandHandler
+from agent.commands import check_profile, find, reserve, validate
 from agent.core import Core
 from agent.errors import ServiceError
 from agent.http import stream
-from agent.http.bodies import read_body
+from agent.http.bodies import announced, read_body
 from agent.http.errors import error_response
 from agent.http.guard import Guard, Handler
 from agent.http.page import Page
@@ -125,12 +126,14 @@ class Api:
         self._hub.close_all()
 
     # -- the core, from the event loop -------------------------------------------------------------
-    async def call(self, profile: str, name: str, document: dict[str, Any], out: Any = None) -> dict[str, Any]:
-        """One command of the table; its validation and start run off the loop, its answer is awaited."""
+    async def call(self, profile: str, name: str, document: dict[str, Any], out: Any = None,
+                   run: CommandHandler | None = None) -> dict[str, Any]:
+        """One command of the table (``run``: as its reservation starts it); its validation and start
+        run off the loop, its answer is awaited."""
         def start() -> Any:
             command = find(self._core.commands, name)
             check_profile(profile, self._core.layout.exists)
-            return command.run(profile, validate(command, document), out or CollectedAudio())
+            return (run or command.run)(profile, validate(command, document), out or CollectedAudio())
 
         result = await asyncio.get_running_loop().run_in_executor(None, start)
         if isinstance(result, Future):
@@ -263,13 +266,21 @@ class Api:
         command = find(self._core.commands, name)
         if name == "speak":
             raise ServiceError("invalid_payload", "speak answers with audio: use POST /api/tts or the WebSocket /api/tts-stream")
-        limit = self._settings.max_audio_bytes if command.audio_in else self._settings.max_request_bytes
-        if command.audio_in and request.content_type.startswith("audio/"):
-            document: dict[str, Any] = {"audio": await read_body(request, limit)}
-        else:  # a recording's JSON envelope may be as large as the recording (as over MQTT)
-            document = await self._json(request, limit)
-        return web.json_response({"data": await self.call(request.match_info["profile"], name, document)})
+        profile = request.match_info["profile"]
+        if not command.audio_in:
+            return web.json_response({"data": await self.call(profile, name, await self._json(request))})
+        # a recording: refused, or its bytes held in the service's budget, before its body is read
+        size = announced(request, self._settings.max_audio_bytes)
+        room = reserve(self._core.commands, self._core.layout.exists, profile, name, size)
+        try:
+            body = await read_body(request, self._settings.max_audio_bytes, room.hold.grow)
+            # a recording's JSON envelope may be as large as the recording (as over MQTT)
+            audio = request.content_type.startswith("audio/")
+            document = {"audio": body} if audio else json_object(body, "body")
+            return web.json_response({"data": await self.call(profile, name, document, run=room.run)})
+        finally:
+            room.hold.release()  # nothing, once its job took the bytes over
 
-    async def _json(self, request: web.Request, limit: int | None = None) -> dict[str, Any]:
-        return json_object(await read_body(request, limit or self._settings.max_request_bytes), "body")
+    async def _json(self, request: web.Request) -> dict[str, Any]:
+        return json_object(await read_body(request, self._settings.max_request_bytes), "body")
 

@@ -28,7 +28,7 @@ from agent.record.requests import RecordRequest
 from agent.record.speaker import similarity
 from agent.record.store import CorruptDatabase, SampleStore, open_store
 from agent.record.vad import Utterance, VadOptions
-from agent.work import ByteBudget
+from agent.work import ByteBudget, Hold
 from providers import registry
 from providers.common.process import release_free_memory
 
@@ -45,6 +45,7 @@ class RecordJob:
     source: str | None = None
     future: Future[dict[str, Any]] | None = None
     enroll: bool = False  # the audio is the owner's reference voice, not a sample
+    held: Hold | None = None  # its bytes in the record budget, from the queue until it is done
 
     @property
     def size(self) -> int:
@@ -71,27 +72,47 @@ class RecordService:
         self._orphaned: set[str] = set()  # profiles with audio to score again (found without its row)
         self._problems: dict[str, str] = {}  # profile -> why its record path is down or rebuilding
         self._analyser = analyser or analysis.AnalysisWorker()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the small state above; never held across disk work
+        self._opening: dict[str, threading.Lock] = {}  # profile -> held while its store opens
         self._worker = threading.Thread(target=self._work, name="record", daemon=True)
         self._worker.start()
 
     # -- intake (MQTT thread: never blocks) ----------------------------------------------
-    def submit(self, profile: str, request: RecordRequest) -> Future[dict[str, Any]]:
-        if not self._configs.get(profile).record.enabled:
-            raise ServiceError("record_disabled", f"recording is disabled for profile {profile!r} (record.enabled)")
+    def reserve(self, profile: str, size: int, enroll: bool = False) -> Hold:
+        """Room for a recording of ``size`` bytes (0 for a body without a length: ``grow`` it as it
+        arrives) that is yet to be read (HTTP): the refusals that need no audio first, then its
+        bytes held in the record budget, or ``busy``. ``submit``/``enroll`` with the hold take the
+        bytes over; whoever reads the body releases it if it never becomes a job."""
+        if not enroll:
+            self._check_enabled(profile)
+        hold = self._bytes.hold(size)
+        if hold is None:
+            raise self._busy()
+        return hold
+
+    def submit(self, profile: str, request: RecordRequest, hold: Hold | None = None) -> Future[dict[str, Any]]:
+        self._check_enabled(profile)
         job = RecordJob(
             profile, request.id or uuid.uuid4().hex[:12], audio=request.wav(),
             transcript=request.transcript, source=request.source or "mqtt", future=Future(),
         )
-        self._enqueue(job)
+        self._enqueue(job, hold)
         assert job.future is not None
         return job.future
 
-    def enroll(self, profile: str, request: RecordRequest) -> Future[dict[str, Any]]:
+    def enroll(self, profile: str, request: RecordRequest, hold: Hold | None = None) -> Future[dict[str, Any]]:
         job = RecordJob(profile, request.id or uuid.uuid4().hex[:12], audio=request.wav(), future=Future(), enroll=True)
-        self._enqueue(job)
+        self._enqueue(job, hold)
         assert job.future is not None
         return job.future
+
+    def _check_enabled(self, profile: str) -> None:
+        if not self._configs.get(profile).record.enabled:
+            raise ServiceError("record_disabled", f"recording is disabled for profile {profile!r} (record.enabled)")
+
+    def _busy(self) -> ServiceError:
+        return ServiceError("busy", f"{self._bytes.held} bytes of recordings are waiting to be scored "
+                                    f"(at most {self._bytes.limit}); try again later")
 
     def submit_utterances(self, profile: str, utterances: list[Utterance], source: str, transcript: str | None = None) -> bool:
         """From a stream: results go out as events only. False when the queue is full."""
@@ -102,15 +123,16 @@ class RecordService:
         except ServiceError:
             return False
 
-    def _enqueue(self, job: RecordJob) -> None:
-        size = job.size
-        if not self._bytes.take(size):
-            raise ServiceError("busy", f"{self._bytes.held} bytes of recordings are waiting to be scored "
-                                       f"(at most {self._bytes.limit}); try again later")
+    def _enqueue(self, job: RecordJob, hold: Hold | None = None) -> None:
+        """Queue ``job`` with its bytes: those of ``hold`` (taken while its body was read), else
+        its own size taken now."""
+        job.held = (hold.pass_on() if hold is not None else None) or self._bytes.hold(job.size)
+        if job.held is None:
+            raise self._busy()
         try:
             self._queue.put_nowait(job)
         except queue.Full:
-            self._bytes.release(size)
+            job.held.release()
             raise ServiceError("busy", "too many recordings are waiting to be scored; try again later") from None
 
     def vad_options(self, profile: str) -> VadOptions:
@@ -127,37 +149,51 @@ class RecordService:
         """The profile's store, opened on first use. A damaged database is set aside and rebuilt from
         the WAVs; a store that cannot be opened at all is ``record_unavailable`` for this profile
         alone (tried again on its next use). Either way the reason is in the profile's state
-        (``record_problem``) and in ``problems()``."""
+        (``record_problem``) and in ``problems()``. Opening (an integrity check of the whole file,
+        the WAV folder reconciled, perhaps a rebuild) holds up only who needs this profile's store:
+        ``problems()`` (health) and the other profiles answer meanwhile."""
         with self._lock:
             store = self._stores.get(profile)
             if store is not None:
                 return store
-            had = profile in self._problems
-            db = self._layout.samples_db(profile)
-            try:
-                store, aside = open_store(self._layout.samples_dir(profile), db)
-            except (OSError, sqlite3.Error, CorruptDatabase) as exc:
-                why = f"record path down: cannot open {db.name}: {exc}"
-                if self._problems.get(profile) != why:  # once, not at every request while it lasts
-                    log.error("profile %s: %s (%s)", profile, why, db)
+            opening = self._opening.setdefault(profile, threading.Lock())
+        with opening:
+            with self._lock:
+                store = self._stores.get(profile)  # opened while this one waited its turn
+                if store is not None:
+                    return store
+                had = profile in self._problems
+            return self._open(profile, had)
+
+    def _open(self, profile: str, had: bool) -> SampleStore:
+        """Open the profile's store (its ``opening`` lock held, not the service's) and say how it went."""
+        db = self._layout.samples_db(profile)
+        try:
+            store, aside = open_store(self._layout.samples_dir(profile), db)
+        except (OSError, sqlite3.Error, CorruptDatabase) as exc:
+            why = f"record path down: cannot open {db.name}: {exc}"
+            with self._lock:
+                again = self._problems.get(profile) == why
                 self._problems[profile] = why
+            if not again:  # once, not at every request while it lasts
+                log.error("profile %s: %s (%s)", profile, why, db)
+            self._state.update(profile, record_problem=why)
+            raise ServiceError("record_unavailable", why) from None
+        orphans = len(store.orphans())
+        problem = None if aside is None else (
+            f"{db.name} was damaged ({aside.reason}) and is kept as {aside.kept_as.name}; "
+            f"{orphans} sample(s) are scored again from their WAVs "
+            "(their transcripts and the enrolled voice were in it)")
+        with self._lock:
+            self._stores[profile] = store
+            if orphans or aside is not None:
+                self._orphaned.add(profile)
+            if problem is not None:
+                self._problems[profile] = problem
             else:
-                self._stores[profile] = store
-                if store.orphans() or aside is not None:
-                    self._orphaned.add(profile)
-                if aside is not None:
-                    self._problems[profile] = (
-                        f"{db.name} was damaged ({aside.reason}) and is kept as {aside.kept_as.name}; "
-                        f"{len(store.orphans())} sample(s) are scored again from their WAVs "
-                        "(their transcripts and the enrolled voice were in it)")
-                else:
-                    self._problems.pop(profile, None)
-            problem = self._problems.get(profile)
+                self._problems.pop(profile, None)
         if problem is not None or had:
             self._state.update(profile, record_problem=problem)
-        if store is None:
-            assert problem is not None
-            raise ServiceError("record_unavailable", problem)
         return store
 
     def open(self, profile: str) -> None:
@@ -196,16 +232,17 @@ class RecordService:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if job is not None:
-                self._bytes.release(job.size)
+            if job is not None and job.held is not None:
+                job.held.release()
             if job is not None and job.future is not None:
                 job.future.set_exception(ServiceError("shutting_down", "the agent is stopping"))
         self._queue.put(None)
         self._worker.join(timeout=30)
         self._analyser.close()
         with self._lock:
-            for store in self._stores.values():
-                store.close()
+            stores = list(self._stores.values())
+        for store in stores:
+            store.close()
 
     # -- the worker ----------------------------------------------------------------------
     def _work(self) -> None:
@@ -229,13 +266,18 @@ class RecordService:
         except BaseException as exc:
             if not isinstance(exc, ServiceError):
                 log.exception("recording %s failed", job.id)
-            self._bytes.release(job.size)  # before the answer: who hears it may send the next one
+            self._release(job)  # before the answer: who hears it may send the next one
             if job.future is not None:
                 job.future.set_exception(exc)
             return
-        self._bytes.release(job.size)
+        self._release(job)
         if job.future is not None:
             job.future.set_result(result)
+
+    @staticmethod
+    def _release(job: RecordJob) -> None:
+        if job.held is not None:
+            job.held.release()
 
     def _reimport_one(self) -> None:
         """Score one orphan again: kept, its audio lives on as new samples; refused, it moves to

@@ -117,3 +117,35 @@ def test_one_piece_alone_is_taken_however_large() -> None:
 def test_nothing_is_refused_for_free() -> None:
     budget = ByteBudget(10)
     assert budget.take(10) and budget.take(0)  # an empty message (a stream's stop) costs nothing
+
+
+def test_a_hold_grows_up_to_the_limit_one_byte_more_is_refused() -> None:
+    """A body without a length grows its hold as it arrives, within the same bound."""
+    budget = ByteBudget(10)
+    assert budget.take(4)
+    hold = budget.hold(0)
+    assert hold is not None and hold.grow(3) and hold.grow(3)  # exactly at the limit
+    assert not hold.grow(1)
+    assert (hold.size, budget.held) == (6, 10)  # a refusal holds nothing more
+
+
+def test_alone_a_hold_grows_past_the_limit() -> None:
+    """What the door lets in alone is never refused for good, whether it said its length or not."""
+    budget = ByteBudget(10)
+    hold = budget.hold(8)
+    assert hold is not None and hold.grow(5)
+    assert budget.held == 13 and budget.hold(1) is None
+
+
+def test_a_hold_is_given_back_once_whoever_releases_it() -> None:
+    budget = ByteBudget(10)
+    hold = budget.hold(6)
+    assert hold is not None
+    job = hold.pass_on()
+    assert job is not None and job.size == 6
+    hold.release()  # the reader's release, after the job took the bytes over
+    assert budget.held == 6
+    assert hold.pass_on() is None and not hold.grow(1)
+    job.release()
+    job.release()
+    assert budget.held == 0

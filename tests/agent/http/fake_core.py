@@ -1,6 +1,8 @@
 """A core with a command table of stand-ins, for the HTTP door in-process: ``speak`` says a short
 silence in as many sentences as it is asked (``sentences``, ``pause`` s apart) and keeps each
-request's ``Speech`` in ``core.speeches``; ``record`` and ``samples.list`` answer what they got."""
+request's ``Speech`` in ``core.speeches``; ``record`` and ``samples.list`` answer what they got;
+``record`` makes room for its body in ``core.budget`` (``RECORD_BUDGET`` bytes) and gives it back
+when it answers, ``enroll`` is switched off (``forbidden``) before a body is read."""
 
 from __future__ import annotations
 
@@ -12,14 +14,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from agent.commands import Command
+from agent.commands import Command, Reservation
 from agent.errors import ServiceError
 from agent.events import EventBus, StateBoard
 from agent.http.api import Api
 from agent.settings import AgentSettings
+from agent.work import ByteBudget
 from providers.common.audio import wav_bytes
 
 SILENCE = wav_bytes(b"\0\0" * 2205, 22050)
+RECORD_BUDGET = 2048
 
 
 class Anything(BaseModel):
@@ -69,17 +73,46 @@ def speak(profile: str, request: Any, out: Any, speeches: list[Speech] | None = 
     return speech.answer
 
 
+def recorded(profile: str, request: Any, out: Any) -> dict[str, Any]:
+    return {"audio": len(request.audio or b""), "b64": len(request.audio_b64 or "")}
+
+
+def record_room(budget: ByteBudget) -> Any:
+    """As the record service's: room for the body or busy; the answer takes the bytes over and
+    gives them back."""
+    def reserve(profile: str, size: int) -> Reservation:
+        hold = budget.hold(size)
+        if hold is None:
+            raise ServiceError("busy", "no room")
+
+        def run(p: str, request: Any, out: Any) -> dict[str, Any]:
+            held = hold.pass_on()
+            assert held is not None, "the door released the bytes before the job took them over"
+            try:
+                return recorded(p, request, out)
+            finally:
+                held.release()
+
+        return Reservation(hold, run)
+    return reserve
+
+
+def forbidden(profile: str, size: int) -> Reservation:
+    raise ServiceError("forbidden", "speaker.enroll is switched off for this profile")
+
+
 def fake_core() -> Any:
     speeches: list[Speech] = []
+    budget = ByteBudget(RECORD_BUDGET)
     return SimpleNamespace(
-        speeches=speeches,
+        speeches=speeches, budget=budget,
         events=EventBus(), state=StateBoard(),
         layout=SimpleNamespace(exists=lambda profile: profile == "default", names=lambda: ["default"]),
         problems=lambda: [], availability=lambda problems: "unhealthy" if problems else "online", engines=SimpleNamespace(loaded=lambda: []),
         commands={
             "speak": Command(Anything, lambda p, r, out: speak(p, r, out, speeches)),
-            "record": Command(Recording, lambda p, r, out: {"audio": len(r.audio or b""),
-                                                            "b64": len(r.audio_b64 or "")}, audio_in=True),
+            "record": Command(Recording, recorded, reserve=record_room(budget)),
+            "speaker.enroll": Command(Recording, recorded, reserve=forbidden),
             "samples.list": Command(Anything, lambda p, r, out: {"got": sorted(r.model_extra or {})}),
         },
     )

@@ -6,13 +6,14 @@ from typing import Any
 
 import pytest
 
-from agent.commands import Command
+from agent.commands import Command, Reservation
 from agent.errors import ServiceError
 from agent.mqtt.router import Router, model_json
 from agent.mqtt.schema import Response
 from agent.record.requests import RecordRequest
 from agent.requests import EmptyRequest
 from agent.speak.requests import SpeakRequest
+from agent.work import ByteBudget
 from providers.base import ProviderUnavailableError
 
 
@@ -99,7 +100,9 @@ def audio_router() -> tuple[Router, Recorder, list[bytes]]:
         heard.append(request.wav())
         return {"id": request.id, "bytes": len(request.wav())}
 
-    commands = {"record": Command(RecordRequest, take, audio_in=True), "ping": Command(EmptyRequest, lambda p, r, o: {"pong": True})}
+    room = Reservation(ByteBudget(400).hold(0), take)  # type: ignore[arg-type]  # the HTTP door's: unused here
+    commands = {"record": Command(RecordRequest, take, reserve=lambda p, size: room),
+                "ping": Command(EmptyRequest, lambda p, r, o: {"pong": True})}
     router = Router(commands, recorder, lambda profile: None, lambda name: True,  # type: ignore[arg-type]
                     max_request_bytes=100, max_audio_bytes=400)
     return router, recorder, heard
