@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import pytest
 from wyoming.event import Event
 from wyoming.info import Info
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
 
+from agent.commands import Command
+from agent.requests import EmptyRequest
 from agent.wyoming.handler import DoorContext, TtsHandler
 from tests.agent.wyoming.test_handler import Core, converse, types
 
@@ -58,11 +61,18 @@ def test_a_bug_is_answered_as_internal_error_and_logged(caplog: pytest.LogCaptur
     assert [r.getMessage() for r in caplog.records] == ["Wyoming describe from 127.0.0.1:5000 failed"]
 
 
+class Voiced(Core):
+    def door(self) -> DoorContext:
+        door = super().door()
+        listing = Command(EmptyRequest, lambda p, r, out: {"voices": [{"provider": "piper", "name": "amy"}]})
+        return DoorContext({**door.commands, "voices": listing}, door.profile_names, door.profile_exists, 100)
+
+
 def test_describe_lists_the_profiles_voices() -> None:
-    written, _ = converse(Core(), Event("describe"))
+    written, _ = converse(Voiced(), Event("describe"))
     (info,) = written
     assert Info.is_type(info.type)
-    assert [v.name for v in Info.from_event(info).tts[0].voices] == ["default/"]
+    assert [v.name for v in Info.from_event(info).tts[0].voices] == ["default/", "piper:amy"]
 
 
 def test_an_unknown_event_is_ignored_with_a_debug_line(caplog: pytest.LogCaptureFixture) -> None:
@@ -87,3 +97,19 @@ def test_a_stream_started_again_speaks_the_first_and_takes_the_new_voice() -> No
         ("default", None, None, "One"), ("kitchen", "kokoro", "af_heart", "Two."), ("default", None, None, "After.")]
     kinds = types(written)
     assert kinds[0] == "audio-start" and kinds.count("synthesize-stopped") == 2
+
+
+class Where(Core):
+    def __init__(self) -> None:
+        super().__init__()
+        self.where: list[str] = []
+
+    def speak(self, profile: str, request: Any, out: Any) -> Any:
+        self.where.append(out.where(request.id, True))
+        return super().speak(profile, request, out)
+
+
+def test_the_audio_goes_to_the_connections_peer() -> None:
+    core = Where()
+    converse(core, Synthesize(text="Hi.").event())
+    assert core.where == ["wyoming://127.0.0.1:5000"]

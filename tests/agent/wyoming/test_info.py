@@ -26,7 +26,10 @@ LISTINGS: dict[str, list[dict[str, Any]]] = {
 
 
 def voices(profile: str, request: Any, out: Any) -> Any:
+    assert isinstance(request, EmptyRequest)
     assert out.where("r", True) == "" and out.chunk("r", 0, b"") is None and out.whole("r", b"") is None
+    if profile == "empty":
+        return {}
     if profile == "broken":
         raise RuntimeError("voices.json unreadable")
     answer = {"voices": LISTINGS[profile]}
@@ -47,6 +50,7 @@ def test_the_program_lists_each_profiles_own_voice_then_its_voices() -> None:
     assert program.attribution.name == PROGRAM and program.supports_synthesize_streaming is True
     assert program.description == "voice-agent: the household's voices (default, kitchen)"
     listed = [(v.name, v.description, v.languages, v.attribution.name, v.installed, v.version) for v in program.voices]
+    assert {v.attribution.url for v in program.voices} | {program.attribution.url} == {""}
     assert listed == [
         ("default/", "default: its own voice (voice.json)", ["en_US", "ja"], PROGRAM, True, None),
         ("piper:en_US-joe-medium", "en_US-joe-medium (piper)", ["en_US"], "piper", True, None),
@@ -74,3 +78,7 @@ def test_no_profiles_says_so() -> None:
 def test_only_the_first_slash_ends_the_profile_and_default_voices_have_no_profile() -> None:
     assert parse_voice_name("kitchen/piper:a/b") == VoicePick("kitchen", "piper", "a/b")
     assert voice_description("default", "piper", "amy") == "amy (piper)"
+
+
+def test_a_profile_that_answers_no_list_has_only_its_own_voice() -> None:
+    assert [v.name for v in described("empty").voices] == ["empty/"]
