@@ -5,13 +5,19 @@ listen lines; the reason a listen fails, in words."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
+import sys
 import threading
 from pathlib import Path
 
 
 import pytest
+from wyoming.client import AsyncTcpClient
+from wyoming.event import Event
+from wyoming.info import Info
+from wyoming.tts import Synthesize, SynthesizeVoice
 
 from agent.settings import AgentSettings
 from agent.wyoming import advertise
@@ -111,3 +117,63 @@ def test_stopping_a_server_never_started_does_nothing(tmp_path: Path) -> None:
     assert not server.alive
 
 
+
+
+def test_an_unusual_errno_reads_as_words_too() -> None:
+    assert _reason(OSError(errno.EPERM, "x")) == "operation not permitted"
+
+
+def test_a_crash_before_listening_is_the_reason_start_gives(tmp_path: Path) -> None:
+    server = WyomingServer(stand_in_core(), AgentSettings(home=tmp_path))
+
+    async def crash() -> None:
+        raise ValueError("boom")
+
+    server._serve = crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError) as refused:
+        server.start()
+    assert str(refused.value) == "Wyoming server failed to start: ValueError: boom"
+
+
+def test_a_server_that_never_listens_is_refused_after_the_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.wyoming import server as module
+
+    monkeypatch.setattr(module, "START_TIMEOUT", 0.05)
+    server = WyomingServer(stand_in_core(), AgentSettings(home=tmp_path, wyoming_uri="tcp://127.0.0.1:1"))
+
+    async def slow() -> None:
+        await asyncio.sleep(0.3)
+
+    server._serve = slow  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError) as refused:
+        server.start()
+    assert str(refused.value) == "Wyoming server did not start listening on tcp://127.0.0.1:1 within 0 s"
+
+
+def test_without_the_library_the_reason_says_which_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "wyoming.server", None)
+    server = WyomingServer(stand_in_core(), AgentSettings(home=tmp_path))
+    with pytest.raises(RuntimeError) as refused:
+        server.start()
+    assert str(refused.value).startswith("the Wyoming door needs the wyoming extra: pip install 'voice-agent[wyoming]' (")
+
+
+def test_the_connections_see_the_profiles_and_their_names(tmp_path: Path) -> None:
+    port = free_port()
+    server = WyomingServer(stand_in_core(), AgentSettings(home=tmp_path, wyoming_uri=f"tcp://127.0.0.1:{port}"))
+    server.start()
+
+    async def ask(event: Event) -> Event:
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(event)
+            answer = await asyncio.wait_for(client.read_event(), 10)
+            assert answer is not None
+            return answer
+
+    try:
+        info = asyncio.run(ask(Event("describe")))
+        assert [v.name for v in Info.from_event(info).tts[0].voices] == ["default/"]
+        refused = asyncio.run(ask(Synthesize(text="Hi.", voice=SynthesizeVoice(name="nobody/")).event()))
+        assert refused.data["code"] == "unknown_profile"
+    finally:
+        server.stop()
