@@ -37,3 +37,7 @@ def test_an_entitys_ids_name_the_agent_the_profile_and_the_object() -> None:
     assert hass.config(speak, "default") == "homeassistant/notify/house_voice_default/speak/config"
     assert speak.config["availability"] == [
         {"topic": "house/voice/status", "payload_available": "online", "payload_not_available": "offline"}]
+
+
+def test_a_node_id_keeps_the_letter_case_and_replaces_only_what_home_assistant_refuses() -> None:
+    assert HassTopics(Topics("Home/Voice.1"), "homeassistant").node("Kitchen_2") == "Home_Voice_1_Kitchen_2"
