@@ -29,6 +29,7 @@ from tests.mosquitto import free_port
 class FakeAdvert:
     made: list[FakeAdvert] = []
     fail: Exception | None = None
+    fail_close: Exception | None = None
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port, self.started, self.closed = host, port, False, False
@@ -41,11 +42,13 @@ class FakeAdvert:
 
     async def close(self) -> None:
         self.closed = True
+        if FakeAdvert.fail_close is not None:
+            raise FakeAdvert.fail_close
 
 
 @pytest.fixture()
 def adverts(monkeypatch: pytest.MonkeyPatch) -> list[FakeAdvert]:
-    FakeAdvert.made, FakeAdvert.fail = [], None
+    FakeAdvert.made, FakeAdvert.fail, FakeAdvert.fail_close = [], None, None
     monkeypatch.setattr(advertise, "Advertisement", FakeAdvert)
     return FakeAdvert.made
 
@@ -177,3 +180,30 @@ def test_the_connections_see_the_profiles_and_their_names(tmp_path: Path) -> Non
         assert refused.data["code"] == "unknown_profile"
     finally:
         server.stop()
+
+
+def test_a_failed_accept_is_one_line_naming_the_door(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    server = WyomingServer(stand_in_core(), AgentSettings(home=tmp_path, wyoming_uri=f"tcp://127.0.0.1:{free_port()}"))
+    server.start()
+
+    async def fail_an_accept() -> None:
+        asyncio.get_running_loop().call_exception_handler(
+            {"message": "socket.accept() out of system resource", "exception": OSError(errno.EMFILE, "Too many open files")})
+
+    try:
+        with caplog.at_level(logging.WARNING, "agent.wyoming.server"):
+            assert server._loop is not None
+            asyncio.run_coroutine_threadsafe(fail_an_accept(), server._loop).result(10)
+    finally:
+        server.stop()
+    assert [r.getMessage() for r in caplog.records if r.name == "agent.wyoming.server"] == [
+        "Wyoming server cannot accept connections: Too many open files"]
+
+
+def test_a_crash_after_listening_is_logged(tmp_path: Path, adverts: list[FakeAdvert],
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    FakeAdvert.fail_close = RuntimeError("zeroconf gone")
+    with caplog.at_level(logging.ERROR, "agent.wyoming.server"):
+        serve(tmp_path, f"tcp://127.0.0.1:{free_port()}", True)
+    (record,) = caplog.records
+    assert record.getMessage() == "Wyoming server stopped" and record.exc_info is not None
