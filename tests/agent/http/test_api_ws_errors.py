@@ -33,7 +33,7 @@ def frames(*messages: str | bytes, speak: Any = None) -> list[dict[str, Any]]:
     """The text frames answered to ``messages``, one answer awaited after each."""
     core = fake_core()
     if speak is not None:
-        core.commands["speak"] = Command(Anything, speak)
+        core.commands["speak"] = Command(Anything, speak)  # type: ignore[arg-type]
 
     async def go() -> list[dict[str, Any]]:
         async with TestClient(TestServer(Api(core, AgentSettings()).app())) as client:
