@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,8 +38,11 @@ def test_a_stream_starts_with_the_state_then_its_events_and_pings(monkeypatch: p
                 if line.startswith(b"data: ") and b"speak.finished" in line:
                     break
             while (line := await asyncio.wait_for(response.content.readline(), 10)) != b": ping\n":
-                pass
+                assert line, "the stream ended"
             lines.append(line)
+            core.events.emit("default", "speak.started", {"id": "r10"})  # a ping does not end the stream
+            while b"speak.started" not in (line := await asyncio.wait_for(response.content.readline(), 10)):
+                assert line, "the stream ended after a ping"
             headers = dict(response.headers)
             response.close()
             return headers, lines
@@ -63,3 +67,8 @@ def test_an_unknown_profile_has_no_stream() -> None:
 
     status, body = asyncio.run(go())
     assert status == 404 and body["code"] == "unknown_profile"
+
+
+def test_what_json_cannot_write_is_written_as_text() -> None:
+    assert json.loads(stream.event_message("p", "x", {"path": Path("/a")}, 1.5))["data"] == {"path": "/a"}
+    assert json.loads(stream.state_message("p", {"path": Path("/b")}))["data"] == {"path": "/b"}
