@@ -106,7 +106,7 @@ def test_a_cap_below_the_setting_is_a_warning(tmp_path: Path, caplog: pytest.Log
     edge.stop()
     assert [r.getMessage() for r in caplog.records] == [
         f"HTTP connections capped at 7, an eighth of the open-file limit (64), not {settings.http_max_connections}: "
-        "raise LimitNOFILE (ulimit -n)"]
+        "raise the hard limit (LimitNOFILE=, ulimit -Hn)"]
     monkeypatch.setattr(http_server, "connection_cap", lambda wanted: wanted)
     caplog.clear()
     edge = HttpEdge(fake_core(), AgentSettings(home=tmp_path, http_port=free_port()))
