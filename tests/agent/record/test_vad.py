@@ -22,8 +22,12 @@ def test_two_utterances_and_a_short_one_dropped() -> None:
     stream = np.concatenate([silence(1), a, silence(1.2), b, silence(1), speech("Hi."), silence(1)])
     found, segmenter = segment(stream, VadOptions(min_seconds=1.0))
     assert len(found) == 2
-    # hangover keeps the edges: each utterance covers its speech plus a little padding
-    assert abs(found[0].seconds - len(a) / SR) < 0.5 and abs(found[1].seconds - len(b) / SR) < 0.5
+    # hangover keeps the edges: each utterance covers its speech plus at most the padding kept on
+    # each side (and a frame of rounding); Piper's VITS noise moves the voiced edges run to run
+    options = VadOptions()
+    pad = (2 * options.hangover_ms + options.frame_ms) / 1000
+    for utterance, said in zip(found, (a, b)):
+        assert len(said) / SR - 0.5 < utterance.seconds <= len(said) / SR + pad
     assert 0.6 < found[0].start < 1.1
     assert [reason for _, reason in segmenter.dropped] == ["shorter than 1 s"]
 
