@@ -25,6 +25,7 @@ from agent.speak.requests import SpeakRequest
 from agent.speak.service import AudioOut
 from agent.train.registry import trainers
 from agent.train.requests import JobRequest, LogsRequest, TrainRequest
+from agent.voices.requests import VoicesRequest
 from agent.work import Hold
 from providers import registry
 from providers.common.names import is_plain_name
@@ -121,7 +122,7 @@ def record_commands(records: RecordService, samples: SampleService) -> dict[str,
 def command_table(core: Core) -> dict[str, Command]:
     table: dict[str, Command] = {
         "speak": Command(SpeakRequest, lambda p, r, out: core.speak.submit(p, r, out)),
-        "voices": Command(EmptyRequest, lambda p, r, out: core.voices(p, r)),
+        "voices": Command(VoicesRequest, lambda p, r, out: core.voices(p, r)),
         "config": Command(EmptyRequest, lambda p, r, out: core.config(p, r)),
         "config.set": Command(ConfigSetRequest, lambda p, r, out: core.set_config(p, r)),
         "config.schema": Command(EmptyRequest, lambda p, r, out: core.config_schema(p, r)),

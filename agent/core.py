@@ -28,6 +28,9 @@ from agent.speak.actions import ProviderActions
 from agent.speak.engines import ProviderPool, list_voices
 from agent.speak.service import SpeakService
 from agent.train.service import TrainService
+from agent.voices.catalog import Catalog
+from agent.voices.listing import listing
+from agent.voices.requests import VoicesRequest
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,8 @@ class Core:
             NvmlInfo(), HogPauser(settings.gpu_hogs, self.layout.paused_gpu_users),
             lambda name, data: self.events.emit("gpu", name, data),
         )
+        self.catalog = Catalog({"piper": settings.piper_voices_url, "kokoro": settings.kokoro_voices_url},
+                               self.layout.household_voices / "catalog")
         self.engines = ProviderPool(gpu_guard=self.arbiter.reserve, on_create=self._engine_created)
         self.actions = ProviderActions(self.engines, self.configs, self.layout, self.events, settings.command_queue_depth)
         self.speak = SpeakService(
@@ -102,11 +107,14 @@ class Core:
         self.engines.close()
 
     # -- small commands ----------------------------------------------------------------------
-    def voices(self, profile: str, request: EmptyRequest) -> Any:
-        """Every provider's voices: it imports engines and reads files, so it runs on the samples' thread."""
+    def voices(self, profile: str, request: VoicesRequest) -> Any:
+        """Every provider's voices, installed and (``catalog``) downloadable: it imports engines and
+        reads files, so it runs on the samples' thread."""
         def work() -> dict[str, Any]:
-            voices, problems = list_voices(self.engines, self.layout.provider_context(profile))
-            return {"id": request.id, "voices": [v.__dict__ for v in voices], "unavailable": problems}
+            installed, problems = list_voices(self.engines, self.layout.provider_context(profile))
+            found = listing(installed, self.catalog, with_catalog=request.catalog, provider=request.provider,
+                            language=request.language)
+            return {"id": request.id, "voices": found, "unavailable": problems}
 
         return self.samples.later(work)
 

@@ -84,6 +84,26 @@ class AgentSettings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
+    # -- voices fetched from a catalog (agent/voices) --------------------------------------------
+    piper_voices_url: str = Field(
+        "https://huggingface.co/rhasspy/piper-voices/resolve/v1.0.0/",
+        description="Where Piper catalog voices are downloaded from (rhasspy/piper-voices' layout; a mirror works).",
+    )
+    kokoro_voices_url: str = Field(
+        "https://huggingface.co/hexgrad/Kokoro-82M/resolve/main/",
+        description="Where Kokoro stock voices are downloaded from (voices/<name>.pt below it; a mirror works).",
+    )
+    voice_download_on_demand: bool = Field(
+        True, description="Download a catalog voice when a request or voice.json names one that is not installed.",
+    )
+    voice_download_wait: float = Field(
+        30.0, ge=0, le=3600, description="Seconds a speak request waits for its voice's download before the "
+                                         "fallback answers it (reason voice_downloading).",
+    )
+    voice_download_max_mb: int = Field(
+        4096, ge=1, description="Most MB the downloaded voices (out/voices) may take on disk; more: refused.",
+    )
+
     # -- the doors besides the agent's own MQTT topics ------------------------------------------
     http_enabled: bool = Field(True, description="Serve the HTTP and WebSocket API (and the web page).")
     http_host: str = Field("127.0.0.1", description="Where the HTTP API listens; anything but loopback needs a token.")
@@ -108,6 +128,17 @@ class AgentSettings(BaseSettings):
     hermes_play_timeout: float = Field(
         30.0, gt=0, le=600, description="Seconds to wait for playFinished before saying sayFinished anyway."
     )
+
+    @field_validator("piper_voices_url", "kokoro_voices_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        """A folder URL over HTTP(S): voices' paths are joined onto it."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http:// or https:// URL")
+        return value if value.endswith("/") else value + "/"
 
     @field_validator("base_topic", "ha_discovery_prefix")
     @classmethod

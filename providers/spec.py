@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from providers.base import ProviderContext
+from providers.catalog import CatalogSpec
 from providers.settings_base import ProviderSettings
 
 
@@ -164,3 +165,4 @@ class ProviderSpec:
     actions: tuple[ActionSpec, ...] = ()
     watch: Callable[[Any, Announce], None] | None = None  # called once with the engine when it is created
     cli: CliSpec | None = None
+    catalog: CatalogSpec | None = None  # voices it can fetch (providers/catalog.py)

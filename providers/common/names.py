@@ -9,8 +9,9 @@ from pydantic import Field
 
 # Profiles, speakers, model folders.
 PLAIN_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-# Voice files may carry dots (en_US-joe-medium, af_heart.v2); still no path and no leading dot.
-VOICE_FILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+# Voice files may carry dots (en_US-joe-medium, af_heart.v2) and letters of any script (Piper's
+# pt_PT-tugão-medium); still no path, no leading dot and no control or space characters.
+VOICE_FILE_NAME = r"^[^\W_][\w.-]{0,127}$"
 
 _PLAIN = re.compile(PLAIN_NAME)
 _VOICE_FILE = re.compile(VOICE_FILE_NAME)
@@ -19,8 +20,8 @@ PlainName = Annotated[str, Field(pattern=PLAIN_NAME)]
 
 
 def is_plain_name(name: str) -> bool:
-    return bool(_PLAIN.match(name))
+    return bool(_PLAIN.fullmatch(name))  # fullmatch: "$" alone lets a trailing newline through
 
 
 def is_voice_file_name(name: str) -> bool:
-    return bool(_VOICE_FILE.match(name))
+    return bool(_VOICE_FILE.fullmatch(name))

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from providers.kokoro import cli, dataset
+from providers.kokoro.catalog import CATALOG
 from providers.kokoro.config import KokoroSettings
 from providers.kokoro.train_params import VoicepackParams
 from providers.spec import CliSpec, DatasetSpec, ProviderSpec, Readiness, SampleView, TrainerSpec, enough
@@ -42,4 +43,5 @@ SPEC = ProviderSpec(
     trainer=TrainerSpec("providers.kokoro.voicepack_trainer:KokoroVoicepackTrainer", VoicepackParams, "kokoro-voicepacks",
                         dataset.problems),
     cli=CliSpec(cli.add_parser, cli.run),
+    catalog=CATALOG,
 )

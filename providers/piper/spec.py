@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from providers.piper.catalog import CATALOG
 from providers.piper.config import PiperSettings
 from providers.spec import ProviderSpec
 
@@ -10,4 +11,5 @@ SPEC = ProviderSpec(
     settings=PiperSettings,
     engine="providers.piper.engine:PiperProvider",
     summary="fast neural TTS (piper-tts), the default voice and the fallback of every other provider",
+    catalog=CATALOG,
 )

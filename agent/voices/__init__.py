@@ -1,0 +1,1 @@
+"""The voices a household can choose: catalogs, downloads, imports (the voices path)."""
