@@ -191,7 +191,7 @@ class HermesBridge:
 
         try:
             check_profile(profile, self._core.layout.exists)
-            result = self._core.commands["voices"].run(profile, validate(self._core.commands["voices"], {}), None)  # type: ignore[arg-type]
+            result = self._core.commands["voices"].run(profile, validate(self._core.commands["voices"], {"catalog": False}), None)  # type: ignore[arg-type]
         except ServiceError as exc:
             log.warning("rhasspy/tts/getVoices for %s refused: %s", asked.site_id, exc)
             return

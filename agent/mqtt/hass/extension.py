@@ -26,7 +26,7 @@ from agent.mqtt.router import Router, check_profile, model_json
 from agent.mqtt.schema import Response
 from agent.mqtt.topics import Topics
 from agent.mqtt.transport import MqttTransport
-from agent.requests import EmptyRequest
+from agent.voices.requests import VoicesRequest
 from agent.settings import AgentSettings
 from providers import registry
 
@@ -166,7 +166,7 @@ class HassDiscovery:
             self._voices_for[profile] = wanted
         listed: Future[dict[str, Any]] = Future()
         try:
-            result = self._core.commands["voices"].run(profile, EmptyRequest(), self._audio_out(profile))
+            result = self._core.commands["voices"].run(profile, VoicesRequest(catalog=False), self._audio_out(profile))
         except Exception as exc:  # the agent is stopping, say: the select still gets the voice in force
             listed.set_exception(exc)
         else:
