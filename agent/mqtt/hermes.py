@@ -179,6 +179,8 @@ class HermesBridge:
         self._transport.publish(TTS_ERROR, json.dumps(document), 1, False)
 
     def _voices(self, payload: bytes) -> None:
+        """The site's installed voices: ``hermes/tts/say`` names no voice, so the catalog's
+        downloadable voices (230 names) could never be spoken from here."""
         asked = self._parse(HermesMessage, payload)
         if asked is None:
             return
@@ -191,7 +193,7 @@ class HermesBridge:
 
         try:
             check_profile(profile, self._core.layout.exists)
-            result = self._core.commands["voices"].run(profile, validate(self._core.commands["voices"], {}), None)  # type: ignore[arg-type]
+            result = self._core.commands["voices"].run(profile, validate(self._core.commands["voices"], {"catalog": False}), None)  # type: ignore[arg-type]
         except ServiceError as exc:
             log.warning("rhasspy/tts/getVoices for %s refused: %s", asked.site_id, exc)
             return
