@@ -72,4 +72,6 @@ def wyoming_language(code: str) -> str:
 
 
 def _size(size: int) -> str:
-    return f"{size / 1e6:.0f} MB" if size >= 1e6 else f"{max(size, 0) / 1e3:.0f} kB"
+    if size <= 0:
+        return "size unknown"  # Kokoro's catalog publishes none (a voice is about 0.5 MB)
+    return f"{size / 1e6:.0f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
