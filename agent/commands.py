@@ -121,7 +121,7 @@ def record_commands(records: RecordService, samples: SampleService) -> dict[str,
 
 def command_table(core: Core) -> dict[str, Command]:
     table: dict[str, Command] = {
-        "speak": Command(SpeakRequest, lambda p, r, out: core.speak.submit(p, r, out)),
+        "speak": Command(SpeakRequest, lambda p, r, out: core.speak.submit(p, core.voice_named(p, r), out)),
         "voices": Command(VoicesRequest, lambda p, r, out: core.voices(p, r)),
         "config": Command(EmptyRequest, lambda p, r, out: core.config(p, r)),
         "config.set": Command(ConfigSetRequest, lambda p, r, out: core.set_config(p, r)),

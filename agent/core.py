@@ -26,11 +26,13 @@ from agent.requests import ConfigSetRequest, EmptyRequest
 from agent.settings import AgentSettings
 from agent.speak.actions import ProviderActions
 from agent.speak.engines import ProviderPool, list_voices
+from agent.speak.requests import SpeakRequest
 from agent.speak.service import SpeakService
 from agent.train.service import TrainService
 from agent.voices.catalog import Catalog
 from agent.voices.listing import listing
 from agent.voices.requests import VoicesRequest
+from agent.voices.resolve import resolve
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,15 @@ class Core:
         self.engines.close()
 
     # -- small commands ----------------------------------------------------------------------
+    def voice_named(self, profile: str, request: SpeakRequest) -> SpeakRequest:
+        """The request with the provider its voice name means and the voice's own name (a catalog
+        alias resolved): agent/voices/resolve.py. Dictionary look-ups: it runs on the door's thread."""
+        named = resolve(request.provider, request.voice, self.configs.get(profile).tts.provider, self.catalog)
+        if (named.provider, named.voice) == (request.provider, request.voice):
+            return request
+        log.debug("voice %r of %s means %s:%s", request.voice, profile, named.provider, named.voice)
+        return request.model_copy(update={"provider": named.provider, "voice": named.voice})
+
     def voices(self, profile: str, request: VoicesRequest) -> Any:
         """Every provider's voices, installed and (``catalog``) downloadable: it imports engines and
         reads files, so it runs on the samples' thread."""

@@ -95,6 +95,11 @@ class ProviderSettings(CamelModel):
             update.update(self.language_update(lang))
         return self.updated(**update)
 
+    def with_speaker(self, speaker: str) -> Self:
+        """This section speaking with one speaker (by name) of a multi-speaker voice; a provider
+        whose voices have one speaker refuses (a ValueError: the request is not valid for it)."""
+        raise ValueError(f"its voices have one speaker each; there is no speaker {speaker!r} to pick")
+
     def language_update(self, lang: str) -> dict[str, object]:
         """The fields a request's language tag sets (none: this provider's voices have one language)."""
         return {}

@@ -179,6 +179,8 @@ class HermesBridge:
         self._transport.publish(TTS_ERROR, json.dumps(document), 1, False)
 
     def _voices(self, payload: bytes) -> None:
+        """The site's installed voices: ``hermes/tts/say`` names no voice, so the catalog's
+        downloadable voices (230 names) could never be spoken from here."""
         asked = self._parse(HermesMessage, payload)
         if asked is None:
             return

@@ -36,6 +36,7 @@ class SpeakJob:
     stream: bool
     received: float  # time.perf_counter() when the request arrived
     lang: str | None = None  # the text's language, for providers that speak several
+    speaker: str | None = None  # a multi-speaker voice's speaker, by name
 
 
 @dataclass
@@ -87,6 +88,8 @@ def run_speak(
     name = job.provider or config.tts.provider
     try:
         settings = config.tts.settings_for(name).with_request(job.voice, job.speed, job.lang)
+        if job.speaker is not None:
+            settings = settings.with_speaker(job.speaker)
     except ValueError as exc:  # pydantic's ValidationError too
         why = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
         raise SpeakFailed(f"not a valid {name} request: {why}", "invalid_payload", name) from exc

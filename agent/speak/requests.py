@@ -18,4 +18,8 @@ class SpeakRequest(Request):
         None, pattern=r"^[A-Za-z]{1,8}([-_][A-Za-z0-9]{1,8})*$",
         description="Language of the text (en-us, ja, ...) for providers that speak several (Kokoro, GPT-SoVITS).",
     )
+    speaker: str | None = Field(
+        None, pattern=r"^[^\x00-\x1f\x7f]{1,128}$",
+        description="A multi-speaker voice's speaker, by name (Piper: a key of the voice's speaker_id_map).",
+    )
     stream: bool = Field(False, description="One WAV per sentence as each is ready.")

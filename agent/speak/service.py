@@ -103,6 +103,7 @@ class SpeakService:
             stream=request.stream,
             received=time.perf_counter(),
             lang=request.lang,
+            speaker=request.speaker,
         )
         pending = _Pending(job, out, Future())
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from wyoming.error import Error
@@ -39,6 +39,7 @@ class DoorContext:
     profile_names: Callable[[], list[str]]
     profile_exists: Callable[[str], bool]
     max_text_chars: int
+    download_on_demand: bool = True  # catalog voices are then listed as installed (info.py says why)
 
 
 class BadEvent(Exception):
@@ -83,7 +84,7 @@ class TtsHandler:
 
     async def _handle(self, event: Event) -> None:
         if Describe.is_type(event.type):
-            info = await describe(self._door.commands["voices"], self._door.profile_names())
+            info = await describe(self._door.commands["voices"], self._door.profile_names(), self._door.download_on_demand)
             await self._write(info.event())
         elif Synthesize.is_type(event.type):
             if self._stream is None:  # inside a stream it repeats the streamed text: ignore it
@@ -125,7 +126,11 @@ def _parse(reader: Callable[[Event], Any], event: Event) -> Any:
 
 
 def _pick(voice: SynthesizeVoice | None) -> VoicePick:
+    """The voice's name, and the speaker Home Assistant picked of a multi-speaker voice."""
     name = voice.name if voice is not None else None
+    speaker = voice.speaker if voice is not None else None
     if name is not None and not isinstance(name, str):
         raise BadEvent("voice.name must be a string")
-    return parse_voice_name(name)
+    if speaker is not None and not isinstance(speaker, str):
+        raise BadEvent("voice.speaker must be a string")
+    return replace(parse_voice_name(name), speaker=speaker or None)

@@ -1,5 +1,14 @@
 """The ``describe`` answer: one ``tts`` program whose voices are what the core's ``voices``
-command lists for each profile, named by ``names`` (the scheme Home Assistant's picker sees)."""
+command lists for each profile, named by ``names`` (the scheme Home Assistant's picker sees).
+
+Catalog voices (Piper's 176, Kokoro's 54) are listed once, under the ``default`` profile (the one
+a name without a profile goes to), not again for every profile: with a handful of profiles that
+would be a thousand entries Home Assistant lists in one picker. Other profiles list their
+installed voices. A catalog voice is listed as wyoming-piper lists its catalog: ``installed`` true
+while on-demand download is on (a ``synthesize`` naming it fetches it, and Home Assistant only
+offers voices marked installed), false when downloads are off (it cannot speak until someone
+downloads it); its description says it is a download and how big.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +17,13 @@ import logging
 from concurrent.futures import Future
 from typing import Any
 
-from wyoming.info import Attribution, Info, TtsProgram, TtsVoice
+from wyoming.info import Attribution, Info, TtsProgram, TtsVoice, TtsVoiceSpeaker
 
 from agent import __version__
 from agent.commands import Command
+from agent.voices.requests import VoicesRequest
 from agent.wyoming.names import (
+    DEFAULT_PROFILE,
     profile_voice_description,
     profile_voice_name,
     voice_description,
@@ -36,12 +47,14 @@ class _NoAudio:
         return ""
 
 
-async def describe(voices: Command, profiles: list[str]) -> Info:
-    listings = await asyncio.gather(*(_voices_of(voices, profile) for profile in profiles))
+async def describe(voices: Command, profiles: list[str], download_on_demand: bool = True) -> Info:
+    listings = await asyncio.gather(
+        *(_voices_of(voices, profile, catalog=profile == DEFAULT_PROFILE) for profile in profiles))
     tts_voices: list[TtsVoice] = []
     for profile, listing in zip(profiles, listings):
-        voices_of = [_voice(profile, found) for found in listing]
-        tts_voices.append(_own_voice(profile, voices_of))
+        voices_of = [_voice(profile, found, download_on_demand) for found in listing]
+        installed = [voice for voice, found in zip(voices_of, listing) if found.get("installed", True)]
+        tts_voices.append(_own_voice(profile, installed))
         tts_voices.extend(voices_of)
     program = TtsProgram(
         name=PROGRAM,
@@ -55,9 +68,9 @@ async def describe(voices: Command, profiles: list[str]) -> Info:
     return Info(tts=[program])
 
 
-async def _voices_of(voices: Command, profile: str) -> list[dict[str, Any]]:
+async def _voices_of(voices: Command, profile: str, catalog: bool) -> list[dict[str, Any]]:
     try:
-        result = voices.run(profile, voices.model(), _NoAudio())
+        result = voices.run(profile, VoicesRequest(catalog=catalog), _NoAudio())
         answer = await asyncio.wrap_future(result) if isinstance(result, Future) else result
     except Exception as exc:  # one profile's problem must not hide the others' voices
         log.warning("cannot list the voices of %s for Wyoming: %s", profile, exc)
@@ -67,7 +80,7 @@ async def _voices_of(voices: Command, profile: str) -> list[dict[str, Any]]:
 
 def _own_voice(profile: str, voices: list[TtsVoice]) -> TtsVoice:
     """``<profile>/``: whatever the profile's voice.json speaks with (a trained voice, RVC), under
-    every language its voices have, so the picker offers it where it offers them."""
+    every language its installed voices have, so the picker offers it where it offers them."""
     return TtsVoice(
         name=profile_voice_name(profile),
         attribution=Attribution(name=PROGRAM, url=""),
@@ -78,14 +91,17 @@ def _own_voice(profile: str, voices: list[TtsVoice]) -> TtsVoice:
     )
 
 
-def _voice(profile: str, found: dict[str, Any]) -> TtsVoice:
+def _voice(profile: str, found: dict[str, Any], download_on_demand: bool) -> TtsVoice:
     provider, name = str(found["provider"]), str(found["name"])
     language = str(found.get("language") or "")
+    installed = bool(found.get("installed", True))
+    speakers = [str(speaker) for speaker in found.get("speaker_names") or []]
     return TtsVoice(
         name=voice_name(profile, provider, name),
-        attribution=Attribution(name=provider, url=""),
-        installed=True,
-        description=voice_description(profile, provider, name),
+        attribution=Attribution(name=provider, url=str(found.get("attribution") or "")),
+        installed=installed or download_on_demand,
+        description=voice_description(profile, provider, name, None if installed else int(found.get("size") or 0)),
         version=None,
         languages=[wyoming_language(language)] if language else [],
+        speakers=[TtsVoiceSpeaker(name=speaker) for speaker in speakers] if len(speakers) > 1 else None,
     )

@@ -27,6 +27,7 @@ class VoicePick:
     profile: str
     provider: str | None = None
     voice: str | None = None
+    speaker: str | None = None  # a multi-speaker voice's speaker, by name (synthesize.voice.speaker)
 
 
 def parse_voice_name(name: str | None) -> VoicePick:
@@ -56,9 +57,10 @@ def profile_voice_description(profile: str) -> str:
     return f"{profile}: its own voice (voice.json)"
 
 
-def voice_description(profile: str, provider: str, voice: str) -> str:
-    """What Home Assistant's voice picker shows (it sorts by this)."""
-    spoken = f"{voice} ({provider})"
+def voice_description(profile: str, provider: str, voice: str, download: int | None = None) -> str:
+    """What Home Assistant's voice picker shows (it sorts by this). ``download``: the bytes a
+    voice that is not installed yet would fetch (the picker shows the description alone)."""
+    spoken = f"{voice} ({provider})" if download is None else f"{voice} ({provider}, download {_size(download)})"
     return spoken if profile == DEFAULT_PROFILE else f"{profile}: {spoken}"
 
 
@@ -67,3 +69,9 @@ def wyoming_language(code: str) -> str:
     provider's voices under one entry: Kokoro's ``en-us`` becomes ``en_US``."""
     language, _, region = code.replace("-", "_").partition("_")
     return f"{language.lower()}_{region.upper()}" if region else language.lower()
+
+
+def _size(size: int) -> str:
+    if size <= 0:
+        return "size unknown"  # Kokoro's catalog publishes none (a voice is about 0.5 MB)
+    return f"{size / 1e6:.0f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"

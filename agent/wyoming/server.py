@@ -31,6 +31,7 @@ class WyomingServer:
         self.uri = settings.wyoming_uri
         self._zeroconf = settings.wyoming_zeroconf
         self._max_text_chars = settings.max_text_chars
+        self._download_on_demand = settings.voice_download_on_demand
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._failure: Exception | None = None
@@ -84,7 +85,8 @@ class WyomingServer:
             server = AsyncServer.from_uri(self.uri)
         except ValueError as exc:
             return self._fail(RuntimeError(f"VOICE_AGENT_WYOMING_URI {self.uri!r} is not usable: {exc}"))
-        door = DoorContext(self._core.commands, self._core.layout.names, self._core.layout.exists, self._max_text_chars)
+        door = DoorContext(self._core.commands, self._core.layout.names, self._core.layout.exists, self._max_text_chars,
+                           self._download_on_demand)
         gate = ConnectionGate(connection_cap(MAX_CONNECTIONS), ThrottledLog(log))
         log_accept_failures(asyncio.get_running_loop(), ThrottledLog(log), "Wyoming server")
         try:

@@ -144,7 +144,7 @@ class Speech:
         if not self._profile_exists(pick.profile):
             raise ServiceError("unknown_profile", f"no profile {pick.profile!r} (profiles are directories under profiles/)")
         document = {"id": f"wy-{uuid.uuid4().hex[:10]}", "text": text, "stream": True}
-        document.update({k: v for k, v in (("provider", pick.provider), ("voice", pick.voice)) if v is not None})
+        document.update({k: v for k, v in (("provider", pick.provider), ("voice", pick.voice), ("speaker", pick.speaker)) if v is not None})
         try:
             request = self._speak.model.model_validate(document)
         except ValidationError as exc:

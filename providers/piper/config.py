@@ -23,6 +23,15 @@ class PiperSettings(ProviderSettings):
     )
     speaking_rate: float = Field(1.0, ge=0.5, le=2.0, description="1.0 = the voice's own pace.")
     speaker_id: int | None = Field(None, ge=0, description="Speaker of a multi-speaker voice.")
+    speaker: str | None = Field(
+        None, min_length=1, max_length=128,
+        description="Speaker of a multi-speaker voice, by name (a key of its .onnx.json's speaker_id_map, as Home "
+        "Assistant picks it); wins over speakerId.",
+    )
+
+    def with_speaker(self, speaker: str) -> PiperSettings:
+        """The speaker's id is the voice's business: the engine maps the name when it loads it."""
+        return self.updated(speaker=speaker, speaker_id=None)
 
     @field_validator("model")
     @classmethod
@@ -39,4 +48,6 @@ class PiperSettings(ProviderSettings):
 
     def cache_key(self) -> str:
         speaker = "" if self.speaker_id is None else f":{self.speaker_id}"
+        if self.speaker is not None:
+            speaker = f":{self.speaker!r}"  # quoted: a name such as "3" is not the id 3
         return f"piper:{self.model}{speaker}:{self.speaking_rate:g}"

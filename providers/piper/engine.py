@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import threading
@@ -125,7 +126,7 @@ class PiperProvider:
     ) -> Iterator[AudioChunk]:
         assert isinstance(settings, PiperSettings)
         voice = self._voice(resolve_model(settings.model, ctx))
-        speaker = settings.speaker_id
+        speaker = settings.speaker_id if settings.speaker is None else speaker_id(voice.config, settings)
         if speaker is not None and speaker >= voice.config.num_speakers:
             raise VoiceNotFoundError(
                 f"speaker {speaker} out of range: {settings.model} has {voice.config.num_speakers} speaker(s)"
@@ -162,6 +163,25 @@ class PiperProvider:
 
     def close(self) -> None:
         self._voices.clear()
+
+
+class SpeakerNotFoundError(ProviderError):
+    code = "speaker_not_found"
+
+
+def speaker_id(config: PiperConfig, settings: PiperSettings) -> int:
+    """A speaker's id by its name, from the voice's ``speaker_id_map`` (what Home Assistant lists
+    and sends), or ``SpeakerNotFoundError`` naming the speakers there are."""
+    name = str(settings.speaker)
+    found = config.speaker_id_map.get(name)
+    if found is None:
+        known = sorted(config.speaker_id_map)
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        if not known:
+            raise SpeakerNotFoundError(f"Piper voice {settings.model} has one speaker; it has no speaker {name!r}")
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; it has {len(known)}: {', '.join(known[:10])}"
+        raise SpeakerNotFoundError(f"Piper voice {settings.model} has no speaker {name!r}{hint}")
+    return int(found)
 
 
 def normalized(audio: np.ndarray) -> np.ndarray:

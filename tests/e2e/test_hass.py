@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from agent.mqtt.hass.extension import select_options
 from providers import registry
 from tests.audio_checks import assert_speech
 from tests.conftest import AgentProcess, Probe, make_home, write_json
@@ -183,9 +184,10 @@ def test_every_config_is_retained_and_has_what_home_assistant_needs(
             assert config["options"], topic
     for profile in PROFILES:
         assert configs[config_topic(profile, "provider")]["options"] == list(registry.NAMES)
-    voices = hprobe.request("default", "voices", {"catalog": False})["data"]["voices"]
-    piper_voices = [v["name"] for v in voices if v["provider"] == "piper"]
-    assert configs[config_topic("default", "voice")]["options"] == piper_voices
+    voices = hprobe.request("default", "voices", {"provider": "piper"})["data"]["voices"]
+    options = configs[config_topic("default", "voice")]["options"]
+    assert options == select_options(voices, "piper", "en_US-joe-medium")  # installed, then English downloads
+    assert options[0] == "en_US-joe-medium" and "en_US-lessac-medium" in options and "de_DE-thorsten-medium" not in options
 
 
 def test_templates_read_the_agents_state_documents(hass_agent: AgentProcess, hprobe: HassProbe) -> None:
@@ -252,7 +254,7 @@ def test_a_profile_added_while_the_agent_runs_gets_its_device(hass_agent: AgentP
     assert hprobe.request(profile, "speak", {"text": "A new room."})["status"] == "ok"  # its first state
     configs = hprobe.wait_configs(topics)
     assert configs[config_topic(profile, "speak")]["command_topic"] == f"{BASE}/{profile}/hass/speak"
-    assert configs[config_topic(profile, "voice")]["options"] == ["en_US-joe-medium"]
+    assert configs[config_topic(profile, "voice")]["options"][0] == "en_US-joe-medium"
 
 
 def test_a_train_button_asks_for_a_job_and_the_answer_is_an_event(hass_agent: AgentProcess, hprobe: HassProbe) -> None:
@@ -302,7 +304,7 @@ def test_the_voice_select_follows_the_provider_and_writes_voice_json(
         mark = hprobe.mark()
         hprobe.publish(provider_config["command_topic"], "piper")
     assert hprobe.state("kitchen", lambda s: s["provider"] == "piper", after=mark)["voice"] == "en_US-joe-medium"
-    assert hprobe.wait_configs({voice_topic}, after=mark)[voice_topic]["options"] == ["en_US-joe-medium"]
+    assert hprobe.wait_configs({voice_topic}, after=mark)[voice_topic]["options"][0] == "en_US-joe-medium"
 
 
 def test_a_provider_chosen_in_home_assistant_is_spoken_with_and_survives_a_restart(

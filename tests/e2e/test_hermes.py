@@ -103,6 +103,7 @@ def test_voices_are_listed_for_rhasspy(agent: AgentProcess, broker: Mosquitto) -
         answer = json.loads(rhasspy.wait_topic("rhasspy/tts/voices", timeout=30))
         assert answer["id"] == "v1" and answer["siteId"] == "hall-sat"
         assert "en_US-joe-medium" in [v["voiceId"] for v in answer["voices"]]
+        assert "en_US-lessac-medium" not in [v["voiceId"] for v in answer["voices"]]  # say names no voice: installed only
     finally:
         rhasspy.close()
 

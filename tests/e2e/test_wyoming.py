@@ -20,6 +20,7 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 from providers.common.audio import wav_bytes
 from tests.audio_checks import assert_speech
 from tests.conftest import AgentProcess, Probe, make_home
+from tests.piper_duo import TONE, write_duo
 from tests.mosquitto import Mosquitto, free_port
 
 PIPER = "piper:en_US-joe-medium"
@@ -35,6 +36,8 @@ class Agent:
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto) -> Iterator[Agent]:
     home = make_home(tmp_path_factory.mktemp("home"), profiles=("default", "kitchen"))
+    write_duo(home / "out" / "voices")  # piper:duo, two speakers
+    write_duo(home / "out" / "voices", "en_US-lessac-medium")  # a catalog voice, installed (alias en-us-lessac-medium)
     port = free_port()
     process = AgentProcess(home, broker.port, {"VOICE_AGENT_WYOMING_URI": f"tcp://127.0.0.1:{port}"}).start()
     process.wait_log("ready", timeout=60)
@@ -234,3 +237,64 @@ def test_a_unix_socket_serves_as_well(tmp_path, broker: Mosquitto) -> None:  # t
     finally:
         assert process.stop() == 0
     assert not path.exists(), "the socket is removed on a clean stop"
+
+
+def test_describe_lists_the_catalog_once_with_attribution_and_speakers(agent: Agent) -> None:
+    async def talk(client: AsyncTcpClient) -> None:
+        await client.write_event(Describe().event())
+        [program] = Info.from_event(await read(client)).tts
+        voices = {voice.name: voice for voice in program.voices}
+        alan = voices["piper:en_GB-alan-low"]  # downloadable: installed for Home Assistant while downloads are on
+        assert alan.installed and alan.languages == ["en_GB"] and "download" in (alan.description or "")
+        assert alan.attribution.url.endswith("/en/en_GB/alan/low/MODEL_CARD")
+        vctk = voices["piper:en_GB-vctk-medium"]
+        assert vctk.speakers is not None and len(vctk.speakers) == 109 and vctk.speakers[0].name == "p239"
+        assert voices["kokoro:af_heart"].languages == ["en_US"]
+        lessac = voices["piper:en_US-lessac-medium"]  # installed: no download in its description
+        assert lessac.description == "en_US-lessac-medium (piper)" and lessac.attribution.url.endswith("MODEL_CARD")
+        assert "kitchen/piper:en_GB-alan-low" not in voices  # the catalog once, under the default profile
+        assert len(program.voices) < 300
+
+    run(agent, talk)
+
+
+def test_wyoming_piper_names_and_their_old_aliases_speak(agent: Agent, probe: Probe) -> None:
+    """A stored wyoming-piper name, and its alias, are the installed voice (a profile that speaks
+    Kokoro sends them to Piper too: tests/agent/voices/test_resolve.py; a Kokoro profile here would
+    cost the module a Kokoro model load)."""
+    async def talk(client: AsyncTcpClient) -> None:
+        for name in ("kitchen/en_US-lessac-medium", "kitchen/en-us-lessac-medium"):
+            await client.write_event(Synthesize(text="Hi.", voice=SynthesizeVoice(name=name)).event())
+            assert len(b"".join(c.audio for c in (await read_audio(client)).chunks)) == 2 * TONE  # duo's first speaker
+
+    mark = probe.mark()
+    run(agent, talk)
+    finished = probe.event("kitchen", "speak.finished", after=mark)["data"]
+    assert (finished["provider"], finished["voice"], finished["fallback"]) == ("piper", "en_US-lessac-medium", False)
+
+
+def test_a_speaker_picked_by_name_speaks_and_an_unknown_one_is_an_error(agent: Agent) -> None:
+    async def talk(client: AsyncTcpClient) -> None:
+        lengths = []
+        for speaker in ("alto", "bass"):
+            voice = SynthesizeVoice(name="piper:duo", speaker=speaker)
+            await client.write_event(Synthesize(text="Hi.", voice=voice).event())
+            lengths.append(len(b"".join(c.audio for c in (await read_audio(client)).chunks)) // 2)
+        assert lengths == [TONE, 2 * TONE]  # speaker id 0 makes one tone, id 1 two
+        await client.write_event(Synthesize(text="Hi.", voice=SynthesizeVoice(name="piper:duo", speaker="bas")).event())
+        error = await read_error(client)
+        assert error.code == "speaker_not_found" and "did you mean bass?" in error.text
+        await client.write_event(Synthesize(text="Hi.", voice=SynthesizeVoice(name=PIPER, speaker="alto")).event())
+        assert (await read_error(client)).code == "speaker_not_found"  # joe has one speaker
+
+    run(agent, talk)
+
+
+def test_an_unknown_name_is_an_error_that_names_it(agent: Agent) -> None:
+    async def talk(client: AsyncTcpClient) -> None:
+        await client.write_event(Synthesize(text="Hi.", voice=SynthesizeVoice(name="en_US-lessac-medum")).event())
+        error = await read_error(client)
+        assert error.code == "voice_not_found" and "en_US-lessac-medum" in error.text
+        await still_answers(client)
+
+    run(agent, talk)

@@ -5,7 +5,8 @@ command table (through the door's router, which validates it and maps refusals t
 answer is published as the event ``hass.<command>``. The configs are published retained after
 every (re)connect and whenever Home Assistant says ``online`` on ``<prefix>/status``; the voice
 select's is published again when the profile's provider (or voice) changes, with the voices the
-``voices`` command lists for that provider.
+``voices`` command lists for that provider: installed ones first, then downloadable catalog
+voices of the language the profile speaks (``select_options``).
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ from agent.mqtt.router import Router, check_profile, model_json
 from agent.mqtt.schema import Response
 from agent.mqtt.topics import Topics
 from agent.mqtt.transport import MqttTransport
-from agent.voices.requests import VoicesRequest
 from agent.settings import AgentSettings
+from agent.voices.listing import language_code
+from agent.voices.requests import VoicesRequest
 from providers import registry
 
 log = logging.getLogger(__name__)
+
+MAX_OPTIONS = 100  # Home Assistant shows a select's options in one drop-down, values only
 
 
 def command_of(object_id: str) -> str | None:
@@ -42,6 +46,28 @@ def command_of(object_id: str) -> str | None:
     if object_id in (f"train_{name}" for name in trainable()):
         return "train"
     return None
+
+
+def select_options(voices: list[dict[str, Any]], provider: Any, voice: Any, limit: int = MAX_OPTIONS) -> list[str]:
+    """The voice select's options: the provider's installed voices, then the catalog voices a pick
+    would download, of the language family of the voice in force (of the installed voices when
+    the catalog does not know it), at most ``limit`` in all: 176 Piper voices in one drop-down is
+    a list nobody scrolls. An option is the voice's name as it is (Home Assistant publishes the
+    option and shows the state against the options, so no "(download)" mark can be added), and
+    the voice in force is always one of them."""
+    mine = [v for v in voices if v.get("provider") == provider]
+    installed = [str(v["name"]) for v in mine if v.get("installed", True)]
+    current = [v for v in mine if v.get("name") == voice and v.get("language")]
+    families = {_family(v) for v in (current or [v for v in mine if v.get("installed", True)]) if v.get("language")}
+    download = [str(v["name"]) for v in mine if not v.get("installed", True) and _family(v) in families]
+    options = list(dict.fromkeys(installed + download))[:limit]
+    if voice is not None and str(voice) not in options:
+        options = options[: limit - 1] + [str(voice)]
+    return options
+
+
+def _family(voice: dict[str, Any]) -> str:
+    return language_code(str(voice.get("language") or "")).split("_")[0]
 
 
 class HassDiscovery:
@@ -166,7 +192,8 @@ class HassDiscovery:
             self._voices_for[profile] = wanted
         listed: Future[dict[str, Any]] = Future()
         try:
-            result = self._core.commands["voices"].run(profile, VoicesRequest(catalog=False), self._audio_out(profile))
+            request = VoicesRequest(catalog=True, provider=wanted[0]) if wanted[0] in registry.NAMES else VoicesRequest()
+            result = self._core.commands["voices"].run(profile, request, self._audio_out(profile))
         except Exception as exc:  # the agent is stopping, say: the select still gets the voice in force
             listed.set_exception(exc)
         else:
@@ -183,9 +210,7 @@ class HassDiscovery:
             log.warning("voices of %s for its voice select: %s", profile, error)
             options: list[str] = []
         else:
-            options = [v["name"] for v in listed.result()["voices"] if v.get("provider") == provider]
-        if voice is not None and voice not in options:
-            options.append(str(voice))  # the voice in force is always one of the options
+            options = select_options(listed.result()["voices"], provider, voice)
         with self._lock:
             if self._voices_for.get(profile) != wanted:
                 return  # the provider changed again meanwhile: that listing is on its way

@@ -133,6 +133,21 @@ def test_picks_map_onto_profile_provider_and_voice() -> None:
     ]
 
 
+def test_the_speaker_home_assistant_picked_goes_with_the_request() -> None:
+    core = Core()
+    written, _ = converse(
+        core,
+        Event("synthesize", {"text": "a.", "voice": {"name": "piper:en_GB-vctk-medium", "speaker": "p226"}}),
+        Event("synthesize-start", {"voice": {"name": "en_US-arctic-medium", "speaker": "awb"}}),
+        Event("synthesize-chunk", {"text": "b. "}), Event("synthesize-stop"),
+        Event("synthesize", {"text": "c.", "voice": {"name": "x", "speaker": ""}}),  # empty: no speaker
+        Event("synthesize", {"text": "d.", "voice": {"name": "x", "speaker": 3}}),
+    )
+    picked = [(r.provider, r.voice, r.speaker) for _, r in core.requests]
+    assert picked == [("piper", "en_GB-vctk-medium", "p226"), (None, "en_US-arctic-medium", "awb"), (None, "x", None)]
+    assert written[-1].data == {"text": "synthesize: voice.speaker must be a string", "code": "invalid_payload"}
+
+
 def test_events_out_of_place_are_answered() -> None:
     written, kept = converse(
         Core(),

@@ -1,0 +1,41 @@
+"""Which provider a voice name means, when a request names a voice but no provider.
+
+A name without a provider used to mean "the profile's configured provider", so a Piper catalog
+name (``en_US-lessac-medium``, what wyoming-piper users have stored) sent to a profile that speaks
+Kokoro went to Kokoro, failed, and fell back to Piper's default voice: a silent wrong voice. The
+catalogs know every stock name, and no name is in two of them, so the name decides: a name in the
+configured provider's catalog stays there, a name in exactly one other provider's catalog goes to
+that provider, and any other name (a trained or imported voice) stays with the configured provider,
+whose engine says whether it has it. Older names (catalog aliases, ``en-us-lessac-medium``) become
+the voice's name, so the voice is found, cached and downloaded under one name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent.voices.catalog import Catalog
+
+
+@dataclass(frozen=True)
+class Named:
+    """The provider (None: the profile's configured one) and the voice's name a request means."""
+
+    provider: str | None
+    voice: str | None
+
+
+def resolve(provider: str | None, voice: str | None, configured: str, catalog: Catalog) -> Named:
+    """``provider`` and ``voice`` as a request sent them; ``configured``: the profile's provider."""
+    if voice is None:
+        return Named(provider, voice)
+    if provider is not None:
+        entry = catalog.find(provider, voice)
+        return Named(provider, entry.voice.name if entry is not None else voice)
+    entry = catalog.find(configured, voice)
+    if entry is not None:
+        return Named(None, entry.voice.name)
+    found = [(name, entry) for name in catalog.specs() if (entry := catalog.find(name, voice)) is not None]
+    if len(found) == 1:
+        return Named(found[0][0], found[0][1].voice.name)
+    return Named(None, voice)
