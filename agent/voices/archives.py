@@ -138,12 +138,16 @@ def tar_members(archive: tarfile.TarFile, limits: Limits, source: str) -> list[t
 def copy_capped(source: IO[bytes], target: Path, cap: int, what: str) -> int:
     """Copy at most ``cap`` bytes; a member that gives more than it declared is refused."""
     written = 0
-    with open(target, "xb") as out:
-        while chunk := source.read(CHUNK):
-            written += len(chunk)
-            if written > cap:
-                raise ServiceError("archive_too_large", f"{what} unpacks to more than it declared ({cap} bytes)")
-            out.write(chunk)
+    try:
+        with open(target, "xb") as out:
+            while chunk := source.read(CHUNK):
+                written += len(chunk)
+                if written > cap:
+                    raise ServiceError("archive_too_large", f"{what} unpacks to more than it declared ({cap} bytes)")
+                out.write(chunk)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
     return written
 
 
