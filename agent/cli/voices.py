@@ -19,12 +19,12 @@ def add_import_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
                        "or a zip/tar or folder of them",
     )
     parser.add_argument("path", type=Path, help="the file, folder or archive (.zip, .tar, .tar.gz)")
-    parser.add_argument("--name", help="the voice's name, when the file's is not it (one voice only)")
+    parser.add_argument("--name", help="the voice's name, when the file's is not it (one voice only; default: the file's name)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("-p", "--profile", dest="import_profile", default="default",
                        help="profile whose voices get it: profiles/<P>/out/voices (default: default)")
-    where.add_argument("--household", action="store_true", help="every profile's voices instead: out/voices")
-    parser.add_argument("--replace", action="store_true", help="replace an installed voice of the same name")
+    where.add_argument("--household", action="store_true", help="every profile's voices instead: out/voices (default: the profile's)")
+    parser.add_argument("--replace", action="store_true", help="replace an installed voice of the same name (default: keep it, and refuse with voice_exists)")
 
 
 def run_import(settings: AgentSettings, args: argparse.Namespace) -> int:
