@@ -103,6 +103,10 @@ class AgentSettings(BaseSettings):
     voice_download_max_mb: int = Field(
         4096, ge=1, description="Most MB the downloaded voices (out/voices) may take on disk; more: refused.",
     )
+    voice_import_max_mb: int = Field(
+        1024, ge=1, le=1024 * 1024,
+        description="Biggest voice import in MB: an upload, and what an archive unpacks to (an RVC zip is ~200 MB).",
+    )
 
     # -- the doors besides the agent's own MQTT topics ------------------------------------------
     http_enabled: bool = Field(True, description="Serve the HTTP and WebSocket API (and the web page).")

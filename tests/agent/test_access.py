@@ -9,7 +9,7 @@ from typing import Any, get_args
 import pytest
 from pydantic import BaseModel
 
-from agent.access import AccessConfig, check_command, check_config_change, check_paths, request_paths
+from agent.access import GUARDED, AccessConfig, check_command, check_config_change, check_paths, request_paths
 from agent.commands import command_table
 from agent.config.model import VoiceConfig
 from agent.errors import ServiceError
@@ -20,7 +20,7 @@ OUTSIDE = ("/etc/passwd", "/nonexistent/voice.onnx")
 # Every string a request may set in voice.json or in a trainer's or action's parameters that is
 # not a file: a new string field is a LocalPath, or is added here knowingly.
 NOT_PATHS = {
-    "tts.provider", "tts.kokoro.voice", "tts.sovits.speakerId", "tts.sovits.textLang", "tts.sovits.promptLang",
+    "tts.provider", "tts.kokoro.voice", "tts.piper.speaker", "tts.sovits.speakerId", "tts.sovits.textLang", "tts.sovits.promptLang",
     "tts.sovits.textSplitMethod", "tts.sovits.pathMap", "tts.sovits.serverArgs", "tts.rvc.speakerId",
     "train.autoRetrain.provider", "train.autoRetrain.speaker", "access.commands", "kokoro.train.baseVoice",
 }
@@ -119,9 +119,13 @@ def test_every_string_a_request_may_set_is_a_path_or_known_not_to_be_one() -> No
 
 def test_no_request_model_has_a_path_of_its_own() -> None:
     """Paths reach the agent as voice.json changes and trainer parameters, which the guard checks
-    (agent/commands.py); a request field that named a file would need a check there too."""
+    (agent/commands.py); a request field that named a file would need a check there too: only
+    voices.import has one (its ``path``), guarded, and checked there."""
     table = command_table(SimpleNamespace(records=None, samples=None))  # type: ignore[arg-type]  # calls no service
     for name, command in table.items():
+        if name == "voices.import":
+            assert name in GUARDED
+            continue
         assert not any(is_local_path(field) for field in command.model.model_fields.values()), name
 
 
@@ -203,3 +207,26 @@ def test_a_request_cannot_change_access_nor_the_program_run(tmp_path: Path) -> N
     refused(lambda: change({"cache": {"directory": "/var/tmp"}}))
     refused(lambda: change({"tts": {"piper": {"model": "/etc/passwd"}}}))
     change({"tts": {"provider": "kokoro", "kokoro": {"voicepackPath": "owner.npy"}}})
+
+
+def test_voices_import_keeps_its_path_inside_the_home(home: Path) -> None:
+    """The one request with a path of its own: checked by the guard, as voice.json's paths are."""
+    from agent.layout import Layout
+    from agent.voices.requests import ImportRequest
+
+    imported: list[str] = []
+    access = {"now": AccessConfig()}
+    core = SimpleNamespace(records=None, samples=None, layout=Layout(home),
+                           configs=SimpleNamespace(get=lambda profile: SimpleNamespace(access=access["now"])),
+                           import_voices=lambda profile, request: imported.append(request.path) or {"id": None})
+    command = command_table(core)["voices.import"]  # type: ignore[arg-type]
+    for path in (*OUTSIDE, "../../../outside.zip", "../../.."):
+        assert "path:" in refused(lambda: command.run("p", ImportRequest(path=path), None))  # type: ignore[arg-type]
+    command.run("p", ImportRequest(path="incoming/alice.zip"), None)  # type: ignore[arg-type]
+    command.run("p", ImportRequest(path=str(home / "out" / "uploads" / "x" / "a.zip")), None)  # type: ignore[arg-type]
+    assert imported == ["incoming/alice.zip", str(home / "out" / "uploads" / "x" / "a.zip")]
+    access["now"] = AccessConfig(commands={"voices.import": False})
+    assert "switched off" in refused(lambda: command.run("p", ImportRequest(path="incoming/alice.zip"), None))  # type: ignore[arg-type]
+    access["now"] = AccessConfig(paths="anywhere")
+    command.run("p", ImportRequest(path="/etc/passwd"), None)  # type: ignore[arg-type]
+    assert imported[-1] == "/etc/passwd"
