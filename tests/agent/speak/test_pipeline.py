@@ -78,7 +78,7 @@ class Run:
                        time.perf_counter() if received is None else received, lang)
         return run_speak(job, config or VoiceConfig(), self.ctx, self.pool, self.cache,
                          lambda seq, chunk: self.chunks.append((seq, chunk)),
-                         lambda failed, reason: self.fallbacks.append((failed, reason)),
+                         lambda failed, reason, code: self.fallbacks.append((failed, reason)),
                          budget=self.budget, on_progress=self._made)
 
     def _made(self) -> None:
