@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ask for one WAV per sentence, joined in the file (default: one WAV)")
     say.add_argument("--timeout", type=seconds, default=60.0, help="seconds to wait for the answer, > 0 (default: 60)")
     say.add_argument("--strict", action="store_true",
-                     help="exit 3 when another voice spoke than the one asked for (a fallback), audio saved all the same")
+                     help="exit 3 when another voice spoke than the one asked for (a fallback), audio saved all the same "
+                          "(default: exit 0 and print the fallback's reason)")
 
     voices = sub.add_parser("voices", help="list installed voices (reads the disk; no agent needed)")
     voices.add_argument("-p", "--profile", default="default", help=PROFILE_HELP)

@@ -471,7 +471,7 @@ def test_a_door_that_refuses_the_audio_stops_the_request_at_that_sentence(tmp_pa
 
     job = SpeakJob("j1", "One. Two. Three.", "kokoro", None, None, True, time.perf_counter(), None)  # type: ignore[arg-type]
     with pytest.raises(ServiceError) as stopped:
-        run_speak(job, VoiceConfig(), run.ctx, run.pool, None, gone, lambda failed, reason: run.fallbacks.append((failed, reason)),
+        run_speak(job, VoiceConfig(), run.ctx, run.pool, None, gone, lambda failed, reason, code: run.fallbacks.append((failed, reason)),
                   budget=run.budget)
     assert stopped.value.code == "client_gone" and handed == [0]
     assert run.fallbacks == [] and engines["piper"].calls == 0, "not a provider failure: nothing falls back"
