@@ -32,6 +32,7 @@ from agent.train.service import TrainService
 from agent.voices.catalog import Catalog
 from agent.voices.listing import listing
 from agent.voices.imports import ImportOptions, import_voices, limits_for
+from agent.voices.names import VoiceNames
 from agent.voices.requests import ImportRequest, VoicesRequest
 from agent.voices.resolve import resolve
 
@@ -48,7 +49,6 @@ class Core:
         self.layout = Layout(settings.home)
         self.events = EventBus()
         self.state = StateBoard()
-        self.configs = ConfigStore(self.layout, self.events)
         self.arbiter = GpuArbiter(
             NvmlInfo(), HogPauser(settings.gpu_hogs, self.layout.paused_gpu_users),
             lambda name, data: self.events.emit("gpu", name, data),
@@ -56,6 +56,9 @@ class Core:
         self.catalog = Catalog({"piper": settings.piper_voices_url, "kokoro": settings.kokoro_voices_url},
                                self.layout.household_voices / "catalog")
         self.engines = ProviderPool(gpu_guard=self.arbiter.reserve, on_create=self._engine_created)
+        self.names = VoiceNames(self.catalog, lambda provider, ctx: self.engines.get(provider).voices(ctx),
+                                self.layout.provider_context)
+        self.configs = ConfigStore(self.layout, self.events, check=self.names.problems)
         self.actions = ProviderActions(self.engines, self.configs, self.layout, self.events, settings.command_queue_depth)
         self.speak = SpeakService(
             self.layout, self.configs, self.engines, self.events, self.state, settings.queue_depth, settings.max_text_chars,
@@ -82,7 +85,12 @@ class Core:
 
     def problems(self) -> list[str]:
         """Why the agent cannot serve, in whole or in part (empty when healthy): ``/api/health``."""
-        return self.stuck() + self.records.problems()
+        configs = [f"profile {name!r}: {error}" for name, error in sorted(self.configs.errors().items())]
+        voices = [
+            f"profile {name!r}: {error['provider']} voice {error['voice']!r} does not speak ({error['code']}): "
+            f"{error['message']}" for name, error in sorted(self.speak.voice_errors().items())
+        ]
+        return self.stuck() + self.records.problems() + configs + voices
 
     def stuck(self) -> list[str]:
         """What a restart would mend: the systemd watchdog is fed only when empty. A profile's record
@@ -155,8 +163,9 @@ class Core:
             try:
                 config = self.configs.update(profile, request.changes)
             except ConfigError as exc:
-                problems = [{"field": p.field, "message": p.message} for p in exc.problems]
-                raise ServiceError("invalid_config", str(exc), {"problems": problems}) from exc
+                problems = [{"field": p.field, "message": p.message, **({"code": p.code} if p.code else {})}
+                            for p in exc.problems]
+                raise ServiceError(exc.code, str(exc), {"problems": problems}) from exc
             return {"id": request.id, "config": config.model_dump(mode="json", by_alias=True)}
 
         return self.samples.later(work)

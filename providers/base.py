@@ -68,6 +68,15 @@ class VoiceNotFoundError(ProviderError):
     code = "voice_not_found"
 
 
+class VoiceUnavailableError(ProviderError):
+    """The voice is installed but cannot be loaded (a corrupt or truncated file)."""
+
+    code = "voice_unavailable"
+
+
+VOICE_CODES = frozenset({VoiceNotFoundError.code, VoiceUnavailableError.code})  # the voice, not the engine, failed
+
+
 class Provider(Protocol):
     name: str
 

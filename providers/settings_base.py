@@ -104,6 +104,11 @@ class ProviderSettings(CamelModel):
         """The fields a request's language tag sets (none: this provider's voices have one language)."""
         return {}
 
+    def for_text(self, text: str) -> Self:
+        """These settings for one text: a provider whose default voice depends on the text's
+        language picks it here (Kokoro); the others are as they are."""
+        return self
+
     @property
     def voice_name(self) -> str:
         return str(getattr(self, self.voice_field))

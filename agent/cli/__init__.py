@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("--stream", action="store_true",
                      help="ask for one WAV per sentence, joined in the file (default: one WAV)")
     say.add_argument("--timeout", type=seconds, default=60.0, help="seconds to wait for the answer, > 0 (default: 60)")
+    say.add_argument("--strict", action="store_true",
+                     help="exit 3 when another voice spoke than the one asked for (a fallback), audio saved all the same "
+                          "(default: exit 0 and print the fallback's reason)")
 
     voices = sub.add_parser("voices", help="list installed voices (reads the disk; no agent needed)")
     voices.add_argument("-p", "--profile", default="default", help=PROFILE_HELP)
@@ -132,6 +135,10 @@ def _say(settings: AgentSettings, args: argparse.Namespace) -> int:
         f"{' (cached)' if data['cached'] else ''}{' (fallback)' if data['fallback'] else ''}"
         f" in {data['latency_ms']:.0f} ms"
     )
+    if data["fallback"]:
+        print(f"fallback: {data.get('fallback_code') or 'provider_error'}: {data.get('fallback_reason') or ''}")
+        if args.strict:
+            return 3
     return 0
 
 

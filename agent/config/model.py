@@ -7,7 +7,8 @@ section per provider in the registry, each the provider's own settings model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -68,10 +69,11 @@ class ConfigProblem:
     file: str
     field: str
     message: str
+    code: str = ""  # a problem with its own error code (voice_not_found); empty: invalid_config
 
     def __str__(self) -> str:
         where = f"{self.file}: {self.field}" if self.field else self.file
-        return f"{where}: {self.message}"
+        return f"{where}: {self.message}" + (f" ({self.code})" if self.code else "")
 
 
 class ConfigError(Exception):
@@ -80,6 +82,26 @@ class ConfigError(Exception):
     def __init__(self, problems: list[ConfigProblem]) -> None:
         self.problems = problems
         super().__init__("; ".join(str(p) for p in problems))
+
+    @property
+    def code(self) -> str:
+        """The problems' own code when they share one (voice_not_found), else invalid_config."""
+        codes = {p.code for p in self.problems}
+        return codes.pop() if len(codes) == 1 and "" not in codes else "invalid_config"
+
+
+# Checks a valid config against what exists (agent/voices/names.py: its voices): problems with ``file``
+# empty, filled in by the caller. Injected, so the config package knows no engine and no catalog.
+ConfigCheck = Callable[[str, "VoiceConfig"], list[ConfigProblem]]
+
+
+def checked(config: VoiceConfig, profile: str, check: ConfigCheck | None, files: str) -> VoiceConfig:
+    """``config`` when ``check`` finds nothing, else ``ConfigError`` naming ``files``."""
+    if check is not None:
+        problems = check(profile, config)
+        if problems:
+            raise ConfigError([replace(p, file=files) for p in problems])
+    return config
 
 
 def read_json_object(path: Path) -> dict[str, Any]:

@@ -8,7 +8,16 @@ import threading
 from dataclasses import asdict
 from typing import Any
 
-from agent.config.model import ConfigError, VoiceConfig, deep_merge, load_voice_config, merged_config, read_json_object
+from agent.config.model import (
+    ConfigCheck,
+    ConfigError,
+    VoiceConfig,
+    checked,
+    deep_merge,
+    load_voice_config,
+    merged_config,
+    read_json_object,
+)
 from agent.events import EventBus
 from agent.layout import Layout
 from providers.common.files import atomic_write_text
@@ -17,8 +26,11 @@ log = logging.getLogger(__name__)
 
 
 class ConfigStore:
-    def __init__(self, layout: Layout, events: EventBus) -> None:
+    def __init__(self, layout: Layout, events: EventBus, check: ConfigCheck | None = None) -> None:
+        """``check``: what a valid config must also pass, on every write and reload (the voices
+        it names exist: agent/voices/names.py); a failure is a config error like any other."""
         self._layout = layout
+        self._check = check
         self._events = events
         self._configs: dict[str, VoiceConfig] = {}
         self._errors: dict[str, str] = {}
@@ -38,10 +50,17 @@ class ConfigStore:
         with self._lock:
             return self._errors.get(profile)
 
+    def errors(self) -> dict[str, str]:
+        """Every profile whose voice.json is not in force, and why (``/api/health``)."""
+        with self._lock:
+            return dict(self._errors)
+
     def reload(self, profile: str, announce: bool = True) -> bool:
         """Load the profile's merged config; on error keep the last good one (or the defaults)."""
         try:
-            config = load_voice_config(self._layout.global_config, self._layout.profile_config(profile))
+            path = self._layout.profile_config(profile)
+            config = load_voice_config(self._layout.global_config, path)
+            config = checked(config, profile, self._check, str(path))
         except ConfigError as exc:
             with self._lock:
                 self._errors[profile] = str(exc)
@@ -90,13 +109,14 @@ class ConfigStore:
         """Merge ``changes`` into the profile's voice.json; the watcher applies it. A change that
         would not validate raises ``ConfigError`` and the file is left as it was."""
         with self._writing:
-            return update_profile_file(self._layout, profile, changes)
+            return update_profile_file(self._layout, profile, changes, self._check)
 
 
-def update_profile_file(layout: Layout, profile: str, changes: dict[str, Any]) -> VoiceConfig:
-    """The same for tools outside the agent (the CLI): written atomically, only when valid."""
+def update_profile_file(layout: Layout, profile: str, changes: dict[str, Any], check: ConfigCheck | None = None) -> VoiceConfig:
+    """The same for tools outside the agent (the CLI): written atomically, only when valid (and
+    when ``check`` finds nothing wrong)."""
     path = layout.profile_config(profile)
     document = deep_merge(read_json_object(path), changes)
-    config = merged_config(layout.global_config, path, document)
+    config = checked(merged_config(layout.global_config, path, document), profile, check, str(path))
     atomic_write_text(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     return config

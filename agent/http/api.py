@@ -174,6 +174,8 @@ class Api:
             "X-Cached": json.dumps(summary["cached"]), "X-Fallback": json.dumps(summary["fallback"]),
             "X-Audio-Seconds": str(summary["audio_seconds"]), "X-Latency-Ms": str(summary["latency_ms"]),
         }
+        if summary.get("fallback_code"):  # the code, as a header can carry it (the reason's text may not be ASCII)
+            headers["X-Fallback-Reason"] = str(summary["fallback_code"])
         return web.Response(body=out.wav(), content_type="audio/wav", headers=headers)
 
     async def tts_stream(self, request: web.Request) -> web.WebSocketResponse:

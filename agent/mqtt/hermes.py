@@ -147,6 +147,10 @@ class HermesBridge:
         if error is not None:
             self._error(say, str(error))
             return
+        spoken = done.result()
+        if spoken.get("fallback"):
+            log.warning("hermes/tts/say for site %s spoken by %s/%s instead (%s): %s", say.site_id, spoken["provider"],
+                        spoken["voice"], spoken.get("fallback_code"), spoken.get("fallback_reason"))
         timer = threading.Timer(self._timeout, self._finished, args=(request_id, True))
         timer.daemon = True
         with self._lock:

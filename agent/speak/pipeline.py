@@ -20,7 +20,8 @@ from agent.speak.budget import AUDIO_TOO_LONG, AudioBudget, AudioTooLong
 from agent.speak.cache import AudioCache
 from agent.speak.engines import ProviderPool
 from agent.speak.text import pieces
-from providers.base import AudioChunk, ProviderContext, ProviderError
+from providers.base import VOICE_CODES, AudioChunk, ProviderContext, ProviderError
+from providers.piper.config import DEFAULT_PIPER_VOICE, PiperSettings
 from providers.settings_base import ProviderSettings
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ class SpeakResult:
     cached: bool
     chunks: int
     first_audio_ms: float
-    fallback_reason: str | None = None
+    fallback_reason: str | None = None  # why another voice spoke: the failure's message
+    fallback_code: str | None = None  # and its code (voice_not_found, voice_unavailable, provider_error, ...)
 
     @property
     def seconds(self) -> float:
@@ -56,7 +58,7 @@ class SpeakResult:
 
 
 ChunkSink = Callable[[int, AudioChunk], None]
-FallbackNotice = Callable[[str, str], None]  # (failed provider, reason)
+FallbackNotice = Callable[[str, str, str], None]  # (failed provider, reason, its code)
 Progress = Callable[[], None]  # told of each chunk an engine makes (the watchdog's sign of life)
 
 
@@ -93,21 +95,46 @@ def run_speak(
     except ValueError as exc:  # pydantic's ValidationError too
         why = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
         raise SpeakFailed(f"not a valid {name} request: {why}", "invalid_payload", name) from exc
+    settings = settings.for_text(job.text)
     synthesis = _Synthesis(job, ctx, engines, cache, on_chunk, budget, on_progress)
     try:
         return synthesis.run(name, settings)
     except _Failure as failure:
-        # Piper's own settings never fall back
+        if name == "piper":  # Piper's own settings never fall back to another provider
+            if job.voice is not None or not _bundled_may_stand_in(failure, settings):
+                raise SpeakFailed(str(failure), failure.code, name) from failure
+            on_fallback(name, str(failure), failure.code)
+            return _bundled(synthesis, settings, str(failure), failure.code)
         if failure.code == AUDIO_TOO_LONG or not settings.fallback_to_piper or failure.chunks_sent:
             raise SpeakFailed(str(failure), failure.code, name) from failure
-        reason = str(failure)
-    on_fallback(name, reason)
+        reason, code = str(failure), failure.code
+    on_fallback(name, reason, code)
     piper = config.tts.settings_for("piper").with_request(None, job.speed)
     try:
         result = synthesis.run("piper", piper)
     except _Failure as failure:
-        raise SpeakFailed(f"{reason}; Piper fallback failed too: {failure}", failure.code, "piper") from failure
-    result.fallback_reason = reason
+        if not _bundled_may_stand_in(failure, piper):
+            raise SpeakFailed(f"{reason}; Piper fallback failed too: {failure}", failure.code, "piper") from failure
+        return _bundled(synthesis, piper, f"{reason}; Piper's voice failed too: {failure}", code)
+    result.fallback_reason, result.fallback_code = reason, code
+    return result
+
+
+def _bundled_may_stand_in(failure: _Failure, settings: ProviderSettings) -> bool:
+    """Whether the bundled Piper voice speaks instead: the configured Piper voice itself is missing
+    or cannot load (not the engine, not the text), another voice is configured, and no audio went out."""
+    assert isinstance(settings, PiperSettings)
+    return failure.code in VOICE_CODES and settings.model != DEFAULT_PIPER_VOICE and not failure.chunks_sent
+
+
+def _bundled(synthesis: _Synthesis, settings: ProviderSettings, reason: str, code: str) -> SpeakResult:
+    """The request spoken by the voice that ships with the package, and why."""
+    bundled = settings.updated(model=DEFAULT_PIPER_VOICE, speaker_id=None)
+    try:
+        result = synthesis.run("piper", bundled)
+    except _Failure as failure:
+        raise SpeakFailed(f"{reason}; the bundled Piper voice failed too: {failure}", failure.code, "piper") from failure
+    result.fallback_reason, result.fallback_code = reason, code
     return result
 
 

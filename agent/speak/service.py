@@ -27,7 +27,8 @@ from agent.speak.engines import ProviderPool
 from agent.speak.pipeline import SpeakFailed, SpeakJob, SpeakResult, run_speak
 from agent.speak.progress import Heartbeats
 from agent.speak.requests import SpeakRequest
-from providers.base import AudioChunk
+from providers import registry
+from providers.base import VOICE_CODES, AudioChunk
 from providers.common.audio import wav_bytes
 from providers.common.process import release_free_memory
 
@@ -84,6 +85,7 @@ class SpeakService:
         self._workers: list[threading.Thread] = []
         self._caches: dict[str, tuple[CacheConfig, AudioCache]] = {}
         self._heartbeats = heartbeats or Heartbeats()  # the request being spoken per profile, and its last progress
+        self._voice_errors: dict[str, dict[str, str]] = {}  # profile -> why its configured voice does not speak
         self._lock = threading.Lock()
 
     # -- called by the edges: must not block --------------------------------------------
@@ -145,14 +147,33 @@ class SpeakService:
             self._publish_state(profile)
 
     def preload(self, profile: str) -> None:
-        """Load the profile's default voice now so its first request is fast."""
+        """Load the profile's default voice now so its first request is fast, and learn whether it
+        can speak at all (a voice that is missing or cannot load is the profile's ``voice_error``)."""
         config = self._configs.get(profile)
         name = config.tts.provider
+        settings = config.tts.settings_for(name).for_text("")
         try:
-            self._engines.get(name).preload(config.tts.settings_for(name), self._layout.provider_context(profile))
+            self._engines.get(name).preload(settings, self._layout.provider_context(profile))
         except Exception as exc:
             log.warning("could not preload %s for %s: %s", name, profile, exc)
+            self._voice_outcome(profile, name, settings.voice_name, getattr(exc, "code", ""), str(exc))
+        else:
+            self._voice_outcome(profile, name, settings.voice_name, "", "")
         self._publish_state(profile)
+
+    def voice_errors(self) -> dict[str, dict[str, str]]:
+        """Profiles whose configured voice does not speak, and why (``/api/health``)."""
+        with self._lock:
+            return {profile: dict(error) for profile, error in self._voice_errors.items()}
+
+    def _voice_outcome(self, profile: str, provider: str, voice: str, code: str, message: str) -> None:
+        """What the profile's configured voice did: a voice-level failure (``VOICE_CODES``) is kept
+        until the voice speaks again; any other outcome says nothing about the voice."""
+        with self._lock:
+            if code in VOICE_CODES:
+                self._voice_errors[profile] = {"code": code, "provider": provider, "voice": voice, "message": message}
+            elif not code:
+                self._voice_errors.pop(profile, None)
 
     # -- worker side ---------------------------------------------------------------------
     def _queue(self, profile: str) -> queue.Queue[_Pending | None]:
@@ -201,8 +222,9 @@ class SpeakService:
         def on_chunk(seq: int, chunk: AudioChunk) -> None:
             out.chunk(job.id, seq, wav_bytes(chunk.pcm, chunk.sample_rate))
 
-        def on_fallback(failed: str, reason: str) -> None:
-            self._events.emit(profile, "provider.fallback", {"id": job.id, "from": failed, "to": "piper", "reason": reason})
+        def on_fallback(failed: str, reason: str, code: str) -> None:
+            self._events.emit(profile, "provider.fallback",
+                              {"id": job.id, "from": failed, "to": "piper", "reason": reason, "code": code})
 
         def on_progress() -> None:
             self._heartbeats.beat(profile)
@@ -222,15 +244,25 @@ class SpeakService:
             )
         except SpeakFailed as exc:
             self._events.emit(profile, "speak.failed", {"id": job.id, "provider": exc.provider, "error": str(exc), "code": exc.code})
+            if self._configured(job, config.tts.provider) and exc.code in VOICE_CODES:
+                self._voice_outcome(profile, provider, config.tts.settings_for(provider).voice_name, exc.code, str(exc))
             raise ServiceError(exc.code, str(exc)) from exc
         except ServiceError as exc:  # the AudioOut refused the audio
             self._events.emit(profile, "speak.failed", {"id": job.id, "provider": provider, "error": str(exc), "code": exc.code})
             raise
+        if self._configured(job, config.tts.provider):
+            voice = config.tts.settings_for(provider).for_text(job.text).voice_name
+            self._voice_outcome(profile, provider, voice, result.fallback_code or "", result.fallback_reason or "")
         if not job.stream:
             out.whole(job.id, wav_bytes(result.pcm, result.sample_rate))
         summary = self._summary(job, result, out.where(job.id, job.stream))
         self._events.emit(profile, "speak.finished", summary)
         return summary
+
+    @staticmethod
+    def _configured(job: SpeakJob, provider: str) -> bool:
+        """Whether the request speaks with the profile's own voice (names no other provider or voice)."""
+        return job.voice is None and (job.provider is None or registry.canonical(job.provider) == provider)
 
     def _summary(self, job: SpeakJob, result: SpeakResult, where: str) -> dict[str, Any]:
         return {
@@ -240,6 +272,7 @@ class SpeakService:
             "cached": result.cached,
             "fallback": result.fallback_reason is not None,
             "fallback_reason": result.fallback_reason,
+            "fallback_code": result.fallback_code,
             "audio_seconds": round(result.seconds, 3),
             "sample_rate": result.sample_rate,
             "latency_ms": round((time.perf_counter() - job.received) * 1000, 1),
@@ -258,4 +291,5 @@ class SpeakService:
             voice=config.tts.settings_for(name).voice_name,
             queue_depth=self.queue_depth(profile),
             config_error=self._configs.error(profile),
+            voice_error=self.voice_errors().get(profile),
         )

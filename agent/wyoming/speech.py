@@ -131,6 +131,10 @@ class Speech:
         error = future.exception()
         if error is not None:
             await self._refuse(error, pick)
+        elif future.result().get("fallback"):
+            spoken = future.result()
+            log.warning("Wyoming synthesize for %s spoken by %s/%s instead (%s): %s", self._where, spoken["provider"],
+                        spoken["voice"], spoken.get("fallback_code"), spoken.get("fallback_reason"))
         elif not started:  # answered without audio: the core does not do that, but stay framed
             await self._write(AudioStart(rate=future.result()["sample_rate"], width=WIDTH, channels=CHANNELS).event())
             started = True

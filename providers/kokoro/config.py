@@ -17,6 +17,28 @@ TAGS: dict[str, LangCode] = {
 }
 
 
+# The voice a language gets when the profile names none: the first of Kokoro's stock voices of that
+# language (its catalog: providers/kokoro/catalog.py), af_heart as every Kokoro guide names it first.
+DEFAULT_VOICES: dict[LangCode, str] = {
+    "a": "af_heart", "b": "bf_emma", "e": "ef_dora", "f": "ff_siwis", "h": "hf_alpha", "i": "if_sara", "j": "jf_alpha",
+    "p": "pf_dora", "z": "zf_xiaobei",
+}
+
+
+def script_language(text: str) -> LangCode | None:
+    """The language a text's script gives away, when it does: kana is Japanese, Han without kana
+    Mandarin, Devanagari Hindi. Latin script says nothing (English, Spanish, French, ...)."""
+    han = False
+    for char in text:
+        code = ord(char)
+        if 0x3040 <= code <= 0x30FF or 0x31F0 <= code <= 0x31FF or 0xFF66 <= code <= 0xFF9F:
+            return "j"
+        if 0x0900 <= code <= 0x097F:
+            return "h"
+        han = han or 0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF
+    return "z" if han else None
+
+
 def voice_language(voice: str) -> LangCode | None:
     """Kokoro names a voice by its language and sex: af_heart is en-us, jm_kumo Japanese. For a
     blend, the first voice's."""
@@ -38,7 +60,10 @@ class KokoroSettings(FallbackSettings):
     voice_field = "voice"
     speed_field = "speed"
 
-    voice: str = Field("jf_alpha", min_length=1, description="Built-in voice or a blend 'a:0.6,b:0.4'.")
+    voice: str = Field(
+        "", description="A Kokoro voice (af_heart) or a blend 'a:0.6,b:0.4'. Empty: the language's own voice (langCode, "
+        "else the text's script: kana jf_alpha, Han zf_xiaobei, Devanagari hf_alpha; else American English af_heart)."
+    )
     lang_code: LangCode | None = Field(
         None, description="a en-us, b en-gb, e es, f fr, h hi, i it, j ja, p pt-br, z zh; unset: the voice name's first letter."
     )
@@ -68,6 +93,14 @@ class KokoroSettings(FallbackSettings):
                 settings = settings.updated(lang_code=voice_language(voice) or settings.lang_code)
         return settings
 
+    def for_text(self, text: str) -> KokoroSettings:
+        """No voice named: the voice of langCode, else of the text's script, else af_heart; a
+        named voice or a custom voicepack is as it is."""
+        if self.voice or self.use_custom_voicepack:
+            return self
+        language = self.lang_code or script_language(text) or "a"
+        return self.updated(voice=DEFAULT_VOICES[language], lang_code=language)
+
     def language_update(self, lang: str) -> dict[str, object]:
         code = lang_code_of(lang)
         if code is None:
@@ -83,7 +116,10 @@ class KokoroSettings(FallbackSettings):
 
     @property
     def voice_name(self) -> str:
-        return self.voicepack_path if self.use_custom_voicepack else self.voice
+        """The voice it speaks with: the voicepack, the named voice, or its language's own."""
+        if self.use_custom_voicepack:
+            return self.voicepack_path
+        return self.voice or DEFAULT_VOICES[self.language]
 
     def cache_key(self) -> str:
         return f"kokoro:{self.language}:{self.voice_name}:{self.speed:g}"

@@ -83,7 +83,7 @@ class KokoroProvider:
                 raise ProviderError("Kokoro useCustomVoicepack is on but voicepackPath is empty")
             style, path = self._voices.voicepack(settings.voicepack_path, ctx)
             return style, [path]
-        return self._voices.style(settings.voice, settings.voices_path, ctx)
+        return self._voices.style(settings.voice_name, settings.voices_path, ctx)
 
     # -- Provider ------------------------------------------------------------------------
     def asset_tag(self, settings: ProviderSettings, ctx: ProviderContext) -> str:
@@ -100,6 +100,7 @@ class KokoroProvider:
 
     def synthesize(self, text: str, settings: ProviderSettings, ctx: ProviderContext) -> Iterator[AudioChunk]:
         assert isinstance(settings, KokoroSettings)
+        settings = settings.for_text(text)  # no voice named: the text's language's own
         style, _ = self._style(settings, ctx)
         loaded = self._model(settings, ctx)
         # Phonemize everything first: a sentence that cannot be said fails before any audio.

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from piper import PiperConfig, PiperVoice, SynthesisConfig
 
-from providers.base import AudioChunk, ProviderContext, ProviderError, VoiceInfo, VoiceNotFoundError
+from providers.base import AudioChunk, ProviderContext, ProviderError, VoiceInfo, VoiceNotFoundError, VoiceUnavailableError
 from providers.common.audio import to_pcm16
 from providers.common.files import file_tag
 from providers.common.names import is_voice_file_name
@@ -104,7 +104,7 @@ class PiperProvider:
             try:
                 voice = load_voice(path, config)
             except Exception as exc:  # onnxruntime raises its own hierarchy, and the JSON may be bad
-                raise ProviderError(f"cannot load Piper voice {path.name}: {exc}") from exc
+                raise VoiceUnavailableError(f"cannot load Piper voice {path.name}: {exc}") from exc
             log.info("loaded Piper voice %s (%d Hz)", path.name, voice.config.sample_rate)
             self._voices[path] = (tag, voice)
             return voice

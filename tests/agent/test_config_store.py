@@ -164,3 +164,30 @@ def test_the_written_file_is_readable_and_keeps_its_letters(tmp_path: Path) -> N
     ConfigStore(layout, Events()).update("me", {"cache": {"directory": "out/cache/stimme-müller"}})  # type: ignore[arg-type]
     written = layout.profile_config("me").read_text(encoding="utf-8")
     assert written == '{\n  "cache": {\n    "directory": "out/cache/stimme-müller"\n  }\n}\n'
+
+
+def test_a_check_that_fails_is_a_config_error_on_reload_and_on_write(tmp_path: Path) -> None:
+    """Issue 19: an unknown voice (agent/voices/names.py is the check) keeps the last good config."""
+    from agent.config.model import ConfigError, ConfigProblem
+
+    def check(profile: str, config: VoiceConfig) -> list[ConfigProblem]:
+        bad = config.tts.piper.model == "typo"
+        return [ConfigProblem("", "tts.piper.model", "did you mean x?", "voice_not_found")] if bad else []
+
+    layout = home_with(tmp_path, {}, json.dumps({"tts": {"piper": {"model": "fine"}}}))
+    store = ConfigStore(layout, Events(), check)  # type: ignore[arg-type]
+    assert store.get("me").tts.piper.model == "fine" and store.errors() == {}
+    path = layout.profile_config("me")
+    path.write_text(json.dumps({"tts": {"piper": {"model": "typo"}}}))
+    assert store.reload("me") is False and store.get("me").tts.piper.model == "fine"
+    assert "(voice_not_found)" in store.errors()["me"] and str(path) in store.errors()["me"]
+    before = path.read_text()
+    try:
+        store.update("me", {"tts": {"piper": {"model": "typo", "speakingRate": 1.2}}})
+    except ConfigError as exc:
+        assert exc.code == "voice_not_found" and exc.problems[0].field == "tts.piper.model"
+    else:
+        raise AssertionError("the write was not refused")
+    assert path.read_text() == before
+    path.write_text(json.dumps({"tts": {"piper": {"model": "fine"}}}))
+    assert store.reload("me") is True and store.errors() == {}

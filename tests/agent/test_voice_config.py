@@ -73,7 +73,8 @@ def test_deep_merge_does_not_mutate() -> None:
 
 def test_cache_keys_follow_the_seed() -> None:
     tts = VoiceConfig().tts
-    assert tts.kokoro.cache_key() == "kokoro:j:jf_alpha:1"
+    assert tts.kokoro.cache_key() == "kokoro:a:af_heart:1"  # no voice named: American English's own (issue 19)
+    assert tts.kokoro.for_text("こんにちは").cache_key() == "kokoro:j:jf_alpha:1"
     assert tts.sovits.cache_key() == "sovits:default:1:1"
     assert tts.rvc.cache_key().startswith("rvc:default:0")
     assert tts.piper.with_request(None, 1.5).cache_key() != tts.piper.cache_key()

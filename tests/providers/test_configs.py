@@ -56,7 +56,21 @@ def test_a_language_tag_gives_kokoros_code(tag: str, code: str | None) -> None:
 
 
 def test_kokoro_keys_name_the_language_the_voice_and_the_speed() -> None:
-    assert KokoroSettings().cache_key() == "kokoro:j:jf_alpha:1"
+    assert KokoroSettings().cache_key() == "kokoro:a:af_heart:1"
+
+
+@pytest.mark.parametrize(("settings", "text", "voice", "lang"), [
+    ({}, "Good morning.", "af_heart", "a"),  # an English household: English, not jf_alpha
+    ({"langCode": "b"}, "Good morning.", "bf_emma", "b"),
+    ({"langCode": "j"}, "Good morning.", "jf_alpha", "j"),  # the setting wins over the script
+    ({}, "こんにちは。", "jf_alpha", "j"),
+    ({}, "你好。", "zf_xiaobei", "z"),
+    ({}, "नमस्ते", "hf_alpha", "h"),
+    ({"voice": "am_adam"}, "こんにちは。", "am_adam", "a"),  # a named voice is as it is
+])
+def test_kokoros_default_voice_follows_the_language(settings: dict[str, str], text: str, voice: str, lang: str) -> None:
+    spoken = KokoroSettings.model_validate(settings).for_text(text)
+    assert (spoken.voice_name, spoken.language) == (voice, lang)
     assert KokoroSettings(voice="af_heart", speed=1.5).cache_key() == "kokoro:a:af_heart:1.5"
     assert KokoroSettings(voice="af_heart", langCode="b").cache_key() == "kokoro:b:af_heart:1"
     pack = KokoroSettings(voice="af_heart", useCustomVoicepack=True, voicepackPath="owner.npy")

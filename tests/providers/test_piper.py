@@ -51,14 +51,14 @@ def test_voice_without_json_is_a_clear_error(tmp_path: Path) -> None:
         list(PiperProvider().synthesize("Hi.", PiperSettings(model="nojson"), context(tmp_path)))
 
 
-def test_corrupt_model_is_a_provider_error(tmp_path: Path) -> None:
+def test_corrupt_model_is_an_unavailable_voice(tmp_path: Path) -> None:
     directory = tmp_path / "out" / "voices"
     voice = install_voice(directory, "broken")
     voice.unlink()
     voice.write_bytes(b"not an onnx model")
     with pytest.raises(ProviderError, match="cannot load Piper voice broken.onnx") as failed:
         list(PiperProvider().synthesize("Hi.", PiperSettings(model="broken"), context(tmp_path)))
-    assert failed.value.code == "provider_error"  # not a missing voice: the file is there but broken
+    assert failed.value.code == "voice_unavailable"  # not a missing voice: the file is there but broken
 
 
 def test_sentences_stream_as_chunks(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from agent.speak.budget import AudioBudget
 from agent.speak.cache import AudioCache
 from agent.speak.engines import ProviderPool
 from agent.speak.pipeline import SpeakFailed, SpeakJob, run_speak
-from providers.base import AudioChunk, ProviderContext, ProviderError, VoiceInfo, VoiceNotFoundError
+from providers.base import AudioChunk, ProviderContext, ProviderError, VoiceInfo, VoiceNotFoundError, VoiceUnavailableError
 from providers.settings_base import ProviderSettings
 from tests.contexts import loose_context
 
@@ -78,7 +78,7 @@ class Run:
                        time.perf_counter() if received is None else received, lang)
         return run_speak(job, config or VoiceConfig(), self.ctx, self.pool, self.cache,
                          lambda seq, chunk: self.chunks.append((seq, chunk)),
-                         lambda failed, reason: self.fallbacks.append((failed, reason)),
+                         lambda failed, reason, code: self.fallbacks.append((failed, reason)),
                          budget=self.budget, on_progress=self._made)
 
     def _made(self) -> None:
@@ -96,7 +96,7 @@ def test_the_requested_provider_speaks_every_sentence(tmp_path: Path) -> None:
     assert result.pcm == pcm(7) and result.fallback_reason is None
     assert [seq for seq, _ in run.chunks] == [0, 1, 2] and not run.fallbacks
     assert result.seconds == pytest.approx(len(pcm(7)) / 2 / 24000)
-    assert result.voice == VoiceConfig().tts.kokoro.voice
+    assert result.voice == VoiceConfig().tts.kokoro.voice_name == "af_heart"  # no voice named: the language's own
 
 
 def test_the_configured_provider_speaks_when_the_request_names_none(tmp_path: Path) -> None:
@@ -471,8 +471,71 @@ def test_a_door_that_refuses_the_audio_stops_the_request_at_that_sentence(tmp_pa
 
     job = SpeakJob("j1", "One. Two. Three.", "kokoro", None, None, True, time.perf_counter(), None)  # type: ignore[arg-type]
     with pytest.raises(ServiceError) as stopped:
-        run_speak(job, VoiceConfig(), run.ctx, run.pool, None, gone, lambda failed, reason: run.fallbacks.append((failed, reason)),
+        run_speak(job, VoiceConfig(), run.ctx, run.pool, None, gone, lambda failed, reason, code: run.fallbacks.append((failed, reason)),
                   budget=run.budget)
     assert stopped.value.code == "client_gone" and handed == [0]
     assert run.fallbacks == [] and engines["piper"].calls == 0, "not a provider failure: nothing falls back"
     assert "crashed" not in caplog.text
+
+
+# -- never a silent wrong voice (issue 19 §4) ------------------------------------------------------
+
+
+class PiperVoices(Engine):
+    """Piper whose configured voices fail as told; the bundled voice always speaks."""
+
+    def __init__(self, broken: dict[str, Exception]) -> None:
+        super().__init__("piper", 1)
+        self.broken = broken
+
+    def synthesize(self, text: str, settings: ProviderSettings, ctx: ProviderContext) -> Iterator[AudioChunk]:
+        error = self.broken.get(settings.voice_name)
+        if error is not None:
+            self.calls += 1
+            raise error
+        return super().synthesize(text, settings, ctx)
+
+
+LOST = VoiceConfig.model_validate({"tts": {"piper": {"model": "household", "speakerId": 2}}})
+
+
+@pytest.mark.parametrize("error", [VoiceNotFoundError("household is gone"), VoiceUnavailableError("household is corrupt")])
+def test_a_configured_piper_voice_that_cannot_load_is_spoken_by_the_bundled_voice(tmp_path: Path, error: ProviderError) -> None:
+    engines = {"piper": PiperVoices({"household": error})}
+    run = Run(tmp_path, engines)
+    result = run(provider=None, config=LOST)
+    assert (result.provider, result.voice, result.pcm) == ("piper", "en_US-joe-medium", pcm(1))
+    assert (result.fallback_code, result.fallback_reason) == (error.code, str(error))
+    assert run.fallbacks == [("piper", str(error))]
+    assert engines["piper"].asked[-1][1].speaker_id is None  # the bundled voice has one speaker
+
+
+def test_a_voice_the_request_names_is_not_replaced_by_the_bundled_one(tmp_path: Path) -> None:
+    run = Run(tmp_path, {"piper": PiperVoices({"household": VoiceNotFoundError("household is gone")})})
+    with pytest.raises(SpeakFailed) as failed:
+        run(provider="piper", voice="household")
+    assert failed.value.code == "voice_not_found" and not run.fallbacks
+
+
+def test_an_engine_failure_is_not_mended_by_another_voice(tmp_path: Path) -> None:
+    run = Run(tmp_path, {"piper": PiperVoices({"household": ProviderError("espeak crashed")})})
+    with pytest.raises(SpeakFailed) as failed:
+        run(provider=None, config=LOST)
+    assert failed.value.code == "provider_error" and not run.fallbacks
+
+
+def test_a_fallback_whose_piper_voice_is_lost_too_ends_at_the_bundled_voice(tmp_path: Path) -> None:
+    engines = {"kokoro": Engine("kokoro", 7, fail_after=0, error=VoiceNotFoundError("no af_heart")),
+               "piper": PiperVoices({"household": VoiceUnavailableError("household is corrupt")})}
+    run = Run(tmp_path, engines)
+    result = run(config=LOST)
+    assert (result.voice, result.fallback_code) == ("en_US-joe-medium", "voice_not_found")
+    assert result.fallback_reason == "no af_heart; Piper's voice failed too: household is corrupt"
+
+
+def test_the_fallback_code_is_the_failures_code(tmp_path: Path) -> None:
+    run = Run(tmp_path, {"kokoro": Engine("kokoro", 7, fail_after=0, error=VoiceNotFoundError("no af_heart")),
+                         "piper": Engine("piper", 1)})
+    result = run()
+    assert (result.fallback_code, result.fallback_reason) == ("voice_not_found", "no af_heart")
+    assert run(provider="piper").fallback_code is None

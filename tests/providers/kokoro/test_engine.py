@@ -41,7 +41,8 @@ def provider() -> Iterator[KokoroProvider]:
 
 
 def settings(**values: object) -> KokoroSettings:
-    return KokoroSettings.model_validate(values)
+    """The bundled jf_alpha unless a test names another voice: the only one installed here."""
+    return KokoroSettings.model_validate({"voice": "jf_alpha", **values})
 
 
 def pcm_seconds(chunks: list[AudioChunk]) -> float:

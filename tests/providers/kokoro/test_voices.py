@@ -121,7 +121,7 @@ def test_a_voice_speaks_the_language_of_its_name_unless_told_otherwise() -> None
     assert [voice_language(v) for v in ("af_heart", "jm_kumo", "bf_emma:0.6,af_sky:0.4", "owner", "xx_y")] == [
         "a", "j", "b", None, None]
     assert [lang_code_of(t) for t in ("en-US", "en_gb", "ja", "pt-BR", "zh", "b", "de")] == ["a", "b", "j", "p", "z", "b", None]
-    assert KokoroSettings().language == "j"  # the bundled jf_alpha
+    assert KokoroSettings().language == "a"  # no voice, no langCode: American English (af_heart)
     assert KokoroSettings(voice="af_heart").language == "a"
     assert KokoroSettings(voice="af_heart", langCode="b").language == "b"  # set: it wins
     configured = KokoroSettings(langCode="j")

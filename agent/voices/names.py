@@ -1,0 +1,133 @@
+"""Whether the voices a voice.json names exist, checked where the file is written (``config.set``,
+the page, Home Assistant) and where it is read again (a hot reload), so a typo is refused with the
+closest names instead of silencing the profile at its next request.
+
+A name is known when it is installed (what the engines list for the profile, plus the names of a
+configured Kokoro ``voicesPath``) or in a catalog (a catalog voice that is not installed is fetched
+on demand). A path (a Piper model given as a path, a Kokoro voicepack or voices file) must exist.
+Nothing is loaded: names come from file listings and the catalogs, which is cheap."""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from agent.config.model import ConfigProblem, VoiceConfig
+from agent.voices.catalog import Catalog, closest
+from providers.base import ProviderContext, ProviderError, VoiceInfo, VoiceNotFoundError
+from providers.kokoro.assets import find_file
+from providers.kokoro.config import KokoroSettings
+from providers.kokoro.voices import VoiceSpec
+from providers.piper.config import PiperSettings
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND = VoiceNotFoundError.code
+InstalledVoices = Callable[[str, ProviderContext], list[VoiceInfo]]  # provider, profile -> its installed voices
+
+
+class VoiceNames:
+    """Answers "does this voice exist?" for one profile's config, without loading any voice."""
+
+    def __init__(self, catalog: Catalog, installed: InstalledVoices, context: Callable[[str], ProviderContext]) -> None:
+        """``installed``: the engines' ``voices()`` (core: ``ProviderPool``); ``context``: a
+        profile's folders (``Layout.provider_context``)."""
+        self._catalog = catalog
+        self._installed = installed
+        self._context = context
+
+    def problems(self, profile: str, config: VoiceConfig) -> list[ConfigProblem]:
+        """One problem (code ``voice_not_found``, with "did you mean") per voice that is neither
+        installed nor in a catalog, and per voice file that does not exist. ``file`` is left empty."""
+        ctx = self._context(profile)
+        found: list[ConfigProblem] = []
+        piper = config.tts.settings_for("piper")
+        assert isinstance(piper, PiperSettings)
+        found += self._piper(piper.model, ctx, "tts.piper.model")
+        kokoro = config.tts.settings_for("kokoro")
+        assert isinstance(kokoro, KokoroSettings)
+        found += self._kokoro(kokoro, ctx, "tts.kokoro")
+        rvc = config.tts.settings_for("rvc")
+        base = getattr(rvc, "base_voice", None)
+        if base:
+            if getattr(rvc, "base_provider", "piper") == "kokoro":
+                found += self._kokoro_voice(base, "", ctx, "tts.rvc.baseVoice")
+            else:
+                found += self._piper(base, ctx, "tts.rvc.baseVoice")
+        return found
+
+    # -- Piper ---------------------------------------------------------------------------
+    def _piper(self, model: str, ctx: ProviderContext, field: str) -> list[ConfigProblem]:
+        if model.startswith("/") or "/" in model:
+            roots = [Path("/")] if model.startswith("/") else [ctx.profile_dir, ctx.home]
+            if any((root / model.lstrip("/")).is_file() for root in roots):
+                return []
+            where = "" if model.startswith("/") else f" under {ctx.profile_dir} or {ctx.home}"
+            return [ConfigProblem("", field, f"Piper voice file {model} does not exist{where}", NOT_FOUND)]
+        name = model.removesuffix(".onnx")
+        installed = self._names("piper", ctx)
+        if name in installed or self._catalog.find("piper", name) is not None:
+            return []
+        return [self._unknown(field, "Piper", name, installed)]
+
+    # -- Kokoro --------------------------------------------------------------------------
+    def _kokoro(self, settings: KokoroSettings, ctx: ProviderContext, section: str) -> list[ConfigProblem]:
+        found: list[ConfigProblem] = []
+        table: list[str] = []
+        if settings.voices_path:
+            path = find_file(settings.voices_path, ctx)
+            if path is None:
+                found.append(ConfigProblem("", f"{section}.voicesPath",
+                                           f"Kokoro voices file {settings.voices_path} does not exist", NOT_FOUND))
+            else:
+                table = table_names(path)
+        if settings.use_custom_voicepack:
+            if settings.voicepack_path and find_file(settings.voicepack_path, ctx) is None:
+                found.append(ConfigProblem("", f"{section}.voicepackPath",
+                                           f"Kokoro voicepack {settings.voicepack_path} does not exist", NOT_FOUND))
+            return found
+        return found + self._kokoro_voice(settings.voice, settings.voices_path, ctx, f"{section}.voice", table)
+
+    def _kokoro_voice(self, voice: str, voices_path: str, ctx: ProviderContext, field: str,
+                      table: list[str] | None = None) -> list[ConfigProblem]:
+        """Each voice of a blend ``a:0.6,b:0.4``; empty is the language's own voice (in the catalog)."""
+        if not voice:
+            return []
+        try:
+            spec = VoiceSpec.parse(voice)
+        except ProviderError as exc:
+            return [ConfigProblem("", field, str(exc), "invalid_config")]
+        installed = self._names("kokoro", ctx) + (table or [])
+        for name, _ in spec.parts:
+            if name not in installed and self._catalog.find("kokoro", name) is None:
+                return [self._unknown(field, "Kokoro", name, installed)]
+        return []
+
+    # -- shared --------------------------------------------------------------------------
+    def _names(self, provider: str, ctx: ProviderContext) -> list[str]:
+        try:
+            return [voice.name for voice in self._installed(provider, ctx)]
+        except ProviderError as exc:  # the catalog still knows its voices
+            log.warning("cannot list installed %s voices: %s", provider, exc)
+            return []
+
+    def _unknown(self, field: str, label: str, name: str, installed: list[str]) -> ConfigProblem:
+        provider = label.lower()
+        known = sorted(set(installed) | {voice.name for voice in self._catalog.voices(provider)})
+        near = closest(name, known)
+        hint = f"; did you mean {' or '.join(near)}?" if near else f"; `voice-agent voices --catalog` lists {provider}'s"
+        return ConfigProblem("", field, f"{label} voice {name!r} is neither installed nor in the catalog{hint}", NOT_FOUND)
+
+
+def table_names(path: Path) -> list[str]:
+    """The voice names in a Kokoro voices file (an NPZ: one ``<name>.npy`` per voice), read from
+    its listing without loading a voice; a voicepack file is one voice named by its stem."""
+    if path.suffix in (".pt", ".npy"):
+        return [path.stem]
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return [name.removesuffix(".npy") for name in archive.namelist() if name.endswith(".npy")]
+    except (OSError, zipfile.BadZipFile):
+        return []  # the engine says what is wrong with the file when it loads it
