@@ -24,6 +24,24 @@ async function wavSeconds(blob) {
   return { seconds: 0, rate };
 }
 
+// Why an answer came from the fallback voice, in words, by the reason's code (others as they are).
+const FALLBACK_WHY = {
+  voice_downloading: "the chosen voice is being downloaded; a sentence after the download speaks with it",
+  voice_not_found: "the chosen voice is not installed and no catalog has it: pick another on the Settings screen",
+  voice_unavailable: "the chosen voice is installed but could not be loaded: its files may be damaged; get or import it again",
+  downloads_off: "the chosen voice is not installed and downloads on demand are off: get it on the Settings screen",
+};
+
+/** The notice for an answer that fell back ("" when it did not): the reason's code in words when
+ * the page knows it, the agent's own words otherwise. */
+export function fallbackNotice(done) {
+  if (!done.fallback) return "";
+  const reason = String(done.fallback_reason || "");
+  const code = done.fallback_code || reason;
+  const why = FALLBACK_WHY[code] ? `${code}: ${FALLBACK_WHY[code]}` : (reason || "the agent gave no reason");
+  return `Spoken by the fallback voice (${done.provider} ${done.voice}), because ${why}`;
+}
+
 export class SpeakScreen {
   constructor(app) {
     this.app = app;
@@ -63,6 +81,7 @@ export class SpeakScreen {
     $("speak-sentences").replaceChildren();
     $("speak-summary-card").hidden = true;
     say($("speak-error"), "");
+    say($("speak-fallback"), "");
   }
 
   speak() {
@@ -135,6 +154,7 @@ export class SpeakScreen {
     $("speak-summary").replaceChildren(...facts.map(([term, value]) => el("div", { class: "fact" },
       el("dt", {}, term), el("dd", { "data-fact": term.toLowerCase().replace(/ /g, "-") }, String(value)))));
     $("speak-summary-card").hidden = false;
+    say($("speak-fallback"), fallbackNotice(done));
   }
 
   event() {}
