@@ -117,7 +117,11 @@ def _download(url: str, part: Path, offset: int, cap: int | None, how: Fetch, pr
             part.unlink(missing_ok=True)
             raise failed(url, f"the server sends {offset + int(length)} bytes, more than the {cap} expected",
                          "check the voices URL setting (is it a mirror of the catalog's files?)")
-        _copy(url, response, part, offset, cap, how.room, progress)
+        end = offset + int(length) if length is not None and length.isdigit() else None
+        done = _copy(url, response, part, offset, cap, how.room, progress)
+        if end is not None and done < end:  # the body stopped short of its Content-Length: the connection broke
+            raise failed(url, f"the connection broke after {done} of {end} bytes", "try again: the download "
+                         "resumes where it stopped")
 
 
 def _range_start(header: str) -> int:
@@ -128,7 +132,7 @@ def _range_start(header: str) -> int:
 
 
 def _copy(url: str, response: http.client.HTTPResponse, part: Path, offset: int, cap: int | None,
-          room: int | None, progress: Progress | None) -> None:
+          room: int | None, progress: Progress | None) -> int:
     """The body onto ``part`` (appended after ``offset`` bytes, else written anew); a broken
     connection keeps what came, for the next try to resume. More than ``cap`` bytes in all, or
     more than ``room`` new ones, and nothing is kept."""
@@ -158,6 +162,7 @@ def _copy(url: str, response: http.client.HTTPResponse, part: Path, offset: int,
             out.write(block)
             if progress is not None:
                 progress(done)
+    return done
 
 
 def _verify(url: str, part: Path, file: CatalogFile) -> None:
