@@ -31,6 +31,7 @@ from agent.train.service import TrainService
 from agent.voices.catalog import Catalog
 from agent.voices.listing import listing
 from agent.voices.requests import VoicesRequest
+from agent.voices.service import VoiceDownloads
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,12 @@ class Core:
         self.catalog = Catalog({"piper": settings.piper_voices_url, "kokoro": settings.kokoro_voices_url},
                                self.layout.household_voices / "catalog")
         self.engines = ProviderPool(gpu_guard=self.arbiter.reserve, on_create=self._engine_created)
+        self.downloads = VoiceDownloads(settings, self.catalog, self.layout.household_voices, self.events,
+                                        self.installed)
         self.actions = ProviderActions(self.engines, self.configs, self.layout, self.events, settings.command_queue_depth)
         self.speak = SpeakService(
             self.layout, self.configs, self.engines, self.events, self.state, settings.queue_depth, settings.max_text_chars,
-            settings.max_audio_seconds,
+            settings.max_audio_seconds, voice_ready=self.downloads.ensure,
         )
         self.records = RecordService(self.layout, self.configs, self.events, self.state, settings.record_queue_depth,
                                      queue_bytes=settings.record_queue_bytes)
@@ -72,6 +75,7 @@ class Core:
     def start(self) -> None:
         self.configs.reload_all(announce=False)
         for profile in self.layout.names():
+            self._fetch_configured_voice(profile)
             self.speak.preload(profile)
             self.records.open(profile)  # creates the profile's data folders
         self.watcher.start()
@@ -103,6 +107,7 @@ class Core:
         self.records.stop()
         self.samples.stop()
         self.speak.stop()
+        self.downloads.stop()
         self.actions.stop()
         self.engines.close()
 
@@ -149,7 +154,26 @@ class Core:
     def _config_changed(self, profile: str | None) -> None:
         for name in [profile] if profile else self.layout.names():
             self.configs.reload(name)
+            self._fetch_configured_voice(name)
             self.speak.preload(name)
+
+    def installed(self, profile: str, provider: str, name: str) -> bool:
+        """Whether the profile can use this voice now (its engine lists it)."""
+        try:
+            found = self.engines.get(provider).voices(self.layout.provider_context(profile))
+        except Exception as exc:  # an engine that cannot list: a download is what can help
+            log.debug("cannot list %s voices: %s", provider, exc)
+            return False
+        return any(voice.name == name for voice in found)
+
+    def _fetch_configured_voice(self, profile: str) -> None:
+        """A voice.json that names a catalog voice not installed: fetch it now (on demand), so the
+        profile's requests find it; with on-demand off, the log says why it will not speak."""
+        tts = self.configs.get(profile).tts
+        try:
+            self.downloads.want(profile, tts.provider, tts.settings_for(tts.provider).voice_name)
+        except ServiceError as exc:
+            log.warning("profile %s: %s", profile, exc)
 
     def _engine_created(self, name: str, engine: Any) -> None:
         self.actions.on_engine(name, engine)

@@ -21,6 +21,7 @@ from agent.speak.cache import AudioCache
 from agent.speak.engines import ProviderPool
 from agent.speak.text import pieces
 from providers.base import AudioChunk, ProviderContext, ProviderError
+from providers.piper.config import DEFAULT_PIPER_VOICE
 from providers.settings_base import ProviderSettings
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class SpeakResult:
     chunks: int
     first_audio_ms: float
     fallback_reason: str | None = None
+    fallback_code: str | None = None  # the failure's code (voice_downloading, downloads_off, a provider's)
 
     @property
     def seconds(self) -> float:
@@ -57,6 +59,9 @@ class SpeakResult:
 ChunkSink = Callable[[int, AudioChunk], None]
 FallbackNotice = Callable[[str, str], None]  # (failed provider, reason)
 Progress = Callable[[], None]  # told of each chunk an engine makes (the watchdog's sign of life)
+VoiceReady = Callable[[str, str], None]  # (provider, voice): returns once usable, else ServiceError (agent/voices)
+# A voice that is being fetched, or may not be: the request is answered by the fallback, even a Piper one.
+DOWNLOAD_CODES = ("voice_downloading", "downloads_off", "voice_download_failed", "disk_full")
 
 
 def _no_progress() -> None:
@@ -81,9 +86,12 @@ def run_speak(
     *,
     budget: AudioBudget,
     on_progress: Progress = _no_progress,
+    voice_ready: VoiceReady | None = None,
 ) -> SpeakResult:
     """The request's audio, from the cache or an engine, or ``SpeakFailed``. Audio over the
-    ``budget`` is refused, never handed to Piper instead: Piper would make as much."""
+    ``budget`` is refused, never handed to Piper instead: Piper would make as much. A catalog
+    voice that is not installed is fetched first (``voice_ready``, bounded wait); one still coming
+    is answered by Piper (its profile voice, or the bundled one when that is the voice coming)."""
     name = job.provider or config.tts.provider
     try:
         settings = config.tts.settings_for(name).with_request(job.voice, job.speed, job.lang)
@@ -92,20 +100,32 @@ def run_speak(
         raise SpeakFailed(f"not a valid {name} request: {why}", "invalid_payload", name) from exc
     synthesis = _Synthesis(job, ctx, engines, cache, on_chunk, budget, on_progress)
     try:
+        if voice_ready is not None:
+            _fetched(voice_ready, name, settings.voice_name)
         return synthesis.run(name, settings)
     except _Failure as failure:
-        # Piper's own settings never fall back
-        if failure.code == AUDIO_TOO_LONG or not settings.fallback_to_piper or failure.chunks_sent:
+        fetching = failure.code in DOWNLOAD_CODES
+        # Piper's own settings never fall back, but to another voice while theirs is fetched
+        if failure.code == AUDIO_TOO_LONG or not (settings.fallback_to_piper or fetching) or failure.chunks_sent:
             raise SpeakFailed(str(failure), failure.code, name) from failure
-        reason = str(failure)
+        reason, code = str(failure), failure.code
     on_fallback(name, reason)
     piper = config.tts.settings_for("piper").with_request(None, job.speed)
+    if fetching and name == "piper":
+        piper = piper.with_request(DEFAULT_PIPER_VOICE, job.speed)
     try:
         result = synthesis.run("piper", piper)
     except _Failure as failure:
         raise SpeakFailed(f"{reason}; Piper fallback failed too: {failure}", failure.code, "piper") from failure
-    result.fallback_reason = reason
+    result.fallback_reason, result.fallback_code = reason, code
     return result
+
+
+def _fetched(voice_ready: VoiceReady, provider: str, voice: str) -> None:
+    try:
+        voice_ready(provider, voice)
+    except ServiceError as exc:
+        raise _Failure(str(exc), exc.code) from exc
 
 
 class _Failure(Exception):

@@ -6,11 +6,13 @@ WebSocket frames, Wyoming chunks; the events and the summary are the same for al
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -70,8 +72,11 @@ class SpeakService:
         max_text_chars: int,
         max_audio_seconds: float,
         heartbeats: Heartbeats | None = None,
+        voice_ready: Callable[[str, str, str], None] | None = None,  # (profile, provider, voice)
     ) -> None:
-        """``heartbeats``: whose clock judges progress (tests hand in their own)."""
+        """``heartbeats``: whose clock judges progress (tests hand in their own); ``voice_ready``:
+        fetches a catalog voice a request names that is not installed (agent/voices)."""
+        self._voice_ready = voice_ready
         self._layout = layout
         self._configs = configs
         self._engines = engines
@@ -218,6 +223,7 @@ class SpeakService:
                 on_fallback,
                 budget=self._budget,
                 on_progress=on_progress,
+                voice_ready=None if self._voice_ready is None else functools.partial(self._voice_ready, profile),
             )
         except SpeakFailed as exc:
             self._events.emit(profile, "speak.failed", {"id": job.id, "provider": exc.provider, "error": str(exc), "code": exc.code})
@@ -239,6 +245,7 @@ class SpeakService:
             "cached": result.cached,
             "fallback": result.fallback_reason is not None,
             "fallback_reason": result.fallback_reason,
+            "fallback_code": result.fallback_code,
             "audio_seconds": round(result.seconds, 3),
             "sample_rate": result.sample_rate,
             "latency_ms": round((time.perf_counter() - job.received) * 1000, 1),

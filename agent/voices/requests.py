@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
 from agent.requests import ProviderName, Request
+from providers.common.names import VOICE_FILE_NAME
 
 
 class VoicesRequest(Request):
@@ -14,3 +17,17 @@ class VoicesRequest(Request):
     provider: ProviderName | None = Field(None, description="Only this provider's voices.")
     language: str = Field("", max_length=16, pattern=r"^[A-Za-z_-]*$",
                           description="Only voices of this language: a family (en) or a code (en_US, en-us).")
+
+
+class DownloadRequest(Request):
+    """Catalog voices to fetch into the household's voices (``out/voices``)."""
+
+    names: list[Annotated[str, Field(min_length=1, max_length=128, pattern=VOICE_FILE_NAME)]] = Field(
+        min_length=1, max_length=16, description="Catalog voice names (or their aliases), e.g. en_US-lessac-medium, af_heart.")
+    provider: ProviderName | None = Field(None, description="Whose catalog (default: the first that has the name).")
+
+
+class CatalogRequest(Request):
+    """The catalogs' voice counts; ``update`` fetches a newer catalog first (Piper's voices.json)."""
+
+    update: bool = Field(False, description="Fetch each provider's newer catalog from its voices URL first.")
