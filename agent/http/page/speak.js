@@ -24,22 +24,24 @@ async function wavSeconds(blob) {
   return { seconds: 0, rate };
 }
 
-// Why an answer came from the fallback voice, in words, by the reason's code (others as they are).
-const FALLBACK_WHY = {
-  voice_downloading: "the chosen voice is being downloaded; a sentence after the download speaks with it",
-  voice_not_found: "the chosen voice is not installed and no catalog has it: pick another on the Settings screen",
-  voice_unavailable: "the chosen voice is installed but could not be loaded: its files may be damaged; get or import it again",
-  downloads_off: "the chosen voice is not installed and downloads on demand are off: get it on the Settings screen",
+// What to do about a fallback, by the reason's code (fallback_code in the done frame).
+const FALLBACK_HINT = {
+  voice_downloading: "the voice is being downloaded: a sentence after the download speaks with it",
+  voice_not_found: "no catalog has this voice: pick another on the Settings screen",
+  voice_unavailable: "its files could not be loaded: get or import the voice again",
+  downloads_off: "downloads on demand are off: press “Get” next to the voice on the Settings screen",
+  voice_download_failed: "the download failed: press “Get” on the Settings screen to try again",
 };
 
-/** The notice for an answer that fell back ("" when it did not): the reason's code in words when
- * the page knows it, the agent's own words otherwise. */
+/** The notice for an answer that fell back ("" when it did not): the code, the agent's own words,
+ * and what to do when the page knows it. */
 export function fallbackNotice(done) {
   if (!done.fallback) return "";
   const reason = String(done.fallback_reason || "");
-  const code = done.fallback_code || reason;
-  const why = FALLBACK_WHY[code] ? `${code}: ${FALLBACK_WHY[code]}` : (reason || "the agent gave no reason");
-  return `Spoken by the fallback voice (${done.provider} ${done.voice}), because ${why}`;
+  const code = done.fallback_code || (FALLBACK_HINT[reason] ? reason : "");
+  const what = [code, reason !== code ? reason : ""].filter(Boolean).join(": ") || "the agent gave no reason";
+  const hint = FALLBACK_HINT[code] ? ` (${FALLBACK_HINT[code]})` : "";
+  return `Spoken by the fallback voice (${done.provider} ${done.voice}), because ${what}${hint}.`;
 }
 
 export class SpeakScreen {
