@@ -17,7 +17,8 @@ from pydantic.fields import FieldInfo
 from agent.errors import ServiceError
 from providers.settings_base import CamelModel, is_local_path
 
-GUARDED = ("samples.delete", "speaker.enroll", "sovits.*", "samples.export", "train", "train.cancel", "config.set")
+GUARDED = ("samples.delete", "speaker.enroll", "sovits.*", "samples.export", "train", "train.cancel", "config.set",
+           "voices.import")
 # voice.json fields no request may set: they decide which program the agent runs.
 PROGRAM_FIELDS = ("tts.sovits.python", "tts.sovits.serverArgs")
 

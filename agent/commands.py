@@ -25,7 +25,7 @@ from agent.speak.requests import SpeakRequest
 from agent.speak.service import AudioOut
 from agent.train.registry import trainers
 from agent.train.requests import JobRequest, LogsRequest, TrainRequest
-from agent.voices.requests import CatalogRequest, DownloadRequest, VoicesRequest
+from agent.voices.requests import CatalogRequest, DownloadRequest, ImportRequest, VoicesRequest
 from agent.work import Hold
 from providers import registry
 from providers.common.names import is_plain_name
@@ -125,6 +125,7 @@ def command_table(core: Core) -> dict[str, Command]:
         "voices": Command(VoicesRequest, lambda p, r, out: core.voices(p, r)),
         "voices.download": Command(DownloadRequest, lambda p, r, out: core.downloads.download(p, r)),
         "voices.catalog": Command(CatalogRequest, lambda p, r, out: core.downloads.refresh_catalog(p, r)),
+        "voices.import": Command(ImportRequest, lambda p, r, out: core.import_voices(p, r)),
         "config": Command(EmptyRequest, lambda p, r, out: core.config(p, r)),
         "config.set": Command(ConfigSetRequest, lambda p, r, out: core.set_config(p, r)),
         "config.schema": Command(EmptyRequest, lambda p, r, out: core.config_schema(p, r)),
@@ -156,6 +157,8 @@ def _guarded(core: Core, name: str, command: Command) -> Command:
                     check_paths(access, home, profile_dir, trainer.params, request.params, "params")
             elif name == "config.set":
                 check_config_change(access, home, profile_dir, VoiceConfig, request.changes)
+            elif name == "voices.import":
+                check_paths(access, home, profile_dir, ImportRequest, {"path": request.path}, "")
             return handler(profile, request, out)
 
         return run

@@ -30,7 +30,8 @@ from agent.speak.service import SpeakService
 from agent.train.service import TrainService
 from agent.voices.catalog import Catalog
 from agent.voices.listing import listing
-from agent.voices.requests import VoicesRequest
+from agent.voices.imports import ImportOptions, import_voices, limits_for
+from agent.voices.requests import ImportRequest, VoicesRequest
 from agent.voices.service import VoiceDownloads
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,21 @@ class Core:
             found = listing(installed, self.catalog, with_catalog=request.catalog, provider=request.provider,
                             language=request.language)
             return {"id": request.id, "voices": found, "unavailable": problems}
+
+        return self.samples.later(work)
+
+    def import_voices(self, profile: str, request: ImportRequest) -> Any:
+        """Install the voices of a file, folder or archive (file work: on the samples' thread); the
+        profile's event stream says ``voices.imported`` for each."""
+        def work() -> dict[str, Any]:
+            layout = self.layout
+            target = layout.voices_dir(profile) if request.scope == "profile" else layout.household_voices
+            installed = import_voices(layout.under_profile(profile, request.path), target,
+                                      ImportOptions(request.name, request.replace), limits_for(self.settings.voice_import_max_mb))
+            for entry in installed:
+                self.events.emit(profile, "voices.imported", {"provider": entry["provider"], "name": entry["name"],
+                                                              "scope": request.scope})
+            return {"id": request.id, "installed": installed}
 
         return self.samples.later(work)
 

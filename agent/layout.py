@@ -8,6 +8,7 @@ profiles/<name>/out/voice-agent.db   its samples' metadata
 profiles/<name>/out/training/<job>/  a job's checkpoints     out/reports, out/cache/tts
 out/voices/                          voices every profile may use
 out/models/                          derived files (the assembled Kokoro model)
+out/uploads/                         voice files uploaded over HTTP, until imported
 out/agent.lock                       the one agent of this home (held while it runs)
 out/jobs.db, out/jobs.lock          training jobs, and who runs them
 out/gpu-paused.json                  GPU users paused by us
@@ -55,6 +56,11 @@ class Layout:
     @property
     def household_voices(self) -> Path:
         return self.home / "out" / "voices"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Voice files uploaded over HTTP, each in a folder of its own until imported."""
+        return self.home / "out" / "uploads"
 
     @property
     def models_dir(self) -> Path:

@@ -107,6 +107,10 @@ class AgentSettings(BaseSettings):
         30.0, gt=0, le=600, description="Seconds a voice download waits to connect, and for each read, before it "
                                         "gives up (a later try resumes it).",
     )
+    voice_import_max_mb: int = Field(
+        1024, ge=1, le=1024 * 1024,
+        description="Biggest voice import in MB: an upload, and what an archive unpacks to (an RVC zip is ~200 MB).",
+    )
 
     # -- the doors besides the agent's own MQTT topics ------------------------------------------
     http_enabled: bool = Field(True, description="Serve the HTTP and WebSocket API (and the web page).")

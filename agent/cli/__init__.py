@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     voices = sub.add_parser("voices", help="list installed voices (reads the disk; no agent needed)")
     voices.add_argument("-p", "--profile", default="default", help=PROFILE_HELP)
+    from agent.cli.voices import add_import_parser
+
+    add_import_parser(voices.add_subparsers(dest="voices_command", metavar="{import}"))
 
     check = sub.add_parser("config", help="validate voice.json for a profile and print the merged result")
     check.add_argument("-p", "--profile", default="default", help=PROFILE_HELP)
@@ -83,6 +86,10 @@ def _run(settings: AgentSettings, args: argparse.Namespace) -> int:
         return run(settings)
     if args.command == "say":
         return _say(settings, args)
+    if args.command == "voices" and args.voices_command == "import":
+        from agent.cli.voices import run_import
+
+        return run_import(settings, args)
     if args.command == "voices":
         return _voices(settings, args.profile)
     if args.command == "config":

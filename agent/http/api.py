@@ -1,7 +1,8 @@
 """The API this agent offers households' chat bots and web pages (the shape of the API it
 replaces): ``POST /api/tts`` text in, WAV out; ``WS /api/tts-stream`` one WAV per sentence as
 it is made; ``GET /api/voices``, ``GET /api/health``; and every command of the command table at
-``POST /api/profiles/<profile>/commands/<command>`` (what the web page uses). For the page, too:
+``POST /api/profiles/<profile>/commands/<command>`` (what the web page uses), and a voice file
+uploaded to ``POST /api/profiles/<profile>/voices/import``. For the page, too:
 ``GET /api/events`` (the core's events as server-sent events), a sample's WAV and the samples'
 report picture; the page itself at ``/`` (``page.py``).
 
@@ -29,6 +30,7 @@ from agent.http.bodies import announced, read_body
 from agent.http.errors import error_response
 from agent.http.guard import Guard, Handler
 from agent.http.page import Page
+from agent.http.uploads import import_document, receive
 from agent.record.report import report_files
 from agent.requests import json_object
 from agent.speak.departure import ClientAudio, Departure
@@ -112,6 +114,7 @@ class Api:
             web.get("/api/health", self.health),
             web.get("/api/events", self.events),
             web.post("/api/profiles/{profile}/commands/{command}", self.command),
+            web.post("/api/profiles/{profile}/voices/import", self.import_voice),
             web.get("/api/profiles/{profile}/samples/report.png", self.report_png),
             web.get("/api/profiles/{profile}/samples/{sample}/audio", self.sample_audio),
         ])
@@ -280,6 +283,17 @@ class Api:
             return web.json_response({"data": await self.call(profile, name, document, run=room.run)})
         finally:
             room.hold.release()  # nothing, once its job took the bytes over
+
+    async def import_voice(self, request: web.Request) -> web.Response:
+        """A voice file uploaded as a form (``uploads.py``), imported by ``voices.import``; the
+        upload is deleted once imported or refused."""
+        profile = request.match_info["profile"]
+        check_profile(profile, self._core.layout.exists)
+        upload = await receive(request, self._core.layout.uploads_dir, self._settings.voice_import_max_mb * 1024 * 1024)
+        try:
+            return web.json_response({"data": await self.call(profile, "voices.import", import_document(upload))})
+        finally:
+            await asyncio.get_running_loop().run_in_executor(None, upload.discard)
 
     async def _json(self, request: web.Request) -> dict[str, Any]:
         return json_object(await read_body(request, self._settings.max_request_bytes), "body")

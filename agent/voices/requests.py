@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from agent.requests import ProviderName, Request
 from providers.common.names import VOICE_FILE_NAME
+from providers.settings_base import LocalPath
 
 
 class VoicesRequest(Request):
@@ -31,3 +32,13 @@ class CatalogRequest(Request):
     """The catalogs' voice counts; ``update`` fetches a newer catalog first (Piper's voices.json)."""
 
     update: bool = Field(False, description="Fetch each provider's newer catalog from its voices URL first.")
+class ImportRequest(Request):
+    """Import the voices a file, a folder, or a zip/tar of them holds (``agent/voices/imports.py``)."""
+
+    path: LocalPath = Field(..., min_length=1, max_length=4096,
+                            description="The file, folder or archive: absolute, or relative to the profile's folder.")
+    scope: Literal["profile", "household"] = Field(
+        "profile", description="Into the profile's voices (profiles/<p>/out/voices) or every profile's (out/voices).")
+    name: str | None = Field(None, max_length=128, pattern=VOICE_FILE_NAME,
+                             description="The voice's name, when the file's is not it (an import of one voice only).")
+    replace: bool = Field(False, description="Replace an installed voice of the same name (else voice_exists).")

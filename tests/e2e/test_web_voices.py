@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 from tests.conftest import AgentProcess
 from tests.e2e.browser import PageErrors, api, browser_session, open_screen, web_agent
 from tests.mosquitto import Mosquitto
-from tests.voice_mirror import MIRROR_VOICE, VoiceMirror
+from tests.voice_mirror import MIRROR_VOICE, VoiceMirror, joe_files
 
 pytestmark = pytest.mark.slow
 
@@ -190,22 +191,27 @@ def test_a_catalog_voice_is_fetched_with_progress_and_speaks_next(page: Any, age
     assert (facts["provider"], facts["voice"], facts["fallback"]) == ("piper", MIRROR_VOICE, "no"), facts
 
 
-@pytest.mark.xfail(strict=True, reason="needs helper 'imports' (POST /api/profiles/{profile}/voices/import): not merged yet")
-def test_an_uploaded_piper_pair_becomes_a_voice(page: Any, agent: AgentProcess, tmp_path: Path) -> None:
-    voices = agent.home / "out" / "voices"
-    joe = next(voices.rglob("en_US-joe-medium.onnx"))
-    pair = [tmp_path / "en_GB-upload-medium.onnx", tmp_path / "en_GB-upload-medium.onnx.json"]
-    pair[0].write_bytes(joe.read_bytes())
-    pair[1].write_bytes(Path(f"{joe}.json").read_bytes())
+def test_an_uploaded_piper_voice_becomes_a_voice(page: Any, agent: AgentProcess, tmp_path: Path) -> None:
+    """A zip of a Piper pair (joe's real files under another name), uploaded for the household:
+    offered as installed at once; a file that is no voice is refused with the agent's code."""
+    model, config = joe_files()
+    bundle = tmp_path / "en_US-upload-medium.zip"
+    with zipfile.ZipFile(bundle, "w") as archive:
+        archive.write(model, "voice/en_US-upload-medium.onnx")
+        archive.write(config, "voice/en_US-upload-medium.onnx.json")
     open_screen(page, agent, "upload", "settings")
-    page.set_input_files("#import-file", [str(p) for p in pair])
+    page.set_input_files("#import-file", str(bundle))
+    page.select_option("#import-scope", "household")
     page.click("#import-go")
-    page.wait_for_selector("#import-status:has-text('Installed: piper en_GB-upload-medium')")
-    assert "en_GB-upload-medium" in {o["value"] for o in options(page, PIPER_PICK) if o["installed"] == "true"}
+    page.wait_for_selector("#import-status:has-text('Installed: piper en_US-upload-medium')", timeout=120_000)
+    uploaded = next(o for o in options(page, PIPER_PICK) if o["value"] == "en_US-upload-medium")
+    assert uploaded["installed"] == "true" and uploaded["group"] == "English (United States) · piper", uploaded
 
     bad = tmp_path / "not-a-voice.onnx"
-    bad.write_bytes(b"hello")
+    bad.write_bytes(b"hello, I am no voice")
     page.set_input_files("#import-file", str(bad))
     page.click("#import-go")
     page.wait_for_selector("#import-error:not([hidden])")
-    assert "Not installed:" in page.inner_text("#import-error")
+    error = page.inner_text("#import-error")
+    assert error.startswith("Not installed: ") and re.search(r"\(\w+\)$", error), error
+    assert "not-a-voice" not in {o["value"] for o in options(page, PIPER_PICK)}

@@ -21,18 +21,19 @@ export class VoiceUpload {
   }
 
   async send() {
-    const files = [...$("import-file").files];
+    const [file] = $("import-file").files;
     this.reset();
-    if (!files.length) {
+    if (!file) {
       say($("import-error"), "Choose a file first.");
       return;
     }
-    const form = new FormData();
-    for (const file of files) form.append("file", file, file.name); // a Piper pair is two files
+    const form = new FormData(); // one file: a voice of several files comes as a zip or tar
+    form.append("file", file, file.name);
     form.append("scope", $("import-scope").value);
+    form.append("replace", String($("import-replace").checked));
     const button = $("import-go");
     button.disabled = true;
-    status($("import-status"), `Sending ${files.map((f) => f.name).join(", ")}…`, "quiet");
+    status($("import-status"), `Sending ${file.name}…`, "quiet");
     try {
       const answer = await importVoice(this.screen.profile, form);
       const installed = (answer.installed || []).map((v) => `${v.provider} ${v.name}`);

@@ -1,0 +1,145 @@
+"""Importing voices a user has: a file, a folder, or a zip/tar of them, into a voices folder (a
+profile's or the household's).
+
+Everything happens in a staging folder inside the target voices folder (same filesystem, hidden
+from the engines, deleted in any case): the files are copied or unpacked there
+(``archives.unpack``, hostile input), checked by their providers' loaders (``formats.plan``),
+and only then renamed into place, where the engines find them by name. An existing voice of the
+same name is replaced only when asked (``replace``), else ``voice_exists``; nothing is landed
+when any voice of the import is refused."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from agent.errors import ServiceError
+from agent.voices import formats
+from agent.voices.archives import MB, Limits, copy_capped, is_archive, remove_tree, unpack
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+STAGING_PREFIX = ".import-"
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    name: str | None = None  # the voice's name when the files' names are not it (one voice only)
+    replace: bool = False  # an existing voice of the same name is replaced (else voice_exists)
+
+
+def limits_for(max_mb: int) -> Limits:
+    """The caps of one import, from ``voice_import_max_mb``."""
+    return Limits(total_bytes=max_mb * MB, member_bytes=max_mb * MB)
+
+
+def is_archive_name(path: Path) -> bool:
+    return path.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def import_voices(source: Path, voices_dir: Path, options: ImportOptions, limits: Limits) -> list[dict[str, Any]]:
+    """Install the voices ``source`` holds into ``voices_dir``: ``[{provider, name, files}]``."""
+    if source.is_symlink() and not source.resolve().exists() or not source.exists():
+        raise ServiceError("file_not_found", f"nothing to import at {source}")
+    voices_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=voices_dir))
+    try:
+        files = _stage(source, staging / "in", limits)
+        voices = formats.plan(files, staging, options.name, limits)
+        for voice in voices:
+            _check_free(voice, voices_dir, options.replace)
+        installed = [_land(voice, voices_dir, staging) for voice in voices]
+    finally:
+        remove_tree(staging)
+    for entry in installed:
+        log.info("imported %s voice %s into %s", entry["provider"], entry["name"], voices_dir)
+    return installed
+
+
+def _stage(source: Path, folder: Path, limits: Limits) -> list[Path]:
+    """``source``'s voice files, as copies under ``folder`` (an archive unpacked)."""
+    folder.mkdir()
+    if source.is_dir():
+        return _copy_folder(source, folder, limits)
+    if is_archive_name(source):
+        if not is_archive(source):
+            raise ServiceError("not_a_voice", f"{source.name} is not the archive its name says")
+        return unpack(source, folder, limits, formats.wanted)
+    if source.name.endswith(".onnx.json"):
+        source = source.with_name(source.name.removesuffix(".json"))  # the pair, from either file
+    if not formats.wanted(PurePosixPath(source.name)):
+        raise ServiceError("not_a_voice", f"{source.name} is not a voice file: import a Piper .onnx (with its "
+                                          ".onnx.json), a Kokoro .pt/.npy or voices .bin, an RVC .pth, or a zip/tar")
+    members = [source]
+    if source.suffix == ".onnx" and source.with_name(source.name + ".json").is_file():
+        members.append(source.with_name(source.name + ".json"))
+    return [_copy_file(member, folder / member.name, limits) for member in members]
+
+
+def _copy_folder(source: Path, folder: Path, limits: Limits) -> list[Path]:
+    """A folder's voice files (subfolders too); links are not followed, as in an archive."""
+    found: list[Path] = []
+    total = 0
+    for root, dirs, names in os.walk(source, followlinks=False):
+        for name in sorted(names):
+            path = Path(root) / name
+            if not formats.wanted(PurePosixPath(name)):
+                continue
+            if path.is_symlink():
+                raise ServiceError("archive_unsafe", f"{path} is a link: copy the file itself into the folder")
+            if len(found) >= limits.members:
+                raise ServiceError("archive_too_large", f"{source} holds more than {limits.members} voice files")
+            target = folder / path.relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            found.append(_copy_file(path, target, limits))
+            total += target.stat().st_size
+            if total > limits.total_bytes:
+                raise ServiceError("archive_too_large", f"{source} holds more than {limits.total_bytes} bytes of voice "
+                                                        "files (VOICE_AGENT_VOICE_IMPORT_MAX_MB)")
+    return found
+
+
+def _copy_file(source: Path, target: Path, limits: Limits) -> Path:
+    if not source.is_file():
+        raise ServiceError("not_a_voice", f"{source} is not a regular file")
+    with open(source, "rb") as handle:
+        copy_capped(handle, target, limits.member_bytes, str(source))
+    return target
+
+
+def _check_free(voice: formats.Voice, voices_dir: Path, replace: bool) -> None:
+    taken = [voices_dir / voice.folder] if voice.folder else [voices_dir / rel for _, rel in voice.files]
+    if voice.provider == "kokoro":  # a voicepack of the same name as .pt shadows or is shadowed alike
+        taken.append((voices_dir / voice.files[0][1]).with_suffix(".pt"))
+    if not replace and any(path.exists() for path in taken):
+        raise ServiceError("voice_exists", f"{voice.provider} voice {voice.name!r} is already in {voices_dir}: "
+                                           "import with replace (--replace) to replace it, or give another name")
+
+
+def _land(voice: formats.Voice, voices_dir: Path, staging: Path) -> dict[str, Any]:
+    """Rename the checked files into place. An RVC folder is swapped whole (the old one moved into
+    staging first, deleted with it); a Piper model lands before its config, so the engine never
+    sees a config without its model."""
+    if voice.folder:
+        new = staging / "out" / voice.folder
+        for path, rel in voice.files:
+            (staging / "out" / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, staging / "out" / rel)
+        target = voices_dir / voice.folder
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            os.replace(target, staging / "replaced")
+        os.replace(new, target)
+        return {"provider": voice.provider, "name": voice.name, "files": [str(voices_dir / rel) for _, rel in voice.files]}
+    for path, rel in voice.files:
+        target = voices_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+    if voice.provider == "kokoro":
+        (voices_dir / voice.files[0][1]).with_suffix(".pt").unlink(missing_ok=True)  # replaced: the .pt would shadow it
+    return {"provider": voice.provider, "name": voice.name, "files": [str(voices_dir / rel) for _, rel in voice.files]}
