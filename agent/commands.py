@@ -25,7 +25,7 @@ from agent.speak.requests import SpeakRequest
 from agent.speak.service import AudioOut
 from agent.train.registry import trainers
 from agent.train.requests import JobRequest, LogsRequest, TrainRequest
-from agent.voices.requests import ImportRequest, VoicesRequest
+from agent.voices.requests import CatalogRequest, DownloadRequest, ImportRequest, VoicesRequest
 from agent.work import Hold
 from providers import registry
 from providers.common.names import is_plain_name
@@ -123,6 +123,8 @@ def command_table(core: Core) -> dict[str, Command]:
     table: dict[str, Command] = {
         "speak": Command(SpeakRequest, lambda p, r, out: core.speak.submit(p, core.voice_named(p, r), out)),
         "voices": Command(VoicesRequest, lambda p, r, out: core.voices(p, r)),
+        "voices.download": Command(DownloadRequest, lambda p, r, out: core.downloads.download(p, r)),
+        "voices.catalog": Command(CatalogRequest, lambda p, r, out: core.downloads.refresh_catalog(p, r)),
         "voices.import": Command(ImportRequest, lambda p, r, out: core.import_voices(p, r)),
         "config": Command(EmptyRequest, lambda p, r, out: core.config(p, r)),
         "config.set": Command(ConfigSetRequest, lambda p, r, out: core.set_config(p, r)),

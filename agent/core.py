@@ -35,6 +35,7 @@ from agent.voices.imports import ImportOptions, import_voices, limits_for
 from agent.voices.names import VoiceNames
 from agent.voices.requests import ImportRequest, VoicesRequest
 from agent.voices.resolve import resolve
+from agent.voices.service import VoiceDownloads
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,12 @@ class Core:
         self.names = VoiceNames(self.catalog, lambda provider, ctx: self.engines.get(provider).voices(ctx),
                                 self.layout.provider_context)
         self.configs = ConfigStore(self.layout, self.events, check=self.names.problems)
+        self.downloads = VoiceDownloads(settings, self.catalog, self.layout.household_voices, self.events,
+                                        self.installed)
         self.actions = ProviderActions(self.engines, self.configs, self.layout, self.events, settings.command_queue_depth)
         self.speak = SpeakService(
             self.layout, self.configs, self.engines, self.events, self.state, settings.queue_depth, settings.max_text_chars,
-            settings.max_audio_seconds,
+            settings.max_audio_seconds, voice_ready=self.downloads.ensure,
         )
         self.records = RecordService(self.layout, self.configs, self.events, self.state, settings.record_queue_depth,
                                      queue_bytes=settings.record_queue_bytes)
@@ -78,6 +81,7 @@ class Core:
     def start(self) -> None:
         self.configs.reload_all(announce=False)
         for profile in self.layout.names():
+            self._fetch_configured_voice(profile)
             self.speak.preload(profile)
             self.records.open(profile)  # creates the profile's data folders
         self.watcher.start()
@@ -114,6 +118,7 @@ class Core:
         self.records.stop()
         self.samples.stop()
         self.speak.stop()
+        self.downloads.stop()
         self.actions.stop()
         self.engines.close()
 
@@ -185,7 +190,26 @@ class Core:
     def _config_changed(self, profile: str | None) -> None:
         for name in [profile] if profile else self.layout.names():
             self.configs.reload(name)
+            self._fetch_configured_voice(name)
             self.speak.preload(name)
+
+    def installed(self, profile: str, provider: str, name: str) -> bool:
+        """Whether the profile can use this voice now (its engine lists it)."""
+        try:
+            found = self.engines.get(provider).voices(self.layout.provider_context(profile))
+        except Exception as exc:  # an engine that cannot list: a download is what can help
+            log.debug("cannot list %s voices: %s", provider, exc)
+            return False
+        return any(voice.name == name for voice in found)
+
+    def _fetch_configured_voice(self, profile: str) -> None:
+        """A voice.json that names a catalog voice not installed: fetch it now (on demand), so the
+        profile's requests find it; with on-demand off, the log says why it will not speak."""
+        tts = self.configs.get(profile).tts
+        try:
+            self.downloads.want(profile, tts.provider, tts.settings_for(tts.provider).voice_name)
+        except ServiceError as exc:
+            log.warning("profile %s: %s", profile, exc)
 
     def _engine_created(self, name: str, engine: Any) -> None:
         self.actions.on_engine(name, engine)

@@ -103,6 +103,10 @@ class AgentSettings(BaseSettings):
     voice_download_max_mb: int = Field(
         4096, ge=1, description="Most MB the downloaded voices (out/voices) may take on disk; more: refused.",
     )
+    voice_download_timeout: float = Field(
+        30.0, gt=0, le=600, description="Seconds a voice download waits to connect, and for each read, before it "
+                                        "gives up (a later try resumes it).",
+    )
     voice_import_max_mb: int = Field(
         1024, ge=1, le=1024 * 1024,
         description="Biggest voice import in MB: an upload, and what an archive unpacks to (an RVC zip is ~200 MB).",

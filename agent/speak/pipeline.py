@@ -50,7 +50,7 @@ class SpeakResult:
     chunks: int
     first_audio_ms: float
     fallback_reason: str | None = None  # why another voice spoke: the failure's message
-    fallback_code: str | None = None  # and its code (voice_not_found, voice_unavailable, provider_error, ...)
+    fallback_code: str | None = None  # and its code (voice_downloading, voice_not_found, voice_unavailable, a provider's)
 
     @property
     def seconds(self) -> float:
@@ -60,6 +60,9 @@ class SpeakResult:
 ChunkSink = Callable[[int, AudioChunk], None]
 FallbackNotice = Callable[[str, str, str], None]  # (failed provider, reason, its code)
 Progress = Callable[[], None]  # told of each chunk an engine makes (the watchdog's sign of life)
+VoiceReady = Callable[[str, str], None]  # (provider, voice): returns once usable, else ServiceError (agent/voices)
+# A voice that is being fetched, or may not be: the request is answered by the fallback, even a Piper one.
+DOWNLOAD_CODES = ("voice_downloading", "downloads_off", "voice_download_failed", "disk_full")
 
 
 def _no_progress() -> None:
@@ -84,9 +87,12 @@ def run_speak(
     *,
     budget: AudioBudget,
     on_progress: Progress = _no_progress,
+    voice_ready: VoiceReady | None = None,
 ) -> SpeakResult:
     """The request's audio, from the cache or an engine, or ``SpeakFailed``. Audio over the
-    ``budget`` is refused, never handed to Piper instead: Piper would make as much."""
+    ``budget`` is refused, never handed to Piper instead: Piper would make as much. A catalog
+    voice that is not installed is fetched first (``voice_ready``, bounded wait); one still coming
+    is answered by Piper (its profile voice, or the bundled one when that is the voice coming)."""
     name = job.provider or config.tts.provider
     try:
         settings = config.tts.settings_for(name).with_request(job.voice, job.speed, job.lang)
@@ -98,14 +104,17 @@ def run_speak(
     settings = settings.for_text(job.text)
     synthesis = _Synthesis(job, ctx, engines, cache, on_chunk, budget, on_progress)
     try:
+        if voice_ready is not None:
+            _fetched(voice_ready, name, settings.voice_name)
         return synthesis.run(name, settings)
     except _Failure as failure:
-        if name == "piper":  # Piper's own settings never fall back to another provider
-            if job.voice is not None or not _bundled_may_stand_in(failure, settings):
+        fetching = failure.code in DOWNLOAD_CODES
+        if name == "piper":  # Piper's own settings never fall back to another provider, only to its bundled voice
+            if not fetching and (job.voice is not None or not _bundled_may_stand_in(failure, settings)):
                 raise SpeakFailed(str(failure), failure.code, name) from failure
-            on_fallback(name, str(failure), failure.code)
+            on_fallback(name, str(failure), failure.code)  # its voice is missing, broken, or being fetched
             return _bundled(synthesis, settings, str(failure), failure.code)
-        if failure.code == AUDIO_TOO_LONG or not settings.fallback_to_piper or failure.chunks_sent:
+        if failure.code == AUDIO_TOO_LONG or not (settings.fallback_to_piper or fetching) or failure.chunks_sent:
             raise SpeakFailed(str(failure), failure.code, name) from failure
         reason, code = str(failure), failure.code
     on_fallback(name, reason, code)
@@ -129,13 +138,20 @@ def _bundled_may_stand_in(failure: _Failure, settings: ProviderSettings) -> bool
 
 def _bundled(synthesis: _Synthesis, settings: ProviderSettings, reason: str, code: str) -> SpeakResult:
     """The request spoken by the voice that ships with the package, and why."""
-    bundled = settings.updated(model=DEFAULT_PIPER_VOICE, speaker_id=None)
+    bundled = settings.updated(model=DEFAULT_PIPER_VOICE, speaker_id=None, speaker=None)
     try:
         result = synthesis.run("piper", bundled)
     except _Failure as failure:
         raise SpeakFailed(f"{reason}; the bundled Piper voice failed too: {failure}", failure.code, "piper") from failure
     result.fallback_reason, result.fallback_code = reason, code
     return result
+
+
+def _fetched(voice_ready: VoiceReady, provider: str, voice: str) -> None:
+    try:
+        voice_ready(provider, voice)
+    except ServiceError as exc:
+        raise _Failure(str(exc), exc.code) from exc
 
 
 class _Failure(Exception):

@@ -6,11 +6,13 @@ WebSocket frames, Wyoming chunks; the events and the summary are the same for al
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -71,8 +73,11 @@ class SpeakService:
         max_text_chars: int,
         max_audio_seconds: float,
         heartbeats: Heartbeats | None = None,
+        voice_ready: Callable[[str, str, str], None] | None = None,  # (profile, provider, voice)
     ) -> None:
-        """``heartbeats``: whose clock judges progress (tests hand in their own)."""
+        """``heartbeats``: whose clock judges progress (tests hand in their own); ``voice_ready``:
+        fetches a catalog voice a request names that is not installed (agent/voices)."""
+        self._voice_ready = voice_ready
         self._layout = layout
         self._configs = configs
         self._engines = engines
@@ -241,6 +246,7 @@ class SpeakService:
                 on_fallback,
                 budget=self._budget,
                 on_progress=on_progress,
+                voice_ready=None if self._voice_ready is None else functools.partial(self._voice_ready, profile),
             )
         except SpeakFailed as exc:
             self._events.emit(profile, "speak.failed", {"id": job.id, "provider": exc.provider, "error": str(exc), "code": exc.code})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -20,6 +20,18 @@ class VoicesRequest(Request):
                           description="Only voices of this language: a family (en) or a code (en_US, en-us).")
 
 
+class DownloadRequest(Request):
+    """Catalog voices to fetch into the household's voices (``out/voices``)."""
+
+    names: list[Annotated[str, Field(min_length=1, max_length=128, pattern=VOICE_FILE_NAME)]] = Field(
+        min_length=1, max_length=16, description="Catalog voice names (or their aliases), e.g. en_US-lessac-medium, af_heart.")
+    provider: ProviderName | None = Field(None, description="Whose catalog (default: the first that has the name).")
+
+
+class CatalogRequest(Request):
+    """The catalogs' voice counts; ``update`` fetches a newer catalog first (Piper's voices.json)."""
+
+    update: bool = Field(False, description="Fetch each provider's newer catalog from its voices URL first.")
 class ImportRequest(Request):
     """Import the voices a file, a folder, or a zip/tar of them holds (``agent/voices/imports.py``)."""
 

@@ -75,9 +75,9 @@ def test_a_new_provider_and_voice_land_in_voice_json_and_speak_next(
     assert page.is_visible("fieldset[data-provider='piper']") and not page.is_visible("fieldset[data-provider='kokoro']")
     page.select_option(field("tts.provider"), label="kokoro")
     assert page.is_visible("fieldset[data-provider='kokoro']")
-    voices = page.eval_on_selector_all("#voices-kokoro option", "nodes => nodes.map(n => n.value)")
-    assert "jm_kumo" in voices  # the voice input offers what the agent lists
-    page.fill(field("tts.kokoro.voice"), "jm_kumo")
+    voices = page.eval_on_selector_all(f"{field('tts.kokoro.voice')} option", "nodes => nodes.map(n => n.value)")
+    assert "jm_kumo" in voices  # the voice field offers what the agent lists
+    page.select_option(field("tts.kokoro.voice"), "jm_kumo")
     page.click("#settings-save")
     page.wait_for_selector("#settings-status:has-text('the agent uses it now')")
     written = voice_json(agent, "settings")

@@ -76,6 +76,14 @@ export async function command(profile, name, body = {}) {
   return (await response.json()).data;
 }
 
+/** A voice file (or an archive of one) for the agent to check and install: multipart form data
+ * (`file`, `scope`); the answer's data ({installed: [...]}). */
+export async function importVoice(profile, form) {
+  const response = await send(`${profilePath(profile)}/voices/import`, { method: "POST", body: form });
+  const body = await response.json();
+  return body.data ?? body;
+}
+
 export async function getJSON(path) {
   return (await send(path)).json();
 }

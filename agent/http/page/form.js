@@ -66,7 +66,9 @@ export class SchemaForm {
   }
 
   /** Inputs for each property of `schema` under `path`, holding `value`. */
-  render(container, schema, value, path, { locked = [], lists = {}, skip = [] } = {}) {
+  /** `pickers` maps a dotted path to a function (id, value) -> {input, control, read} that makes
+   * that field's input instead (the voice picker: a select and more around it). */
+  render(container, schema, value, path, { locked = [], lists = {}, skip = [], pickers = {} } = {}) {
     const s = deref(schema, this.root);
     for (const [key, property] of Object.entries(s.properties || {})) {
       if (skip.includes(key)) continue;
@@ -76,27 +78,29 @@ export class SchemaForm {
       if (info.kind === "object") {
         const box = el("fieldset", { class: "group", "data-field": where }, el("legend", {}, humanize(key)));
         container.append(box);
-        this.render(box, info.schema, current || {}, where, { locked, lists });
+        this.render(box, info.schema, current || {}, where, { locked, lists, pickers });
         continue;
       }
-      container.append(this.row(key, where, info, current, locked.includes(where), lists[where]));
+      container.append(this.row(key, where, info, current, locked.includes(where), lists[where], pickers[where]));
     }
   }
 
-  row(key, where, info, value, locked, list) {
+  row(key, where, info, value, locked, list, picker) {
     const id = `f-${where.replace(/[^A-Za-z0-9]/g, "-")}`;
-    const { input, read } = this.input(id, info, value, list);
-    input.dataset.field = where;
+    const made = picker ? picker(id, value) : this.input(id, info, value, list);
+    const { input, read } = made;
+    const control = made.control || input; // what the label names, the tests find and a problem focuses
+    control.dataset.field = where;
     if (locked) {
-      input.disabled = true;
-      input.title = "Only voice.json itself changes this";
+      if (made.lock) made.lock(); else input.disabled = true;
+      control.title = "Only voice.json itself changes this";
     }
     const s = info.schema;
     const hints = [s.description, rangeHint(s)].filter(Boolean).join(" · ");
     const error = el("span", { class: "error", "data-error-for": where });
     const label = el("label", { for: id }, humanize(key), el("code", { class: "key" }, key));
     const row = el("div", { class: `field kind-${info.kind}` }, label, input, hints ? el("span", { class: "hint" }, hints) : "", error);
-    this.fields.set(where, { read, initial: read(), row, error, input });
+    this.fields.set(where, { read, initial: read(), row, error, input: control });
     return row;
   }
 

@@ -1,9 +1,13 @@
 // Voice settings: the provider and each provider's section of voice.json, as inputs made from
-// the schema the agent sends (config.schema), saved with config.set; the GPT-SoVITS server.
+// the schema the agent sends (config.schema), saved with config.set; each provider's voice as a
+// picker of the voices the agent lists (voices.js), a voice file uploaded (upload.js); the
+// GPT-SoVITS server.
 
 import { ApiError, command } from "./api.js";
 import { SchemaForm, describe, humanize } from "./form.js";
 import { $, el, say, status } from "./ui.js";
+import { VoiceUpload } from "./upload.js";
+import { VoicePicker } from "./voices.js";
 
 const MORE = ["cache", "record", "train"]; // voice.json's other sections ("access" only changes in the file)
 
@@ -13,6 +17,8 @@ export class SettingsScreen {
     this.schema = null;
     this.form = null;
     this.saving = null; // a change being saved: {saved, applied}
+    this.pickers = {}; // provider -> its voice field's VoicePicker
+    this.upload = new VoiceUpload(this);
     $("settings-form").addEventListener("submit", (event) => {
       event.preventDefault();
       this.save();
@@ -26,14 +32,48 @@ export class SettingsScreen {
   async show(profile) {
     this.profile = profile;
     this.schema ??= await command(profile, "config.schema");
-    const [answer, voices] = await Promise.all([
-      command(profile, "config"),
-      command(profile, "voices").catch(() => ({ voices: [] })),
-    ]);
-    this.build(answer.config, voices.voices || []);
+    const [answer, voices] = await Promise.all([command(profile, "config"), this.voices()]);
+    this.build(answer.config, voices);
     say($("settings-error"), answer.error ? `voice.json has a problem, the last good settings are in force: ${answer.error}` : "");
     status($("settings-status"), "");
+    this.warn(answer.config);
+    this.upload.reset();
     await this.sovitsStatus();
+  }
+
+  /** Every voice the agent lists: installed ones and the catalogs' (marked installed: false). */
+  async voices() {
+    try {
+      return (await command(this.profile, "voices", { catalog: true })).voices || [];
+    } catch {
+      return [];
+    }
+  }
+
+  /** The listing again (a voice was uploaded): the pickers' options, the picks kept. */
+  async refreshVoices() {
+    const voices = await this.voices();
+    for (const picker of Object.values(this.pickers)) picker.setVoices(voices);
+  }
+
+  picker(provider, voices) {
+    return (id, value) => {
+      const picker = new VoicePicker({
+        id, provider, value, voices,
+        get: (name) => command(this.profile, "voices.download", { names: [name], provider }),
+      });
+      this.pickers[provider] = picker;
+      return { input: picker.element, control: picker.select, read: () => picker.read(), lock: () => { picker.disabled = true; } };
+    };
+  }
+
+  /** Whether the voice in force for the chosen provider will be answered by the fallback. */
+  warn(config) {
+    const provider = config.tts.provider;
+    const field = this.schema.providers[provider]?.voice_field;
+    const picker = this.pickers[provider];
+    const value = field && config.tts[provider] ? config.tts[provider][field] : "";
+    say($("settings-voice-note"), picker && value ? picker.warning(String(value)) : "");
   }
 
   build(config, voices) {
@@ -48,14 +88,12 @@ export class SettingsScreen {
     $("settings-provider").replaceChildren(choose);
 
     const sections = [];
+    this.pickers = {};
     for (const [name, info] of Object.entries(providers)) {
       const voiceField = `tts.${name}.${info.voice_field}`;
-      const listId = `voices-${name}`;
-      const names = voices.filter((v) => v.provider === name).map((v) => v.name);
       const section = el("fieldset", { class: "provider", "data-provider": name },
-        el("legend", {}, `Settings of ${name} `, el("code", { class: "key" }, `tts.${name}`)), el("p", { class: "hint" }, info.summary),
-        el("datalist", { id: listId }, ...names.map((n) => el("option", { value: n }))));
-      form.render(section, tts.properties[name], config.tts[name], `tts.${name}`, { locked, lists: { [voiceField]: listId } });
+        el("legend", {}, `Settings of ${name} `, el("code", { class: "key" }, `tts.${name}`)), el("p", { class: "hint" }, info.summary));
+      form.render(section, tts.properties[name], config.tts[name], `tts.${name}`, { locked, pickers: { [voiceField]: this.picker(name, voices) } });
       const voiceRow = form.fields.get(voiceField);
       if (voiceRow) voiceRow.row.classList.add("voice");
       sections.push(section);
@@ -92,10 +130,10 @@ export class SettingsScreen {
     this.saving = { applied: false }; // config.reloaded (from the event stream) says the agent took it
     try {
       const answer = await command(this.profile, "config.set", { changes });
-      const voices = await command(this.profile, "voices").catch(() => ({ voices: [] }));
-      this.build(answer.config, voices.voices || []);
+      this.build(answer.config, await this.voices());
       this.saving.saved = true;
       this.savedStatus();
+      this.warn(answer.config);
     } catch (error) {
       this.saving = null;
       status($("settings-status"), "");
@@ -164,6 +202,7 @@ export class SettingsScreen {
 
   event(event, profile) {
     if (event.kind !== "event" || event.profile !== this.profile) return;
+    if (event.type.startsWith("voices.download.")) this.pickers[event.data.provider]?.event(event.type, event.data);
     if (event.type === "sovits.server") this.showServer(event.data);
     if (event.type === "config.reloaded" && this.saving) {
       this.saving.applied = true;

@@ -24,6 +24,26 @@ async function wavSeconds(blob) {
   return { seconds: 0, rate };
 }
 
+// What to do about a fallback, by the reason's code (fallback_code in the done frame).
+const FALLBACK_HINT = {
+  voice_downloading: "the voice is being downloaded: a sentence after the download speaks with it",
+  voice_not_found: "no catalog has this voice: pick another on the Settings screen",
+  voice_unavailable: "its files could not be loaded: get or import the voice again",
+  downloads_off: "downloads on demand are off: press “Get” next to the voice on the Settings screen",
+  voice_download_failed: "the download failed: press “Get” on the Settings screen to try again",
+};
+
+/** The notice for an answer that fell back ("" when it did not): the code, the agent's own words,
+ * and what to do when the page knows it. */
+export function fallbackNotice(done) {
+  if (!done.fallback) return "";
+  const reason = String(done.fallback_reason || "");
+  const code = done.fallback_code || (FALLBACK_HINT[reason] ? reason : "");
+  const what = [code, reason !== code ? reason : ""].filter(Boolean).join(": ") || "the agent gave no reason";
+  const hint = FALLBACK_HINT[code] ? ` (${FALLBACK_HINT[code]})` : "";
+  return `Spoken by the fallback voice (${done.provider} ${done.voice}), because ${what}${hint}.`;
+}
+
 export class SpeakScreen {
   constructor(app) {
     this.app = app;
@@ -63,6 +83,7 @@ export class SpeakScreen {
     $("speak-sentences").replaceChildren();
     $("speak-summary-card").hidden = true;
     say($("speak-error"), "");
+    say($("speak-fallback"), "");
   }
 
   speak() {
@@ -135,6 +156,7 @@ export class SpeakScreen {
     $("speak-summary").replaceChildren(...facts.map(([term, value]) => el("div", { class: "fact" },
       el("dt", {}, term), el("dd", { "data-fact": term.toLowerCase().replace(/ /g, "-") }, String(value)))));
     $("speak-summary-card").hidden = false;
+    say($("speak-fallback"), fallbackNotice(done));
   }
 
   event() {}

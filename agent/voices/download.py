@@ -1,0 +1,205 @@
+"""One catalog file over HTTP(S), with the standard library: into a staging folder beside the
+voices (``out/voices/.downloads/``, the file's own name, so a provider's install sees ``.onnx`` or
+``.pt``), through a ``.part`` file that a later try resumes with an HTTP Range request.
+
+What comes from the network is hostile until checked: the bytes are capped (the catalog's size,
+else the file's ``limit``, and the disk room), a file shorter than the catalog says or with
+another MD5 is deleted, never renamed into place. A connection that breaks mid-file keeps its
+``.part`` (the next try resumes it); every failure raises ``voice_download_failed`` naming the URL
+and what to do."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import shutil
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent import __version__
+from agent.errors import ServiceError
+from providers.catalog import CatalogFile
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20  # bytes per read: large reads keep pace with curl
+FREE_MARGIN = 64 << 20  # bytes of the disk a download never takes (the household's other files)
+Progress = Callable[[int], None]  # told of the bytes written so far (resumed ones included)
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """How one file is fetched: timeouts (connect and each read, seconds) and the most bytes the
+    disk may still take for it (``room``: the voices' cap and the free space, worked out by the
+    caller for the whole voice)."""
+
+    timeout: float = 30.0
+    room: int | None = None
+
+
+def failed(url: str, why: str, todo: str) -> ServiceError:
+    return ServiceError("voice_download_failed", f"downloading {url} failed: {why}; {todo}", {"url": url})
+
+
+def disk_full(url: str, why: str) -> ServiceError:
+    return ServiceError("disk_full", f"not downloading {url}: {why}; free some space, or raise "
+                                     "VOICE_AGENT_VOICE_DOWNLOAD_MAX_MB", {"url": url})
+
+
+def staged_name(file: CatalogFile) -> str:
+    """The file's own name (the catalog's paths are checked to be plain relative ones)."""
+    name = file.path.rsplit("/", 1)[-1]
+    if not name or name.startswith(".") or "\\" in name:
+        raise ServiceError("voice_download_failed", f"catalog file name {file.path!r} is not a plain file name")
+    return name
+
+
+def fetch(url: str, file: CatalogFile, staging: Path, *, how: Fetch = Fetch(), progress: Progress | None = None) -> Path:
+    """``staging/<name>``, complete and checked, or ``ServiceError``. A ``.part`` already there is
+    resumed (a server that ignores the Range header sends the whole file: it starts again)."""
+    staging.mkdir(parents=True, exist_ok=True)
+    target = staging / staged_name(file)
+    part = target.with_name(target.name + ".part")
+    cap = file.size if file.size is not None else file.limit
+    offset = _size(part)
+    if file.size is not None and how.room is not None and file.size - offset > how.room:
+        raise disk_full(url, f"it takes {file.size - offset} more bytes and the voices may take {how.room} more")
+    if (file.size is not None and offset > file.size) or (cap is not None and offset > cap):
+        part.unlink()
+        offset = 0
+    if file.size is None or offset < file.size:
+        _download(url, part, offset, cap, how, progress)
+    _verify(url, part, file)
+    os.replace(part, target)
+    return target
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _download(url: str, part: Path, offset: int, cap: int | None, how: Fetch, progress: Progress | None) -> None:
+    headers = {"User-Agent": f"voice-agent/{__version__}", "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    try:
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=how.timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and offset:  # the .part is longer than the file: start again
+            part.unlink(missing_ok=True)
+            return _download(url, part, 0, cap, how, progress)
+        raise failed(url, f"HTTP {exc.code} {exc.reason}", "check the voices URL setting (a mirror must serve "
+                     "the catalog's paths) and try again") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        raise failed(url, f"cannot connect ({reason})", "check the network or the voices URL setting, then try "
+                     "again") from None
+    with response:
+        if response.status == 206:
+            start = _range_start(response.headers.get("Content-Range", ""))
+            if start != offset:
+                part.unlink(missing_ok=True)
+                raise failed(url, f"the server answered bytes from {start}, not {offset}", "try again")
+        elif response.status == 200:
+            offset = 0  # the whole file: Range ignored (or not asked)
+        else:
+            raise failed(url, f"unexpected HTTP {response.status}", "try again later")
+        length = response.headers.get("Content-Length")
+        if cap is not None and length is not None and length.isdigit() and offset + int(length) > cap:
+            part.unlink(missing_ok=True)
+            raise failed(url, f"the server sends {offset + int(length)} bytes, more than the {cap} expected",
+                         "check the voices URL setting (is it a mirror of the catalog's files?)")
+        end = offset + int(length) if length is not None and length.isdigit() else None
+        done = _copy(url, response, part, offset, cap, how.room, progress)
+        if end is not None and done < end:  # the body stopped short of its Content-Length: the connection broke
+            raise failed(url, f"the connection broke after {done} of {end} bytes", "try again: the download "
+                         "resumes where it stopped")
+
+
+def _range_start(header: str) -> int:
+    """``bytes 100-199/200`` -> 100; -1 when it cannot be read."""
+    unit, _, spec = header.strip().partition(" ")
+    first = spec.partition("-")[0]
+    return int(first) if unit == "bytes" and first.isdigit() else -1
+
+
+def _copy(url: str, response: http.client.HTTPResponse, part: Path, offset: int, cap: int | None,
+          room: int | None, progress: Progress | None) -> int:
+    """The body onto ``part`` (appended after ``offset`` bytes, else written anew); a broken
+    connection keeps what came, for the next try to resume. More than ``cap`` bytes in all, or
+    more than ``room`` new ones, and nothing is kept."""
+    done = offset
+    with open(part, "r+b" if offset else "wb") as out:
+        out.seek(offset)
+        out.truncate()
+        while True:
+            try:
+                block = response.read(CHUNK)
+            except (OSError, http.client.HTTPException) as exc:  # timeouts, resets, IncompleteRead
+                out.flush()
+                raise failed(url, f"the connection broke after {done} bytes ({type(exc).__name__}: {exc})",
+                             "try again: the download resumes where it stopped") from None
+            if not block:
+                break
+            done += len(block)
+            if cap is not None and done > cap:
+                out.close()
+                part.unlink(missing_ok=True)
+                raise failed(url, f"the server sent more than the {cap} bytes expected",
+                             "check the voices URL setting (is it a mirror of the catalog's files?)")
+            if room is not None and done - offset > room:
+                out.close()
+                part.unlink(missing_ok=True)
+                raise disk_full(url, f"the voices may take {room} more bytes")
+            out.write(block)
+            if progress is not None:
+                progress(done)
+    return done
+
+
+def _verify(url: str, part: Path, file: CatalogFile) -> None:
+    """Size and MD5 as the catalog says; a file that fails is deleted (trying again fetches it anew)."""
+    size = _size(part)
+    if file.size is not None and size != file.size:
+        part.unlink(missing_ok=True)
+        raise failed(url, f"the file is truncated ({size} of {file.size} bytes)", "try again; if it "
+                     "persists, the mirror's copy is damaged")
+    if size == 0:
+        part.unlink(missing_ok=True)
+        raise failed(url, "the file is empty", "check the voices URL setting")
+    if file.md5 is not None:
+        digest = hashlib.md5(usedforsecurity=False)
+        with open(part, "rb") as source:
+            while block := source.read(CHUNK):
+                digest.update(block)
+        if digest.hexdigest() != file.md5.lower():
+            part.unlink(missing_ok=True)
+            raise failed(url, f"MD5 {digest.hexdigest()} is not the catalog's {file.md5}",
+                         "try again; if it persists, the mirror's copy is damaged or the catalog is outdated "
+                         "(voice-agent voices catalog --update)")
+
+
+def room(voices_dir: Path, max_bytes: int) -> int:
+    """Bytes the voices may still take: under the cap for ``voices_dir`` (what it holds now) and
+    under the disk's free space less a margin."""
+    used = 0
+    if voices_dir.is_dir():
+        for root, _, names in os.walk(voices_dir):
+            for name in names:
+                try:
+                    used += os.lstat(os.path.join(root, name)).st_size
+                except OSError:
+                    pass
+    probe = voices_dir
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free - FREE_MARGIN
+    return max(0, min(max_bytes - used, free))
