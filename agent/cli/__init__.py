@@ -45,8 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ask for one WAV per sentence, joined in the file (default: one WAV)")
     say.add_argument("--timeout", type=seconds, default=60.0, help="seconds to wait for the answer, > 0 (default: 60)")
 
-    voices = sub.add_parser("voices", help="list installed voices (reads the disk; no agent needed)")
-    voices.add_argument("-p", "--profile", default="default", help=PROFILE_HELP)
+    from agent.cli.voices import add_parser as add_voices_parser
+
+    add_voices_parser(sub)
 
     check = sub.add_parser("config", help="validate voice.json for a profile and print the merged result")
     check.add_argument("-p", "--profile", default="default", help=PROFILE_HELP)
@@ -84,7 +85,9 @@ def _run(settings: AgentSettings, args: argparse.Namespace) -> int:
     if args.command == "say":
         return _say(settings, args)
     if args.command == "voices":
-        return _voices(settings, args.profile)
+        from agent.cli.voices import run as run_voices
+
+        return run_voices(settings, args)
     if args.command == "config":
         return _config(settings, args.profile)
     if args.command in ("train", "gpu"):
@@ -125,21 +128,6 @@ def _say(settings: AgentSettings, args: argparse.Namespace) -> int:
         f"{' (cached)' if data['cached'] else ''}{' (fallback)' if data['fallback'] else ''}"
         f" in {data['latency_ms']:.0f} ms"
     )
-    return 0
-
-
-def _voices(settings: AgentSettings, profile: str) -> int:
-    from agent.cli.host import existing_layout
-    from agent.speak.engines import ProviderPool, list_voices
-
-    layout = existing_layout(settings, profile)
-    if layout is None:
-        return 1
-    voices, problems = list_voices(ProviderPool(), layout.provider_context(profile))
-    for voice in voices:
-        print(f"{voice.provider:7} {voice.name:32} {voice.language:8} {voice.sample_rate:>6} Hz  {voice.location}")
-    for provider, problem in problems.items():
-        print(f"{provider:7} (unavailable: {problem})")
     return 0
 
 
