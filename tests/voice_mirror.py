@@ -205,3 +205,11 @@ class VoiceMirror:
                 handler.wfile.write(body[offset:offset + (1 << 20)])
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+
+if __name__ == "__main__":  # a mirror in its own process (the benchmark: no GIL shared with the client)
+    import sys
+
+    with VoiceMirror(with_kokoro=False) as served:
+        print(served.url, flush=True)
+        sys.stdin.read()  # until the parent closes our stdin
