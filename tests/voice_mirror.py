@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 MIRROR_VOICE = "en_US-mirror-medium"
-MIRROR_DIR = "en/en_US/mirror/medium"
+# more names for the same real files: each test that installs one has a voice not installed yet
+MIRROR_VOICES = (MIRROR_VOICE, "en_US-mirror2-medium", "en_US-mirror3-medium", "en_US-mirror4-medium",
+                 "en_US-mirror5-medium")
 KOKORO_VOICE = "af_heart"
 
 
@@ -80,20 +82,24 @@ class VoiceMirror:
     def __init__(self, *, with_kokoro: bool = True) -> None:
         model, config = joe_files()
         self.files: dict[str, bytes | Path] = {}  # URL path (no leading slash) -> bytes or a file
-        onnx_path, json_path = f"{MIRROR_DIR}/{MIRROR_VOICE}.onnx", f"{MIRROR_DIR}/{MIRROR_VOICE}.onnx.json"
-        self.files[onnx_path] = model
-        self.files[json_path] = config.read_bytes()
         from providers.piper.catalog import SNAPSHOT
 
         catalog = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
-        catalog[MIRROR_VOICE] = {
-            "key": MIRROR_VOICE, "name": "mirror", "quality": "medium", "num_speakers": 1, "speaker_id_map": {},
-            "language": {"code": "en_US", "family": "en", "region": "US", "name_native": "English",
-                         "name_english": "English", "country_english": "United States"},
-            "files": {onnx_path: {"size_bytes": model.stat().st_size, "md5_digest": md5(model.read_bytes())},
-                      json_path: {"size_bytes": len(config.read_bytes()), "md5_digest": md5(config.read_bytes())}},
-            "aliases": [],
-        }
+        sums = {"onnx": (model.stat().st_size, md5(model.read_bytes())),
+                "json": (len(config.read_bytes()), md5(config.read_bytes()))}
+        for key in MIRROR_VOICES:
+            name = key.split("-")[1]
+            onnx_path, json_path = f"en/en_US/{name}/medium/{key}.onnx", f"en/en_US/{name}/medium/{key}.onnx.json"
+            self.files[onnx_path] = model
+            self.files[json_path] = config.read_bytes()
+            catalog[key] = {
+                "key": key, "name": name, "quality": "medium", "num_speakers": 1, "speaker_id_map": {},
+                "language": {"code": "en_US", "family": "en", "region": "US", "name_native": "English",
+                             "name_english": "English", "country_english": "United States"},
+                "files": {onnx_path: {"size_bytes": sums["onnx"][0], "md5_digest": sums["onnx"][1]},
+                          json_path: {"size_bytes": sums["json"][0], "md5_digest": sums["json"][1]}},
+                "aliases": [],
+            }
         self.catalog = catalog
         self.files["voices.json"] = json.dumps(catalog).encode()
         if with_kokoro:
@@ -200,3 +206,11 @@ class VoiceMirror:
                 handler.wfile.write(body[offset:offset + (1 << 20)])
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+
+if __name__ == "__main__":  # a mirror in its own process (the benchmark: no GIL shared with the client)
+    import sys
+
+    with VoiceMirror(with_kokoro=False) as served:
+        print(served.url, flush=True)
+        sys.stdin.read()  # until the parent closes our stdin

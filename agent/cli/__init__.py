@@ -48,11 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="exit 3 when another voice spoke than the one asked for (a fallback), audio saved all the same "
                           "(default: exit 0 and print the fallback's reason)")
 
-    voices = sub.add_parser("voices", help="list installed voices (reads the disk; no agent needed)")
-    voices.add_argument("-p", "--profile", default="default", help=PROFILE_HELP)
-    from agent.cli.voices import add_import_parser
+    from agent.cli.voices import add_parser as add_voices_parser
 
-    add_import_parser(voices.add_subparsers(dest="voices_command", metavar="{import}"))
+    add_voices_parser(sub)
 
     check = sub.add_parser("config", help="validate voice.json for a profile and print the merged result")
     check.add_argument("-p", "--profile", default="default", help=PROFILE_HELP)
@@ -89,12 +87,10 @@ def _run(settings: AgentSettings, args: argparse.Namespace) -> int:
         return run(settings)
     if args.command == "say":
         return _say(settings, args)
-    if args.command == "voices" and args.voices_command == "import":
-        from agent.cli.voices import run_import
-
-        return run_import(settings, args)
     if args.command == "voices":
-        return _voices(settings, args.profile)
+        from agent.cli.voices import run as run_voices
+
+        return run_voices(settings, args)
     if args.command == "config":
         return _config(settings, args.profile)
     if args.command in ("train", "gpu"):
@@ -139,21 +135,6 @@ def _say(settings: AgentSettings, args: argparse.Namespace) -> int:
         print(f"fallback: {data.get('fallback_code') or 'provider_error'}: {data.get('fallback_reason') or ''}")
         if args.strict:
             return 3
-    return 0
-
-
-def _voices(settings: AgentSettings, profile: str) -> int:
-    from agent.cli.host import existing_layout
-    from agent.speak.engines import ProviderPool, list_voices
-
-    layout = existing_layout(settings, profile)
-    if layout is None:
-        return 1
-    voices, problems = list_voices(ProviderPool(), layout.provider_context(profile))
-    for voice in voices:
-        print(f"{voice.provider:7} {voice.name:32} {voice.language:8} {voice.sample_rate:>6} Hz  {voice.location}")
-    for provider, problem in problems.items():
-        print(f"{provider:7} (unavailable: {problem})")
     return 0
 
 

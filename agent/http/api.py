@@ -252,8 +252,14 @@ class Api:
         return web.FileResponse(png, headers={"Content-Type": "image/png", "Cache-Control": "no-cache"})
 
     async def voices(self, request: web.Request) -> web.Response:
-        profile = request.query.get("profile", DEFAULT_PROFILE)
-        return web.json_response(await self.call(profile, "voices", {}))
+        """``?catalog=false`` installed ones only; ``provider``, ``language`` narrow the list (the
+        command's model checks them)."""
+        query = request.query
+        profile = query.get("profile", DEFAULT_PROFILE)
+        wanted: dict[str, Any] = {key: query[key] for key in ("provider", "language") if key in query}
+        if "catalog" in query:
+            wanted["catalog"] = query["catalog"]  # "true"/"false"/"1"/"0": pydantic reads them
+        return web.json_response(await self.call(profile, "voices", wanted))
 
     async def health(self, request: web.Request) -> web.Response:
         core = self._core

@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from agent import __version__
 from agent.errors import ServiceError
@@ -27,7 +28,7 @@ from providers.catalog import CatalogFile
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1 << 20  # bytes per read: large reads keep pace with curl
+CHUNK = 4 << 20  # bytes per read: large reads keep pace with curl
 FREE_MARGIN = 64 << 20  # bytes of the disk a download never takes (the household's other files)
 Progress = Callable[[int], None]  # told of the bytes written so far (resumed ones included)
 
@@ -72,9 +73,12 @@ def fetch(url: str, file: CatalogFile, staging: Path, *, how: Fetch = Fetch(), p
     if (file.size is not None and offset > file.size) or (cap is not None and offset > cap):
         part.unlink()
         offset = 0
+    digest = hashlib.md5(usedforsecurity=False)  # as the bytes arrive: no second pass over 60 MB
+    if offset:
+        _hash_file(part, digest)
     if file.size is None or offset < file.size:
-        _download(url, part, offset, cap, how, progress)
-    _verify(url, part, file)
+        digest = _download(url, part, offset, cap, how, progress, digest)
+    _verify(url, part, file, digest.hexdigest())
     os.replace(part, target)
     return target
 
@@ -86,7 +90,15 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _download(url: str, part: Path, offset: int, cap: int | None, how: Fetch, progress: Progress | None) -> None:
+def _hash_file(path: Path, digest: Any) -> None:
+    with open(path, "rb") as source:
+        while block := source.read(CHUNK):
+            digest.update(block)
+
+
+def _download(url: str, part: Path, offset: int, cap: int | None, how: Fetch, progress: Progress | None,
+              digest: Any) -> Any:
+    """The body appended to ``part``; the MD5 of the whole file so far."""
     headers = {"User-Agent": f"voice-agent/{__version__}", "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
@@ -95,7 +107,7 @@ def _download(url: str, part: Path, offset: int, cap: int | None, how: Fetch, pr
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:  # the .part is longer than the file: start again
             part.unlink(missing_ok=True)
-            return _download(url, part, 0, cap, how, progress)
+            return _download(url, part, 0, cap, how, progress, hashlib.md5(usedforsecurity=False))
         raise failed(url, f"HTTP {exc.code} {exc.reason}", "check the voices URL setting (a mirror must serve "
                      "the catalog's paths) and try again") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
@@ -109,7 +121,8 @@ def _download(url: str, part: Path, offset: int, cap: int | None, how: Fetch, pr
                 part.unlink(missing_ok=True)
                 raise failed(url, f"the server answered bytes from {start}, not {offset}", "try again")
         elif response.status == 200:
-            offset = 0  # the whole file: Range ignored (or not asked)
+            if offset:  # the whole file: Range ignored
+                offset, digest = 0, hashlib.md5(usedforsecurity=False)
         else:
             raise failed(url, f"unexpected HTTP {response.status}", "try again later")
         length = response.headers.get("Content-Length")
@@ -118,10 +131,11 @@ def _download(url: str, part: Path, offset: int, cap: int | None, how: Fetch, pr
             raise failed(url, f"the server sends {offset + int(length)} bytes, more than the {cap} expected",
                          "check the voices URL setting (is it a mirror of the catalog's files?)")
         end = offset + int(length) if length is not None and length.isdigit() else None
-        done = _copy(url, response, part, offset, cap, how.room, progress)
+        done = _copy(url, response, part, offset, cap, how.room, progress, digest)
         if end is not None and done < end:  # the body stopped short of its Content-Length: the connection broke
             raise failed(url, f"the connection broke after {done} of {end} bytes", "try again: the download "
                          "resumes where it stopped")
+    return digest
 
 
 def _range_start(header: str) -> int:
@@ -132,7 +146,7 @@ def _range_start(header: str) -> int:
 
 
 def _copy(url: str, response: http.client.HTTPResponse, part: Path, offset: int, cap: int | None,
-          room: int | None, progress: Progress | None) -> int:
+          room: int | None, progress: Progress | None, digest: Any) -> int:
     """The body onto ``part`` (appended after ``offset`` bytes, else written anew); a broken
     connection keeps what came, for the next try to resume. More than ``cap`` bytes in all, or
     more than ``room`` new ones, and nothing is kept."""
@@ -160,12 +174,13 @@ def _copy(url: str, response: http.client.HTTPResponse, part: Path, offset: int,
                 part.unlink(missing_ok=True)
                 raise disk_full(url, f"the voices may take {room} more bytes")
             out.write(block)
+            digest.update(block)
             if progress is not None:
                 progress(done)
     return done
 
 
-def _verify(url: str, part: Path, file: CatalogFile) -> None:
+def _verify(url: str, part: Path, file: CatalogFile, md5: str) -> None:
     """Size and MD5 as the catalog says; a file that fails is deleted (trying again fetches it anew)."""
     size = _size(part)
     if file.size is not None and size != file.size:
@@ -175,16 +190,11 @@ def _verify(url: str, part: Path, file: CatalogFile) -> None:
     if size == 0:
         part.unlink(missing_ok=True)
         raise failed(url, "the file is empty", "check the voices URL setting")
-    if file.md5 is not None:
-        digest = hashlib.md5(usedforsecurity=False)
-        with open(part, "rb") as source:
-            while block := source.read(CHUNK):
-                digest.update(block)
-        if digest.hexdigest() != file.md5.lower():
-            part.unlink(missing_ok=True)
-            raise failed(url, f"MD5 {digest.hexdigest()} is not the catalog's {file.md5}",
-                         "try again; if it persists, the mirror's copy is damaged or the catalog is outdated "
-                         "(voice-agent voices catalog --update)")
+    if file.md5 is not None and md5 != file.md5.lower():
+        part.unlink(missing_ok=True)
+        raise failed(url, f"MD5 {md5} is not the catalog's {file.md5}",
+                     "try again; if it persists, the mirror's copy is damaged or the catalog is outdated "
+                     "(voice-agent voices catalog --update)")
 
 
 def room(voices_dir: Path, max_bytes: int) -> int:

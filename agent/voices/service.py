@@ -206,7 +206,7 @@ class VoiceDownloads:
                 how = Fetch(timeout=self._settings.voice_download_timeout, room=free)
                 fetched[file.path] = fetch(job.entry.url(file.path), file, staging, how=how, progress=progress)
                 before += fetched[file.path].stat().st_size
-            self._emit(job, "progress", {"done": before, "total": total})
+            self._emit(job, "progress", {"done": before, "total": total or before})  # no size published: now known
             try:
                 files = job.entry.spec.install(voice, fetched, self._voices_dir)
             except (ProviderError, ValueError, OSError) as exc:
