@@ -23,9 +23,9 @@ def add_parser(sub: Any) -> None:
     voices = sub.add_parser("voices", help="list voices (reads the disk and the catalogs; no agent needed), "
                                            "download catalog voices, update the catalog")
     voices.add_argument("-p", "--profile", default="default", help=PROFILE_HELP)
-    voices.add_argument("--catalog", action="store_true", help="also list catalog voices that are not installed")
-    voices.add_argument("--lang", default="", help="only this language: a family (en) or a code (en_US)")
-    voices.add_argument("--provider", choices=registry.NAMES, help="only this provider's voices")
+    voices.add_argument("--catalog", action="store_true", help="also list catalog voices that are not installed (default: installed ones only)")
+    voices.add_argument("--lang", default="", help="only this language: a family (en) or a code (en_US) (default: every language)")
+    voices.add_argument("--provider", choices=registry.NAMES, help="only this provider's voices (default: every provider's)")
     actions = voices.add_subparsers(dest="action")
     download = actions.add_parser("download", help="download catalog voices (through the agent when it runs)")
     download.add_argument("names", nargs="+", help="catalog voice names, e.g. en_US-lessac-medium af_heart")
@@ -33,7 +33,7 @@ def add_parser(sub: Any) -> None:
                           help="whose catalog (default: the first that has the name)")
     download.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for all (default: 3600)")
     catalog = actions.add_parser("catalog", help="show the catalogs' sizes; --update fetches newer ones")
-    catalog.add_argument("--update", action="store_true", help="fetch Piper's voices.json from the voices URL")
+    catalog.add_argument("--update", action="store_true", help="fetch Piper's voices.json from the voices URL (default: only show the catalogs' sizes)")
     add_import_parser(actions)
 
 

@@ -17,7 +17,7 @@ from tests.agent.speak.test_pipeline import Engine, Run
 def speak(run: Run, provider: str, voice: str, ready: object) -> object:
     job = SpeakJob("j1", "One. Two.", provider, voice, None, False, time.perf_counter())
     return run_speak(job, VoiceConfig(), run.ctx, run.pool, None, lambda seq, chunk: None,
-                     lambda failed, reason: run.fallbacks.append((failed, reason)), budget=run.budget,
+                     lambda failed, reason, code: run.fallbacks.append((failed, reason)), budget=run.budget,
                      voice_ready=ready)  # type: ignore[arg-type]
 
 
