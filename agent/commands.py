@@ -24,7 +24,7 @@ from agent.requests import ConfigSetRequest, EmptyRequest, Request, describe_val
 from agent.speak.requests import SpeakRequest
 from agent.speak.service import AudioOut
 from agent.train.registry import trainers
-from agent.train.requests import JobRequest, LogsRequest, TrainRequest
+from agent.train.requests import JobRequest, LogsRequest, PlanRequest, TrainRequest
 from agent.voices.requests import CatalogRequest, DownloadRequest, ImportRequest, VoicesRequest
 from agent.work import Hold
 from providers import registry
@@ -121,7 +121,7 @@ def record_commands(records: RecordService, samples: SampleService) -> dict[str,
 
 def command_table(core: Core) -> dict[str, Command]:
     table: dict[str, Command] = {
-        "speak": Command(SpeakRequest, lambda p, r, out: core.speak.submit(p, core.voice_named(p, r), out)),
+        "speak": Command(SpeakRequest, lambda p, r, out: core.speak_to(p, r, out)),
         "voices": Command(VoicesRequest, lambda p, r, out: core.voices(p, r)),
         "voices.download": Command(DownloadRequest, lambda p, r, out: core.downloads.download(p, r)),
         "voices.catalog": Command(CatalogRequest, lambda p, r, out: core.downloads.refresh_catalog(p, r)),
@@ -135,6 +135,7 @@ def command_table(core: Core) -> dict[str, Command]:
         "train.status": Command(JobRequest, lambda p, r, out: core.train.status_later(p, r)),
         "train.trainers": Command(EmptyRequest, lambda p, r, out: core.train.trainers_later(p, r)),
         "train.logs": Command(LogsRequest, lambda p, r, out: core.train.logs_later(p, r)),
+        "train.plan": Command(PlanRequest, lambda p, r, out: core.train.plan_later(p, r)),
         "gpu.status": Command(EmptyRequest, lambda p, r, out: core.gpu_status(p, r)),
     }
     table = _with_actions(core, table)

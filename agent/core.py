@@ -123,6 +123,12 @@ class Core:
         self.engines.close()
 
     # -- small commands ----------------------------------------------------------------------
+    def speak_to(self, profile: str, request: SpeakRequest, out: Any) -> Any:
+        """A speak request; one that names a finished training job (``trained``) is said with that
+        job's voice for this request only (the page's Listen), the profile's voice.json untouched."""
+        trial = self.train.voice_of(profile, request.trained) if request.trained else None
+        return self.speak.submit(profile, self.voice_named(profile, request), out, trial)
+
     def voice_named(self, profile: str, request: SpeakRequest) -> SpeakRequest:
         """The request with the provider its voice name means and the voice's own name (a catalog
         alias resolved): agent/voices/resolve.py. Dictionary look-ups: it runs on the door's thread."""

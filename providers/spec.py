@@ -49,14 +49,16 @@ class Readiness:
         return asdict(self)
 
 
-def enough(samples: Sequence[SampleView], min_count: int, min_minutes: float, extra: Sequence[str] = ()) -> Readiness:
-    """The common rule: at least ``min_count`` samples and ``min_minutes`` of audio."""
+def enough(samples: Sequence[SampleView], min_count: int, min_minutes: float, extra: Sequence[str] = (),
+           noun: str = "samples") -> Readiness:
+    """The common rule: at least ``min_count`` samples and ``min_minutes`` of audio (``noun``: what
+    counts, in the words that say what is missing: "samples with transcripts")."""
     minutes = sum(s.duration for s in samples) / 60
     missing = list(extra)
     if len(samples) < min_count:
-        missing.append(f"{min_count - len(samples)} more samples (have {len(samples)}, need {min_count})")
+        missing.append(f"{min_count - len(samples)} more {noun} (have {len(samples)}, need {min_count})")
     if minutes < min_minutes:
-        missing.append(f"{min_minutes - minutes:.1f} more minutes (have {minutes:.1f}, need {min_minutes:g})")
+        missing.append(f"{min_minutes - minutes:.1f} more minutes of {noun} (have {minutes:.1f}, need {min_minutes:g})")
     shares = [len(samples) / min_count if min_count else 1.0, minutes / min_minutes if min_minutes else 1.0]
     return Readiness(not missing, len(samples), round(minutes, 2), missing, round(min(1.0, *shares), 3))
 
@@ -80,11 +82,29 @@ class DatasetSpec:
 
 
 @dataclass(frozen=True)
+class RoughPace:
+    """A trainer's pace measured elsewhere (the bench), for an estimate before any job ran here."""
+
+    step_seconds: float
+    setup_seconds: float
+    device: str  # "cpu" or "cuda"
+    where: str  # "bench/RESULTS.md, 2-core CPU"
+
+
+# (the finished job's output files, its speaker, its validated params) -> the voice.json changes
+# that make it the profile's voice
+UseVoice = Callable[[Sequence[Path], str, Any], dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class TrainerSpec:
     target: str  # "module:Class" implementing providers.training.Trainer, imported in the job's process
     params: type[BaseModel]  # validated before a job is queued
     outputs: str  # the finished voice goes to out/voices/<outputs>/<speaker>/
     check: Callable[[Path, Any], list[str]] | None = None  # what a dataset folder lacks for these params
+    steps: Callable[[Any], int] | None = None  # how many steps a job with these params reports (its total)
+    rough: RoughPace | None = None
+    use: UseVoice | None = None
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,11 +29,22 @@ class CountingParams(BaseModel):
     step_seconds: float = Field(0.05, ge=0, le=5)
     save_every: int = Field(5, ge=1, le=1000)
     refuse: str = Field("", description="Refuse the dataset with this reason (as a real trainer would).")
+    voice: bool = Field(False, description="Leave a voice the profile can speak with: the bundled Piper voice, copied.")
 
 
 class CountingTrainer:
     name = "counting"
     params_model = CountingParams
+
+    @staticmethod
+    def planned_steps(params: CountingParams) -> int:
+        return params.steps
+
+    @staticmethod
+    def voice_settings(outputs: Sequence[Path], speaker: str, params: CountingParams) -> dict[str, Any]:
+        """Its "voice" (with ``voice``): a copy of the bundled Piper voice, as Piper's model."""
+        model = next((p for p in outputs if p.suffix == ".onnx"), None)
+        return {"tts": {"provider": "piper", "piper": {"model": str(model)}}} if model is not None else {}
 
     def run(self, spec: TrainSpec, report: Report, should_stop: ShouldStop) -> TrainResult:
         params = CountingParams.model_validate(spec.params)
@@ -57,8 +71,16 @@ class CountingTrainer:
                 return TrainResult("stopped")
         output = spec.output_dir / "result.txt"
         output.write_text(value)
+        outputs = [output]
+        if params.voice:
+            from providers.piper.engine import bundled_voice, config_of
+
+            model = spec.output_dir / f"{spec.speaker}.onnx"
+            for source, target in ((bundled_voice(), model), (config_of(bundled_voice()), config_of(model))):
+                shutil.copyfile(source, target)
+            outputs.append(model)
         # how the runner started this process: CPU jobs must stay out of speech's way
-        return TrainResult("finished", [output], {"steps": float(step), "nice": float(os.nice(0)),
+        return TrainResult("finished", outputs, {"steps": float(step), "nice": float(os.nice(0)),
                                                   "omp_threads": float(os.environ.get("OMP_NUM_THREADS", "0")),
                                                   "mkl_threads": float(os.environ.get("MKL_NUM_THREADS", "0"))})
 

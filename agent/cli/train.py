@@ -18,6 +18,14 @@ from providers.spec import CliError, TrainOutcome
 FINAL = ("training.finished", "training.failed", "training.cancelled")
 
 
+def cli_hint(code: str, data: dict[str, Any]) -> str:
+    """What to run about a refused job, in the CLI's words (the page has its own: agent/http/hints.py)."""
+    if code == "not_ready" and "missing" in data and data.get("provider") and data.get("speaker"):
+        return (f" (or a dataset in {data.get('dataset')}: `voice-agent samples export {data['provider']} "
+                f"--speaker {data['speaker']}` writes one)")
+    return ""
+
+
 def add_parsers(sub: Any) -> None:
     train = sub.add_parser("train", help="start, follow, inspect and cancel training jobs")
     train.add_argument("-p", "--profile", default="default",
@@ -63,7 +71,7 @@ def run_train(settings: AgentSettings, args: argparse.Namespace) -> int:
             return 2
         payload = {"provider": args.provider, "speaker": args.speaker, "when": args.when, "params": params}
         with EventFollower(settings, args.profile) as events:
-            reply = request_or_report(settings, args.profile, "train", payload, 60)
+            reply = request_or_report(settings, args.profile, "train", payload, 60, cli_hint)
             if reply is None:
                 return 1
             job = reply.response["data"]["job"]
@@ -135,12 +143,12 @@ def train_and_follow(settings: AgentSettings, profile: str, provider: str, speak
     try:
         job = train_in_foreground(settings, profile, request, dataset, on_event)
     except ServiceError as exc:
-        raise CliError(str(exc)) from exc
+        raise CliError(f"{exc}{cli_hint(exc.code, exc.data or {})}") from exc
     except RunnerBusy:
         if dataset is not None:
             raise CliError("the running agent trains on exported datasets: drop --dataset, or stop the agent") from None
         with EventFollower(settings, profile) as events:
-            reply = request_or_report(settings, profile, "train", request.model_dump(exclude_none=True), 60)
+            reply = request_or_report(settings, profile, "train", request.model_dump(exclude_none=True), 60, cli_hint)
             if reply is None:
                 raise CliError("the agent refused the job") from None
             name, data = follow(events, reply.response["data"]["job"]["id"])

@@ -1,10 +1,13 @@
-"""The services' error codes as HTTP statuses; the body is always ``{"error", "code"}``."""
+"""The services' error codes as HTTP statuses; the body is always ``{"error", "code"}``, with
+``data`` where the service said more and ``hint`` where the page has words for it (hints.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aiohttp import web
+
+from agent.http.hints import page_hint
 
 STATUS = {
     "invalid_json": 400, "invalid_payload": 400, "invalid_profile": 400, "text_too_long": 400, "audio_too_long": 400,
@@ -33,4 +36,7 @@ def error_response(code: str, message: str, data: dict[str, Any] | None = None) 
     body: dict[str, Any] = {"error": message, "code": code}
     if data:
         body["data"] = data
+    hint = page_hint(code, data)
+    if hint:
+        body["hint"] = hint
     return web.json_response(body, status=status_of(code))

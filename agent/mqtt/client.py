@@ -7,6 +7,7 @@ import json
 import queue
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,9 +24,11 @@ class Reply:
 
 
 def request_or_report(
-    settings: AgentSettings, profile: str, command: str, payload: dict[str, Any], timeout: float
+    settings: AgentSettings, profile: str, command: str, payload: dict[str, Any], timeout: float,
+    hint: Callable[[str, dict[str, Any]], str] | None = None,
 ) -> Reply | None:
-    """For CLI commands: the reply of an ``ok`` response, else None after printing why."""
+    """For CLI commands: the reply of an ``ok`` response, else None after printing why (and
+    ``hint(code, data)``: what to run about it, in the CLI's words)."""
     import sys
 
     try:
@@ -34,7 +37,9 @@ def request_or_report(
         print(f"error: {exc}", file=sys.stderr)
         return None
     if reply.response.get("status") != "ok":
-        print(f"error ({reply.response.get('code')}): {reply.response.get('error')}", file=sys.stderr)
+        code, data = str(reply.response.get("code")), reply.response.get("data") or {}
+        said = hint(code, data) if hint is not None and isinstance(data, dict) else ""
+        print(f"error ({code}): {reply.response.get('error')}{said}", file=sys.stderr)
         return None
     return reply
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -38,6 +39,7 @@ class SpeakJob:
     received: float  # time.perf_counter() when the request arrived
     lang: str | None = None  # the text's language, for providers that speak several
     speaker: str | None = None  # a multi-speaker voice's speaker, by name
+    trial: dict[str, Any] | None = None  # voice.json changes said with for this request only (a trained voice)
 
 
 @dataclass

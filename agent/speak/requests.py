@@ -23,3 +23,8 @@ class SpeakRequest(Request):
         description="A multi-speaker voice's speaker, by name (Piper: a key of the voice's speaker_id_map).",
     )
     stream: bool = Field(False, description="One WAV per sentence as each is ready.")
+    trained: str | None = Field(
+        None, pattern=r"^[0-9]{14}-[0-9a-f]{6}$",
+        description="A finished training job of this profile: say the text with the voice it made, for this request "
+        "only (to listen before choosing it).",
+    )

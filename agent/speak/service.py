@@ -17,8 +17,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from agent.config.model import CacheConfig
+from pydantic import ValidationError
+
+from agent.config.model import CacheConfig, VoiceConfig, deep_merge
 from agent.config.store import ConfigStore
+from agent.requests import describe_validation_error
 from agent.errors import ServiceError
 from agent.events import EventBus, StateBoard
 from agent.layout import Layout
@@ -94,7 +97,10 @@ class SpeakService:
         self._lock = threading.Lock()
 
     # -- called by the edges: must not block --------------------------------------------
-    def submit(self, profile: str, request: SpeakRequest, out: AudioOut) -> Future[dict[str, Any]]:
+    def submit(self, profile: str, request: SpeakRequest, out: AudioOut,
+               trial: dict[str, Any] | None = None) -> Future[dict[str, Any]]:
+        """Queue a request; ``trial``: voice.json changes it is said with, for itself only (a
+        trained voice listened to before it is chosen)."""
         if len(request.text) > self._max_text_chars:
             raise ServiceError(
                 "text_too_long", f"text has {len(request.text)} characters; the limit is {self._max_text_chars}"
@@ -111,6 +117,7 @@ class SpeakService:
             received=time.perf_counter(),
             lang=request.lang,
             speaker=request.speaker,
+            trial=trial or None,
         )
         pending = _Pending(job, out, Future())
         try:
@@ -221,6 +228,8 @@ class SpeakService:
 
     def _speak(self, profile: str, job: SpeakJob, out: AudioOut) -> dict[str, Any]:
         config = self._configs.get(profile)
+        if job.trial:
+            config = tried(config, job.trial)
         provider = job.provider or config.tts.provider
         self._events.emit(profile, "speak.started", {"id": job.id, "provider": provider, "stream": job.stream})
 
@@ -268,7 +277,7 @@ class SpeakService:
     @staticmethod
     def _configured(job: SpeakJob, provider: str) -> bool:
         """Whether the request speaks with the profile's own voice (names no other provider or voice)."""
-        return job.voice is None and (job.provider is None or registry.canonical(job.provider) == provider)
+        return job.trial is None and job.voice is None and (job.provider is None or registry.canonical(job.provider) == provider)
 
     def _summary(self, job: SpeakJob, result: SpeakResult, where: str) -> dict[str, Any]:
         return {
@@ -299,3 +308,12 @@ class SpeakService:
             config_error=self._configs.error(profile),
             voice_error=self.voice_errors().get(profile),
         )
+
+
+def tried(config: VoiceConfig, changes: dict[str, Any]) -> VoiceConfig:
+    """The profile's config with ``changes`` on top, for one request; changes it cannot take are
+    refused as a config.set of them would be."""
+    try:
+        return VoiceConfig.model_validate(deep_merge(config.model_dump(mode="json", by_alias=True), changes))
+    except ValidationError as exc:
+        raise ServiceError("invalid_config", f"the trained voice's settings do not validate: {describe_validation_error(exc)}") from exc

@@ -37,10 +37,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     progress TEXT NOT NULL DEFAULT '{}',
     error TEXT,
     outputs TEXT NOT NULL DEFAULT '[]',
-    dataset TEXT
+    dataset TEXT,
+    timing TEXT
 );
 """
-COLUMNS_ADDED = {"dataset": "ALTER TABLE jobs ADD COLUMN dataset TEXT"}  # jobs.db files older than the column
+COLUMNS_ADDED = {  # jobs.db files older than the column
+    "dataset": "ALTER TABLE jobs ADD COLUMN dataset TEXT",
+    "timing": "ALTER TABLE jobs ADD COLUMN timing TEXT",
+}
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class Job:
     error: str | None = None
     outputs: list[str] = field(default_factory=list)
     dataset: str | None = None  # trained on this folder as it is (the CLI's --dataset)
+    timing: dict[str, Any] | None = None  # its measured pace (agent/train/estimate.py: Timing), once it ran steps
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,9 +105,10 @@ class JobStore:
         new = replace(job, **changes)
         with self._lock:
             self._db.execute(
-                "UPDATE jobs SET state=?, started=?, finished=?, attempts=?, progress=?, error=?, outputs=? WHERE id=?",
+                "UPDATE jobs SET state=?, started=?, finished=?, attempts=?, progress=?, error=?, outputs=?, timing=? "
+                "WHERE id=?",
                 (new.state, new.started, new.finished, new.attempts, json.dumps(new.progress), new.error,
-                 json.dumps(new.outputs), new.id),
+                 json.dumps(new.outputs), None if new.timing is None else json.dumps(new.timing), new.id),
             )
         return new
 
@@ -125,6 +131,12 @@ class JobStore:
             rows = self._db.execute(query, args).fetchall()
         return [_job(r) for r in rows]
 
+    def last_timing(self, provider: str) -> dict[str, Any] | None:
+        """The pace measured on the newest job of this trainer that ran steps (any end)."""
+        with self._lock:
+            row = self._db.execute("SELECT timing FROM jobs WHERE provider = ? AND timing IS NOT NULL "
+                                   "ORDER BY COALESCE(finished, started, created) DESC LIMIT 1", (provider,)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def count(self, states: tuple[str, ...]) -> int:
         """Jobs of the whole home in these states."""
@@ -139,6 +151,7 @@ def _job(row: tuple[Any, ...]) -> Job:
         id=row[0], profile=row[1], provider=row[2], speaker=row[3], params=json.loads(row[4]), run_when=row[5],
         state=row[6], created=row[7], started=row[8], finished=row[9], attempts=row[10],
         progress=json.loads(row[11]), error=row[12], outputs=json.loads(row[13]), dataset=row[14],
+        timing=json.loads(row[15]) if row[15] else None,
     )
 
 

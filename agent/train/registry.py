@@ -13,11 +13,14 @@ from providers.spec import TrainerSpec
 
 
 def trainers(extra: dict[str, str]) -> dict[str, TrainerSpec]:
-    """provider -> its trainer; an extra trainer's parameters come from its class, loaded here."""
+    """provider -> its trainer; an extra trainer's parameters come from its class, loaded here,
+    and so do its optional ``planned_steps(params)`` and ``voice_settings(outputs, speaker, params)``."""
     found = {spec.name: spec.trainer for spec in registry.SPECS if spec.trainer is not None}
     for name, target in extra.items():
-        params: type[BaseModel] = load_trainer(target).params_model
-        found[name] = TrainerSpec(target, params, f"{name}-models")
+        trainer = load_trainer(target)
+        params: type[BaseModel] = trainer.params_model
+        found[name] = TrainerSpec(target, params, f"{name}-models", steps=getattr(trainer, "planned_steps", None),
+                                  use=getattr(trainer, "voice_settings", None))
     return found
 
 

@@ -17,6 +17,14 @@ class TrainRequest(Request):
     speaker: PlainName = "default"
     when: Literal["now", "idle"] = "idle"
     params: dict[str, Any] = Field(default_factory=dict)
+    check: bool = Field(False, description="Only check: refuse as this request would be refused, or say it would "
+                                           "be queued, and queue nothing (the page's Start button asks this).")
+
+
+class PlanRequest(Request):
+    provider: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="The trainer.")
+    speaker: PlainName = "default"
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class JobRequest(Request):

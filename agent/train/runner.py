@@ -24,6 +24,7 @@ from agent import lockfile
 from agent.events import EventBus, StateBoard
 from agent.gpu.arbiter import GpuArbiter
 from agent.layout import Layout, StatusFiles
+from agent.train.estimate import measure
 from agent.train.jobs import ACTIVE, Job, JobStore, job_status, write_status
 from agent.train.keep import remove_checkpoints, rotate_log
 from agent.train.logs import attempt_header
@@ -60,6 +61,8 @@ class _Running:
     launch: Launch
     started: float = field(default_factory=time.monotonic)
     first_step: int | None = None
+    first_advance: tuple[float, int] | None = None  # (monotonic time, step) of the first report past first_step
+    last_advance: tuple[float, int] | None = None  # and of the newest one: the pace is measured between them
     last_event: float = 0.0
     intent: Intent | None = None
     result: dict[str, Any] | None = None
@@ -252,13 +255,19 @@ class JobRunner:
         """Every report updates memory; the database, status file and MQTT hear of it at most
         every PROGRESS_INTERVAL (and at checkpoints), so a chatty trainer costs the agent nothing."""
         step, total = int(message.get("step", 0)), int(message.get("total", 0))
+        now = time.monotonic()
         if running.first_step is None:
             running.first_step = step
-        eta = self._eta(running, step, total)
+        elif step > running.first_step and (running.last_advance is None or step > running.last_advance[1]):
+            running.first_advance = running.first_advance or (now, step)
+            running.last_advance = (now, step)
+        eta, basis = self._eta(running, step, total)
         progress = {k: message.get(k) for k in ("stage", "step", "total", "best", "loss", "message")}
         progress["eta_seconds"] = None if eta is None else round(eta)
+        progress["eta_basis"] = basis
+        if running.job.progress.get("estimate_seconds") is not None:  # said before Start: kept for the time left
+            progress["estimate_seconds"] = running.job.progress["estimate_seconds"]
         running.job = replace(running.job, progress=progress)
-        now = time.monotonic()
         checkpoint = bool(message.get("checkpoint"))
         if not (checkpoint or now - running.last_event >= PROGRESS_INTERVAL or step >= total):
             return
@@ -272,15 +281,26 @@ class JobRunner:
             self._publish_state(running.job)
 
     @staticmethod
-    def _eta(running: _Running, step: int, total: int) -> float | None:
-        done = step - (running.first_step or 0)
-        elapsed = time.monotonic() - running.started
-        if done <= 0 or elapsed <= 0 or total <= step:
-            return 0.0 if total and step >= total else None
-        return (total - step) * elapsed / done
+    def _eta(running: _Running, step: int, total: int) -> tuple[float | None, str]:
+        """Time left and what it rests on: the pace of the steps done so far (after the first,
+        which carries the setup), else the estimate made before the job started, less the time
+        it has run."""
+        if total and step >= total:
+            return 0.0, "done"
+        first, last = running.first_advance, running.last_advance
+        if first is not None and last is not None and last[1] > first[1] and last[0] > first[0]:
+            pace = (last[0] - first[0]) / (last[1] - first[1])
+            return (total - step) * pace, f"measured on {last[1] - first[1]} steps of this job"
+        estimate = running.job.progress.get("estimate_seconds")
+        if isinstance(estimate, (int, float)):
+            return max(0.0, float(estimate) - (time.monotonic() - running.started)), "the estimate made before it started"
+        return None, "not known until a few steps are done"
 
     def _on_exit(self, running: _Running, code: int) -> None:
         job, result = running.job, running.result or {}
+        timing = measure(running.device, running.started, running.first_advance, running.last_advance, job.id)
+        if timing is not None:  # the next estimate of this trainer rests on it
+            job = self._jobs.update(job, timing=timing.as_dict())
         launch = running.launch
         if code == 0 and result.get("status") == "finished":
             self._finish(job, "finished", outputs=result.get("outputs", []), metrics=result.get("metrics", {}), launch=launch)

@@ -28,7 +28,8 @@ from agent.settings import AgentSettings
 from agent.train.jobs import ACTIVE, Job, JobStore
 from agent.train.registry import trainer_for, trainers
 from agent.train.logs import job_log
-from agent.train.requests import JobRequest, LogsRequest, TrainRequest
+from agent.train.plan import dataset_summary, job_estimate, trainer_readiness
+from agent.train.requests import JobRequest, LogsRequest, PlanRequest, TrainRequest
 from agent.train.runner import JobRunner, Launch
 from agent.train.schedule import IdlePolicy, parse_window
 from agent.work import BoundedExecutor
@@ -100,6 +101,9 @@ class TrainService:
     def logs_later(self, profile: str, request: LogsRequest) -> Future[dict[str, Any]]:
         return self._executor.submit(self.logs, profile, request)
 
+    def plan_later(self, profile: str, request: PlanRequest) -> Future[dict[str, Any]]:
+        return self._executor.submit(self.plan, profile, request)
+
     def submit(self, profile: str, request: TrainRequest, dataset: Path | None = None) -> dict[str, Any]:
         """Queue a job; ``dataset`` (the CLI's --dataset) trains on that folder as it is."""
         try:
@@ -113,27 +117,34 @@ class TrainService:
                                {"problems": validation_problems(exc, "params")}) from exc
         params = validated.model_dump(mode="json")
         folder = dataset or self._dataset(profile, request.provider, request.speaker)
+        about = {"provider": request.provider, "speaker": request.speaker, "dataset": str(folder)}
         if dataset is not None and not dataset.is_dir():
-            raise ServiceError("not_ready", f"no dataset at {dataset}")
+            raise ServiceError("not_ready", f"no dataset at {dataset}", {**about, "missing": []})
         if dataset is not None or self._dataset_ready(profile, request.provider, request.speaker):
             problems = trainer.check(folder, validated) if trainer.check is not None else []  # trained on as it is
             if problems:
-                raise ServiceError("not_ready", "; ".join(problems))
+                raise ServiceError("not_ready", "; ".join(problems), {**about, "problems_found": problems})
         else:
             missing = self._missing_data(profile, request.provider)
-            if missing:
-                raise ServiceError(
-                    "not_ready", f"not enough samples to train {request.provider}: {'; '.join(missing)} "
-                    f"(or a dataset in {folder}: `voice-agent samples export {request.provider} --speaker {request.speaker}` writes one)")
+            if missing:  # the doors add how to get more: the page names its buttons, the CLI its commands
+                raise ServiceError("not_ready", f"not enough samples to train {request.provider}: {'; '.join(missing)}",
+                                   {**about, "missing": missing})
         for job in self.jobs.list(states=ACTIVE, profile=profile):
             if job.provider == request.provider and job.speaker == request.speaker:
-                raise ServiceError("duplicate", f"job {job.id} already trains {request.provider}/{request.speaker} ({job.state})")
+                raise ServiceError("duplicate", f"job {job.id} already trains {request.provider}/{request.speaker} ({job.state})",
+                                   {"job": job.id, "state": job.state, **about})
         queued = self.jobs.count(states=("queued",))
         if queued >= self._settings.max_queued_jobs:  # each may run for hours: a flood must not queue days of work
             raise ServiceError("busy", f"{queued} training jobs are already queued (at most "
-                                       f"{self._settings.max_queued_jobs}); cancel one or wait for them")
+                                       f"{self._settings.max_queued_jobs}); cancel one or wait for them",
+                               {"queued": queued, "limit": self._settings.max_queued_jobs})
+        estimate = job_estimate(trainer, validated, self.jobs.last_timing(request.provider))
+        if request.check:
+            return {"id": request.id, "check": "ok", "estimate": estimate.as_dict()}
         job = self.jobs.create(profile, request.provider, request.speaker, params, request.when,
                                str(dataset) if dataset is not None else None)
+        if estimate.seconds is not None:  # the time left says it until the job's own steps can
+            job = self.jobs.update(job, progress={"estimate_seconds": round(estimate.seconds)})
         self.runner.enqueue(job)
         if request.when == "now":
             self._soon(self.runner.tick)
@@ -145,9 +156,57 @@ class TrainService:
 
     def status(self, profile: str, request: JobRequest) -> dict[str, Any]:
         if request.job:
-            return {"id": request.id, "job": self._own_job(profile, request.job).as_dict()}
-        return {"id": request.id, "jobs": [j.as_dict() for j in self.jobs.list(profile=profile, limit=20)],
+            return {"id": request.id, "job": self._described(self._own_job(profile, request.job))}
+        return {"id": request.id, "jobs": [self._described(j) for j in self.jobs.list(profile=profile, limit=20)],
                 "trainers": sorted(trainers(self._settings.extra_trainers))}
+
+    def plan(self, profile: str, request: PlanRequest) -> dict[str, Any]:
+        """Before Start: the samples, each trainer's readiness, and how long this job would take
+        here (estimate.py says where that comes from)."""
+        found = trainers(self._settings.extra_trainers)
+        trainer = found.get(request.provider)
+        if trainer is None:
+            raise ServiceError("unknown_trainer", f"no trainer for {request.provider!r}; known: {', '.join(sorted(found))}")
+        try:
+            validated = trainer.params.model_validate(request.params)
+        except ValidationError as exc:
+            raise ServiceError("invalid_params", describe_validation_error(exc),
+                               {"problems": validation_problems(exc, "params")}) from exc
+        samples = self._records.store(profile).list()
+        threshold = self._configs.get(profile).record.threshold
+        rules = {name: readiness(name, samples, threshold) for name in found if name in registry.NAMES
+                 and registry.spec(name).dataset is not None}
+        folders = {name: sum(1 for _ in self._dataset(profile, name, request.speaker).glob("*.wav")) for name in found}
+        estimate = job_estimate(trainer, validated, self.jobs.last_timing(request.provider))
+        return {"id": request.id, "provider": request.provider, "speaker": request.speaker,
+                "dataset": dataset_summary(samples), "trainers": trainer_readiness(found, rules, folders),
+                "estimate": estimate.as_dict()}
+
+    def voice_of(self, profile: str, job_id: str) -> dict[str, Any]:
+        """The voice.json changes that make a finished job's voice the profile's (what Listen
+        tries for one request, and what choosing it sets through config.set)."""
+        job = self._own_job(profile, job_id)
+        changes = self._voice_changes(job)
+        if job.state != "finished":
+            raise ServiceError("not_ready", f"job {job.id} has not finished ({job.state})", {"job": job.id, "state": job.state})
+        if not changes:
+            raise ServiceError("not_ready", f"job {job.id} made no voice the profile can speak with", {"job": job.id})
+        return changes
+
+    def _voice_changes(self, job: Job) -> dict[str, Any]:
+        trainer = trainers(self._settings.extra_trainers).get(job.provider)
+        if trainer is None or trainer.use is None or job.state != "finished" or not job.outputs:
+            return {}
+        return trainer.use([Path(p) for p in job.outputs], job.speaker, trainer.params.model_validate(job.params))
+
+    def _described(self, job: Job) -> dict[str, Any]:
+        """A job as the doors show it, with ``voice``: the changes that would make its voice the profile's."""
+        try:
+            voice = self._voice_changes(job)
+        except (ValidationError, KeyError) as exc:  # params of an older trainer version: it is shown, not chosen
+            log.info("job %s: no voice to choose (%s)", job.id, exc)
+            voice = {}
+        return {**job.as_dict(), "voice": voice}
 
     def trainers(self, profile: str, request: Any) -> dict[str, Any]:
         """Each trainer's parameters as JSON schema (ranges, defaults, descriptions): what a form

@@ -7,12 +7,13 @@ import csv
 import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from providers.kokoro import cli, dataset
 from providers.kokoro.catalog import CATALOG
 from providers.kokoro.config import KokoroSettings
 from providers.kokoro.train_params import VoicepackParams
-from providers.spec import CliSpec, DatasetSpec, ProviderSpec, Readiness, SampleView, TrainerSpec, enough
+from providers.spec import CliSpec, DatasetSpec, ProviderSpec, Readiness, RoughPace, SampleView, TrainerSpec, enough
 
 METADATA = "metadata.csv"  # LJSpeech-style: file|transcript, what the trainer reads
 
@@ -22,7 +23,20 @@ def with_transcripts(samples: Sequence[SampleView]) -> list[SampleView]:
 
 
 def readiness(samples: Sequence[SampleView], threshold: float) -> Readiness:
-    return enough(with_transcripts(samples), 30, 5.0)
+    return enough(with_transcripts(samples), 30, 5.0, noun="samples with transcripts")
+
+
+def use_voicepack(outputs: Sequence[Path], speaker: str, params: Any) -> dict[str, Any]:
+    """The profile speaks Kokoro with the voicepack (the .npy: reading it needs no torch)."""
+    pack = next((p for p in outputs if p.suffix == ".npy"), None)
+    if pack is None:
+        return {}
+    lang = getattr(params, "lang_code", "a")
+    return {"tts": {"provider": "kokoro", "kokoro": {"useCustomVoicepack": True, "voicepackPath": str(pack), "langCode": lang}}}
+
+
+# bench/RESULTS.md: a 60-step run took 7.5 minutes alone on the 2-core bench machine, checks included
+BENCH_PACE = RoughPace(7.5, 0.0, "cpu", "bench/RESULTS.md: 60 steps in 7.5 min on a 2-core CPU")
 
 
 def write_metadata(directory: Path, samples: Sequence[SampleView]) -> None:
@@ -41,7 +55,7 @@ SPEC = ProviderSpec(
     extra="kokoro",
     dataset=DatasetSpec("kokoro-datasets", readiness, "samples with transcripts", with_transcripts, write_metadata),
     trainer=TrainerSpec("providers.kokoro.voicepack_trainer:KokoroVoicepackTrainer", VoicepackParams, "kokoro-voicepacks",
-                        dataset.problems),
+                        dataset.problems, steps=lambda params: int(params.epochs), rough=BENCH_PACE, use=use_voicepack),
     cli=CliSpec(cli.add_parser, cli.run),
     catalog=CATALOG,
 )

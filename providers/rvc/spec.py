@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from providers.rvc import cli
 from providers.rvc.config import RvcSettings
@@ -27,7 +28,7 @@ def dataset_problems(directory: Path, params: RvcTrainParams) -> list[str]:
 
     wavs = sorted(directory.glob("*.wav"))
     if not wavs:
-        return [f"no WAVs in {directory}: export a dataset with `voice-agent samples export rvc`"]
+        return [f"no WAVs in {directory}"]
     seconds = 0.0
     for wav in wavs:
         try:
@@ -40,6 +41,11 @@ def dataset_problems(directory: Path, params: RvcTrainParams) -> list[str]:
     return []
 
 
+def use_model(outputs: Sequence[Path], speaker: str, params: Any) -> dict[str, Any]:
+    """The profile speaks through the model: its folder under rvc-models/ is the speaker's."""
+    return {"tts": {"provider": "rvc", "rvc": {"speakerId": speaker}}} if outputs else {}
+
+
 SPEC = ProviderSpec(
     name="rvc",
     settings=RvcSettings,
@@ -47,6 +53,7 @@ SPEC = ProviderSpec(
     summary="Piper or Kokoro speech converted to the owner's timbre by an RVC model and its index",
     extra="rvc",
     dataset=DatasetSpec("rvc-reference", readiness),
-    trainer=TrainerSpec("providers.rvc.trainer:RvcTrainer", RvcTrainParams, "rvc-models", dataset_problems),
+    trainer=TrainerSpec("providers.rvc.trainer:RvcTrainer", RvcTrainParams, "rvc-models", dataset_problems,
+                        steps=lambda params: int(params.total_epochs), use=use_model),
     cli=CliSpec(cli.add_parser, cli.run),
 )

@@ -25,6 +25,7 @@ from agent.record.analysis import Analysis
 from agent.record.requests import RecordRequest
 from agent.record.service import RecordService
 from agent.settings import AgentSettings
+from agent.cli.train import cli_hint
 from agent.train.requests import TrainRequest
 from agent.train.service import TrainService
 from tests.agent.gpu.test_arbiter import FakeGpus
@@ -99,7 +100,10 @@ def test_without_a_folder_the_samples_must_be_ready(rig: Rig) -> None:
     rig.keep(2)
     refused = refusal(rig, "rvc")
     assert refused.code == "not_ready" and "48 more samples (have 2, need 50)" in str(refused)
-    assert "samples export rvc --speaker owner" in str(refused)
+    assert "voice-agent" not in str(refused)  # each door says how to get more in its own words
+    assert refused.data and refused.data["missing"][0] == "48 more samples (have 2, need 50)"
+    assert refused.data and (refused.data["provider"], refused.data["speaker"]) == ("rvc", "owner")
+    assert "samples export rvc --speaker owner" in cli_hint(refused.code, refused.data)
     fill(rig.layout.voice_folder("default", "rvc-reference", "owner"), 3, seconds=0.5, transcripts=False)
     assert "at least 1 are needed" in str(refusal(rig, "rvc"))
 
