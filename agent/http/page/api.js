@@ -10,6 +10,12 @@ export class ApiError extends Error {
     this.status = status;
     this.code = body.code || "http_error";
     this.data = body.data || {};
+    this.hint = body.hint || "";
+  }
+
+  /** What to do about it in the page's words (agent/http/hints.py), else the agent's message. */
+  get advice() {
+    return this.hint || this.message;
   }
 
   get problems() {
@@ -92,6 +98,15 @@ export async function getJSON(path) {
 export async function blobURL(path) {
   const blob = await (await send(path)).blob();
   return URL.createObjectURL(blob);
+}
+
+/** Speech from POST /api/tts as a blob: URL and the headers that say who spoke it. */
+export async function speech(profile, body) {
+  const response = await send("/api/tts", {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ profile, ...body }),
+  });
+  return { url: URL.createObjectURL(await response.blob()), provider: response.headers.get("X-Provider"),
+    voice: response.headers.get("X-Voice"), fallback: response.headers.get("X-Fallback") === "true" };
 }
 
 export function sampleAudioPath(profile, sample) {

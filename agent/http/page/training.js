@@ -1,13 +1,26 @@
 // Training: start a job (the trainer's parameters as inputs from its schema, train.trainers),
 // follow the current one live (the profile's state document and training.* events from
 // /api/events), cancel it, and look at past jobs and their logs (train.status, train.logs).
+// Before Start: the samples, what each trainer lacks and how long the job would take here
+// (train.plan); Start stays off, saying why, while the agent would refuse the job (train with
+// check). After a job: Listen and Use this voice (listen.js).
 
 import { ApiError, command } from "./api.js";
 import { SchemaForm } from "./form.js";
+import { ListenBox } from "./listen.js";
 import { $, badge, bar, clearProblems, duration, el, say, showProblems, status, when } from "./ui.js";
 
 const ACTIVE = ["queued", "running", "paused"];
+// Refusals that no change of the form's values fixes: Start stays off and says why. Values the
+// agent refuses (a bad speaker, a parameter out of range) are shown at their fields on Start.
+const BLOCKING = ["not_ready", "duplicate", "busy", "unknown_trainer", "record_unavailable"];
 const STATE_KIND = { running: "busy", queued: "", paused: "warn", finished: "good", failed: "bad", cancelled: "" };
+
+function timeLeft(progress, active) {
+  if (!active || typeof progress.eta_seconds !== "number") return "—";
+  const basis = progress.eta_basis ? ` (${progress.eta_basis})` : "";
+  return `about ${duration(progress.eta_seconds)}${basis}`;
+}
 
 function share(progress) {
   if (progress.state === "finished") return 1;
@@ -22,11 +35,80 @@ export class TrainingScreen {
     this.logJob = null;
     this.refreshing = null;
     this.logTimer = null;
-    $("train-provider").addEventListener("change", () => this.params());
+    this.planning = null;
+    this.planAsked = 0;
+    this.listen = new ListenBox(this);
+    $("train-provider").addEventListener("change", () => {
+      this.params();
+      this.plan();
+    });
+    $("train-speaker").addEventListener("input", () => this.planSoon());
+    $("train-params").addEventListener("input", () => this.planSoon());
+    $("train-params").addEventListener("change", () => this.planSoon());
     $("train-form").addEventListener("submit", (event) => {
       event.preventDefault();
       this.start();
     });
+  }
+
+  body(check = false) {
+    const formNode = $("train-form");
+    return {
+      provider: $("train-provider").value, speaker: $("train-speaker").value,
+      when: formNode.querySelector("input[name=when]:checked").value, ...this.form.changes(), ...(check ? { check: true } : {}),
+    };
+  }
+
+  planSoon() {
+    clearTimeout(this.planning);
+    this.planning = setTimeout(() => this.plan(), 300);
+  }
+
+  // -- before Start: the dataset, each trainer's readiness, the estimate, and whether Start may go
+  async plan() {
+    const asked = ++this.planAsked;
+    const body = this.body();
+    let plan = null;
+    let refusal = null;
+    const [planned, checked] = await Promise.allSettled([
+      command(this.profile, "train.plan", { provider: body.provider, speaker: body.speaker, params: body.params || {} }),
+      command(this.profile, "train", this.body(true)),
+    ]);
+    if (asked !== this.planAsked) return; // a newer question was asked meanwhile
+    if (planned.status === "fulfilled") plan = planned.value;
+    if (checked.status === "rejected") {
+      if (!(checked.reason instanceof ApiError)) throw checked.reason;
+      if (BLOCKING.includes(checked.reason.code)) refusal = checked.reason;
+    }
+    this.showPlan(plan, planned.status === "rejected" ? planned.reason : null);
+    const start = $("train-start");
+    start.disabled = refusal !== null;
+    const blocked = $("train-blocked");
+    blocked.hidden = refusal === null;
+    blocked.textContent = refusal ? `Start is off: ${refusal.advice}` : "";
+    blocked.dataset.code = refusal ? refusal.code : "";
+  }
+
+  showPlan(plan, error) {
+    const box = $("train-plan");
+    if (!plan) {
+      $("plan-dataset").textContent = error ? `No plan: ${error.advice || error.message}` : "";
+      $("plan-trainers").replaceChildren();
+      $("plan-estimate").textContent = "";
+      box.dataset.source = "";
+      return;
+    }
+    const d = plan.dataset;
+    $("plan-dataset").textContent = `The samples: ${d.samples} kept, ${d.minutes.toFixed(1)} minutes; `
+      + `${d.with_transcripts} with transcripts (${d.minutes_with_transcripts.toFixed(1)} minutes).`;
+    $("plan-trainers").replaceChildren(...Object.entries(plan.trainers).map(([name, ready]) => el("li",
+      { "data-trainer": name, class: ready.ready ? "ready" : "missing" },
+      el("strong", {}, name), " ", badge(ready.ready ? "ready" : "not yet", ready.ready ? "good" : "warn"), " ",
+      ready.ready ? (ready.note || "enough samples") : `needs ${ready.missing.join("; ")}`)));
+    const estimate = plan.estimate;
+    $("plan-estimate").replaceChildren(el("strong", {}, "Time: "), estimate.words);
+    box.dataset.source = estimate.source;
+    box.dataset.seconds = estimate.seconds === null ? "" : String(estimate.seconds);
   }
 
   async show(profile) {
@@ -49,7 +131,7 @@ export class TrainingScreen {
       this.params();
     }
     this.now((this.app.states[profile] || {}).training);
-    await this.jobs();
+    await Promise.all([this.jobs(), this.plan()]);
   }
 
   params() {
@@ -66,10 +148,7 @@ export class TrainingScreen {
     clearProblems(formNode);
     this.form.clearProblems();
     say($("train-error"), "");
-    const body = {
-      provider: $("train-provider").value, speaker: $("train-speaker").value,
-      when: formNode.querySelector("input[name=when]:checked").value, ...this.form.changes(),
-    };
+    const body = this.body();
     $("train-start").disabled = true;
     try {
       const answer = await command(this.profile, "train", body);
@@ -79,9 +158,9 @@ export class TrainingScreen {
       status($("train-status"), "");
       if (!(error instanceof ApiError)) throw error;
       const left = showProblems(formNode, this.form.showProblems(error.problems));
-      if (!error.problems.length || left.length) say($("train-error"), `${error.message}`);
+      if (!error.problems.length || left.length) say($("train-error"), error.advice);
     } finally {
-      $("train-start").disabled = false;
+      await this.plan(); // Start is on again only where the agent would take another job
     }
   }
 
@@ -97,7 +176,7 @@ export class TrainingScreen {
     const step = progress.total ? `${progress.stage || "step"} ${progress.step ?? 0} of ${progress.total}` : (progress.stage || "");
     const facts = [
       ["Progress", step], ["Best", progress.best ?? "—"], ["Loss", progress.loss === null || progress.loss === undefined ? "—" : Number(progress.loss).toPrecision(3)],
-      ["Time left", active && progress.eta_seconds !== null && progress.eta_seconds !== undefined ? duration(progress.eta_seconds) : "—"],
+      ["Time left", timeLeft(progress, active)],
     ];
     const cancel = active ? el("button", { type: "button", class: "danger", onclick: () => this.cancel(progress.job) }, "Cancel") : "";
     box.replaceChildren(
@@ -112,6 +191,7 @@ export class TrainingScreen {
     );
     box.dataset.state = progress.state;
     box.dataset.percent = String(percent);
+    box.dataset.eta = active && typeof progress.eta_seconds === "number" ? String(progress.eta_seconds) : "";
     const cell = document.querySelector(`#jobs-rows tr[data-job="${CSS.escape(progress.job)}"] td.score`);
     if (cell) cell.replaceChildren(bar(share(progress), `${percent} %`, progress.state === "finished" ? "good" : ""));
   }
@@ -132,6 +212,9 @@ export class TrainingScreen {
     const rows = answer.jobs.map((job) => {
       const progress = { ...job.progress, state: job.state };
       const buttons = [el("button", { type: "button", class: "quiet", onclick: () => this.log(job.id) }, "Log")];
+      if (job.state === "finished" && job.voice && Object.keys(job.voice).length) {
+        buttons.unshift(el("button", { type: "button", "data-listen": job.id, onclick: () => this.listen.open(job) }, "Listen"));
+      }
       if (ACTIVE.includes(job.state)) buttons.push(el("button", { type: "button", class: "danger", onclick: () => this.cancel(job.id) }, "Cancel"));
       return el("tr", { "data-job": job.id },
         el("td", { class: "job-id" }, job.id), el("td", {}, `${job.provider} · ${job.speaker}`),
@@ -159,7 +242,10 @@ export class TrainingScreen {
     if (event.kind !== "event" || event.profile !== this.profile || !event.type.startsWith("training.") || !this.app.visible(this)) return;
     if (!["training.progress", "training.checkpoint"].includes(event.type)) {
       clearTimeout(this.refreshing);
-      this.refreshing = setTimeout(() => this.jobs(), 200);
+      this.refreshing = setTimeout(() => {
+        this.jobs();
+        this.plan();
+      }, 200);
     }
     if (this.logJob && event.data.job === this.logJob && !this.logTimer) {
       this.logTimer = setTimeout(() => {
