@@ -117,7 +117,9 @@ def item(page: Any, name: str) -> Any:
     return page.locator(f"#upload-list li[data-file='{name}']")
 
 
-def test_a_minute_of_flac_is_cut_into_samples_and_an_mp3_keeps_its_transcript(page: Any, agent: AgentProcess) -> None:
+def test_a_minute_of_flac_is_cut_into_samples_and_an_mp3_keeps_its_transcript(
+    page: Any, agent: AgentProcess, tmp_path: Path,
+) -> None:
     flac, line = a_minute_of_the_owner(), SENTENCES[0]
     open_screen(page, agent, "long", "samples")
     pick(page, ("owner-minute.flac", "audio/flac", flac))
@@ -144,9 +146,13 @@ def test_a_minute_of_flac_is_cut_into_samples_and_an_mp3_keeps_its_transcript(pa
     assert sorted(listed[k]["duration"] for k in kept)[0] > 2  # sentences, not slivers
     page.wait_for_function(f"() => document.querySelectorAll('#samples-rows tr').length === {len(listed)}")
     assert page.inner_text("#upload-status") == f"{len(listed)} samples kept from these files."
+    page.locator("#upload-card").screenshot(path=str(tmp_path / "upload-card.png"))
 
 
-def test_a_forged_wav_and_a_flac_that_is_not_one_are_refused_and_nothing_is_stored(page: Any, agent: AgentProcess) -> None:
+def test_a_forged_wav_and_a_flac_that_is_not_one_are_refused_and_nothing_is_stored(
+    browser: Any, agent: AgentProcess, tmp_path: Path,
+) -> None:
+    context, page, errors = new_page(browser, 390, 844)  # on a phone, as the household's member holds it
     forged = bytearray(wav(owner(SENTENCES[1]), OWNER_RATE))
     at = forged.index(b"data") + 4
     forged[at:at + 4] = (1_500_000_000).to_bytes(4, "little")  # a header claiming 1.5 GB
@@ -164,6 +170,9 @@ def test_a_forged_wav_and_a_flac_that_is_not_one_are_refused_and_nothing_is_stor
     assert item(page, "forged.wav").get_attribute("data-code") == "invalid_audio"
     assert samples(agent, "hostile") == []
     assert page.inner_text("#upload-status") == "0 samples kept from these files."
+    page.locator("#upload-card").screenshot(path=str(tmp_path / "upload-card-phone.png"))
+    context.close()
+    assert errors.errors == [], errors.errors
 
 
 def test_every_tab_is_on_a_phone_screen_and_the_cards_fit(browser: Any, agent: AgentProcess, tmp_path: Path) -> None:

@@ -16,6 +16,10 @@ function clock(seconds) {
   return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")}`;
 }
 
+function size(bytes) {
+  return bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(bytes / 1e3))} kB`;
+}
+
 function plural(count, word) {
   return `${count} ${word}${count === 1 ? "" : "s"}`;
 }
@@ -65,13 +69,13 @@ export class AudioUploads {
         "aria-label": `Transcript of ${file.name}`, spellcheck: "true" });
       item.result = el("div", { class: "result" });
       item.badge = el("span", { class: "badge" });
+      item.remove = el("button", { type: "button", class: "quiet small", onclick: () => this.remove(item) }, "Remove");
       item.node = el("li", { "data-file": file.name },
         el("div", { class: "line" }, el("span", { class: "name" }, file.name),
-          el("span", { class: "hint" }, `${(file.size / 1e6).toFixed(1)} MB`), item.badge,
-          el("button", { type: "button", class: "quiet small", onclick: () => this.remove(item) }, "Remove")),
+          el("span", { class: "hint" }, size(file.size)), item.badge, item.remove),
         item.transcript, item.result);
       if (!SUFFIXES.some((suffix) => file.name.toLowerCase().endsWith(suffix))) {
-        this.finish(item, "refused", `Not sent: ${file.name} is not a WAV, FLAC, OGG or MP3 file.`);
+        this.finish(item, "refused", `Not sent: ${file.name} is not a WAV, FLAC, OGG or MP3 file.`, [], "not sent");
       } else {
         this.mark(item, "waiting", "waiting");
       }
@@ -108,10 +112,13 @@ export class AudioUploads {
     item.badge.className = `badge ${kind}`;
   }
 
-  finish(item, state, message, pieces = []) {
+  finish(item, state, message, pieces = [], label = "") {
     const kind = state === "done" ? "good" : (state === "refused" ? "bad" : "warn");
-    this.mark(item, state, state === "done" ? "done" : (state === "refused" ? "refused" : "nothing kept"), kind);
+    this.mark(item, state, label || (state === "done" ? "done" : (state === "refused" ? "refused" : "nothing kept")), kind);
     item.transcript.disabled = true;
+    item.transcript.hidden = !item.transcript.value.trim();
+    item.remove.textContent = "Dismiss";
+    item.remove.title = "Take it off this list (what was kept stays in the samples)";
     item.result.replaceChildren(el("p", { class: "summary" }, message), ...pieces);
   }
 
