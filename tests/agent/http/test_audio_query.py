@@ -47,3 +47,8 @@ def test_query_fields_are_checked_by_the_request_model() -> None:
     assert (status, refused["code"]) == (400, "invalid_payload") and "speed" in refused["error"]
     status, refused = send(core_with_the_real_model(), post(f"{RECORD}?audio_b64=AAAA", b"\0" * 8, "audio/wav"))
     assert (status, refused["code"]) == (400, "invalid_payload")  # the body is the audio: not a second one
+
+
+def test_the_body_is_the_audio_whatever_the_query_says() -> None:
+    assert send(core_with_the_real_model(), post(f"{RECORD}?audio=tiny", b"\0" * 8, "audio/wav"))[1] == \
+        {"data": {"audio": 8, "transcript": None, "source": None}}
