@@ -287,7 +287,8 @@ class Api:
             body = await read_body(request, self._settings.max_audio_bytes, room.hold.grow)
             # a recording's JSON envelope may be as large as the recording (as over MQTT)
             audio = request.content_type.startswith("audio/")
-            document = {"audio": body} if audio else json_object(body, "body")
+            # raw audio takes its other fields (transcript, source) from the query string
+            document = {**request.query, "audio": body} if audio else json_object(body, "body")
             return web.json_response({"data": await self.call(profile, name, document, run=room.run)})
         finally:
             room.hold.release()  # nothing, once its job took the bytes over

@@ -1,4 +1,11 @@
-"""Audio from the network, made uniform: mono float32 at 16 kHz, or a clear error."""
+"""Audio from the network, made uniform: mono float32 at 16 kHz, or a clear error.
+
+What it takes (``sniff.py``): WAV, FLAC, OGG Vorbis or Opus, MP3, through libsndfile (MP3 since
+libsndfile 1.1; the wheel's is 1.2). What a file of any size can decode to is bounded by
+``max_seconds`` at the analysis rate (600 s at 16 kHz: 38 MB of float32), whatever its header
+says: a small compressed file that claims hours is refused by its header, one that states no
+length at all (a FLAC streamed without one) is refused too, and what is read is counted block by
+block, in case a header understated it."""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from agent.record.sniff import OPENS_AS, HeaderError, kind_of
 from providers.common.audio import from_pcm16
 
 ANALYSIS_RATE = 16000  # webrtcvad, DNSMOS and Resemblyzer all work at 16 kHz
@@ -17,6 +25,7 @@ MAX_SECONDS = 600.0
 RATES = (4000, 96000)
 MAX_CHANNELS = 2
 BLOCK_SECONDS = 2.0  # decoded (and resampled) a block at a time: memory follows the output, not the input
+UNKNOWN_FRAMES = 2**62  # libsndfile's count for a file that does not state its length (SF_COUNT_MAX)
 
 
 class AudioDecodeError(ValueError):
@@ -34,33 +43,43 @@ class Audio:
 
 
 def decode_wav(data: bytes, rate: int | None = None, max_seconds: float = MAX_SECONDS) -> Audio:
-    """Any WAV (or FLAC, OGG) soundfile reads, mixed down to mono, at ``rate`` when given.
+    """A WAV, FLAC, OGG (Vorbis, Opus) or MP3 recording, mixed down to mono, at ``rate`` when given.
 
-    Refused before decoding: rates and channel counts no microphone sends, and a header that
-    says it is longer than ``max_seconds``; refused while decoding: more audio than that, NaN."""
+    Refused before decoding: other containers, a WAV that states far more audio than it holds,
+    rates and channel counts no microphone sends, and a header that says it is longer than
+    ``max_seconds``; refused while decoding: more audio than that, NaN."""
     import soundfile
 
     if not data:
         raise AudioDecodeError("empty audio payload")
     try:
+        kind = kind_of(data)
+    except HeaderError as exc:
+        raise AudioDecodeError(str(exc)) from None
+    try:
         with soundfile.SoundFile(io.BytesIO(data)) as handle:
+            if handle.format not in OPENS_AS[kind]:
+                raise AudioDecodeError(f"not a readable {kind} file: it opens as {handle.format}")
             source_rate, channels = int(handle.samplerate), int(handle.channels)
             if not RATES[0] <= source_rate <= RATES[1]:
                 raise AudioDecodeError(f"unsupported sample rate {source_rate} Hz (a microphone sends {RATES[0]}-{RATES[1]})")
             if channels > MAX_CHANNELS:
                 raise AudioDecodeError(f"{channels} channels: send mono or stereo")
             limit = int(max_seconds * source_rate)
+            if handle.frames >= UNKNOWN_FRAMES:  # libsndfile cannot read such a file to its end either
+                raise AudioDecodeError(f"the {kind} file does not say how long it is: save it again with an editor")
             if handle.frames > limit:
                 raise AudioDecodeError(f"audio is {handle.frames / source_rate:.0f} s long; the limit is {max_seconds:g} s")
             samples = _read_mono(handle, source_rate, rate or source_rate, limit, max_seconds)
     except AudioDecodeError:
         raise
     except (RuntimeError, soundfile.LibsndfileError, ValueError) as exc:
-        raise AudioDecodeError(f"not a readable WAV file: {exc}") from exc
+        why = getattr(exc, "error_string", None) or str(exc)  # libsndfile's words, without the BytesIO's repr
+        raise AudioDecodeError(f"not a readable {kind} file: {why}") from exc
     if samples.size == 0:
-        raise AudioDecodeError("the WAV file holds no samples")
+        raise AudioDecodeError(f"the {kind} file holds no samples")
     if not np.isfinite(samples).all():
-        raise AudioDecodeError("the WAV file holds NaN or infinite samples")
+        raise AudioDecodeError(f"the {kind} file holds NaN or infinite samples")
     return Audio(np.clip(samples, -1.0, 1.0).astype(np.float32), rate or source_rate)
 
 

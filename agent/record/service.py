@@ -363,7 +363,7 @@ class RecordService:
                 reasons.append(f"score {item.score:.0f} below the threshold {config.threshold:g}")
             summary = {
                 "request_id": job.id, "score": item.score, "components": item.components,
-                "duration": round(len(item.samples) / ANALYSIS_RATE, 3),
+                "duration": round(len(item.samples) / ANALYSIS_RATE, 3), "start": round(item.start, 3),
                 "speaker_similarity": item.measurements.speaker_similarity,
             }
             if reasons:

@@ -136,3 +136,13 @@ export function events(profile) {
   url.searchParams.set("profile", profile);
   return new EventSource(withToken(url).toString());
 }
+
+/** A recording for an audio command (`record`): the file's bytes as the body (audio/*), its other
+ * fields (transcript, source) in the query string; the command's `data`. */
+export async function commandWithAudio(profile, name, file, fields = {}) {
+  const query = new URLSearchParams(Object.entries(fields).filter(([, value]) => value)).toString();
+  const type = file.type && file.type.startsWith("audio/") ? file.type : "audio/octet-stream";
+  const path = `${profilePath(profile)}/commands/${encodeURIComponent(name)}${query ? `?${query}` : ""}`;
+  const response = await send(path, { method: "POST", headers: { "Content-Type": type }, body: file });
+  return (await response.json()).data;
+}

@@ -3,6 +3,7 @@
 // readiness per provider as bars (samples.readiness, then live from the state); the report.
 
 import { ApiError, blobURL, command, reportPath, sampleAudioPath } from "./api.js";
+import { AudioUploads } from "./audio-uploads.js";
 import { $, badge, bar, clearProblems, duration, el, say, showProblems, status, when } from "./ui.js";
 
 const LIMIT = 500;
@@ -25,6 +26,12 @@ export class SamplesScreen {
     });
     $("report-make").addEventListener("click", () => this.report());
     $("sample-audio").addEventListener("ended", () => this.stopped());
+    this.uploads = new AudioUploads(this);
+  }
+
+  /** The table and the bars again (after uploads: what they kept). */
+  async refresh() {
+    await Promise.all([this.list(), this.readiness()]);
   }
 
   async show(profile) {

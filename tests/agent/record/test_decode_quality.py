@@ -23,7 +23,7 @@ def test_formats_decode_to_mono_float(subtype: str, channels: int) -> None:
 
 @pytest.mark.parametrize(
     ("data", "words"),
-    [(b"", "empty"), (b"RIFF....WAVEjunk", "not a readable WAV"), (b"\x00" * 64, "not a readable WAV")],
+    [(b"", "empty"), (b"RIFF....WAVEjunk", "not a readable WAV"), (b"\x00" * 64, "not a WAV, FLAC")],
 )
 def test_bad_payloads(data: bytes, words: str) -> None:
     with pytest.raises(AudioDecodeError, match=words):

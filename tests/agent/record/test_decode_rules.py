@@ -76,10 +76,13 @@ def test_a_requested_rate_resamples_the_whole_recording_tail_included() -> None:
     assert np.abs(audio.samples - whole).max() < 1e-3
 
 
+WAV_HEAD = b"RIFF\x00\x00\x00\x00WAVE"  # what the sniffer looks at; the stand-in decoder reads the rest
+
+
 class LyingFile:
     """A SoundFile whose header says it holds nothing: only the blocks read show its length."""
 
-    samplerate, channels, frames = 8000, 1, 0
+    samplerate, channels, frames, format = 8000, 1, 0, "WAV"
 
     def __init__(self, blocks: list[int]) -> None:
         self._blocks = blocks
@@ -105,11 +108,11 @@ def lying(monkeypatch: pytest.MonkeyPatch, blocks: list[int]) -> LyingFile:
 
 def test_what_is_read_is_counted_across_blocks_whatever_the_header_says(monkeypatch: pytest.MonkeyPatch) -> None:
     handle = lying(monkeypatch, [8000, 4000])
-    audio = decode_wav(b"x", max_seconds=1.5)  # exactly 1.5 s read: passes
+    audio = decode_wav(WAV_HEAD, max_seconds=1.5)  # exactly 1.5 s read: passes
     assert len(audio.samples) == 12000 and audio.rate == 8000
     assert handle.asked == {"blocksize": 16000, "dtype": "float32", "always_2d": True}
     lying(monkeypatch, [8000, 4001])
-    assert refusal(b"x", max_seconds=1.5) == "audio is longer than the limit of 1.5 s"
+    assert refusal(WAV_HEAD, max_seconds=1.5) == "audio is longer than the limit of 1.5 s"
 
 
 def test_pcm16_is_read_as_it_comes_and_an_odd_length_is_refused() -> None:

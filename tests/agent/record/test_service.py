@@ -29,10 +29,10 @@ RATE = 16000
 
 
 def scored(score: float, seconds: float = 2.0, reasons: list[str] | None = None, value: float = 0.1,
-           similarity: float | None = None) -> Scored:
+           similarity: float | None = None, start: float = 0.0) -> Scored:
     samples = np.full(int(seconds * RATE), value, np.float32)
     m = Measurements(0.8, 25.0, 0.0, -20.0, seconds, None, similarity)
-    return Scored(samples, 0.0, score, {"snr": 80.0}, m, list(reasons or []), np.ones(4, np.float32) * value)
+    return Scored(samples, start, score, {"snr": 80.0}, m, list(reasons or []), np.ones(4, np.float32) * value)
 
 
 class FakeAnalyser:
@@ -369,7 +369,7 @@ def test_an_unexpected_failure_is_logged_with_its_recording(setup: Any, caplog: 
 
 def test_what_is_told_of_each_sample(setup: Any, caplog: pytest.LogCaptureFixture) -> None:
     service, analyser, bus, home = setup
-    good, low = scored(91.0, seconds=2.5, similarity=0.876), scored(40.0, seconds=1.25)
+    good, low = scored(91.0, seconds=2.5, similarity=0.876, start=0.25), scored(40.0, seconds=1.25, start=3.1234)
     analyser.results.append(Analysis(5.12345, [good, low], []))
     caplog.set_level("INFO")
     result = service.submit("default", RecordRequest(id="told", audio=b"RIFF-told", transcript="two things")).result(10)
@@ -377,10 +377,10 @@ def test_what_is_told_of_each_sample(setup: Any, caplog: pytest.LogCaptureFixtur
     assert (result["id"], result["seconds"], result["utterances"]) == ("told", 5.123, 2)
     [captured] = bus.events("sample.captured")
     assert captured == {"request_id": "told", "score": 91.0, "components": {"snr": 80.0}, "duration": 2.5,
-                        "speaker_similarity": 0.876, "id": result["kept"][0]["id"]}
+                        "start": 0.25, "speaker_similarity": 0.876, "id": result["kept"][0]["id"]}
     [rejected] = bus.events("sample.rejected")
     assert rejected == {"request_id": "told", "score": 40.0, "components": {"snr": 80.0}, "duration": 1.25,
-                        "speaker_similarity": None, "reasons": ["score 40 below the threshold 70"]}
+                        "start": 3.123, "speaker_similarity": None, "reasons": ["score 40 below the threshold 70"]}
     sample = service.store("default").get(captured["id"])
     assert sample is not None and sample.components == {"snr": 80.0} and sample.speaker_similarity == 0.876
     assert sample.measurements["snr_db"] == 25.0 and sample.transcript is None  # two utterances: whose words?
