@@ -28,7 +28,7 @@ from agent.voices.catalog import Catalog, Entry, closest
 from agent.voices.download import Fetch, failed, fetch, room
 from agent.voices.requests import CatalogRequest, DownloadRequest
 from providers import registry
-from providers.base import ProviderError
+from providers.base import ProviderError, ProviderUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +209,8 @@ class VoiceDownloads:
             self._emit(job, "progress", {"done": before, "total": total or before})  # no size published: now known
             try:
                 files = job.entry.spec.install(voice, fetched, self._voices_dir)
+            except ProviderUnavailableError as exc:  # a package it needs is not installed: what to install
+                raise ServiceError(exc.code, f"{voice.provider} voice {voice.name} cannot be installed: {exc}") from exc
             except (ProviderError, ValueError, OSError) as exc:
                 raise ServiceError("voice_download_failed", f"{voice.provider} voice {voice.name} from "
                                    f"{job.entry.base_url} is not a usable voice: {exc}; check the voices URL "
