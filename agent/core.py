@@ -59,7 +59,7 @@ class Core:
         self.engines = ProviderPool(gpu_guard=self.arbiter.reserve, on_create=self._engine_created)
         self.names = VoiceNames(self.catalog, lambda provider, ctx: self.engines.get(provider).voices(ctx),
                                 self.layout.provider_context)
-        self.configs = ConfigStore(self.layout, self.events, check=self.names.problems)
+        self.configs = ConfigStore(self.layout, self.events, check=self.names.problems, canonical=self.names.canonical)
         self.downloads = VoiceDownloads(settings, self.catalog, self.layout.household_voices, self.events,
                                         self.installed)
         self.actions = ProviderActions(self.engines, self.configs, self.layout, self.events, settings.command_queue_depth)
