@@ -34,7 +34,7 @@ from agent.voices.listing import listing
 from agent.voices.imports import ImportOptions, import_voices, limits_for
 from agent.voices.names import VoiceNames
 from agent.voices.requests import ImportRequest, VoicesRequest
-from agent.voices.resolve import resolve
+from agent.voices.resolve import resolve, voice_parts
 from agent.voices.service import VoiceDownloads
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class Core:
         self.engines = ProviderPool(gpu_guard=self.arbiter.reserve, on_create=self._engine_created)
         self.names = VoiceNames(self.catalog, lambda provider, ctx: self.engines.get(provider).voices(ctx),
                                 self.layout.provider_context)
-        self.configs = ConfigStore(self.layout, self.events, check=self.names.problems)
+        self.configs = ConfigStore(self.layout, self.events, check=self.names.problems, canonical=self.names.canonical)
         self.downloads = VoiceDownloads(settings, self.catalog, self.layout.household_voices, self.events,
                                         self.installed)
         self.actions = ProviderActions(self.engines, self.configs, self.layout, self.events, settings.command_queue_depth)
@@ -74,6 +74,7 @@ class Core:
                                       settings.stream_inbox_bytes)
         self.train = TrainService(settings, self.layout, self.configs, self.records, self.events, self.state, self.arbiter)
         self.watcher = ConfigWatcher(self.layout, self._config_changed)
+        self.events.listen(self._voice_arrived)
         self.commands: dict[str, Command] = command_table(self)
         # whether requests reach us over the broker: the daemon sets the MQTT door's own answer
         self.reachable: Callable[[], bool] = lambda: True
@@ -212,10 +213,22 @@ class Core:
         """A voice.json that names a catalog voice not installed: fetch it now (on demand), so the
         profile's requests find it; with on-demand off, the log says why it will not speak."""
         tts = self.configs.get(profile).tts
+        settings = tts.settings_for(tts.provider)
+        if not settings.voice_chosen:  # the provider's own pick (Kokoro's per language): fetched only when asked
+            return
         try:
-            self.downloads.want(profile, tts.provider, tts.settings_for(tts.provider).voice_name)
+            self.downloads.want(profile, tts.provider, settings.voice_name)
         except ServiceError as exc:
             log.warning("profile %s: %s", profile, exc)
+
+    def _voice_arrived(self, profile: str, name: str, data: dict[str, Any], when: float) -> None:
+        """A download finished: each profile whose configured voice did not speak for want of it
+        loads it again now (on the download's thread), so state and health stop saying it is missing."""
+        if name != "voices.download.finished":
+            return
+        for waiting, error in self.speak.voice_errors().items():
+            if error["provider"] == data.get("provider") and data.get("name") in voice_parts(error["provider"], error["voice"]):
+                self.speak.preload(waiting)
 
     def _engine_created(self, name: str, engine: Any) -> None:
         self.actions.on_engine(name, engine)

@@ -114,6 +114,12 @@ class ProviderSettings(CamelModel):
         return str(getattr(self, self.voice_field))
 
     @property
+    def voice_chosen(self) -> bool:
+        """Whether the settings name their voice (else the provider picks one when it speaks:
+        nothing is fetched for it ahead, and its absence is no error of the profile's)."""
+        return bool(getattr(self, self.voice_field))
+
+    @property
     def pace(self) -> float:
         """The speed in force, whatever the provider calls it (1.0: the voice's own pace)."""
         return float(getattr(self, self.speed_field))

@@ -29,8 +29,9 @@ def add_parser(sub: Any) -> None:
     actions = voices.add_subparsers(dest="action")
     download = actions.add_parser("download", help="download catalog voices (through the agent when it runs)")
     download.add_argument("names", nargs="+", help="catalog voice names, e.g. en_US-lessac-medium af_heart")
-    download.add_argument("--provider", dest="download_provider", choices=registry.NAMES,
-                          help="whose catalog (default: the first that has the name)")
+    # one destination per option at every level: SUPPRESS keeps the value given before the subcommand
+    download.add_argument("--provider", choices=registry.NAMES, default=argparse.SUPPRESS,
+                          help="whose catalog (default: --provider before `download`, else the first that has the name)")
     download.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for all (default: 3600)")
     catalog = actions.add_parser("catalog", help="show the catalogs' sizes; --update fetches newer ones")
     catalog.add_argument("--update", action="store_true", help="fetch Piper's voices.json from the voices URL (default: only show the catalogs' sizes)")
@@ -45,8 +46,8 @@ def run(settings: AgentSettings, args: argparse.Namespace) -> int:
         return 1
     if args.action == "download":
         payload: dict[str, Any] = {"names": args.names}
-        if args.download_provider:
-            payload["provider"] = args.download_provider
+        if args.provider:
+            payload["provider"] = args.provider
         return _through_agent_or_here(settings, args.profile, "voices.download", payload, args.timeout)
     if args.action == "import":
         return run_import(settings, args)
@@ -208,8 +209,8 @@ def add_import_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     parser.add_argument("path", type=Path, help="the file, folder or archive (.zip, .tar, .tar.gz)")
     parser.add_argument("--name", help="the voice's name, when the file's is not it (one voice only; default: the file's name)")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("-p", "--profile", dest="import_profile", default="default",
-                       help="profile whose voices get it: profiles/<P>/out/voices (default: default)")
+    where.add_argument("-p", "--profile", default=argparse.SUPPRESS,  # the same destination as `voices -p`
+                       help="profile whose voices get it: profiles/<P>/out/voices (default: -p before `import`, else default)")
     where.add_argument("--household", action="store_true", help="every profile's voices instead: out/voices (default: the profile's)")
     parser.add_argument("--replace", action="store_true", help="replace an installed voice of the same name (default: keep it, and refuse with voice_exists)")
 
@@ -219,10 +220,10 @@ def run_import(settings: AgentSettings, args: argparse.Namespace) -> int:
     from agent.cli.host import existing_layout
     from agent.voices.imports import ImportOptions, import_voices, limits_for
 
-    layout = existing_layout(settings, args.import_profile)
+    layout = existing_layout(settings, args.profile)
     if layout is None:
         return 1
-    target = layout.household_voices if args.household else layout.voices_dir(args.import_profile)
+    target = layout.household_voices if args.household else layout.voices_dir(args.profile)
     try:
         installed = import_voices(args.path.absolute(), target, ImportOptions(args.name, args.replace),
                                   limits_for(settings.voice_import_max_mb))

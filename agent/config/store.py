@@ -6,6 +6,7 @@ import json
 import logging
 import threading
 from dataclasses import asdict
+from collections.abc import Callable
 from typing import Any
 
 from agent.config.model import (
@@ -26,11 +27,14 @@ log = logging.getLogger(__name__)
 
 
 class ConfigStore:
-    def __init__(self, layout: Layout, events: EventBus, check: ConfigCheck | None = None) -> None:
+    def __init__(self, layout: Layout, events: EventBus, check: ConfigCheck | None = None,
+                 canonical: Callable[[str, VoiceConfig], VoiceConfig] | None = None) -> None:
         """``check``: what a valid config must also pass, on every write and reload (the voices
-        it names exist: agent/voices/names.py); a failure is a config error like any other."""
+        it names exist: agent/voices/names.py); a failure is a config error like any other.
+        ``canonical``: the config as it is kept, once valid (catalog aliases made voices' names)."""
         self._layout = layout
         self._check = check
+        self._canonical = canonical
         self._events = events
         self._configs: dict[str, VoiceConfig] = {}
         self._errors: dict[str, str] = {}
@@ -61,6 +65,8 @@ class ConfigStore:
             path = self._layout.profile_config(profile)
             config = load_voice_config(self._layout.global_config, path)
             config = checked(config, profile, self._check, str(path))
+            if self._canonical is not None:
+                config = self._canonical(profile, config)
         except ConfigError as exc:
             with self._lock:
                 self._errors[profile] = str(exc)

@@ -21,7 +21,7 @@ from agent.speak.budget import AUDIO_TOO_LONG, AudioBudget, AudioTooLong
 from agent.speak.cache import AudioCache
 from agent.speak.engines import ProviderPool
 from agent.speak.text import pieces
-from providers.base import VOICE_CODES, AudioChunk, ProviderContext, ProviderError
+from providers.base import VOICE_CODES, AudioChunk, ProviderContext, ProviderError, VoiceNotFoundError
 from providers.piper.config import DEFAULT_PIPER_VOICE, PiperSettings
 from providers.settings_base import ProviderSettings
 
@@ -116,7 +116,9 @@ def run_speak(
                 raise SpeakFailed(str(failure), failure.code, name) from failure
             on_fallback(name, str(failure), failure.code)  # its voice is missing, broken, or being fetched
             return _bundled(synthesis, settings, str(failure), failure.code)
-        if failure.code == AUDIO_TOO_LONG or not (settings.fallback_to_piper or fetching) or failure.chunks_sent:
+        asked_missing = job.voice is not None and failure.code == VoiceNotFoundError.code  # a typo, as for Piper
+        if failure.code == AUDIO_TOO_LONG or not (settings.fallback_to_piper or fetching) or failure.chunks_sent \
+                or asked_missing:
             raise SpeakFailed(str(failure), failure.code, name) from failure
         reason, code = str(failure), failure.code
     on_fallback(name, reason, code)

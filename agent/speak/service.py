@@ -163,12 +163,15 @@ class SpeakService:
         can speak at all (a voice that is missing or cannot load is the profile's ``voice_error``)."""
         config = self._configs.get(profile)
         name = config.tts.provider
+        chosen = config.tts.settings_for(name).voice_chosen
         settings = config.tts.settings_for(name).for_text("")
         try:
             self._engines.get(name).preload(settings, self._layout.provider_context(profile))
         except Exception as exc:
             log.warning("could not preload %s for %s: %s", name, profile, exc)
-            self._voice_outcome(profile, name, settings.voice_name, getattr(exc, "code", ""), str(exc))
+            # a voice the provider picks itself (Kokoro's per language) is no error of the profile's until a text needs it
+            code = getattr(exc, "code", "") if chosen else ""
+            self._voice_outcome(profile, name, settings.voice_name, code, str(exc))
         else:
             self._voice_outcome(profile, name, settings.voice_name, "", "")
         self._publish_state(profile)

@@ -81,14 +81,10 @@ class Catalog:
             found = entries.get((provider, self._aliases[(provider, name)]))
         return found
 
-    def voices(self, provider: str | None = None, language: str = "") -> list[CatalogVoice]:
-        """Catalog voices, of one provider and of one language (``en`` or ``en_US``) when asked."""
-        wanted = language.replace("-", "_").lower()
-        return [
-            entry.voice for (name_provider, _), entry in sorted(self.entries().items())
-            if (provider is None or name_provider == provider)
-            and (not wanted or entry.voice.language.lower() == wanted or entry.voice.language.lower().split("_")[0] == wanted)
-        ]
+    def voices(self, provider: str | None = None) -> list[CatalogVoice]:
+        """Catalog voices, of one provider when asked (a language: ``listing.speaks``)."""
+        return [entry.voice for (name_provider, _), entry in sorted(self.entries().items())
+                if provider is None or name_provider == provider]
 
 
 def closest(name: str, known: list[str], count: int = 3) -> list[str]:

@@ -141,19 +141,27 @@ def piper_voice(model: Path, config: Path, name: str) -> Voice:
 
 
 def kokoro_voicepack(path: Path, staging: Path, name: str) -> Voice:
-    """A (510, 1, 256) style: ``.npy`` without pickle, ``.pt`` with ``weights_only``; staged as ``.npy``."""
+    """A (510, 1, 256) style: ``.npy`` without pickle, ``.pt`` with ``weights_only`` in a process of
+    its own (``providers.kokoro.convert``: the agent never imports torch); staged as ``.npy``."""
+    from providers.base import ProviderError
+    from providers.kokoro.convert import pt_to_npy
     from providers.kokoro.voices import VoicepackError, load_voicepack, save_voicepack
 
     name = _voice_name(name)
     magic = NPY_MAGIC if path.suffix == ".npy" else ZIP_MAGIC
     if not _starts_with(path, magic, PICKLE_MAGIC if magic == ZIP_MAGIC else magic):
         raise _refuse(f"{path.name} is not a {'numpy array' if magic == NPY_MAGIC else 'torch tensor'} file")
+    target = staging / ".kokoro" / f"{name}.npy"
     try:
-        style = load_voicepack(path)
+        if path.suffix == ".pt":
+            target.parent.mkdir(parents=True, exist_ok=True)
+            pt_to_npy(path, target)
+        else:
+            save_voicepack(load_voicepack(path), target)
     except VoicepackError as exc:
         raise _refuse(str(exc)) from None
-    target = staging / ".kokoro" / f"{name}.npy"
-    save_voicepack(style, target)
+    except ProviderError as exc:  # provider_unavailable without torch; a reader that ran out of time
+        raise ServiceError(exc.code, str(exc)) from None
     return Voice("kokoro", name, ((target, f"kokoro/{name}.npy"),))
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from agent.config.model import ConfigProblem, VoiceConfig
 from agent.voices.catalog import Catalog, closest
+from agent.voices.resolve import canonical
 from providers.base import ProviderContext, ProviderError, VoiceInfo, VoiceNotFoundError
 from providers.kokoro.assets import find_file
 from providers.kokoro.config import KokoroSettings
@@ -57,6 +58,32 @@ class VoiceNames:
             else:
                 found += self._piper(base, ctx, "tts.rvc.baseVoice")
         return found
+
+    def canonical(self, profile: str, config: VoiceConfig) -> VoiceConfig:
+        """``config`` with catalog aliases (``ca-upc_ona-x-low``, each part of a Kokoro blend) made the
+        voices' own names, as the config store keeps it: what the engine looks for, what a download
+        installs and what ``want`` fetches are then one name."""
+        tts = config.tts
+        updates: dict[str, object] = {}
+        piper = tts.settings_for("piper")
+        assert isinstance(piper, PiperSettings)
+        if "/" not in piper.model:
+            model = canonical("piper", piper.model.removesuffix(".onnx"), self._catalog)
+            if model != piper.model.removesuffix(".onnx"):
+                updates["piper"] = piper.updated(model=model)
+        kokoro = tts.settings_for("kokoro")
+        assert isinstance(kokoro, KokoroSettings)
+        if kokoro.voice and canonical("kokoro", kokoro.voice, self._catalog) != kokoro.voice:
+            updates["kokoro"] = kokoro.updated(voice=canonical("kokoro", kokoro.voice, self._catalog))
+        rvc = tts.settings_for("rvc")
+        base = getattr(rvc, "base_voice", None)
+        if base and "/" not in base:
+            named = canonical(getattr(rvc, "base_provider", "piper"), base, self._catalog)
+            if named != base:
+                updates["rvc"] = rvc.updated(base_voice=named)
+        if not updates:
+            return config
+        return config.model_copy(update={"tts": tts.model_copy(update=updates)})
 
     # -- Piper ---------------------------------------------------------------------------
     def _piper(self, model: str, ctx: ProviderContext, field: str) -> list[ConfigProblem]:

@@ -32,6 +32,8 @@ class CatalogRequest(Request):
     """The catalogs' voice counts; ``update`` fetches a newer catalog first (Piper's voices.json)."""
 
     update: bool = Field(False, description="Fetch each provider's newer catalog from its voices URL first.")
+
+
 class ImportRequest(Request):
     """Import the voices a file, a folder, or a zip/tar of them holds (``agent/voices/imports.py``)."""
 

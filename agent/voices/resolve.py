@@ -30,8 +30,7 @@ def resolve(provider: str | None, voice: str | None, configured: str, catalog: C
     if voice is None:
         return Named(provider, voice)
     if provider is not None:
-        entry = catalog.find(provider, voice)
-        return Named(provider, entry.voice.name if entry is not None else voice)
+        return Named(provider, canonical(provider, voice, catalog))
     entry = catalog.find(configured, voice)
     if entry is not None:
         return Named(None, entry.voice.name)
@@ -39,3 +38,24 @@ def resolve(provider: str | None, voice: str | None, configured: str, catalog: C
     if len(found) == 1:
         return Named(found[0][0], found[0][1].voice.name)
     return Named(None, voice)
+
+
+def voice_parts(provider: str, voice: str) -> list[str]:
+    """The voices a setting names: each of a Kokoro blend ``a:0.6,b:0.4``, else the one."""
+    if provider != "kokoro":
+        return [voice]
+    return [part.partition(":")[0].strip() for part in voice.split(",") if part.strip()]
+
+
+def canonical(provider: str, voice: str, catalog: Catalog) -> str:
+    """``voice`` with each catalog alias made the voice's own name (each part of a blend, its weight
+    kept): the name the engine finds and a download installs. Anything else is as it was."""
+    if provider != "kokoro":
+        entry = catalog.find(provider, voice)
+        return entry.voice.name if entry is not None else voice
+    parts = []
+    for part in voice.split(","):
+        name, colon, weight = part.partition(":")
+        entry = catalog.find(provider, name.strip())
+        parts.append(f"{entry.voice.name}{colon}{weight}" if entry is not None else part)
+    return ",".join(parts)

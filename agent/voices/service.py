@@ -27,8 +27,9 @@ from agent.settings import AgentSettings
 from agent.voices.catalog import Catalog, Entry, closest
 from agent.voices.download import Fetch, failed, fetch, room
 from agent.voices.requests import CatalogRequest, DownloadRequest
+from agent.voices.resolve import voice_parts
 from providers import registry
-from providers.base import ProviderError
+from providers.base import ProviderError, ProviderUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -133,31 +134,34 @@ class VoiceDownloads:
             return (provider, name) in self._jobs
 
     # -- on demand -----------------------------------------------------------------------------
-    def want(self, profile: str, provider: str, name: str) -> Future[dict[str, Any]] | None:
-        """A catalog voice a profile names (voice.json, a request) that is not installed: its
-        download when on-demand is on; None when there is nothing to fetch (installed, or no
-        catalog voice: the engine says what is wrong); ``downloads_off`` otherwise."""
-        entry = self._catalog.find(provider, name)
-        if entry is None or entry.voice.name != name or self._installed(profile, provider, name):
-            return None  # an alias: the engine looks for the name it was given, not the one a download installs
-        if not self._settings.voice_download_on_demand:
-            raise ServiceError("downloads_off", f"{provider} voice {name!r} is not installed and on-demand downloads "
-                               f"are off: run `voice-agent voices download {name}` (or set "
-                               "VOICE_AGENT_VOICE_DOWNLOAD_ON_DEMAND=true)")
-        return self.start(profile, entry)
+    def want(self, profile: str, provider: str, voice: str) -> list[Future[dict[str, Any]]]:
+        """The catalog voices a profile names (voice.json, a request; each part of a Kokoro blend)
+        that are not installed: their downloads when on-demand is on; none when there is nothing to
+        fetch (installed, or no catalog voice: the engine says what is wrong); ``downloads_off``
+        otherwise. Names come canonical (the config store and ``resolve`` make aliases names)."""
+        futures = []
+        for name in voice_parts(provider, voice):
+            entry = self._catalog.find(provider, name)
+            if entry is None or self._installed(profile, provider, entry.voice.name):
+                continue
+            if not self._settings.voice_download_on_demand:
+                raise ServiceError("downloads_off", f"{provider} voice {name!r} is not installed and on-demand "
+                                   f"downloads are off: run `voice-agent voices download {name}` (or set "
+                                   "VOICE_AGENT_VOICE_DOWNLOAD_ON_DEMAND=true)")
+            futures.append(self.start(profile, entry))
+        return futures
 
-    def ensure(self, profile: str, provider: str, name: str) -> None:
-        """For a speak request: returns once the voice can be used (or is no catalog voice), waiting
-        at most ``voice_download_wait`` for its download; else ``voice_downloading``,
-        ``downloads_off`` or the download's own error."""
-        future = self.want(profile, provider, name)
-        if future is None:
-            return
-        try:
-            future.result(timeout=self._settings.voice_download_wait)
-        except FutureTimeout:
-            raise ServiceError("voice_downloading", f"{provider} voice {name!r} is being downloaded; it speaks once "
-                               "the download finishes") from None
+    def ensure(self, profile: str, provider: str, voice: str) -> None:
+        """For a speak request: returns once the voice (every part of a blend) can be used (or is no
+        catalog voice), waiting at most ``voice_download_wait`` in all for its downloads; else
+        ``voice_downloading``, ``downloads_off`` or a download's own error."""
+        deadline = time.monotonic() + self._settings.voice_download_wait
+        for future in self.want(profile, provider, voice):
+            try:
+                future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except FutureTimeout:
+                raise ServiceError("voice_downloading", f"{provider} voice {voice!r} is being downloaded; it speaks "
+                                   "once the download finishes") from None
 
     # -- the work ------------------------------------------------------------------------------
     def _emit(self, job: _Job, name: str, data: dict[str, Any]) -> None:
@@ -209,6 +213,8 @@ class VoiceDownloads:
             self._emit(job, "progress", {"done": before, "total": total or before})  # no size published: now known
             try:
                 files = job.entry.spec.install(voice, fetched, self._voices_dir)
+            except ProviderUnavailableError as exc:  # a package it needs is not installed: what to install
+                raise ServiceError(exc.code, f"{voice.provider} voice {voice.name} cannot be installed: {exc}") from exc
             except (ProviderError, ValueError, OSError) as exc:
                 raise ServiceError("voice_download_failed", f"{voice.provider} voice {voice.name} from "
                                    f"{job.entry.base_url} is not a usable voice: {exc}; check the voices URL "

@@ -21,6 +21,7 @@ from wyoming.info import Attribution, Info, TtsProgram, TtsVoice, TtsVoiceSpeake
 
 from agent import __version__
 from agent.commands import Command
+from agent.voices.listing import language_code
 from agent.voices.requests import VoicesRequest
 from agent.wyoming.names import (
     DEFAULT_PROFILE,
@@ -28,7 +29,6 @@ from agent.wyoming.names import (
     profile_voice_name,
     voice_description,
     voice_name,
-    wyoming_language,
 )
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,6 @@ def _voice(profile: str, found: dict[str, Any], download_on_demand: bool) -> Tts
         installed=installed or download_on_demand,
         description=voice_description(profile, provider, name, None if installed else int(found.get("size") or 0)),
         version=None,
-        languages=[wyoming_language(language)] if language else [],
+        languages=[language_code(language)] if language else [],
         speakers=[TtsVoiceSpeaker(name=speaker) for speaker in speakers] if len(speakers) > 1 else None,
     )

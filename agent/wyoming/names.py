@@ -64,13 +64,6 @@ def voice_description(profile: str, provider: str, voice: str, download: int | N
     return spoken if profile == DEFAULT_PROFILE else f"{profile}: {spoken}"
 
 
-def wyoming_language(code: str) -> str:
-    """Languages as wyoming-piper lists them (``en_US``), so Home Assistant groups every
-    provider's voices under one entry: Kokoro's ``en-us`` becomes ``en_US``."""
-    language, _, region = code.replace("-", "_").partition("_")
-    return f"{language.lower()}_{region.upper()}" if region else language.lower()
-
-
 def _size(size: int) -> str:
     if size <= 0:
         return "size unknown"  # Kokoro's catalog publishes none (a voice is about 0.5 MB)

@@ -38,14 +38,14 @@ def load(path: Path | None = None) -> list[CatalogVoice]:
 
 
 def install(voice: CatalogVoice, files: Mapping[str, Path], voices_dir: Path) -> list[Path]:
-    """The style table, checked (``load_voicepack``), saved as ``kokoro/<name>.npy`` atomically."""
-    from providers.kokoro.voices import load_voicepack, save_voicepack
+    """The style table, checked, saved as ``kokoro/<name>.npy`` atomically: the ``.pt`` is read in a
+    process of its own (``providers.kokoro.convert``), so the agent never imports torch."""
+    from providers.kokoro.convert import pt_to_npy
 
     (downloaded,) = files.values()
-    style = load_voicepack(downloaded)  # VoicepackError for anything but a finite (510, 1, 256) float table
     target = voices_dir / "kokoro" / f"{voice.name}.npy"
     target.parent.mkdir(parents=True, exist_ok=True)
-    save_voicepack(style, target)
+    pt_to_npy(downloaded, target)  # VoicepackError for anything but a finite (510, 1, 256) float table
     return [target]
 
 

@@ -121,5 +121,10 @@ class KokoroSettings(FallbackSettings):
             return self.voicepack_path
         return self.voice or DEFAULT_VOICES[self.language]
 
+    @property
+    def voice_chosen(self) -> bool:
+        """An empty voice is the language's own, picked per text: not chosen."""
+        return self.use_custom_voicepack or bool(self.voice)
+
     def cache_key(self) -> str:
         return f"kokoro:{self.language}:{self.voice_name}:{self.speed:g}"

@@ -539,3 +539,18 @@ def test_the_fallback_code_is_the_failures_code(tmp_path: Path) -> None:
     result = run()
     assert (result.fallback_code, result.fallback_reason) == ("voice_not_found", "no af_heart")
     assert run(provider="piper").fallback_code is None
+
+
+@pytest.mark.parametrize("provider", ["kokoro", "piper"])
+def test_a_voice_the_request_names_that_is_nowhere_is_an_error_for_every_provider(tmp_path: Path, provider: str) -> None:
+    """A typo in a request's voice is the request's error, whichever provider it names; a configured
+    voice that cannot load still falls back with its reason."""
+    missing = VoiceNotFoundError("no voice 'af_hart'; did you mean af_heart?")
+    run = Run(tmp_path, {"kokoro": Engine("kokoro", 7, fail_after=0, error=missing),
+                         "piper": Engine("piper", 1, fail_after=0 if provider == "piper" else None, error=missing)})
+    with pytest.raises(SpeakFailed) as failed:
+        run(provider=provider, voice="af_hart")
+    assert (failed.value.code, failed.value.provider) == ("voice_not_found", provider) and not run.fallbacks
+    if provider == "kokoro":
+        config = VoiceConfig.model_validate({"tts": {"kokoro": {"voice": "af_hart"}}})
+        assert run(config=config).fallback_reason == str(missing) and run.fallbacks == [("kokoro", str(missing))]

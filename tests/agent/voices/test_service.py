@@ -139,3 +139,38 @@ def test_with_on_demand_off_the_answer_says_so(mirror: VoiceMirror, tmp_path: Pa
     assert off.value.code == "downloads_off" and "voice-agent voices download en_US-lessac-medium" in str(off.value)
     rig.downloads.ensure("default", "piper", "no-such-voice")  # no catalog voice: the engine says what is wrong
     assert mirror.requests == []
+
+
+def test_an_alias_and_a_blend_in_voice_json_are_fetched_and_found_by_the_engines(rig: Rig, mirror: VoiceMirror) -> None:
+    """voice.json may name a catalog alias or a blend of catalog voices: the config store keeps the
+    voices' own names, ``ensure`` fetches each part, and the engines then find the very voices."""
+    from agent.config.model import VoiceConfig
+    from agent.voices.names import VoiceNames
+    from providers.base import ProviderContext
+    from providers.kokoro.voices import VoiceLibrary
+    from agent.speak.engines import ProviderPool
+    from tests.voice_mirror import MIRROR_VOICES, kokoro_pt
+
+    alias, piper_name = "en-us-mirror5-medium", MIRROR_VOICES[4]
+    mirror.catalog[piper_name]["aliases"] = [alias]
+    mirror.files["voices.json"] = __import__("json").dumps(mirror.catalog).encode()
+    mirror.files["kokoro/voices/af_bella.pt"] = kokoro_pt("jf_gongitsune")
+    try:
+        rig.downloads.refresh_catalog("default", CatalogRequest(update=True)).result(30)
+    finally:
+        mirror.catalog[piper_name]["aliases"] = []
+        mirror.files["voices.json"] = __import__("json").dumps(mirror.catalog).encode()
+    ctx = ProviderContext(profile="default", profile_dir=rig.voices.parent, voices_dirs=(rig.voices,),
+                          data_dir=rig.voices, run_dir=rig.voices, home=rig.voices.parent, samples_dir=rig.voices)
+    names = VoiceNames(rig.catalog, lambda provider, c: [], lambda profile: ctx)
+    written = VoiceConfig.model_validate({"tts": {"provider": "kokoro", "piper": {"model": alias},
+                                                  "kokoro": {"voice": "af_heart:0.5,af_bella:0.5"}}})
+    assert names.problems("default", written) == []
+    kept = names.canonical("default", written)
+    piper, kokoro = kept.tts.settings_for("piper"), kept.tts.settings_for("kokoro")
+    assert (piper.voice_name, kokoro.voice_name) == (piper_name, "af_heart:0.5,af_bella:0.5")
+    rig.downloads.ensure("default", "piper", piper.voice_name)
+    rig.downloads.ensure("default", "kokoro", kokoro.voice_name)
+    assert piper_name in [voice.name for voice in ProviderPool().get("piper").voices(ctx)]
+    _, files = VoiceLibrary().style(kokoro.voice_name, "", ctx)
+    assert files == [rig.voices / "kokoro" / "af_bella.npy", rig.voices / "kokoro" / "af_heart.npy"]

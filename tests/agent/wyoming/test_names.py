@@ -13,8 +13,8 @@ from agent.wyoming.names import (
     profile_voice_name,
     voice_description,
     voice_name,
-    wyoming_language,
 )
+from agent.voices.listing import language_code
 
 
 @pytest.mark.parametrize(
@@ -45,7 +45,7 @@ def test_listed_names_read_back() -> None:
 
 
 def test_languages_are_spelled_as_wyoming_piper_does() -> None:
-    assert [wyoming_language(c) for c in ("en_US", "en-us", "pt-br", "ja", "cmn")] == ["en_US", "en_US", "pt_BR", "ja", "cmn"]
+    assert [language_code(c) for c in ("en_US", "en-us", "pt-br", "ja", "cmn")] == ["en_US", "en_US", "pt_BR", "ja", "cmn"]
 
 
 def test_the_agent_imports_the_wyoming_library_only_with_the_door_on() -> None:
