@@ -53,7 +53,7 @@ def import_voices(source: Path, voices_dir: Path, options: ImportOptions, limits
         voices = formats.plan(files, staging, options.name, limits)
         for voice in voices:
             _check_free(voice, voices_dir, options.replace)
-        installed = [_land(voice, voices_dir, staging) for voice in voices]
+        installed = _land_all(voices, voices_dir, staging)
     finally:
         remove_tree(staging)
     for entry in installed:
@@ -121,25 +121,56 @@ def _check_free(voice: formats.Voice, voices_dir: Path, replace: bool) -> None:
                                            "import with replace (--replace) to replace it, or give another name")
 
 
-def _land(voice: formats.Voice, voices_dir: Path, staging: Path) -> dict[str, Any]:
-    """Rename the checked files into place. An RVC folder is swapped whole (the old one moved into
-    staging first, deleted with it); a Piper model lands before its config, so the engine never
-    sees a config without its model."""
+def _land_all(voices: list[formats.Voice], voices_dir: Path, staging: Path) -> list[dict[str, Any]]:
+    """Every voice renamed into place, or none: when a rename fails (a full disk, a folder that
+    became read-only), what landed before it is taken back and what it replaced is put back."""
+    undo: list[tuple[Path, Path | None]] = []  # (landed path, the file or folder it replaced, kept in staging)
+    try:
+        return [_land(voice, voices_dir, staging, undo) for voice in voices]
+    except BaseException:
+        for landed, old in reversed(undo):
+            try:
+                if old is not None:
+                    os.replace(old, landed)
+                elif landed.is_dir():
+                    remove_tree(landed)
+                else:
+                    landed.unlink(missing_ok=True)
+            except OSError as exc:
+                log.error("cannot take back %s after a failed import: %s", landed, exc)
+        raise
+
+
+def _put(source: Path, target: Path, staging: Path, undo: list[tuple[Path, Path | None]]) -> None:
+    """``source`` renamed to ``target``; what ``target`` was is moved into staging first, to be
+    put back if the import fails (deleted with staging if it succeeds)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old: Path | None = None
+    if target.exists() or target.is_symlink():
+        old = staging / "replaced" / str(len(undo))
+        old.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(target, old)
+    undo.append((target, old))
+    os.replace(source, target)
+
+
+def _land(voice: formats.Voice, voices_dir: Path, staging: Path, undo: list[tuple[Path, Path | None]]) -> dict[str, Any]:
+    """Rename the checked files into place. An RVC folder is swapped whole; a Piper model lands
+    before its config, so the engine never sees a config without its model."""
     if voice.folder:
         new = staging / "out" / voice.folder
         for path, rel in voice.files:
             (staging / "out" / rel).parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, staging / "out" / rel)
-        target = voices_dir / voice.folder
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            os.replace(target, staging / "replaced")
-        os.replace(new, target)
+        _put(new, voices_dir / voice.folder, staging, undo)
         return {"provider": voice.provider, "name": voice.name, "files": [str(voices_dir / rel) for _, rel in voice.files]}
     for path, rel in voice.files:
-        target = voices_dir / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, target)
+        _put(path, voices_dir / rel, staging, undo)
     if voice.provider == "kokoro":
-        (voices_dir / voice.files[0][1]).with_suffix(".pt").unlink(missing_ok=True)  # replaced: the .pt would shadow it
+        shadow = (voices_dir / voice.files[0][1]).with_suffix(".pt")  # replaced: the .pt would shadow it
+        if shadow.exists():
+            old = staging / "replaced" / str(len(undo))
+            old.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(shadow, old)
+            undo.append((shadow, old))
     return {"provider": voice.provider, "name": voice.name, "files": [str(voices_dir / rel) for _, rel in voice.files]}
