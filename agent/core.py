@@ -125,8 +125,10 @@ class Core:
     # -- small commands ----------------------------------------------------------------------
     def voice_named(self, profile: str, request: SpeakRequest) -> SpeakRequest:
         """The request with the provider its voice name means and the voice's own name (a catalog
-        alias resolved): agent/voices/resolve.py. Dictionary look-ups: it runs on the door's thread."""
-        named = resolve(request.provider, request.voice, self.configs.get(profile).tts.provider, self.catalog)
+        alias resolved): agent/voices/resolve.py. Dictionary look-ups, and a listing of the installed
+        voices only when the catalog would change the request: it runs on the door's thread."""
+        named = resolve(request.provider, request.voice, self.configs.get(profile).tts.provider, self.catalog,
+                        lambda provider, name: self.installed(profile, provider, name))
         if (named.provider, named.voice) == (request.provider, request.voice):
             return request
         log.debug("voice %r of %s means %s:%s", request.voice, profile, named.provider, named.voice)
