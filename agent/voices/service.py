@@ -25,7 +25,7 @@ from agent.errors import ServiceError
 from agent.events import EventBus
 from agent.settings import AgentSettings
 from agent.voices.catalog import Catalog, Entry, closest
-from agent.voices.download import Fetch, failed, fetch, room
+from agent.voices.download import Fetch, failed, fetch, room, urlopen
 from agent.voices.requests import CatalogRequest, DownloadRequest
 from providers import registry
 from providers.base import ProviderError
@@ -242,7 +242,7 @@ class VoiceDownloads:
         temp = target.with_name(f".{target.name}.{os.getpid()}.part")
         try:
             request = urllib.request.Request(url, headers={"User-Agent": f"voice-agent/{__version__}"})
-            with urllib.request.urlopen(request, timeout=self._settings.voice_download_timeout) as response, \
+            with urlopen(request, timeout=self._settings.voice_download_timeout) as response, \
                     open(temp, "wb") as out:
                 body = response.read(CATALOG_LIMIT + 1)
                 if len(body) > CATALOG_LIMIT:
