@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 0.25  # seconds between progress events of one download (at most ~4 a second)
 WORKERS = 2
+BEAT_EVERY = 10.0  # seconds between heartbeats of a speak request waiting for its voice's download
 CATALOG_LIMIT = 64 << 20  # bytes a fetched catalog may take (Piper's is about 1 MB)
 Installed = Callable[[str, str, str], bool]  # (profile, provider, name) -> the profile can use it now
 
@@ -146,18 +147,29 @@ class VoiceDownloads:
                                "VOICE_AGENT_VOICE_DOWNLOAD_ON_DEMAND=true)")
         return self.start(profile, entry)
 
-    def ensure(self, profile: str, provider: str, name: str) -> None:
+    def ensure(self, profile: str, provider: str, name: str, beat: Callable[[], None] | None = None) -> None:
         """For a speak request: returns once the voice can be used (or is no catalog voice), waiting
         at most ``voice_download_wait`` for its download; else ``voice_downloading``,
-        ``downloads_off`` or the download's own error."""
+        ``downloads_off`` or the download's own error. ``beat`` is called every ``BEAT_EVERY``
+        seconds of the wait: the speak worker's heartbeat, so a wait of up to an hour (the
+        setting's maximum) is not taken for a hung engine by the watchdog (core's STALL_LIMIT)."""
         future = self.want(profile, provider, name)
         if future is None:
             return
-        try:
-            future.result(timeout=self._settings.voice_download_wait)
-        except FutureTimeout:
-            raise ServiceError("voice_downloading", f"{provider} voice {name!r} is being downloaded; it speaks once "
-                               "the download finishes") from None
+        deadline = time.monotonic() + self._settings.voice_download_wait
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                if left <= 0:
+                    raise FutureTimeout
+                future.result(timeout=min(left, BEAT_EVERY))
+                return
+            except FutureTimeout:
+                if beat is not None:
+                    beat()
+                if left <= BEAT_EVERY:
+                    raise ServiceError("voice_downloading", f"{provider} voice {name!r} is being downloaded; it "
+                                       "speaks once the download finishes") from None
 
     # -- the work ------------------------------------------------------------------------------
     def _emit(self, job: _Job, name: str, data: dict[str, Any]) -> None:
