@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 from agent.errors import ServiceError
 from agent.voices import formats
 from agent.voices.archives import MB, Limits, copy_capped, is_archive, remove_tree, unpack
+from agent.voices.download import room
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +30,73 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 STAGING_PREFIX = ".import-"
 
 
+UPLOAD_PREFIX = "upload-"
+
+
 @dataclass(frozen=True)
 class ImportOptions:
     name: str | None = None  # the voice's name when the files' names are not it (one voice only)
     replace: bool = False  # an existing voice of the same name is replaced (else voice_exists)
+    consume: bool = False  # the source is the agent's own (an upload): moved into staging, not copied
 
 
-def limits_for(max_mb: int) -> Limits:
-    """The caps of one import, from ``voice_import_max_mb``."""
-    return Limits(total_bytes=max_mb * MB, member_bytes=max_mb * MB)
+def limits_for(max_mb: int, free: int | None = None) -> Limits:
+    """The caps of one import, from ``voice_import_max_mb`` and the room the voices folder has
+    left (``free``: the voices' disk cap and the free space, ``download.room``)."""
+    cap = max_mb * MB if free is None else min(max_mb * MB, free)
+    return Limits(total_bytes=cap, member_bytes=cap)
+
+
+class ImportSlot:
+    """One import at a time, for the whole household: an upload holds the slot from before its
+    body is read until its voices landed, so a flood of uploads takes one upload's room on the
+    disk, not one per connection. A second import is answered ``busy`` at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def take(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            raise ServiceError("busy", "another voice import is running: try again once it is done")
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+class UploadRoom:
+    """The bytes an upload may still write: under the voices' disk cap and the disk's free space
+    (``download.room``), checked for the length the request announces and for each chunk."""
+
+    def __init__(self, free: int) -> None:
+        self.free = free
+        self.received = 0
+
+    def take(self, size: int) -> None:
+        self.received += size
+        if self.received > self.free:
+            raise ServiceError("disk_full", f"the upload is more than the {self.free} bytes the voices may still take "
+                                            "on this disk: free some space, or raise VOICE_AGENT_VOICE_DOWNLOAD_MAX_MB")
+
+
+def upload_room(voices_dirs: list[Path], max_bytes: int, announced: int) -> UploadRoom:
+    """Room for an upload into any of ``voices_dirs`` (the scope is in the form, read later: the
+    tightest counts), or ``disk_full`` when the announced length does not fit."""
+    made = UploadRoom(min(room(folder, max_bytes) for folder in voices_dirs))
+    made.take(announced)
+    made.received = 0
+    return made
+
+
+def clean_leftovers(uploads_dir: Path, voices_dirs: list[Path]) -> None:
+    """At start-up: what a crash left of uploads (``out/uploads/upload-*``) and imports' staging
+    folders (``.import-*`` in each voices folder): nothing is importing yet, so none is in use."""
+    found = list(uploads_dir.glob(f"{UPLOAD_PREFIX}*")) if uploads_dir.is_dir() else []
+    for folder in voices_dirs:
+        if folder.is_dir():
+            found += folder.glob(f"{STAGING_PREFIX}*")
+    for path in found:
+        log.info("removing %s, left by an import the agent did not finish", path)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def is_archive_name(path: Path) -> bool:
@@ -49,7 +110,7 @@ def import_voices(source: Path, voices_dir: Path, options: ImportOptions, limits
     voices_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=voices_dir))
     try:
-        files = _stage(source, staging / "in", limits)
+        files = _stage(source, staging / "in", limits, options.consume)
         voices = formats.plan(files, staging, options.name, limits)
         for voice in voices:
             _check_free(voice, voices_dir, options.replace)
@@ -61,8 +122,9 @@ def import_voices(source: Path, voices_dir: Path, options: ImportOptions, limits
     return installed
 
 
-def _stage(source: Path, folder: Path, limits: Limits) -> list[Path]:
-    """``source``'s voice files, as copies under ``folder`` (an archive unpacked)."""
+def _stage(source: Path, folder: Path, limits: Limits, consume: bool = False) -> list[Path]:
+    """``source``'s voice files, as copies under ``folder`` (an archive unpacked; an upload's
+    file moved, ``consume``: it would otherwise take its size twice)."""
     folder.mkdir()
     if source.is_dir():
         return _copy_folder(source, folder, limits)
@@ -78,7 +140,7 @@ def _stage(source: Path, folder: Path, limits: Limits) -> list[Path]:
     members = [source]
     if source.suffix == ".onnx" and source.with_name(source.name + ".json").is_file():
         members.append(source.with_name(source.name + ".json"))
-    return [_copy_file(member, folder / member.name, limits) for member in members]
+    return [_copy_file(member, folder / member.name, limits, consume) for member in members]
 
 
 def _copy_folder(source: Path, folder: Path, limits: Limits) -> list[Path]:
@@ -104,9 +166,19 @@ def _copy_folder(source: Path, folder: Path, limits: Limits) -> list[Path]:
     return found
 
 
-def _copy_file(source: Path, target: Path, limits: Limits) -> Path:
+def _copy_file(source: Path, target: Path, limits: Limits, move: bool = False) -> Path:
     if not source.is_file():
         raise ServiceError("not_a_voice", f"{source} is not a regular file")
+    if source.stat().st_size > limits.member_bytes:
+        raise ServiceError("archive_too_large", f"{source.name} is {source.stat().st_size} bytes; the voices may take "
+                                                f"{limits.member_bytes} more (VOICE_AGENT_VOICE_IMPORT_MAX_MB, "
+                                                "VOICE_AGENT_VOICE_DOWNLOAD_MAX_MB, the free space)")
+    if move and not source.is_symlink():
+        try:
+            os.replace(source, target)  # the upload and the staging folder share out/: a rename
+            return target
+        except OSError:  # another filesystem: copied below
+            pass
     with open(source, "rb") as handle:
         copy_capped(handle, target, limits.member_bytes, str(source))
     return target
