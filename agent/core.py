@@ -31,7 +31,10 @@ from agent.speak.service import SpeakService
 from agent.train.service import TrainService
 from agent.voices.catalog import Catalog
 from agent.voices.listing import listing
-from agent.voices.imports import ImportOptions, import_voices, limits_for
+from agent.access import check_command
+from agent.voices.download import room, stale_parts
+from agent.voices.imports import (ImportOptions, ImportSlot, UploadRoom, clean_leftovers, import_voices, limits_for,
+                                  upload_room)
 from agent.voices.names import VoiceNames
 from agent.voices.requests import ImportRequest, VoicesRequest
 from agent.voices.resolve import resolve, voice_parts
@@ -75,12 +78,16 @@ class Core:
         self.train = TrainService(settings, self.layout, self.configs, self.records, self.events, self.state, self.arbiter)
         self.watcher = ConfigWatcher(self.layout, self._config_changed)
         self.events.listen(self._voice_arrived)
+        self.import_slot = ImportSlot()
         self.commands: dict[str, Command] = command_table(self)
         # whether requests reach us over the broker: the daemon sets the MQTT door's own answer
         self.reachable: Callable[[], bool] = lambda: True
 
     def start(self) -> None:
         self.configs.reload_all(announce=False)
+        clean_leftovers(self.layout.uploads_dir, [self.layout.household_voices,
+                                                  *(self.layout.voices_dir(p) for p in self.layout.names())])
+        stale_parts(self.downloads.staging)
         for profile in self.layout.names():
             self._fetch_configured_voice(profile)
             self.speak.preload(profile)
@@ -132,8 +139,10 @@ class Core:
 
     def voice_named(self, profile: str, request: SpeakRequest) -> SpeakRequest:
         """The request with the provider its voice name means and the voice's own name (a catalog
-        alias resolved): agent/voices/resolve.py. Dictionary look-ups: it runs on the door's thread."""
-        named = resolve(request.provider, request.voice, self.configs.get(profile).tts.provider, self.catalog)
+        alias resolved): agent/voices/resolve.py. Dictionary look-ups, and a listing of the installed
+        voices only when the catalog would change the request: it runs on the door's thread."""
+        named = resolve(request.provider, request.voice, self.configs.get(profile).tts.provider, self.catalog,
+                        lambda provider, name: self.installed(profile, provider, name))
         if (named.provider, named.voice) == (request.provider, request.voice):
             return request
         log.debug("voice %r of %s means %s:%s", request.voice, profile, named.provider, named.voice)
@@ -150,20 +159,49 @@ class Core:
 
         return self.samples.later(work)
 
-    def import_voices(self, profile: str, request: ImportRequest) -> Any:
+    def import_voices(self, profile: str, request: ImportRequest, upload: bool = False) -> Any:
         """Install the voices of a file, folder or archive (file work: on the samples' thread); the
-        profile's event stream says ``voices.imported`` for each."""
+        profile's event stream says ``voices.imported`` for each. One import at a time (``busy``);
+        an upload (``reserve_upload``) holds the slot already, and its file is moved, not copied.
+        What lands counts against the voices' disk cap, as downloads do."""
+        if not upload:
+            self.import_slot.take()
+
         def work() -> dict[str, Any]:
-            layout = self.layout
-            target = layout.voices_dir(profile) if request.scope == "profile" else layout.household_voices
-            installed = import_voices(layout.under_profile(profile, request.path), target,
-                                      ImportOptions(request.name, request.replace), limits_for(self.settings.voice_import_max_mb))
+            try:
+                layout = self.layout
+                target = layout.voices_dir(profile) if request.scope == "profile" else layout.household_voices
+                free = room(target, self.settings.voice_download_max_mb << 20)
+                installed = import_voices(layout.under_profile(profile, request.path), target,
+                                          ImportOptions(request.name, request.replace, consume=upload),
+                                          limits_for(self.settings.voice_import_max_mb, free))
+            finally:
+                if not upload:
+                    self.import_slot.release()
             for entry in installed:
                 self.events.emit(profile, "voices.imported", {"provider": entry["provider"], "name": entry["name"],
                                                               "scope": request.scope})
             return {"id": request.id, "installed": installed}
 
-        return self.samples.later(work)
+        try:
+            return self.samples.later(work)
+        except BaseException:
+            if not upload:
+                self.import_slot.release()
+            raise
+
+    def reserve_upload(self, profile: str, size: int) -> UploadRoom:
+        """Before an upload's body is read: access (voice.json ``access.commands``), the import slot
+        (``busy``) and room on the disk for the ``size`` it announces (``disk_full``). The caller
+        releases ``import_slot`` once the import is done or refused."""
+        check_command(self.configs.get(profile).access, "voices.import")
+        self.import_slot.take()
+        try:
+            return upload_room([self.layout.household_voices, self.layout.voices_dir(profile)],
+                               self.settings.voice_download_max_mb << 20, size)
+        except BaseException:
+            self.import_slot.release()
+            raise
 
     def config(self, profile: str, request: EmptyRequest) -> dict[str, Any]:
         config = self.configs.get(profile)

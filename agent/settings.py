@@ -101,7 +101,7 @@ class AgentSettings(BaseSettings):
                                          "fallback answers it (reason voice_downloading).",
     )
     voice_download_max_mb: int = Field(
-        4096, ge=1, description="Most MB the downloaded voices (out/voices) may take on disk; more: refused.",
+        4096, ge=1, description="The voices' disk cap: most MB a voices folder may take, by downloads and imports alike; more: refused.",
     )
     voice_download_timeout: float = Field(
         30.0, gt=0, le=600, description="Seconds a voice download waits to connect, and for each read, before it "

@@ -106,6 +106,7 @@ class VoiceMirror:
             self.files[f"kokoro/voices/{KOKORO_VOICE}.pt"] = kokoro_pt()
         self.faults = Faults()
         self.requests: list[tuple[str, str]] = []  # (path, Range header) of each GET
+        self.redirects: dict[str, str] = {}  # URL path (no leading slash) -> the Location a 302 sends
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -160,6 +161,12 @@ class VoiceMirror:
         raw = handler.path.split("?", 1)[0].lstrip("/")
         path = raw.removeprefix("piper/") if raw.startswith("piper/") else raw
         self.requests.append((path, handler.headers.get("Range", "")))
+        if path in self.redirects:
+            handler.send_response(302)
+            handler.send_header("Location", self.redirects[path])
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
         data = self.body(path)
         if data is None:
             handler.send_response(404)

@@ -295,14 +295,23 @@ class Api:
 
     async def import_voice(self, request: web.Request) -> web.Response:
         """A voice file uploaded as a form (``uploads.py``), imported by ``voices.import``; the
-        upload is deleted once imported or refused."""
+        upload is deleted once imported or refused. Before its body is read: access, the one
+        import slot (``busy``) and the disk's room for its length (``core.reserve_upload``)."""
         profile = request.match_info["profile"]
         check_profile(profile, self._core.layout.exists)
-        upload = await receive(request, self._core.layout.uploads_dir, self._settings.voice_import_max_mb * 1024 * 1024)
+        limit = self._settings.voice_import_max_mb * 1024 * 1024
+        loop = asyncio.get_running_loop()
+        room = await loop.run_in_executor(None, self._core.reserve_upload, profile, announced(request, limit))
         try:
-            return web.json_response({"data": await self.call(profile, "voices.import", import_document(upload))})
+            upload = await receive(request, self._core.layout.uploads_dir, limit, room.take)
+            try:
+                document = import_document(upload)
+                return web.json_response({"data": await self.call(
+                    profile, "voices.import", document, run=lambda p, r, out: self._core.import_voices(p, r, upload=True))})
+            finally:
+                await loop.run_in_executor(None, upload.discard)
         finally:
-            await asyncio.get_running_loop().run_in_executor(None, upload.discard)
+            self._core.import_slot.release()
 
     async def _json(self, request: web.Request) -> dict[str, Any]:
         return json_object(await read_body(request, self._settings.max_request_bytes), "body")

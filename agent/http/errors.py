@@ -25,6 +25,7 @@ STATUS = {
     "client_gone": 499,  # nobody reads it: the status proxies log for a client that closed first
     "provider_error": 502, "no_audio": 502,
     "provider_unavailable": 503, "shutting_down": 503, "record_unavailable": 503, "analysis_failed": 503,
+    "disk_full": 507,  # Insufficient Storage: the voices' disk cap or the free space
 }
 
 

@@ -11,6 +11,7 @@ import asyncio
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from aiohttp import BodyPartReader, web
 
 from agent.errors import ServiceError
 from agent.http.bodies import announced
+from agent.voices.imports import UPLOAD_PREFIX
 
 IDLE_SECONDS = 30.0  # a slow upload keeps going; a stalled one does not hold its connection
 FIELD_BYTES = 1024  # scope, name, replace: short words
@@ -45,14 +47,16 @@ def safe_file_name(raw: str | None) -> str:
     return name or "upload"
 
 
-async def receive(request: web.Request, uploads_dir: Path, limit: int) -> Upload:
+async def receive(request: web.Request, uploads_dir: Path, limit: int,
+                  take: Callable[[int], None] = lambda size: None) -> Upload:
     """The form, its file written under ``uploads_dir``; ``payload_too_large``, ``request_timeout``
-    or ``invalid_payload`` (no multipart form, no ``file``, an unknown field)."""
+    or ``invalid_payload`` (no multipart form, no ``file``, an unknown field); ``take`` is told of
+    each chunk before it is written (the disk's room: it raises ``disk_full``)."""
     announced(request, limit)
     if not request.content_type.startswith("multipart/form-data"):
         raise ServiceError("invalid_payload", "send the voice as a multipart/form-data upload with a 'file' field")
     uploads_dir.mkdir(parents=True, exist_ok=True)
-    upload = Upload(Path(tempfile.mkdtemp(prefix="upload-", dir=uploads_dir)))
+    upload = Upload(Path(tempfile.mkdtemp(prefix=UPLOAD_PREFIX, dir=uploads_dir)))
     try:
         reader = await request.multipart()
         while (part := await _next(reader)) is not None:
@@ -60,7 +64,7 @@ async def receive(request: web.Request, uploads_dir: Path, limit: int) -> Upload
                 raise ServiceError("invalid_payload", "nested multipart forms are not taken")
             if part.name == "file" and upload.file is None:
                 upload.file = upload.folder / safe_file_name(part.filename)
-                await _save(part, upload.file, limit)
+                await _save(part, upload.file, limit, take)
             elif part.name in FIELDS and part.name not in upload.fields:
                 value = await _read(part.read_chunk(FIELD_BYTES + 1))
                 if len(value) > FIELD_BYTES:
@@ -89,7 +93,7 @@ async def _read(awaitable: Any) -> Any:
         raise ServiceError("request_timeout", f"the upload stalled for {IDLE_SECONDS:.0f} s") from None
 
 
-async def _save(part: BodyPartReader, path: Path, limit: int) -> None:
+async def _save(part: BodyPartReader, path: Path, limit: int, take: Callable[[int], None]) -> None:
     written = 0
     with open(path, "xb") as out:
         while chunk := await _read(part.read_chunk(256 * 1024)):
@@ -97,6 +101,7 @@ async def _save(part: BodyPartReader, path: Path, limit: int) -> None:
             if written > limit:
                 raise ServiceError("payload_too_large", f"the upload is more than {limit} bytes, the limit "
                                                         "(VOICE_AGENT_VOICE_IMPORT_MAX_MB)")
+            take(len(chunk))
             out.write(chunk)
 
 

@@ -76,7 +76,7 @@ class SpeakService:
         max_text_chars: int,
         max_audio_seconds: float,
         heartbeats: Heartbeats | None = None,
-        voice_ready: Callable[[str, str, str], None] | None = None,  # (profile, provider, voice)
+        voice_ready: Callable[..., None] | None = None,  # (profile, provider, voice, *, beat)
     ) -> None:
         """``heartbeats``: whose clock judges progress (tests hand in their own); ``voice_ready``:
         fetches a catalog voice a request names that is not installed (agent/voices)."""
@@ -258,7 +258,8 @@ class SpeakService:
                 on_fallback,
                 budget=self._budget,
                 on_progress=on_progress,
-                voice_ready=None if self._voice_ready is None else functools.partial(self._voice_ready, profile),
+                voice_ready=None if self._voice_ready is None else functools.partial(
+                    self._voice_ready, profile, beat=lambda: self._heartbeats.beat(profile)),  # a wait is no hang
             )
         except SpeakFailed as exc:
             self._events.emit(profile, "speak.failed", {"id": job.id, "provider": exc.provider, "error": str(exc), "code": exc.code})

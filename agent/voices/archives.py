@@ -120,8 +120,11 @@ def zip_members(archive: zipfile.ZipFile, source: str) -> list[tuple[Member, zip
 
 def tar_members(archive: tarfile.TarFile, limits: Limits, source: str) -> list[tuple[Member, tarfile.TarInfo]]:
     """Each file member with its checked name; links, devices and FIFOs are refused. Read lazily,
-    so an archive of a million empty members stops at the cap."""
+    and the caps are checked as each header is read: the next header of a .tar.gz lies behind the
+    member's data, so reading on past a member that declares 100 GB would decompress all of it
+    before ``check_members`` could say no; a million empty members stop at the count."""
     found = []
+    total = 0
     for count, info in enumerate(archive, start=1):
         if count > limits.members:
             raise ServiceError("archive_too_large", f"{source} has more than {limits.members} members")
@@ -131,6 +134,13 @@ def tar_members(archive: tarfile.TarFile, limits: Limits, source: str) -> list[t
         if not info.isreg():
             kind = "link" if info.issym() or info.islnk() else "device or special file"
             raise ServiceError("archive_unsafe", f"{info.name} in {source} is a {kind}, not a file")
+        if info.size > limits.member_bytes:
+            raise ServiceError("archive_too_large", f"{name} in {source} unpacks to {info.size} bytes; "
+                                                    f"the limit is {limits.member_bytes}")
+        total += info.size
+        if total > limits.total_bytes:
+            raise ServiceError("archive_too_large", f"{source} unpacks to more than {limits.total_bytes} bytes "
+                                                    "(VOICE_AGENT_VOICE_IMPORT_MAX_MB)")
         found.append((Member(name, info.size, 0), info))
     return found
 

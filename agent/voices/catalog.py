@@ -14,6 +14,7 @@ from pathlib import Path
 from providers import registry
 from providers.base import ProviderError
 from providers.catalog import CatalogSpec, CatalogVoice
+from providers.common.names import is_voice_file_name
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class Catalog:
                     entries[(provider, voice.name)] = Entry(voice, self._base_urls.get(provider, spec.base_url), spec)
                     for alias in voice.aliases:
                         aliases[(provider, alias)] = voice.name
-            self._entries, self._aliases = entries, aliases
+            self._entries, self._aliases = entries, _checked_aliases(aliases, entries)
         return self._entries
 
     def _load(self, provider: str, spec: CatalogSpec) -> list[CatalogVoice]:
@@ -85,6 +86,20 @@ class Catalog:
         """Catalog voices, of one provider when asked (a language: ``listing.speaks``)."""
         return [entry.voice for (name_provider, _), entry in sorted(self.entries().items())
                 if provider is None or name_provider == provider]
+
+
+def _checked_aliases(aliases: dict[tuple[str, str], str], entries: dict[tuple[str, str], Entry]) -> dict[tuple[str, str], str]:
+    """A fetched catalog is the network's word: an alias must be a plain voice name, and never one
+    of the catalog's own voice names (an alias ``en_US-amy-low`` on another voice would send
+    every request for that voice to the other one)."""
+    kept: dict[tuple[str, str], str] = {}
+    for (provider, alias), name in aliases.items():
+        if not is_voice_file_name(alias) or (provider, alias) in entries:
+            log.warning("%s catalog: alias %r of %s ignored (not a plain voice name, or a voice's own name)",
+                        provider, alias[:80], name)
+            continue
+        kept[(provider, alias)] = name
+    return kept
 
 
 def closest(name: str, known: list[str], count: int = 3) -> list[str]:

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import ipaddress
 import logging
 import os
 import queue
 import shutil
+import socket
 import threading
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,16 +37,73 @@ log = logging.getLogger(__name__)
 CHUNK = 4 << 20  # bytes per read: large reads keep pace with curl
 FREE_MARGIN = 64 << 20  # bytes of the disk a download never takes (the household's other files)
 Progress = Callable[[int], None]  # told of the bytes written so far (resumed ones included)
+MAX_REDIRECTS = 5  # Hugging Face's resolve URLs redirect once, to their CDN
+MIN_RATE = 32 << 10  # bytes a second, on average, that a download must keep up after GRACE (else: try again)
+GRACE = 60.0  # seconds a download may take to get going before MIN_RATE applies
 
 
 @dataclass(frozen=True)
 class Fetch:
-    """How one file is fetched: timeouts (connect and each read, seconds) and the most bytes the
+    """How one file is fetched: timeouts (connect and each read, seconds), the most bytes the
     disk may still take for it (``room``: the voices' cap and the free space, worked out by the
-    caller for the whole voice)."""
+    caller for the whole voice), and the slowest a download may go: a mirror that trickles a byte
+    now and then would hold one of the two download workers for hours, so after ``grace``
+    seconds its average must stay at ``min_rate`` bytes a second (a later try resumes it)."""
 
     timeout: float = 30.0
     room: int | None = None
+    min_rate: int = MIN_RATE
+    grace: float = GRACE
+    clock: Callable[[], float] = time.monotonic
+
+
+def redirect_refusal(origin_host: str, url: str) -> str | None:
+    """Why a download may not follow a redirect to ``url`` (None: it may). Only http and https; a
+    catalog's host may hand over to another (Hugging Face to its CDN), but a mirror on the
+    internet may not send the agent into the household's own network (loopback, link-local such
+    as a cloud's metadata address, private LAN addresses): that needs a base URL there itself."""
+    target = urllib.parse.urlsplit(url)
+    if target.scheme not in ("http", "https"):
+        return f"a redirect to a {target.scheme or 'relative'}: URL"
+    if not _is_public(origin_host) or _is_public(target.hostname or ""):
+        return None
+    return f"a redirect from {origin_host} to the local address {target.hostname}"
+
+
+def _is_public(host: str) -> bool:
+    """Whether every address ``host`` names is a global one (a name that does not resolve counts
+    as public: the connection fails on its own)."""
+    try:
+        addresses = [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        try:
+            addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in socket.getaddrinfo(host, None)]
+        except (OSError, UnicodeError, ValueError):
+            return True
+    return all(address.is_global for address in addresses)
+
+
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    """urllib's redirects, checked (``redirect_refusal``) and at most ``MAX_REDIRECTS``."""
+
+    max_redirections = MAX_REDIRECTS
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> urllib.request.Request | None:
+        if len(getattr(req, "redirect_dict", {})) >= MAX_REDIRECTS:
+            raise failed(req.full_url, f"more than {MAX_REDIRECTS} redirects", "check the voices URL setting")
+        why = redirect_refusal(req.origin_req_host, newurl)  # the first request's host, all along the chain
+        if why is not None:
+            raise failed(req.full_url, f"{why} is not followed", "check the voices URL setting")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_Redirects)
+
+
+def urlopen(request: urllib.request.Request, timeout: float) -> Any:
+    """``urllib.request.urlopen`` with checked redirects (every fetch of a catalog or its files)."""
+    return _OPENER.open(request, timeout=timeout)
 
 
 def failed(url: str, why: str, todo: str) -> ServiceError:
@@ -105,7 +166,7 @@ def _download(url: str, part: Path, offset: int, cap: int | None, how: Fetch, pr
     if offset:
         headers["Range"] = f"bytes={offset}-"
     try:
-        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=how.timeout)
+        response = urlopen(urllib.request.Request(url, headers=headers), timeout=how.timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:  # the .part is longer than the file: start again
             part.unlink(missing_ok=True)
@@ -133,7 +194,7 @@ def _download(url: str, part: Path, offset: int, cap: int | None, how: Fetch, pr
             raise failed(url, f"the server sends {offset + int(length)} bytes, more than the {cap} expected",
                          "check the voices URL setting (is it a mirror of the catalog's files?)")
         end = offset + int(length) if length is not None and length.isdigit() else None
-        done = _copy(url, response, part, offset, cap, how.room, progress, digest)
+        done = _copy(url, response, part, offset, cap, how, progress, digest)
         if end is not None and done < end:  # the body stopped short of its Content-Length: the connection broke
             raise failed(url, f"the connection broke after {done} of {end} bytes", "try again: the download "
                          "resumes where it stopped")
@@ -172,31 +233,49 @@ def _range_start(header: str) -> int:
 
 
 def _copy(url: str, response: http.client.HTTPResponse, part: Path, offset: int, cap: int | None,
-          room: int | None, progress: Progress | None, digest: Any) -> int:
-    """The body onto ``part`` (appended after ``offset`` bytes, else written anew); a broken
-    connection keeps what came, for the next try to resume. More than ``cap`` bytes in all, or
-    more than ``room`` new ones, and nothing is kept."""
+          how: Fetch, progress: Progress | None, digest: Any) -> int:
+    """The body onto ``part`` (appended after ``offset`` bytes, else written anew); a broken or
+    too slow connection keeps what came, for the next try to resume. More than ``cap`` bytes in
+    all, or more than ``how.room`` new ones, and nothing is kept."""
     hasher = _Hasher(digest)
     try:
-        return _copy_into(url, response, part, offset, cap, room, progress, hasher)
+        return _copy_into(url, response, part, offset, cap, how, progress, hasher)
     finally:
         hasher.close()
 
 
 def _copy_into(url: str, response: http.client.HTTPResponse, part: Path, offset: int, cap: int | None,
-               room: int | None, progress: Progress | None, digest: _Hasher) -> int:
+               how: Fetch, progress: Progress | None, digest: _Hasher) -> int:
+    """Reads what has arrived (``read1``: one socket read, so a trickle cannot keep one read
+    going for hours) and writes it in blocks of up to ``CHUNK``; the rate is judged after each read."""
     done = offset
+    began = how.clock()
+    pending: list[bytes] = []
+    pending_size = 0
     with open(part, "r+b" if offset else "wb") as out:
         out.seek(offset)
         out.truncate()
+
+        def write() -> None:
+            nonlocal pending, pending_size
+            if pending:
+                block = b"".join(pending) if len(pending) > 1 else pending[0]
+                out.write(block)
+                digest.update(block)
+                pending, pending_size = [], 0
+                if progress is not None:
+                    progress(done)
+
         while True:
             try:
-                block = response.read(CHUNK)
+                block = response.read1(CHUNK)
             except (OSError, http.client.HTTPException) as exc:  # timeouts, resets, IncompleteRead
+                write()
                 out.flush()
                 raise failed(url, f"the connection broke after {done} bytes ({type(exc).__name__}: {exc})",
                              "try again: the download resumes where it stopped") from None
             if not block:
+                write()
                 break
             done += len(block)
             if cap is not None and done > cap:
@@ -204,14 +283,20 @@ def _copy_into(url: str, response: http.client.HTTPResponse, part: Path, offset:
                 part.unlink(missing_ok=True)
                 raise failed(url, f"the server sent more than the {cap} bytes expected",
                              "check the voices URL setting (is it a mirror of the catalog's files?)")
-            if room is not None and done - offset > room:
+            if how.room is not None and done - offset > how.room:
                 out.close()
                 part.unlink(missing_ok=True)
-                raise disk_full(url, f"the voices may take {room} more bytes")
-            out.write(block)
-            digest.update(block)
-            if progress is not None:
-                progress(done)
+                raise disk_full(url, f"the voices may take {how.room} more bytes")
+            pending.append(block)
+            pending_size += len(block)
+            elapsed = how.clock() - began
+            if elapsed > how.grace and done - offset < how.min_rate * elapsed:
+                write()
+                raise failed(url, f"it came at {(done - offset) / elapsed / 1024:.1f} KiB/s, slower than the "
+                             f"{how.min_rate // 1024} KiB/s a download must keep up", "try again later or use "
+                             "another mirror: the download resumes where it stopped")
+            if pending_size >= CHUNK:
+                write()
     return done
 
 
@@ -248,3 +333,18 @@ def room(voices_dir: Path, max_bytes: int) -> int:
         probe = probe.parent
     free = shutil.disk_usage(probe).free - FREE_MARGIN
     return max(0, min(max_bytes - used, free))
+
+
+def stale_parts(staging: Path, max_age: float = 86400.0) -> None:
+    """At start-up: ``.part`` files no download touched for ``max_age`` seconds (a day): a voice
+    nobody asked for again, whose half file would hold its space for ever."""
+    if not staging.is_dir():
+        return
+    now = time.time()
+    for part in staging.rglob("*.part"):
+        try:
+            if now - part.stat().st_mtime > max_age:
+                log.info("removing %s, a download not resumed for a day", part)
+                part.unlink()
+        except OSError:
+            pass

@@ -98,7 +98,19 @@ def plan(files: list[Path], staging: Path, name: str | None, limits: Limits) -> 
             voices.extend(kokoro_table(parts[0], staging, limits))
         else:
             voices.append(rvc_voice(parts[0], parts[1] if len(parts) > 1 else None, name or parts[0].stem))
+    _refuse_twins(voices)
     return voices
+
+
+def _refuse_twins(voices: list[Voice]) -> None:
+    """Two voices of one provider with one name (``a/x.npy`` and ``b/x.npy``, two ``x.onnx`` in
+    different folders) would land on the same files, the second over the first: ``invalid_name``."""
+    seen: set[tuple[str, str]] = set()
+    for voice in voices:
+        if (voice.provider, voice.name) in seen:
+            raise ServiceError("invalid_name", f"this import holds two {voice.provider} voices named {voice.name!r}: "
+                                               "import them one at a time, or rename one")
+        seen.add((voice.provider, voice.name))
 
 
 def _rvc_index(files: list[Path], model: Path) -> list[Path]:

@@ -12,9 +12,12 @@ the voice's name, so the voice is found, cached and downloaded under one name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.voices.catalog import Catalog
+
+Installed = Callable[[str, str], bool]  # (provider, name) -> the profile has this voice installed
 
 
 @dataclass(frozen=True)
@@ -25,8 +28,18 @@ class Named:
     voice: str | None
 
 
-def resolve(provider: str | None, voice: str | None, configured: str, catalog: Catalog) -> Named:
-    """``provider`` and ``voice`` as a request sent them; ``configured``: the profile's provider."""
+def resolve(provider: str | None, voice: str | None, configured: str, catalog: Catalog,
+            installed: Installed = lambda provider, name: False) -> Named:
+    """``provider`` and ``voice`` as a request sent them; ``configured``: the profile's provider.
+    An installed voice of that name (``installed``, asked only when the catalog would change the
+    request) is kept as sent: a newer catalog's alias never takes an installed voice's name over."""
+    named = _by_catalog(provider, voice, configured, catalog)
+    if named != Named(provider, voice) and voice is not None and installed(provider or configured, voice):
+        return Named(provider, voice)
+    return named
+
+
+def _by_catalog(provider: str | None, voice: str | None, configured: str, catalog: Catalog) -> Named:
     if voice is None:
         return Named(provider, voice)
     if provider is not None:

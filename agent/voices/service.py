@@ -25,7 +25,7 @@ from agent.errors import ServiceError
 from agent.events import EventBus
 from agent.settings import AgentSettings
 from agent.voices.catalog import Catalog, Entry, closest
-from agent.voices.download import Fetch, failed, fetch, room
+from agent.voices.download import Fetch, failed, fetch, room, urlopen
 from agent.voices.requests import CatalogRequest, DownloadRequest
 from agent.voices.resolve import voice_parts
 from providers import registry
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 0.25  # seconds between progress events of one download (at most ~4 a second)
 WORKERS = 2
+BEAT_EVERY = 10.0  # seconds between heartbeats of a speak request waiting for its voice's download
 CATALOG_LIMIT = 64 << 20  # bytes a fetched catalog may take (Piper's is about 1 MB)
 Installed = Callable[[str, str, str], bool]  # (profile, provider, name) -> the profile can use it now
 
@@ -151,17 +152,27 @@ class VoiceDownloads:
             futures.append(self.start(profile, entry))
         return futures
 
-    def ensure(self, profile: str, provider: str, voice: str) -> None:
+    def ensure(self, profile: str, provider: str, voice: str, beat: Callable[[], None] | None = None) -> None:
         """For a speak request: returns once the voice (every part of a blend) can be used (or is no
         catalog voice), waiting at most ``voice_download_wait`` in all for its downloads; else
-        ``voice_downloading``, ``downloads_off`` or a download's own error."""
+        ``voice_downloading``, ``downloads_off`` or a download's own error. ``beat`` is called every
+        ``BEAT_EVERY`` seconds of the wait: the speak worker's heartbeat, so a wait of up to an hour
+        (the setting's maximum) is not taken for a hung engine by the watchdog (core's STALL_LIMIT)."""
         deadline = time.monotonic() + self._settings.voice_download_wait
         for future in self.want(profile, provider, voice):
-            try:
-                future.result(timeout=max(0.0, deadline - time.monotonic()))
-            except FutureTimeout:
-                raise ServiceError("voice_downloading", f"{provider} voice {voice!r} is being downloaded; it speaks "
-                                   "once the download finishes") from None
+            while True:
+                left = deadline - time.monotonic()
+                try:
+                    if left <= 0:
+                        raise FutureTimeout
+                    future.result(timeout=min(left, BEAT_EVERY))
+                    break
+                except FutureTimeout:
+                    if beat is not None:
+                        beat()
+                    if left <= BEAT_EVERY:
+                        raise ServiceError("voice_downloading", f"{provider} voice {voice!r} is being downloaded; "
+                                           "it speaks once the download finishes") from None
 
     # -- the work ------------------------------------------------------------------------------
     def _emit(self, job: _Job, name: str, data: dict[str, Any]) -> None:
@@ -248,7 +259,7 @@ class VoiceDownloads:
         temp = target.with_name(f".{target.name}.{os.getpid()}.part")
         try:
             request = urllib.request.Request(url, headers={"User-Agent": f"voice-agent/{__version__}"})
-            with urllib.request.urlopen(request, timeout=self._settings.voice_download_timeout) as response, \
+            with urlopen(request, timeout=self._settings.voice_download_timeout) as response, \
                     open(temp, "wb") as out:
                 body = response.read(CATALOG_LIMIT + 1)
                 if len(body) > CATALOG_LIMIT:

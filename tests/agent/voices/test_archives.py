@@ -3,6 +3,7 @@ the voices folder is left as it was (no staging folder, no file outside the targ
 
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
 import zipfile
@@ -126,3 +127,17 @@ def test_an_archive_that_is_not_one_is_not_a_voice(tmp_path: Path, voices: Path)
     fake = tmp_path / "voice.zip"
     fake.write_bytes(b"this is text, not a zip")
     refused(fake, voices, "not_a_voice")
+
+
+@pytest.mark.parametrize("sizes", [[5 * 1024 * 1024], [3 * 1024 * 1024, 3 * 1024 * 1024, 3 * 1024 * 1024]],
+                         ids=["member", "running-total"])
+def test_tar_caps_are_checked_as_each_header_is_read(tmp_path: Path, voices: Path, sizes: list[int]) -> None:
+    archive = tmp_path / "huge.tar.gz"
+    with gzip.open(archive, "wb") as out:  # full members up to the last, which only declares its size
+        for i, size in enumerate(sizes):
+            info = tarfile.TarInfo(f"m{i}.npy")
+            info.size = size
+            out.write(info.tobuf(format=tarfile.PAX_FORMAT))
+            out.write(bytes(size + (-size % 512)) if i < len(sizes) - 1 else bytes(1024))
+    # refused at the header over the cap, not as a damaged tar once the reader ran out of data
+    refused(archive, voices, "archive_too_large")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import ServiceError
-from agent.voices.download import Fetch, fetch, room
+from agent.voices.download import Fetch, fetch, redirect_refusal, room
 from providers.catalog import CatalogFile
 from tests.voice_mirror import VoiceMirror
 
@@ -119,3 +119,42 @@ def test_room_is_the_cap_less_what_the_voices_hold(tmp_path: Path) -> None:
     (tmp_path / "kokoro" / "a.npy").write_bytes(b"x" * 1000)
     assert room(tmp_path, 5000) == 4000
     assert room(tmp_path, 500) == 0
+
+
+def test_redirects_are_followed_only_to_http_and_at_most_five_times(mirror: VoiceMirror, tmp_path: Path) -> None:
+    hops = [f"hop/{i}" for i in range(6)]
+    mirror.redirects.update({hop: mirror.url + (hops[i + 1] if i + 1 < len(hops) else PATH) for i, hop in enumerate(hops)})
+    mirror.redirects["to-ftp"] = f"ftp://127.0.0.1:1/{PATH}"
+    try:
+        assert fetch(mirror.url + hops[1], catalog_file(), tmp_path / "five").read_bytes() == BODY  # 5 redirects
+        with pytest.raises(ServiceError) as caught:
+            fetch(mirror.url + hops[0], catalog_file(), tmp_path / "six")
+        assert caught.value.code == "voice_download_failed" and "more than 5 redirects" in str(caught.value)
+        with pytest.raises(ServiceError) as caught:
+            fetch(mirror.url + "to-ftp", catalog_file(), tmp_path / "ftp")
+        assert caught.value.code == "voice_download_failed" and "redirect to a ftp: URL" in str(caught.value)
+    finally:
+        mirror.redirects.clear()
+
+
+@pytest.mark.parametrize(("origin", "target", "refused"), [
+    ("93.184.216.34", "https://104.16.0.1/cdn/x.onnx", False),  # a catalog host hands over to its CDN
+    ("93.184.216.34", "http://127.0.0.1:8080/x.onnx", True),
+    ("93.184.216.34", "http://169.254.169.254/latest/meta-data", True),  # a cloud's metadata address
+    ("93.184.216.34", "http://192.168.1.10/x.onnx", True),
+    ("93.184.216.34", "http://localhost/x.onnx", True),
+    ("192.168.1.2", "http://127.0.0.1/x.onnx", False),  # a mirror in the household may point anywhere there
+    ("93.184.216.34", "file:///etc/passwd", True),
+])
+def test_a_redirect_from_the_internet_into_the_household_is_refused(origin: str, target: str, refused: bool) -> None:
+    assert (redirect_refusal(origin, target) is not None) == refused
+
+
+def test_a_download_slower_than_the_minimum_rate_stops_and_keeps_its_part(mirror: VoiceMirror, tmp_path: Path) -> None:
+    ticks = iter(range(0, 10_000, 100))  # each look at the clock: 100 s later, so the mirror "trickles"
+    how = Fetch(clock=lambda: float(next(ticks)))
+    with pytest.raises(ServiceError) as caught:
+        fetch(mirror.url + "piper/" + PATH, catalog_file(), tmp_path, how=how)
+    assert caught.value.code == "voice_download_failed" and "slower than" in str(caught.value)
+    assert leftovers(tmp_path) == ["en_US-test-medium.onnx.part"]  # the next try resumes it
+    assert fetch(mirror.url + "piper/" + PATH, catalog_file(), tmp_path).read_bytes() == BODY

@@ -106,6 +106,35 @@ def test_a_name_for_several_voices_or_a_bad_name_is_refused(tmp_path: Path, voic
     refused(odd, voices, "invalid_name")
 
 
+def test_two_voices_of_one_name_in_one_import_are_refused(tmp_path: Path, voices: Path) -> None:
+    packs = make_zip(tmp_path / "packs.zip", {"a/af_x.npy": npy_bytes(style(1)), "b/af_x.npy": npy_bytes(style(2))})
+    assert "two kokoro voices" in refused(packs, voices, "invalid_name")
+    write_piper(tmp_path / "pipers" / "a", "en_US-a-medium")
+    write_piper(tmp_path / "pipers" / "b", "en_US-a-medium")
+    assert "two piper voices" in refused(tmp_path / "pipers", voices, "invalid_name")
+
+
+def test_a_failed_landing_takes_back_what_landed_and_puts_back_what_it_replaced(
+        tmp_path: Path, voices: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_piper(tmp_path / "two", "en_US-a-medium")
+    write_piper(tmp_path / "two", "en_US-b-medium")
+    voices.mkdir(parents=True)
+    (voices / "en_US-a-medium.onnx").write_bytes(b"old")
+    (voices / "en_US-a-medium.onnx.json").write_bytes(b"{}")
+    real = os.replace
+
+    def failing(source: object, target: object) -> None:  # the disk fills as the second voice lands
+        if str(target).endswith("en_US-b-medium.onnx.json"):
+            raise OSError(28, "No space left on device")
+        real(source, target)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("agent.voices.imports.os.replace", failing)
+    with pytest.raises(OSError):
+        import_voices(tmp_path / "two", voices, ImportOptions(replace=True), LIMITS)
+    assert sorted(p.name for p in voices.iterdir()) == ["en_US-a-medium.onnx", "en_US-a-medium.onnx.json"]
+    assert (voices / "en_US-a-medium.onnx").read_bytes() == b"old"
+
+
 # -- Kokoro ---------------------------------------------------------------------------------------
 def test_kokoro_voicepacks_land_as_npy_the_engine_finds(tmp_path: Path, voices: Path) -> None:
     (tmp_path / "af_mine.npy").write_bytes(npy_bytes(style(1)))

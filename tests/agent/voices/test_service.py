@@ -118,9 +118,11 @@ def test_on_demand_waits_a_bounded_time_then_says_downloading(mirror: VoiceMirro
     rig.downloads.refresh_catalog("default", CatalogRequest(update=True)).result(30)
     mirror.faults.stall[".onnx"] = 1.0
     try:
+        beats: list[None] = []
         with pytest.raises(ServiceError) as waiting:
-            rig.downloads.ensure("default", "piper", MIRROR_VOICE)
+            rig.downloads.ensure("default", "piper", MIRROR_VOICE, beat=lambda: beats.append(None))
         assert waiting.value.code == "voice_downloading"
+        assert beats, "a speak worker waiting for a download showed no progress: the watchdog would call it stuck"
         assert rig.downloads.busy("piper", MIRROR_VOICE)
         done = threading.Event()
         rig.downloads.start("default", rig.downloads.entry(MIRROR_VOICE)).add_done_callback(lambda f: done.set())
