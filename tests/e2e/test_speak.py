@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import time
 
 import pytest
@@ -71,28 +72,45 @@ def test_speed_changes_duration(running_agent: AgentProcess, probe: Probe) -> No
     assert 1.6 < ratio < 2.4, ratio
 
 
+def garbled_voicepack(home: Path, profile: str, name: str) -> None:
+    """A Kokoro voice that is there by name but cannot be read: the engine fails, not the name."""
+    folder = home / "profiles" / profile / "out" / "voices" / "kokoro"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.npy").write_bytes(b"not a numpy file")
+
+
 def test_fallback_to_piper_when_provider_fails(running_agent: AgentProcess, probe: Probe) -> None:
-    # Kokoro has no voice by this name: the request falls back to Piper and says why.
+    # Kokoro cannot read this voice: the request falls back to Piper and says why.
+    garbled_voicepack(running_agent.home, "default", "garbled_voice")
     response = probe.request(
-        "default", "speak", {"id": "fb-1", "text": "Falling back.", "provider": "kokoro", "voice": "no_such_kokoro_voice"}
+        "default", "speak", {"id": "fb-1", "text": "Falling back.", "provider": "kokoro", "voice": "garbled_voice"}
     )
 
     assert response["status"] == "ok", response
     assert response["data"]["provider"] == "piper" and response["data"]["fallback"] is True
     event = probe.event("default", "provider.fallback", "fb-1")["data"]
-    assert event["from"] == "kokoro" and "no_such_kokoro_voice" in event["reason"] and "not found" in event["reason"]
+    assert event["from"] == "kokoro" and "garbled_voice" in event["reason"] and "cannot read" in event["reason"]
     assert_speech(probe.wait_topic("voice/default/audio/fb-1"))
 
 
+def test_a_voice_the_request_names_that_is_nowhere_is_an_error_not_a_fallback(running_agent: AgentProcess,
+                                                                               probe: Probe) -> None:
+    response = probe.request(
+        "default", "speak", {"id": "fb-2", "text": "No.", "provider": "kokoro", "voice": "no_such_kokoro_voice"}
+    )
+    assert response["status"] == "error" and response["code"] == "voice_not_found", response
+
+
 def test_no_fallback_when_disabled(running_agent: AgentProcess, probe: Probe) -> None:
+    garbled_voicepack(running_agent.home, "kitchen", "garbled_voice")
     config = running_agent.home / "profiles" / "kitchen" / "etc" / "voice.json"
-    write_json(config, {"tts": {"kokoro": {"autoFallbackToPiper": False, "voice": "no_such_kokoro_voice"}}})
+    write_json(config, {"tts": {"kokoro": {"autoFallbackToPiper": False, "voice": "garbled_voice"}}})
     probe.event("kitchen", "config.reloaded", timeout=10)
 
     response = probe.request("kitchen", "speak", {"id": "nofb-1", "text": "No fallback.", "provider": "kokoro"})
 
-    assert response["status"] == "error" and response["code"] == "voice_not_found"
-    assert "Kokoro voice 'no_such_kokoro_voice' not found" in response["error"]
+    assert response["status"] == "error" and response["code"] == "provider_error", response
+    assert "garbled_voice" in response["error"]
     assert probe.event("kitchen", "speak.failed", "nofb-1")["data"]["provider"] == "kokoro"
 
 
