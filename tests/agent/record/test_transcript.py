@@ -27,7 +27,7 @@ def test_word_error_rate_counts_substitutions_insertions_and_deletions_of_words(
 def test_what_pocketsphinx_mishears_in_a_true_reading_passes() -> None:
     # heard by PocketSphinx in the Piper voice reading prompts (bench/transcript_check.py)
     assert mismatch("The old clock in the hall stopped at noon.", "the old clock in the whole stop at noon") is None
-    assert mismatch("Please hand me the scissors and the tape.", "place and me this assertion that tape") is None
+    assert mismatch("Our cottage sits at the foot of a steep hill.", "our coverage so it's up to put the steep hill") is None
     assert mismatch(PROMPT, "") is not None  # nothing heard at all is not a reading
 
 
@@ -37,7 +37,7 @@ def test_other_words_are_flagged_with_the_reason() -> None:
     assert reason is not None
     assert f"> {MAX_WER:g}" in reason and heard in reason
     # the lenient limit: well above a true reading's errors
-    assert 0.6 <= MAX_WER <= 0.9
+    assert 0.6 <= MAX_WER <= 0.8
 
 
 def sample(n: int, transcript: str | None, flagged: str | None = None, seconds: float = 7.0) -> Sample:
