@@ -51,8 +51,8 @@ export class RecordCard {
     if (!window.isSecureContext || !navigator.mediaDevices?.getUserMedia) {
       n.start.disabled = true;
       say(n.error, "The browser allows the microphone only on a secure page. Open this page as "
-        + `http://127.0.0.1:${location.port || 80}/ on the agent's own machine, or through the HTTPS proxy `
-        + `(see the README, Web page); ${location.origin} is not one.`);
+        + `http://127.0.0.1:${location.port || 80}/ on the agent's own machine (from another one through `
+        + `an ssh -L tunnel), or through a TLS proxy (https://); ${location.origin} is not one.`);
     }
   }
 
