@@ -19,7 +19,8 @@ from pydantic import ValidationError, create_model
 from agent.access import GUARDED, check_command, check_config_change, check_paths
 from agent.config.model import VoiceConfig
 from agent.errors import ServiceError
-from agent.record.requests import DeleteRequest, ExportRequest, ListRequest, RecordRequest, ShowRequest
+from agent.record.requests import (DeleteRequest, ExportRequest, ListRequest, PromptsRequest, RecordRequest,
+                                   ShowRequest)
 from agent.requests import ConfigSetRequest, EmptyRequest, Request, describe_validation_error, validation_problems
 from agent.speak.requests import SpeakRequest
 from agent.speak.service import AudioOut
@@ -110,6 +111,7 @@ def record_commands(records: RecordService, samples: SampleService) -> dict[str,
     return {
         "record": Command(RecordRequest, lambda p, r, out: records.submit(p, r), reserve=record),
         "speaker.enroll": Command(RecordRequest, lambda p, r, out: records.enroll(p, r), reserve=enroll),
+        "record.prompts": Command(PromptsRequest, lambda p, r, out: samples.prompts(p, r)),
         "samples.list": Command(ListRequest, lambda p, r, out: samples.list(p, r)),
         "samples.show": Command(ShowRequest, lambda p, r, out: samples.show(p, r)),
         "samples.delete": Command(DeleteRequest, lambda p, r, out: samples.delete(p, r)),

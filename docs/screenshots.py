@@ -17,6 +17,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.conftest import AgentProcess  # noqa: E402
 from tests.e2e.browser import api, base_url, browser_session, open_screen, record, web_agent  # noqa: E402
+from tests.e2e.microphone import read_aloud  # noqa: E402
 from tests.mosquitto import Mosquitto  # noqa: E402
 
 DOCS = REPO / "docs"
@@ -49,6 +50,7 @@ def main() -> None:
             with browser_session() as browser:
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
                 shoot(page, agent)
+            shoot_record_card(agent, root)
         finally:
             agent.stop()
             broker.stop()
@@ -99,6 +101,14 @@ def shoot(p: Any, agent: AgentProcess) -> None:
     save(p, "gpu")
     api(agent, "default", "train.cancel", {"job": job})
     print(f"(the page at {base_url(agent)}/)")
+
+
+def shoot_record_card(agent: AgentProcess, scratch: Path) -> None:
+    """The Record card after a take (Chromium's fake microphone plays the Piper voice reading the
+    card's sentence): its verdict, score and components, the next sentence to read."""
+    path = DOCS / "web-record.png"
+    read_aloud(agent, "kitchen", scratch, shot=path)
+    print("wrote", path.relative_to(REPO))
 
 
 if __name__ == "__main__":

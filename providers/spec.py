@@ -36,6 +36,17 @@ class SampleView(Protocol):
     @property
     def transcript(self) -> str | None: ...
 
+    @property
+    def transcript_mismatch(self) -> str | None:
+        """Why the transcript is not what was said (the words heard differ), or None."""
+        ...
+
+
+def true_transcript(sample: SampleView) -> bool:
+    """The sample has a transcript, and nothing says its words differ from it: what datasets that
+    learn or speak from transcripts (Kokoro, GPT-SoVITS) may take."""
+    return bool(sample.transcript) and not sample.transcript_mismatch
+
 
 @dataclass(frozen=True)
 class Readiness:

@@ -11,7 +11,7 @@ import logging
 import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from typing import Any, Protocol
 
@@ -19,6 +19,7 @@ import numpy as np
 
 from agent.record.decode import ANALYSIS_RATE, decode_wav
 from agent.record.quality import Measurements, measure, score
+from agent.record.recognise import Recogniser
 from agent.record.vad import Utterance, VadOptions, segment
 from providers.common.process import follow_parent
 
@@ -34,6 +35,7 @@ class AnalysisOptions:
     dnsmos: bool
     reference: np.ndarray | None  # the profile's voice embedding, when known
     min_similarity: float
+    transcript: str | None = None  # what was said: a lone utterance's words are heard to check it
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class Scored:
     measurements: Measurements
     reasons: list[str]
     embedding: np.ndarray
+    codes: list[str] = field(default_factory=list)  # the reasons as codes
+    heard: str | None = None  # the words PocketSphinx heard (a transcript's check), when it ran
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,18 @@ class _Models:
 
         self.dnsmos = Dnsmos(threads=THREADS)
         self.speaker = SpeakerEncoder(threads=THREADS)
+        self._recogniser: Recogniser | None = None
+        self._no_recogniser = False
+
+    def hear(self, samples: np.ndarray) -> str | None:
+        """The words in ``samples``; None without PocketSphinx (the transcript stays unchecked)."""
+        if self._recogniser is None and not self._no_recogniser:
+            try:
+                self._recogniser = Recogniser()
+            except ImportError:
+                log.warning("pocketsphinx is not installed: transcripts are not checked against the words said")
+                self._no_recogniser = True
+        return self._recogniser(samples) if self._recogniser is not None else None
 
 
 _models: _Models | None = None  # the worker process's own models (one process, one set)
@@ -93,17 +109,27 @@ def score_utterance(utterance: Utterance, options: AnalysisOptions) -> Scored:
     if options.dnsmos and not preliminary.reasons:  # no need to grade audio already refused
         m = replace(m, dnsmos=models.dnsmos(utterance.samples))
     result = score(m, options.min_similarity)
-    return Scored(utterance.samples, utterance.start, result.total, result.components, m, result.reasons, embedding)
+    return Scored(utterance.samples, utterance.start, result.total, result.components, m, result.reasons, embedding,
+                  result.codes)
+
+
+def check_words(scored: list[Scored], options: AnalysisOptions) -> list[Scored]:
+    """Hear the words of a lone utterance that comes with a transcript (only then is the
+    transcript stored) and is not refused already; the others as they are."""
+    if options.transcript is None or len(scored) != 1 or scored[0].reasons:
+        return scored
+    return [replace(scored[0], heard=_get_models().hear(scored[0].samples))]
 
 
 def score_wav(data: bytes, options: AnalysisOptions) -> Analysis:
     audio = decode_wav(data, ANALYSIS_RATE)
     utterances, segmenter = segment(audio.samples, options.vad)
-    return Analysis(audio.seconds, [score_utterance(u, options) for u in utterances], segmenter.dropped)
+    return Analysis(audio.seconds, check_words([score_utterance(u, options) for u in utterances], options),
+                    segmenter.dropped)
 
 
 def score_utterances(utterances: list[Utterance], options: AnalysisOptions) -> list[Scored]:
-    return [score_utterance(u, options) for u in utterances]
+    return check_words([score_utterance(u, options) for u in utterances], options)
 
 
 class AnalysisFailed(Exception):

@@ -1,5 +1,5 @@
 """Sample management shared by every door and the CLI: list, show, delete, export, readiness,
-report. Each takes validated arguments and returns plain data."""
+report, the prompts to read next. Each takes validated arguments and returns plain data."""
 
 from __future__ import annotations
 
@@ -8,16 +8,25 @@ from typing import Any
 from agent.errors import ServiceError
 from agent.layout import Layout
 from agent.record import export as exporter
+from agent.record import prompts as prompt_list
 from agent.record.keep import exports_beyond, remove_exports
 from agent.record.readiness import all_providers
 from agent.record.report import write_report
-from agent.record.requests import DeleteRequest, ExportRequest, ListRequest, ShowRequest
+from agent.record.requests import DeleteRequest, ExportRequest, ListRequest, PromptsRequest, ShowRequest
 from agent.record.store import SampleStore
 
 
 def list_samples(store: SampleStore, request: ListRequest) -> dict[str, Any]:
     samples = store.list(order=request.order, limit=request.limit, min_score=request.min_score)
     return {"id": request.id, "samples": [s.as_dict() for s in samples]}
+
+
+def next_prompts(store: SampleStore, request: PromptsRequest) -> dict[str, Any]:
+    """The next sentences to read (never one a kept sample holds), and how many are read."""
+    every = prompt_list.load()
+    read = store.transcripts()
+    left = prompt_list.next_prompts(every, read, len(every))
+    return {"id": request.id, "prompts": left[:request.count], "total": len(every), "read": len(every) - len(left)}
 
 
 def show_sample(store: SampleStore, request: ShowRequest) -> dict[str, Any]:

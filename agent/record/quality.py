@@ -49,6 +49,7 @@ class Score:
     components: dict[str, float]
     measurements: Measurements
     reasons: list[str] = field(default_factory=list)  # why it should not be kept, if anything
+    codes: list[str] = field(default_factory=list)  # the same reasons as codes (``words.py`` says them plainly)
 
 
 def ramp(value: float, bad: float, good: float) -> float:
@@ -98,13 +99,15 @@ def score(m: Measurements, min_similarity: float | None) -> Score:
     if m.speaker_similarity is not None:
         components["speaker"] = ramp(m.speaker_similarity, SPEAKER_NONE, SPEAKER_FULL)
         total *= components["speaker"] / 100.0
-    reasons = []
+    refusals: list[tuple[str, str]] = []
     if m.clipped_fraction > 0.01:
-        reasons.append(f"clipped ({m.clipped_fraction:.1%} of samples at full scale)")
+        refusals.append(("clipped", f"clipped ({m.clipped_fraction:.1%} of samples at full scale)"))
     if m.speech_ratio < 0.2:
-        reasons.append(f"little speech ({m.speech_ratio:.0%} of frames)")
+        refusals.append(("little_speech", f"little speech ({m.speech_ratio:.0%} of frames)"))
     if m.snr_db < MIN_SNR_DB:
-        reasons.append(f"steady noise, not speech (nothing rises above it: SNR {m.snr_db:.1f} dB)")
+        refusals.append(("steady_noise", f"steady noise, not speech (nothing rises above it: SNR {m.snr_db:.1f} dB)"))
     if min_similarity is not None and m.speaker_similarity is not None and m.speaker_similarity < min_similarity:
-        reasons.append(f"another speaker (similarity {m.speaker_similarity:.2f} < {min_similarity:.2f})")
-    return Score(round(total, 1), {k: round(v, 1) for k, v in components.items()}, m, reasons)
+        refusals.append(("another_speaker",
+                         f"another speaker (similarity {m.speaker_similarity:.2f} < {min_similarity:.2f})"))
+    return Score(round(total, 1), {k: round(v, 1) for k, v in components.items()}, m,
+                 [text for _, text in refusals], [code for code, _ in refusals])

@@ -65,6 +65,10 @@ class ListRequest(Request):
     min_score: float | None = Field(None, ge=0, le=100)
 
 
+class PromptsRequest(Request):
+    count: int = Field(10, ge=1, le=100, description="How many of the next sentences to read.")
+
+
 class ShowRequest(Request):
     sample: str = Field(pattern=SAMPLE_ID)
 

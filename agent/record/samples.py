@@ -11,7 +11,7 @@ from agent.config.store import ConfigStore
 from agent.events import EventBus
 from agent.layout import Layout
 from agent.record import manage
-from agent.record.requests import DeleteRequest, ExportRequest, ListRequest, ShowRequest
+from agent.record.requests import DeleteRequest, ExportRequest, ListRequest, PromptsRequest, ShowRequest
 from agent.record.service import RecordService
 from agent.requests import EmptyRequest
 from agent.work import BoundedExecutor
@@ -39,6 +39,9 @@ class SampleService:
 
     def show(self, profile: str, request: ShowRequest) -> Future[dict[str, Any]]:
         return self.later(lambda: manage.show_sample(self._records.store(profile), request))
+
+    def prompts(self, profile: str, request: PromptsRequest) -> Future[dict[str, Any]]:
+        return self.later(lambda: manage.next_prompts(self._records.store(profile), request))
 
     def delete(self, profile: str, request: DeleteRequest) -> Future[dict[str, Any]]:
         def work() -> dict[str, Any]:

@@ -27,7 +27,9 @@ from agent.record.readiness import all_providers
 from agent.record.requests import RecordRequest
 from agent.record.speaker import similarity
 from agent.record.store import CorruptDatabase, SampleStore, open_store
+from agent.record.transcript import mismatch
 from agent.record.vad import Utterance, VadOptions
+from agent.record.words import error_words, say
 from agent.work import ByteBudget, Hold
 from providers import registry
 from providers.common.process import release_free_memory
@@ -108,11 +110,12 @@ class RecordService:
 
     def _check_enabled(self, profile: str) -> None:
         if not self._configs.get(profile).record.enabled:
-            raise ServiceError("record_disabled", f"recording is disabled for profile {profile!r} (record.enabled)")
+            raise ServiceError("record_disabled", f"recording is disabled for profile {profile!r} (record.enabled)",
+                               {"say": error_words("record_disabled")})
 
     def _busy(self) -> ServiceError:
         return ServiceError("busy", f"{self._bytes.held} bytes of recordings are waiting to be scored "
-                                    f"(at most {self._bytes.limit}); try again later")
+                                    f"(at most {self._bytes.limit}); try again later", {"say": error_words("busy")})
 
     def submit_utterances(self, profile: str, utterances: list[Utterance], source: str, transcript: str | None = None) -> bool:
         """From a stream: results go out as events only. False when the queue is full."""
@@ -133,7 +136,8 @@ class RecordService:
             self._queue.put_nowait(job)
         except queue.Full:
             job.held.release()
-            raise ServiceError("busy", "too many recordings are waiting to be scored; try again later") from None
+            raise ServiceError("busy", "too many recordings are waiting to be scored; try again later",
+                               {"say": error_words("busy")}) from None
 
     def vad_options(self, profile: str) -> VadOptions:
         record = self._configs.get(profile).record
@@ -338,13 +342,14 @@ class RecordService:
         options = analysis.AnalysisOptions(
             vad=self.vad_options(job.profile), dnsmos=config.dnsmos,
             reference=voice[1] if voice else None, min_similarity=config.speaker.min_similarity,
+            transcript=job.transcript,
         )
         if job.audio is not None:
             try:
                 result = self._analyser.score_wav(job.audio, options)
             except AudioDecodeError as exc:
                 self._events.emit(job.profile, "sample.rejected", {"request_id": job.id, "reasons": [str(exc)]})
-                raise ServiceError("invalid_audio", str(exc)) from exc
+                raise ServiceError("invalid_audio", str(exc), {"say": error_words("invalid_audio")}) from exc
             scored, seconds, dropped = result.utterances, result.seconds, result.dropped
         else:
             scored = self._analyser.score_utterances(job.utterances or [], options)
@@ -354,28 +359,31 @@ class RecordService:
                 f" ({len(dropped)} segment(s) {dropped[0][1]})" if dropped else ""
             )
             self._events.emit(job.profile, "sample.rejected", {"request_id": job.id, "reasons": [why]})
-            raise ServiceError("no_speech", why)
+            raise ServiceError("no_speech", why, {"say": error_words("no_speech")})
         transcript = job.transcript if len(scored) == 1 else None
         kept, rejected = [], []
         for item in scored:
-            reasons = list(item.reasons)
-            if item.score < config.threshold:
+            reasons, low = list(item.reasons), item.score < config.threshold
+            if low:
                 reasons.append(f"score {item.score:.0f} below the threshold {config.threshold:g}")
+            measured = asdict(item.measurements)
             summary = {
                 "request_id": job.id, "score": item.score, "components": item.components,
                 "duration": round(len(item.samples) / ANALYSIS_RATE, 3), "start": round(item.start, 3),
                 "speaker_similarity": item.measurements.speaker_similarity,
             }
             if reasons:
-                rejected.append({**summary, "reasons": reasons})
+                rejected.append({**summary, "reasons": reasons, "say": say(item.codes, item.components, measured, low)})
                 self._events.emit(job.profile, "sample.rejected", rejected[-1])
                 continue
+            checked = self._transcript_check(transcript, item.heard)
             sample = store.add(
-                item.samples, ANALYSIS_RATE, item.score, item.components, asdict(item.measurements),
-                transcript, job.source, item.measurements.speaker_similarity,
+                item.samples, ANALYSIS_RATE, item.score, item.components, measured,
+                transcript, job.source, item.measurements.speaker_similarity, checked.get("transcript_mismatch"),
             )
             store.add_to_centroid(item.embedding)
-            kept.append({**summary, "id": sample.id})
+            codes = ["transcript_mismatch"] if checked.get("transcript_mismatch") else []
+            kept.append({**summary, "id": sample.id, **checked, "say": say(codes, item.components, measured)})
             self._events.emit(job.profile, "sample.captured", kept[-1])
         if kept:
             self._prune(job.profile, store, config.keep)
@@ -384,6 +392,17 @@ class RecordService:
         if job.transcript and len(scored) > 1:
             log.info("recording %s held %d utterances; its transcript was not stored", job.id, len(scored))
         return {"id": job.id, "seconds": round(seconds, 3), "utterances": len(scored), "kept": kept, "rejected": rejected}
+
+    @staticmethod
+    def _transcript_check(transcript: str | None, heard: str | None) -> dict[str, Any]:
+        """What a kept sample's answer says of its transcript: the words heard and, when they
+        plainly differ, why it stays out of the datasets that learn from transcripts."""
+        if transcript is None:
+            return {}
+        if heard is None:
+            return {"transcript": transcript, "transcript_checked": False}
+        return {"transcript": transcript, "transcript_checked": True, "heard": heard,
+                "transcript_mismatch": mismatch(transcript, heard)}
 
     def _prune(self, profile: str, store: SampleStore, policy: KeepConfig) -> None:
         reasons = samples_to_prune(store.list(), policy, time.time())

@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS samples (
     components TEXT NOT NULL,
     measurements TEXT NOT NULL,
     source TEXT,
-    speaker_similarity REAL
+    speaker_similarity REAL,
+    transcript_mismatch TEXT        -- why the transcript is not what was said, or NULL
 );
 CREATE TABLE IF NOT EXISTS speaker (
     kind TEXT PRIMARY KEY,          -- 'enrolled' or 'centroid'
@@ -65,6 +66,7 @@ class Sample:
     measurements: dict[str, Any]
     source: str | None
     speaker_similarity: float | None
+    transcript_mismatch: str | None = None  # the words heard differ from the transcript: why
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -136,12 +138,19 @@ class SampleStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(SCHEMA)
+            self._upgrade()
             found = [row[0] for row in self._db.execute("PRAGMA quick_check(3)")]
         except sqlite3.DatabaseError as exc:
             if getattr(exc, "sqlite_errorname", "") in CORRUPT_CODES:
                 return str(exc)
             raise
         return None if found == ["ok"] else "; ".join(found)
+
+    def _upgrade(self) -> None:
+        """Columns added since a database was made (read by position: appended at the end)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(samples)")}
+        if "transcript_mismatch" not in columns:
+            self._db.execute("ALTER TABLE samples ADD COLUMN transcript_mismatch TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -197,6 +206,7 @@ class SampleStore:
         transcript: str | None,
         source: str | None,
         speaker_similarity: float | None,
+        transcript_mismatch: str | None = None,
     ) -> Sample:
         sample_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         sample = Sample(
@@ -211,6 +221,7 @@ class SampleStore:
             measurements=measurements,
             source=source,
             speaker_similarity=speaker_similarity,
+            transcript_mismatch=transcript_mismatch,
         )
         data = wav_bytes(to_pcm16(samples), sample_rate)
         staged = self.samples_dir / f".{sample.file}.staged"
@@ -218,11 +229,11 @@ class SampleStore:
         try:
             with self._transaction() as db:
                 db.execute(
-                    "INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         sample.id, sample.created, sample.file, sample.duration, sample.sample_rate,
                         transcript, score, json.dumps(components), json.dumps(measurements), source,
-                        speaker_similarity,
+                        speaker_similarity, transcript_mismatch,
                     ),
                 )
                 os.replace(staged, self.samples_dir / sample.file)
@@ -262,6 +273,13 @@ class SampleStore:
             (self.samples_dir / row[0]).unlink(missing_ok=True)
             deleted.append(sample_id)
         return deleted
+
+    def transcripts(self) -> "builtins.list[str]":
+        """The transcripts of the kept samples that hold what was said (the prompts read)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT transcript FROM samples WHERE transcript IS NOT NULL AND transcript_mismatch IS NULL").fetchall()
+        return [r[0] for r in rows]
 
     def path(self, sample: Sample) -> Path:
         return self.samples_dir / sample.file
@@ -312,5 +330,5 @@ def _sample(row: tuple[Any, ...]) -> Sample:
     return Sample(
         id=row[0], created=row[1], file=row[2], duration=row[3], sample_rate=row[4], transcript=row[5],
         score=row[6], components=json.loads(row[7]), measurements=json.loads(row[8]), source=row[9],
-        speaker_similarity=row[10],
+        speaker_similarity=row[10], transcript_mismatch=row[11],
     )

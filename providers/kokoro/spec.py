@@ -13,13 +13,15 @@ from providers.kokoro import cli, dataset
 from providers.kokoro.catalog import CATALOG
 from providers.kokoro.config import KokoroSettings
 from providers.kokoro.train_params import VoicepackParams
-from providers.spec import CliSpec, DatasetSpec, ProviderSpec, Readiness, RoughPace, SampleView, TrainerSpec, enough
+from providers.spec import (CliSpec, DatasetSpec, ProviderSpec, Readiness, RoughPace, SampleView, TrainerSpec,
+                            enough, true_transcript)
 
 METADATA = "metadata.csv"  # LJSpeech-style: file|transcript, what the trainer reads
 
 
 def with_transcripts(samples: Sequence[SampleView]) -> list[SampleView]:
-    return [s for s in samples if s.transcript]
+    """Samples with a transcript that is what was said (a take of other words stays out)."""
+    return [s for s in samples if true_transcript(s)]
 
 
 def readiness(samples: Sequence[SampleView], threshold: float) -> Readiness:

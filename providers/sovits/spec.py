@@ -8,15 +8,15 @@ from pathlib import Path
 
 from providers.sovits import actions, cli
 from providers.sovits.config import SovitsSettings
-from providers.spec import CliSpec, DatasetSpec, ProviderSpec, Readiness, SampleView
+from providers.spec import CliSpec, DatasetSpec, ProviderSpec, Readiness, SampleView, true_transcript
 
 REFERENCE_SECONDS = (5.0, 10.0)
 
 
 def best_reference(samples: Sequence[SampleView]) -> list[SampleView]:
-    """The best 5-10 s sample with a transcript (none when there is no such sample)."""
+    """The best 5-10 s sample with a true transcript (none when there is no such sample)."""
     low, high = REFERENCE_SECONDS
-    fitting = [s for s in samples if s.transcript and low <= s.duration <= high]
+    fitting = [s for s in samples if true_transcript(s) and low <= s.duration <= high]
     return [max(fitting, key=lambda s: s.score)] if fitting else []
 
 

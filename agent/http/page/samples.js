@@ -4,6 +4,7 @@
 
 import { ApiError, blobURL, command, reportPath, sampleAudioPath } from "./api.js";
 import { AudioUploads } from "./audio-uploads.js";
+import { RecordCard } from "./record.js";
 import { $, badge, bar, clearProblems, duration, el, say, showProblems, status, when } from "./ui.js";
 
 const LIMIT = 500;
@@ -26,6 +27,7 @@ export class SamplesScreen {
     });
     $("report-make").addEventListener("click", () => this.report());
     $("sample-audio").addEventListener("ended", () => this.stopped());
+    this.recorder = new RecordCard(this);
     this.uploads = new AudioUploads(this);
   }
 
@@ -47,7 +49,7 @@ export class SamplesScreen {
     const chosen = target.value;
     target.replaceChildren(...targets.map((name) => el("option", { value: name }, name)));
     if (targets.includes(chosen)) target.value = chosen;
-    await Promise.all([this.list(), this.readiness()]);
+    await Promise.all([this.list(), this.readiness(), this.recorder.show(profile)]);
   }
 
   async list() {
@@ -71,7 +73,8 @@ export class SamplesScreen {
       el("td", { title: sample.id }, when(sample.created)),
       el("td", { class: "score" }, bar(sample.score / 100, sample.score.toFixed(0), sample.score >= 70 ? "good" : "")),
       el("td", {}, duration(sample.duration)), el("td", {}, similarity),
-      el("td", { class: "transcript" }, sample.transcript || el("span", { class: "hint" }, "no transcript")),
+      el("td", { class: "transcript", title: sample.transcript_mismatch || "" }, sample.transcript || el("span", { class: "hint" }, "no transcript"),
+        sample.transcript_mismatch ? el("span", { class: "badge bad", "data-mismatch": "true" }, "other words") : ""),
       el("td", { class: "chips" }, components));
   }
 

@@ -3,6 +3,8 @@ end in tests/e2e/test_record.py): what is kept, what is refused and why, what is
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 import threading
 import time
@@ -377,14 +379,30 @@ def test_what_is_told_of_each_sample(setup: Any, caplog: pytest.LogCaptureFixtur
     assert (result["id"], result["seconds"], result["utterances"]) == ("told", 5.123, 2)
     [captured] = bus.events("sample.captured")
     assert captured == {"request_id": "told", "score": 91.0, "components": {"snr": 80.0}, "duration": 2.5,
-                        "start": 0.25, "speaker_similarity": 0.876, "id": result["kept"][0]["id"]}
+                        "start": 0.25, "speaker_similarity": 0.876, "id": result["kept"][0]["id"], "say": []}
     [rejected] = bus.events("sample.rejected")
     assert rejected == {"request_id": "told", "score": 40.0, "components": {"snr": 80.0}, "duration": 1.25,
-                        "start": 3.123, "speaker_similarity": None, "reasons": ["score 40 below the threshold 70"]}
+                        "start": 3.123, "speaker_similarity": None, "reasons": ["score 40 below the threshold 70"],
+                        "say": ["a low score"]}
     sample = service.store("default").get(captured["id"])
     assert sample is not None and sample.components == {"snr": 80.0} and sample.speaker_similarity == 0.876
     assert sample.measurements["snr_db"] == 25.0 and sample.transcript is None  # two utterances: whose words?
     assert "recording told held 2 utterances; its transcript was not stored" in caplog.text
+
+
+def test_a_take_whose_words_are_not_its_transcript_is_kept_with_the_reason(setup: Any) -> None:
+    """The words heard (in the analysis process) against the transcript: the verdict is stored
+    with the sample and said in the answer; a take heard as its transcript is kept as it is."""
+    service, analyser, bus, home = setup
+    analyser.results.append(Analysis(3.0, [replace(scored(90.0), heard="my phone battery died on the way")], []))
+    analyser.results.append(Analysis(3.0, [replace(scored(90.0), heard="the old clock in the whole stop at noon")], []))
+    other = record(service, "The old clock in the hall stopped at noon.", "other")["kept"][0]
+    true = record(service, "The old clock in the hall stopped at noon.", "true")["kept"][0]
+    assert "the words heard differ" in other["transcript_mismatch"] and other["say"] == ["other words than the sentence"]
+    assert true["transcript_mismatch"] is None and true["transcript_checked"] and true["say"] == []
+    store = service.store("default")
+    assert "word error rate" in (store.get(other["id"]) or pytest.fail()).transcript_mismatch
+    assert store.transcripts() == ["The old clock in the hall stopped at noon."]  # only the true reading
 
 
 def test_refusals_before_scoring_are_told_with_the_request(setup: Any) -> None:
