@@ -30,6 +30,7 @@ from agent.speak.requests import SpeakRequest
 from agent.speak.service import SpeakService
 from agent.train.service import TrainService
 from agent.voices.catalog import Catalog
+from agent.voices.installed import InstalledVoices
 from agent.voices.listing import listing
 from agent.access import check_command
 from agent.voices.download import room, stale_parts
@@ -57,11 +58,10 @@ class Core:
             NvmlInfo(), HogPauser(settings.gpu_hogs, self.layout.paused_gpu_users),
             lambda name, data: self.events.emit("gpu", name, data),
         )
-        self.catalog = Catalog({"piper": settings.piper_voices_url, "kokoro": settings.kokoro_voices_url},
-                               self.layout.household_voices / "catalog")
+        self.catalog = Catalog.for_settings(settings)
         self.engines = ProviderPool(gpu_guard=self.arbiter.reserve, on_create=self._engine_created)
-        self.names = VoiceNames(self.catalog, lambda provider, ctx: self.engines.get(provider).voices(ctx),
-                                self.layout.provider_context)
+        self.installed_voices = InstalledVoices(lambda provider, ctx: self.engines.get(provider).voices(ctx))
+        self.names = VoiceNames(self.catalog, self.installed_voices, self.layout.provider_context)
         self.configs = ConfigStore(self.layout, self.events, check=self.names.problems, canonical=self.names.canonical)
         self.downloads = VoiceDownloads(settings, self.catalog, self.layout.household_voices, self.events,
                                         self.installed)
@@ -239,13 +239,9 @@ class Core:
             self.speak.preload(name)
 
     def installed(self, profile: str, provider: str, name: str) -> bool:
-        """Whether the profile can use this voice now (its engine lists it)."""
-        try:
-            found = self.engines.get(provider).voices(self.layout.provider_context(profile))
-        except Exception as exc:  # an engine that cannot list: a download is what can help
-            log.debug("cannot list %s voices: %s", provider, exc)
-            return False
-        return any(voice.name == name for voice in found)
+        """Whether the profile can use this voice now (its engine lists it): asked by every speak
+        request that names a catalog voice, so it is the cached listing (agent/voices/installed.py)."""
+        return self.installed_voices.has(provider, self.layout.provider_context(profile), name)
 
     def _fetch_configured_voice(self, profile: str) -> None:
         """A voice.json that names a catalog voice not installed: fetch it now (on demand), so the

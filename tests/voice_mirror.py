@@ -27,7 +27,7 @@ from typing import Any
 MIRROR_VOICE = "en_US-mirror-medium"
 # more names for the same real files: each test that installs one has a voice not installed yet
 MIRROR_VOICES = (MIRROR_VOICE, "en_US-mirror2-medium", "en_US-mirror3-medium", "en_US-mirror4-medium",
-                 "en_US-mirror5-medium")
+                 "en_US-mirror5-medium", "en_US-mirror6-medium")
 KOKORO_VOICE = "af_heart"
 
 

@@ -59,11 +59,12 @@ def run(settings: AgentSettings, args: argparse.Namespace) -> int:
 def _list(settings: AgentSettings, args: argparse.Namespace) -> int:
     from agent.layout import Layout
     from agent.speak.engines import ProviderPool, list_voices
+    from agent.voices.catalog import Catalog
     from agent.voices.listing import listing
 
     layout = Layout(settings.home)
     installed, problems = list_voices(ProviderPool(), layout.provider_context(args.profile))
-    for voice in listing(installed, _catalog(settings), with_catalog=args.catalog, provider=args.provider,
+    for voice in listing(installed, Catalog.for_settings(settings), with_catalog=args.catalog, provider=args.provider,
                          language=args.lang):
         mark = "installed" if voice["installed"] else f"{voice['size'] / 1e6:.0f} MB" if voice["size"] else "download"
         print(f"{voice['provider']:7} {voice['name']:32} {voice['language']:8} {mark:>10}  "
@@ -71,14 +72,6 @@ def _list(settings: AgentSettings, args: argparse.Namespace) -> int:
     for provider, problem in problems.items():
         print(f"{provider:7} (unavailable: {problem})")
     return 0
-
-
-def _catalog(settings: AgentSettings) -> Any:
-    from agent.layout import Layout
-    from agent.voices.catalog import Catalog
-
-    return Catalog({"piper": settings.piper_voices_url, "kokoro": settings.kokoro_voices_url},
-                   Layout(settings.home).household_voices / "catalog")
 
 
 def agent_runs(settings: AgentSettings) -> bool:
@@ -156,6 +149,8 @@ def _here(settings: AgentSettings, profile: str, command: str, payload: dict[str
     from agent.events import EventBus
     from agent.layout import Layout
     from agent.speak.engines import ProviderPool
+    from agent.voices.catalog import Catalog
+    from agent.voices.installed import InstalledVoices
     from agent.voices.requests import CatalogRequest, DownloadRequest
     from agent.voices.service import VoiceDownloads
 
@@ -165,13 +160,9 @@ def _here(settings: AgentSettings, profile: str, command: str, payload: dict[str
     bus = EventBus()
     bus.listen(lambda p, name, data, when: show(name, data))
 
-    def installed(profile: str, provider: str, name: str) -> bool:
-        try:
-            return any(v.name == name for v in pool.get(provider).voices(layout.provider_context(profile)))
-        except Exception:
-            return False
-
-    downloads = VoiceDownloads(settings, _catalog(settings), layout.household_voices, bus, installed)
+    voices = InstalledVoices(lambda provider, ctx: pool.get(provider).voices(ctx))
+    downloads = VoiceDownloads(settings, Catalog.for_settings(settings), layout.household_voices, bus,
+                               lambda profile, provider, name: voices.has(provider, layout.provider_context(profile), name))
     try:
         future: Future[dict[str, Any]]
         if command == "voices.download":

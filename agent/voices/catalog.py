@@ -11,6 +11,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.layout import Layout
+from agent.settings import AgentSettings
 from providers import registry
 from providers.base import ProviderError
 from providers.catalog import CatalogSpec, CatalogVoice
@@ -41,6 +43,13 @@ class Catalog:
         self._folder = folder
         self._entries: dict[tuple[str, str], Entry] | None = None
         self._aliases: dict[tuple[str, str], str] = {}
+
+    @classmethod
+    def for_settings(cls, settings: AgentSettings) -> Catalog:
+        """The household's catalog as the settings configure it (the download URLs; fetched
+        catalogs under ``out/voices/catalog``): the agent and the CLI without an agent build it here."""
+        return cls({"piper": settings.piper_voices_url, "kokoro": settings.kokoro_voices_url},
+                   Layout(settings.home).household_voices / "catalog")
 
     def fetched_file(self, provider: str) -> Path:
         return self._folder / f"{provider}.json"

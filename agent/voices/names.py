@@ -10,14 +10,14 @@ Nothing is loaded: names come from file listings and the catalogs, which is chea
 from __future__ import annotations
 
 import logging
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 from agent.config.model import ConfigProblem, VoiceConfig
 from agent.voices.catalog import Catalog, closest
+from agent.voices.installed import InstalledVoices
 from agent.voices.resolve import canonical
-from providers.base import ProviderContext, ProviderError, VoiceInfo, VoiceNotFoundError
+from providers.base import ProviderContext, ProviderError, VoiceNotFoundError
 from providers.kokoro.assets import find_file
 from providers.kokoro.config import KokoroSettings
 from providers.kokoro.voices import VoiceSpec
@@ -26,14 +26,13 @@ from providers.piper.config import PiperSettings
 log = logging.getLogger(__name__)
 
 NOT_FOUND = VoiceNotFoundError.code
-InstalledVoices = Callable[[str, ProviderContext], list[VoiceInfo]]  # provider, profile -> its installed voices
 
 
 class VoiceNames:
     """Answers "does this voice exist?" for one profile's config, without loading any voice."""
 
     def __init__(self, catalog: Catalog, installed: InstalledVoices, context: Callable[[str], ProviderContext]) -> None:
-        """``installed``: the engines' ``voices()`` (core: ``ProviderPool``); ``context``: a
+        """``installed``: the profile's installed voices (agent/voices/installed.py); ``context``: a
         profile's folders (``Layout.provider_context``)."""
         self._catalog = catalog
         self._installed = installed
@@ -102,14 +101,14 @@ class VoiceNames:
     # -- Kokoro --------------------------------------------------------------------------
     def _kokoro(self, settings: KokoroSettings, ctx: ProviderContext, section: str) -> list[ConfigProblem]:
         found: list[ConfigProblem] = []
-        table: list[str] = []
+        table: Path | None = None
         if settings.voices_path:
             path = find_file(settings.voices_path, ctx)
             if path is None:
                 found.append(ConfigProblem("", f"{section}.voicesPath",
                                            f"Kokoro voices file {settings.voices_path} does not exist", NOT_FOUND))
             else:
-                table = table_names(path)
+                table = path
         if settings.use_custom_voicepack:
             if settings.voicepack_path and find_file(settings.voicepack_path, ctx) is None:
                 found.append(ConfigProblem("", f"{section}.voicepackPath",
@@ -118,7 +117,7 @@ class VoiceNames:
         return found + self._kokoro_voice(settings.voice, settings.voices_path, ctx, f"{section}.voice", table)
 
     def _kokoro_voice(self, voice: str, voices_path: str, ctx: ProviderContext, field: str,
-                      table: list[str] | None = None) -> list[ConfigProblem]:
+                      table: Path | None = None) -> list[ConfigProblem]:
         """Each voice of a blend ``a:0.6,b:0.4``; empty is the language's own voice (in the catalog)."""
         if not voice:
             return []
@@ -126,16 +125,16 @@ class VoiceNames:
             spec = VoiceSpec.parse(voice)
         except ProviderError as exc:
             return [ConfigProblem("", field, str(exc), "invalid_config")]
-        installed = self._names("kokoro", ctx) + (table or [])
+        installed = self._names("kokoro", ctx, table)
         for name, _ in spec.parts:
             if name not in installed and self._catalog.find("kokoro", name) is None:
                 return [self._unknown(field, "Kokoro", name, installed)]
         return []
 
     # -- shared --------------------------------------------------------------------------
-    def _names(self, provider: str, ctx: ProviderContext) -> list[str]:
+    def _names(self, provider: str, ctx: ProviderContext, voices_file: Path | None = None) -> list[str]:
         try:
-            return [voice.name for voice in self._installed(provider, ctx)]
+            return self._installed.names(provider, ctx, voices_file)
         except ProviderError as exc:  # the catalog still knows its voices
             log.warning("cannot list installed %s voices: %s", provider, exc)
             return []
@@ -147,14 +146,3 @@ class VoiceNames:
         hint = f"; did you mean {' or '.join(near)}?" if near else f"; `voice-agent voices --catalog` lists {provider}'s"
         return ConfigProblem("", field, f"{label} voice {name!r} is neither installed nor in the catalog{hint}", NOT_FOUND)
 
-
-def table_names(path: Path) -> list[str]:
-    """The voice names in a Kokoro voices file (an NPZ: one ``<name>.npy`` per voice), read from
-    its listing without loading a voice; a voicepack file is one voice named by its stem."""
-    if path.suffix in (".pt", ".npy"):
-        return [path.stem]
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return [name.removesuffix(".npy") for name in archive.namelist() if name.endswith(".npy")]
-    except (OSError, zipfile.BadZipFile):
-        return []  # the engine says what is wrong with the file when it loads it

@@ -6,10 +6,11 @@ progress, through the agent and in the foreground."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +23,14 @@ from tests.audio_checks import assert_speech
 from tests.conftest import AgentProcess, Probe, make_home
 from tests.e2e.test_wyoming import read_audio
 from tests.mosquitto import Mosquitto, free_port
-from tests.voice_mirror import KOKORO_VOICE, MIRROR_VOICES, VoiceMirror
+from tests.providers.kokoro.models import install_models, prepared_models
+from tests.voice_mirror import KOKORO_VOICE, MIRROR_VOICES, VoiceMirror, kokoro_pt
 
 BASE = "voice"
 WAIT = "1"  # seconds a speak request waits for its voice's download
+BUNDLED = "en_US-joe-medium"  # the profile's own voice (Piper's bundled one): what a fallback speaks with
+ALIAS = "en-us-mirror6-medium"  # a catalog alias of MIRROR_VOICES[5], as wyoming-piper's older names are
+BLEND = "af_bella:0.6,af_sky:0.4"  # two catalog Kokoro voices that no other test installs
 
 
 @dataclass
@@ -49,7 +54,11 @@ def mirror_env(mirror: VoiceMirror) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto) -> Iterator[Rig]:
     with VoiceMirror() as mirror:
-        home = make_home(tmp_path_factory.mktemp("home"))
+        mirror.catalog[MIRROR_VOICES[5]]["aliases"] = [ALIAS]
+        mirror.files["voices.json"] = json.dumps(mirror.catalog).encode()
+        for name in ("af_bella", "af_sky"):
+            mirror.files[f"kokoro/voices/{name}.pt"] = kokoro_pt("jf_gongitsune")
+        home = make_home(tmp_path_factory.mktemp("home"), profiles=("default", "kitchen"))
         catalog = home / "out" / "voices" / "catalog" / "piper.json"  # as `voices catalog --update` leaves it
         catalog.parent.mkdir(parents=True)
         catalog.write_bytes(mirror.files["voices.json"])  # type: ignore[arg-type]
@@ -112,7 +121,10 @@ def test_a_broken_download_is_resumed(rig: Rig, probe: Probe) -> None:
 
 
 def test_a_wyoming_synthesize_fetches_its_voice_on_demand(rig: Rig, probe: Probe) -> None:
+    """The first synthesize outwaits the download (the mirror stalls): the profile's own voice says
+    it, and the log says why; once the voice is in, a synthesize is said by it."""
     name = MIRROR_VOICES[1]
+    rig.mirror.faults.stall[f"{name}.onnx"] = 3.0  # longer than the agent waits (WAIT)
     mark = probe.mark()
 
     async def synthesize() -> bytes:
@@ -120,13 +132,17 @@ def test_a_wyoming_synthesize_fetches_its_voice_on_demand(rig: Rig, probe: Probe
             await client.write_event(Synthesize(text="Hello there.", voice=SynthesizeVoice(name=f"piper:{name}")).event())
             return (await read_audio(client)).wav
 
-    first = asyncio.run(synthesize())  # spoken by the new voice, or (downloading) by the fallback: speech either way
-    assert_speech(first, min_seconds=0.3)
+    assert_speech(asyncio.run(synthesize()), min_seconds=0.3)
+    first = probe.event("default", "speak.finished", after=mark)["data"]
+    assert (first["provider"], first["voice"], first["fallback"], first["fallback_code"]) == (
+        "piper", BUNDLED, True, "voice_downloading"), first
+    rig.agent.wait_log(f"spoken by piper/{BUNDLED} instead (voice_downloading): piper voice {name!r} is being downloaded")
     assert probe.event("default", "voices.download.finished", after=mark, timeout=120)["data"]["name"] == name
     mark = probe.mark()
     assert_speech(asyncio.run(synthesize()), min_seconds=0.3)
     finished = probe.event("default", "speak.finished", after=mark)["data"]
     assert finished["voice"] == name and not finished["fallback"]
+    rig.agent.wait_log(f"loaded Piper voice {name}.onnx")  # the downloaded file, not joe's under another name
     assert AudioStart  # the wyoming client's audio types are what read_audio checked
 
 
@@ -138,6 +154,42 @@ def test_a_request_that_outwaits_its_download_is_answered_by_piper_saying_why(ri
     assert spoken["data"]["fallback_code"] == "voice_downloading", spoken
     assert probe.event("default", "voices.download.finished", after=mark, timeout=60)["data"]["name"] == KOKORO_VOICE
     assert (rig.voices / "kokoro" / f"{KOKORO_VOICE}.npy").is_file()
+
+
+def set_voice(probe: Probe, profile: str, tts: dict[str, object]) -> None:
+    """``config.set`` (as the page and Home Assistant do), applied."""
+    mark = probe.mark()
+    answer = probe.request(profile, "config.set", {"changes": {"tts": tts}})
+    assert answer["status"] == "ok", answer
+    probe.event(profile, "config.reloaded", after=mark, timeout=10)
+
+
+def test_a_catalog_alias_set_in_voice_json_speaks_after_its_download(rig: Rig, probe: Probe) -> None:
+    name = MIRROR_VOICES[5]
+    mark = probe.mark()
+    set_voice(probe, "kitchen", {"provider": "piper", "piper": {"model": ALIAS}})  # the file keeps the alias
+    assert probe.event("kitchen", "voices.download.finished", after=mark, timeout=120)["data"]["name"] == name
+    spoken = probe.request("kitchen", "speak", {"text": "Hi."})["data"]
+    assert (spoken["provider"], spoken["voice"], spoken["fallback"]) == ("piper", name, False), spoken
+
+
+def finished_download(profile: str, name: str) -> Callable[[str, bytes], bool]:
+    def match(topic: str, payload: bytes) -> bool:
+        return topic == f"{BASE}/{profile}/event/voices.download.finished" and json.loads(payload)["data"]["name"] == name
+
+    return match
+
+
+@pytest.mark.slow
+def test_a_catalog_blend_set_in_voice_json_speaks_after_its_downloads(tmp_path_factory: pytest.TempPathFactory,
+                                                                      rig: Rig, probe: Probe) -> None:
+    install_models(prepared_models(tmp_path_factory), rig.agent.home)  # Kokoro's model (made once per session)
+    mark = probe.mark()
+    set_voice(probe, "kitchen", {"provider": "kokoro", "kokoro": {"voice": BLEND}})
+    for voice in ("af_bella", "af_sky"):  # each part of the blend, in either order
+        probe.wait_for(finished_download("kitchen", voice), timeout=60, after=mark)
+    spoken = probe.request("kitchen", "speak", {"text": "Hi there."}, timeout=120)["data"]
+    assert (spoken["provider"], spoken["voice"], spoken["fallback"]) == ("kokoro", BLEND, False), spoken
 
 
 def test_with_downloads_off_the_answer_says_so(tmp_path: Path, broker: Mosquitto, rig: Rig) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from agent.config.model import ConfigProblem, VoiceConfig
 from agent.voices.catalog import Catalog
+from agent.voices.installed import InstalledVoices
 from agent.voices.names import VoiceNames
 from providers.base import ProviderContext, VoiceInfo
 from tests.contexts import loose_context
@@ -25,7 +26,7 @@ def check(tmp_path: Path) -> VoiceNames:
     def installed(provider: str, _: ProviderContext) -> list[VoiceInfo]:
         return [VoiceInfo(name, provider) for name in INSTALLED[provider]]
 
-    return VoiceNames(Catalog({}, tmp_path / "catalog"), installed, lambda profile: ctx)
+    return VoiceNames(Catalog({}, tmp_path / "catalog"), InstalledVoices(installed), lambda profile: ctx)
 
 
 def problems(check: VoiceNames, tts: dict[str, object]) -> list[ConfigProblem]:

@@ -147,6 +147,7 @@ def test_an_alias_and_a_blend_in_voice_json_are_fetched_and_found_by_the_engines
     """voice.json may name a catalog alias or a blend of catalog voices: the config store keeps the
     voices' own names, ``ensure`` fetches each part, and the engines then find the very voices."""
     from agent.config.model import VoiceConfig
+    from agent.voices.installed import InstalledVoices
     from agent.voices.names import VoiceNames
     from providers.base import ProviderContext
     from providers.kokoro.voices import VoiceLibrary
@@ -164,7 +165,7 @@ def test_an_alias_and_a_blend_in_voice_json_are_fetched_and_found_by_the_engines
         mirror.files["voices.json"] = __import__("json").dumps(mirror.catalog).encode()
     ctx = ProviderContext(profile="default", profile_dir=rig.voices.parent, voices_dirs=(rig.voices,),
                           data_dir=rig.voices, run_dir=rig.voices, home=rig.voices.parent, samples_dir=rig.voices)
-    names = VoiceNames(rig.catalog, lambda provider, c: [], lambda profile: ctx)
+    names = VoiceNames(rig.catalog, InstalledVoices(lambda provider, c: []), lambda profile: ctx)
     written = VoiceConfig.model_validate({"tts": {"provider": "kokoro", "piper": {"model": alias},
                                                   "kokoro": {"voice": "af_heart:0.5,af_bella:0.5"}}})
     assert names.problems("default", written) == []
