@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field, ValidationError, create_model, field_validator
+from pydantic import Field, StringConstraints, ValidationError, create_model, field_validator
 
 from agent.access import AccessConfig
 from agent.record.config import RecordConfig
@@ -56,9 +56,23 @@ class CacheConfig(CamelModel):
         return value
 
 
+class OpenAIConfig(CamelModel):
+    """The OpenAI-compatible door (``POST /v1/audio/speech``): which voice each OpenAI voice name is."""
+
+    voices: dict[
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")],
+        Annotated[str, StringConstraints(pattern=r"^([A-Za-z0-9][A-Za-z0-9_.:,-]{0,159})?$")],
+    ] = Field(
+        default_factory=dict, max_length=64,
+        description="OpenAI voice name (alloy, echo, ... or a name of your own) -> '[provider:]voice' of this "
+        "profile, e.g. {\"alloy\": \"kokoro:af_alloy\"}; empty or left out: the profile's own voice.",
+    )
+
+
 class VoiceConfig(CamelModel):
     tts: TtsConfig = Field(default_factory=TtsConfig)
     cache: CacheConfig = CacheConfig()
+    openai: OpenAIConfig = OpenAIConfig()
     record: RecordConfig = RecordConfig()
     train: TrainConfig = TrainConfig()
     access: AccessConfig = AccessConfig()

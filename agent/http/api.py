@@ -27,8 +27,10 @@ from agent.core import Core
 from agent.errors import ServiceError
 from agent.http import stream
 from agent.http.bodies import announced, read_body
+from agent.http.connections import connection_of
 from agent.http.errors import error_response
 from agent.http.guard import Guard, Handler
+from agent.http.openai import OpenAIDoor
 from agent.http.page import Page
 from agent.http.uploads import import_document, receive
 from agent.record.report import report_files
@@ -42,15 +44,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PROFILE = "default"
 _GOODBYES = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)  # what ends a WebSocket (as ``async for``)
-
-
-def connection_of(request: web.Request) -> Callable[[], bool]:
-    """Whether ``request``'s connection is still open, for the speak worker to ask from its own
-    thread (aiohttp does not cancel a handler whose client left: its speech would go on)."""
-    def connected() -> bool:
-        transport = request.transport
-        return transport is not None and not transport.is_closing()
-    return connected
 
 
 class CollectedAudio(ClientAudio):
@@ -102,10 +95,11 @@ class Api:
         token = settings.http_token.get_secret_value() if settings.http_token is not None else None
         self._guard = Guard(token, settings.http_port, self._page.is_page)
         self._hub = stream.EventHub(core.events, core.state)
+        self._openai = OpenAIDoor(self.call, settings.max_request_bytes)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self._settings.max_audio_bytes,
-                              middlewares=[self._errors, self._guard.origin, self._guard.token])
+                              middlewares=[self._openai.errors, self._errors, self._guard.origin, self._guard.token])
         app.add_routes([
             *self._page.routes(),
             web.post("/api/tts", self.tts),
@@ -117,6 +111,7 @@ class Api:
             web.post("/api/profiles/{profile}/voices/import", self.import_voice),
             web.get("/api/profiles/{profile}/samples/report.png", self.report_png),
             web.get("/api/profiles/{profile}/samples/{sample}/audio", self.sample_audio),
+            *self._openai.routes(),
         ])
         app.on_startup.append(self._started)
         app.on_shutdown.append(self._shutting_down)

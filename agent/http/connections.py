@@ -1,4 +1,4 @@
-"""How many connections the HTTP door holds: a TCP site with a cap. At the cap one more is
+"""How many connections the HTTP door holds (a TCP site with a cap), and whether one is still open. At the cap one more is
 answered ``503 busy`` and closed, so a flood of sockets costs the agent no more descriptors than
 the cap (and a few being refused), however many come. How long each is held is aiohttp's
 ``keepalive_timeout`` (the server's setting): a connection that has not sent a whole request head
@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 from collections import deque
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -91,3 +92,12 @@ class Refused(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+
+
+def connection_of(request: web.Request) -> Callable[[], bool]:
+    """Whether ``request``'s connection is still open, for the speak worker to ask from its own
+    thread (aiohttp does not cancel a handler whose client left: its speech would go on)."""
+    def connected() -> bool:
+        transport = request.transport
+        return transport is not None and not transport.is_closing()
+    return connected

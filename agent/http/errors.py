@@ -12,7 +12,7 @@ from agent.http.hints import page_hint
 STATUS = {
     "invalid_json": 400, "invalid_payload": 400, "invalid_profile": 400, "text_too_long": 400, "audio_too_long": 400,
     "invalid_params": 400, "invalid_config": 400, "invalid_audio": 400, "no_speech": 400, "not_ready": 400,
-    "nothing_to_export": 400, "record_disabled": 400,
+    "nothing_to_export": 400, "record_disabled": 400, "unsupported_format": 400, "unknown_model": 400,
     "not_a_voice": 400, "archive_unsafe": 400, "invalid_name": 400,
     "unauthorized": 401,
     "forbidden": 403,

@@ -24,7 +24,7 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 from agent.commands import Command
 from agent.wyoming.connection import Write
 from agent.wyoming.info import describe
-from agent.wyoming.names import VoicePick, parse_voice_name
+from agent.voices.picks import VoicePick, parse_voice_name
 from agent.wyoming.speech import Speech
 from agent.wyoming.text_stream import TextStream
 

@@ -22,14 +22,9 @@ from wyoming.info import Attribution, Info, TtsProgram, TtsVoice, TtsVoiceSpeake
 from agent import __version__
 from agent.commands import Command
 from agent.voices.listing import language_code
+from agent.voices.picks import DEFAULT_PROFILE, profile_voice_name, voice_name
 from agent.voices.requests import VoicesRequest
-from agent.wyoming.names import (
-    DEFAULT_PROFILE,
-    profile_voice_description,
-    profile_voice_name,
-    voice_description,
-    voice_name,
-)
+from agent.wyoming.names import profile_voice_description, voice_description
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from agent.errors import ServiceError
 from agent.requests import describe_validation_error
 from agent.speak.departure import ClientAudio, Departure
 from agent.wyoming.connection import Write
-from agent.wyoming.names import VoicePick
+from agent.voices.picks import VoicePick
 from providers.base import ProviderError
 from providers.common.audio import read_wav_pcm
 from providers.common.names import is_plain_name

@@ -17,7 +17,7 @@ import logging
 
 from sentence_stream import SentenceBoundaryDetector
 
-from agent.wyoming.names import VoicePick
+from agent.voices.picks import VoicePick
 from agent.wyoming.speech import Speech
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,8 @@ from agent.voices.catalog import Catalog
 from agent.voices.listing import listing
 from agent.voices.requests import VoicesRequest
 from agent.wyoming.info import PROGRAM, describe
-from agent.wyoming.names import VoicePick, parse_voice_name, voice_description
+from agent.voices.picks import VoicePick, parse_voice_name
+from agent.wyoming.names import voice_description
 
 CARD = "https://huggingface.co/rhasspy/piper-voices/blob/v1.0.0/en/en_US/lessac/medium/MODEL_CARD"
 LISTINGS: dict[str, list[dict[str, Any]]] = {

@@ -7,13 +7,8 @@ import sys
 
 import pytest
 
-from agent.wyoming.names import (
-    VoicePick,
-    parse_voice_name,
-    profile_voice_name,
-    voice_description,
-    voice_name,
-)
+from agent.voices.picks import VoicePick, parse_voice_name, profile_voice_name, voice_name
+from agent.wyoming.names import voice_description
 from agent.voices.listing import language_code
 
 
