@@ -11,6 +11,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import openai
@@ -66,7 +67,8 @@ def test_every_format_decodes_to_the_same_speech(door: str) -> None:
     assert rate == 22050 and len(reference) / rate > 0.5
     seconds = len(reference) / rate
     for fmt, wanted_rate in (("mp3", 22050), ("opus", 24000), ("flac", 22050), ("pcm", 24000)):
-        body = client(door).audio.speech.create(model="tts-1", voice="alloy", input=text, response_format=fmt).content
+        body = client(door).audio.speech.create(model="tts-1", voice="alloy", input=text,
+                                                response_format=fmt).content  # type: ignore[arg-type]
         samples, got_rate = decoded(body, fmt)
         assert got_rate == wanted_rate, fmt
         # the same words: the length within an MP3 encoder's delay and padding (~0.1 s)
@@ -103,7 +105,7 @@ def test_server_sent_events(door: str) -> None:
                            json={"model": "tts-1", "voice": "echo", "input": SENTENCES, "response_format": "pcm",
                                  "stream_format": "sse"})
     assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("text/event-stream")
-    events = [json.loads(line[6:]) for line in answer.iter_lines(decode_unicode=True) if line.startswith("data: ")]
+    events = [json.loads(line[6:]) for line in answer.iter_lines(decode_unicode=True) if str(line).startswith("data: ")]
     assert [e["type"] for e in events[:-1]] == ["speech.audio.delta"] * (len(events) - 1) and len(events) > 2
     assert events[-1] == {"type": "speech.audio.done",
                           "usage": {"input_tokens": len(SENTENCES), "output_tokens": 0, "total_tokens": len(SENTENCES)}}
@@ -143,7 +145,7 @@ def test_voice_names_map_through_the_profile_table(door: str, probe: Probe) -> N
         ({"voice": "nobody/alloy"}, 404, "unknown_profile", None),
     ],
 )
-def test_refusals_in_openai_shape(door: str, fields: dict[str, object], status: int, code: str, param: str | None) -> None:
+def test_refusals_in_openai_shape(door: str, fields: dict[str, Any], status: int, code: str, param: str | None) -> None:
     body = {"model": "tts-1", "voice": "alloy", "input": "Refused.", **fields}
     answer = requests.post(f"{door}/v1/audio/speech", json=body, headers={"Authorization": "Bearer x"}, timeout=60)
     assert answer.status_code == status, answer.text
