@@ -53,10 +53,11 @@ def test_http_delivers_its_first_bytes_before_the_request_finishes(agent: AgentP
     with requests.post(f"{agent.http}/api/tts", json={"id": "first-http", "text": LONG},  # type: ignore[attr-defined]
                        stream=True, timeout=120) as response:
         assert response.status_code == 200, response.text
-        head = next(response.iter_content(chunk_size=None))
+        chunks = response.iter_content(chunk_size=None)
+        head = next(chunks)
         with probe._lock:
             finished_yet = any(t == f"{BASE}/default/event/speak.finished" and b"first-http" in p for t, p, _ in probe.seen)
-        body = head + response.raw.read()
+        body = head + b"".join(chunks)
     assert not finished_yet, "the first bytes came only after the agent had finished the request"
     assert response.headers["X-Provider"] == "piper" and "Content-Length" not in response.headers
     assert body[:4] == b"RIFF" and struct.unpack("<I", body[40:44])[0] == 0xFFFFFFFF
