@@ -1,5 +1,5 @@
 """The API this agent offers households' chat bots and web pages (the shape of the API it
-replaces): ``POST /api/tts`` text in, WAV out; ``WS /api/tts-stream`` one WAV per sentence as
+replaces): ``POST /api/tts`` text in, WAV out as it is made; ``WS /api/tts-stream`` one WAV per sentence as
 it is made; ``GET /api/voices``, ``GET /api/health``; and every command of the command table at
 ``POST /api/profiles/<profile>/commands/<command>`` (what the web page uses), and a voice file
 uploaded to ``POST /api/profiles/<profile>/voices/import``. For the page, too:
@@ -25,7 +25,7 @@ from agent.commands import Handler as CommandHandler
 from agent.commands import check_profile, find, reserve, validate
 from agent.core import Core
 from agent.errors import ServiceError
-from agent.http import stream
+from agent.http import stream, streamed_tts
 from agent.http.bodies import announced, read_body
 from agent.http.connections import connection_of
 from agent.http.errors import error_response
@@ -159,10 +159,17 @@ class Api:
             return error_response("internal_error", f"{type(exc).__name__}: {exc}")
 
     # -- routes -------------------------------------------------------------------------------------
-    async def tts(self, request: web.Request) -> web.Response:
+    async def tts(self, request: web.Request) -> web.StreamResponse:
+        """The WAV as it is made (``streamed_tts``), or with ``"stream": false`` whole at the end
+        with the summary's headers."""
         document = await self._json(request)
         profile = str(document.pop("profile", DEFAULT_PROFILE))
-        out = CollectedAudio(Departure("the HTTP client", str(request.remote), connection_of(request)))
+        departure = Departure("the HTTP client", str(request.remote), connection_of(request))
+        if document.get("stream", True) is not False:
+            streamed = streamed_tts.StreamedWav(asyncio.get_running_loop(), departure)
+            answer = asyncio.ensure_future(self.call(profile, "speak", {**document, "stream": True}, streamed))
+            return await streamed_tts.serve(request, answer, streamed)
+        out = CollectedAudio(departure)
         summary = await self.call(profile, "speak", document, out)
         headers = {
             "X-Request-Id": str(summary["id"]), "X-Provider": str(summary["provider"]), "X-Voice": str(summary["voice"]),

@@ -62,12 +62,17 @@ class SpeakResult:
 ChunkSink = Callable[[int, AudioChunk], None]
 FallbackNotice = Callable[[str, str, str], None]  # (failed provider, reason, its code)
 Progress = Callable[[], None]  # told of each chunk an engine makes (the watchdog's sign of life)
+VoiceNotice = Callable[[str, str, bool], None]  # (provider, voice, cached): who speaks, before the first streamed chunk
 VoiceReady = Callable[[str, str], None]  # (provider, voice): returns once usable, else ServiceError (agent/voices)
 # A voice that is being fetched, or may not be: the request is answered by the fallback, even a Piper one.
 DOWNLOAD_CODES = ("voice_downloading", "downloads_off", "voice_download_failed", "disk_full")
 
 
 def _no_progress() -> None:
+    pass
+
+
+def _no_notice(provider: str, voice: str, cached: bool) -> None:
     pass
 
 
@@ -90,11 +95,14 @@ def run_speak(
     budget: AudioBudget,
     on_progress: Progress = _no_progress,
     voice_ready: VoiceReady | None = None,
+    on_voice: VoiceNotice = _no_notice,
 ) -> SpeakResult:
     """The request's audio, from the cache or an engine, or ``SpeakFailed``. Audio over the
     ``budget`` is refused, never handed to Piper instead: Piper would make as much. A catalog
     voice that is not installed is fetched first (``voice_ready``, bounded wait); one still coming
-    is answered by Piper (its profile voice, or the bundled one when that is the voice coming)."""
+    is answered by Piper (its profile voice, or the bundled one when that is the voice coming).
+    ``on_voice`` hears which voice speaks just before the first streamed chunk: a door that sends
+    its headers then (HTTP) can name it, since nothing falls back once audio went out."""
     name = job.provider or config.tts.provider
     try:
         settings = config.tts.settings_for(name).with_request(job.voice, job.speed, job.lang)
@@ -104,7 +112,7 @@ def run_speak(
         why = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
         raise SpeakFailed(f"not a valid {name} request: {why}", "invalid_payload", name) from exc
     settings = settings.for_text(job.text)
-    synthesis = _Synthesis(job, ctx, engines, cache, on_chunk, budget, on_progress)
+    synthesis = _Synthesis(job, ctx, engines, cache, on_chunk, budget, on_progress, on_voice)
     try:
         if voice_ready is not None:
             _fetched(voice_ready, name, settings.voice_name)
@@ -197,6 +205,7 @@ class _Synthesis:
     on_chunk: ChunkSink
     budget: AudioBudget
     on_progress: Progress
+    on_voice: VoiceNotice
 
     def run(self, name: str, settings: ProviderSettings) -> SpeakResult:
         job = self.job
@@ -213,6 +222,7 @@ class _Synthesis:
             if hit is not None:
                 first_ms = (time.perf_counter() - job.received) * 1000
                 if job.stream:
+                    self.on_voice(name, settings.voice_name, True)
                     self.on_chunk(0, AudioChunk(hit.pcm, hit.sample_rate))
                 return SpeakResult(name, settings.voice_name, hit.pcm, hit.sample_rate, True, 1, first_ms)
         parts: list[bytes] = []
@@ -233,6 +243,8 @@ class _Synthesis:
                             first_ms = (time.perf_counter() - job.received) * 1000
                         rate = chunk.sample_rate
                         if job.stream:
+                            if not parts:
+                                self.on_voice(name, settings.voice_name, False)
                             self.on_chunk(len(parts), chunk)
                         parts.append(chunk.pcm)
         except ServiceError:  # the door's AudioOut refused the audio (its client has gone): stop here

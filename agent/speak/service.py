@@ -57,6 +57,14 @@ class AudioOut(Protocol):
         ...
 
 
+class VoiceHeard(Protocol):
+    """An ``AudioOut`` that wants to know who speaks before the first streamed chunk (``begin``:
+    ``provider``, ``voice``, ``cached``, ``fallback``, ``fallback_code``), as HTTP sends its
+    headers then. Optional: the service asks with ``getattr``."""
+
+    def begin(self, request_id: str, speaker: dict[str, Any]) -> None: ...
+
+
 @dataclass
 class _Pending:
     job: SpeakJob
@@ -239,9 +247,18 @@ class SpeakService:
         def on_chunk(seq: int, chunk: AudioChunk) -> None:
             out.chunk(job.id, seq, wav_bytes(chunk.pcm, chunk.sample_rate))
 
+        fell_back: list[str] = []  # the fallback's code, once one was announced
+
         def on_fallback(failed: str, reason: str, code: str) -> None:
+            fell_back[:] = [code]
             self._events.emit(profile, "provider.fallback",
                               {"id": job.id, "from": failed, "to": "piper", "reason": reason, "code": code})
+
+        def on_voice(provider: str, voice: str, cached: bool) -> None:
+            begin = getattr(out, "begin", None)
+            if begin is not None:
+                begin(job.id, {"provider": provider, "voice": voice, "cached": cached, "fallback": bool(fell_back),
+                               "fallback_code": fell_back[0] if fell_back else None})
 
         def on_progress() -> None:
             self._heartbeats.beat(profile)
@@ -258,6 +275,7 @@ class SpeakService:
                 on_fallback,
                 budget=self._budget,
                 on_progress=on_progress,
+                on_voice=on_voice,
                 voice_ready=None if self._voice_ready is None else functools.partial(
                     self._voice_ready, profile, beat=lambda: self._heartbeats.beat(profile)),  # a wait is no hang
             )

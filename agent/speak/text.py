@@ -2,7 +2,12 @@
 ``MAX_PIECE_CHARS``. A sentence longer than that is cut at its commas, then between words, and a
 run of letters longer than ``MAX_RUN_CHARS`` (a 5000-letter "word") into runs of that length, so
 one request never costs an engine more memory than a short paragraph does (one 5000-letter word
-once took Piper to 1.1 GB and 46 s of audio in a single call)."""
+once took Piper to 1.1 GB and 46 s of audio in a single call).
+
+The first sentence is a piece of its own (the sentence-first cut): the first audio of every door
+that streams waits for one sentence, never for a paragraph an engine makes in one call (a
+provider that synthesizes a piece whole, or phonemizes it all first, would otherwise make the
+listener wait for all of it). Every door speaks through this one cut, in the core."""
 
 from __future__ import annotations
 
@@ -11,16 +16,17 @@ import re
 MAX_PIECE_CHARS = 400
 MAX_RUN_CHARS = 200  # longer than any real word, and than a sentence of Japanese without a break
 
-SENTENCE_END = re.compile(r"(?<=[.!?…。！？])\s+")
+SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|(?<=[。！？])\s*(?=\S)")  # CJK ends need no space after them
 CLAUSE_END = re.compile(r"(?<=[,;:、，；：])\s+")
 
 
 def pieces(text: str, max_chars: int = MAX_PIECE_CHARS, max_run: int = MAX_RUN_CHARS) -> list[str]:
-    """``text`` as pieces of at most ``max_chars``, in order; nothing is dropped but whitespace."""
+    """``text`` as pieces of at most ``max_chars``, in order; nothing is dropped but whitespace.
+    The first sentence (or the first part of a long one) stands alone; later ones are grouped."""
     found: list[str] = []
     for sentence in SENTENCE_END.split(text.strip()):
         for part in _fit(sentence, max_chars, max_run):
-            if found and len(found[-1]) + 1 + len(part) <= max_chars:
+            if len(found) > 1 and len(found[-1]) + 1 + len(part) <= max_chars:
                 found[-1] = f"{found[-1]} {part}"
             else:
                 found.append(part)

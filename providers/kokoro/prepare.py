@@ -5,6 +5,10 @@ Runtime runs it slower than the same network in float, so at first use the model
 back to float (``providers.kokoro.fold``) and saved beside the source, and both variants are
 timed on a short utterance; the faster one is written to ``<model>.runtime.json`` and used
 from then on. Nothing is re-timed until the source model, ONNX Runtime or the CPU changes.
+
+The agent never makes a request wait for this (it took 42-72 s on a loaded 2-core machine): the
+engine answers with the int8 model as shipped (``interim_runtime``) and prepares in a thread of
+its own at the lowest CPU priority, switching once the choice is made (``engine.py``).
 """
 
 from __future__ import annotations
@@ -161,6 +165,29 @@ def machine_id() -> str:
     except OSError:
         pass
     return f"{platform.machine()}|{model}|{cpu_count()}|ort {ort.__version__}"
+
+
+def ready_runtime(source: ModelSource, directory: Path, optimize: Optimize, threads: int) -> Runtime | None:
+    """The runtime ``choose_runtime`` would give, when that needs no folding and no timing (a
+    quick look at files); None while the model still has to be prepared here."""
+    threads = threads or cpu_count()
+    folded = folded_path(source, directory)
+    if optimize == "int8" or not is_quantized(source.path):
+        return choose_runtime(source, directory, optimize, threads)
+    if not folded.is_file():
+        return None
+    if optimize == "float":
+        return Runtime(folded, "float", threads, {})
+    saved = _read_choice(directory / f"kokoro-{source.key}.runtime.json", threads)
+    if saved is None:
+        return None
+    variant, timings = saved
+    return Runtime(folded if variant == "float" else source.path, variant, threads, timings)
+
+
+def interim_runtime(source: ModelSource, threads: int) -> Runtime:
+    """What speaks while the model is being prepared: the model as shipped."""
+    return Runtime(source.path, "int8", threads or cpu_count(), {})
 
 
 def choose_runtime(source: ModelSource, directory: Path, optimize: Optimize, threads: int) -> Runtime:

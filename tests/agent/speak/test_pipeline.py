@@ -35,14 +35,17 @@ class Engine:
     asked: list[tuple[str, ProviderSettings, ProviderContext]] = field(default_factory=list)
     tagged: list[tuple[ProviderSettings, ProviderContext]] = field(default_factory=list)
 
+    made: int = 0  # chunks of the request so far (the pipeline calls once per piece): ``Run`` resets it
+
     def synthesize(self, text: str, settings: ProviderSettings, ctx: ProviderContext) -> Iterator[AudioChunk]:
         self.calls += 1
         self.asked.append((text, settings, ctx))
-        for index, sentence in enumerate(s for s in text.split(".") if s.strip()):
-            if self.fail_after is not None and index >= self.fail_after:
+        for sentence in (s for s in text.split(".") if s.strip()):
+            if self.fail_after is not None and self.made >= self.fail_after:
                 raise self.error
-            yield AudioChunk(self.value.to_bytes(2, "little", signed=True) * 100 * (index + 1), self.rate, sentence)
-        if self.fail_after is not None:
+            self.made += 1
+            yield AudioChunk(self.value.to_bytes(2, "little", signed=True) * 100 * self.made, self.rate, sentence)
+        if self.fail_after is not None and self.made >= self.fail_after:
             raise self.error
 
     def voices(self, ctx: ProviderContext) -> list[VoiceInfo]:
@@ -74,6 +77,8 @@ class Run:
     def __call__(self, text: str = "One. Two. Three.", provider: str | None = "kokoro", stream: bool = False,
                  config: VoiceConfig | None = None, speed: float | None = None, voice: str | None = None,
                  received: float | None = None, lang: str | None = None):  # type: ignore[no-untyped-def]
+        for engine in self.engines.values():
+            engine.made = 0
         job = SpeakJob("j1", text, provider, voice, speed, stream,  # type: ignore[arg-type]
                        time.perf_counter() if received is None else received, lang)
         return run_speak(job, config or VoiceConfig(), self.ctx, self.pool, self.cache,
@@ -200,10 +205,10 @@ def test_the_cache_serves_the_same_audio_until_the_assets_change(tmp_path: Path)
     first = run(stream=True)
     second = run(stream=True)
     assert (first.cached, second.cached) == (False, True) and second.pcm == first.pcm
-    assert engines["kokoro"].calls == 1
+    assert engines["kokoro"].calls == 2  # one call per piece: the first sentence, then the rest
     assert second.chunks == 1 and run.chunks[-1][0] == 0 and run.chunks[-1][1].pcm == first.pcm
     engines["kokoro"].tag = "v2"  # a retrained voice: old audio must not be served
-    assert run().cached is False and engines["kokoro"].calls == 2
+    assert run().cached is False and engines["kokoro"].calls == 4
     assert run(speed=1.5).cached is False  # other settings, other audio
 
 
@@ -245,7 +250,7 @@ def test_the_engine_gets_the_profiles_settings_with_the_requests_overrides(tmp_p
     assert VoiceConfig().tts.kokoro.voice != "jm_kumo"  # type: ignore[attr-defined]
     result = run(voice="jm_kumo", speed=1.25, lang="en-us")
     text, settings, ctx = engines["kokoro"].asked[0]
-    assert text == "One. Two. Three." and ctx is run.ctx
+    assert [asked[0] for asked in engines["kokoro"].asked] == ["One.", "Two. Three."] and ctx is run.ctx
     assert (settings.voice_name, settings.speed, settings.lang_code) == ("jm_kumo", 1.25, "a")  # type: ignore[attr-defined]
     assert result.voice == "jm_kumo"
 
@@ -459,7 +464,8 @@ def test_an_engine_stopped_at_the_cap_is_closed_at_once(tmp_path: Path) -> None:
     run = Run(tmp_path, {"piper": Tidy("piper", 1, rate=100)}, max_seconds=2)
     with pytest.raises(SpeakFailed) as stopped:
         run(provider="piper")
-    assert stopped.value.code == "audio_too_long" and closed == [True]  # the failure is still held here
+    # the first sentence's call ended; the second's was closed at the cap while the failure is still held here
+    assert stopped.value.code == "audio_too_long" and closed == [True, True]
 def test_a_door_that_refuses_the_audio_stops_the_request_at_that_sentence(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     engines = {"kokoro": Engine("kokoro", 7), "piper": Engine("piper", 1)}
     run = Run(tmp_path, engines)

@@ -45,8 +45,7 @@ def test_a_piper_voice_still_downloading_is_answered_by_the_bundled_voice(tmp_pa
     ready, _ = refuse("downloads_off")
     result = speak(run, "piper", "en_US-mirror-medium", ready)
     assert result.provider == "piper" and result.fallback_code == "downloads_off"  # type: ignore[attr-defined]
-    (text, settings, _), = run.engines["piper"].asked
-    assert settings.voice_name == DEFAULT_PIPER_VOICE
+    assert [settings.voice_name for _, settings, _ in run.engines["piper"].asked] == [DEFAULT_PIPER_VOICE] * 2  # two pieces
 
 
 def test_a_ready_voice_speaks_itself(tmp_path: Path) -> None:

@@ -1,13 +1,15 @@
-"""How text is cut for the engines: whole sentences where they fit, nothing lost."""
+"""How text is cut for the engines: the first sentence alone, then whole sentences where they
+fit, nothing lost."""
 
 from __future__ import annotations
 
 from agent.speak.text import MAX_PIECE_CHARS, MAX_RUN_CHARS, pieces
 
 
-def test_short_text_is_one_piece() -> None:
-    assert pieces("Hello there. How are you?") == ["Hello there. How are you?"]
-    assert pieces("こんにちは。今日はいい天気ですね。") == ["こんにちは。今日はいい天気ですね。"]
+def test_the_first_sentence_is_a_piece_of_its_own_and_the_rest_are_grouped() -> None:
+    assert pieces("Hello there.") == ["Hello there."]
+    assert pieces("Hello there. How are you? Fine, I hope.") == ["Hello there.", "How are you? Fine, I hope."]
+    assert pieces("こんにちは。今日はいい天気ですね。") == ["こんにちは。", "今日はいい天気ですね。"]
     assert pieces("   \n ") == []
 
 

@@ -24,7 +24,7 @@ def prepared_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not (root / "ready").exists():
         ctx = home_context(root)
         provider = KokoroProvider()
-        provider.preload(KokoroSettings(voice="jf_alpha"), ctx)
+        provider.runtime(KokoroSettings(voice="jf_alpha"), ctx)  # prepared now (a preload would prepare in the background)
         provider.close()
         (root / "ready").touch()
     return models

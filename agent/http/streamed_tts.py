@@ -1,0 +1,106 @@
+"""``POST /api/tts`` as it is made: the first bytes leave when the first sentence is ready.
+
+The answer is one WAV whose header says "length open" (``0xFFFFFFFF`` in the RIFF and data
+sizes, as streaming encoders write it: players and decoders read to the end of the stream), then
+each sentence's PCM as the speak worker hands it over, in HTTP chunks. The headers go with the
+first sentence, so they name the voice that speaks (nothing falls back once audio went out);
+what only the end knows (``X-Audio-Seconds``, ``X-Latency-Ms``) needs ``"stream": false``.
+A refusal before any audio is the usual JSON error with its status; a failure after the first
+bytes can only cut the answer short: the connection is closed without the last chunk, so the
+client sees an incomplete body, never a WAV that looks whole.
+
+TODO(lead): the OpenAI door's ``agent/speak/encoding.py`` (helper "openai") has a streaming WAV
+writer; ``open_wav_header`` should become that one once both are on main.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import struct
+from typing import Any
+
+from aiohttp import web
+
+from agent.speak.departure import ClientAudio, Departure
+from providers.common.audio import read_wav_pcm
+
+log = logging.getLogger(__name__)
+
+OPEN_LENGTH = 0xFFFFFFFF
+_DONE = object()
+
+
+def open_wav_header(rate: int, channels: int = 1, width: int = 2) -> bytes:
+    """A 44-byte PCM WAV header whose lengths are left open."""
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * channels * width, channels * width, width * 8)
+    return (b"RIFF" + struct.pack("<I", OPEN_LENGTH) + b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+            + b"data" + struct.pack("<I", OPEN_LENGTH))
+
+
+class StreamedWav(ClientAudio):
+    """The door's ``AudioOut``: who speaks, then each sentence's WAV, queued on the loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, departure: Departure) -> None:
+        super().__init__(departure)
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._loop = loop
+        self.speaker: dict[str, Any] = {}
+
+    def begin(self, request_id: str, speaker: dict[str, Any]) -> None:
+        self.speaker = {"id": request_id, **speaker}  # read on the loop after the chunk that follows
+
+    def deliver(self, wav: bytes) -> None:
+        self._put(wav)
+
+    def whole(self, request_id: str, wav: bytes) -> None:
+        self._put(wav)
+
+    def where(self, request_id: str, stream: bool) -> str:
+        return "http"
+
+    def finished(self, future: object) -> None:
+        self._put(_DONE)
+
+    def _put(self, item: Any) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self.queue.put_nowait, item)
+        except RuntimeError:  # the loop has closed: the server stopped while the worker spoke
+            pass
+
+
+def headers_of(speaker: dict[str, Any]) -> dict[str, str]:
+    headers = {"X-Request-Id": str(speaker.get("id", "")), "X-Provider": str(speaker.get("provider", "")),
+               "X-Voice": str(speaker.get("voice", "")), "X-Cached": json.dumps(bool(speaker.get("cached"))),
+               "X-Fallback": json.dumps(bool(speaker.get("fallback")))}
+    if speaker.get("fallback_code"):
+        headers["X-Fallback-Reason"] = str(speaker["fallback_code"])
+    return headers
+
+
+async def serve(request: web.Request, answer: asyncio.Future[dict[str, Any]], out: StreamedWav) -> web.StreamResponse:
+    """The streamed answer; raises the request's error when it failed before any audio."""
+    answer.add_done_callback(out.finished)
+    response: web.StreamResponse | None = None
+    while (wav := await out.queue.get()) is not _DONE:
+        pcm, rate = read_wav_pcm(wav)
+        if response is None:
+            response = web.StreamResponse(headers={"Content-Type": "audio/wav", **headers_of(out.speaker)})
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            await response.write(open_wav_header(rate) + pcm)
+        else:
+            await response.write(pcm)
+    error = answer.exception()
+    if response is None:
+        if error is not None:
+            raise error
+        raise RuntimeError("the speak request was answered without audio")
+    if error is not None:
+        log.warning("HTTP speech cut short after its first bytes: %s", error)
+        if request.transport is not None:
+            request.transport.abort()  # no last chunk: the client sees the body is incomplete
+        return response
+    await response.write_eof()
+    return response
