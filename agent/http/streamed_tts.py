@@ -8,9 +8,6 @@ what only the end knows (``X-Audio-Seconds``, ``X-Latency-Ms``) needs ``"stream"
 A refusal before any audio is the usual JSON error with its status; a failure after the first
 bytes can only cut the answer short: the connection is closed without the last chunk, so the
 client sees an incomplete body, never a WAV that looks whole.
-
-TODO(lead): the OpenAI door's ``agent/speak/encoding.py`` (helper "openai") has a streaming WAV
-writer; ``open_wav_header`` should become that one once both are on main.
 """
 
 from __future__ import annotations
@@ -18,25 +15,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import struct
 from typing import Any
 
 from aiohttp import web
 
 from agent.speak.departure import ClientAudio, Departure
+from agent.speak.encoding import wav_header
 from providers.common.audio import read_wav_pcm
 
 log = logging.getLogger(__name__)
 
-OPEN_LENGTH = 0xFFFFFFFF
 _DONE = object()
-
-
-def open_wav_header(rate: int, channels: int = 1, width: int = 2) -> bytes:
-    """A 44-byte PCM WAV header whose lengths are left open."""
-    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * channels * width, channels * width, width * 8)
-    return (b"RIFF" + struct.pack("<I", OPEN_LENGTH) + b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
-            + b"data" + struct.pack("<I", OPEN_LENGTH))
 
 
 class StreamedWav(ClientAudio):
@@ -89,7 +78,7 @@ async def serve(request: web.Request, answer: asyncio.Future[dict[str, Any]], ou
             response = web.StreamResponse(headers={"Content-Type": "audio/wav", **headers_of(out.speaker)})
             response.enable_chunked_encoding()
             await response.prepare(request)
-            await response.write(open_wav_header(rate) + pcm)
+            await response.write(wav_header(rate) + pcm)
         else:
             await response.write(pcm)
     error = answer.exception()

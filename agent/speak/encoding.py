@@ -84,7 +84,7 @@ def encode(pcm: bytes, rate: int, name: str) -> bytes:
     fmt = audio_format(name)
     pcm, rate = _resampled(pcm, rate, fmt.rate)
     if fmt.container is None:
-        return pcm if fmt.name == "pcm" else _wav_header(rate, len(pcm)) + pcm
+        return pcm if fmt.name == "pcm" else wav_header(rate, len(pcm)) + pcm
     buffer = io.BytesIO()
     _write_all(buffer, fmt, rate, pcm)
     return buffer.getvalue()
@@ -118,7 +118,7 @@ class StreamEncoder:
             if fmt.container is not None:
                 self._file = _open(self._sink, fmt, self._rate)
             elif fmt.name == "wav":
-                self._sink.write(_wav_header(self._rate, None))
+                self._sink.write(wav_header(self._rate, None))
         elif rate != self._source_rate:  # a voice that changed mid-request (a fallback): its rate is made ours
             pcm, _ = _resampled(pcm, rate, self._source_rate)
         if self._resampler is not None:
@@ -252,7 +252,7 @@ def _stream_resampler(rate: int, wanted: int) -> Callable[[bytes, bool], bytes] 
     return resample
 
 
-def _wav_header(rate: int, data_bytes: int | None) -> bytes:
+def wav_header(rate: int, data_bytes: int | None = None) -> bytes:
     """A 16-bit mono WAV header; ``data_bytes`` None: a stream of open length (0xFFFFFFFF sizes)."""
     riff = 0xFFFFFFFF if data_bytes is None else 36 + data_bytes
     data = 0xFFFFFFFF if data_bytes is None else data_bytes

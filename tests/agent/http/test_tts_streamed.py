@@ -18,7 +18,7 @@ from aiohttp import web
 
 from agent.commands import Command
 from agent.errors import ServiceError
-from agent.http.streamed_tts import open_wav_header
+from agent.speak.encoding import wav_header
 from tests.agent.http.fake_core import SILENCE, Anything, api_app, fake_core, summary
 from tests.mosquitto import free_port
 
@@ -93,7 +93,7 @@ def test_the_first_sentence_arrives_before_the_rest_is_made() -> None:
     finally:
         speak.go_on.set()
     assert early, "the first bytes came only after the whole text was made"
-    assert head == open_wav_header(22050) + PCM and rest == PCM
+    assert head == wav_header(22050) + PCM and rest == PCM
     assert struct.unpack("<I", head[4:8])[0] == struct.unpack("<I", head[40:44])[0] == 0xFFFFFFFF
     assert (headers["Content-Type"], headers["X-Provider"], headers["X-Fallback"], headers["X-Fallback-Reason"]) == (
         "audio/wav", "piper", "true", "voice_not_found")
