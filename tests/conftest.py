@@ -50,6 +50,13 @@ def write_json(path: Path, document: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def garbled_voicepack(home: Path, profile: str, name: str) -> None:
+    """A Kokoro voice that is there by name but cannot be read: the engine fails, not the name."""
+    folder = home / "profiles" / profile / "out" / "voices" / "kokoro"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.npy").write_bytes(b"not a numpy file")
+
+
 class AgentProcess:
     """``python -m agent run`` with its own home and broker; stdout+stderr go to ``log``."""
 

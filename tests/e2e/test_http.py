@@ -15,7 +15,7 @@ import requests
 from websockets.sync.client import connect
 
 from tests.audio_checks import assert_speech, wav_info
-from tests.conftest import AgentProcess, make_home
+from tests.conftest import AgentProcess, garbled_voicepack, make_home
 from tests.mosquitto import Mosquitto, free_port
 
 pytestmark = pytest.mark.slow
@@ -59,9 +59,11 @@ def test_text_in_wav_out_then_from_the_cache(agent: AgentProcess) -> None:
 
 
 def test_a_failing_provider_falls_back_and_says_so(agent: AgentProcess) -> None:
-    answer = requests.post(url(agent, "/api/tts"), json={"text": "Fall back.", "provider": "kokoro", "voice": "nobody_here"},
+    garbled_voicepack(agent.home, "default", "garbled_http")  # there by name, but Kokoro cannot read it
+    answer = requests.post(url(agent, "/api/tts"), json={"text": "Fall back.", "provider": "kokoro", "voice": "garbled_http"},
                            timeout=60)
     assert answer.status_code == 200 and answer.headers["X-Provider"] == "piper" and answer.headers["X-Fallback"] == "true"
+    assert answer.headers["X-Fallback-Reason"] == "provider_error"
     assert_speech(answer.content)
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.audio_checks import assert_speech
-from tests.conftest import AgentProcess, Probe, write_json
+from tests.conftest import AgentProcess, Probe, garbled_voicepack, write_json
 from tests.mosquitto import Mosquitto
 
 
@@ -70,13 +69,6 @@ def test_speed_changes_duration(running_agent: AgentProcess, probe: Probe) -> No
     slow = probe.request("default", "speak", {"id": "speed-2", "text": text, "speed": 0.5})
     ratio = slow["data"]["audio_seconds"] / normal["data"]["audio_seconds"]
     assert 1.6 < ratio < 2.4, ratio
-
-
-def garbled_voicepack(home: Path, profile: str, name: str) -> None:
-    """A Kokoro voice that is there by name but cannot be read: the engine fails, not the name."""
-    folder = home / "profiles" / profile / "out" / "voices" / "kokoro"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.npy").write_bytes(b"not a numpy file")
 
 
 def test_fallback_to_piper_when_provider_fails(running_agent: AgentProcess, probe: Probe) -> None:
