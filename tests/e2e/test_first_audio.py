@@ -21,7 +21,12 @@ from tests.mosquitto import Mosquitto
 pytestmark = pytest.mark.slow
 
 BASE = "http-e2e"  # the probe's base topic: the one ``http_agent`` gives its agent
-LONG = " ".join(f"This is sentence number {n} of a long answer, and it goes on for a while." for n in range(5))
+
+
+def long_text(door: str) -> str:
+    """Five sentences, different for each test: tests run in random order, and one test's audio
+    must not be the other's cache hit."""
+    return " ".join(f"This is sentence number {n} of a long {door} answer, and it goes on for a while." for n in range(5))
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +46,7 @@ def order_of(probe: Probe, topic: str, request_id: str | None = None) -> int:
 
 
 def test_mqtt_streaming_publishes_the_first_sentence_before_the_request_finishes(agent: AgentProcess, probe: Probe) -> None:
-    answer = probe.request("default", "speak", {"id": "first-mqtt", "text": LONG, "stream": True})
+    answer = probe.request("default", "speak", {"id": "first-mqtt", "text": long_text("MQTT"), "stream": True})
     assert answer["status"] == "ok" and answer["data"]["chunks"] == 5, answer
     probe.event("default", "speak.finished", "first-mqtt")
     first = order_of(probe, f"{BASE}/default/audio/first-mqtt/0")
@@ -50,7 +55,7 @@ def test_mqtt_streaming_publishes_the_first_sentence_before_the_request_finishes
 
 
 def test_http_delivers_its_first_bytes_before_the_request_finishes(agent: AgentProcess, probe: Probe) -> None:
-    with requests.post(f"{agent.http}/api/tts", json={"id": "first-http", "text": LONG},  # type: ignore[attr-defined]
+    with requests.post(f"{agent.http}/api/tts", json={"id": "first-http", "text": long_text("HTTP")},  # type: ignore[attr-defined]
                        stream=True, timeout=120) as response:
         assert response.status_code == 200, response.text
         chunks = response.iter_content(chunk_size=None)
