@@ -1,6 +1,6 @@
 """The API this agent offers households' chat bots and web pages (the shape of the API it
-replaces): ``POST /api/tts`` text in, WAV out as it is made; ``WS /api/tts-stream`` one WAV per sentence as
-it is made; ``GET /api/voices``, ``GET /api/health``; and every command of the command table at
+replaces): ``POST /api/tts`` text in, audio out as it is made (WAV, or the ``format`` or ``Accept``
+asks: ``accept.py``); ``WS /api/tts-stream`` one file per sentence (the message's ``format``) as it is made; ``GET /api/voices``, ``GET /api/health``; and every command of the command table at
 ``POST /api/profiles/<profile>/commands/<command>`` (what the web page uses), and a voice file
 uploaded to ``POST /api/profiles/<profile>/voices/import``. For the page, too:
 ``GET /api/events`` (the core's events as server-sent events), a sample's WAV and the samples'
@@ -26,6 +26,7 @@ from agent.commands import check_profile, find, reserve, validate
 from agent.core import Core
 from agent.errors import ServiceError
 from agent.http import stream, streamed_tts
+from agent.http.accept import format_of
 from agent.http.bodies import announced, read_body
 from agent.http.connections import connection_of
 from agent.http.errors import error_response
@@ -36,6 +37,7 @@ from agent.http.uploads import import_document, receive
 from agent.record.report import report_files
 from agent.requests import json_object
 from agent.speak.departure import ClientAudio, Departure
+from agent.speak.encoding import audio_format
 from agent.settings import AgentSettings
 from providers.base import ProviderError
 from providers.common.audio import read_wav_pcm, wav_bytes
@@ -47,7 +49,8 @@ _GOODBYES = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)  # what ends 
 
 
 class CollectedAudio(ClientAudio):
-    """The whole utterance, for one HTTP answer (sentences joined when they came one by one)."""
+    """The whole utterance, for one HTTP answer (WAV sentences joined when they came one by one:
+    the commands' default out, which never asks for another format)."""
 
     def __init__(self, departure: Departure | None = None) -> None:
         super().__init__(departure or Departure("the HTTP client", "http"))
@@ -62,7 +65,7 @@ class CollectedAudio(ClientAudio):
     def where(self, request_id: str, stream: bool) -> str:
         return "http"
 
-    def wav(self) -> bytes:
+    def audio(self) -> bytes:
         if len(self.parts) == 1:
             return self.parts[0]
         pieces = [read_wav_pcm(part) for part in self.parts]
@@ -70,7 +73,7 @@ class CollectedAudio(ClientAudio):
 
 
 class StreamedAudio(ClientAudio):
-    """Each sentence's WAV handed to the event loop as soon as the speak worker has it."""
+    """Each sentence's file (in the message's format) handed to the event loop as soon as the speak worker has it."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sentences: asyncio.Queue[bytes], departure: Departure) -> None:
         super().__init__(departure)
@@ -160,15 +163,16 @@ class Api:
 
     # -- routes -------------------------------------------------------------------------------------
     async def tts(self, request: web.Request) -> web.StreamResponse:
-        """The WAV as it is made (``streamed_tts``), or with ``"stream": false`` whole at the end
-        with the summary's headers."""
+        """The audio as it is made (``streamed_tts``), or with ``"stream": false`` whole at the end
+        with the summary's headers; in the format the body or ``Accept`` names (``accept.py``)."""
         document = await self._json(request)
         profile = str(document.pop("profile", DEFAULT_PROFILE))
+        document["format"] = format_of(document, request.headers.get("Accept"))
         departure = Departure("the HTTP client", str(request.remote), connection_of(request))
         if document.get("stream", True) is not False:
-            streamed = streamed_tts.StreamedWav(asyncio.get_running_loop(), departure)
+            streamed = streamed_tts.EncodedStream(asyncio.get_running_loop(), departure)
             answer = asyncio.ensure_future(self.call(profile, "speak", {**document, "stream": True}, streamed))
-            return await streamed_tts.serve(request, answer, streamed)
+            return await streamed_tts.serve(request, answer, streamed, audio_format(document["format"]).media_type)
         out = CollectedAudio(departure)
         summary = await self.call(profile, "speak", document, out)
         headers = {
@@ -178,7 +182,7 @@ class Api:
         }
         if summary.get("fallback_code"):  # the code, as a header can carry it (the reason's text may not be ASCII)
             headers["X-Fallback-Reason"] = str(summary["fallback_code"])
-        return web.Response(body=out.wav(), content_type="audio/wav", headers=headers)
+        return web.Response(body=out.audio(), content_type=str(summary["content_type"]), headers=headers)
 
     async def tts_stream(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=self._settings.max_request_bytes)

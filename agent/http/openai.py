@@ -30,18 +30,17 @@ from agent.http.connections import connection_of
 from agent.http.errors import status_of
 from agent.http.guard import Handler
 from agent.requests import describe_validation_error, json_object, validation_problems
-from agent.speak.departure import ClientAudio, Departure
-from agent.speak.encoding import StreamEncoder, audio_format
+from agent.http.streamed_tts import DONE, EncodedStream
+from agent.speak.departure import Departure
+from agent.speak.encoding import audio_format
 from agent.voices.picks import OPENAI_MODELS, OPENAI_VOICES, openai_pick, profile_of, voice_name, with_model
 from providers import registry
 from providers.base import ProviderError
-from providers.common.audio import read_wav_pcm
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/v1/"
 Call = Callable[..., Awaitable[dict[str, Any]]]  # Api.call: (profile, command, document, out) -> answer
-_END = b""  # the queue's last item: the speak answer is in
 
 
 class SpeechBody(BaseModel):
@@ -64,7 +63,7 @@ def speak_document(body: SpeechBody, table: dict[str, str]) -> tuple[str, dict[s
     speed (voice.json); any other is sent on, and the speak command refuses what its voices cannot
     say (outside 0.5–2.0) with the field named."""
     pick = with_model(openai_pick(body.voice, table), body.model)
-    document: dict[str, Any] = {"text": body.input, "stream": True}
+    document: dict[str, Any] = {"text": body.input, "stream": True, "format": audio_format(body.response_format).name}
     if pick.provider is not None:
         document["provider"] = pick.provider
     if pick.voice is not None:
@@ -72,30 +71,6 @@ def speak_document(body: SpeechBody, table: dict[str, str]) -> tuple[str, dict[s
     if body.speed != 1.0:
         document["speed"] = body.speed
     return pick.profile, document
-
-
-class EncodedAudio(ClientAudio):
-    """Each sentence encoded on the speak worker's thread as it comes, its bytes handed to the event
-    loop; ``None`` on the queue: the client asked for nothing more."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[bytes], departure: Departure,
-                 encoder: StreamEncoder) -> None:
-        super().__init__(departure)
-        self._loop = loop
-        self._queue = queue
-        self.encoder = encoder
-
-    def deliver(self, wav: bytes) -> None:
-        pcm, rate = read_wav_pcm(wav)
-        encoded = self.encoder.feed(pcm, rate)
-        if encoded:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, encoded)
-
-    def whole(self, request_id: str, wav: bytes) -> None:
-        self.deliver(wav)
-
-    def where(self, request_id: str, stream: bool) -> str:
-        return "openai"
 
 
 class OpenAIDoor:
@@ -142,29 +117,28 @@ class OpenAIDoor:
     # -- routes -------------------------------------------------------------------------------------
     async def speech(self, request: web.Request) -> web.StreamResponse:
         body = parse(json_object(await read_body(request, self._max_body), "body"))
-        encoder = StreamEncoder(audio_format(body.response_format).name)
+        media_type = audio_format(body.response_format).media_type  # ``aac`` and the unknown: refused here
         profile = profile_of(body.voice)
         config = await self._call(profile, "config", {})
         profile, document = speak_document(body, config["config"].get("openai", {}).get("voices", {}))
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[bytes] = asyncio.Queue()
         departure = Departure("the OpenAI client", str(request.remote), connection_of(request))
-        out = EncodedAudio(loop, queue, departure, encoder)
+        out = EncodedStream(asyncio.get_running_loop(), departure, "openai")  # encoded on the speak worker
         answer = asyncio.ensure_future(self._call(profile, "speak", document, out))
-        answer.add_done_callback(lambda done: ended(done, queue))
-        first = await queue.get()
-        if first == _END and answer.exception() is not None:  # refused before a sound: a proper answer
+        answer.add_done_callback(ended)
+        answer.add_done_callback(out.finished)
+        first = await out.queue.get()
+        if first is DONE and answer.exception() is not None:  # refused before a sound: a proper answer
             raise answer.exception()  # type: ignore[misc]
         sse = body.stream_format == "sse"
         response = web.StreamResponse(headers={
-            "Content-Type": "text/event-stream" if sse else encoder.format.media_type, "Cache-Control": "no-cache"})
+            "Content-Type": "text/event-stream" if sse else media_type, "Cache-Control": "no-cache"})
         response.enable_chunked_encoding()
         await response.prepare(request)
         try:
             chunk = first
-            while chunk != _END:
+            while chunk is not DONE:
                 await self._send(response, chunk, sse)
-                chunk = await queue.get()
+                chunk = await out.queue.get()
             try:
                 summary = answer.result()
             except (ServiceError, ProviderError) as exc:
@@ -172,16 +146,13 @@ class OpenAIDoor:
             except Exception as exc:
                 log.exception("OpenAI speech failed")
                 return await self._failed(request, response, "internal_error", f"{type(exc).__name__}: {exc}", sse)
-            rest = await loop.run_in_executor(None, encoder.finish)
-            if rest:
-                await self._send(response, rest, sse)
             if sse:
                 chars = len(body.input)  # no tokens here: characters stand in for them
                 usage = {"input_tokens": chars, "output_tokens": 0, "total_tokens": chars}
                 await response.write(event({"type": "speech.audio.done", "usage": usage}))
             await response.write_eof()
             log.info("OpenAI speech %s: %s %s, %s s of %s", summary.get("id"), summary.get("provider"),
-                     summary.get("voice"), summary.get("audio_seconds"), encoder.format.name)
+                     summary.get("voice"), summary.get("audio_seconds"), summary.get("format"))
         except ConnectionResetError:
             departure.leave()
             log.info("OpenAI client left mid-stream (%s)", request.remote)
@@ -226,9 +197,8 @@ class OpenAIDoor:
         return web.json_response({"object": "list", "voices": entries, "data": entries})
 
 
-def ended(answer: asyncio.Future[dict[str, Any]], queue: asyncio.Queue[bytes]) -> None:
-    """The speak answer is in: the queue's last item; its error is read even when nobody waits."""
-    queue.put_nowait(_END)
+def ended(answer: asyncio.Future[dict[str, Any]]) -> None:
+    """The speak answer is in: its error is read even when nobody waits."""
     if not answer.cancelled():
         answer.exception()
 

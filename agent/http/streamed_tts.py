@@ -1,8 +1,11 @@
 """``POST /api/tts`` as it is made: the first bytes leave when the first sentence is ready.
 
-The answer is one WAV whose header says "length open" (``0xFFFFFFFF`` in the RIFF and data
-sizes, as streaming encoders write it: players and decoders read to the end of the stream), then
-each sentence's PCM as the speak worker hands it over, in HTTP chunks. The headers go with the
+The answer is one file in the request's format (``accept.py``), its bytes as the speak worker
+encodes them (agent/speak/delivery.py: the out is ``continuous``): a WAV whose header says "length
+open" (``0xFFFFFFFF`` in the RIFF and data sizes, as streaming encoders write it: players and
+decoders read to the end of the stream) then each sentence's PCM, an MP3's frames, an Ogg/Opus
+stream's pages; a FLAC leaves whole at the end (encoding.py says why). The OpenAI route sends its
+raw audio through the same ``EncodedStream``. The headers go with the
 first sentence, so they name the voice that speaks (nothing falls back once audio went out);
 what only the end knows (``X-Audio-Seconds``, ``X-Latency-Ms``) needs ``"stream": false``.
 A refusal before any audio is the usual JSON error with its status; a failure after the first
@@ -20,37 +23,39 @@ from typing import Any
 from aiohttp import web
 
 from agent.speak.departure import ClientAudio, Departure
-from agent.speak.encoding import wav_header
-from providers.common.audio import read_wav_pcm
 
 log = logging.getLogger(__name__)
 
-_DONE = object()
+DONE = object()  # the queue's last item: the speak answer is in
 
 
-class StreamedWav(ClientAudio):
-    """The door's ``AudioOut``: who speaks, then each sentence's WAV, queued on the loop."""
+class EncodedStream(ClientAudio):
+    """A door's ``AudioOut`` for one streamed file: who speaks, then the encoded bytes as the speak
+    worker makes them, queued on the loop; ``DONE`` after the answer (``finished``)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, departure: Departure) -> None:
+    continuous = True  # one stream, not a file per sentence (agent/speak/delivery.py)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, departure: Departure, where: str = "http") -> None:
         super().__init__(departure)
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self._loop = loop
+        self._where = where
         self.speaker: dict[str, Any] = {}
 
     def begin(self, request_id: str, speaker: dict[str, Any]) -> None:
         self.speaker = {"id": request_id, **speaker}  # read on the loop after the chunk that follows
 
-    def deliver(self, wav: bytes) -> None:
-        self._put(wav)
+    def deliver(self, audio: bytes) -> None:
+        self._put(audio)
 
-    def whole(self, request_id: str, wav: bytes) -> None:
-        self._put(wav)
+    def whole(self, request_id: str, audio: bytes) -> None:
+        self._put(audio)
 
     def where(self, request_id: str, stream: bool) -> str:
-        return "http"
+        return self._where
 
     def finished(self, future: object) -> None:
-        self._put(_DONE)
+        self._put(DONE)
 
     def _put(self, item: Any) -> None:
         try:
@@ -68,19 +73,17 @@ def headers_of(speaker: dict[str, Any]) -> dict[str, str]:
     return headers
 
 
-async def serve(request: web.Request, answer: asyncio.Future[dict[str, Any]], out: StreamedWav) -> web.StreamResponse:
+async def serve(request: web.Request, answer: asyncio.Future[dict[str, Any]], out: EncodedStream,
+                media_type: str) -> web.StreamResponse:
     """The streamed answer; raises the request's error when it failed before any audio."""
     answer.add_done_callback(out.finished)
     response: web.StreamResponse | None = None
-    while (wav := await out.queue.get()) is not _DONE:
-        pcm, rate = read_wav_pcm(wav)
+    while (audio := await out.queue.get()) is not DONE:
         if response is None:
-            response = web.StreamResponse(headers={"Content-Type": "audio/wav", **headers_of(out.speaker)})
+            response = web.StreamResponse(headers={"Content-Type": media_type, **headers_of(out.speaker)})
             response.enable_chunked_encoding()
             await response.prepare(request)
-            await response.write(wav_header(rate) + pcm)
-        else:
-            await response.write(pcm)
+        await response.write(audio)
     error = answer.exception()
     if response is None:
         if error is not None:

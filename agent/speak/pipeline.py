@@ -40,6 +40,7 @@ class SpeakJob:
     lang: str | None = None  # the text's language, for providers that speak several
     speaker: str | None = None  # a multi-speaker voice's speaker, by name
     trial: dict[str, Any] | None = None  # voice.json changes said with for this request only (a trained voice)
+    format: str = "wav"  # the format the door gets (agent/speak/encoding.py): the service encodes, not the pipeline
 
 
 @dataclass
@@ -53,6 +54,7 @@ class SpeakResult:
     first_audio_ms: float
     fallback_reason: str | None = None  # why another voice spoke: the failure's message
     fallback_code: str | None = None  # and its code (voice_downloading, voice_not_found, voice_unavailable, a provider's)
+    cache_key: str | None = None  # the utterance's cache key: its encoded forms are kept under it too
 
     @property
     def seconds(self) -> float:
@@ -102,7 +104,9 @@ def run_speak(
     voice that is not installed is fetched first (``voice_ready``, bounded wait); one still coming
     is answered by Piper (its profile voice, or the bundled one when that is the voice coming).
     ``on_voice`` hears which voice speaks just before the first streamed chunk: a door that sends
-    its headers then (HTTP) can name it, since nothing falls back once audio went out."""
+    its headers then (HTTP) can name it, since nothing falls back once audio went out. A cache hit
+    is not handed to ``on_chunk``: the caller sends it whole, in its format as the cache keeps it
+    (``result.cached``, ``result.cache_key``)."""
     name = job.provider or config.tts.provider
     try:
         settings = config.tts.settings_for(name).with_request(job.voice, job.speed, job.lang)
@@ -223,8 +227,7 @@ class _Synthesis:
                 first_ms = (time.perf_counter() - job.received) * 1000
                 if job.stream:
                     self.on_voice(name, settings.voice_name, True)
-                    self.on_chunk(0, AudioChunk(hit.pcm, hit.sample_rate))
-                return SpeakResult(name, settings.voice_name, hit.pcm, hit.sample_rate, True, 1, first_ms)
+                return SpeakResult(name, settings.voice_name, hit.pcm, hit.sample_rate, True, 1, first_ms, cache_key=key)
         parts: list[bytes] = []
         rate = 0
         made = 0  # samples so far
@@ -264,4 +267,5 @@ class _Synthesis:
                 self.cache.put(key, job.text, pcm, rate)
             except OSError as exc:
                 log.warning("could not cache audio: %s", exc)
-        return SpeakResult(name, settings.voice_name, pcm, rate, False, chunks, first_ms)
+        return SpeakResult(name, settings.voice_name, pcm, rate, False, chunks, first_ms,
+                           cache_key=key if self.cache is not None else None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from agent.requests import ProviderName, Request, Text
@@ -22,7 +24,11 @@ class SpeakRequest(Request):
         None, pattern=r"^[^\x00-\x1f\x7f]{1,128}$",
         description="A multi-speaker voice's speaker, by name (Piper: a key of the voice's speaker_id_map).",
     )
-    stream: bool = Field(False, description="One WAV per sentence as each is ready.")
+    stream: bool = Field(False, description="One audio file per sentence as each is ready.")
+    format: Literal["wav", "mp3", "opus", "flac", "pcm"] = Field(
+        "wav", description="The audio's format (agent/speak/encoding.py): wav, mp3, opus (Ogg/Opus at 24 kHz), flac, "
+        "or pcm (raw 16-bit little-endian at 24 kHz, as OpenAI clients read it).",
+    )
     trained: str | None = Field(
         None, pattern=r"^[0-9]{14}-[0-9a-f]{6}$",
         description="A finished training job of this profile: say the text with the voice it made, for this request "

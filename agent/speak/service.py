@@ -27,22 +27,25 @@ from agent.events import EventBus, StateBoard
 from agent.layout import Layout
 from agent.speak.budget import AudioBudget
 from agent.speak.cache import AudioCache
+from agent.speak.delivery import Delivery
 from agent.speak.departure import check_client
+from agent.speak.encoding import audio_format
 from agent.speak.engines import ProviderPool
 from agent.speak.pipeline import SpeakFailed, SpeakJob, SpeakResult, run_speak
 from agent.speak.progress import Heartbeats
 from agent.speak.requests import SpeakRequest
 from providers import registry
 from providers.base import VOICE_CODES, AudioChunk
-from providers.common.audio import wav_bytes
 from providers.common.process import release_free_memory
 
 log = logging.getLogger(__name__)
 
 
 class AudioOut(Protocol):
-    """Where a request's audio goes, as WAV files: each sentence as soon as it is ready when
-    streaming, else the whole utterance once. ``request_id`` is the one the answer carries.
+    """Where a request's audio goes, in the request's ``format`` (agent/speak/delivery.py): each
+    sentence as soon as it is ready when streaming, else the whole utterance once; a complete file
+    each time, or, for an out whose ``continuous`` attribute is True, the pieces of one stream.
+    Hermes, Wyoming and the CLI never ask for a format: theirs is WAV. ``request_id`` is the one the answer carries.
     ``chunk`` may raise ``ServiceError`` when the audio has nowhere to go any more (the door's
     client has gone): the request stops there, before its next sentence, and fails with that code.
     The worker also asks a ``departure.ClientAudio`` before each chunk it makes: a request that is
@@ -126,6 +129,7 @@ class SpeakService:
             lang=request.lang,
             speaker=request.speaker,
             trial=trial or None,
+            format=request.format,
         )
         pending = _Pending(job, out, Future())
         try:
@@ -244,8 +248,11 @@ class SpeakService:
         provider = job.provider or config.tts.provider
         self._events.emit(profile, "speak.started", {"id": job.id, "provider": provider, "stream": job.stream})
 
+        cache = self._cache(profile, config.cache)
+        delivery = Delivery(out, job, cache)
+
         def on_chunk(seq: int, chunk: AudioChunk) -> None:
-            out.chunk(job.id, seq, wav_bytes(chunk.pcm, chunk.sample_rate))
+            delivery.sentence(chunk)
 
         fell_back: list[str] = []  # the fallback's code, once one was announced
 
@@ -270,7 +277,7 @@ class SpeakService:
                 config,
                 self._layout.provider_context(profile),
                 self._engines,
-                self._cache(profile, config.cache),
+                cache,
                 on_chunk,
                 on_fallback,
                 budget=self._budget,
@@ -290,8 +297,11 @@ class SpeakService:
         if self._configured(job, config.tts.provider):
             voice = config.tts.settings_for(provider).for_text(job.text).voice_name
             self._voice_outcome(profile, provider, voice, result.fallback_code or "", result.fallback_reason or "")
-        if not job.stream:
-            out.whole(job.id, wav_bytes(result.pcm, result.sample_rate))
+        try:
+            delivery.done(result)
+        except ServiceError as exc:  # the AudioOut refused the audio
+            self._events.emit(profile, "speak.failed", {"id": job.id, "provider": provider, "error": str(exc), "code": exc.code})
+            raise
         summary = self._summary(job, result, out.where(job.id, job.stream))
         self._events.emit(profile, "speak.finished", summary)
         return summary
@@ -317,6 +327,8 @@ class SpeakService:
             "stream": job.stream,
             "chunks": result.chunks,
             "audio_topic": where,
+            "format": job.format,
+            "content_type": audio_format(job.format).media_type,
         }
 
     def _publish_state(self, profile: str) -> None:

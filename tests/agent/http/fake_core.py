@@ -37,7 +37,7 @@ class Recording(BaseModel):
 
 def summary() -> dict[str, Any]:
     return {"id": "r1", "provider": "piper", "voice": "v", "cached": False, "fallback": False,
-            "audio_seconds": 0.1, "latency_ms": 1}
+            "audio_seconds": 0.1, "latency_ms": 1, "format": "wav", "content_type": "audio/wav"}
 
 
 class Speech:

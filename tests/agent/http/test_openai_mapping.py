@@ -16,7 +16,8 @@ def body(**fields: Any) -> dict[str, Any]:
 
 
 def test_a_plain_request_is_the_profile_s_own_voice_streamed() -> None:
-    assert speak_document(parse(body()), {}) == ("default", {"text": "Hello.", "stream": True})
+    assert speak_document(parse(body()), {}) == ("default", {"text": "Hello.", "stream": True, "format": "mp3"})
+    assert speak_document(parse(body(response_format="pcm")), {})[1]["format"] == "pcm"
 
 
 def test_voice_model_and_speed_are_sent_on() -> None:
@@ -25,7 +26,7 @@ def test_voice_model_and_speed_are_sent_on() -> None:
                                        {"nova": "en_US-lessac-medium"})
     assert profile == "kitchen"
     assert document == {"text": "Hello.", "stream": True, "provider": "piper", "voice": "en_US-lessac-medium",
-                        "speed": 1.5}
+                        "speed": 1.5, "format": "mp3"}
 
 
 @pytest.mark.parametrize(("fields", "param"), [

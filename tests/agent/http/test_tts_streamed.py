@@ -18,7 +18,7 @@ from aiohttp import web
 
 from agent.commands import Command
 from agent.errors import ServiceError
-from agent.speak.encoding import wav_header
+from agent.speak.encoding import StreamEncoder, wav_header
 from tests.agent.http.fake_core import SILENCE, Anything, api_app, fake_core, summary
 from tests.mosquitto import free_port
 
@@ -36,6 +36,12 @@ class Gated:
         self.fail_at_once = fail_at_once
 
     def __call__(self, profile: str, request: Any, out: Any) -> Future[dict[str, Any]]:
+        self.format = request.model_extra.get("format")
+        encoder = StreamEncoder(self.format or "wav")
+
+        def sentence(seq: int) -> None:  # what the speak service hands a ``continuous`` out: the stream's bytes
+            out.chunk("r1", seq, encoder.feed(PCM, 22050) if getattr(out, "continuous", False) else SILENCE)
+
         def run() -> None:
             if self.fail_at_once:
                 self.answer.set_exception(ServiceError("provider_error", "the engine broke"))
@@ -44,12 +50,12 @@ class Gated:
             if begin is not None:
                 begin("r1", {"provider": "piper", "voice": "v", "cached": False, "fallback": True,
                              "fallback_code": "voice_not_found"})
-            out.chunk("r1", 0, SILENCE)
+            sentence(0)
             self.go_on.wait(WAIT)
             if self.fail_after_first:
                 self.answer.set_exception(ServiceError("provider_error", "the engine broke mid-way"))
                 return
-            out.chunk("r1", 1, SILENCE)
+            sentence(1)
             self.answer.set_result({**summary(), "chunks": 2})
 
         if not request.model_extra.get("stream", False):  # the door asks for streaming, or not
@@ -132,3 +138,35 @@ def test_stream_false_is_one_whole_wav_with_the_summary() -> None:
 
     body, headers = asyncio.run(asyncio.wait_for(go(), WAIT))
     assert body == SILENCE and headers["X-Audio-Seconds"] == "0.1" and headers["Content-Length"] == str(len(SILENCE))
+
+
+@pytest.mark.parametrize(("fields", "accept", "wanted", "media_type"), [
+    ({}, "audio/mpeg", "mp3", "audio/mpeg"),
+    ({}, "audio/aac;q=0.9, audio/ogg;q=0.8", "opus", "audio/ogg"),
+    ({"format": "flac"}, "audio/mpeg", "flac", "audio/flac"),  # the body's field wins over the header
+    ({}, None, "wav", "audio/wav"),
+])
+def test_the_format_is_the_body_s_or_the_accept_header_s(fields: dict[str, Any], accept: str | None, wanted: str,
+                                                         media_type: str) -> None:
+    speak = Gated()
+    speak.go_on.set()
+
+    async def go() -> tuple[int, str]:
+        headers = {"Accept": accept} if accept else {}
+        async with serving(speak) as url, aiohttp.ClientSession() as session:
+            async with session.post(url, json={"text": "One.", **fields}, headers=headers) as response:
+                await response.read()
+                return response.status, response.headers["Content-Type"]
+
+    assert asyncio.run(asyncio.wait_for(go(), WAIT)) == (200, media_type)
+    assert speak.format == wanted
+
+
+def test_an_accept_header_of_audio_the_agent_cannot_write_is_refused() -> None:
+    async def go() -> tuple[int, dict[str, Any]]:
+        async with serving(Gated()) as url, aiohttp.ClientSession() as session:
+            async with session.post(url, json={"text": "One."}, headers={"Accept": "audio/aac"}) as response:
+                return response.status, await response.json()
+
+    status, body = asyncio.run(asyncio.wait_for(go(), WAIT))
+    assert (status, body["code"], body["data"]["supported"][:2]) == (400, "unsupported_format", ["wav", "pcm"])

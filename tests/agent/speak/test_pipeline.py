@@ -206,7 +206,7 @@ def test_the_cache_serves_the_same_audio_until_the_assets_change(tmp_path: Path)
     second = run(stream=True)
     assert (first.cached, second.cached) == (False, True) and second.pcm == first.pcm
     assert engines["kokoro"].calls == 2  # one call per piece: the first sentence, then the rest
-    assert second.chunks == 1 and run.chunks[-1][0] == 0 and run.chunks[-1][1].pcm == first.pcm
+    assert second.chunks == 1 and len(run.chunks) == 3 and second.cache_key == first.cache_key  # a hit: sent by the caller
     engines["kokoro"].tag = "v2"  # a retrained voice: old audio must not be served
     assert run().cached is False and engines["kokoro"].calls == 4
     assert run(speed=1.5).cached is False  # other settings, other audio
@@ -361,7 +361,7 @@ def test_first_audio_is_counted_in_milliseconds_from_the_request(tmp_path: Path)
     fresh = run(provider="piper", received=time.perf_counter() - 10)
     hit = run(provider="piper", received=time.perf_counter() - 10, stream=True)
     assert hit.cached and 10000 <= fresh.first_audio_ms < 10008 and 10000 <= hit.first_audio_ms < 10008
-    assert run.chunks[-1][1].sample_rate == 16000  # the hit, streamed as one chunk
+    assert run.chunks == [] and hit.sample_rate == 16000 and hit.cache_key  # the hit is the caller's to send, whole
 
 
 def test_without_streaming_a_crash_after_audio_still_falls_back(tmp_path: Path) -> None:
