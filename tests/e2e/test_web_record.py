@@ -51,7 +51,7 @@ def test_three_prompts_read_are_three_samples_with_the_prompts_as_transcripts(
         assert take["verdict"].startswith("Kept: score"), take
         assert take["progress"] == f"{number} of {first['total']} sentences read"
     assert takes[-1]["next"] not in first["prompts"]
-    assert "27 more samples (have 3" in takes[-1]["kokoro"]  # the readiness bar moved
+    assert "27 more samples with transcripts (have 3" in takes[-1]["kokoro"]  # the readiness bar moved
     kept = samples(agent, "reader")
     assert sorted(s["transcript"] for s in kept) == sorted(first["prompts"])
     assert all(s["transcript_mismatch"] is None and s["source"] == "web" for s in kept)
@@ -68,7 +68,7 @@ def test_a_take_of_other_words_is_kept_out_of_the_transcript_datasets_with_the_r
     assert take["next"] == prompt  # its sentence is still to be read
     [sample] = samples(agent, "chatter")
     assert sample["transcript"] == prompt and "the words heard differ" in sample["transcript_mismatch"]
-    assert "30 more samples (have 0" in take["kokoro"]  # not one of Kokoro's
+    assert "30 more samples with transcripts (have 0" in take["kokoro"]  # not one of Kokoro's
     refused = api(agent, "chatter", "samples.export", {"target": "kokoro"})
     assert refused.status_code != 200 and "samples with transcripts" in refused.text
     rvc = api(agent, "chatter", "samples.export", {"target": "rvc"})
