@@ -61,7 +61,8 @@ mutate: $(TEST_STAMP)
 	$(BIN)/mutmut run
 	$(BIN)/mutmut results
 
-# The web page's screenshots in docs/ (the real page against a private agent).
+# The web page's screenshots in docs/ (the real page against a private agent, a real Kokoro
+# voicepack job of 10 steps): about 5-6 min on a loaded 2-core machine, most of it the job.
 screenshots: $(TEST_STAMP) mosquitto chromium
 	$(BIN)/python docs/screenshots.py
 

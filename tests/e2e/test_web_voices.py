@@ -128,6 +128,9 @@ def test_other_takes_a_blend_the_list_cannot_hold(page: Any, agent: AgentProcess
     kokoro = options(page, KOKORO_PICK)
     assert {"af_heart", "jf_alpha", "bm_george"} <= {o["value"] for o in kokoro}
     assert next(o for o in kokoro if o["value"] == "af_heart")["group"] == "English (United States) · kokoro"
+    # Kokoro's catalog publishes no sizes: its voices are marked to Get, with no size made up ("0.0 MB")
+    george = next(o for o in kokoro if o["value"] == "bm_george")
+    assert george["installed"] == "false" and george["text"] == "bm_george · ⬇", george
     page.select_option(KOKORO_PICK, OTHER)
     other = page.locator("fieldset[data-provider='kokoro'] input.other")
     assert other.is_visible() and other.evaluate("n => n === document.activeElement")  # typed into at once

@@ -175,7 +175,7 @@ export class TrainingScreen {
     const percent = Math.round(share(progress) * 100);
     const step = progress.total ? `${progress.stage || "step"} ${progress.step ?? 0} of ${progress.total}` : (progress.stage || "");
     const facts = [
-      ["Progress", step], ["Best", progress.best ?? "—"], ["Loss", progress.loss === null || progress.loss === undefined ? "—" : Number(progress.loss).toPrecision(3)],
+      ["Progress", step], ["Best", typeof progress.best === "number" ? progress.best.toPrecision(3) : (progress.best ?? "—")], ["Loss", progress.loss === null || progress.loss === undefined ? "—" : Number(progress.loss).toPrecision(3)],
       ["Time left", timeLeft(progress, active)],
     ];
     const cancel = active ? el("button", { type: "button", class: "danger", onclick: () => this.cancel(progress.job) }, "Cancel") : "";

@@ -27,11 +27,16 @@ export function megabytes(bytes) {
   return mb >= 10 ? `${Math.round(mb)} MB` : `${mb.toFixed(1)} MB`;
 }
 
+/** " (63 MB)", or nothing where the catalog publishes no size (Kokoro's voices): never "0.0 MB". */
+function sized(bytes) {
+  return bytes ? ` (${megabytes(bytes)})` : "";
+}
+
 function label(voice) {
   const bits = [voice.name];
   if (voice.quality) bits.push(voice.quality.replace("_", " "));
   if (voice.speakers > 1) bits.push(`${voice.speakers} speakers`);
-  if (!voice.installed) bits.push(`⬇ ${megabytes(voice.size)}`);
+  if (!voice.installed) bits.push(voice.size ? `⬇ ${megabytes(voice.size)}` : "⬇");
   return bits.join(" · ");
 }
 
@@ -104,10 +109,10 @@ export class VoicePicker {
     const voice = this.picked();
     const downloadable = Boolean(voice && !voice.installed);
     this.button.hidden = !downloadable;
-    if (downloadable) this.button.setAttribute("aria-label", `Get ${voice.name} (${megabytes(voice.size)})`);
+    if (downloadable) this.button.setAttribute("aria-label", `Get ${voice.name}${sized(voice.size)}`);
     if (this.busy) return;
     delete this.note.dataset.kind;
-    say(this.note, downloadable ? `Not installed: “Get” downloads it (${megabytes(voice.size)}), or the agent fetches it when it first speaks with it.` : "");
+    say(this.note, downloadable ? `Not installed: “Get” downloads it${sized(voice.size)}, or the agent fetches it when it first speaks with it.` : "");
   }
 
   set disabled(value) {
