@@ -71,7 +71,8 @@ class Core:
             settings.max_audio_seconds, voice_ready=self.downloads.ensure,
         )
         self.records = RecordService(self.layout, self.configs, self.events, self.state, settings.record_queue_depth,
-                                     queue_bytes=settings.record_queue_bytes)
+                                     queue_bytes=settings.record_queue_bytes,
+                                     analysis_idle_seconds=settings.analysis_idle_seconds)
         self.samples = SampleService(self.records, self.layout, self.configs, self.events, settings.command_queue_depth)
         self.streams = StreamSessions(self.layout, self.records, self.events, settings.hermes_sites,
                                       settings.stream_inbox_bytes)

@@ -54,6 +54,9 @@ class AgentSettings(BaseSettings):
     queue_depth: int = Field(8, ge=1, le=1000, description="Speak requests per profile that may wait behind the one being spoken; more get 'busy'.")
     max_audio_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest accepted recording payload.")
     record_queue_depth: int = Field(16, ge=1, le=1000, description="Recordings waiting to be scored before 'busy'.")
+    analysis_idle_seconds: float = Field(
+        120.0, ge=0, description="Seconds without recordings after which the analysis process (about 850 MB with its "
+                                 "models) exits, to start again on the next one; 0 keeps it for the agent's life.")
     record_queue_bytes: int = Field(
         64 * 1024 * 1024, ge=1024,
         description="Bytes of recordings waiting or being scored before 'busy' (one alone is always taken).",
