@@ -38,6 +38,9 @@ def use_voicepack(outputs: Sequence[Path], speaker: str, params: Any) -> dict[st
 
 
 # bench/RESULTS.md: a 60-step run took 7.5 minutes alone on the 2-core bench machine, checks included
+# bench/RESULTS.md "Voicepack training": the bench's runs peaked at 6.3-7.1 GB (a step keeps the activations
+# of up to 64 phonemes of audio; the check's second engine and speaker encoder come on top)
+BENCH_PEAK_MB = 7200
 BENCH_PACE = RoughPace(7.5, 0.0, "cpu", "bench/RESULTS.md: 60 steps in 7.5 min on a 2-core CPU")
 
 
@@ -57,7 +60,8 @@ SPEC = ProviderSpec(
     extra="kokoro",
     dataset=DatasetSpec("kokoro-datasets", readiness, "samples with transcripts", with_transcripts, write_metadata),
     trainer=TrainerSpec("providers.kokoro.voicepack_trainer:KokoroVoicepackTrainer", VoicepackParams, "kokoro-voicepacks",
-                        dataset.problems, steps=lambda params: int(params.epochs), rough=BENCH_PACE, use=use_voicepack),
+                        dataset.problems, steps=lambda params: int(params.epochs), rough=BENCH_PACE, use=use_voicepack,
+                        memory_mb=lambda params: BENCH_PEAK_MB),
     cli=CliSpec(cli.add_parser, cli.run),
     catalog=CATALOG,
 )

@@ -12,6 +12,10 @@ from providers.rvc.config import RvcSettings
 from providers.rvc.trainer import RvcTrainParams
 from providers.spec import CliSpec, DatasetSpec, ProviderSpec, Readiness, SampleView, TrainerSpec, enough
 
+TINY_PEAK_MB = 1500
+STANDARD_BASE_MB = 2000
+STANDARD_PER_CHUNK_MB = 150
+
 
 def readiness(samples: Sequence[SampleView], threshold: float) -> Readiness:
     extra = []
@@ -20,6 +24,15 @@ def readiness(samples: Sequence[SampleView], threshold: float) -> Readiness:
         if average < threshold:
             extra.append(f"average quality {average:.0f} below {threshold:g}")
     return enough(samples, 50, 10.0, extra)
+
+
+def training_memory_mb(params: RvcTrainParams) -> int:
+    """The peak memory of a training job on the CPU (bench/memory.py, bench/RESULTS.md "Memory"):
+    the content encoder and pitch model while the dataset is prepared, then the generator and
+    discriminator with the activations of a batch."""
+    if params.size == "tiny":
+        return TINY_PEAK_MB
+    return STANDARD_BASE_MB + STANDARD_PER_CHUNK_MB * params.batch_size
 
 
 def dataset_problems(directory: Path, params: RvcTrainParams) -> list[str]:
@@ -54,6 +67,7 @@ SPEC = ProviderSpec(
     extra="rvc",
     dataset=DatasetSpec("rvc-reference", readiness),
     trainer=TrainerSpec("providers.rvc.trainer:RvcTrainer", RvcTrainParams, "rvc-models", dataset_problems,
-                        steps=lambda params: int(params.total_epochs), use=use_model),
+                        steps=lambda params: int(params.total_epochs), use=use_model,
+                        memory_mb=training_memory_mb),
     cli=CliSpec(cli.add_parser, cli.run),
 )
