@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -204,16 +205,18 @@ def phase_record(work: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
-def run_job(work: Path, trainer: str, dataset: Path, params: dict[str, Any], home: Path) -> dict[str, Any]:
-    """The trainer in a job process as the runner starts one; its tree's peak RSS and its own
-    ru_maxrss (from wait4)."""
+def run_job(work: Path, trainer: str, dataset: Path, params: dict[str, Any], home: Path, stop_after: int) -> dict[str, Any]:
+    """The trainer in a job process as the runner starts one (at nice 0 here: the figure is memory,
+    not pace), stopped as the runner pauses one (SIGTERM, a checkpoint) after ``stop_after``
+    training steps; its tree's peak RSS before the first step ended (setup: models, the dataset
+    prepared) and in all, and its own ru_maxrss (from wait4)."""
     from agent.layout import Layout
     from agent.train.worker import context_document
 
     layout = Layout(home)
     document = {"trainer": trainer, "profile": "default", "speaker": "owner", "params": params,
                 "dataset_dir": str(dataset), "output_dir": str(work / "out"), "checkpoint_dir": str(work / "checkpoint"),
-                "device": "cpu", "ctx": context_document(layout.provider_context("default")), "nice": 19}
+                "device": "cpu", "ctx": context_document(layout.provider_context("default")), "nice": 0}
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "VOICE_AGENT_HOME": str(home)}
     began = time.monotonic()
     job = subprocess.Popen([sys.executable, "-m", "agent.train.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -221,7 +224,7 @@ def run_job(work: Path, trainer: str, dataset: Path, params: dict[str, Any], hom
     assert job.stdin is not None and job.stdout is not None
     job.stdin.write(json.dumps(document))
     job.stdin.close()
-    steps = 0
+    steps, setup_peak = 0, None
     with TreeSampler(job.pid) as sampler:
         for line in job.stdout:
             try:
@@ -230,8 +233,13 @@ def run_job(work: Path, trainer: str, dataset: Path, params: dict[str, Any], hom
                 continue
             if message.get("type") == "progress" and message.get("stage") == "training":
                 steps = max(steps, int(message.get("step", 0)))
+                if setup_peak is None and steps >= 1:
+                    setup_peak = sampler.peak
+                if steps >= stop_after and job.poll() is None:
+                    job.send_signal(signal.SIGTERM)
         _, status, usage = os.wait4(job.pid, 0)
-    return {"peak_mb": round(sampler.peak / MB), "ru_maxrss_mb": round(usage.ru_maxrss / 1024), "steps": steps,
+    return {"peak_mb": round(sampler.peak / MB), "setup_peak_mb": None if setup_peak is None else round(setup_peak / MB),
+            "ru_maxrss_mb": round(usage.ru_maxrss / 1024), "steps": steps,
             "seconds": round(time.monotonic() - began), "exit": os.waitstatus_to_exitcode(status)}
 
 
@@ -256,9 +264,11 @@ def phase_rvc(work: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
             out.setsampwidth(2)
             out.setframerate(22050)
             out.writeframes((owner(text) * 32767).astype(np.int16).tobytes())
-    params = {"totalEpochs": 100, "saveEveryEpoch": 200, "batchSize": 8, "f0Method": "dio", "size": "standard", "minMinutes": 0}
-    found = run_job(work, "providers.rvc.trainer:RvcTrainer", dataset, params, home)
-    return [{"path": f"RVC training on CPU (standard size, batch 8, {found['steps']} epochs of 4 clips)", **found}]
+    params = {"totalEpochs": 100, "saveEveryEpoch": 200, "batchSize": args.rvc_batch, "f0Method": "dio", "size": "standard",
+              "minMinutes": 0}
+    found = run_job(work, "providers.rvc.trainer:RvcTrainer", dataset, params, home, args.rvc_steps)
+    return [{"path": f"RVC training on CPU (standard size, batch {args.rvc_batch}, {found['steps']} epochs of 4 clips)",
+             **found}]
 
 
 def phase_voicepack(work: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -288,7 +298,8 @@ def phase_voicepack(work: Path, args: argparse.Namespace) -> list[dict[str, Any]
         csv.writer(handle, delimiter="|").writerows(rows)
     params = {"epochs": args.voicepack_steps, "checkEvery": args.voicepack_steps, "lines": 1, "maxSamples": 3,
               "minSamples": 3, "minMinutes": 0, "baseVoice": "jm_kumo"}
-    found = run_job(work, "providers.kokoro.voicepack_trainer:KokoroVoicepackTrainer", dataset, params, home)
+    found = run_job(work, "providers.kokoro.voicepack_trainer:KokoroVoicepackTrainer", dataset, params, home,
+                    args.voicepack_steps)
     return [{"path": f"Kokoro voicepack training ({found['steps']} steps, sentences of 2-4 s)", **found}]
 
 
@@ -303,6 +314,8 @@ def main() -> int:
     parser.add_argument("--record-wait", type=float, default=600.0, help="seconds idle after the burst (default 600)")
     parser.add_argument("--analysis-idle", type=float, default=None, help="VOICE_AGENT_ANALYSIS_IDLE_SECONDS for the agent")
     parser.add_argument("--voicepack-steps", type=int, default=3)
+    parser.add_argument("--rvc-batch", type=int, default=8, help="RVC chunks per step (default 8, the trainer's)")
+    parser.add_argument("--rvc-steps", type=int, default=3, help="RVC epochs before the job is stopped (default 3)")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds before a settled figure")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
@@ -318,6 +331,7 @@ def main() -> int:
     print("\n| path | peak (MB, RSS of the tree) | settled RSS (MB) | settled USS (MB) |\n|---|---|---|---|")
     for row in rows:
         print(f"| {row['path']} | {row.get('peak_mb') or '—'} | {row.get('rss_mb', '—')} | {row.get('uss_mb', '—')} |")
+    print("\n(training rows: setup_peak_mb is the peak before the first step ended; ru_maxrss_mb the job process's own)")
     return 0
 
 
