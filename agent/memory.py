@@ -12,6 +12,7 @@ its status, instead of being killed half-way by the kernel.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -116,15 +117,25 @@ class MemoryReport:
         return (self.limit_mb if self.limit_mb is not None else self.total_mb) - self.agent_mb
 
 
+def machine_memory() -> tuple[int, int | None]:
+    """(total, available) bytes of the machine. The unit's ``ProcSubset=pid`` hides
+    ``/proc/meminfo``: then the total comes from sysconf and what is available is not known."""
+    try:
+        machine = psutil.virtual_memory()
+        return machine.total, machine.available
+    except OSError:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), None
+
+
 def report(cgroup: CgroupMemory | None = None) -> MemoryReport:
     group = cgroup if cgroup is not None else cgroup_memory()
-    machine = psutil.virtual_memory()
+    total, known = machine_memory()
     agent = tree_rss()
-    available = machine.available
+    available = known if known is not None else max(0, total - agent)  # not known: only a need beyond it all waits
     if group.limit is not None:
         used = group.usage if group.usage is not None else agent
         available = min(available, max(0, group.limit - used))
-    return MemoryReport(agent // MB, available // MB, machine.total // MB,
+    return MemoryReport(agent // MB, available // MB, total // MB,
                         None if group.limit is None else group.limit // MB, group.where)
 
 
@@ -139,5 +150,6 @@ def judge(need_mb: int, found: MemoryReport) -> tuple[Verdict, str]:
         return "never", (f"needs about {need_mb} MB of memory; {limit} leaves {max(0, found.ceiling_mb)} MB beside "
                          f"the agent's own {found.agent_mb} MB; raise MemoryMax or train on a larger machine")
     if need_mb > found.available_mb:
-        return "wait", f"waiting for memory: needs about {need_mb} MB, {found.available_mb} MB available now"
+        # available in hundreds: the job's status changes when the figure does, not with every page cached
+        return "wait", f"waiting for memory: needs about {need_mb} MB, {round(found.available_mb, -2)} MB available now"
     return "fits", f"needs about {need_mb} MB, {found.available_mb} MB available"

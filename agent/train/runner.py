@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 2.0  # seconds between training.progress events
 STOP_GRACE = 60.0  # seconds a job gets to checkpoint after SIGTERM
 Intent = Literal["pause", "cancel", "shutdown"]
+MEMORY_WAIT = "waiting for memory"  # how agent.memory's reasons to wait begin
 # a job -> None when it may start, ("wait", why) to wait (its status says why), ("never", why) to fail it
 Admit = Callable[[Job], tuple[Literal["wait", "never"], str] | None]
 
@@ -202,7 +203,10 @@ class JobRunner:
         return None
 
     def _update_waiting(self, job: Job, reason: str) -> None:
-        if job.progress.get("waiting") != reason:
+        was = str(job.progress.get("waiting") or "")
+        if reason.startswith(MEMORY_WAIT) and not was.startswith(MEMORY_WAIT):  # once, not at every figure's change
+            self._emit(job, "training.waiting", {"reason": reason})
+        if was != reason:
             job = self._jobs.update(job, progress={**job.progress, "waiting": reason})
             self._publish_state(job)
 

@@ -161,7 +161,7 @@ class TrainService:
         """Refuse a job that could never have the memory it needs here (``not_enough_memory``);
         one that fits, or will once memory is freed, is told what it needs and what there is."""
         need = trainer.memory_mb(params) if trainer.memory_mb is not None else None
-        if not need:
+        if not need or not self._settings.train_memory_check:
             return None
         found = self._memory()
         verdict, why = memory_state.judge(need, found)
@@ -174,7 +174,7 @@ class TrainService:
         """The runner asks before it starts a job: does its memory fit now (the household's other
         programs may have taken what was free when it was queued)?"""
         trainer = trainers(self._settings.extra_trainers).get(job.provider)
-        if trainer is None or trainer.memory_mb is None:
+        if trainer is None or trainer.memory_mb is None or not self._settings.train_memory_check:
             return None
         try:
             need = trainer.memory_mb(trainer.params.model_validate(job.params))

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psutil
+import pytest
+
 from agent.memory import MB, CgroupMemory, MemoryReport, cgroup_memory, judge, report, tree_rss
 
 
@@ -56,3 +59,13 @@ def test_a_need_fits_waits_or_can_never_fit() -> None:
     assert verdict == "never" and "MemoryMax of 3000 MB" in why and "2800 MB" in why
     unlimited = MemoryReport(agent_mb=200, available_mb=1000, total_mb=8000, limit_mb=None, limit_from="")
     assert judge(7000, unlimited)[0] == "wait" and judge(7900, unlimited)[0] == "never"
+
+
+def test_without_proc_meminfo_the_limit_still_says_what_is_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    """systemd's ProcSubset=pid (the unit sets it) hides /proc/meminfo."""
+    def hidden() -> None:
+        raise FileNotFoundError("/proc/meminfo")
+
+    monkeypatch.setattr(psutil, "virtual_memory", hidden)
+    found = report(CgroupMemory(limit=1000 * MB, usage=400 * MB, where="memory.max"))
+    assert (found.limit_mb, found.available_mb) == (1000, 600) and found.total_mb > 0

@@ -74,8 +74,16 @@ def test_a_job_waits_for_memory_with_the_reason_then_starts(rig: tuple[TrainServ
     service, machine, state = rig
     checked = train(service, 1700, check=True)["memory"]
     assert checked["fits_now"] is False and checked["need_mb"] == 1700  # type: ignore[index]
+    told: list[tuple[str, dict[str, object]]] = []
+    service.runner._events.listen(lambda profile, name, data, when: told.append((name, data)))
     job = train(service, 1700)["job"]
     service.runner.tick()
+    machine.available_mb = 1460  # a little less: the status follows, the household is not told again
+    service.runner.tick()
+    machine.available_mb = 1500
+    service.runner.tick()
+    assert [data["reason"] for name, data in told if name == "training.waiting"] == [
+        "waiting for memory: needs about 1700 MB, 1500 MB available now"]  # the CLI's progress bar prints it
     waiting = service.jobs.get(job["id"])  # type: ignore[index]
     assert waiting is not None and waiting.state == "queued"
     assert waiting.progress["waiting"] == "waiting for memory: needs about 1700 MB, 1500 MB available now"
@@ -105,3 +113,20 @@ def test_the_gpu_state_document_carries_the_agents_memory(rig: tuple[TrainServic
     service.publish_gpu_state()
     assert state.get("gpu")["memory"] == {"agent_mb": 300, "available_mb": 1500, "total_mb": 4096, "limit_mb": 2048,
                                           "limit_from": "memory.max"}
+
+
+def test_the_check_can_be_turned_off(tmp_path: Path) -> None:
+    (tmp_path / "profiles" / "default").mkdir(parents=True)
+    settings = AgentSettings(home=tmp_path, extra_trainers={"counting": "tests.fake_trainer:CountingTrainer"},
+                             train_memory_check=False)
+    layout = Layout(tmp_path)
+    events, state = EventBus(), StateBoard()
+    configs = ConfigStore(layout, events)
+    records = RecordService(layout, configs, events, state, 4, FakeAnalyser())
+    arbiter = GpuArbiter(FakeGpus(0, 0, available=False), HogPauser([], tmp_path / "paused.json"), lambda n, d: None)
+    service = TrainService(settings, layout, configs, records, events, state, arbiter, memory=Machine())
+    try:
+        assert train(service, 10_000, check=True)["memory"] is None  # not checked, not refused
+    finally:
+        service.stop()
+        records.stop()
