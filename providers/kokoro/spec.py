@@ -38,9 +38,9 @@ def use_voicepack(outputs: Sequence[Path], speaker: str, params: Any) -> dict[st
 
 
 # bench/RESULTS.md: a 60-step run took 7.5 minutes alone on the 2-core bench machine, checks included
-# bench/RESULTS.md "Voicepack training": the bench's runs peaked at 6.3-7.1 GB (a step keeps the activations
-# of up to 64 phonemes of audio; the check's second engine and speaker encoder come on top)
-BENCH_PEAK_MB = 7200
+# bench/memory.py: a job's process peaked at 4.6 GB on sentences of 2-4 s (bench/RESULTS.md "Memory"); a step
+# keeps the activations of its audio, cut at 64 phonemes (about 3.5 s), so about 5 GB whatever the sentences
+BENCH_PEAK_MB = 5000
 BENCH_PACE = RoughPace(7.5, 0.0, "cpu", "bench/RESULTS.md: 60 steps in 7.5 min on a 2-core CPU")
 
 
