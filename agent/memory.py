@@ -145,7 +145,8 @@ Verdict = Literal["fits", "wait", "never"]
 def judge(need_mb: int, found: MemoryReport) -> tuple[Verdict, str]:
     """Whether a job that needs ``need_mb`` fits now, must wait for memory, or can never run here;
     and why, in words every door shows as they are."""
-    limit = f"the agent's MemoryMax of {found.limit_mb} MB" if found.limit_mb is not None else f"this machine's {found.total_mb} MB"
+    limit = (f"the agent's MemoryMax of {found.limit_mb} MB" if found.limit_mb is not None
+             else f"this machine's {found.total_mb} MB")
     if need_mb > found.ceiling_mb:
         return "never", (f"needs about {need_mb} MB of memory; {limit} leaves {max(0, found.ceiling_mb)} MB beside "
                          f"the agent's own {found.agent_mb} MB; raise MemoryMax or train on a larger machine")

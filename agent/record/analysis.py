@@ -170,7 +170,8 @@ class AnalysisWorker:
     again (a warm-up of a few seconds, said by ``take_warmup``). ``idle_seconds`` 0 keeps it for
     the agent's life: no warm-up ever again, the memory never returned."""
 
-    def __init__(self, timeout: float = 600.0, idle_seconds: float = 120.0, warm: Callable[[], object] = warm_up) -> None:
+    def __init__(self, timeout: float = 600.0, idle_seconds: float = 120.0,
+                 warm: Callable[[], object] = warm_up) -> None:
         self._warm = warm  # what a fresh process does first: load the models
         self._pool: ProcessPoolExecutor | None = None
         self._timeout = timeout

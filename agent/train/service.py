@@ -167,7 +167,8 @@ class TrainService:
         verdict, why = memory_state.judge(need, found)
         figures = {"need_mb": need, "fits_now": verdict == "fits", "words": why, **found.as_dict()}
         if verdict == "never":
-            raise ServiceError("not_enough_memory", f"cannot train {about['provider']} here: {why}", {**about, **figures})
+            raise ServiceError("not_enough_memory", f"cannot train {about['provider']} here: {why}",
+                               {**about, **figures})
         return figures
 
     def _admit(self, job: Job) -> tuple[Literal["wait", "never"], str] | None:
