@@ -97,6 +97,13 @@ def tree_rss(pid: int | None = None) -> int:
     return total
 
 
+def own_rss() -> int:
+    try:
+        return int(psutil.Process().memory_info().rss)
+    except psutil.Error:
+        return 0
+
+
 @dataclass(frozen=True)
 class MemoryReport:
     """What /api/health and the "gpu" state document say of memory (MB)."""
@@ -110,11 +117,14 @@ class MemoryReport:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    process_mb: int = 0  # the agent's own process: its children (the analysis process, a job) come and go
+
     @property
     def ceiling_mb(self) -> int:
-        """The most a job could ever have: the limit (or the machine) less what the agent holds
-        besides the job."""
-        return (self.limit_mb if self.limit_mb is not None else self.total_mb) - self.agent_mb
+        """The most a job could ever have: the limit (or the machine) less the agent's own
+        process (the analysis process that may run beside it now exits when idle: what it holds
+        is a reason to wait, not to refuse)."""
+        return (self.limit_mb if self.limit_mb is not None else self.total_mb) - (self.process_mb or self.agent_mb)
 
 
 def machine_memory() -> tuple[int, int | None]:
@@ -136,7 +146,7 @@ def report(cgroup: CgroupMemory | None = None) -> MemoryReport:
         used = group.usage if group.usage is not None else agent
         available = min(available, max(0, group.limit - used))
     return MemoryReport(agent // MB, available // MB, total // MB,
-                        None if group.limit is None else group.limit // MB, group.where)
+                        None if group.limit is None else group.limit // MB, group.where, own_rss() // MB)
 
 
 Verdict = Literal["fits", "wait", "never"]
@@ -148,8 +158,9 @@ def judge(need_mb: int, found: MemoryReport) -> tuple[Verdict, str]:
     limit = (f"the agent's MemoryMax of {found.limit_mb} MB" if found.limit_mb is not None
              else f"this machine's {found.total_mb} MB")
     if need_mb > found.ceiling_mb:
+        own = found.process_mb or found.agent_mb
         return "never", (f"needs about {need_mb} MB of memory; {limit} leaves {max(0, found.ceiling_mb)} MB beside "
-                         f"the agent's own {found.agent_mb} MB; raise MemoryMax or train on a larger machine")
+                         f"the agent's own {own} MB; raise MemoryMax or train on a larger machine")
     if need_mb > found.available_mb:
         # available in hundreds: the job's status changes when the figure does, not with every page cached
         return "wait", f"waiting for memory: needs about {need_mb} MB, {round(found.available_mb, -2)} MB available now"

@@ -69,3 +69,11 @@ def test_without_proc_meminfo_the_limit_still_says_what_is_left(monkeypatch: pyt
     monkeypatch.setattr(psutil, "virtual_memory", hidden)
     found = report(CgroupMemory(limit=1000 * MB, usage=400 * MB, where="memory.max"))
     assert (found.limit_mb, found.available_mb) == (1000, 600) and found.total_mb > 0
+
+
+def test_what_the_analysis_process_holds_is_a_reason_to_wait_not_to_refuse() -> None:
+    """The agent's tree holds its analysis process (about 800 MB) for two minutes after a recording."""
+    scoring = MemoryReport(agent_mb=1100, available_mb=800, total_mb=8000, limit_mb=3000, limit_from="memory.max",
+                           process_mb=300)
+    assert judge(2500, scoring)[0] == "wait"  # 3000 less the agent's own 300 leaves room once the scorer exits
+    assert judge(2800, scoring)[0] == "never" and "agent's own 300 MB" in judge(2800, scoring)[1]

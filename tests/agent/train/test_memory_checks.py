@@ -112,7 +112,7 @@ def test_the_gpu_state_document_carries_the_agents_memory(rig: tuple[TrainServic
     service, _, state = rig
     service.publish_gpu_state()
     assert state.get("gpu")["memory"] == {"agent_mb": 300, "available_mb": 1500, "total_mb": 4096, "limit_mb": 2048,
-                                          "limit_from": "memory.max"}
+                                          "limit_from": "memory.max", "process_mb": 0}
 
 
 def test_the_check_can_be_turned_off(tmp_path: Path) -> None:
