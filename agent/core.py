@@ -13,6 +13,7 @@ from agent.config.model import ConfigError
 from agent.config.schema import voice_config_schema
 from agent.config.store import ConfigStore
 from agent.config.watch import ConfigWatcher
+from agent import memory as memory_state
 from agent.errors import ServiceError
 from agent.events import EventBus, StateBoard
 from agent.gpu.arbiter import GpuArbiter
@@ -71,7 +72,8 @@ class Core:
             settings.max_audio_seconds, voice_ready=self.downloads.ensure,
         )
         self.records = RecordService(self.layout, self.configs, self.events, self.state, settings.record_queue_depth,
-                                     queue_bytes=settings.record_queue_bytes)
+                                     queue_bytes=settings.record_queue_bytes,
+                                     analysis_idle_seconds=settings.analysis_idle_seconds)
         self.samples = SampleService(self.records, self.layout, self.configs, self.events, settings.command_queue_depth)
         self.streams = StreamSessions(self.layout, self.records, self.events, settings.hermes_sites,
                                       settings.stream_inbox_bytes)
@@ -111,6 +113,11 @@ class Core:
         if not self.watcher.alive:
             found.append("voice.json watcher stopped")
         return found
+
+    def memory(self) -> dict[str, Any]:
+        """The agent's memory for ``/api/health``: its process tree's RSS, its limit (MemoryMax),
+        what a new job may still take (``agent/memory.py``)."""
+        return memory_state.report().as_dict()
 
     def availability(self, problems: list[str]) -> str:
         """``offline`` while the broker's requests cannot reach us (health says what the MQTT

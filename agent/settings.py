@@ -54,6 +54,9 @@ class AgentSettings(BaseSettings):
     queue_depth: int = Field(8, ge=1, le=1000, description="Speak requests per profile that may wait behind the one being spoken; more get 'busy'.")
     max_audio_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest accepted recording payload.")
     record_queue_depth: int = Field(16, ge=1, le=1000, description="Recordings waiting to be scored before 'busy'.")
+    analysis_idle_seconds: float = Field(
+        120.0, ge=0, description="Seconds without recordings after which the analysis process (about 850 MB with its "
+                                 "models) exits, to start again on the next one; 0 keeps it for the agent's life.")
     record_queue_bytes: int = Field(
         64 * 1024 * 1024, ge=1024,
         description="Bytes of recordings waiting or being scored before 'busy' (one alone is always taken).",
@@ -72,6 +75,10 @@ class AgentSettings(BaseSettings):
     idle_window: str = Field("01:00-06:00", description="Local time range when 'idle' training jobs may run.")
     idle_minutes: float = Field(10.0, ge=0, description="Minutes without speech or recordings that count as idle.")
     train_preempt_on_speech: bool = Field(True, description="Pause a GPU training job when speech is requested.")
+    train_memory_check: bool = Field(
+        True, description="Check a training job's memory need (its trainer's, measured) against what the machine and "
+                          "the agent's MemoryMax allow before it starts: refused when it can never fit, waiting while it "
+                          "does not fit now. false: start it anyway (swap, or a need known to be smaller).")
     train_vram_mb: int = Field(6000, ge=0, description="VRAM a training job needs on the GPU.")
     gpu_hogs: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["ollama"], description="Processes that may be paused for GPU work.")
     pause_gpu_hogs_for_training: bool = Field(False, description="SIGSTOP the GPU hogs while a job needs their GPU.")

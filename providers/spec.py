@@ -116,6 +116,9 @@ class TrainerSpec:
     steps: Callable[[Any], int] | None = None  # how many steps a job with these params reports (its total)
     rough: RoughPace | None = None
     use: UseVoice | None = None
+    # the peak memory (MB) of a job with these params, measured on the bench: checked against what the
+    # machine and the agent's MemoryMax allow before the job starts (None: not known, not checked)
+    memory_mb: Callable[[Any], int] | None = None
 
 
 @dataclass(frozen=True)

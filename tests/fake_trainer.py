@@ -30,6 +30,7 @@ class CountingParams(BaseModel):
     save_every: int = Field(5, ge=1, le=1000)
     refuse: str = Field("", description="Refuse the dataset with this reason (as a real trainer would).")
     voice: bool = Field(False, description="Leave a voice the profile can speak with: the bundled Piper voice, copied.")
+    memory_mb: int = Field(0, ge=0, le=10**7, description="The memory it says it needs (it takes none of it).")
 
 
 class CountingTrainer:
@@ -39,6 +40,10 @@ class CountingTrainer:
     @staticmethod
     def planned_steps(params: CountingParams) -> int:
         return params.steps
+
+    @staticmethod
+    def planned_memory_mb(params: CountingParams) -> int:
+        return params.memory_mb
 
     @staticmethod
     def voice_settings(outputs: Sequence[Path], speaker: str, params: CountingParams) -> dict[str, Any]:

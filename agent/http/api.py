@@ -275,7 +275,7 @@ class Api:
             "status": core.availability(problems), "version": __version__, "problems": problems,
             "profiles": profiles, "providers_loaded": core.engines.loaded(),
             "readiness": {p: core.state.get(p).get("readiness", {}) for p in profiles},
-            "gpu": core.state.get("gpu"),
+            "gpu": core.state.get("gpu"), "memory": core.memory(),
         })
 
     async def command(self, request: web.Request) -> web.Response:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -149,37 +152,120 @@ class Analyser(Protocol):
 
     def embed_wav(self, data: bytes, vad: VadOptions) -> np.ndarray: ...
 
+    def take_warmup(self) -> float | None: ...
+
     def close(self) -> None: ...
 
 
-class AnalysisWorker:
-    """One low-priority process holding the models, started on first use and again after a crash."""
+def warm_up() -> None:
+    """Load the models (the first call in a fresh process), so the warm-up is timed on its own."""
+    _get_models()
 
-    def __init__(self, timeout: float = 600.0) -> None:
+
+class AnalysisWorker:
+    """One low-priority process holding the models, started on first use and again after a crash.
+
+    Its models (torch, DNSMOS, Resemblyzer) keep it at about 850 MB resident; after
+    ``idle_seconds`` without work it exits and gives that back, and the next recording starts it
+    again (a warm-up of a few seconds, said by ``take_warmup``). ``idle_seconds`` 0 keeps it for
+    the agent's life: no warm-up ever again, the memory never returned."""
+
+    def __init__(self, timeout: float = 600.0, idle_seconds: float = 120.0,
+                 warm: Callable[[], object] = warm_up) -> None:
+        self._warm = warm  # what a fresh process does first: load the models
         self._pool: ProcessPoolExecutor | None = None
         self._timeout = timeout
+        self._idle = idle_seconds
+        self._lock = threading.Lock()  # the pool, the count of calls in flight, the idle timer
+        self._busy = 0
+        self._used = time.monotonic()
+        self._timer: threading.Timer | None = None
+        self._warmup: float | None = None  # the last start's warm-up, until a result takes it
+
+    @property
+    def running(self) -> bool:
+        """Whether the process (and its models) is up now."""
+        with self._lock:
+            return self._pool is not None
+
+    def take_warmup(self) -> float | None:
+        """Seconds the last start of the process took to load its models, once: the first result
+        after a start says it, the next ones do not."""
+        with self._lock:
+            warmup, self._warmup = self._warmup, None
+        return warmup
 
     def score_wav(self, data: bytes, options: AnalysisOptions) -> Analysis:
-        return self._run(score_wav, data, options)  # type: ignore[no-any-return]
+        return self.run(score_wav, data, options)  # type: ignore[no-any-return]
 
     def score_utterances(self, utterances: list[Utterance], options: AnalysisOptions) -> list[Scored]:
-        return self._run(score_utterances, utterances, options)  # type: ignore[no-any-return]
+        return self.run(score_utterances, utterances, options)  # type: ignore[no-any-return]
 
     def embed_wav(self, data: bytes, vad: VadOptions) -> np.ndarray:
-        return self._run(embed_wav, data, vad)  # type: ignore[no-any-return]
+        return self.run(embed_wav, data, vad)  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        with self._lock:
+            pool, self._pool = self._pool, None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
-    def _run(self, fn: Any, *args: Any) -> Any:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), initializer=_init_worker)
+    def _start(self) -> ProcessPoolExecutor:
+        """The running pool, or a new one with its models loaded (the warm-up, timed)."""
+        with self._lock:
+            self._busy += 1
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            pool = self._pool
+            if pool is None:
+                pool = self._pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"),
+                                                        initializer=_init_worker)
+                fresh = True
+            else:
+                fresh = False
+        if fresh:
+            began = time.monotonic()
+            pool.submit(self._warm).result(timeout=self._timeout)
+            with self._lock:
+                self._warmup = round(time.monotonic() - began, 2)
+            log.info("analysis process started: its models loaded in %.1f s", time.monotonic() - began)
+        return pool
+
+    def _done(self) -> None:
+        """A call ended: when none is left, the process exits after ``idle_seconds`` more without one."""
+        with self._lock:
+            self._busy -= 1
+            self._used = time.monotonic()
+            if self._busy or self._idle <= 0 or self._pool is None:
+                return
+            self._timer = threading.Timer(self._idle, self._stop_if_idle)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _stop_if_idle(self) -> None:
+        with self._lock:
+            idle = time.monotonic() - self._used
+            if self._busy or self._pool is None or idle < self._idle:
+                return
+            pool, self._pool, self._timer = self._pool, None, None
+        pool.shutdown(wait=True)  # the process exits: its memory is the system's again
+        log.info("analysis process stopped after %.0f s without recordings; it starts again on the next one", idle)
+
+    def run(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` in the analysis process (started first when it is not running)."""
         try:
-            return self._pool.submit(fn, *args).result(timeout=self._timeout)
+            try:
+                pool = self._start()
+                return pool.submit(fn, *args).result(timeout=self._timeout)
+            finally:
+                self._done()
         except BrokenProcessPool:
-            self._pool = None  # a fresh process next time
+            with self._lock:
+                self._pool = None  # a fresh process next time
             raise AnalysisFailed("analysis_failed", "the analysis process died (out of memory?); try again") from None
         except ImportError as exc:
             raise AnalysisFailed(

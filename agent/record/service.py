@@ -61,9 +61,11 @@ class RecordService:
     def __init__(
         self, layout: Layout, configs: ConfigStore, events: EventBus, state: StateBoard, queue_depth: int,
         analyser: analysis.Analyser | None = None, queue_bytes: int | None = None,
+        analysis_idle_seconds: float = 120.0,
     ) -> None:
         """``queue_depth`` recordings, of ``queue_bytes`` in all (unbounded when None), may wait or be
-        scored at a time; more are ``busy``."""
+        scored at a time; more are ``busy``. The analysis process exits after
+        ``analysis_idle_seconds`` without recordings (0: it stays)."""
         self._layout = layout
         self._configs = configs
         self._events = events
@@ -73,7 +75,7 @@ class RecordService:
         self._stores: dict[str, SampleStore] = {}
         self._orphaned: set[str] = set()  # profiles with audio to score again (found without its row)
         self._problems: dict[str, str] = {}  # profile -> why its record path is down or rebuilding
-        self._analyser = analyser or analysis.AnalysisWorker()
+        self._analyser = analyser or analysis.AnalysisWorker(idle_seconds=analysis_idle_seconds)
         self._lock = threading.Lock()  # the small state above; never held across disk work
         self._opening: dict[str, threading.Lock] = {}  # profile -> held while its store opens
         self._worker = threading.Thread(target=self._work, name="record", daemon=True)
@@ -274,6 +276,9 @@ class RecordService:
             if job.future is not None:
                 job.future.set_exception(exc)
             return
+        warmup = self._analyser.take_warmup()
+        if warmup is not None:  # the analysis process (re)started for this one: the answer says what it cost
+            result["warmup_seconds"] = warmup
         self._release(job)
         if job.future is not None:
             job.future.set_result(result)

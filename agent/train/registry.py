@@ -14,13 +14,15 @@ from providers.spec import TrainerSpec
 
 def trainers(extra: dict[str, str]) -> dict[str, TrainerSpec]:
     """provider -> its trainer; an extra trainer's parameters come from its class, loaded here,
-    and so do its optional ``planned_steps(params)`` and ``voice_settings(outputs, speaker, params)``."""
+    and so do its optional ``planned_steps(params)``, ``voice_settings(outputs, speaker, params)`` and
+    ``planned_memory_mb(params)``."""
     found = {spec.name: spec.trainer for spec in registry.SPECS if spec.trainer is not None}
     for name, target in extra.items():
         trainer = load_trainer(target)
         params: type[BaseModel] = trainer.params_model
         found[name] = TrainerSpec(target, params, f"{name}-models", steps=getattr(trainer, "planned_steps", None),
-                                  use=getattr(trainer, "voice_settings", None))
+                                  use=getattr(trainer, "voice_settings", None),
+                               memory_mb=getattr(trainer, "planned_memory_mb", None))
     return found
 
 

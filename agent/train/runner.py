@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 2.0  # seconds between training.progress events
 STOP_GRACE = 60.0  # seconds a job gets to checkpoint after SIGTERM
 Intent = Literal["pause", "cancel", "shutdown"]
+MEMORY_WAIT = "waiting for memory"  # how agent.memory's reasons to wait begin
+# a job -> None when it may start, ("wait", why) to wait (its status says why), ("never", why) to fail it
+Admit = Callable[[Job], tuple[Literal["wait", "never"], str] | None]
 
 
 @dataclass(frozen=True)
@@ -72,8 +76,10 @@ class JobRunner:
     def __init__(
         self, jobs: JobStore, layout: Layout, events: EventBus, state: StateBoard, policy: IdlePolicy,
         arbiter: GpuArbiter, prepare: Any, max_restarts: int = 3, preempt_gpu_jobs: bool = True,
+        admit: Admit | None = None,
     ) -> None:
-        """``prepare(job) -> Launch`` exports the dataset and picks the trainer (it may raise)."""
+        """``prepare(job) -> Launch`` exports the dataset and picks the trainer (it may raise);
+        ``admit(job)`` says whether the job may start now as far as memory goes."""
         self._jobs = jobs
         self._layout = layout
         self._events = events
@@ -83,6 +89,7 @@ class JobRunner:
         self._prepare = prepare
         self._max_restarts = max_restarts
         self._preempt = preempt_gpu_jobs
+        self._admit = admit
         self._running: _Running | None = None
         self._lock = threading.Lock()
         self._stopping = False
@@ -183,14 +190,23 @@ class JobRunner:
             if job.state == "paused" and self._policy.quiet_for() < self._policy.quiet_seconds:
                 continue  # preempted by speech: wait for quiet
             if job.run_when == "idle" and not self._policy.is_idle():
-                self._update_waiting(job)
+                self._update_waiting(job, self._policy.why_waiting())
+                continue
+            verdict = self._admit(job) if self._admit is not None else None
+            if verdict is not None and verdict[0] == "never":  # it would be killed half-way: say so now
+                self._finish(job, "failed", error=verdict[1], code="not_enough_memory")
+                continue
+            if verdict is not None:
+                self._update_waiting(job, verdict[1])
                 continue
             return job
         return None
 
-    def _update_waiting(self, job: Job) -> None:
-        reason = self._policy.why_waiting()
-        if job.progress.get("waiting") != reason:
+    def _update_waiting(self, job: Job, reason: str) -> None:
+        was = str(job.progress.get("waiting") or "")
+        if reason.startswith(MEMORY_WAIT) and not was.startswith(MEMORY_WAIT):  # once, not at every figure's change
+            self._emit(job, "training.waiting", {"reason": reason})
+        if was != reason:
             job = self._jobs.update(job, progress={**job.progress, "waiting": reason})
             self._publish_state(job)
 
@@ -326,7 +342,7 @@ class JobRunner:
 
     def _finish(self, job: Job, state: Literal["finished", "failed", "cancelled"], error: str | None = None,
                 outputs: list[str] | None = None, metrics: dict[str, float] | None = None,
-                launch: Launch | None = None) -> None:
+                launch: Launch | None = None, code: str | None = None) -> None:
         job = self._jobs.update(job, state=state, finished=time.time(), error=error, outputs=outputs or [])
         if launch is not None:
             self._tidy(job, launch)
@@ -334,6 +350,8 @@ class JobRunner:
         data: dict[str, Any] = {"outputs": job.outputs, "metrics": metrics or {}}
         if error:
             data["error"] = error
+        if code:
+            data["code"] = code
         self._emit(job, f"training.{state}", data)
         self._publish_state(job)
 

@@ -11,11 +11,13 @@ import logging
 import time
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
 from agent.config.store import ConfigStore
+from agent import memory as memory_state
 from agent.errors import ServiceError
 from agent.events import EventBus, StateBoard
 from agent.gpu.arbiter import GpuArbiter
@@ -34,6 +36,7 @@ from agent.train.runner import JobRunner, Launch
 from agent.train.schedule import IdlePolicy, parse_window
 from agent.work import BoundedExecutor
 from providers import registry
+from providers.spec import TrainerSpec
 
 log = logging.getLogger(__name__)
 
@@ -45,19 +48,22 @@ class TrainService:
     def __init__(
         self, settings: AgentSettings, layout: Layout, configs: ConfigStore, records: RecordService,
         events: EventBus, state: StateBoard, arbiter: GpuArbiter,
+        memory: Callable[[], memory_state.MemoryReport] = memory_state.report,
     ) -> None:
+        """``memory()`` says what the agent holds and what a job may take (a test passes its own)."""
         self._settings = settings
         self._layout = layout
         self._configs = configs
         self._records = records
         self._state = state
         self._gpu = arbiter.info
+        self._memory = memory
         self.jobs = JobStore(layout.jobs_db)
         self.policy = IdlePolicy(parse_window(settings.idle_window), settings.idle_minutes * 60)
         self.hogs = arbiter.hogs
         self.runner = JobRunner(
             self.jobs, layout, events, state, self.policy, arbiter, self._prepare,
-            settings.max_train_restarts, settings.train_preempt_on_speech,
+            settings.max_train_restarts, settings.train_preempt_on_speech, self._admit,
         )
         events.listen(lambda profile, name, data, when: self.policy.on_event(profile, name, data))
         events.listen(self._on_event)
@@ -138,9 +144,10 @@ class TrainService:
             raise ServiceError("busy", f"{queued} training jobs are already queued (at most "
                                        f"{self._settings.max_queued_jobs}); cancel one or wait for them",
                                {"queued": queued, "limit": self._settings.max_queued_jobs})
+        memory = self._memory_check(trainer, validated, about)
         estimate = job_estimate(trainer, validated, self.jobs.last_timing(request.provider))
         if request.check:
-            return {"id": request.id, "check": "ok", "estimate": estimate.as_dict()}
+            return {"id": request.id, "check": "ok", "estimate": estimate.as_dict(), "memory": memory}
         job = self.jobs.create(profile, request.provider, request.speaker, params, request.when,
                                str(dataset) if dataset is not None else None)
         if estimate.seconds is not None:  # the time left says it until the job's own steps can
@@ -149,6 +156,37 @@ class TrainService:
         if request.when == "now":
             self._soon(self.runner.tick)
         return {"id": request.id, "job": job.as_dict()}
+
+    def _memory_check(self, trainer: TrainerSpec, params: Any, about: dict[str, Any]) -> dict[str, Any] | None:
+        """Refuse a job that could never have the memory it needs here (``not_enough_memory``);
+        one that fits, or will once memory is freed, is told what it needs and what there is."""
+        need = trainer.memory_mb(params) if trainer.memory_mb is not None else None
+        if not need or not self._settings.train_memory_check:
+            return None
+        found = self._memory()
+        verdict, why = memory_state.judge(need, found)
+        figures = {"need_mb": need, "fits_now": verdict == "fits", "words": why, **found.as_dict()}
+        if verdict == "never":
+            raise ServiceError("not_enough_memory", f"cannot train {about['provider']} here: {why}",
+                               {**about, **figures})
+        return figures
+
+    def _admit(self, job: Job) -> tuple[Literal["wait", "never"], str] | None:
+        """The runner asks before it starts a job: does its memory fit now (the household's other
+        programs may have taken what was free when it was queued)?"""
+        trainer = trainers(self._settings.extra_trainers).get(job.provider)
+        if trainer is None or trainer.memory_mb is None or not self._settings.train_memory_check:
+            return None
+        try:
+            need = trainer.memory_mb(trainer.params.model_validate(job.params))
+        except ValidationError:
+            return None  # params of an older trainer version: the job's own start says what is wrong
+        if not need:
+            return None
+        verdict, why = memory_state.judge(need, self._memory())
+        if verdict == "fits":
+            return None
+        return verdict, why if verdict == "wait" else f"not started: {why}"
 
     def cancel(self, profile: str, request: JobRequest) -> dict[str, Any]:
         job = self._own_job(profile, request.job)
@@ -318,4 +356,5 @@ class TrainService:
             pass
 
     def publish_gpu_state(self) -> None:
-        self._state.replace("gpu", self._gpu.report().as_dict())
+        """The GPUs, and the agent's memory beside them (its process tree, the limit, what is available)."""
+        self._state.replace("gpu", {**self._gpu.report().as_dict(), "memory": self._memory().as_dict()})

@@ -38,6 +38,9 @@ def use_voicepack(outputs: Sequence[Path], speaker: str, params: Any) -> dict[st
 
 
 # bench/RESULTS.md: a 60-step run took 7.5 minutes alone on the 2-core bench machine, checks included
+# bench/memory.py: a job's process peaked at 4.6 GB on sentences of 2-4 s (bench/RESULTS.md "Memory"); a step
+# keeps the activations of its audio, cut at 64 phonemes (about 3.5 s), so about 5 GB whatever the sentences
+BENCH_PEAK_MB = 5000
 BENCH_PACE = RoughPace(7.5, 0.0, "cpu", "bench/RESULTS.md: 60 steps in 7.5 min on a 2-core CPU")
 
 
@@ -57,7 +60,8 @@ SPEC = ProviderSpec(
     extra="kokoro",
     dataset=DatasetSpec("kokoro-datasets", readiness, "samples with transcripts", with_transcripts, write_metadata),
     trainer=TrainerSpec("providers.kokoro.voicepack_trainer:KokoroVoicepackTrainer", VoicepackParams, "kokoro-voicepacks",
-                        dataset.problems, steps=lambda params: int(params.epochs), rough=BENCH_PACE, use=use_voicepack),
+                        dataset.problems, steps=lambda params: int(params.epochs), rough=BENCH_PACE, use=use_voicepack,
+                        memory_mb=lambda params: BENCH_PEAK_MB),
     cli=CliSpec(cli.add_parser, cli.run),
     catalog=CATALOG,
 )

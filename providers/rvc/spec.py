@@ -12,6 +12,11 @@ from providers.rvc.config import RvcSettings
 from providers.rvc.trainer import RvcTrainParams
 from providers.spec import CliSpec, DatasetSpec, ProviderSpec, Readiness, SampleView, TrainerSpec, enough
 
+# bench/memory.py, a standard-size job on the CPU: 4361 MB at its peak with batch 2, 4956 MB with batch 8
+# (bench/RESULTS.md "Memory"); larger batches are the same line, not measured
+STANDARD_BASE_MB = 4200
+STANDARD_PER_CHUNK_MB = 100
+
 
 def readiness(samples: Sequence[SampleView], threshold: float) -> Readiness:
     extra = []
@@ -20,6 +25,15 @@ def readiness(samples: Sequence[SampleView], threshold: float) -> Readiness:
         if average < threshold:
             extra.append(f"average quality {average:.0f} below {threshold:g}")
     return enough(samples, 50, 10.0, extra)
+
+
+def training_memory_mb(params: RvcTrainParams) -> int:
+    """The peak memory (MB) of a training job on the CPU: the generator and discriminator with
+    their optimiser state, and the activations of a batch. The tiny network (smoke tests) is not
+    measured: 0, not checked."""
+    if params.size == "tiny":
+        return 0
+    return STANDARD_BASE_MB + STANDARD_PER_CHUNK_MB * params.batch_size
 
 
 def dataset_problems(directory: Path, params: RvcTrainParams) -> list[str]:
@@ -54,6 +68,7 @@ SPEC = ProviderSpec(
     extra="rvc",
     dataset=DatasetSpec("rvc-reference", readiness),
     trainer=TrainerSpec("providers.rvc.trainer:RvcTrainer", RvcTrainParams, "rvc-models", dataset_problems,
-                        steps=lambda params: int(params.total_epochs), use=use_model),
+                        steps=lambda params: int(params.total_epochs), use=use_model,
+                        memory_mb=training_memory_mb),
     cli=CliSpec(cli.add_parser, cli.run),
 )

@@ -20,7 +20,7 @@ OUTSIDE = ("/etc/passwd", "/nonexistent/voice.onnx")
 # Every string a request may set in voice.json or in a trainer's or action's parameters that is
 # not a file: a new string field is a LocalPath, or is added here knowingly.
 NOT_PATHS = {
-    "tts.provider", "tts.kokoro.voice", "tts.piper.speaker", "tts.sovits.speakerId", "tts.sovits.textLang", "tts.sovits.promptLang",
+    "tts.provider", "tts.kokoro.voice", "tts.piper.speaker", "openai.voices", "tts.sovits.speakerId", "tts.sovits.textLang", "tts.sovits.promptLang",
     "tts.sovits.textSplitMethod", "tts.sovits.pathMap", "tts.sovits.serverArgs", "tts.rvc.speakerId",
     "train.autoRetrain.provider", "train.autoRetrain.speaker", "access.commands", "kokoro.train.baseVoice",
 }

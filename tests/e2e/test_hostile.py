@@ -38,6 +38,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto) -> Iterat
     process = AgentProcess(home, broker.port, {
         "VOICE_AGENT_BASE_TOPIC": "hostile", "VOICE_AGENT_HERMES_SITES": json.dumps({SITE: "default"}),
         "VOICE_AGENT_COMMAND_QUEUE_DEPTH": "4", "HOME": str(home),  # onnxruntime must leave this HOME alone
+        "VOICE_AGENT_ANALYSIS_IDLE_SECONDS": "0",  # warmed once below, it stays for the whole module
     }).start()
     process.wait_log("ready")
     probe = Probe(broker.port, base=BASE)

@@ -35,7 +35,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "VOICE_AGENT_HOME": str(home)}
+    env = {**os.environ, "VOICE_AGENT_HOME": str(home), "VOICE_AGENT_TRAIN_MEMORY_CHECK": "false"}  # see test_train.py
     return subprocess.run([sys.executable, "-m", "agent", "kokoro", *args], check=False, env=env, cwd=home,
                           capture_output=True, text=True, timeout=600)
 

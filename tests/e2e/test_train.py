@@ -220,7 +220,9 @@ def test_kokoro_voicepack_job_runs_through_the_runner(home: Path, broker: Mosqui
         for index, text in enumerate(["Turn the heating down a little.", "The parcel arrived this morning."]):
             soundfile.write(dataset / f"s{index}.wav", owner(text), OWNER_RATE)
             writer.writerow([f"s{index}.wav", text])
-    agent = AgentProcess(home, broker.port, ENV).start()
+    # its need (about 5 GB, for sentences up to 64 phonemes) may be more than a busy test machine has free
+    # now: these two short sentences need less, so the job is started without the memory check
+    agent = AgentProcess(home, broker.port, {**ENV, "VOICE_AGENT_TRAIN_MEMORY_CHECK": "false"}).start()
     try:
         agent.wait_log("ready")
         response = probe.request("default", "train", {

@@ -109,6 +109,7 @@ def fake_core() -> Any:
         events=EventBus(), state=StateBoard(),
         layout=SimpleNamespace(exists=lambda profile: profile == "default", names=lambda: ["default"]),
         problems=lambda: [], availability=lambda problems: "unhealthy" if problems else "online", engines=SimpleNamespace(loaded=lambda: []),
+        memory=lambda: {"agent_mb": 210, "available_mb": 3000, "total_mb": 8000, "limit_mb": 4096, "limit_from": "memory.max"},
         commands={
             "speak": Command(Anything, lambda p, r, out: speak(p, r, out, speeches)),
             "record": Command(Recording, recorded, reserve=record_room(budget)),

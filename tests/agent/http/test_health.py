@@ -30,3 +30,13 @@ def test_health_answers_while_a_store_is_opening(slow: tuple[RecordService, Slow
     assert not kitchen.done()
     opener.gate.set()
     kitchen.result(10)
+
+
+def test_health_says_the_agents_memory() -> None:
+    core = fake_core()
+
+    async def health() -> dict[str, object]:
+        async with TestClient(TestServer(Api(core, AgentSettings()).app())) as client:
+            return await (await client.get("/api/health")).json()  # type: ignore[no-any-return]
+
+    assert asyncio.run(health())["memory"] == core.memory()

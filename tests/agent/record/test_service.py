@@ -60,6 +60,12 @@ class FakeAnalyser:
             raise result
         return result
 
+    warmup: float | None = None  # what the next answer says of a (re)started analysis process
+
+    def take_warmup(self) -> float | None:
+        warmup, self.warmup = self.warmup, None
+        return warmup
+
     def score_wav(self, data: bytes, options: AnalysisOptions) -> Analysis:
         self.options.append(options)
         self.wavs.append(data)
@@ -533,3 +539,11 @@ def test_orphans_that_cannot_be_scored_now_are_not_tried_again_until_asked(setup
         time.sleep(0.05)
     time.sleep(2.5)  # two more idle turns of the worker (1 s each)
     assert len(analyser.wavs) == 1 and caplog.text.count("cannot score the orphaned samples") == 1
+
+
+def test_the_first_answer_after_the_analysis_process_started_says_its_warmup(setup: Any) -> None:
+    service, analyser, bus, home = setup
+    analyser.results += [Analysis(2.0, [scored(80.0)], []), Analysis(2.0, [scored(80.0)], [])]
+    analyser.warmup = 4.25  # the process was (re)started for this recording
+    assert record(service, request_id="cold")["warmup_seconds"] == 4.25
+    assert "warmup_seconds" not in record(service, request_id="warm")  # it was running: nothing to say
