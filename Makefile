@@ -47,10 +47,13 @@ chromium:
 		{ echo "installing chromium"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # The layers (import-linter) and the types (mypy) are checked before the tests run.
+# Two test files at a time (pytest-xdist, a module's tests stay together with its agent): the
+# end-to-end tests mostly wait on sockets and subprocesses, so 2 cores run two of them at once
+# (9.7 minutes instead of 15.2 for the whole suite on this 2-core machine).
 test: $(TEST_STAMP) mosquitto chromium
 	$(BIN)/lint-imports
 	$(BIN)/mypy agent providers
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 test-fast: $(TEST_STAMP) mosquitto chromium
 	$(BIN)/python -m pytest -m "not slow"

@@ -92,6 +92,7 @@ class JobRunner:
         self._admit = admit
         self._running: _Running | None = None
         self._lock = threading.Lock()
+        self._tick_lock = threading.RLock()  # tick() one at a time (see tick)
         self._stopping = False
         self._holder: Any = None  # the open jobs.lock while this runner is the one that runs jobs
 
@@ -175,14 +176,17 @@ class JobRunner:
 
     # -- the scheduler's tick ------------------------------------------------------------
     def tick(self) -> None:
-        with self._lock:
-            if self._running is not None or self._stopping:
-                return
-        if not self.recover():
-            return  # a training runs in the foreground here: its jobs are its own until it ends
-        job = self._next_job()
-        if job is not None:
-            self._launch(job)
+        """One look at the queue. Ticks come from the scheduler's thread and from a submit's wake:
+        one at a time, or two could pick (and tell of, or launch) the same job."""
+        with self._tick_lock:
+            with self._lock:
+                if self._running is not None or self._stopping:
+                    return
+            if not self.recover():
+                return  # a training runs in the foreground here: its jobs are its own until it ends
+            job = self._next_job()
+            if job is not None:
+                self._launch(job)
 
     def _next_job(self) -> Job | None:
         candidates = sorted(self._jobs.list(states=("queued", "paused"), limit=1000), key=lambda j: j.created)

@@ -5,6 +5,8 @@ stand-in trainer declaring its need and a memory report the test sets."""
 
 from __future__ import annotations
 
+import time
+
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,7 +104,10 @@ def test_a_job_queued_before_the_limit_shrank_fails_with_the_code(rig: tuple[Tra
     job = train(service, 1600)["job"]
     machine.available_mb, machine.limit_mb = 100, 1024  # the unit's MemoryMax was lowered and the agent restarted
     service.runner.tick()
-    failed = service.jobs.get(job["id"])  # type: ignore[index]
+    deadline = time.monotonic() + 10  # the runner's own thread may be the one that took the job: let it finish
+    while (failed := service.jobs.get(job["id"])) is not None and failed.state == "queued":  # type: ignore[index]
+        assert time.monotonic() < deadline, "the job was never started nor refused"
+        time.sleep(0.02)
     assert failed is not None and failed.state == "failed" and "MemoryMax of 1024 MB" in (failed.error or "")
     name, data = events[-1]
     assert name == "training.failed" and data["code"] == "not_enough_memory" and data["error"] == failed.error
