@@ -86,3 +86,10 @@ def open_screen(page: Any, agent: AgentProcess, profile: str, tab: str) -> None:
     """The page at ``#/<profile>/<tab>``, once the screen shows that profile's data."""
     page.goto(f"{base_url(agent)}/#/{profile}/{tab}")
     page.wait_for_selector(f"#screen-{tab}[data-loaded='{profile}']", timeout=60_000)
+
+
+def new_page(browser: Any, width: int = 1280, height: int = 900) -> tuple[Any, Any, PageErrors]:
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    return context, page, PageErrors(page)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import AgentProcess
-from tests.e2e.browser import PageErrors, api, browser_session, open_screen, record, web_agent
+from tests.e2e.browser import api, open_screen, record, web_agent
 from tests.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.slow
@@ -31,23 +31,6 @@ def agent(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto) -> Iterat
     process.wait_log("ready")
     yield process
     process.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with browser_session() as session:
-        yield session
-
-
-@pytest.fixture()
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    errors = PageErrors(page)
-    yield page
-    context.close()
-    assert errors.errors == [], errors.errors
 
 
 def field(name: str) -> str:

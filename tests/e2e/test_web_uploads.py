@@ -17,7 +17,7 @@ import pytest
 import soundfile
 
 from tests.conftest import AgentProcess
-from tests.e2e.browser import PageErrors, api, browser_session, open_screen, web_agent
+from tests.e2e.browser import api, new_page, open_screen, web_agent
 from tests.mosquitto import Mosquitto
 from tests.speech import OWNER_RATE, owner, wav
 
@@ -46,27 +46,6 @@ def agent(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto) -> Iterat
     process.wait_log("ready")
     yield process
     process.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with browser_session() as session:
-        yield session
-
-
-def new_page(browser: Any, width: int = 1280, height: int = 900) -> tuple[Any, Any, PageErrors]:
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    return context, page, PageErrors(page)
-
-
-@pytest.fixture()
-def page(browser: Any) -> Iterator[Any]:
-    context, page, errors = new_page(browser)
-    yield page
-    context.close()
-    assert errors.errors == [], errors.errors
 
 
 def a_minute_of_the_owner() -> bytes:

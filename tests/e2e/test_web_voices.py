@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import AgentProcess
-from tests.e2e.browser import PageErrors, api, browser_session, open_screen, web_agent
+from tests.e2e.browser import api, open_screen, web_agent
 from tests.mosquitto import Mosquitto
 from tests.voice_mirror import MIRROR_VOICE, VoiceMirror, joe_files
 
@@ -44,23 +44,6 @@ def agent(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto, mirror: V
     process.wait_log("ready")
     yield process
     process.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with browser_session() as session:
-        yield session
-
-
-@pytest.fixture()
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    errors = PageErrors(page)
-    yield page
-    context.close()
-    assert errors.errors == [], errors.errors
 
 
 def voice_json(agent: AgentProcess, profile: str) -> dict[str, Any]:
