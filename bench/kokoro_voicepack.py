@@ -74,11 +74,11 @@ def speak_target(target: str, text: str, home: Path) -> tuple[np.ndarray, int]:
         from tests.speech import OWNER_RATE, owner
 
         return owner(text), OWNER_RATE
-    from providers.base import ProviderContext
+    from agent.layout import Layout
     from providers.kokoro.config import KokoroSettings
     from providers.kokoro.engine import KokoroProvider
 
-    ctx = ProviderContext("default", home / "profiles" / "default", (home / "out" / "voices",))
+    ctx = Layout(home).provider_context("default")
     settings = KokoroSettings.model_validate({"langCode": "a", "voice": target.partition(":")[2]})
     pcm = b"".join(c.pcm for c in KokoroProvider().synthesize(text, settings, ctx))
     return np.frombuffer(pcm, np.int16).astype(np.float32) / 32768, 24000
@@ -163,6 +163,7 @@ def main() -> int:
     parser.add_argument("--evaluate-only", action="store_true", help="evaluate the voicepack an earlier run left in --out again")
     args = parser.parse_args()
 
+    from agent.layout import Layout
     from providers.kokoro.similarity import mean_direction
     from providers.kokoro.voicepack_trainer import (
         KokoroVoicepackTrainer,
@@ -184,6 +185,7 @@ def main() -> int:
         profile="default", speaker="joe", dataset_dir=args.out / "train", output_dir=args.out / "voicepack",
         checkpoint_dir=args.out / "checkpoint",
         params={"epochs": args.epochs, "learningRate": args.learning_rate, "lines": args.lines, "minMinutes": 0, "minSamples": 10},
+        ctx=Layout(home).provider_context("default"),
     )
     log: list[dict[str, object]] = []
     started = time.monotonic()
