@@ -174,7 +174,7 @@ def shoot_training(p: Any, agent: AgentProcess) -> None:
     save(p, "training-plan")
 
     p.click("#train-start")
-    p.wait_for_selector("#train-status:has-text('is queued')")
+    p.wait_for_selector("#train-status:has-text('submitted')")
     job = p.inner_text("#train-status").split()[1]
     # time left from the job's own pace once it has done steps, best similarity after the first check
     p.wait_for_function("() => { const now = document.getElementById('job-now');"

@@ -126,7 +126,7 @@ def test_a_training_job_is_followed_to_100_percent(page: Any, agent: AgentProces
     page.fill(field("params.steps"), "30")
     page.fill(field("params.step_seconds"), "0.2")
     page.click("#train-start")
-    page.wait_for_selector("#train-status:has-text('is queued')")
+    page.wait_for_selector("#train-status:has-text('submitted')")
     job = page.inner_text("#train-status").split()[1]
     page.wait_for_selector("#job-now[data-state='running']")
     running = int(page.get_attribute("#job-now", "data-percent") or 0)

@@ -73,7 +73,7 @@ def test_a_job_is_estimated_timed_heard_and_chosen(page: Any, agent: AgentProces
     page.fill(field("params.step_seconds"), "0.05")
     page.check(field("params.voice"))
     page.click("#train-start")
-    page.wait_for_selector("#train-status:has-text('is queued')")
+    page.wait_for_selector("#train-status:has-text('submitted')")
     job = page.inner_text("#train-status").split()[1]
     page.wait_for_selector("#job-now[data-state='finished']", timeout=60_000)
 
@@ -114,7 +114,7 @@ def test_time_left_is_shown_while_a_job_runs_and_start_says_why_it_is_off(page: 
     page.fill(field("params.steps"), "400")
     page.fill(field("params.step_seconds"), "0.1")
     page.click("#train-start")
-    page.wait_for_selector("#train-status:has-text('is queued')")
+    page.wait_for_selector("#train-status:has-text('submitted')")
     job = page.inner_text("#train-status").split()[1]
     try:
         page.wait_for_selector("#job-now[data-state='running']:not([data-eta=''])")

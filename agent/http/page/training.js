@@ -152,7 +152,7 @@ export class TrainingScreen {
     $("train-start").disabled = true;
     try {
       const answer = await command(this.profile, "train", body);
-      status($("train-status"), `Job ${answer.job.id} is ${answer.job.state}.`);
+      status($("train-status"), `Job ${answer.job.id} submitted: its progress is below.`); // no state here: it would go stale
       await this.jobs();
     } catch (error) {
       status($("train-status"), "");
