@@ -16,7 +16,9 @@ from pathlib import Path
 from agent.config.model import ConfigProblem, VoiceConfig
 from agent.voices.catalog import Catalog, closest
 from agent.voices.installed import InstalledVoices
+from agent.voices.picks import parse_voice_name
 from agent.voices.resolve import canonical
+from providers import registry
 from providers.base import ProviderContext, ProviderError, VoiceNotFoundError
 from providers.kokoro.assets import find_file
 from providers.kokoro.config import KokoroSettings
@@ -56,6 +58,22 @@ class VoiceNames:
                 found += self._kokoro_voice(base, "", ctx, "tts.rvc.baseVoice")
             else:
                 found += self._piper(base, ctx, "tts.rvc.baseVoice")
+        return found + self._openai(config, ctx)
+
+    def _openai(self, config: VoiceConfig, ctx: ProviderContext) -> list[ConfigProblem]:
+        """Each ``openai.voices`` entry (``[provider:]voice``) that names a Piper or Kokoro voice: a
+        typo there would otherwise surface only when a chat bot asks for that voice."""
+        found: list[ConfigProblem] = []
+        for key, target in config.openai.voices.items():
+            pick = parse_voice_name(target or None)
+            if pick.voice is None:
+                continue  # the profile's own voice (or a provider's): checked above
+            provider = registry.canonical(pick.provider or config.tts.provider)
+            field = f"openai.voices.{key}"
+            if provider == "piper":
+                found += self._piper(pick.voice, ctx, field)
+            elif provider == "kokoro":
+                found += self._kokoro_voice(pick.voice, "", ctx, field)
         return found
 
     def canonical(self, profile: str, config: VoiceConfig) -> VoiceConfig:

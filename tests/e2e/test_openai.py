@@ -31,10 +31,10 @@ SENTENCES = "The first sentence is here. Then a second one follows. A third ends
 
 def start_agent(root: Path, broker: Mosquitto, **env: str) -> tuple[AgentProcess, str]:
     home = make_home(root, profiles=("default", "kitchen"))
-    # kitchen: alloy is the default voice by name, nova a voice nobody has (the table is read)
+    # kitchen: alloy is the default voice by name (the table is read)
     write_json(home / "profiles" / "kitchen" / "etc" / "voice.json", {
         **json.loads((home / "profiles" / "kitchen" / "etc" / "voice.json").read_text()),
-        "openai": {"voices": {"alloy": "piper:en_US-joe-medium", "nova": "piper:nobody_here"}}})
+        "openai": {"voices": {"alloy": "piper:en_US-joe-medium"}}})
     port = free_port()
     agent = AgentProcess(home, broker.port, {"VOICE_AGENT_BASE_TOPIC": BASE, "VOICE_AGENT_HTTP_ENABLED": "true",
                                              "VOICE_AGENT_HTTP_PORT": str(port), **env}).start()
@@ -128,9 +128,13 @@ def test_voice_names_map_through_the_profile_table(door: str, probe: Probe) -> N
                                      response_format="wav")
     spoke = probe.event("kitchen", "speak.finished", after=after)["data"]
     assert (spoke["provider"], spoke["voice"]) == ("piper", "en_US-joe-medium")
-    with pytest.raises(openai.NotFoundError) as missing:  # nova: the table's voice, which nobody has
-        client(door).audio.speech.create(model="tts-1", voice="kitchen/nova", input="Nobody.")
+    with pytest.raises(openai.NotFoundError) as missing:  # a voice nobody has, by the agent's own name
+        client(door).audio.speech.create(model="tts-1", voice="kitchen/piper:nobody_here", input="Nobody.")
     assert missing.value.body["code"] == "voice_not_found"  # type: ignore[index]
+    # and the table cannot be given one: config.set says which entry, with the closest name
+    refused = probe.request("kitchen", "config.set", {"changes": {"openai": {"voices": {"nova": "piper:en_US-joe-medum"}}}})
+    assert refused["status"] == "error" and refused["code"] == "voice_not_found", refused
+    assert "openai.voices.nova" in json.dumps(refused) and "en_US-joe-medium" in refused["error"]
 
 
 @pytest.mark.parametrize(

@@ -90,3 +90,17 @@ def test_a_voices_file_adds_its_names_without_loading_them(check: VoiceNames, tm
     assert found.code == "voice_not_found"
     np.save(folder / "mine.npy", np.zeros(1))
     assert problems(check, {"kokoro": {"useCustomVoicepack": True, "voicepackPath": "mine.npy"}}) == []
+
+
+def test_the_openai_voice_table_is_checked_by_each_entrys_provider(check: VoiceNames) -> None:
+    def openai(voices: dict[str, str], provider: str = "piper") -> list[ConfigProblem]:
+        return check.problems("me", VoiceConfig.model_validate({"tts": {"provider": provider}, "openai": {"voices": voices}}))
+
+    assert openai({"alloy": "kokoro:jf_alpha", "echo": "household", "nova": "", "onyx": "kokoro:", "mine": "piper:en_US-lessac-medium"}) == []
+    [found] = openai({"alloy": "kokoro:af_hart"})
+    assert (found.field, found.code) == ("openai.voices.alloy", "voice_not_found") and "af_heart" in found.message
+    [found] = openai({"echo": "housekeld"})  # no provider: the profile's own (Piper)
+    assert found.field == "openai.voices.echo" and "household" in found.message
+    [found] = openai({"echo": "housekeld"}, provider="kokoro")  # the profile speaks Kokoro: a Kokoro name
+    assert found.field == "openai.voices.echo" and "Kokoro" in found.message
+    assert openai({"echo": "owner"}, provider="kokoro") == []
