@@ -248,7 +248,7 @@ class Core:
     def installed(self, profile: str, provider: str, name: str) -> bool:
         """Whether the profile can use this voice now (its engine lists it): asked by every speak
         request that names a catalog voice, so it is the cached listing (agent/voices/installed.py)."""
-        return self.installed_voices.has(provider, self.layout.provider_context(profile), name)
+        return self.names.installed(profile, provider, name, self.configs.get(profile))
 
     def _fetch_configured_voice(self, profile: str) -> None:
         """A voice.json that names a catalog voice not installed: fetch it now (on demand), so the

@@ -117,6 +117,17 @@ class VoiceNames:
         return [self._unknown(field, "Piper", name, installed)]
 
     # -- Kokoro --------------------------------------------------------------------------
+    def installed(self, profile: str, provider: str, name: str, config: VoiceConfig) -> bool:
+        """Whether the profile can use this voice now: installed, or in the Kokoro voices file its
+        config names (``voicesPath``), which a download would not replace."""
+        ctx = self._context(profile)
+        table = None
+        if registry.canonical(provider) == "kokoro":
+            kokoro = config.tts.settings_for("kokoro")
+            assert isinstance(kokoro, KokoroSettings)
+            table = find_file(kokoro.voices_path, ctx) if kokoro.voices_path else None
+        return self._installed.has(provider, ctx, name, table)
+
     def _kokoro(self, settings: KokoroSettings, ctx: ProviderContext, section: str) -> list[ConfigProblem]:
         found: list[ConfigProblem] = []
         table: Path | None = None

@@ -104,3 +104,16 @@ def test_the_openai_voice_table_is_checked_by_each_entrys_provider(check: VoiceN
     [found] = openai({"echo": "housekeld"}, provider="kokoro")  # the profile speaks Kokoro: a Kokoro name
     assert found.field == "openai.voices.echo" and "Kokoro" in found.message
     assert openai({"echo": "owner"}, provider="kokoro") == []
+
+
+def test_a_voice_in_the_configured_voices_file_is_installed_for_its_profile(check: VoiceNames, tmp_path: Path) -> None:
+    folder = tmp_path / "voices" / "kokoro"
+    folder.mkdir(parents=True)
+    with zipfile.ZipFile(folder / "voices-v1.0.bin", "w") as archive:
+        archive.writestr("af_heart.npy", b"listing only")
+    table = VoiceConfig.model_validate({"tts": {"kokoro": {"voicesPath": "voices-v1.0.bin"}}})
+    bare = VoiceConfig.model_validate({})
+    assert check.installed("me", "kokoro", "af_heart", table)  # a speak naming it fetches nothing
+    assert not check.installed("me", "kokoro", "af_heart", bare)
+    assert check.installed("me", "kokoro", "owner", bare) and check.installed("me", "piper", "household", table)
+    assert not check.installed("me", "piper", "af_heart", table)  # the file is Kokoro's only
