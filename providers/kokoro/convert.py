@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from providers.base import ProviderError, ProviderUnavailableError
 
@@ -45,6 +48,17 @@ def pt_to_npy(source: Path, target: Path, timeout: float = TIMEOUT) -> None:
         raise VoicepackError(reason)
     if done.returncode != 0 or not target.is_file():
         raise ProviderError(f"reading Kokoro voice {source.name} failed: {reason}")
+
+
+def read_pt(source: Path, timeout: float = TIMEOUT) -> np.ndarray:
+    """The checked style of a hand-placed ``.pt`` voicepack, read by the child: the engine's
+    process (the agent) never imports torch for it."""
+    from providers.kokoro.voices import check_style
+
+    with tempfile.TemporaryDirectory(prefix="kokoro-pt-") as folder:
+        target = Path(folder) / f"{source.stem}.npy"
+        pt_to_npy(source, target, timeout)
+        return check_style(np.load(target, allow_pickle=False), f"voicepack {source}")
 
 
 def main(argv: list[str]) -> int:

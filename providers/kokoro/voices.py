@@ -115,7 +115,8 @@ class VoiceSpec:
 
 
 class VoiceLibrary:
-    """Loads voice tables and voicepacks once per file version; safe to share between threads."""
+    """Loads voice tables and voicepacks once per file version; safe to share between threads. A
+    ``.pt`` voicepack is read by ``convert.read_pt`` (torch in a child process, never here)."""
 
     def __init__(self) -> None:
         self._files: dict[Path, tuple[str, dict[str, np.ndarray]]] = {}
@@ -127,7 +128,12 @@ class VoiceLibrary:
             known = self._files.get(path)
             if known is not None and known[0] == tag:
                 return known[1]
-        table = {path.stem: load_voicepack(path)} if path.suffix in VOICEPACK_SUFFIXES else load_table(path)
+        if path.suffix == ".pt":  # torch reads it, in a short-lived process of its own
+            from providers.kokoro.convert import read_pt
+
+            table = {path.stem: read_pt(path)}
+        else:
+            table = {path.stem: load_voicepack(path)} if path.suffix == ".npy" else load_table(path)
         with self._lock:
             self._files[path] = (tag, table)
         return table

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +134,28 @@ def test_a_voice_speaks_the_language_of_its_name_unless_told_otherwise() -> None
     with pytest.raises(ValueError, match="does not speak 'de'"):
         configured.with_request(None, None, "de")
     assert KokoroSettings(useCustomVoicepack=True, voicepackPath="owner.npy").language == "a"
+
+
+def test_a_hand_placed_pt_voicepack_is_read_without_torch_in_the_engines_process(ctx: ProviderContext, tmp_path: Path) -> None:
+    style = np.random.default_rng(2).normal(0, 0.2, STYLE_SHAPE).astype(np.float32)
+    folder = tmp_path / "out" / "voices" / "kokoro"
+    save_voicepack(style, folder / "owner.pt")
+    torch.save({"not": "a tensor"}, folder / "pickled.pt")
+    probe = (
+        "import sys, numpy as np\n"
+        "from pathlib import Path\n"
+        "from providers.kokoro.voices import VoiceLibrary, VoicepackError\n"
+        "from tests.contexts import loose_context\n"
+        f"ctx = loose_context(Path({str(tmp_path)!r}), (Path({str(tmp_path / 'out' / 'voices')!r}),))\n"
+        "library = VoiceLibrary()\n"
+        "np.save(sys.argv[1], library.style('owner', '', ctx)[0])\n"
+        "try:\n    library.style('pickled', '', ctx)\nexcept VoicepackError as exc:\n    print('refused:', exc)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = tmp_path / "read.npy"
+    done = subprocess.run([sys.executable, "-c", probe, str(out)], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).parents[3])
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1] == "False" and "not a tensor" in lines[0]
+    np.testing.assert_array_equal(np.load(out), style)
