@@ -14,12 +14,15 @@ from agent.config.schema import voice_config_schema
 from agent.config.store import ConfigStore
 from agent.config.watch import ConfigWatcher
 from agent import memory as memory_state
+from agent import __version__
 from agent.errors import ServiceError
 from agent.events import EventBus, StateBoard
 from agent.gpu.arbiter import GpuArbiter
 from agent.gpu.hogs import HogPauser
 from agent.gpu.status import NvmlInfo
 from agent.layout import Layout
+from agent.nodes.service import NodeService, NodeSources
+from agent.nodes.state import Ability, Queues
 from agent.record.samples import SampleService
 from agent.record.service import RecordService
 from agent.record.streams import StreamSessions
@@ -41,6 +44,7 @@ from agent.voices.names import VoiceNames
 from agent.voices.requests import ImportRequest, VoicesRequest
 from agent.voices.resolve import resolve, voice_parts
 from agent.voices.service import VoiceDownloads
+from providers.registry import SPECS
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,9 @@ class Core:
         self.events.listen(self._voice_arrived)
         self.import_slot = ImportSlot()
         self.commands: dict[str, Command] = command_table(self)
+        self.nodes = NodeService(settings.node, __version__, settings.worker, NodeSources(
+            abilities=self._abilities, gpu=lambda: self.state.get("gpu"), queues=self._queues))
+        self.state.watch(lambda key, document: self.nodes.refresh())
         # whether requests reach us over the broker: the daemon sets the MQTT door's own answer
         self.reachable: Callable[[], bool] = lambda: True
 
@@ -96,6 +103,7 @@ class Core:
             self.records.open(profile)  # creates the profile's data folders
         self.watcher.start()
         self.train.start()
+        self.nodes.start()
 
     def problems(self) -> list[str]:
         """Why the agent cannot serve, in whole or in part (empty when healthy): ``/api/health``."""
@@ -127,6 +135,7 @@ class Core:
         return "unhealthy" if problems else "online"
 
     def stop(self) -> None:
+        self.nodes.stop()
         self.watcher.stop()
         self.train.stop()
         self.streams.stop()
@@ -272,4 +281,16 @@ class Core:
                 self.speak.preload(waiting)
 
     def _engine_created(self, name: str, engine: Any) -> None:
-        self.actions.on_engine(name, engine)
+        self.actions.on_engine(name, engine)  # the node's document says it is loaded at its next beat
+
+    def _abilities(self) -> list[Ability]:
+        """Every provider of this version (its trainer, whether its engine runs now): what the node can run."""
+        loaded = set(self.engines.loaded())
+        return [Ability(provider=spec.name, trains=spec.trainer is not None, loaded=spec.name in loaded)
+                for spec in SPECS]
+
+    def _queues(self) -> Queues:
+        from agent.train.jobs import ACTIVE
+
+        return Queues(speak=sum(self.speak.queue_depth(name) for name in self.layout.names()),
+                      train=self.train.jobs.count(ACTIVE))

@@ -1,0 +1,94 @@
+"""This agent as a node: its state document kept current, and the registry of the household's
+nodes. The MQTT door publishes the document (retained, with ``offline`` as its last will) and
+feeds the registry what it hears; the HTTP door shows the registry.
+
+The document is rebuilt whenever a state document of the agent changes (the GPU report every
+minute, a profile's queue) or an engine starts, and told to the door when it says something new;
+it is told again every ``refresh_s`` regardless, so readers can tell a live node from a stale one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent.nodes.registry import NodeRegistry
+from agent.nodes.state import Ability, NodeState, Queues, build_state
+
+log = logging.getLogger(__name__)
+
+REFRESH_S = 60.0  # the heartbeat: a node's document is published at least this often
+StateListener = Callable[[NodeState], None]
+
+
+@dataclass(frozen=True)
+class NodeSources:
+    """Where the figures come from (the core's services; tests pass their own)."""
+
+    abilities: Callable[[], list[Ability]]
+    gpu: Callable[[], dict[str, object]]  # the "gpu" state document
+    queues: Callable[[], Queues]
+
+
+class NodeService:
+    def __init__(self, node: str, version: str, worker: bool, sources: NodeSources, refresh_s: float = REFRESH_S,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.node = node
+        self.worker = worker
+        self.registry = NodeRegistry()
+        self._version = version
+        self._sources = sources
+        self._refresh_s = refresh_s
+        self._clock = clock
+        self._listeners: list[StateListener] = []
+        self._current: NodeState | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="node-state", daemon=True)
+
+    def watch(self, listener: StateListener) -> None:
+        self._listeners.append(listener)
+
+    def document(self) -> NodeState:
+        """The document now (built on first use)."""
+        with self._lock:
+            current = self._current
+        return current if current is not None else self.refresh(tell=False)
+
+    def refresh(self, force: bool = False, tell: bool = True) -> NodeState:
+        """Rebuild the document; listeners hear it when it changed (or ``force``: the heartbeat)."""
+        try:
+            state = build_state(self.node, self._version, self.worker, self._sources.abilities(),
+                                dict(self._sources.gpu()), self._sources.queues(), self._refresh_s, self._clock())
+        except Exception:  # a source that fails must not stop the others: say the last document again
+            log.exception("node state: a figure could not be read")
+            with self._lock:
+                if self._current is None:
+                    raise
+                state = self._current
+        with self._lock:
+            changed = not state.same_as(self._current)
+            if changed or force:
+                self._current = state
+        if tell and (changed or force):
+            for listener in list(self._listeners):
+                try:
+                    listener(state)
+                except Exception:
+                    log.exception("node state listener failed")
+        return state
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._refresh_s):
+            self.refresh(force=True)
