@@ -22,7 +22,9 @@ from agent.gpu.hogs import HogPauser
 from agent.gpu.status import NvmlInfo
 from agent.layout import Layout
 from agent.nodes.service import NodeService, NodeSources
-from agent.nodes.state import Ability, Queues
+from agent.nodes.state import Ability, Queues, http_url
+from agent.blobs.cache import BlobCache
+from agent.blobs.index import BlobIndex, kept_roots
 from agent.record.samples import SampleService
 from agent.record.service import RecordService
 from agent.record.streams import StreamSessions
@@ -86,9 +88,13 @@ class Core:
         self.events.listen(self._voice_arrived)
         self.import_slot = ImportSlot()
         self.commands: dict[str, Command] = command_table(self)
-        self.nodes = NodeService(settings.node, __version__, settings.worker, NodeSources(
-            abilities=self._abilities, gpu=lambda: self.state.get("gpu"), queues=self._queues))
-        self.state.watch(lambda key, document: self.nodes.refresh())
+        self.nodes = NodeService(
+            settings.node, __version__, settings.worker, http_url(settings.http_host, settings.http_port,
+                                                                  settings.http_enabled),
+            NodeSources(abilities=self._abilities, gpu=lambda: self.state.get("gpu"), queues=self._queues))
+        self.blobs = BlobIndex(lambda: kept_roots(self.layout))
+        self.blob_cache = BlobCache(self.layout.blob_cache, settings.blob_cache_mb << 20)
+        self.state.watch(lambda key, document: self._node_changed())
         # whether requests reach us over the broker: the daemon sets the MQTT door's own answer
         self.reachable: Callable[[], bool] = lambda: True
 
@@ -97,6 +103,7 @@ class Core:
         clean_leftovers(self.layout.uploads_dir, [self.layout.household_voices,
                                                   *(self.layout.voices_dir(p) for p in self.layout.names())])
         stale_parts(self.downloads.staging)
+        self.blob_cache.start()
         for profile in self.layout.names():
             self._fetch_configured_voice(profile)
             self.speak.preload(profile)
@@ -282,6 +289,10 @@ class Core:
 
     def _engine_created(self, name: str, engine: Any) -> None:
         self.actions.on_engine(name, engine)  # the node's document says it is loaded at its next beat
+
+    def _node_changed(self) -> None:
+        """A state document changed (the GPU report, a profile's queue): the node's may have too."""
+        self.nodes.refresh()
 
     def _abilities(self) -> list[Ability]:
         """Every provider of this version (its trainer, whether its engine runs now): what the node can run."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import ipaddress
+import logging
 import queue
 import socket
 import threading
@@ -29,6 +30,8 @@ from typing import Any
 
 from agent import __version__
 from agent.errors import ServiceError
+
+log = logging.getLogger(__name__)
 
 CHUNK = 4 << 20  # bytes per read: large reads keep pace with curl
 Progress = Callable[[int], None]  # told of the bytes written so far (resumed ones included)
@@ -317,3 +320,18 @@ def _copy_into(source: Source, response: http.client.HTTPResponse, part: Path, o
             if pending_size >= CHUNK:
                 write()
     return done
+
+
+def stale_parts(folder: Path, max_age: float = 86400.0) -> None:
+    """At start-up: ``.part`` files no transfer touched for ``max_age`` seconds (a day): a file
+    nobody asked for again, whose half would hold its space for ever."""
+    if not folder.is_dir():
+        return
+    now = time.time()
+    for part in folder.rglob("*.part"):
+        try:
+            if now - part.stat().st_mtime > max_age:
+                log.info("removing %s, a download not resumed for a day", part)
+                part.unlink()
+        except OSError:
+            pass

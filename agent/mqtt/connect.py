@@ -6,17 +6,17 @@ import socket
 import ssl
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from agent.settings import AgentSettings
 
 
-MQTT5 = mqtt.MQTTv5
-MQTT311 = mqtt.MQTTv311
+MQTT5 = MQTTProtocolVersion.MQTTv5
+MQTT311 = MQTTProtocolVersion.MQTTv311
 UNSUPPORTED_PROTOCOL = 132  # CONNACK reason: a broker without MQTT 5 (amqtt, the embedded one) refuses the version
 
 
-def new_client(settings: AgentSettings, client_id: str, protocol: int = MQTT311) -> mqtt.Client:
+def new_client(settings: AgentSettings, client_id: str, protocol: MQTTProtocolVersion = MQTT311) -> mqtt.Client:
     """An MQTT 5 client for the agent's own connections (shared subscriptions and request/response
     need it; it talks to MQTT 3 clients through the broker as any other), 3.1.1 for the CLI's
     short-lived ones, which any broker takes. A session ends with its connection either way."""

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTProtocolVersion
 
 from agent.mqtt.connect import MQTT5, MQTT311, UNSUPPORTED_PROTOCOL, new_client, why_no_connection
 from agent.settings import AgentSettings
@@ -63,10 +64,10 @@ class MqttTransport:
         self._subscriptions[self._echo_topic] = 1
         self._watch_stop = threading.Event()
         self._watch = threading.Thread(target=self._watch_session, name="mqtt-session", daemon=True)
-        self.protocol = MQTT5
+        self.protocol: MQTTProtocolVersion = MQTT5
         self._client = self._new_client(MQTT5)
 
-    def _new_client(self, protocol: int) -> mqtt.Client:
+    def _new_client(self, protocol: MQTTProtocolVersion) -> mqtt.Client:
         client = new_client(self._settings, self._client_id, protocol)
         client.will_set(self._status_topic, self._availability.offline, qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
@@ -163,7 +164,7 @@ class MqttTransport:
         """A message sent to ourselves a keepalive interval ago has not come back."""
         return self._echo_pending is not None
 
-    def _reconnect(self, protocol: int | None = None) -> None:
+    def _reconnect(self, protocol: MQTTProtocolVersion | None = None) -> None:
         """A clean DISCONNECT (the broker sends no last will for the session we lost), then connect
         as at the start: ``_ready`` says ``online`` and re-publishes the retained state. With
         ``protocol``: a new client that speaks it (a broker that refused MQTT 5)."""

@@ -34,10 +34,11 @@ class NodeSources:
 
 
 class NodeService:
-    def __init__(self, node: str, version: str, worker: bool, sources: NodeSources, refresh_s: float = REFRESH_S,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, node: str, version: str, worker: bool, url: str, sources: NodeSources,
+                 refresh_s: float = REFRESH_S, clock: Callable[[], float] = time.time) -> None:
         self.node = node
         self.worker = worker
+        self.url = url
         self.registry = NodeRegistry()
         self._version = version
         self._sources = sources
@@ -61,7 +62,7 @@ class NodeService:
     def refresh(self, force: bool = False, tell: bool = True) -> NodeState:
         """Rebuild the document; listeners hear it when it changed (or ``force``: the heartbeat)."""
         try:
-            state = build_state(self.node, self._version, self.worker, self._sources.abilities(),
+            state = build_state(self.node, self._version, self.worker, self.url, self._sources.abilities(),
                                 dict(self._sources.gpu()), self._sources.queues(), self._refresh_s, self._clock())
         except Exception:  # a source that fails must not stop the others: say the last document again
             log.exception("node state: a figure could not be read")

@@ -14,11 +14,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import time
 from pathlib import Path
 
 from agent.errors import ServiceError
-from agent.transfer import Fetch, Progress, Source, redirect_refusal, resume, size_of, urlopen
+from agent.transfer import Fetch, Progress, Source, redirect_refusal, resume, size_of, stale_parts, urlopen
 from providers.catalog import CatalogFile
 
 __all__ = ["Fetch", "Progress", "disk_full", "failed", "fetch", "redirect_refusal", "room", "stale_parts", "urlopen"]
@@ -95,18 +94,3 @@ def room(voices_dir: Path, max_bytes: int) -> int:
         probe = probe.parent
     free = shutil.disk_usage(probe).free - FREE_MARGIN
     return max(0, min(max_bytes - used, free))
-
-
-def stale_parts(staging: Path, max_age: float = 86400.0) -> None:
-    """At start-up: ``.part`` files no download touched for ``max_age`` seconds (a day): a voice
-    nobody asked for again, whose half file would hold its space for ever."""
-    if not staging.is_dir():
-        return
-    now = time.time()
-    for part in staging.rglob("*.part"):
-        try:
-            if now - part.stat().st_mtime > max_age:
-                log.info("removing %s, a download not resumed for a day", part)
-                part.unlink()
-        except OSError:
-            pass
