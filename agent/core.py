@@ -292,7 +292,7 @@ class Core:
 
     def _node_changed(self) -> None:
         """A state document changed (the GPU report, a profile's queue): the node's may have too."""
-        self.nodes.refresh()
+        self.nodes.changed()
 
     def _abilities(self) -> list[Ability]:
         """Every provider of this version (its trainer, whether its engine runs now): what the node can run."""

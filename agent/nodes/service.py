@@ -2,9 +2,11 @@
 nodes. The MQTT door publishes the document (retained, with ``offline`` as its last will) and
 feeds the registry what it hears; the HTTP door shows the registry.
 
-The document is rebuilt whenever a state document of the agent changes (the GPU report every
-minute, a profile's queue) or an engine starts, and told to the door when it says something new;
-it is told again every ``refresh_s`` regardless, so readers can tell a live node from a stale one.
+The document is rebuilt on the node's own thread: when ``changed`` says a state document of the
+agent changed (the GPU report every minute, a profile's queue) and it says something new; and
+every ``refresh_s`` regardless (an engine started, and the heartbeat readers tell a live node
+from a stale one by). ``changed`` only wakes that thread: it is called from whichever thread
+updated a state, perhaps holding its own locks.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class NodeService:
         self._current: NodeState | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="node-state", daemon=True)
 
     def watch(self, listener: StateListener) -> None:
@@ -82,14 +85,28 @@ class NodeService:
                     log.exception("node state listener failed")
         return state
 
+    def changed(self) -> None:
+        """Something the document says may have changed: rebuild it soon, on the node's thread."""
+        self._wake.set()
+
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 
     def _beat(self) -> None:
-        while not self._stop.wait(self._refresh_s):
-            self.refresh(force=True)
+        deadline = time.monotonic() + self._refresh_s
+        while True:
+            woken = self._wake.wait(max(0.0, deadline - time.monotonic()))
+            if self._stop.is_set():
+                return
+            self._wake.clear()
+            beat = time.monotonic() >= deadline
+            if beat:
+                deadline = time.monotonic() + self._refresh_s
+            if woken or beat:
+                self.refresh(force=beat)

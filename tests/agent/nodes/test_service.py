@@ -43,3 +43,19 @@ def test_the_document_before_any_refresh_is_built_and_whole() -> None:
     made = service([Queues()], [])
     document = made.document()
     assert document.node == "pi" and document.url == "http://pi:4321" and document.providers[0].provider == "piper"
+
+
+def test_a_change_is_picked_up_on_the_nodes_own_thread() -> None:
+    import threading
+
+    queues, told = [Queues()], []
+    made = service(queues, told)
+    arrived = threading.Event()
+    made.watch(lambda state: arrived.set() if state.queues.speak == 2 else None)
+    made.start()
+    try:
+        queues.append(Queues(speak=2))
+        made.changed()
+        assert arrived.wait(10)
+    finally:
+        made.stop()
