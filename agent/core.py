@@ -91,7 +91,7 @@ class Core:
         self.nodes = NodeService(
             settings.node, __version__, settings.worker, http_url(settings.http_host, settings.http_port,
                                                                   settings.http_enabled),
-            NodeSources(abilities=self._abilities, gpu=lambda: self.state.get("gpu"), queues=self._queues))
+            NodeSources(profiles=self.layout.names, abilities=self._abilities, gpu=lambda: self.state.get("gpu"), queues=self._queues))
         self.blobs = BlobIndex(lambda: kept_roots(self.layout))
         self.blob_cache = BlobCache(self.layout.blob_cache, settings.blob_cache_mb << 20)
         self.state.watch(lambda key, document: self._node_changed())

@@ -30,6 +30,7 @@ StateListener = Callable[[NodeState], None]
 class NodeSources:
     """Where the figures come from (the core's services; tests pass their own)."""
 
+    profiles: Callable[[], list[str]]
     abilities: Callable[[], list[Ability]]
     gpu: Callable[[], dict[str, object]]  # the "gpu" state document
     queues: Callable[[], Queues]
@@ -65,7 +66,8 @@ class NodeService:
     def refresh(self, force: bool = False, tell: bool = True) -> NodeState:
         """Rebuild the document; listeners hear it when it changed (or ``force``: the heartbeat)."""
         try:
-            state = build_state(self.node, self._version, self.worker, self.url, self._sources.abilities(),
+            state = build_state(self.node, self._version, self.worker, self.url, self._sources.profiles(),
+                                self._sources.abilities(),
                                 dict(self._sources.gpu()), self._sources.queues(), self._refresh_s, self._clock())
         except Exception:  # a source that fails must not stop the others: say the last document again
             log.exception("node state: a figure could not be read")

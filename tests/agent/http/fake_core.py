@@ -113,7 +113,7 @@ def fake_core(kept: list[Any] | None = None) -> Any:
         events=EventBus(), state=StateBoard(),
         layout=SimpleNamespace(exists=lambda profile: profile == "default", names=lambda: ["default"]),
         problems=lambda: [], availability=lambda problems: "unhealthy" if problems else "online", engines=SimpleNamespace(loaded=lambda: []),
-        nodes=NodeService("here", "0", False, "", NodeSources(lambda: [], lambda: {}, Queues)),
+        nodes=NodeService("here", "0", False, "", NodeSources(lambda: [], lambda: [], lambda: {}, Queues)),
         blobs=BlobIndex(lambda: list(kept or [])),
         memory=lambda: {"agent_mb": 210, "available_mb": 3000, "total_mb": 8000, "limit_mb": 4096, "limit_from": "memory.max"},
         commands={

@@ -9,7 +9,7 @@ from agent.nodes.state import Ability, NodeState, Queues
 
 def service(queues: list[Queues], told: list[NodeState]) -> NodeService:
     made = NodeService("pi", "1.0", False, "http://pi:4321", NodeSources(
-        abilities=lambda: [Ability(provider="piper")], gpu=lambda: {}, queues=lambda: queues[-1]),
+        profiles=lambda: ["anna"], abilities=lambda: [Ability(provider="piper")], gpu=lambda: {}, queues=lambda: queues[-1]),
         clock=lambda: 5.0)
 
     def broken(state: NodeState) -> None:
@@ -43,6 +43,7 @@ def test_the_document_before_any_refresh_is_built_and_whole() -> None:
     made = service([Queues()], [])
     document = made.document()
     assert document.node == "pi" and document.url == "http://pi:4321" and document.providers[0].provider == "piper"
+    assert document.profiles == ["anna"]
 
 
 def test_a_change_is_picked_up_on_the_nodes_own_thread() -> None:
