@@ -75,6 +75,16 @@ class NodeRegistry:
     def _online(self, known: Known, now: float) -> bool:
         return known.status == "online" and now - known.heard <= STALE_AFTER * known.state.refresh_s
 
+    def home_of(self, profile: str, besides: str = "") -> str | None:
+        """The online node (other than ``besides``) whose document lists ``profile``, or None."""
+        now = self._clock()
+        with self._lock:
+            known = list(self._nodes.items())
+        for name, entry in sorted(known):
+            if name != besides and profile in entry.state.profiles and self._online(entry, now):
+                return name
+        return None
+
     def nodes(self) -> list[dict[str, Any]]:
         """Every node heard of, by name: its document, ``online``, ``stale`` (said online, not heard
         from for too long) and the seconds since it was heard."""

@@ -27,9 +27,10 @@ pytestmark = pytest.mark.slow
 TOKEN = "household-token-" + "x" * 16
 
 
-def node_agent(root: Path, broker: Mosquitto, node: str, **env: str) -> tuple[AgentProcess, str]:
+def node_agent(root: Path, broker: Mosquitto, node: str, profiles: tuple[str, ...] = ("default",),
+               **env: str) -> tuple[AgentProcess, str]:
     port = free_port()
-    agent = AgentProcess(make_home(root), broker.port, {
+    agent = AgentProcess(make_home(root, profiles), broker.port, {
         "VOICE_AGENT_NODE": node, "VOICE_AGENT_HTTP_ENABLED": "true", "VOICE_AGENT_HTTP_PORT": str(port),
         "VOICE_AGENT_HTTP_TOKEN": TOKEN, "VOICE_AGENT_HA_DISCOVERY": "false", **env})
     return agent.start(), f"http://127.0.0.1:{port}"
@@ -63,8 +64,8 @@ def wait_nodes(url: str, check: Any, timeout: float = 30) -> dict[str, dict[str,
 
 def test_nodes_see_each_other_and_a_killed_one_goes_offline(tmp_path: Path) -> None:
     broker = Mosquitto(tmp_path / "mq").start()
-    home, home_url = node_agent(tmp_path / "a", broker, "home-server")
-    gpu, _ = node_agent(tmp_path / "b", broker, "gpu-desktop", VOICE_AGENT_WORKER="true")
+    home, home_url = node_agent(tmp_path / "a", broker, "home-server", ("kitchen",))
+    gpu, gpu_url = node_agent(tmp_path / "b", broker, "gpu-desktop", ("office",), VOICE_AGENT_WORKER="true")
     try:
         home.wait_log("ready")
         gpu.wait_log("ready")
@@ -74,6 +75,16 @@ def test_nodes_see_each_other_and_a_killed_one_goes_offline(tmp_path: Path) -> N
         assert desktop["worker"] and not found["home-server"]["worker"]
         assert {p["provider"] for p in desktop["providers"]} >= {"piper", "kokoro", "rvc"}
         assert desktop["url"].endswith(str(gpu.env["VOICE_AGENT_HTTP_PORT"])) and "memory" in desktop
+        assert desktop["profiles"] == ["office"] and found["home-server"]["profiles"] == ["kitchen"]
+        wait_nodes(gpu_url, lambda n: n.get("home-server", {}).get("online"))
+
+        # a profile's requests are its home's: the other node says nothing (not unknown_profile)
+        assert probe.request("kitchen", "config", {"id": "k1"})["status"] == "ok"
+        probe.publish("voice/attic/request/config", json.dumps({"id": "n1"}))  # nobody's: both say so
+        probe.wait_for(lambda t, p: t == "voice/attic/response/config" and len(probe.responses("attic", "config")) == 2)
+        # each node answers in order: both answered n1, so an answer of either to k1 has come too
+        assert [(r["id"], r["status"]) for r in probe.responses("kitchen", "config")] == [("k1", "ok")]
+        assert {r["code"] for r in probe.responses("attic", "config")} == {"unknown_profile"}
 
         gpu.stop(signal.SIGKILL)  # no clean stop: the broker tells its last will
         found = wait_nodes(home_url, lambda n: not n["gpu-desktop"]["online"])

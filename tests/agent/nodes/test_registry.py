@@ -86,3 +86,14 @@ def test_a_newer_nodes_fields_are_no_reason_to_ignore_it() -> None:
     document["something_new"] = {"x": 1}
     assert registry.heard("desk", json.dumps(document).encode())
     assert registry.online("desk")
+
+
+def test_a_profile_is_at_home_on_the_online_node_that_lists_it() -> None:
+    clock = Clock()
+    registry = NodeRegistry(clock)
+    registry.heard("desk", desk(profiles=["office"]))
+    registry.heard("pi", NodeState(node="pi", profiles=["kitchen"]).to_json())
+    assert registry.home_of("office") == "desk" and registry.home_of("kitchen") == "pi"
+    assert registry.home_of("office", besides="desk") is None and registry.home_of("attic") is None
+    registry.heard("desk", NodeState.offline("desk").to_json())
+    assert registry.home_of("office") is None  # its home is gone: the request is answered (unknown_profile)
