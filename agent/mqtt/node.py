@@ -49,4 +49,4 @@ class NodeDoor:
         """paho's thread: a small document checked against the model, nothing that blocks."""
         node = self.topics.parse_node_state(topic)
         if node is not None:
-            self._nodes.registry.heard(node, payload)
+            self._nodes.heard(node, payload)

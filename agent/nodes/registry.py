@@ -67,6 +67,12 @@ class NodeRegistry:
             self._nodes[node] = Known(kept, state.status, now)
         return True
 
+    def state_of(self, node: str) -> NodeState | None:
+        """The last document heard from ``node`` (its will's status with what it said before)."""
+        with self._lock:
+            known = self._nodes.get(node)
+        return None if known is None else known.state.model_copy(update={"status": known.status})
+
     def online(self, node: str) -> bool:
         with self._lock:
             known = self._nodes.get(node)

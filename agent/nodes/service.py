@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,6 +43,7 @@ class NodeService:
         self.node = node
         self.worker = worker
         self.url = url
+        self.instance = uuid.uuid4().hex[:12]
         self.registry = NodeRegistry()
         self._version = version
         self._sources = sources
@@ -66,7 +68,7 @@ class NodeService:
     def refresh(self, force: bool = False, tell: bool = True) -> NodeState:
         """Rebuild the document; listeners hear it when it changed (or ``force``: the heartbeat)."""
         try:
-            state = build_state(self.node, self._version, self.worker, self.url, self._sources.profiles(),
+            state = build_state(self.node, self.instance, self._version, self.worker, self.url, self._sources.profiles(),
                                 self._sources.abilities(),
                                 dict(self._sources.gpu()), self._sources.queues(), self._refresh_s, self._clock())
         except Exception:  # a source that fails must not stop the others: say the last document again
@@ -86,6 +88,17 @@ class NodeService:
                 except Exception:
                     log.exception("node state listener failed")
         return state
+
+    def heard(self, node: str, payload: bytes) -> None:
+        """A node's document from the broker, into the registry; one that says it is this node but
+        is another agent's (two agents that took one name would take turns at being it) is an error
+        in the log, each time."""
+        if not self.registry.heard(node, payload) or node != self.node:
+            return
+        found = self.registry.state_of(node)
+        if found is not None and found.status == "online" and found.instance not in ("", self.instance):
+            log.error("another agent publishes as node %r (its instance %s, ours %s): give each agent its own "
+                      "VOICE_AGENT_NODE", node, found.instance, self.instance)
 
     def changed(self) -> None:
         """Something the document says may have changed: rebuild it soon, on the node's thread."""

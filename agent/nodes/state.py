@@ -66,6 +66,7 @@ class Queues(_Part):
 class NodeState(_Part):
     node: str
     status: Literal["online", "offline"] = "online"
+    instance: str = ""  # this run of the agent (random): two agents that took one node name tell apart
     version: str = ""
     worker: bool = False  # takes other nodes' work (VOICE_AGENT_WORKER)
     url: str = ""  # its HTTP door, where its blobs are fetched ("": the door is off)
@@ -104,8 +105,8 @@ def http_url(host: str, port: int, enabled: bool = True) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def build_state(node: str, version: str, worker: bool, url: str, profiles: list[str], providers: list[Ability],
-                gpu: dict[str, Any], queues: Queues, refresh_s: float, now: float) -> NodeState:
+def build_state(node: str, instance: str, version: str, worker: bool, url: str, profiles: list[str],
+                providers: list[Ability], gpu: dict[str, Any], queues: Queues, refresh_s: float, now: float) -> NodeState:
     """The document from the agent's own figures; ``gpu`` is the "gpu" state document (the GPU
     report of agent/gpu/status.py with the memory of agent/memory.py beside it), ``{}`` before the
     first report."""
@@ -114,7 +115,7 @@ def build_state(node: str, version: str, worker: bool, url: str, profiles: list[
              for card in gpu.get("gpus") or [] if isinstance(card, dict)]
     memory = gpu.get("memory") or {}
     return NodeState(
-        node=node, version=version, worker=worker, url=url, profiles=profiles, providers=providers, gpus=cards,
+        node=node, instance=instance, version=version, worker=worker, url=url, profiles=profiles, providers=providers, gpus=cards,
         gpu_reason="" if cards else str(gpu.get("reason") or "no GPU report yet"),
         memory=Memory(available_mb=int(memory.get("available_mb", 0)), total_mb=int(memory.get("total_mb", 0))),
         queues=queues, refresh_s=refresh_s, time=now,

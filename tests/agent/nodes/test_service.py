@@ -3,6 +3,11 @@ at every beat even when it does not; a listener that fails does not stop the oth
 
 from __future__ import annotations
 
+import logging
+import threading
+
+import pytest
+
 from agent.nodes.service import NodeService, NodeSources
 from agent.nodes.state import Ability, NodeState, Queues
 
@@ -47,8 +52,6 @@ def test_the_document_before_any_refresh_is_built_and_whole() -> None:
 
 
 def test_a_change_is_picked_up_on_the_nodes_own_thread() -> None:
-    import threading
-
     queues, told = [Queues()], []
     made = service(queues, told)
     arrived = threading.Event()
@@ -60,3 +63,13 @@ def test_a_change_is_picked_up_on_the_nodes_own_thread() -> None:
         assert arrived.wait(10)
     finally:
         made.stop()
+
+
+def test_another_agent_with_this_nodes_name_is_said(caplog: pytest.LogCaptureFixture) -> None:
+    made = service([Queues()], [])
+    with caplog.at_level(logging.ERROR, "agent.nodes.service"):
+        made.heard("pi", made.document().to_json())  # our own, back from the broker
+        assert not caplog.records
+        made.heard("pi", made.document().model_copy(update={"instance": "someone-else"}).to_json())
+    assert "another agent publishes as node 'pi'" in caplog.text and "VOICE_AGENT_NODE" in caplog.text
+    assert made.registry.state_of("pi") is not None

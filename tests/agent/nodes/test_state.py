@@ -40,7 +40,7 @@ def test_the_setting_is_checked_and_named(tmp_path: object) -> None:
 
 
 def test_the_document_says_what_the_node_has() -> None:
-    state = build_state("desk", "1.2", True, "http://desk:4321", ["anna"], [Ability(provider="rvc", trains=True, loaded=True)],
+    state = build_state("desk", "i1", "1.2", True, "http://desk:4321", ["anna"], [Ability(provider="rvc", trains=True, loaded=True)],
                         GPU_REPORT, Queues(speak=2, train=1), 60.0, 1000.0)
     assert state.free_vram_mb == 10000 and [c.name for c in state.gpus] == ["RTX 3060", "T400"]
     assert state.memory.available_mb == 9000 and state.worker and state.url == "http://desk:4321"
@@ -49,13 +49,13 @@ def test_the_document_says_what_the_node_has() -> None:
 
 
 def test_no_gpu_is_said_with_its_reason() -> None:
-    state = build_state("pi", "1", False, "", [], [], {"available": False, "reason": "no GPU: NVML unavailable",
+    state = build_state("pi", "i1", "1", False, "", [], [], {"available": False, "reason": "no GPU: NVML unavailable",
                                                    "gpus": []}, Queues(), 60.0, 0.0)
     assert state.gpus == [] and state.free_vram_mb == 0 and state.gpu_reason == "no GPU: NVML unavailable"
 
 
 def test_only_the_time_does_not_make_a_new_document() -> None:
-    one = build_state("pi", "1", False, "", [], [], {}, Queues(), 60.0, 1.0)
+    one = build_state("pi", "i1", "1", False, "", [], [], {}, Queues(), 60.0, 1.0)
     assert one.same_as(one.model_copy(update={"time": 2.0}))
     assert not one.same_as(one.model_copy(update={"queues": Queues(speak=1)}))
     assert not one.same_as(None)
