@@ -88,8 +88,9 @@ class Agent:
         while not stop.is_set() and time.monotonic() < deadline:
             if self.mqtt.wait_connected(0.1):
                 page = f"; web page {page_address(s.http_host, s.http_port)} (API under /api)" if s.http_enabled else ""
-                log.info("voice agent %s ready: profiles %s%s", __version__,
-                         ", ".join(self.core.layout.names()) or "(none)", page)
+                mode = "" if self.mqtt.transport.mqtt5 else ", MQTT 3.1.1: a single node"
+                log.info("voice agent %s ready: profiles %s%s; node %s%s", __version__,
+                         ", ".join(self.core.layout.names()) or "(none)", page, s.node, mode)
                 return
 
     def stuck(self) -> list[str]:

@@ -69,6 +69,7 @@ def test_nodes_see_each_other_and_a_killed_one_goes_offline(tmp_path: Path) -> N
     try:
         home.wait_log("ready")
         gpu.wait_log("ready")
+        assert "; node home-server" in home.log.read_text() and "MQTT 3.1.1" not in home.log.read_text()
         probe = Probe(broker.port)
         found = wait_nodes(home_url, lambda n: n.get("gpu-desktop", {}).get("online") and n.get("home-server", {}).get("online"))
         desktop = found["gpu-desktop"]

@@ -90,6 +90,7 @@ def test_embedded_broker_when_none_answers(tmp_path: Path) -> None:
     try:
         agent.wait_log("embedded MQTT broker listening")
         agent.wait_log("ready")
+        agent.wait_log("MQTT 3.1.1: a single node")  # amqtt has no MQTT 5: said, and spoken to in 3.1.1
         probe = Probe(port)
         response = probe.request("default", "speak", {"id": "embedded-1", "text": "Embedded broker."})
         assert response["status"] == "ok"
