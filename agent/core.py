@@ -14,12 +14,17 @@ from agent.config.schema import voice_config_schema
 from agent.config.store import ConfigStore
 from agent.config.watch import ConfigWatcher
 from agent import memory as memory_state
+from agent import __version__
 from agent.errors import ServiceError
 from agent.events import EventBus, StateBoard
 from agent.gpu.arbiter import GpuArbiter
 from agent.gpu.hogs import HogPauser
 from agent.gpu.status import NvmlInfo
 from agent.layout import Layout
+from agent.nodes.service import NodeService, NodeSources
+from agent.nodes.state import Ability, Queues, http_url
+from agent.blobs.cache import BlobCache
+from agent.blobs.index import BlobIndex, kept_roots
 from agent.record.samples import SampleService
 from agent.record.service import RecordService
 from agent.record.streams import StreamSessions
@@ -41,6 +46,7 @@ from agent.voices.names import VoiceNames
 from agent.voices.requests import ImportRequest, VoicesRequest
 from agent.voices.resolve import resolve, voice_parts
 from agent.voices.service import VoiceDownloads
+from providers.registry import SPECS
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +88,13 @@ class Core:
         self.events.listen(self._voice_arrived)
         self.import_slot = ImportSlot()
         self.commands: dict[str, Command] = command_table(self)
+        self.nodes = NodeService(
+            settings.node, __version__, settings.worker, http_url(settings.http_host, settings.http_port,
+                                                                  settings.http_enabled),
+            NodeSources(profiles=self.layout.names, abilities=self._abilities, gpu=lambda: self.state.get("gpu"), queues=self._queues))
+        self.blobs = BlobIndex(lambda: kept_roots(self.layout))
+        self.blob_cache = BlobCache(self.layout.blob_cache, settings.blob_cache_mb << 20)
+        self.state.watch(lambda key, document: self._node_changed())
         # whether requests reach us over the broker: the daemon sets the MQTT door's own answer
         self.reachable: Callable[[], bool] = lambda: True
 
@@ -90,12 +103,14 @@ class Core:
         clean_leftovers(self.layout.uploads_dir, [self.layout.household_voices,
                                                   *(self.layout.voices_dir(p) for p in self.layout.names())])
         stale_parts(self.downloads.staging)
+        self.blob_cache.start()
         for profile in self.layout.names():
             self._fetch_configured_voice(profile)
             self.speak.preload(profile)
             self.records.open(profile)  # creates the profile's data folders
         self.watcher.start()
         self.train.start()
+        self.nodes.start()
 
     def problems(self) -> list[str]:
         """Why the agent cannot serve, in whole or in part (empty when healthy): ``/api/health``."""
@@ -127,6 +142,7 @@ class Core:
         return "unhealthy" if problems else "online"
 
     def stop(self) -> None:
+        self.nodes.stop()
         self.watcher.stop()
         self.train.stop()
         self.streams.stop()
@@ -272,4 +288,20 @@ class Core:
                 self.speak.preload(waiting)
 
     def _engine_created(self, name: str, engine: Any) -> None:
-        self.actions.on_engine(name, engine)
+        self.actions.on_engine(name, engine)  # the node's document says it is loaded at its next beat
+
+    def _node_changed(self) -> None:
+        """A state document changed (the GPU report, a profile's queue): the node's may have too."""
+        self.nodes.changed()
+
+    def _abilities(self) -> list[Ability]:
+        """Every provider of this version (its trainer, whether its engine runs now): what the node can run."""
+        loaded = set(self.engines.loaded())
+        return [Ability(provider=spec.name, trains=spec.trainer is not None, loaded=spec.name in loaded)
+                for spec in SPECS]
+
+    def _queues(self) -> Queues:
+        from agent.train.jobs import ACTIVE
+
+        return Queues(speak=sum(self.speak.queue_depth(name) for name in self.layout.names()),
+                      train=self.train.jobs.count(ACTIVE))

@@ -19,6 +19,7 @@ from agent.layout import Layout
 from agent.limits import raise_open_file_limit
 from agent.mqtt.edge import MqttEdge
 from agent.mqtt.hass import HassDiscovery
+from agent.mqtt.node import NodeDoor
 from agent.settings import AgentSettings
 from agent.wyoming.server import WyomingServer
 
@@ -49,7 +50,8 @@ class Agent:
             from agent.mqtt.hermes import HermesBridge
 
             self.mqtt.add(HermesBridge(self.core, self.mqtt.transport, settings))
-        self.doors: list[Door] = []  # besides MQTT: started after it, stopped before it
+        self.node = NodeDoor(self.core, settings)
+        self.doors: list[Door] = [self.node]  # besides MQTT: started after it, stopped before it
         if settings.http_enabled:
             from agent.http.server import HttpEdge
 
@@ -73,6 +75,9 @@ class Agent:
                 log.warning("no MQTT broker at %s:%d; starting the embedded one", s.mqtt_host, s.mqtt_port)
                 self.embedded = EmbeddedBroker(bind, s.mqtt_port)
                 self.embedded.start()
+                log.warning("the embedded broker speaks MQTT 3.1.1 only: this agent stays a single node")
+                for transport in (self.mqtt.transport, self.node.transport):
+                    transport.use_mqtt311()
             else:
                 log.warning("no MQTT broker answers at %s:%d yet; will keep trying", s.mqtt_host, s.mqtt_port)
         self.core.start()
@@ -83,8 +88,9 @@ class Agent:
         while not stop.is_set() and time.monotonic() < deadline:
             if self.mqtt.wait_connected(0.1):
                 page = f"; web page {page_address(s.http_host, s.http_port)} (API under /api)" if s.http_enabled else ""
-                log.info("voice agent %s ready: profiles %s%s", __version__,
-                         ", ".join(self.core.layout.names()) or "(none)", page)
+                mode = "" if self.mqtt.transport.mqtt5 else ", MQTT 3.1.1: a single node"
+                log.info("voice agent %s ready: profiles %s%s; node %s%s", __version__,
+                         ", ".join(self.core.layout.names()) or "(none)", page, s.node, mode)
                 return
 
     def stuck(self) -> list[str]:

@@ -71,6 +71,11 @@ class Layout:
         return self.home / "logs" / "run"
 
     @property
+    def blob_cache(self) -> Path:
+        """Other nodes' files fetched by hash (agent/blobs/cache.py)."""
+        return self.home / "out" / "blobs"
+
+    @property
     def jobs_db(self) -> Path:
         return self.home / "out" / "jobs.db"
 

@@ -21,6 +21,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from agent.nodes.state import check_node_name, default_node_name
+
 
 MIN_TOKEN_CHARS = 24  # off loopback: a token this long and random is beyond guessing over a network
 
@@ -91,6 +93,18 @@ class AgentSettings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
+    # -- several machines, one household (agent/nodes, agent/blobs) ------------------------------
+    node: str = Field(
+        default_factory=default_node_name,
+        description="This agent's name among the household's nodes (<base>/node/<node>/state): 1 to 64 letters, "
+                    "digits, '_', '.' or '-'; the host name by default.",
+    )
+    worker: bool = Field(False, description="Take other nodes' work (training, GPU synthesis); said in the node's state.")
+    blob_cache_mb: int = Field(
+        10240, ge=1, description="Most MB of other nodes' files (datasets, models) kept here, fetched by hash; the "
+                                 "least recently used go first.",
+    )
+
     # -- voices fetched from a catalog (agent/voices) --------------------------------------------
     piper_voices_url: str = Field(
         "https://huggingface.co/rhasspy/piper-voices/resolve/v1.0.0/",
@@ -143,6 +157,11 @@ class AgentSettings(BaseSettings):
     hermes_play_timeout: float = Field(
         30.0, gt=0, le=600, description="Seconds to wait for playFinished before saying sayFinished anyway."
     )
+
+    @field_validator("node")
+    @classmethod
+    def _node_name(cls, value: str) -> str:
+        return check_node_name(value)
 
     @field_validator("piper_voices_url", "kokoro_voices_url")
     @classmethod

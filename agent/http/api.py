@@ -4,7 +4,8 @@ asks: ``accept.py``); ``WS /api/tts-stream`` one file per sentence (the message'
 ``POST /api/profiles/<profile>/commands/<command>`` (what the web page uses), and a voice file
 uploaded to ``POST /api/profiles/<profile>/voices/import``. For the page, too:
 ``GET /api/events`` (the core's events as server-sent events), a sample's WAV and the samples'
-report picture; the page itself at ``/`` (``page.py``).
+report picture; the page itself at ``/`` (``page.py``). The household's nodes and the files
+this node keeps for them (``nodes.py``).
 
 Each handler parses, calls one entry of the command table and answers; the errors are the
 services' codes with an HTTP status (``errors.py``)."""
@@ -31,6 +32,7 @@ from agent.http.bodies import announced, read_body
 from agent.http.connections import connection_of
 from agent.http.errors import error_response
 from agent.http.guard import Guard, Handler
+from agent.http.nodes import NodesDoor
 from agent.http.openai import OpenAIDoor
 from agent.http.page import Page
 from agent.http.uploads import import_document, receive
@@ -99,6 +101,7 @@ class Api:
         self._guard = Guard(token, settings.http_port, self._page.is_page)
         self._hub = stream.EventHub(core.events, core.state)
         self._openai = OpenAIDoor(self.call, settings.max_request_bytes)
+        self._nodes = NodesDoor(core.nodes, core.blobs, token is not None)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self._settings.max_audio_bytes,
@@ -115,6 +118,7 @@ class Api:
             web.get("/api/profiles/{profile}/samples/report.png", self.report_png),
             web.get("/api/profiles/{profile}/samples/{sample}/audio", self.sample_audio),
             *self._openai.routes(),
+            *self._nodes.routes(),
         ])
         app.on_startup.append(self._started)
         app.on_shutdown.append(self._shutting_down)

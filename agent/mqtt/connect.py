@@ -6,13 +6,24 @@ import socket
 import ssl
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from agent.settings import AgentSettings
 
 
-def new_client(settings: AgentSettings, client_id: str, clean_session: bool = True) -> mqtt.Client:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session)
+MQTT5 = MQTTProtocolVersion.MQTTv5
+MQTT311 = MQTTProtocolVersion.MQTTv311
+UNSUPPORTED_PROTOCOL = 132  # CONNACK reason: a broker without MQTT 5 (amqtt, the embedded one) refuses the version
+
+
+def new_client(settings: AgentSettings, client_id: str, protocol: MQTTProtocolVersion = MQTT311) -> mqtt.Client:
+    """An MQTT 5 client for the agent's own connections (shared subscriptions and request/response
+    need it; it talks to MQTT 3 clients through the broker as any other), 3.1.1 for the CLI's
+    short-lived ones, which any broker takes. A session ends with its connection either way."""
+    if protocol == MQTT5:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTT5)
+    else:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True, protocol=protocol)
     if settings.mqtt_username:
         password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
         client.username_pw_set(settings.mqtt_username, password)

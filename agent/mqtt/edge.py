@@ -85,6 +85,7 @@ class MqttEdge:
         self.router = Router(
             core.commands, self._respond, lambda profile: TopicAudio(self.transport, self.topics, profile),
             core.layout.exists, settings.max_request_bytes, settings.max_audio_bytes,
+            elsewhere=lambda profile: core.nodes.registry.home_of(profile, besides=settings.node) is not None,
         )
         self._hermes = bool(settings.hermes_sites)
         self.extensions: list[MqttExtension] = []

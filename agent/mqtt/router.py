@@ -47,15 +47,22 @@ class Router:
         profile_exists: Callable[[str], bool],
         max_request_bytes: int,
         max_audio_bytes: int,
+        elsewhere: Callable[[str], bool] = lambda profile: False,
     ) -> None:
+        """``elsewhere(profile)``: another online node of the household has that profile; its
+        requests are that node's to answer (this one says nothing, not ``unknown_profile``)."""
         self._commands = commands
         self._respond = respond
         self._output_for = output_for
         self._profile_exists = profile_exists
+        self._elsewhere = elsewhere
         self._max_bytes = max_request_bytes
         self._max_audio_bytes = max_audio_bytes
 
     def dispatch(self, profile: str, name: str, payload: bytes) -> None:
+        if not self._profile_exists(profile) and self._elsewhere(profile):
+            log.debug("request %s/%s is for a profile at home on another node", profile, name)
+            return
         request_id: str | None = None
         try:
             command = find(self._commands, name)

@@ -55,6 +55,22 @@ class Topics:
         topic = f"{self.base}/{profile}/audio/{request_id}"
         return topic if seq is None else f"{topic}/{seq}"
 
+    def node_state(self, node: str) -> str:
+        """A node's retained state document; its last will ``offline`` goes there too."""
+        return f"{self.base}/node/{node}/state"
+
+    @property
+    def node_states(self) -> str:
+        return f"{self.base}/node/+/state"
+
+    def parse_node_state(self, topic: str) -> str | None:
+        """The node of a node state topic, else None."""
+        prefix = self.base + "/node/"
+        if not topic.startswith(prefix) or not topic.endswith("/state"):
+            return None
+        node = topic[len(prefix) : -len("/state")]
+        return node if node and "/" not in node else None
+
     def parse_request(self, topic: str) -> tuple[str, str] | None:
         """(profile, command) of a request topic, else None."""
         prefix = self.base + "/"

@@ -267,6 +267,27 @@ def test_a_machine_with_a_gpu_gets_its_cards_and_holders_drawn(page: Any, agent:
     assert "needs 5.9 GB" in users and "runs on the GPU" in users
 
 
+def test_the_gpu_screen_lists_the_households_nodes(page: Any, agent: AgentProcess) -> None:
+    """This agent hears itself (its own node state, retained on the broker); a switched-off GPU
+    desktop and a small box are drawn as GET /api/nodes says them."""
+    open_screen(page, agent, "gpuview", "gpu")
+    page.wait_for_selector("#gpu-nodes tr[data-node] >> text=(this one)", timeout=30_000)
+    own = page.inner_text("#gpu-nodes tbody")
+    assert "online" in own and "none" in own  # no GPU on this machine
+    nodes = {"node": "pi", "nodes": [
+        {"node": "desktop", "online": False, "stale": False, "status": "offline", "worker": True, "free_vram_mb": 10240,
+         "gpus": [{"index": 0, "name": "RTX 3060", "total_mb": 12288, "free_mb": 10240}]},
+        {"node": "pi", "online": True, "stale": False, "status": "online", "worker": False, "free_vram_mb": 0, "gpus": []},
+    ]}
+    page.route("**/api/nodes", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                           body=json.dumps(nodes)))
+    page.click("#gpu-refresh")
+    page.wait_for_selector("#gpu-nodes tr[data-node='desktop']")
+    desktop = page.inner_text("#gpu-nodes tr[data-node='desktop']")
+    assert "offline" in desktop and "RTX 3060" in desktop and "10.0 GB" in desktop and "worker" in desktop
+    assert "(this one)" in page.inner_text("#gpu-nodes tr[data-node='pi']")
+
+
 def test_the_token_is_asked_once_and_kept(browser: Any, tmp_path: Path, broker: Mosquitto) -> None:
     guarded = web_agent(tmp_path, broker, ("default",), VOICE_AGENT_HTTP_TOKEN=TOKEN).start()
     context = browser.new_context()

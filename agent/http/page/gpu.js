@@ -1,7 +1,8 @@
 // The GPU: what NVML sees (cards, memory, processes: gpu.status, live from the "gpu" state
-// document), and who holds it: the arbiter's reservations, the job that runs now and where.
+// document), and who holds it: the arbiter's reservations, the job that runs now and where. Below,
+// the household's nodes as this agent hears them (GET /api/nodes): each one's GPU and free VRAM.
 
-import { command } from "./api.js";
+import { command, getJSON } from "./api.js";
 import { $, badge, bar, el, when } from "./ui.js";
 
 function gigabytes(mb) {
@@ -17,7 +18,27 @@ export class GpuScreen {
 
   async show(profile) {
     this.profile = profile;
-    this.render(await command(profile, "gpu.status"));
+    const [status, nodes] = await Promise.all([command(profile, "gpu.status"), getJSON("/api/nodes")]);
+    this.render(status);
+    this.renderNodes(nodes);
+  }
+
+  renderNodes(found) {
+    const rows = found.nodes.map((node) => {
+      const gpu = node.gpus.length ? node.gpus.map((card) => card.name).join(", ") : "none";
+      const state = node.online ? badge("online", "good") : badge(node.stale ? "not heard from" : "offline", "bad");
+      return el("tr", { "data-node": node.node },
+        el("td", {}, node.node === found.node ? `${node.node} (this one)` : node.node), el("td", {}, state),
+        el("td", {}, gpu), el("td", {}, node.gpus.length ? gigabytes(node.free_vram_mb) : "-"),
+        el("td", {}, node.worker ? badge("worker", "busy") : ""));
+    });
+    if (!rows.length) {
+      $("gpu-nodes").replaceChildren(el("p", { class: "hint" }, "No node heard yet (the broker has not passed on their state)."));
+      return;
+    }
+    $("gpu-nodes").replaceChildren(el("table", { class: "procs" },
+      el("thead", {}, el("tr", {}, ...["Node", "", "GPU", "Free VRAM", ""].map((name) => el("th", {}, name)))),
+      el("tbody", {}, ...rows)));
   }
 
   render(status) {

@@ -81,6 +81,7 @@ class HassDiscovery:
         self._router = Router(
             core.commands, self._answered, self._audio_out, core.layout.exists,
             settings.max_request_bytes, settings.max_audio_bytes,
+            elsewhere=lambda profile: core.nodes.registry.home_of(profile, besides=settings.node) is not None,
         )
         self._lock = threading.Lock()
         self._announced: set[str] = set()  # profiles whose device was published since the last connect

@@ -14,10 +14,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from agent.blobs.index import BlobIndex
 from agent.commands import Command, Reservation
 from agent.errors import ServiceError
 from agent.events import EventBus, StateBoard
 from agent.http.api import Api
+from agent.nodes.service import NodeService, NodeSources
+from agent.nodes.state import Queues
 from agent.settings import AgentSettings
 from agent.work import ByteBudget
 from providers.common.audio import wav_bytes
@@ -101,7 +104,8 @@ def forbidden(profile: str, size: int) -> Reservation:
     raise ServiceError("forbidden", "speaker.enroll is switched off for this profile")
 
 
-def fake_core() -> Any:
+def fake_core(kept: list[Any] | None = None) -> Any:
+    """``kept``: the folders whose files the blob route serves (none by default)."""
     speeches: list[Speech] = []
     budget = ByteBudget(RECORD_BUDGET)
     return SimpleNamespace(
@@ -109,6 +113,8 @@ def fake_core() -> Any:
         events=EventBus(), state=StateBoard(),
         layout=SimpleNamespace(exists=lambda profile: profile == "default", names=lambda: ["default"]),
         problems=lambda: [], availability=lambda problems: "unhealthy" if problems else "online", engines=SimpleNamespace(loaded=lambda: []),
+        nodes=NodeService("here", "0", False, "", NodeSources(lambda: [], lambda: [], lambda: {}, Queues)),
+        blobs=BlobIndex(lambda: list(kept or [])),
         memory=lambda: {"agent_mb": 210, "available_mb": 3000, "total_mb": 8000, "limit_mb": 4096, "limit_from": "memory.max"},
         commands={
             "speak": Command(Anything, lambda p, r, out: speak(p, r, out, speeches)),

@@ -225,3 +225,17 @@ def test_what_a_bad_payload_is_told() -> None:
     assert (not_object.code, not_object.error) == ("invalid_payload", "payload must be a JSON object")
     assert not_json.code == "invalid_json" and (not_json.error or "").startswith("the payload is ")
 
+
+
+def test_a_profile_at_home_on_another_node_is_left_to_it() -> None:
+    """Every node of a household reads ``<base>/+/request/+``: only the profile's home answers."""
+    recorder = Recorder()
+    commands = {"ping": Command(EmptyRequest, lambda p, r, out: {"id": r.id, "pong": True})}
+    router = Router(commands, recorder, lambda profile: None, lambda name: name == "home",  # type: ignore[arg-type,return-value]
+                    max_request_bytes=1000, max_audio_bytes=5000, elsewhere=lambda name: name in ("office", "home"))
+    router.dispatch("office", "ping", b'{"id": "o1"}')
+    assert recorder.responses == []
+    router.dispatch("attic", "ping", b'{"id": "a1"}')  # nobody's: said so
+    router.dispatch("home", "ping", b'{"id": "h1"}')  # ours (even if another node claims it too)
+    assert [(r.id, r.status, r.code) for _, _, r in recorder.responses] == [
+        ("a1", "error", "unknown_profile"), ("h1", "ok", None)]

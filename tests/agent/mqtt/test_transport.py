@@ -49,3 +49,35 @@ def test_a_new_session_forgets_what_the_old_one_owed(tmp_path: Path) -> None:
     made._echo_pending = "lost with the old session"
     made._ready(made._client)  # not connected: the publish is queued, the state is what counts
     assert not made.session_lost() and made.connected
+
+
+def test_a_broker_without_mqtt5_is_spoken_to_in_3_1_1(tmp_path: Path) -> None:
+    """amqtt (the embedded broker) does not answer an MQTT 5 connect that carries a will: after two
+    keepalive watches the transport connects again with 3.1.1."""
+    from agent.broker import EmbeddedBroker
+    from tests.mosquitto import free_port
+
+    broker = EmbeddedBroker("127.0.0.1", free_port())
+    broker.start()
+    made = MqttTransport(AgentSettings(home=tmp_path, mqtt_port=broker.port, mqtt_keepalive=5), "voice/status")
+    try:
+        made.start()
+        assert made.wait_connected(20)
+        assert not made.mqtt5
+    finally:
+        made.stop()
+        broker.stop()
+
+
+def test_mosquitto_is_spoken_to_in_mqtt5(tmp_path: Path) -> None:
+    from tests.mosquitto import Mosquitto
+
+    broker = Mosquitto(tmp_path / "mq").start()
+    made = MqttTransport(AgentSettings(home=tmp_path, mqtt_port=broker.port), "voice/status")
+    try:
+        made.start()
+        assert made.wait_connected(20)
+        assert made.mqtt5
+    finally:
+        made.stop()
+        broker.stop()

@@ -1,0 +1,135 @@
+"""Two agents with their own homes and HTTP ports on one Mosquitto, as two machines of one
+household: each sees the other's node state, a node killed with -9 shows offline at the other
+(its last will), a clean stop says offline itself; and the blob route between them: no token 401,
+a hash not kept 404, a resumed transfer completes, a corrupted one is refused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.blobs.cache import BlobCache
+from agent.errors import ServiceError
+from tests.conftest import AgentProcess, Probe, make_home
+from tests.mosquitto import Mosquitto, free_port
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "household-token-" + "x" * 16
+
+
+def node_agent(root: Path, broker: Mosquitto, node: str, profiles: tuple[str, ...] = ("default",),
+               **env: str) -> tuple[AgentProcess, str]:
+    port = free_port()
+    agent = AgentProcess(make_home(root, profiles), broker.port, {
+        "VOICE_AGENT_NODE": node, "VOICE_AGENT_HTTP_ENABLED": "true", "VOICE_AGENT_HTTP_PORT": str(port),
+        "VOICE_AGENT_HTTP_TOKEN": TOKEN, "VOICE_AGENT_HA_DISCOVERY": "false", **env})
+    return agent.start(), f"http://127.0.0.1:{port}"
+
+
+def get(url: str, token: str | None = TOKEN) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def nodes_at(url: str) -> dict[str, dict[str, Any]]:
+    status, body = get(f"{url}/api/nodes")
+    assert status == 200
+    return {node["node"]: node for node in json.loads(body)["nodes"]}
+
+
+def wait_nodes(url: str, check: Any, timeout: float = 30) -> dict[str, dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = nodes_at(url)
+        if check(found):
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the nodes never became as expected: {found}")
+        time.sleep(0.2)
+
+
+def test_nodes_see_each_other_and_a_killed_one_goes_offline(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path / "mq").start()
+    home, home_url = node_agent(tmp_path / "a", broker, "home-server", ("kitchen",))
+    gpu, gpu_url = node_agent(tmp_path / "b", broker, "gpu-desktop", ("office",), VOICE_AGENT_WORKER="true")
+    try:
+        home.wait_log("ready")
+        gpu.wait_log("ready")
+        assert "; node home-server" in home.log.read_text() and "MQTT 3.1.1" not in home.log.read_text()
+        probe = Probe(broker.port)
+        found = wait_nodes(home_url, lambda n: n.get("gpu-desktop", {}).get("online") and n.get("home-server", {}).get("online"))
+        desktop = found["gpu-desktop"]
+        assert desktop["worker"] and not found["home-server"]["worker"]
+        assert {p["provider"] for p in desktop["providers"]} >= {"piper", "kokoro", "rvc"}
+        assert desktop["url"].endswith(str(gpu.env["VOICE_AGENT_HTTP_PORT"])) and "memory" in desktop
+        assert desktop["profiles"] == ["office"] and found["home-server"]["profiles"] == ["kitchen"]
+        wait_nodes(gpu_url, lambda n: n.get("home-server", {}).get("online"))
+
+        # a profile's requests are its home's: the other node says nothing (not unknown_profile)
+        assert probe.request("kitchen", "config", {"id": "k1"})["status"] == "ok"
+        probe.publish("voice/attic/request/config", json.dumps({"id": "n1"}))  # nobody's: both say so
+        probe.wait_for(lambda t, p: t == "voice/attic/response/config" and len(probe.responses("attic", "config")) == 2)
+        # each node answers in order: both answered n1, so an answer of either to k1 has come too
+        assert [(r["id"], r["status"]) for r in probe.responses("kitchen", "config")] == [("k1", "ok")]
+        assert {r["code"] for r in probe.responses("attic", "config")} == {"unknown_profile"}
+
+        gpu.stop(signal.SIGKILL)  # no clean stop: the broker tells its last will
+        found = wait_nodes(home_url, lambda n: not n["gpu-desktop"]["online"])
+        assert found["gpu-desktop"]["status"] == "offline" and found["home-server"]["online"]
+        retained = json.loads(probe.wait_for(
+            lambda t, p: t == "voice/node/gpu-desktop/state" and json.loads(p)["status"] == "offline")[1])
+        assert retained == {**retained, "node": "gpu-desktop", "status": "offline"}
+        probe.wait_for(lambda t, p: t == "voice/status" and p == b"offline")  # the main connection's will still told
+
+        mark = probe.mark()
+        assert home.stop() == 0  # a clean stop says it too
+        probe.wait_for(lambda t, p: t == "voice/node/home-server/state" and json.loads(p)["status"] == "offline",
+                       timeout=10, after=mark)
+        probe.close()
+    finally:
+        home.stop()
+        gpu.stop()
+        broker.stop()
+
+
+def test_the_blob_route_between_nodes(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path / "mq").start()
+    home, url = node_agent(tmp_path / "a", broker, "home-server")
+    model = os.urandom(2_000_000)
+    sha = hashlib.sha256(model).hexdigest()
+    folder = home.home / "profiles" / "default" / "out" / "voices" / "rvc" / "anna"
+    folder.mkdir(parents=True)
+    (folder / "anna.pth").write_bytes(model)
+    try:
+        home.wait_log("ready")
+        assert get(f"{url}/api/blobs/{sha}", token=None)[0] == 401
+        assert get(f"{url}/api/blobs/{'0' * 64}")[0] == 404
+        assert get(f"{url}/api/blobs/not-a-hash")[0] == 400
+
+        cache = BlobCache(tmp_path / "worker-cache", 64 << 20)
+        cache.folder.mkdir()
+        (cache.folder / f"{sha}.part").write_bytes(b"\xff" * 500_000)  # a half that is not the file's
+        with pytest.raises(ServiceError) as refused:
+            cache.get(sha, url, TOKEN)
+        assert refused.value.code == "blob_corrupt" and list(cache.folder.iterdir()) == []
+
+        (cache.folder / f"{sha}.part").write_bytes(model[:500_000])  # a transfer that broke half-way
+        assert cache.get(sha, url, TOKEN).read_bytes() == model
+        assert [p.name for p in cache.folder.iterdir()] == [sha]
+    finally:
+        home.stop()
+        broker.stop()
