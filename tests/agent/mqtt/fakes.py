@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from agent.commands import Command
 from agent.events import StateBoard
-from agent.requests import ConfigSetRequest
+from agent.requests import ConfigSetRequest, Request
 from agent.speak.requests import SpeakRequest
 from agent.train.requests import TrainRequest
 from agent.voices.requests import VoicesRequest
@@ -75,7 +75,7 @@ class Commands:
         self.refuse: dict[str, Exception] = {}
 
     def table(self) -> dict[str, Command]:
-        models = {"speak": SpeakRequest, "voices": VoicesRequest, "config.set": ConfigSetRequest, "train": TrainRequest}
+        models: dict[str, type[Request]] = {"speak": SpeakRequest, "voices": VoicesRequest, "config.set": ConfigSetRequest, "train": TrainRequest}
         return {name: Command(model, self._runner(name)) for name, model in models.items()}
 
     def _runner(self, name: str) -> Any:

@@ -31,8 +31,8 @@ def made(tmp_path: Path, sites: dict[str, str] | None = None, profiles: dict[str
     core = mqtt_core({"default": "piper", "hall": "piper"} if profiles is None else profiles)
     transport = Transport()
     options = {"hermes_play_timeout": 600.0, **settings}
-    bridge = HermesBridge(core, transport, AgentSettings(home=tmp_path, hermes_sites=SITES if sites is None else sites,
-                                                         **options))  # type: ignore[arg-type]
+    settings_made = AgentSettings(home=tmp_path, hermes_sites=SITES if sites is None else sites, **options)
+    bridge = HermesBridge(core, transport, settings_made)  # type: ignore[arg-type]
     return bridge, core, transport
 
 
