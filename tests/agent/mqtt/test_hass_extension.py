@@ -71,7 +71,8 @@ def test_each_connect_publishes_every_profiles_device_retained(tmp_path: Path) -
     assert transport.sent == device(hass, "default") + device(hass, "den")
 
 
-def test_home_assistant_coming_online_gets_every_device_again_and_nothing_else_does(tmp_path: Path) -> None:
+def test_home_assistant_coming_online_gets_every_device_again_and_nothing_else_does(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     discovery, core, transport = made(tmp_path, {"default": "piper"})
     hass = discovery.hass
     discovery.on_connect()
@@ -81,7 +82,9 @@ def test_home_assistant_coming_online_gets_every_device_again_and_nothing_else_d
     for payload in (b"offline", b"", b"online-ish", b"Online"):
         assert discovery.on_message("homeassistant/status", payload)
     assert transport.sent == [] and len(core.calls.calls["voices"]) == 1
-    assert discovery.on_message("homeassistant/status", b" online\n")
+    with caplog.at_level(logging.INFO, "agent.mqtt.hass.extension"):
+        assert discovery.on_message("homeassistant/status", b" online\n")
+    assert [r.getMessage() for r in caplog.records] == ["Home Assistant is online: publishing discovery again"]
     assert transport.sent == device(hass, "default")
     second = core.calls.calls["voices"][1]  # the voice select is listed again, not left out
     assert second.request.provider == "piper" and second.request.catalog is True
@@ -103,6 +106,16 @@ def test_the_voice_select_lists_the_providers_voices_of_the_language_in_force(tm
     options = select_options(VOICES, "piper", "en_US-amy-medium")
     assert options == ["en_US-amy-medium", "en_GB-alan-low"]
     assert transport.sent == [voice_select(discovery.hass, "default", options)]
+
+
+def test_the_voice_in_force_is_an_option_even_when_the_listing_does_not_know_it(tmp_path: Path) -> None:
+    discovery, core, transport = made(tmp_path, {"default": "piper"})
+    discovery.on_connect()
+    transport.sent.clear()
+    core.state.update("default", provider="piper", voice="/home/me/own.onnx")
+    core.calls.only("voices").answer.set_result({"voices": VOICES})
+    assert transport.sent == [voice_select(discovery.hass, "default", ["en_US-amy-medium", "en_GB-alan-low",
+                                                                        "/home/me/own.onnx"])]
 
 
 def test_a_provider_the_registry_does_not_know_lists_every_voice(tmp_path: Path) -> None:

@@ -81,10 +81,13 @@ def test_say_is_spoken_with_the_sites_profile_onto_its_audio_server_under_the_sa
 
 
 def test_say_with_no_site_or_language_speaks_on_the_default_site_in_the_voices_language(tmp_path: Path) -> None:
-    bridge, core, _ = made(tmp_path)
+    bridge, core, transport = made(tmp_path)
     say(bridge, "Hello.", id="r2")
-    called = core.calls.only("speak")
-    assert called.profile == "default" and called.request.lang is None
+    say(bridge, "Hello.", id="r3", lang="")  # an empty lang (a satellite that has none) is none
+    say(bridge, "Hello.", id="r4", lang=None)
+    assert [c.request.lang for c in core.calls.calls["speak"]] == [None, None, None] and transport.sent == []
+    called = core.calls.calls["speak"][0]
+    assert called.profile == "default"
     assert called.out.where("x", False) == "hermes/audioServer/default/playBytes/r2"
 
 
@@ -100,7 +103,8 @@ def test_a_say_without_an_id_is_given_one_that_its_audio_and_finish_carry(tmp_pa
     assert [p.json() for p in transport.on(SAY_FINISHED)] == [{"id": ids[0], "siteId": "kitchen", "sessionId": "s9"}]
 
 
-def test_finished_is_said_once_the_site_has_played_it_and_only_once(tmp_path: Path) -> None:
+def test_finished_is_said_once_the_site_has_played_it_and_only_once(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
     bridge, core, transport = made(tmp_path)
     say(bridge, siteId="hall-sat", id="r3", sessionId="s3")
     say(bridge, siteId="hall-sat", id="r4")
@@ -111,8 +115,10 @@ def test_finished_is_said_once_the_site_has_played_it_and_only_once(tmp_path: Pa
     played(bridge, "r9", "hall-sat")
     assert bridge.on_message("hermes/audioServer/hall-sat/playFinished", b'{"siteId": "hall-sat"}')  # no id
     assert transport.on(SAY_FINISHED) == []
-    played(bridge, "r3", "somewhere")  # the say's own site is told, whoever plays it
-    played(bridge, "r3", "hall-sat")
+    with caplog.at_level(logging.DEBUG, "agent.mqtt.hermes"):
+        played(bridge, "r3", "somewhere")  # the say's own site is told, whoever plays it
+        played(bridge, "r3", "hall-sat")
+    assert caplog.records == []  # played in time: no word of a timeout
     assert transport.on(SAY_FINISHED) == [
         Published(SAY_FINISHED, json.dumps({"id": "r3", "siteId": "hall-sat", "sessionId": "s3"}).encode(), 1, False)]
     assert core.streams.own == [("started", "site:hall-sat"), ("finished", "site:hall-sat")]
@@ -249,6 +255,7 @@ def test_a_malformed_say_is_ignored_with_a_warning(tmp_path: Path, caplog: pytes
     assert transport.sent == [] and core.calls.calls == {}
     (record,) = caplog.records
     assert record.getMessage().startswith("ignored a malformed Hermes message (Say): ")
+    assert ("not valid JSON: " if payload == b"{not json" else "validation error") in record.getMessage()  # and why
 
 
 def test_the_longest_fields_hermes_allows_are_spoken(tmp_path: Path) -> None:
