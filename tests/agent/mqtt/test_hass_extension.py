@@ -142,7 +142,7 @@ def test_the_voice_select_is_published_again_when_the_provider_or_voice_changes_
     assert transport.sent == [voice_select(discovery.hass, "default", ["af_heart"])]
 
 
-def test_a_listing_answered_at_once_or_refused_still_publishes_the_select(
+def test_a_listing_answered_at_once_or_refused_still_publishes_the_select_with_the_voice_in_force(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     discovery, core, transport = made(tmp_path, {"default": "piper", "den": "kokoro"})
     core.commands["voices"] = Command(VoicesRequest, lambda p, r, out: {"voices": VOICES})
@@ -157,18 +157,18 @@ def test_a_listing_answered_at_once_or_refused_still_publishes_the_select(
     core.commands["voices"] = Command(VoicesRequest, stopping)
     with caplog.at_level(logging.WARNING, "agent.mqtt.hass.extension"):
         core.state.update("den", provider="kokoro", voice="af_heart")
-    assert transport.sent[1:] == [voice_select(discovery.hass, "den", [])]
+    assert transport.sent[1:] == [voice_select(discovery.hass, "den", ["af_heart"])]  # its state is an option
     assert [r.getMessage() for r in caplog.records] == ["voices of den for its voice select: the agent is stopping"]
 
 
-def test_a_failed_listing_later_publishes_the_select_and_says_why(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failed_listing_later_publishes_the_select_with_the_voice_in_force_and_says_why(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     discovery, core, transport = made(tmp_path, {"default": "piper"})
     discovery.on_connect()
     transport.sent.clear()
     core.state.update("default", provider="piper", voice="en_US-amy-medium")
     with caplog.at_level(logging.WARNING, "agent.mqtt.hass.extension"):
         core.calls.only("voices").answer.set_exception(RuntimeError("engines unreadable"))
-    assert transport.sent == [voice_select(discovery.hass, "default", [])]
+    assert transport.sent == [voice_select(discovery.hass, "default", ["en_US-amy-medium"])]
     assert [r.getMessage() for r in caplog.records] == ["voices of default for its voice select: engines unreadable"]
 
 
