@@ -195,7 +195,7 @@ class HassDiscovery:
         try:
             request = VoicesRequest(catalog=True, provider=wanted[0]) if wanted[0] in registry.NAMES else VoicesRequest()
             result = self._core.commands["voices"].run(profile, request, self._audio_out(profile))
-        except Exception as exc:  # the agent is stopping, say: the select still gets the voice in force
+        except Exception as exc:  # the agent is stopping, say
             listed.set_exception(exc)
         else:
             if isinstance(result, Future):
@@ -207,11 +207,9 @@ class HassDiscovery:
     def _voices_listed(self, profile: str, wanted: tuple[Any, Any], listed: Future[dict[str, Any]]) -> None:
         provider, voice = wanted
         error = listed.exception()
-        if error is not None:
+        if error is not None:  # the select still offers the voice in force: its state is one of its options
             log.warning("voices of %s for its voice select: %s", profile, error)
-            options: list[str] = []
-        else:
-            options = select_options(listed.result()["voices"], provider, voice)
+        options = select_options([] if error is not None else listed.result()["voices"], provider, voice)
         with self._lock:
             if self._voices_for.get(profile) != wanted:
                 return  # the provider changed again meanwhile: that listing is on its way

@@ -22,6 +22,7 @@ from agent.speak.requests import SpeakRequest
 from agent.speak.service import SpeakService
 from providers.base import AudioChunk, ProviderContext, VoiceInfo
 from providers.settings_base import ProviderSettings
+from tests.agent.mqtt import fakes
 
 WAIT = 10  # seconds before the test gives up (never reached when it works)
 TEXT = "The first sentence is short. The second one is made only when the test allows it. And a third."
@@ -56,15 +57,15 @@ class WholeTextEngine:
         pass
 
 
-class Transport:
+class Transport(fakes.Transport):
     """What the door publishes, in order; the first audio chunk is signalled."""
 
     def __init__(self) -> None:
-        self.published: list[tuple[str, bytes]] = []
+        super().__init__()
         self.first_audio = threading.Event()
 
     def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> None:
-        self.published.append((topic, payload.encode() if isinstance(payload, str) else payload))
+        super().publish(topic, payload, qos, retain)
         if "/audio/" in topic:
             self.first_audio.set()
 

@@ -51,3 +51,10 @@ def test_the_real_catalog_makes_a_small_select() -> None:
     assert options[0] == "en_US-joe-medium" and 30 < len(options) <= MAX_OPTIONS
     assert all(name.startswith("en_") for name in options) and len(json.dumps(options)) < 3000
     assert select_options(voices, "piper", None) == options  # no voice in force: the installed voices' languages
+
+
+def test_a_voice_that_does_not_say_whether_it_is_installed_is_installed() -> None:
+    """And so its language decides, when the voice in force has none the listing knows."""
+    voices = [{"name": "own", "provider": "piper", "language": "de_DE"}, voice("de_AT-hmm-low", "de_AT", False),
+              voice("en_GB-alan-low", "en_GB", False)]
+    assert select_options(voices, "piper", "/abs/own.onnx") == ["own", "de_AT-hmm-low", "/abs/own.onnx"]
