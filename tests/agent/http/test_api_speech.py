@@ -35,6 +35,7 @@ SENTENCES = (wav_bytes(ONE, 24000), wav_bytes(TWO, 24000))
 SUMMARY: dict[str, Any] = {"id": "q9", "provider": "kokoro", "voice": "af_heart", "cached": True, "fallback": True,
            "fallback_code": "voice_not_found", "fallback_reason": "no voice af_nobody", "audio_seconds": 1.25,
            "latency_ms": 37, "format": "mp3", "content_type": "audio/mpeg", "chunks": 2}
+DONE_FRAME: dict[str, Any] = {"done": True, **SUMMARY}  # the summary whole, with done
 SPEAKER = {"provider": "kokoro", "voice": "af_heart", "cached": False, "fallback": True, "fallback_code": "voice_not_found"}
 
 
@@ -206,7 +207,7 @@ def ws_talk(speaker: Speaker, *messages: str | bytes) -> list[Any]:
 def test_each_sentence_is_a_binary_frame_then_the_whole_summary_with_done() -> None:
     speaker = Speaker()
     frames = ws_talk(speaker, json.dumps({"text": "One. Two.", "id": "q1", "format": "wav", "stream": False}))
-    assert frames == [*SENTENCES, {"done": True, **SUMMARY}]
+    assert frames == [*SENTENCES, DONE_FRAME]
     (call,) = speaker.calls
     assert call.profile == "default"
     assert call.fields == {"text": "One. Two.", "id": "q1", "format": "wav", "stream": True}  # streamed whatever it says
@@ -236,7 +237,7 @@ def test_a_message_that_is_no_object_is_refused_in_the_messages_words_and_the_so
     frames = ws_talk(speaker, "[1]", b"\x00", json.dumps({"text": "Hi."}))
     assert frames[0] == {"done": True, "code": "invalid_payload", "error": "message must be a JSON object"}
     assert frames[1] == {"done": True, "code": "invalid_payload", "error": "send a JSON text frame"}
-    assert frames[2:] == [*SENTENCES, {"done": True, **SUMMARY}] and len(speaker.calls) == 1
+    assert frames[2:] == [*SENTENCES, DONE_FRAME] and len(speaker.calls) == 1
 
 
 def test_a_message_under_the_request_limit_is_read_and_one_of_it_closes_the_socket() -> None:
