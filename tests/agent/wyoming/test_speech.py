@@ -143,14 +143,19 @@ def test_the_request_is_the_text_streamed_with_a_wyoming_id() -> None:
     assert worker.wheres == [f"wyoming://{PEER}"]  # what speak.finished reports
 
 
-def test_the_picks_profile_provider_voice_and_speaker_go_with_the_request() -> None:
+def test_the_picks_profile_provider_voice_and_speaker_go_with_each_request_under_its_own_id() -> None:
     worker = Worker((wav_bytes(pcm(10), 22050),))
-    say(worker, "Hi.", VoicePick("kitchen", "piper", "en_GB-vctk-medium", "p226"))
-    say(worker, "Hi.", VoicePick("kitchen", None, "af_heart"))
+
+    async def main() -> None:  # two requests of one connection (a stream's sentences are so)
+        speech = speech_of(worker, [])
+        await speech.say("Hi.", VoicePick("kitchen", "piper", "en_GB-vctk-medium", "p226"))
+        await speech.say("Hi.", VoicePick("kitchen", None, "af_heart"))
+
+    asyncio.run(asyncio.wait_for(main(), WAIT))
     (first, second) = worker.requests
     assert (first[0], first[1].provider, first[1].voice, first[1].speaker) == ("kitchen", "piper", "en_GB-vctk-medium", "p226")
     assert (second[0], second[1].provider, second[1].voice, second[1].speaker) == ("kitchen", None, "af_heart", None)
-    assert len({first[1].id, second[1].id}) == 2  # an id per request
+    assert first[1].id != second[1].id  # an id per request: its events are its own
 
 
 # -- refusals ---------------------------------------------------------------------------------------
