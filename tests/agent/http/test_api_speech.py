@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
@@ -227,9 +228,13 @@ def test_the_messages_profile_and_format_go_to_the_core(fmt: str) -> None:
     (ServiceError("client_gone", "gone"), "client_gone", "gone"),
     (KeyError("bug"), "internal_error", "'bug'"),
 ])
-def test_a_failure_after_a_sentence_ends_with_done_its_id_and_code(error: BaseException, code: str, text: str) -> None:
-    frames = ws_talk(Speaker(SENTENCES[:1], error=error), json.dumps({"text": "Hi.", "id": "q3"}))
+def test_a_failure_after_a_sentence_ends_with_done_its_id_and_code(error: BaseException, code: str, text: str,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, "agent.http.api"):
+        frames = ws_talk(Speaker(SENTENCES[:1], error=error), json.dumps({"text": "Hi.", "id": "q3"}))
     assert frames == [SENTENCES[0], {"done": True, "id": "q3", "code": code, "error": text}]
+    bugs = [r for r in caplog.records if r.levelno >= logging.ERROR]  # a bug is logged with its traceback, a refusal not
+    assert [(r.getMessage(), bool(r.exc_info)) for r in bugs] == ([("WebSocket speak failed", True)] if code == "internal_error" else [])
 
 
 def test_a_message_that_is_no_object_is_refused_in_the_messages_words_and_the_socket_stays() -> None:

@@ -288,7 +288,7 @@ def test_after_a_whole_answer_stop_cut_nothing_off_and_no_more_is_said() -> None
         assert await speech.say("One.", VoicePick("default")) is True
         refused = await speech.say("Two.", VoicePick("nobody")) is False  # a refusal ends its turn too
         cut = speech.stop()
-        with pytest.raises(ConnectionAbortedError):
+        with pytest.raises(ConnectionAbortedError, match="^the connection has ended$"):
             await speech.say("Three.", VoicePick("default"))
         return refused and not cut
 
@@ -315,3 +315,45 @@ def test_a_write_that_fails_cuts_the_speech_off_and_is_raised() -> None:
     worker.threads[0].join(WAIT)
     error = worker.futures[0].exception()
     assert isinstance(error, ServiceError) and error.code == "client_gone"
+
+
+def test_stop_counts_every_text_still_being_spoken() -> None:
+    """Two texts of one connection at once (a stream's sentence while a synthesize is said), and
+    one said before: stop cuts off speech while either of the two is still being said."""
+    holds = [threading.Event(), threading.Event(), threading.Event()]
+    written: list[Event] = []
+
+    def run(profile: str, request: SpeakRequest, out: Any) -> Future[dict[str, Any]]:
+        hold = holds.pop(0)
+        future: Future[dict[str, Any]] = Future()
+
+        def work() -> None:
+            hold.wait(WAIT)
+            try:
+                out.chunk(request.id or "", 0, wav_bytes(pcm(10), 22050))
+            except ServiceError as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result({"id": request.id, "sample_rate": 22050})
+
+        threading.Thread(target=work).start()
+        return future
+
+    async def main() -> bool:
+        speech = speech_of(run, written)
+        holds[0].set()
+        await speech.say("Said before.", VoicePick("default"))
+        first = asyncio.ensure_future(speech.say("One.", VoicePick("default")))
+        second = asyncio.ensure_future(speech.say("Two.", VoicePick("default")))
+        while len(holds) > 0:  # both submitted
+            await asyncio.sleep(0.01)
+        release_first, release_second = release_order
+        release_first.set()
+        await first
+        cut = speech.stop()  # the second is still being said
+        release_second.set()
+        await second
+        return cut
+
+    release_order = tuple(holds[1:])
+    assert asyncio.run(asyncio.wait_for(main(), WAIT)) is True
