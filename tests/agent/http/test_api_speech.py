@@ -8,6 +8,7 @@ limit and one of it). The WAVs are at 24 kHz: a door that assumed Piper's 22.05 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import threading
@@ -17,9 +18,10 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import pytest
-from aiohttp import WSCloseCode, WSMsgType
+from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict
+from websockets.asyncio.client import connect
 
 from agent.commands import Command
 from agent.errors import ServiceError
@@ -28,6 +30,7 @@ from agent.settings import AgentSettings
 from providers.base import ProviderError
 from providers.common.audio import read_wav_pcm, wav_bytes
 from tests.agent.http.fake_core import Anything, fake_core
+from tests.agent.http.test_tts_stream import serving
 
 T = TypeVar("T")
 WAIT = 30  # seconds a step may take (never reached when it works)
@@ -160,7 +163,7 @@ def test_stream_false_is_one_wav_with_every_field_of_the_summary_as_a_header() -
         "X-Audio-Seconds": "1.25", "X-Latency-Ms": "37", "X-Fallback-Reason": "voice_not_found"}
     assert read_wav_pcm(body) == (ONE + TWO, 24000)  # the sentences joined, at their rate
     assert speaker.calls[0].fields == {"text": "Hi.", "stream": False, "format": "wav"}
-    assert speaker.calls[0].where == "http" and speaker.calls[0].who == "the HTTP client"
+    assert (speaker.calls[0].where, speaker.calls[0].who, speaker.calls[0].peer) == ("http", "the HTTP client", "127.0.0.1")
 
 
 def test_without_a_fallback_there_is_no_reason_header() -> None:
@@ -180,6 +183,10 @@ def test_collected_audio_is_one_file_as_it_came_or_the_sentences_joined() -> Non
     assert read_wav_pcm(out.audio()) == (ONE + TWO, 24000)
     out.whole("r1", b"the whole file")
     assert out.audio() == b"the whole file"  # the whole answer replaces what came before
+    mixed = CollectedAudio()
+    mixed.chunk("r1", 0, wav_bytes(ONE, 16000))
+    mixed.chunk("r1", 1, SENTENCES[1])
+    assert read_wav_pcm(mixed.audio()) == (ONE + TWO, 16000)  # the first sentence's rate
 
 
 # -- WS /api/tts-stream -----------------------------------------------------------------------------
@@ -266,3 +273,77 @@ def test_a_message_under_the_request_limit_is_read_and_one_of_it_closes_the_sock
     assert closing in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING)
     assert code == WSCloseCode.MESSAGE_TOO_BIG
     assert len(speaker.calls) == 1
+
+
+def test_the_websocket_finds_dead_clients_by_a_ping_every_30_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client that vanishes without a word (a phone that lost its network) is found by the
+    heartbeat: without one its connection would wait for the next sentence for ever."""
+    made: list[dict[str, Any]] = []
+
+    class Recorded(web.WebSocketResponse):
+        def __init__(self, **kwargs: Any) -> None:
+            made.append(kwargs)
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(web, "WebSocketResponse", Recorded)
+    ws_talk(Speaker((b"said",)), json.dumps({"text": "Hi."}))
+    assert made == [{"heartbeat": 30, "max_msg_size": AgentSettings().max_request_bytes}]
+
+
+class Lingering(Speaker):
+    """Its first sentence, then it waits (as the next sentence is made) until its client is seen
+    gone; then, as a worker that asked a moment before the client left, it hands the next sentence
+    over all the same (the door's write of it fails) and fails once the door has given up."""
+
+    def __init__(self) -> None:
+        super().__init__((SENTENCES[0],))
+        self.seen_gone = threading.Event()
+        self.door_left = threading.Event()
+        self.answer_failed = threading.Event()
+
+    def __call__(self, profile: str, request: Any, out: Any) -> Future[dict[str, Any]]:
+        future: Future[dict[str, Any]] = Future()
+
+        def run() -> None:
+            out.chunk("r1", 0, SENTENCES[0])
+            tick = threading.Event()
+            for _ in range(WAIT * 100):  # the worker's next check, made until the client is seen gone
+                if out.departure.gone:
+                    self.seen_gone.set()
+                    break
+                tick.wait(0.01)
+            out.deliver(SENTENCES[1])  # asked before the client left: the door's write fails
+            self.door_left.wait(WAIT)
+            future.set_exception(ServiceError("client_gone", "gone"))
+            self.answer_failed.set()
+
+        threading.Thread(target=run, daemon=True).start()
+        return future
+
+
+def test_a_websocket_client_that_vanishes_is_seen_gone_by_the_worker_before_its_next_sentence(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Its connection is asked from the worker's thread: the door is waiting for the next sentence
+    and writes nothing, so only the connection's look says the client has gone. And the answer's
+    failure, after the door gave up, is read all the same: no 'exception was never retrieved'."""
+    speaker = Lingering()
+
+    async def go() -> None:
+        async with serving(core_with(speaker)) as url:
+            async with connect(url) as ws:
+                await ws.send(json.dumps({"text": "One. Two."}))
+                assert isinstance(await ws.recv(), bytes)
+                ws.transport.abort()  # gone, without a close frame
+            await asyncio.to_thread(speaker.seen_gone.wait, WAIT)
+            while not any("left mid-stream" in r.getMessage() for r in caplog.records):
+                await asyncio.sleep(0.01)
+            speaker.door_left.set()
+            await asyncio.to_thread(speaker.answer_failed.wait, WAIT)
+            for _ in range(10):  # the failure reaches the loop
+                await asyncio.sleep(0.01)
+            gc.collect()
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(asyncio.wait_for(go(), WAIT * 2))
+    assert speaker.seen_gone.is_set()
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
