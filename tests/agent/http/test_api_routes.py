@@ -26,7 +26,7 @@ from agent.http.api import Api
 from agent.settings import AgentSettings
 from agent.voices.imports import ImportSlot, UploadRoom
 from providers.base import ProviderError
-from tests.agent.http.fake_core import Anything, fake_core
+from tests.agent.http.fake_core import SILENCE, Anything, fake_core
 
 T = TypeVar("T")
 WAIT = 30  # seconds a step may take (never reached when it works)
@@ -397,3 +397,12 @@ def test_the_openai_route_takes_the_request_limit(tmp_path: Path) -> None:
     body = json.dumps({"model": "tts-1", "voice": "alloy", "input": "x" * 400}).encode()
     status, _ = post(core_of(tmp_path), "/v1/audio/speech", body, max_request_bytes=256)
     assert status == 413
+
+
+def test_the_openai_route_speaks_through_the_apis_command_table(tmp_path: Path) -> None:
+    core = core_of(tmp_path)
+    core.commands["config"] = core.asking("config", {"config": {}})
+    body = json.dumps({"model": "tts-1", "voice": "alloy", "input": "Hi."}).encode()
+    status, audio = post(core, "/v1/audio/speech", body)
+    assert (status, audio) == (200, SILENCE)  # the fake core's one sentence, as it handed it over
+    assert core.asked == [("config", "default", {})] and len(core.speeches) == 1
