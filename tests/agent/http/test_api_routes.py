@@ -321,6 +321,17 @@ def test_a_form_without_a_file_gives_the_slot_back(tmp_path: Path) -> None:
 
 
 # -- the errors middleware --------------------------------------------------------------------------
+SAMPLES = "/api/profiles/default/commands/samples.list"
+
+
+def answer_to(tmp_path: Path, caplog: pytest.LogCaptureFixture, raised: BaseException) -> tuple[int, Any]:
+    """The door's answer when the command raises ``raised`` (its log lines in ``caplog``)."""
+    core = core_of(tmp_path)
+    core.commands["samples.list"] = core.asking("samples.list", raised)
+    with caplog.at_level(logging.INFO, "agent.http.api"):
+        return post(core, SAMPLES, b"{}")
+
+
 @pytest.mark.parametrize(("raised", "status", "body", "level"), [
     (ServiceError("busy", "full", {"depth": 4}), 429, {"error": "full", "code": "busy", "data": {"depth": 4}},
      logging.WARNING),
@@ -331,33 +342,23 @@ def test_a_form_without_a_file_gives_the_slot_back(tmp_path: Path) -> None:
 def test_a_refusal_is_its_code_and_status_and_one_log_line(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                                            raised: Exception, status: int, body: dict[str, Any],
                                                            level: int) -> None:
-    core = core_of(tmp_path)
-    core.commands["samples.list"] = core.asking("samples.list", raised)
-    with caplog.at_level(logging.INFO, "agent.http.api"):
-        assert post(core, "/api/profiles/default/commands/samples.list", b"{}") == (status, body)
+    assert answer_to(tmp_path, caplog, raised) == (status, body)
     assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
-        (level, f"HTTP POST /api/profiles/default/commands/samples.list refused: {body['code']}: {body['error']}")]
+        (level, f"HTTP POST {SAMPLES} refused: {body['code']}: {body['error']}")]
 
 
 def test_a_bug_is_internal_error_and_its_traceback(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    core = core_of(tmp_path)
-    core.commands["samples.list"] = core.asking("samples.list", KeyError("bug"))
-    with caplog.at_level(logging.INFO, "agent.http.api"):
-        assert post(core, "/api/profiles/default/commands/samples.list", b"{}") == (
-            500, {"error": "KeyError: 'bug'", "code": "internal_error"})
+    assert answer_to(tmp_path, caplog, KeyError("bug")) == (500, {"error": "KeyError: 'bug'", "code": "internal_error"})
     (record,) = caplog.records
-    assert (record.levelno, record.getMessage()) == (logging.ERROR, "HTTP POST /api/profiles/default/commands/samples.list failed")
+    assert (record.levelno, record.getMessage()) == (logging.ERROR, f"HTTP POST {SAMPLES} failed")
     assert record.exc_info is not None
 
 
 def test_a_lost_connection_is_invalid_payload_and_an_info_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    core = core_of(tmp_path)
-    core.commands["samples.list"] = core.asking("samples.list", ConnectionResetError("reset"))
-    with caplog.at_level(logging.INFO, "agent.http.api"):
-        assert post(core, "/api/profiles/default/commands/samples.list", b"{}") == (
-            400, {"error": "the connection was lost", "code": "invalid_payload"})
+    assert answer_to(tmp_path, caplog, ConnectionResetError("reset")) == (
+        400, {"error": "the connection was lost", "code": "invalid_payload"})
     assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
-        (logging.INFO, "HTTP POST /api/profiles/default/commands/samples.list: the client went away")]
+        (logging.INFO, f"HTTP POST {SAMPLES}: the client went away")]
 
 
 def test_aiohttps_own_answers_pass_and_a_body_too_large_for_it_is_payload_too_large(tmp_path: Path) -> None:
