@@ -39,6 +39,7 @@ from agent.http.uploads import import_document, receive
 from agent.record.report import report_files
 from agent.requests import json_object
 from agent.speak.departure import ClientAudio, Departure
+from agent.speak.handoff import DONE, LoopAudio
 from agent.speak.encoding import audio_format
 from agent.settings import AgentSettings
 from providers.base import ProviderError
@@ -72,24 +73,6 @@ class CollectedAudio(ClientAudio):
             return self.parts[0]
         pieces = [read_wav_pcm(part) for part in self.parts]
         return wav_bytes(b"".join(pcm for pcm, _ in pieces), pieces[0][1] if pieces else 22050)
-
-
-class StreamedAudio(ClientAudio):
-    """Each sentence's file (in the message's format) handed to the event loop as soon as the speak worker has it."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, sentences: asyncio.Queue[bytes], departure: Departure) -> None:
-        super().__init__(departure)
-        self._loop = loop
-        self._sentences = sentences
-
-    def deliver(self, wav: bytes) -> None:
-        self._loop.call_soon_threadsafe(self._sentences.put_nowait, wav)
-
-    def whole(self, request_id: str, wav: bytes) -> None:
-        self._loop.call_soon_threadsafe(self._sentences.put_nowait, wav)
-
-    def where(self, request_id: str, stream: bool) -> str:
-        return "websocket"
 
 
 class Api:
@@ -217,20 +200,12 @@ class Api:
             await ws.send_json({"done": True, "code": exc.code, "error": str(exc)})
             return
         profile = str(document.pop("profile", DEFAULT_PROFILE))
-        sentences: asyncio.Queue[bytes] = asyncio.Queue()
-        out = StreamedAudio(asyncio.get_running_loop(), sentences, departure)
+        out = LoopAudio(asyncio.get_running_loop(), departure, "websocket")  # each sentence's file, as it is made
         answer = asyncio.ensure_future(self.call(profile, "speak", {**document, "stream": True}, out))
         answer.add_done_callback(lambda done: done.cancelled() or done.exception())  # read even when the client left
-        while not answer.done() or not sentences.empty():
-            if not sentences.empty():
-                await ws.send_bytes(sentences.get_nowait())
-                continue
-            waiting = asyncio.ensure_future(sentences.get())
-            done, _ = await asyncio.wait({waiting, answer}, return_when=asyncio.FIRST_COMPLETED)
-            if waiting in done:
-                await ws.send_bytes(waiting.result())
-            else:
-                waiting.cancel()
+        answer.add_done_callback(out.finished)
+        while (sentence := await out.queue.get()) is not DONE:
+            await ws.send_bytes(sentence)
         try:
             summary = answer.result()
         except (ServiceError, ProviderError) as exc:

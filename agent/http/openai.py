@@ -30,8 +30,9 @@ from agent.http.connections import connection_of
 from agent.http.errors import status_of
 from agent.http.guard import Handler
 from agent.requests import describe_validation_error, json_object, validation_problems
-from agent.http.streamed_tts import DONE, EncodedStream
+from agent.http.streamed_tts import EncodedStream
 from agent.speak.departure import Departure
+from agent.speak.handoff import DONE
 from agent.speak.encoding import audio_format
 from agent.voices.picks import OPENAI_MODELS, OPENAI_VOICES, openai_pick, profile_of, voice_name, with_model
 from providers import registry

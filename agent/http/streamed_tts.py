@@ -22,46 +22,23 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.speak.departure import ClientAudio, Departure
+from agent.speak.departure import Departure
+from agent.speak.handoff import DONE, LoopAudio
 
 log = logging.getLogger(__name__)
 
-DONE = object()  # the queue's last item: the speak answer is in
-
-
-class EncodedStream(ClientAudio):
+class EncodedStream(LoopAudio):
     """A door's ``AudioOut`` for one streamed file: who speaks, then the encoded bytes as the speak
     worker makes them, queued on the loop; ``DONE`` after the answer (``finished``)."""
 
     continuous = True  # one stream, not a file per sentence (agent/speak/delivery.py)
 
     def __init__(self, loop: asyncio.AbstractEventLoop, departure: Departure, where: str = "http") -> None:
-        super().__init__(departure)
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._loop = loop
-        self._where = where
+        super().__init__(loop, departure, where)
         self.speaker: dict[str, Any] = {}
 
     def begin(self, request_id: str, speaker: dict[str, Any]) -> None:
         self.speaker = {"id": request_id, **speaker}  # read on the loop after the chunk that follows
-
-    def deliver(self, audio: bytes) -> None:
-        self._put(audio)
-
-    def whole(self, request_id: str, audio: bytes) -> None:
-        self._put(audio)
-
-    def where(self, request_id: str, stream: bool) -> str:
-        return self._where
-
-    def finished(self, future: object) -> None:
-        self._put(DONE)
-
-    def _put(self, item: Any) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self.queue.put_nowait, item)
-        except RuntimeError:  # the loop has closed: the server stopped while the worker spoke
-            pass
 
 
 def headers_of(speaker: dict[str, Any]) -> dict[str, str]:

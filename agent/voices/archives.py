@@ -77,29 +77,55 @@ def is_junk(name: PurePosixPath) -> bool:
     return "__MACOSX" in name.parts or name.name.startswith("._") or name.name == ".DS_Store"
 
 
-def check_members(members: list[Member], archive_size: int, limits: Limits, source: str) -> None:
-    """The caps, from the headers alone (the unpacking counts the real bytes again)."""
-    if len(members) > limits.members:
-        raise ServiceError("archive_too_large", f"{source} has more than {limits.members} members")
-    seen: set[PurePosixPath] = set()
-    total = 0
-    for member in members:
-        if member.name in seen:
+class Caps:
+    """The caps of one archive, counted member by member from the headers alone (the unpacking
+    counts the real bytes again): a zip's from its directory (``check_members``), a tar's as each
+    header is read (``tar_members``)."""
+
+    def __init__(self, limits: Limits, source: str) -> None:
+        self.limits = limits
+        self.source = source
+        self.count = 0
+        self.total = 0
+        self._seen: set[PurePosixPath] = set()
+
+    def header(self) -> None:
+        """One more member, of any kind the caller counts."""
+        self.count += 1
+        if self.count > self.limits.members:
+            raise ServiceError("archive_too_large", f"{self.source} has more than {self.limits.members} members")
+
+    def add(self, member: Member) -> None:
+        """One file member: a name already seen, its size, its ratio and the running total."""
+        limits, source = self.limits, self.source
+        if member.name in self._seen:
             raise ServiceError("archive_unsafe", f"{source} holds {member.name} twice (the second would replace the first)")
-        seen.add(member.name)
+        self._seen.add(member.name)
         if member.size > limits.member_bytes:
             raise ServiceError("archive_too_large", f"{member.name} in {source} unpacks to {member.size} bytes; "
                                                     f"the limit is {limits.member_bytes}")
         if member.packed and member.size >= limits.ratio_from and member.size > member.packed * limits.ratio:
             raise ServiceError("archive_too_large", f"{member.name} in {source} is compressed {member.size // max(1, member.packed)}:1; "
                                                     f"more than {limits.ratio:g}:1 is taken for an archive bomb")
-        total += member.size
-    if total > limits.total_bytes:
-        raise ServiceError("archive_too_large", f"{source} unpacks to {total} bytes; the limit is {limits.total_bytes} "
-                                                "(VOICE_AGENT_VOICE_IMPORT_MAX_MB)")
-    if total >= limits.ratio_from and total > max(1, archive_size) * limits.ratio:
-        raise ServiceError("archive_too_large", f"{source} unpacks to {total} bytes from {archive_size}: "
-                                                "taken for an archive bomb")
+        self.total += member.size
+        if self.total > limits.total_bytes:
+            raise ServiceError("archive_too_large", f"{source} unpacks to more than {limits.total_bytes} bytes "
+                                                    "(VOICE_AGENT_VOICE_IMPORT_MAX_MB)")
+
+    def whole(self, archive_size: int) -> None:
+        """The whole archive's ratio, once every member was added."""
+        if self.total >= self.limits.ratio_from and self.total > max(1, archive_size) * self.limits.ratio:
+            raise ServiceError("archive_too_large", f"{self.source} unpacks to {self.total} bytes from {archive_size}: "
+                                                    "taken for an archive bomb")
+
+
+def check_members(members: list[Member], archive_size: int, limits: Limits, source: str) -> None:
+    """The caps of a zip's file members (its directory is read whole before anything is unpacked)."""
+    caps = Caps(limits, source)
+    for member in members:
+        caps.header()
+        caps.add(member)
+    caps.whole(archive_size)
 
 
 def zip_members(archive: zipfile.ZipFile, source: str) -> list[tuple[Member, zipfile.ZipInfo]]:
@@ -118,30 +144,23 @@ def zip_members(archive: zipfile.ZipFile, source: str) -> list[tuple[Member, zip
     return found
 
 
-def tar_members(archive: tarfile.TarFile, limits: Limits, source: str) -> list[tuple[Member, tarfile.TarInfo]]:
+def tar_members(archive: tarfile.TarFile, caps: Caps) -> list[tuple[Member, tarfile.TarInfo]]:
     """Each file member with its checked name; links, devices and FIFOs are refused. Read lazily,
     and the caps are checked as each header is read: the next header of a .tar.gz lies behind the
     member's data, so reading on past a member that declares 100 GB would decompress all of it
-    before ``check_members`` could say no; a million empty members stop at the count."""
+    before a check at the end could say no; a million empty members (folders too) stop at the count."""
     found = []
-    total = 0
-    for count, info in enumerate(archive, start=1):
-        if count > limits.members:
-            raise ServiceError("archive_too_large", f"{source} has more than {limits.members} members")
+    for info in archive:
+        caps.header()
         name = safe_name(info.name)
         if info.isdir():
             continue
         if not info.isreg():
             kind = "link" if info.issym() or info.islnk() else "device or special file"
-            raise ServiceError("archive_unsafe", f"{info.name} in {source} is a {kind}, not a file")
-        if info.size > limits.member_bytes:
-            raise ServiceError("archive_too_large", f"{name} in {source} unpacks to {info.size} bytes; "
-                                                    f"the limit is {limits.member_bytes}")
-        total += info.size
-        if total > limits.total_bytes:
-            raise ServiceError("archive_too_large", f"{source} unpacks to more than {limits.total_bytes} bytes "
-                                                    "(VOICE_AGENT_VOICE_IMPORT_MAX_MB)")
-        found.append((Member(name, info.size, 0), info))
+            raise ServiceError("archive_unsafe", f"{info.name} in {caps.source} is a {kind}, not a file")
+        member = Member(name, info.size, 0)
+        caps.add(member)
+        found.append((member, info))
     return found
 
 
@@ -181,11 +200,12 @@ def unpack(archive: Path, folder: Path, limits: Limits, wanted: Callable[[PurePo
     except (tarfile.TarError, OSError) as exc:
         raise ServiceError("not_a_voice", f"{source} is neither a zip nor a tar archive: {exc}") from None
     with opened as tar:
+        caps = Caps(limits, source)
         try:
-            members = tar_members(tar, limits, source)
+            members = tar_members(tar, caps)
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise ServiceError("archive_unsafe", f"{source} is a damaged tar: {exc}") from None
-        check_members([m for m, _ in members], size, limits, source)
+        caps.whole(size)
         written = []
         for member, info in members:
             if is_junk(member.name) or not wanted(member.name):

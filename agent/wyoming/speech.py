@@ -2,9 +2,9 @@
 sentence's WAV cut into ``audio-chunk`` events as soon as the speak worker hands it over, framed
 by ``audio-start`` and ``audio-stop``; a refusal becomes an ``error {text, code}`` event.
 
-The speak worker runs on its own thread: ``LoopAudio`` (the door's ``AudioOut``) only hands
-each WAV to the connection's asyncio loop, where the events are written. Once the client has
-gone, ``LoopAudio`` refuses the worker's next sentence (``client_gone``, ``speak.departure``): a
+The speak worker runs on its own thread: ``LoopAudio`` (the door's ``AudioOut``, ``speak.handoff``)
+only hands each WAV to the connection's asyncio loop, where the events are written. Once the client
+has gone, ``LoopAudio`` refuses the worker's next sentence (``client_gone``, ``speak.departure``): a
 long text is not synthesized to its end for nobody.
 """
 
@@ -25,7 +25,8 @@ from wyoming.event import Event
 from agent.commands import Command
 from agent.errors import ServiceError
 from agent.requests import describe_validation_error
-from agent.speak.departure import ClientAudio, Departure
+from agent.speak.departure import Departure
+from agent.speak.handoff import DONE, LoopAudio
 from agent.wyoming.connection import Write
 from agent.voices.picks import VoicePick
 from providers.base import ProviderError
@@ -38,38 +39,6 @@ SAMPLES_PER_CHUNK = 1024  # what wyoming-piper sends: 46 ms at 22.05 kHz
 WIDTH, CHANNELS = 2, 1  # the core's audio: 16-bit mono
 
 ProfileExists = Callable[[str], bool]
-
-_DONE = object()
-
-
-class LoopAudio(ClientAudio):
-    """The door's ``AudioOut``: every WAV the speak worker produces, queued on the loop."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, where: str, departure: Departure) -> None:
-        super().__init__(departure)
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._loop = loop
-        self._where = where
-
-    def whole(self, request_id: str, wav: bytes) -> None:
-        self.chunk(request_id, 0, wav)
-
-    def where(self, request_id: str, stream: bool) -> str:
-        return self._where
-
-    def finished(self, future: Future[dict[str, Any]]) -> None:
-        """After the last WAV (the worker answers after handing over its audio)."""
-        self._put(_DONE)
-
-    def deliver(self, wav: bytes) -> None:
-        self._put(wav)
-
-    def _put(self, item: Any) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self.queue.put_nowait, item)
-        except RuntimeError:  # the loop is closed: the door stopped while the worker spoke
-            pass
-
 
 def refusal(exc: BaseException) -> Error:
     """The agent's error code as Wyoming's error event (what the MQTT door puts in ``code``)."""
@@ -111,7 +80,7 @@ class Speech:
             self._speaking -= 1
 
     async def _say(self, text: str, pick: VoicePick) -> bool:
-        out = LoopAudio(asyncio.get_running_loop(), self._where, self._departure)
+        out = LoopAudio(asyncio.get_running_loop(), self._departure, self._where)
         try:
             future = self._submit(text, pick, out)
         except (ServiceError, ProviderError) as exc:
@@ -121,7 +90,7 @@ class Speech:
             return await self._refuse(exc, pick)
         future.add_done_callback(out.finished)
         started = False
-        while (wav := await out.queue.get()) is not _DONE:
+        while (wav := await out.queue.get()) is not DONE:
             pcm, rate = read_wav_pcm(wav)
             if not started:
                 started = True
