@@ -274,6 +274,7 @@ class Api:
             audio = request.content_type.startswith("audio/")
             # raw audio takes its other fields (transcript, source) from the query string
             document = {**request.query, "audio": body} if audio else json_object(body, "body")
+            document.setdefault("source", "http")  # the record path's default is the MQTT door's
             return web.json_response({"data": await self.call(profile, name, document, run=room.run)})
         finally:
             room.hold.release()  # nothing, once its job took the bytes over

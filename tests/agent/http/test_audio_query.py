@@ -1,6 +1,7 @@
 """A recording sent as raw audio over HTTP (what the page's uploads send) takes its other fields
 from the query string: the transcript and the source reach the ``record`` request as they would in
-a JSON envelope, validated by the same model (an unknown field or a bad source is refused)."""
+a JSON envelope, validated by the same model (an unknown field or a bad source is refused); a
+recording that does not say where it came from came from ``http`` (not the MQTT door's default)."""
 
 from __future__ import annotations
 
@@ -35,9 +36,16 @@ def test_the_query_gives_a_raw_recording_its_transcript_and_source() -> None:
         (200, {"data": {"audio": 64, "transcript": words, "source": "upload"}})
 
 
-def test_without_a_query_a_raw_recording_has_neither() -> None:
+def test_without_a_query_a_raw_recording_has_no_transcript_and_comes_from_http() -> None:
     assert send(core_with_the_real_model(), post(RECORD, b"\0" * 8, "audio/wav")) == \
-        (200, {"data": {"audio": 8, "transcript": None, "source": None}})
+        (200, {"data": {"audio": 8, "transcript": None, "source": "http"}})
+
+
+def test_a_json_recording_comes_from_http_unless_it_says_where() -> None:
+    envelope = b'{"audio_b64": "AAAA"}'
+    assert send(core_with_the_real_model(), post(RECORD, envelope, "application/json"))[1]["data"]["source"] == "http"
+    said = b'{"audio_b64": "AAAA", "source": "web"}'
+    assert send(core_with_the_real_model(), post(RECORD, said, "application/json"))[1]["data"]["source"] == "web"
 
 
 def test_query_fields_are_checked_by_the_request_model() -> None:
@@ -51,4 +59,4 @@ def test_query_fields_are_checked_by_the_request_model() -> None:
 
 def test_the_body_is_the_audio_whatever_the_query_says() -> None:
     assert send(core_with_the_real_model(), post(f"{RECORD}?audio=tiny", b"\0" * 8, "audio/wav"))[1] == \
-        {"data": {"audio": 8, "transcript": None, "source": None}}
+        {"data": {"audio": 8, "transcript": None, "source": "http"}}
