@@ -10,6 +10,7 @@ waits for the thread with `sync`, a message the thread answers with an error of 
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import time
 from collections import deque
@@ -631,3 +632,29 @@ def test_stop_closes_every_session_and_lets_go_of_what_waits_for_a_text(rig: Rig
         ("default", "hermes-porch"), ("default", "s1"), ("den", "hermes-den-sat"), ("den", "s2")]
     assert sorted(rig.records.submitted) == [("default", [2.0], "hermes:porch", None),
                                              ("den", [1.5], "hermes:den-sat", None)]
+
+
+def test_after_its_text_a_site_no_longer_listens(rig: Rig) -> None:
+    rig.heard("listening")
+    rig.heard("heard", "Lights on.")  # nothing waited for it, and the site stopped listening
+    rig.at(6)
+    rig.site_frame("porch", 2.0)  # too late for that text: it waits five seconds for one of its own
+    rig.at(11)
+    assert rig.records.submitted == []
+    rig.at(12)
+    assert rig.records.submitted == [("default", [2.0], "hermes:porch", None)]
+
+
+def test_a_message_that_fails_is_logged_and_told_and_the_thread_goes_on(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    def broken(profile: str) -> bool:
+        raise RuntimeError("a bug")
+
+    rig.records.drops_own_speech = broken  # type: ignore[method-assign]
+    rig.send("s1", "start")
+    with caplog.at_level(logging.ERROR, logger="agent.record.streams"):
+        rig.frame("s1", 2.0)
+    assert rig.told("stream.error") == [("default", {"session": "s1", "error": "internal error while processing the stream"})]
+    assert [r.getMessage() for r in caplog.records if r.name == "agent.record.streams"] == ["stream default/s1 failed"]
+    rig.send("s1", "stop")
+    rig.sync()
+    assert rig.told("stream.stopped") == [("default", {"session": "s1", "seconds": 0.01})]

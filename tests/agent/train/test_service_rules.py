@@ -374,9 +374,12 @@ def test_a_finished_jobs_voice_is_what_its_trainer_says(rig: Rig) -> None:
         "not_ready", f"job {job.id} made no voice the profile can speak with", {"job": job.id})
 
 
-def test_a_job_whose_params_no_longer_fit_its_trainer_shows_no_voice(rig: Rig) -> None:
+def test_a_job_whose_params_no_longer_fit_its_trainer_shows_no_voice(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
     job = rig.job(state="finished", outputs=[str(rig.home / "voice.onnx")], params={"gone": 1})
-    assert rig.service.status("default", JobRequest(job=job.id))["job"]["voice"] == {}
+    with caplog.at_level(logging.INFO, logger="agent.train.service"):
+        assert rig.service.status("default", JobRequest(job=job.id))["job"]["voice"] == {}
+    [line] = logged(caplog)
+    assert line.startswith(f"job {job.id}: no voice to choose (") and "gone" in line
     other = rig.job("gone", state="finished", outputs=[str(rig.home / "voice.onnx")])
     assert rig.service.status("default", JobRequest(job=other.id))["job"]["voice"] == {}
     rvc = rig.job("rvc", state="finished", outputs=[str(rig.home / "voice.onnx")])
@@ -435,7 +438,7 @@ def test_the_services_thread_takes_the_settings_depth_of_requests(make: Callable
         waiting = [rig.service.trainers_later("default", JobRequest()) for _ in range(2)]  # three in all
         with pytest.raises(ServiceError) as refused:
             rig.service.trainers_later("default", JobRequest())
-        assert refused.value.code == "busy"
+        assert (refused.value.code, str(refused.value)) == ("busy", "3 train requests are already waiting; try again later")
         rig.service._soon(lambda: None)  # its own work, not a request: dropped when full, no error
     finally:
         gate.set()
@@ -444,6 +447,10 @@ def test_the_services_thread_takes_the_settings_depth_of_requests(make: Callable
 
 
 # -- automatic retraining ---------------------------------------------------------------------
+
+def logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "agent.train.service"]
+
 
 class Wall:
     """The module's `time` (only `time` is read): the test's wall clock, in whole seconds."""
@@ -500,7 +507,8 @@ def test_retraining_counts_the_samples_since_the_last_finished_job_of_that_train
     assert len(rig.service.check_auto_retrain()) == 1
 
 
-def test_retraining_waits_an_hour_after_a_failure_doubling_up_to_a_day(quiet: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_retraining_waits_an_hour_after_a_failure_doubling_up_to_a_day(quiet: Rig, monkeypatch: pytest.MonkeyPatch,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
     rig = quiet
     auto(rig, new_samples=1)
     failed_at = float(int(time.time()) - 5)
@@ -508,12 +516,19 @@ def test_retraining_waits_an_hour_after_a_failure_doubling_up_to_a_day(quiet: Ri
     monkeypatch.setattr(service_module, "time", wall)
     failures = [rig.job(state="failed", finished=failed_at)]
     rig.keep(1)
-    assert rig.service.check_auto_retrain() == []
+    with caplog.at_level(logging.INFO, logger="agent.train.service"):
+        assert rig.service.check_auto_retrain() == []
+    assert logged(caplog) == ["automatic retraining of default/counting waits 1 s more after 1 failed job(s)"]
     wall.now = failed_at + 3600  # an hour, to the second
     [job] = rig.service.check_auto_retrain()
     rig.service.jobs.update(job, state="failed", finished=failed_at)
     failures.append(job)
-    wall.now = failed_at + 7199  # two failures in a row: two hours
+    wall.now = failed_at + 7190  # two failures in a row: two hours
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="agent.train.service"):
+        assert rig.service.check_auto_retrain() == []
+    assert logged(caplog) == ["automatic retraining of default/counting waits 10 s more after 2 failed job(s)"]
+    wall.now = failed_at + 7199
     assert rig.service.check_auto_retrain() == []
     wall.now = failed_at + 7200
     [job] = rig.service.check_auto_retrain()
@@ -549,20 +564,38 @@ def test_failures_before_the_last_finished_job_do_not_hold_retraining_back(quiet
     assert len(rig.service.check_auto_retrain()) == 1
 
 
-def test_a_retraining_that_would_be_refused_is_not_queued(quiet: Rig) -> None:
+def test_a_retraining_that_would_be_refused_is_not_queued(quiet: Rig, caplog: pytest.LogCaptureFixture) -> None:
     rig = quiet
     auto(rig, new_samples=1, provider="rvc")
     rig.keep(1)  # new enough, but rvc needs 50
-    assert rig.service.check_auto_retrain() == [] and rig.service.jobs.list() == []
+    with caplog.at_level(logging.INFO, logger="agent.train.service"):
+        assert rig.service.check_auto_retrain() == [] and rig.service.jobs.list() == []
+    [line] = logged(caplog)
+    assert line.startswith("automatic retraining of default/rvc not queued: not enough samples to train rvc: ")
 
 
-def test_a_kept_sample_makes_the_check_run_on_the_services_thread(rig: Rig) -> None:
+def test_a_profile_whose_samples_cannot_be_opened_is_told_and_skipped(quiet: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    rig = quiet
+    auto(rig, new_samples=1, profile="den")
+    rig.layout.samples_db("den").mkdir(parents=True)  # its record path is down
+    auto(rig, new_samples=1)
+    rig.keep(1)
+    with caplog.at_level(logging.INFO, logger="agent.train.service"):
+        assert [j.profile for j in rig.service.check_auto_retrain()] == ["default"]
+    [line] = logged(caplog)
+    assert line.startswith("automatic retraining of den/counting not checked: ") and len(line) > 52
+
+
+def test_a_kept_sample_makes_the_check_of_its_profile_run_on_the_services_thread(rig: Rig) -> None:
+    rig.keep(1, "den")
+    auto(rig, new_samples=1, profile="den")  # ready, but nothing new was kept there since
     auto(rig, new_samples=1)
     rig.keep(1)
     rig.drain()
-    assert [j.provider for j in rig.service.jobs.list()] == ["counting"]
-    auto(rig, new_samples=1, enabled=False, profile="den")
-    rig.events.emit("den", "sample.captured", {})
+    assert [(j.profile, j.provider) for j in rig.service.jobs.list()] == [("default", "counting")]
+    auto(rig, new_samples=1, enabled=False)
+    rig.keep(1)  # a profile that does not retrain: not checked
+    rig.service.jobs.update(rig.service.jobs.list()[0], state="finished", finished=time.time() - 10)
     rig.drain()
     assert len(rig.service.jobs.list()) == 1
 
@@ -651,3 +684,20 @@ def test_the_gpu_state_carries_the_gpus_and_the_memory(rig: Rig) -> None:
     rig.service.publish_gpu_state()
     document = rig.state.get("gpu")
     assert document == {**rig.arbiter.info.report().as_dict(), "memory": rig.machine().as_dict()}
+
+
+def test_requests_run_one_at_a_time_on_one_thread(rig: Rig) -> None:
+    import threading
+
+    gate = threading.Event()
+    names: list[str] = []
+
+    def held() -> None:
+        names.append(threading.current_thread().name)
+        gate.wait(10)
+
+    first = rig.service._executor.submit(held)
+    second = rig.service._executor.submit(lambda: names.append(threading.current_thread().name))
+    gate.set()
+    first.result(10), second.result(10)
+    assert names == ["train_0", "train_0"]  # the second waited for the first's thread
