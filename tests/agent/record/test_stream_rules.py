@@ -87,7 +87,7 @@ class FakeRecords:
     def __init__(self) -> None:
         self.submitted: list[tuple[str, list[float], str, str | None]] = []
         self.accept = True
-        self.drop_own = True
+        self.drop_own = {"default", "den"}  # the profiles that drop the agent's own speech
         self.asked: list[str] = []
         self.options = VadOptions(frame_ms=20, hangover_ms=200)
 
@@ -96,7 +96,7 @@ class FakeRecords:
         return self.options
 
     def drops_own_speech(self, profile: str) -> bool:
-        return self.drop_own
+        return profile in self.drop_own
 
     def submit_utterances(self, profile: str, utterances: list[Utterance], source: str, transcript: str | None = None) -> bool:
         self.submitted.append((profile, [u.seconds for u in utterances], source, transcript))
@@ -404,7 +404,7 @@ def test_the_agent_speaking_in_another_profile_or_a_profile_that_keeps_its_own_s
     rig.bus.emit("den", "speak.finished", {"audio_seconds": 10})
     rig.frame("s1", 1.0)
     assert rig.records.submitted == [("default", [1.0], "stream:s1", None)]
-    rig.records.drop_own = False
+    rig.records.drop_own = {"den"}
     rig.bus.emit("default", "speak.finished", {"audio_seconds": 10})
     rig.frame("s1", 2.0)
     assert rig.records.submitted[-1] == ("default", [2.0], "stream:s1", None)
@@ -413,13 +413,15 @@ def test_the_agent_speaking_in_another_profile_or_a_profile_that_keeps_its_own_s
 
 def test_a_sites_playback_rejects_that_sites_utterances_only(rig: Rig) -> None:
     rig.send("s1", "start")
+    rig.send("porch", "start")  # a stream named like the site is no site
     rig.streams.own_speech.started("site:porch")  # the porch's speaker plays the agent's answer
     rig.frame("s1", 2.0)
+    rig.frame("porch", 2.0)
     rig.site_frame("deck", 2.0)
     rig.site_frame("porch", 2.0)
     assert rig.told("sample.rejected") == [("default", {
         "request_id": None, "source": "hermes:porch", "duration": 2.0, "reasons": [OWN_VOICE]})]
-    assert [s[2] for s in rig.records.submitted] == ["stream:s1"]  # the deck's waits for its text
+    assert [s[2] for s in rig.records.submitted] == ["stream:s1", "stream:porch"]  # the deck's waits for its text
     rig.streams.own_speech.finished("site:porch")
     rig.bus.emit("default", "speak.finished", {"audio_seconds": 5})  # the profile's speech: every site's
     rig.site_frame("deck", 2.0)
@@ -444,10 +446,11 @@ def test_a_hermes_frame_is_a_wav_of_at_most_256_kib_and_two_seconds(rig: Rig) ->
     rig.streams.on_hermes_frame("porch", wav(32000))  # two seconds
     rig.streams.on_hermes_frame("porch", wav(32001))
     rig.sync()
-    errors = rig.errors()
+    errors = rig.told("stream.error")
     assert len(errors) == 3
-    assert errors[1].startswith("bad Hermes audio frame: not a ")
-    assert errors[2] == "bad Hermes audio frame: audio is 2 s long; the limit is 2 s"
+    assert errors[1][0] == "default" and errors[1][1]["session"] == "hermes-porch"
+    assert errors[1][1]["error"].startswith("bad Hermes audio frame: not a ")
+    assert errors[2] == ("default", {"session": "hermes-porch", "error": "bad Hermes audio frame: audio is 2 s long; the limit is 2 s"})
     assert rig.segmenters[0].samples == 32000
 
 
@@ -658,3 +661,15 @@ def test_a_message_that_fails_is_logged_and_told_and_the_thread_goes_on(rig: Rig
     rig.send("s1", "stop")
     rig.sync()
     assert rig.told("stream.stopped") == [("default", {"session": "s1", "seconds": 0.01})]
+
+
+def test_what_waited_and_found_the_scoring_queue_full_is_told_for_the_sites_session(rig: Rig) -> None:
+    rig.records.accept = False
+    rig.heard("listening")
+    rig.site_frame("porch", 2.0)
+    rig.heard("listening")  # let go of, without a text
+    rig.site_frame("porch", 1.5)
+    rig.heard("heard", "Lights on.")  # let go of, with its text
+    rig.sync()
+    assert rig.told("stream.error") == [("default", {"session": "hermes-porch", "error": "scoring queue is full; utterances dropped"})] * 2
+    assert [s[3] for s in rig.records.submitted] == [None, "Lights on."]
