@@ -412,7 +412,7 @@ def test_the_plan_refuses_an_unknown_trainer_and_bad_params(rig: Rig) -> None:
     assert (refused.value.code, str(refused.value)) == ("unknown_trainer", "no trainer for 'piper'; known: counting, kokoro, rvc")
     with pytest.raises(ServiceError) as refused:
         rig.service.plan("default", PlanRequest(provider="counting", params={"steps": -1}))
-    assert refused.value.code == "invalid_params"
+    assert refused.value.code == "invalid_params" and "steps" in str(refused.value)
     assert refused.value.data is not None and refused.value.data["problems"][0]["field"] == "params.steps"
 
 
@@ -491,6 +491,16 @@ def test_retraining_looks_at_every_profile_that_wants_it(quiet: Rig) -> None:
     auto(rig, new_samples=1, enabled=False)
     rig.keep(1, "den")
     rig.keep(1)
+    assert [j.profile for j in rig.service.check_auto_retrain()] == ["den"]
+
+
+def test_a_job_active_in_one_profile_holds_back_that_profile_only(quiet: Rig) -> None:
+    rig = quiet
+    auto(rig, new_samples=1)
+    auto(rig, new_samples=1, profile="den")
+    rig.keep(1)
+    rig.keep(1, "den")
+    rig.job(state="running")  # default's: checked first
     assert [j.profile for j in rig.service.check_auto_retrain()] == ["den"]
 
 
