@@ -104,7 +104,7 @@ class FakeRecords:
 
 
 class Rig:
-    def __init__(self, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, home: Path, monkeypatch: pytest.MonkeyPatch, own_clock: bool = True) -> None:
         for profile in ("default", "den"):
             (home / "profiles" / profile).mkdir(parents=True)
         self.clock = Clock()
@@ -120,7 +120,8 @@ class Rig:
         self.bus = EventBus()
         self.bus.listen(self._event)
         self.streams = StreamSessions(Layout(home), self.records, self.bus, SITES, 1 << 24)  # type: ignore[arg-type]
-        self.streams.own_speech = OwnSpeech(self.clock.monotonic)
+        if own_clock:
+            self.streams.own_speech = OwnSpeech(self.clock.monotonic)
 
     def _segmenter(self, options: VadOptions) -> FakeSegmenter:
         made = FakeSegmenter(options, self.cuts, self.at_flush)
@@ -235,9 +236,10 @@ def test_a_bad_start_is_told_and_opens_nothing(rig: Rig, body: bytes) -> None:
     rig.send("s1", "start", body)
     rig.send("s1", "frame", pcm(10))
     rig.sync()
-    [bad, frame] = rig.errors()
-    assert bad.startswith("bad start message: ") and len(bad) > len("bad start message: ")
-    assert frame == NEVER_STARTED
+    [(profile, bad), frame] = rig.told("stream.error")
+    assert profile == "default" and bad["session"] == "s1"
+    assert bad["error"].startswith("bad start message: ") and len(bad["error"]) > len("bad start message: ")
+    assert frame == ("default", {"session": "s1", "error": NEVER_STARTED})
     assert rig.told("stream.started") == []
 
 
@@ -283,9 +285,10 @@ def test_a_stop_closes_its_session_once(rig: Rig) -> None:
     rig.send("s1", "start")
     rig.send("s1", "stop")
     rig.send("s1", "stop")
-    rig.send("s1", "frame", pcm(2))
+    rig.send("s1", "frame", pcm(2), profile="den")
     rig.sync()
-    assert rig.errors() == ["stop for a session that was never started"] * 2 + [NEVER_STARTED]
+    assert rig.told("stream.error") == [("default", {"session": "s1", "error": "stop for a session that was never started"})] * 2 + [
+        ("den", {"session": "s1", "error": NEVER_STARTED})]
     assert rig.told("stream.stopped") == [("default", {"session": "s1", "seconds": 0.0})]
 
 
@@ -305,8 +308,9 @@ def test_frames_are_16_bit_pcm_of_at_most_256_kib(rig: Rig) -> None:
     rig.send("s1", "frame", b"\0" * 3)
     rig.send("s1", "frame", b"")
     rig.sync()
-    assert rig.errors() == ["bad frame: 262146 bytes (16-bit PCM, at most 262144)",
-                            "bad frame: 3 bytes (16-bit PCM, at most 262144)"]
+    assert rig.told("stream.error") == [
+        ("default", {"session": "s1", "error": "bad frame: 262146 bytes (16-bit PCM, at most 262144)"}),
+        ("default", {"session": "s1", "error": "bad frame: 3 bytes (16-bit PCM, at most 262144)"})]
     assert [len(s) for s in rig.segmenters[0].fed] == [128 * 1024, 0]
 
 
@@ -327,9 +331,11 @@ def test_other_rates_are_fed_at_16_khz_the_last_of_it_at_the_stop(rig: Rig, rate
         rig.send("s1", "frame", pcm(rate // 10))
     rig.sync()
     assert 14000 < rig.segmenters[0].samples < 16000  # the resampler holds a little back...
+    rig.cut(1.0)  # cut from what the resampler gave last
     rig.send("s1", "stop")
     rig.sync()
     assert rig.segmenters[0].samples == 16000  # ...until the stream ends
+    assert rig.records.submitted == [("default", [1.0], "stream:s1", None)]
     assert rig.told("stream.stopped") == [("default", {"session": "s1", "seconds": 1.0})]
 
 
@@ -670,6 +676,26 @@ def test_what_waited_and_found_the_scoring_queue_full_is_told_for_the_sites_sess
     rig.heard("listening")  # let go of, without a text
     rig.site_frame("porch", 1.5)
     rig.heard("heard", "Lights on.")  # let go of, with its text
-    rig.sync()
-    assert rig.told("stream.error") == [("default", {"session": "hermes-porch", "error": "scoring queue is full; utterances dropped"})] * 2
-    assert [s[3] for s in rig.records.submitted] == [None, "Lights on."]
+    rig.heard("heard", "Lights off.")
+    rig.site_frame("porch", 2.5)  # paired with a text that came first
+    rig.heard("listening")
+    rig.site_frame("porch", 3.0)
+    rig.at(31)  # let go of after the wait
+    assert rig.told("stream.error") == [("default", {"session": "hermes-porch", "error": "scoring queue is full; utterances dropped"})] * 4
+    assert [s[3] for s in rig.records.submitted] == [None, "Lights on.", "Lights off.", None]
+
+
+def test_the_agents_own_speech_is_heard_on_the_real_clock_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rig = Rig(tmp_path, monkeypatch, own_clock=False)
+    try:
+        rig.send("s1", "start")
+        rig.bus.emit("default", "speak.finished", {"audio_seconds": 600})
+        rig.frame("s1", 1.0)
+        assert len(rig.told("sample.rejected")) == 1 and rig.records.submitted == []
+    finally:
+        rig.streams.stop()
+
+
+def test_the_stream_thread_is_named_and_does_not_hold_the_agents_exit(rig: Rig) -> None:
+    thread = rig.streams._thread
+    assert (thread.name, thread.daemon) == ("streams", True)  # in a stack dump; a stuck cut cannot block exit
