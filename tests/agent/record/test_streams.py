@@ -97,7 +97,6 @@ def test_a_dropped_frame_is_told_to_its_profile_and_session(rig: Rig, monkeypatc
     monkeypatch.setattr(rig.streams._inbox_bytes, "limit", 10 * LIMIT)
     monkeypatch.setattr(rig.streams._inbox, "maxsize", 1)  # the one the thread holds is out of the queue
     rig.streams.on_stream("default", "s3", "frame", b"\0")
-
     rig.streams.on_stream("default", "s4", "frame", b"\0")  # over the count
     assert rig.told_to[:2] == [("default", "s2"), ("default", "s4")]
     assert rig.errors[1] == "stream input is backed up; frames dropped"
