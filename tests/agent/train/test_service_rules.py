@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +35,27 @@ from tests.agent.gpu.test_arbiter import FakeGpus
 from tests.agent.record.test_service import FakeAnalyser, scored
 from tests.agent.train.test_memory_checks import Machine
 from tests.agent.train.test_service import fill
+from tests.fake_trainer import CountingParams
 
 RVC_OUTPUTS = registry.spec("rvc").trainer.outputs  # type: ignore[union-attr]
-COUNTING = {"counting": "tests.fake_trainer:CountingTrainer"}
+COUNTING = {"counting": "tests.fake_trainer:CountingTrainer", "plain": "tests.agent.train.test_service_rules:PlainTrainer",
+            "named": "tests.agent.train.test_service_rules:NamedTrainer"}
+
+
+class PlainTrainer:
+    """A plugin trainer that says nothing of its voice, steps or memory."""
+
+    params_model = CountingParams
+
+
+class NamedTrainer:
+    """A plugin trainer whose voice names the speaker, the outputs and the params it was given."""
+
+    params_model = CountingParams
+
+    @staticmethod
+    def voice_settings(outputs: Sequence[Path], speaker: str, params: CountingParams) -> dict[str, Any]:
+        return {"speaker": speaker, "outputs": [str(p) for p in outputs], "steps": params.steps}
 
 
 class Rig:
@@ -122,7 +140,7 @@ def counting_dataset(rig: Rig, speaker: str = "owner", profile: str = "default")
 def test_an_unknown_trainer_is_refused_naming_those_there_are(rig: Rig) -> None:
     refused = rig.refusal("piper")
     assert (refused.code, str(refused), refused.data) == (
-        "unknown_trainer", "no trainer for 'piper'; known: counting, kokoro, rvc", None)
+        "unknown_trainer", "no trainer for 'piper'; known: counting, kokoro, named, plain, rvc", None)
 
 
 def test_bad_params_are_refused_with_each_problem_under_params(rig: Rig) -> None:
@@ -332,12 +350,12 @@ def test_status_lists_the_profiles_last_20_jobs_and_the_trainers(rig: Rig) -> No
     listed = rig.service.status("default", JobRequest(id="s"))
     assert listed["id"] == "s" and len(listed["jobs"]) == 20
     assert {j["profile"] for j in listed["jobs"]} == {"default"} and all("voice" in j for j in listed["jobs"])
-    assert listed["trainers"] == ["counting", "kokoro", "rvc"]
+    assert listed["trainers"] == ["counting", "kokoro", "named", "plain", "rvc"]
 
 
 def test_the_trainers_params_are_json_schema_with_their_aliases(rig: Rig) -> None:
     answer = rig.service.trainers("default", JobRequest(id="t"))
-    assert answer["id"] == "t" and list(answer["trainers"]) == ["counting", "kokoro", "rvc"]
+    assert answer["id"] == "t" and list(answer["trainers"]) == ["counting", "kokoro", "named", "plain", "rvc"]
     counting = answer["trainers"]["counting"]
     assert counting["outputs"] == "counting-models"
     assert counting["params"]["properties"]["steps"]["default"] == 40
@@ -386,6 +404,20 @@ def test_a_job_whose_params_no_longer_fit_its_trainer_shows_no_voice(rig: Rig, c
     assert rig.service.status("default", JobRequest(job=rvc.id))["job"]["voice"] != {}  # rvc says its voice
 
 
+def test_a_voice_is_only_that_of_a_finished_job_with_outputs_of_a_trainer_that_says_it(rig: Rig) -> None:
+    outputs = [str(rig.home / "voice.onnx")]
+    named = rig.job("named", speaker="ann", params={"steps": 3}, state="finished", outputs=outputs)
+    assert rig.service.voice_of("default", named.id) == {"speaker": "ann", "outputs": outputs, "steps": 3}
+    for state in ("running", "failed", "cancelled"):
+        job = rig.job("named", speaker=f"x{state}", state=state, outputs=outputs)
+        assert rig.service.status("default", JobRequest(job=job.id))["job"]["voice"] == {}
+    plain = rig.job("plain", state="finished", outputs=outputs)
+    assert rig.service.status("default", JobRequest(job=plain.id))["job"]["voice"] == {}
+    with pytest.raises(ServiceError) as refused:
+        rig.service.voice_of("default", plain.id)
+    assert str(refused.value) == f"job {plain.id} made no voice the profile can speak with"
+
+
 # -- the plan ---------------------------------------------------------------------------------
 
 def test_the_plan_names_each_trainers_readiness_and_the_estimate(rig: Rig) -> None:
@@ -396,7 +428,7 @@ def test_the_plan_names_each_trainers_readiness_and_the_estimate(rig: Rig) -> No
     assert (plan["id"], plan["provider"], plan["speaker"]) == ("p", "counting", "owner")
     assert plan["dataset"] == {"samples": 2, "minutes": 0.07, "with_transcripts": 0, "minutes_with_transcripts": 0.0}
     trainers = plan["trainers"]
-    assert list(trainers) == ["counting", "kokoro", "rvc"]
+    assert list(trainers) == ["counting", "kokoro", "named", "plain", "rvc"]
     assert trainers["counting"]["dataset_wavs"] == 2 and trainers["counting"]["ready"] is True
     assert trainers["kokoro"]["dataset_wavs"] == 0 and trainers["kokoro"]["ready"] is False
     assert trainers["rvc"]["missing"][0] == "48 more samples (have 2, need 50)"
@@ -409,7 +441,7 @@ def test_the_plan_names_each_trainers_readiness_and_the_estimate(rig: Rig) -> No
 def test_the_plan_refuses_an_unknown_trainer_and_bad_params(rig: Rig) -> None:
     with pytest.raises(ServiceError) as refused:
         rig.service.plan("default", PlanRequest(provider="piper"))
-    assert (refused.value.code, str(refused.value)) == ("unknown_trainer", "no trainer for 'piper'; known: counting, kokoro, rvc")
+    assert (refused.value.code, str(refused.value)) == ("unknown_trainer", "no trainer for 'piper'; known: counting, kokoro, named, plain, rvc")
     with pytest.raises(ServiceError) as refused:
         rig.service.plan("default", PlanRequest(provider="counting", params={"steps": -1}))
     assert refused.value.code == "invalid_params" and "steps" in str(refused.value)
@@ -492,6 +524,16 @@ def test_retraining_looks_at_every_profile_that_wants_it(quiet: Rig) -> None:
     rig.keep(1, "den")
     rig.keep(1)
     assert [j.profile for j in rig.service.check_auto_retrain()] == ["den"]
+
+
+def test_a_failure_behind_50_jobs_of_other_trainers_still_holds_retraining_back(quiet: Rig) -> None:
+    rig = quiet
+    auto(rig, new_samples=1)
+    rig.job(state="failed", finished=time.time())
+    for n in range(50):
+        rig.job("rvc", speaker=f"s{n}", state="finished", finished=time.time())
+    rig.keep(1)
+    assert rig.service.check_auto_retrain() == []  # the failure was just now: an hour's wait
 
 
 def test_a_job_active_in_one_profile_holds_back_that_profile_only(quiet: Rig) -> None:
