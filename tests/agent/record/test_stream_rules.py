@@ -607,6 +607,8 @@ def test_a_session_without_frames_for_30_seconds_is_closed(rig: Rig) -> None:
     rig.at(30)
     assert rig.told("stream.stopped") == []
     rig.at_flush.append(utterance(4.0))
+    rig.at(30.5)
+    assert rig.told("stream.stopped") == []  # idle by now, but the thread looks once a second, not at every message
     rig.at(31)  # a second after the last check
     assert rig.told("stream.stopped") == [("default", {"session": "s2", "seconds": 0.01})]
     assert rig.records.submitted == [("default", [4.0], "stream:s2", None)]  # its open speech kept
@@ -699,3 +701,11 @@ def test_the_agents_own_speech_is_heard_on_the_real_clock_by_default(tmp_path: P
 def test_the_stream_thread_is_named_and_does_not_hold_the_agents_exit(rig: Rig) -> None:
     thread = rig.streams._thread
     assert (thread.name, thread.daemon) == ("streams", True)  # in a stack dump; a stuck cut cannot block exit
+
+
+def test_what_waits_at_the_stop_and_finds_the_scoring_queue_full_is_told(rig: Rig) -> None:
+    rig.records.accept = False
+    rig.heard("listening")
+    rig.site_frame("porch", 2.0)
+    rig.streams.stop()
+    assert rig.told("stream.error") == [("default", {"session": "hermes-porch", "error": "scoring queue is full; utterances dropped"})]
