@@ -48,13 +48,17 @@ class PlainTrainer:
     params_model = CountingParams
 
 
+class NamedParams(CountingParams):
+    reference: Path | None = None  # not a JSON type: a job holds it as JSON
+
+
 class NamedTrainer:
     """A plugin trainer whose voice names the speaker, the outputs and the params it was given."""
 
-    params_model = CountingParams
+    params_model = NamedParams
 
     @staticmethod
-    def voice_settings(outputs: Sequence[Path], speaker: str, params: CountingParams) -> dict[str, Any]:
+    def voice_settings(outputs: Sequence[Path], speaker: str, params: NamedParams) -> dict[str, Any]:
         return {"speaker": speaker, "outputs": [str(p) for p in outputs], "steps": params.steps}
 
 
@@ -159,6 +163,28 @@ def test_a_queued_job_holds_its_params_with_the_defaults_filled_in(rig: Rig) -> 
         "default", "counting", "owner", "idle", "queued", None)
     stored = rig.service.jobs.get(job["id"])
     assert stored is not None and stored.params == job["params"]
+
+
+def test_a_queued_jobs_params_are_json(rig: Rig) -> None:
+    job = rig.submit("named", params={"reference": "/home/ann/ref.wav"})["job"]
+    assert job["params"]["reference"] == "/home/ann/ref.wav"
+    stored = rig.service.jobs.get(job["id"])
+    assert stored is not None and stored.params["reference"] == "/home/ann/ref.wav"
+
+
+def test_a_trainer_that_says_nothing_of_its_memory_is_not_checked(rig: Rig) -> None:
+    assert rig.submit("plain", check=True)["memory"] is None
+    assert rig.submit("plain")["job"]["state"] == "queued"
+
+
+def test_each_problem_the_trainer_finds_is_told(rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    spec = dataclasses.replace(registry.spec("kokoro").trainer, check=lambda folder, params: ["too few", "too short"])  # type: ignore[arg-type]
+    monkeypatch.setattr(service_module, "trainer_for", lambda provider, extra: spec)
+    refused = rig.refusal("kokoro", dataset=tmp_path)
+    assert str(refused) == "too few; too short"
+    assert refused.data is not None and refused.data["problems_found"] == ["too few", "too short"]
 
 
 def test_the_id_of_the_request_comes_back(rig: Rig) -> None:
@@ -526,6 +552,16 @@ def test_retraining_looks_at_every_profile_that_wants_it(quiet: Rig) -> None:
     assert [j.profile for j in rig.service.check_auto_retrain()] == ["den"]
 
 
+def test_a_profile_that_waits_after_a_failure_does_not_hold_back_the_next(quiet: Rig) -> None:
+    rig = quiet
+    auto(rig, new_samples=1)
+    auto(rig, new_samples=1, profile="den")
+    rig.job(state="failed", finished=time.time())  # default's: checked first, it waits
+    rig.keep(1)
+    rig.keep(1, "den")
+    assert [j.profile for j in rig.service.check_auto_retrain()] == ["den"]
+
+
 def test_a_failure_behind_50_jobs_of_other_trainers_still_holds_retraining_back(quiet: Rig) -> None:
     rig = quiet
     auto(rig, new_samples=1)
@@ -620,22 +656,27 @@ def test_a_retraining_that_would_be_refused_is_not_queued(quiet: Rig, caplog: py
     rig = quiet
     auto(rig, new_samples=1, provider="rvc")
     rig.keep(1)  # new enough, but rvc needs 50
+    auto(rig, new_samples=1, profile="den")  # checked after it
+    rig.keep(1, "den")
     with caplog.at_level(logging.INFO, logger="agent.train.service"):
-        assert rig.service.check_auto_retrain() == [] and rig.service.jobs.list() == []
+        assert [j.profile for j in rig.service.check_auto_retrain()] == ["den"]
     [line] = logged(caplog)
     assert line.startswith("automatic retraining of default/rvc not queued: not enough samples to train rvc: ")
 
 
 def test_a_profile_whose_samples_cannot_be_opened_is_told_and_skipped(quiet: Rig, caplog: pytest.LogCaptureFixture) -> None:
     rig = quiet
-    auto(rig, new_samples=1, profile="den")
-    rig.layout.samples_db("den").mkdir(parents=True)  # its record path is down
+    (rig.home / "profiles" / "attic").mkdir()  # checked first
+    auto(rig, new_samples=1, profile="attic")
+    rig.layout.samples_db("attic").mkdir(parents=True)  # its record path is down
     auto(rig, new_samples=1)
     rig.keep(1)
     with caplog.at_level(logging.INFO, logger="agent.train.service"):
         assert [j.profile for j in rig.service.check_auto_retrain()] == ["default"]
     [line] = logged(caplog)
-    assert line.startswith("automatic retraining of den/counting not checked: ") and len(line) > 52
+    with pytest.raises(ServiceError) as down:
+        rig.records.store("attic")
+    assert line == f"automatic retraining of attic/counting not checked: {down.value}"
 
 
 def test_a_kept_sample_makes_the_check_of_its_profile_run_on_the_services_thread(rig: Rig) -> None:
