@@ -743,6 +743,7 @@ def test_the_settings_reach_the_idle_policy_and_the_runner(make: Callable[..., R
     runner = rig.service.runner
     assert (runner._max_restarts, runner._preempt, runner._admit) == (5, False, rig.service._admit)
     assert runner._prepare == rig.service._prepare and runner._jobs is rig.service.jobs
+    assert runner._policy is rig.service.policy
     assert rig.service.hogs is rig.hogs
 
 
@@ -757,7 +758,9 @@ def test_speech_and_recordings_are_activity_for_the_idle_policy_and_speech_reach
     assert told == ["speech"]
 
 
-def test_start_schedules_the_tick_the_gpu_state_and_the_retraining_check(rig: Rig) -> None:
+def test_start_schedules_the_tick_the_gpu_state_and_the_retraining_check(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logging.getLogger("apscheduler"), "level", logging.NOTSET)  # as before any start
+    monkeypatch.setattr(logging.getLogger(), "level", logging.getLogger().level)
     rig.service.start()
     jobs = {job.id: job for job in rig.service._scheduler.get_jobs()}
     assert {name: job.trigger.interval.total_seconds() for name, job in jobs.items()} == {
