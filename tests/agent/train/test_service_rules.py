@@ -552,6 +552,15 @@ def test_retraining_looks_at_every_profile_that_wants_it(quiet: Rig) -> None:
     assert [j.profile for j in rig.service.check_auto_retrain()] == ["den"]
 
 
+def test_a_profile_with_too_few_new_samples_does_not_hold_back_the_next(quiet: Rig) -> None:
+    rig = quiet
+    auto(rig, new_samples=2)  # default: checked first, one sample of two
+    auto(rig, new_samples=1, profile="den")
+    rig.keep(1)
+    rig.keep(1, "den")
+    assert [j.profile for j in rig.service.check_auto_retrain()] == ["den"]
+
+
 def test_a_profile_that_waits_after_a_failure_does_not_hold_back_the_next(quiet: Rig) -> None:
     rig = quiet
     auto(rig, new_samples=1)
