@@ -180,7 +180,9 @@ def test_a_trainer_that_says_nothing_of_its_memory_is_not_checked(rig: Rig) -> N
 def test_each_problem_the_trainer_finds_is_told(rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import dataclasses
 
-    spec = dataclasses.replace(registry.spec("kokoro").trainer, check=lambda folder, params: ["too few", "too short"])  # type: ignore[arg-type]
+    kokoro = registry.spec("kokoro").trainer
+    assert kokoro is not None
+    spec = dataclasses.replace(kokoro, check=lambda folder, params: ["too few", "too short"])
     monkeypatch.setattr(service_module, "trainer_for", lambda provider, extra: spec)
     refused = rig.refusal("kokoro", dataset=tmp_path)
     assert str(refused) == "too few; too short"
