@@ -42,6 +42,7 @@ class Rig:
         (home / "profiles" / "default").mkdir(parents=True)
         self.layout = SlowLayout(home)
         self.errors: list[str] = []
+        self.told_to: list[tuple[str, str]] = []  # (profile, session) of each error
         self.told = threading.Condition()
         events = EventBus()
         events.listen(self._event)
@@ -51,6 +52,7 @@ class Rig:
         if name == "stream.error":
             with self.told:
                 self.errors.append(data["error"])
+                self.told_to.append((profile, data["session"]))
                 self.told.notify_all()
 
     def frame(self, size: int) -> None:
@@ -87,6 +89,17 @@ def test_frames_up_to_the_byte_bound_wait_one_byte_more_is_dropped(rig: Rig) -> 
     rig.frame(1)  # one byte over: dropped at once, and told
     assert rig.errors == [f"stream input is backed up ({LIMIT} bytes waiting, at most {LIMIT}); frames dropped"]
     assert rig.handled(3)[1:] == [NEVER_STARTED] * 2  # the two that waited were handled
+
+
+def test_a_dropped_frame_is_told_to_its_profile_and_session(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    rig.blocked_on(LIMIT)
+    rig.streams.on_stream("default", "s2", "frame", b"\0")  # over the bytes
+    monkeypatch.setattr(rig.streams._inbox_bytes, "limit", 10 * LIMIT)
+    monkeypatch.setattr(rig.streams._inbox, "maxsize", 1)  # the one the thread holds is out of the queue
+    rig.streams.on_stream("default", "s3", "frame", b"\0")
+    rig.streams.on_stream("default", "s4", "frame", b"\0")  # over the count
+    assert rig.told_to[:2] == [("default", "s2"), ("default", "s4")]
+    assert rig.errors[1] == "stream input is backed up; frames dropped"
 
 
 def test_the_bytes_go_back_as_frames_are_handled(rig: Rig) -> None:
