@@ -60,6 +60,7 @@ def test_a_format_it_cannot_write_is_refused(value: Any, code: str) -> None:
     ("audio/flac; q = 0.1, audio/mpeg;q=0.5", "mp3"),  # spaces around the q
     ("audio/flac;level=1;q=0.1, audio/mpeg;q=0.5", "mp3"),  # q after another parameter
     ("audio/flac;Q=0.1, audio/mpeg;q=0.5", "mp3"),  # the parameter's name in capitals
+    ("audio/flac;q=1=1;q=0.1, audio/mpeg;q=0.5", "flac"),  # the first q decides, even one that is no number
     ("audio/opus", "opus"), ("audio/mp3", "mp3"), ("audio/x-flac", "flac"), ("audio/wave", "wav"),
     ("audio/vnd.wave", "wav"),
     ("audio/aac, */*;q=0.1", "wav"),  # a wildcard, however low, takes the default

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import sys
 import types
@@ -31,7 +32,8 @@ class FakeInfo:
         self.type, self.name, self.addresses, self.port = type_, name, addresses, port
 
 
-def test_registers_the_wyoming_service_and_withdraws_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_registers_the_wyoming_service_and_withdraws_it(monkeypatch: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
     fake = types.ModuleType("zeroconf.asyncio")
     fake.AsyncZeroconf = FakeZeroconf  # type: ignore[attr-defined]
     fake.AsyncServiceInfo = FakeInfo  # type: ignore[attr-defined]
@@ -44,9 +46,12 @@ def test_registers_the_wyoming_service_and_withdraws_it(monkeypatch: pytest.Monk
         await advert.close()
         await advert.close()  # twice is harmless
 
-    asyncio.run(run())
+    with caplog.at_level(logging.INFO, "agent.wyoming.advertise"):
+        asyncio.run(run())
     assert [c[0] for c in FakeZeroconf.calls] == ["register", "unregister", "close"]
     info = FakeZeroconf.calls[0][1]
+    assert FakeZeroconf.calls[1][1] is info  # the same service withdrawn
+    assert caplog.messages == ["Wyoming server announced over zeroconf as voice-agent-test at 192.0.2.7:10210"]
     assert (info.type, info.name, info.port) == (SERVICE_TYPE, f"voice-agent-test.{SERVICE_TYPE}", 10210)
     assert info.addresses == [socket.inet_aton("192.0.2.7")]
 

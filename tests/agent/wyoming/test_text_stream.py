@@ -44,6 +44,7 @@ def test_sentences_are_spoken_in_order_with_the_stream_s_voice_and_the_rest_at_t
 
     async def go() -> None:
         stream = TextStream(speech, PICK, 100)  # type: ignore[arg-type]
+        assert "wyoming text stream" in {task.get_name() for task in asyncio.all_tasks()}  # named in a dump of tasks
         stream.add("One here. Tw")
         stream.add("o here! Three")
         await stream.finish()
