@@ -172,9 +172,16 @@ def test_a_request_outside_the_api_never_speaks(fields: dict[str, Any], status: 
     assert speaker.requests == []
 
 
+def test_a_field_outside_the_api_is_named_in_the_message() -> None:
+    got, _, raw = ask(core_with(), "POST", SPEECH, json=body(input=""))
+    assert (got, refusal(raw)) == (400, {"message": "input: String should have at least 1 character",
+                                         "type": "invalid_request_error", "param": "input", "code": "invalid_payload"})
+
+
 def test_a_body_that_is_no_json_object_is_refused_in_openai_s_shape() -> None:
     got, _, raw = ask(core_with(), "POST", SPEECH, data=b"[1, 2]", headers={"Content-Type": "application/json"})
-    assert got == 400 and refusal(raw)["type"] == "invalid_request_error"
+    assert (got, refusal(raw)) == (400, {"message": "body must be a JSON object", "type": "invalid_request_error",
+                                         "param": None, "code": "invalid_payload"})
 
 
 # -- refusals after the first sound ---------------------------------------------------------------
@@ -193,9 +200,12 @@ def test_a_failure_after_the_first_sound_is_an_error_event_that_ends_the_stream(
     assert caplog.messages == ["OpenAI speech failed mid-stream: provider_error: the engine broke mid-way"]
 
 
-def test_a_crash_after_the_first_sound_is_an_internal_error_event() -> None:
+def test_a_crash_after_the_first_sound_is_an_internal_error_event(caplog: pytest.LogCaptureFixture) -> None:
     speaker = Speaker(fail=KeyError("bug"), fail_after=1)
-    status, _, raw = ask(core_with(speaker), "POST", SPEECH, json=body(stream_format="sse"))
+    with caplog.at_level(logging.WARNING, "agent.http.openai"):
+        status, _, raw = ask(core_with(speaker), "POST", SPEECH, json=body(stream_format="sse"))
+    crashed = [r for r in caplog.records if r.exc_info]
+    assert [r.getMessage() for r in crashed] == ["OpenAI speech failed"]
     last = json.loads(raw.split(b"\n\n")[-2].split(b"data: ", 1)[1])
     assert (status, last["error"]["code"], last["error"]["message"]) == (200, "internal_error", "KeyError: 'bug'")
 
@@ -211,6 +221,57 @@ def test_a_raw_stream_that_fails_after_the_first_sound_is_cut_short() -> None:
 
     with pytest.raises(aiohttp.ClientPayloadError):  # never a body that looks whole
         asyncio.run(asyncio.wait_for(go(), WAIT))
+
+
+class Leaving:
+    """``speak``: one chunk, then (once the test lets it) a second, which a client that left refuses."""
+
+    def __init__(self) -> None:
+        self.go_on = threading.Event()
+        self.out: Any = None
+        self.where = ""
+        self.refused: ServiceError | None = None
+        self.answer: Future[dict[str, Any]] = Future()
+
+    def __call__(self, profile: str, request: Any, out: Any) -> Future[dict[str, Any]]:
+        self.out, self.where = out, out.where("r1", True)
+
+        def run() -> None:
+            out.chunk("r1", 0, b"one")
+            self.go_on.wait(WAIT)
+            try:
+                out.chunk("r1", 1, b"two")
+            except ServiceError as exc:
+                self.refused = exc
+                self.answer.set_exception(exc)
+                return
+            self.answer.set_result(summary())
+
+        threading.Thread(target=run, daemon=True).start()
+        return self.answer
+
+
+def test_a_client_that_leaves_stops_its_speech_at_the_next_chunk() -> None:
+    speaker = Leaving()
+
+    async def go() -> None:
+        async with TestClient(TestServer(Api(core_with(speaker), AgentSettings()).app())) as client:  # type: ignore[arg-type]
+            response = await client.post(SPEECH, json=body())
+            assert await response.content.readany() == b"one"
+            response.close()
+            while not speaker.out.departure.gone:  # the door sees its connection closed (no leave() needed)
+                await asyncio.sleep(0.01)
+            speaker.go_on.set()
+            while not speaker.answer.done():
+                await asyncio.sleep(0.01)
+
+    try:
+        asyncio.run(asyncio.wait_for(go(), WAIT))
+    finally:
+        speaker.go_on.set()
+    assert speaker.where == "openai"
+    assert speaker.refused is not None and speaker.refused.code == "client_gone"
+    assert str(speaker.refused) == "the OpenAI client has gone (127.0.0.1)"
 
 
 # -- models and voices ----------------------------------------------------------------------------

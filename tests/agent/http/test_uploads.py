@@ -28,7 +28,7 @@ LIMIT = 1000
     ("C:\\Users\\me\\v.onnx", "v.onnx"), ("a/b\\c.zip", "c.zip"), ("...", "upload"), ("._-a.zip", "a.zip"),
     (".hidden.onnx", "hidden.onnx"), ("-rf.zip", "rf.zip"), ("a.b-c_d.onnx", "a.b-c_d.onnx"), ("dir/", "upload"),
     ("x" * 200 + ".zip", "x" * 128), ("y" * 124 + ".zip", "y" * 124 + ".zip"), ("é.onnx", "é.onnx"),
-    ("a\x00b.zip", "a_b.zip"),
+    ("a\x00b.zip", "a_b.zip"), ("Xenia.onnx", "Xenia.onnx"),
 ])
 def test_the_client_s_file_name_becomes_one_plain_segment(raw: str | None, safe: str) -> None:
     assert safe_file_name(raw) == safe
@@ -49,8 +49,9 @@ def form(*parts: bytes) -> bytes:
 class Door:
     """A bare app whose one route hands the request to ``receive`` and answers what it made."""
 
-    def __init__(self, tmp_path: Path, take_fails_after: int | None = None) -> None:
+    def __init__(self, tmp_path: Path, take_fails_after: int | None = None, limit: int = LIMIT) -> None:
         self.dir = tmp_path / "uploads"
+        self.limit = limit
         self.taken: list[int] = []
         self.take_fails_after = take_fails_after
         self.upload: Upload | None = None
@@ -62,7 +63,7 @@ class Door:
 
     async def handle(self, request: web.Request) -> web.Response:
         try:
-            upload = await receive(request, self.dir, LIMIT, self.take)
+            upload = await receive(request, self.dir, self.limit, self.take)
         except ServiceError as exc:
             return error_response(exc.code, str(exc))
         self.upload = upload
@@ -103,6 +104,8 @@ def test_the_file_and_its_fields_are_taken(tmp_path: Path) -> None:
     door.upload.discard()
     assert door.left() == []
     door.upload.discard()  # twice is harmless
+    status, answer = door.post(form(part("file", b"more", "v.onnx")))  # the uploads folder is there now
+    assert status == 200 and answer["content"] == "more"
 
 
 def test_a_file_at_the_cap_is_taken_and_one_byte_more_is_cut(tmp_path: Path) -> None:
@@ -112,6 +115,13 @@ def test_a_file_at_the_cap_is_taken_and_one_byte_more_is_cut(tmp_path: Path) -> 
     status, answer = Door(tmp_path / "2").post(form(part("file", b"a" * (LIMIT + 1), "v.onnx")), chunked=True)
     assert (status, answer["code"]) == (413, "payload_too_large")
     assert answer["error"] == (f"the upload is more than {LIMIT} bytes, the limit (VOICE_AGENT_VOICE_IMPORT_MAX_MB)")
+
+
+def test_the_cap_counts_every_chunk_of_the_file(tmp_path: Path) -> None:
+    door = Door(tmp_path, limit=270 * 1024)  # more than one chunk read (256 KiB), each under the cap
+    status, answer = door.post(form(part("file", b"a" * 300 * 1024, "v.onnx")), chunked=True)
+    assert (status, answer["code"]) == (413, "payload_too_large")
+    assert door.left() == []
 
 
 def test_a_body_that_says_it_is_over_the_cap_is_refused_before_it_is_read(tmp_path: Path) -> None:
