@@ -27,6 +27,7 @@ from agent.settings import AgentSettings
 from agent.voices.picks import OPENAI_MODELS, OPENAI_VOICES
 from providers import registry
 from tests.agent.http.fake_core import Anything, fake_core, summary
+from tests.mosquitto import free_port
 
 WAIT = 10
 SPEECH = "/v1/audio/speech"
@@ -272,6 +273,55 @@ def test_a_client_that_leaves_stops_its_speech_at_the_next_chunk() -> None:
     assert speaker.where == "openai"
     assert speaker.refused is not None and speaker.refused.code == "client_gone"
     assert str(speaker.refused) == "the OpenAI client has gone (127.0.0.1)"
+
+
+class Deaf(Leaving):
+    """A provider that hands its second chunk on without asking whether the client is still there:
+    the door's write finds the connection closed."""
+
+    def __call__(self, profile: str, request: Any, out: Any) -> Future[dict[str, Any]]:
+        self.out = out
+
+        def run() -> None:
+            out.deliver(b"one")
+            self.go_on.wait(WAIT)
+            out.deliver(b"two")
+            self.answer.set_result(summary())
+
+        threading.Thread(target=run, daemon=True).start()
+        return self.answer
+
+
+def test_a_client_gone_when_its_audio_is_written_is_marked_gone(caplog: pytest.LogCaptureFixture) -> None:
+    """Served as the agent serves it (aiohttp's test server cancels a handler whose client left;
+    the agent's does not, so the handler goes on to write)."""
+    speaker = Deaf()
+
+    async def go() -> None:
+        runner = web.AppRunner(Api(core_with(speaker), AgentSettings()).app(), access_log=None,  # type: ignore[arg-type]
+                               handle_signals=False)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            async with aiohttp.ClientSession() as session:
+                response = await session.post(f"http://127.0.0.1:{port}{SPEECH}", json=body())
+                assert await response.content.readany() == b"one"
+                response.close()
+                while not speaker.out.departure.gone:
+                    await asyncio.sleep(0.01)
+                speaker.go_on.set()
+                while "OpenAI client left mid-stream (127.0.0.1)" not in caplog.messages:
+                    await asyncio.sleep(0.01)
+        finally:
+            await runner.cleanup()
+
+    try:
+        with caplog.at_level(logging.INFO, "agent.http.openai"):
+            asyncio.run(asyncio.wait_for(go(), WAIT))
+    finally:
+        speaker.go_on.set()
+    assert speaker.out.departure._left.is_set()  # left for good, not only while the socket says so
 
 
 # -- models and voices ----------------------------------------------------------------------------
