@@ -64,7 +64,7 @@ class SpeakWorker:
             try:
                 self._pool.submit(self._run, job, answer)
             except ServiceError as exc:
-                answer.say("declined", code=exc.code, message=f"{self.node}: {exc}")
+                answer.say("declined", code=exc.code, message=str(exc))
                 return
             self.taken += 1
             log.info("speak job %s of node %s taken (%s, %d characters)", job.id, job.home, job.provider, len(job.text))

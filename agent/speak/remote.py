@@ -131,11 +131,12 @@ class RemoteSpeech:
                     watch.resent(self._clock())
                     link.send(provider, target, job.to_json(), job.id.encode())
                     continue
+                if watch.worker is not None and not self._nodes.online(watch.worker):
+                    watch.lost(watch.worker)  # its last will: not a moment longer
+                    continue
                 try:
                     reply = replies.get(timeout=max(0.0, min(POLL_S, verdict.until - self._clock())))
                 except queue.Empty:
-                    if watch.worker is not None and not self._nodes.online(watch.worker):
-                        watch.lost(watch.worker)
                     continue
                 now = self._clock()
                 if reply.kind != "declined" and watch.worker is None:  # its first word, whichever it is
