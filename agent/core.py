@@ -84,7 +84,7 @@ class Core:
         self.remote = RemoteSpeech(settings.node, url, self.nodes.registry, self.blobs)
         token = settings.http_token
         self.worker = SpeakWorker(settings.node, self.layout, self.engines, self.blob_cache,
-                                  lambda: token.get_secret_value() if token else "") if settings.worker else None
+                                  lambda: token.get_secret_value() if token else "", self._node_url) if settings.worker else None
         self.speak = SpeakService(
             self.layout, self.configs, self.engines, self.events, self.state, settings.queue_depth, settings.max_text_chars,
             settings.max_audio_seconds, voice_ready=self.downloads.ensure, remote=self.remote,
@@ -295,6 +295,11 @@ class Core:
 
     def _engine_created(self, name: str, engine: Any) -> None:
         self.actions.on_engine(name, engine)  # the node's document says it is loaded at its next beat
+
+    def _node_url(self, node: str) -> str | None:
+        """A node's HTTP door as its state document says it."""
+        state = self.nodes.registry.state_of(node)
+        return None if state is None or not state.url else state.url
 
     def _node_changed(self) -> None:
         """A state document changed (the GPU report, a profile's queue): the node's may have too."""

@@ -64,7 +64,10 @@ def place_speak(run_on: str, provider: str, here: str, online: Iterable[NodeStat
 @dataclass(frozen=True)
 class Bounds:
     first_reply_s: float = 3.0  # a worker answers (accepted or declined) from its network thread
-    silence_s: float = 10.0  # a worker that runs a job says alive every second or so
+    # a worker that runs a job says alive every second, but an engine that holds the GIL (torch's
+    # first import, pyworld's harvest) stops its whole process for seconds on a busy CPU; a dead
+    # worker's last will ends the wait long before this
+    silence_s: float = 30.0
     tries: int = 3  # publishes of one job in all (a decline goes to another worker)
 
 

@@ -34,8 +34,11 @@ Reply = Callable[[bytes], None]  # publishes one reply on the job's response top
 
 class SpeakWorker:
     def __init__(self, node: str, layout: Layout, engines: ProviderPool, blobs: BlobCache, token: Callable[[], str],
-                 depth: int = 2, alive_s: float = 1.0) -> None:
+                 homes: Callable[[str], str | None], depth: int = 2, alive_s: float = 1.0) -> None:
+        """``homes``: a node's HTTP door as its own state document says it (the registry), None
+        when unknown: the household's token goes to no other address than that."""
         self.node = node
+        self._homes = homes
         self._layout = layout
         self._engines = engines
         self._blobs = blobs
@@ -102,6 +105,9 @@ class SpeakWorker:
             settings = spec.settings.model_validate(job.settings)
         except ValidationError as exc:
             raise ServiceError("invalid_payload", f"the job's {job.provider} settings: {describe_validation_error(exc)}") from exc
+        if self._homes(job.home) != job.home_url:
+            raise ServiceError("untrusted_home", f"the job says node {job.home}'s files are at {job.home_url}, and its "
+                               "state document does not: nothing fetched (the token goes only to a node's own door)")
         files = {role: self._blobs.get(ref.sha256, job.home_url, self._token(), size=ref.size)
                  for role, ref in job.files.items()}
         if "model" not in files:

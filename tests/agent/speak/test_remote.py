@@ -80,12 +80,13 @@ class Household:
         self.pool = ProviderPool(factory=lambda name: self.engines[name])  # type: ignore[arg-type,return-value]
         self.blobs = Blobs(self.index)
         self.worker_engines: dict[str, Engine] = {}
+        self.urls = {"home": "http://home:8080"}  # the home's door as its state document says
         made = {}
         for name in workers:
             engine = self.worker_engines[name] = Engine("rvc", {"desk": DESK, "attic": ATTIC}[name])
             pool = ProviderPool(factory=lambda _, engine=engine: engine)  # type: ignore[misc]
             made[name] = SpeakWorker(name, Layout(tmp_path / name), pool, self.blobs, lambda: "household",  # type: ignore[arg-type]
-                                     depth=depth, alive_s=0.05)
+                                     lambda node: self.urls.get(node), depth=depth, alive_s=0.05)
             self.hear(name)
         self.workers = made
         self.broker = Broker(self.remote, made)
@@ -230,3 +231,13 @@ def test_a_fallback_here_that_fails_too_goes_to_piper_with_the_remote_code(tmp_p
 def test_local_and_this_node_never_publish(tmp_path: Path, where: str) -> None:
     home = Household(tmp_path)
     assert home.speak(where).node is None and home.broker.sent == []  # type: ignore[attr-defined]
+
+
+def test_a_job_whose_home_address_is_not_the_homes_own_fetches_nothing(tmp_path: Path) -> None:
+    """The token goes only to the door a node's own state document names: a job that says the
+    home's files are elsewhere is refused by the worker, and the home speaks itself."""
+    home = Household(tmp_path)
+    home.urls["home"] = "http://elsewhere:8080"
+    result = home.speak("desk")
+    assert (result.node, result.fallback_code) == (None, "worker_failed") and home.blobs.asked == []  # type: ignore[attr-defined]
+    assert "untrusted_home" in result.fallback_reason  # type: ignore[attr-defined]
