@@ -113,11 +113,11 @@ def hop(repeat: int) -> None:
             broker.stop()
 
 
-def burst(count: int) -> None:
+def burst(count: int, keep: str | None = None) -> None:
     from tests.providers.rvc.fakes import install_rvc_assets
 
     profiles = ("p1", "p2", "p3", "p4")
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory(dir=keep) as scratch:
         work = Path(scratch)
         broker = Mosquitto(work / "mq").start()
         home_dir = make_home(work / "a", profiles)
@@ -166,6 +166,10 @@ def burst(count: int) -> None:
                 if agent.process is not None:
                     agent.stop()
             broker.stop()
+            if keep:
+                import shutil
+
+                shutil.copytree(work, Path(keep) / "last", dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.pt*", "*.index", "blobs"))
 
 
 def main() -> None:
@@ -173,8 +177,9 @@ def main() -> None:
     parser.add_argument("--part", choices=("hop", "burst"), default="hop")
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--count", type=int, default=20)
+    parser.add_argument("--keep", help="a folder for the agents' homes (their logs), kept after the run")
     args = parser.parse_args()
-    hop(args.repeat) if args.part == "hop" else burst(args.count)
+    hop(args.repeat) if args.part == "hop" else burst(args.count, args.keep)
 
 
 if __name__ == "__main__":
