@@ -97,12 +97,13 @@ class Household:
         state = NodeState(node=name, status=status, worker=True, providers=[Ability(provider="rvc")])  # type: ignore[arg-type]
         self.registry.heard(name, state.to_json())
 
-    def speak(self, run_on: str, text: str = "One. Two.") -> object:
+    def speak(self, run_on: str, text: str = "One. Two.", stream: bool = False) -> object:
         for engine in [*self.engines.values(), *self.worker_engines.values()]:
             engine.made = 0
         config = VoiceConfig.model_validate({"runOn": {"speak": {"rvc": run_on}}, "tts": {"rvc": {"speakerId": "anna"}}})
-        job = SpeakJob("j1", text, "rvc", None, None, False, time.perf_counter())
-        return run_speak(job, config, self.ctx, self.pool, None, lambda seq, chunk: None,
+        job = SpeakJob("j1", text, "rvc", None, None, stream, time.perf_counter())
+        self.streamed: list[tuple[int, bytes]] = []
+        return run_speak(job, config, self.ctx, self.pool, None, lambda seq, chunk: self.streamed.append((seq, chunk.pcm)),
                          lambda *said: self.fallbacks.append(said), budget=AudioBudget(3600),
                          remote=lambda name: self.remote.pick(config.run_on.speak_on(name), name))
 
@@ -241,3 +242,32 @@ def test_a_job_whose_home_address_is_not_the_homes_own_fetches_nothing(tmp_path:
     result = home.speak("desk")
     assert (result.node, result.fallback_code) == (None, "worker_failed") and home.blobs.asked == []  # type: ignore[attr-defined]
     assert "untrusted_home" in result.fallback_reason  # type: ignore[attr-defined]
+
+
+def test_streamed_sentences_go_out_as_the_worker_sends_them(tmp_path: Path) -> None:
+    home = Household(tmp_path)
+    result = home.speak("desk", "One. Two. Three.", stream=True)
+    assert (result.node, result.chunks) == ("desk", 3)  # type: ignore[attr-defined]
+    assert b"".join(pcm for _, pcm in home.streamed) == result.pcm == pcm(DESK, 3)  # type: ignore[attr-defined]
+    assert [seq for seq, _ in home.streamed] == [0, 1, 2]
+
+
+def test_a_worker_lost_after_streamed_audio_went_out_fails_the_request(tmp_path: Path) -> None:
+    """The listener heard the worker's first sentence: no other voice takes over mid-way."""
+    from agent.speak.pipeline import SpeakFailed
+
+    home = Household(tmp_path)
+    engine = home.worker_engines["desk"]
+    original = engine.synthesize
+
+    def then_gone(text, settings, ctx):  # type: ignore[no-untyped-def]
+        if engine.calls:  # the second piece: the worker dies before it says a word
+            home.hear("desk", "offline")
+            threading.Event().wait(3)  # (the home has long stopped waiting)
+        yield from original(text, settings, ctx)
+
+    engine.synthesize = then_gone  # type: ignore[method-assign]
+    with pytest.raises(SpeakFailed) as failed:
+        home.speak("desk", "One. Two. Three.", stream=True)
+    assert failed.value.code == "worker_lost" and [seq for seq, _ in home.streamed] == [0]
+    assert home.engines["rvc"].calls == 0 and home.engines["piper"].calls == 0
