@@ -6,7 +6,8 @@ provider, else here) or a node's name. A job is published once a worker may take
 then waits, each wait bounded so that a dead worker cannot stretch it: ``first_reply_s`` for a
 first word (accepted or declined), ``silence_s`` between words once a worker runs it (it says
 ``alive`` while it works), and not a moment once the registry hears that worker go offline (its
-last will). A decline is tried again, at most ``tries`` times in all; then the home speaks itself.
+last will). A decline is published again while another worker may take it, at most ``tries``
+times in all; then the home speaks itself.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Place:
     node: str | None
     code: str = ""
     reason: str = ""
+    workers: int = 1  # the workers that may take it: a decline is tried again only while another may
 
 
 def can_take(state: NodeState, provider: str) -> bool:
@@ -49,7 +51,7 @@ def place_speak(run_on: str, provider: str, here: str, online: Iterable[NodeStat
         return Place(None)
     if run_on == AUTO:
         takers = [state for state in online if state.node != here and can_take(state, provider)]
-        return Place(ANY_WORKER) if work_on and takers else Place(None)
+        return Place(ANY_WORKER, workers=len(takers)) if work_on and takers else Place(None)
     if not work_on:
         return Place(None, NO_WORKER, f"runOn names node {run_on!r}, and this agent is a single node (its broker "
                                       "lacks MQTT 5)")
@@ -84,8 +86,10 @@ class Verdict:
 class JobWatch:
     """One remote job's progress as the home sees it; ``verdict`` says what to do now."""
 
-    def __init__(self, bounds: Bounds, now: float) -> None:
+    def __init__(self, bounds: Bounds, now: float, workers: int = 1) -> None:
+        """``workers``: how many may take the job (a decline of the only one is not tried again)."""
         self.bounds = bounds
+        self.most_tries = max(1, min(bounds.tries, workers))
         self.tries = 1
         self.sent = now
         self.worker: str | None = None
@@ -134,7 +138,7 @@ class JobWatch:
                                f"{self.bounds.silence_s:g} s")
             return Verdict("wait", until=until)
         if len(self.declines) >= self.tries:  # this try was declined
-            if self.tries < self.bounds.tries:
+            if self.tries < self.most_tries:
                 return Verdict("retry")
             return Verdict("fail", code=NO_WORKER, reason=f"every try was declined ({'; '.join(self.declines)})")
         until = self.sent + self.bounds.first_reply_s

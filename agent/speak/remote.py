@@ -117,7 +117,7 @@ class RemoteSpeech:
             self._waiting[job.id] = replies
         target = None if where.node == ANY_WORKER else where.node
         try:
-            watch = JobWatch(self.bounds, self._clock())
+            watch = JobWatch(self.bounds, self._clock(), where.workers)
             link.send(provider, target, job.to_json(), job.id.encode())
             seq = 0
             while True:

@@ -21,7 +21,8 @@ def test_local_and_this_nodes_own_name_run_here() -> None:
 
 
 def test_auto_takes_a_worker_with_the_provider_else_runs_here_without_a_fallback() -> None:
-    assert place_speak("auto", "rvc", "home", [node("home"), DESK], True) == Place(ANY_WORKER)
+    assert place_speak("auto", "rvc", "home", [node("home"), DESK], True) == Place(ANY_WORKER, workers=1)
+    assert place_speak("auto", "rvc", "home", [DESK, node("attic")], True) == Place(ANY_WORKER, workers=2)
     assert place_speak("auto", "rvc", "home", [node("desk", worker=False)], True) == Place(None)
     assert place_speak("auto", "rvc", "home", [node("desk", providers=("piper",))], True) == Place(None)
     assert place_speak("auto", "rvc", "home", [node("home")], True) == Place(None)  # itself is no worker of its own
@@ -51,7 +52,7 @@ def test_no_first_word_within_the_bound_is_no_worker() -> None:
 
 
 def test_a_decline_is_tried_again_a_bounded_number_of_times() -> None:
-    watch = JobWatch(BOUNDS, now=0.0)
+    watch = JobWatch(BOUNDS, now=0.0, workers=5)
     watch.declined("desk", "busy", "desk: busy", 0.1)
     assert watch.verdict(0.1).action == "retry"
     watch.resent(0.2)
@@ -62,6 +63,20 @@ def test_a_decline_is_tried_again_a_bounded_number_of_times() -> None:
     ended = watch.verdict(0.5)
     assert (ended.action, ended.code) == ("fail", NO_WORKER)
     assert "desk: busy" in ended.reason and "attic: busy" in ended.reason and "desk: no rvc" in ended.reason
+
+
+def test_the_decline_of_the_only_worker_is_not_tried_again() -> None:
+    for workers in (1, 0):
+        watch = JobWatch(BOUNDS, now=0.0, workers=workers)
+        watch.declined("desk", "busy", "desk: busy", 0.1)
+        ended = watch.verdict(0.1)
+        assert (ended.action, ended.code) == ("fail", NO_WORKER) and "desk: busy" in ended.reason
+    two = JobWatch(BOUNDS, now=0.0, workers=2)
+    two.declined("desk", "busy", "", 0.1)
+    assert two.verdict(0.1).action == "retry"
+    two.resent(0.2)
+    two.declined("attic", "busy", "", 0.3)
+    assert two.verdict(0.3).action == "fail"
 
 
 def test_a_worker_that_took_it_is_waited_for_while_it_says_it_is_alive() -> None:
