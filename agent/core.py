@@ -23,6 +23,7 @@ from agent.gpu.status import NvmlInfo
 from agent.layout import Layout
 from agent.nodes.service import NodeService, NodeSources
 from agent.nodes.state import Ability, Queues, http_url
+from agent.nodes.worker import SpeakWorker
 from agent.blobs.cache import BlobCache
 from agent.blobs.index import BlobIndex, kept_roots
 from agent.record.samples import SampleService
@@ -33,6 +34,7 @@ from agent.settings import AgentSettings
 from agent.speak.actions import ProviderActions
 from agent.speak.engines import ProviderPool, list_voices
 from agent.speak.requests import SpeakRequest
+from agent.speak.remote import RemoteSpeech
 from agent.speak.service import SpeakService
 from agent.train.service import TrainService
 from agent.voices.catalog import Catalog
@@ -73,9 +75,19 @@ class Core:
         self.downloads = VoiceDownloads(settings, self.catalog, self.layout.household_voices, self.events,
                                         self.installed)
         self.actions = ProviderActions(self.engines, self.configs, self.layout, self.events, settings.command_queue_depth)
+        url = http_url(settings.http_host, settings.http_port, settings.http_enabled)
+        self.nodes = NodeService(
+            settings.node, __version__, settings.worker, url,
+            NodeSources(profiles=self.layout.names, abilities=self._abilities, gpu=lambda: self.state.get("gpu"), queues=self._queues))
+        self.blobs = BlobIndex(lambda: kept_roots(self.layout))
+        self.blob_cache = BlobCache(self.layout.blob_cache, settings.blob_cache_mb << 20)
+        self.remote = RemoteSpeech(settings.node, url, self.nodes.registry, self.blobs)
+        token = settings.http_token
+        self.worker = SpeakWorker(settings.node, self.layout, self.engines, self.blob_cache,
+                                  lambda: token.get_secret_value() if token else "", self._node_url) if settings.worker else None
         self.speak = SpeakService(
             self.layout, self.configs, self.engines, self.events, self.state, settings.queue_depth, settings.max_text_chars,
-            settings.max_audio_seconds, voice_ready=self.downloads.ensure,
+            settings.max_audio_seconds, voice_ready=self.downloads.ensure, remote=self.remote,
         )
         self.records = RecordService(self.layout, self.configs, self.events, self.state, settings.record_queue_depth,
                                      queue_bytes=settings.record_queue_bytes,
@@ -88,12 +100,6 @@ class Core:
         self.events.listen(self._voice_arrived)
         self.import_slot = ImportSlot()
         self.commands: dict[str, Command] = command_table(self)
-        self.nodes = NodeService(
-            settings.node, __version__, settings.worker, http_url(settings.http_host, settings.http_port,
-                                                                  settings.http_enabled),
-            NodeSources(profiles=self.layout.names, abilities=self._abilities, gpu=lambda: self.state.get("gpu"), queues=self._queues))
-        self.blobs = BlobIndex(lambda: kept_roots(self.layout))
-        self.blob_cache = BlobCache(self.layout.blob_cache, settings.blob_cache_mb << 20)
         self.state.watch(lambda key, document: self._node_changed())
         # whether requests reach us over the broker: the daemon sets the MQTT door's own answer
         self.reachable: Callable[[], bool] = lambda: True
@@ -289,6 +295,11 @@ class Core:
 
     def _engine_created(self, name: str, engine: Any) -> None:
         self.actions.on_engine(name, engine)  # the node's document says it is loaded at its next beat
+
+    def _node_url(self, node: str) -> str | None:
+        """A node's HTTP door as its state document says it."""
+        state = self.nodes.registry.state_of(node)
+        return None if state is None or not state.url else state.url
 
     def _node_changed(self) -> None:
         """A state document changed (the GPU report, a profile's queue): the node's may have too."""

@@ -76,6 +76,11 @@ class Layout:
         return self.home / "out" / "blobs"
 
     @property
+    def work_dir(self) -> Path:
+        """Other nodes' work laid out for an engine (links into the blob cache), one folder per job's files."""
+        return self.home / "out" / "work"
+
+    @property
     def jobs_db(self) -> Path:
         return self.home / "out" / "jobs.db"
 

@@ -187,6 +187,16 @@ class CliSpec:
 
 
 @dataclass(frozen=True)
+class RemoteSpec:
+    """How another node speaks with this provider for a profile that lives here: the files the
+    work needs (``inputs``: role -> file, at home; the worker fetches them by hash) and, on the
+    worker, the settings that use them (``place``: the files linked under a folder of the job's)."""
+
+    inputs: Callable[[ProviderSettings, ProviderContext], dict[str, Path]]
+    place: Callable[[ProviderSettings, dict[str, Path], Path], ProviderSettings]
+
+
+@dataclass(frozen=True)
 class ProviderSpec:
     name: str
     settings: type[ProviderSettings]  # its section of voice.json: tts.<name>
@@ -200,3 +210,4 @@ class ProviderSpec:
     watch: Callable[[Any, Announce], None] | None = None  # called once with the engine when it is created
     cli: CliSpec | None = None
     catalog: CatalogSpec | None = None  # voices it can fetch (providers/catalog.py)
+    remote: RemoteSpec | None = None  # its speech may run on another node (voice.json runOn.speak)

@@ -77,6 +77,28 @@ class BlobIndex:
                     return path
         return None
 
+    def hash_of(self, path: Path) -> str | None:
+        """The SHA-256 of a kept file, as ``find`` will know it (worked out once per version of the
+        file); None when ``path`` is no kept file (outside the folders, hidden, a kind not kept)."""
+        path = Path(os.path.abspath(path))
+        if path.name.startswith(".") or path.suffix.lower() not in self._kinds:
+            return None
+        inside = next((root for root in self._roots() if path.is_relative_to(os.path.abspath(root))), None)
+        if inside is None or any(part.startswith(".") for part in path.relative_to(os.path.abspath(inside)).parts):
+            return None
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        with self._lock:
+            seen = self._seen.get(path)
+            if seen is None or not self._unchanged(path, seen):
+                seen = _Seen(info.st_size, info.st_mtime_ns, sha256_file(path))
+                self._seen[path] = seen
+        return seen.sha256
+
     def _unchanged(self, path: Path, seen: _Seen) -> bool:
         try:
             now = os.lstat(path)

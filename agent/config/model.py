@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field, StringConstraints, ValidationError, create_model, field_validator
 
 from agent.access import AccessConfig
+from agent.nodes.state import NODE_NAME
 from agent.record.config import RecordConfig
 from agent.requests import ProviderName, load_json, validation_problems
 from agent.train.config import TrainConfig
@@ -69,8 +70,34 @@ class OpenAIConfig(CamelModel):
     )
 
 
+RunOn = Annotated[str, StringConstraints(pattern=NODE_NAME.pattern)]
+
+
+class RunOnConfig(CamelModel):
+    """Which node makes a profile's work (several machines, one household: README "Several machines")."""
+
+    speak: dict[ProviderName, RunOn] = Field(
+        default_factory=dict,
+        description="Provider -> where its speech is made: 'local' (here, the default), 'auto' (a worker node when "
+        "an online one has the provider, else here) or a node's name (VOICE_AGENT_NODE); e.g. {\"rvc\": \"auto\"}.",
+    )
+
+    @field_validator("speak")
+    @classmethod
+    def _remote_providers(cls, value: dict[str, str]) -> dict[str, str]:
+        for provider, where in value.items():
+            if where != "local" and registry.spec(provider).remote is None:
+                able = ", ".join(spec.name for spec in registry.SPECS if spec.remote is not None)
+                raise ValueError(f"{provider} speaks where its profile is ('local'); another node can speak for: {able}")
+        return value
+
+    def speak_on(self, provider: str) -> str:
+        return self.speak.get(registry.canonical(provider), "local")
+
+
 class VoiceConfig(CamelModel):
     tts: TtsConfig = Field(default_factory=TtsConfig)
+    run_on: RunOnConfig = RunOnConfig()
     cache: CacheConfig = CacheConfig()
     openai: OpenAIConfig = OpenAIConfig()
     record: RecordConfig = RecordConfig()

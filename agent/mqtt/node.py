@@ -2,6 +2,11 @@
 ``<base>/node/<node>/state``, with ``offline`` as the connection's last will; and every node's
 document heard on ``<base>/node/+/state`` handed to the registry (this node's own included).
 
+Work between nodes rides on it too (MQTT 5): the replies to this node's jobs on
+``<base>/node/<node>/reply``; and, on a worker, speak jobs from the shared work topic
+``$share/voice-workers/<base>/work/speak/<provider>`` (one worker gets each) and from its own
+``<base>/node/<node>/work/speak/<provider>`` (a profile whose runOn names it).
+
 A connection has one last will, and the agent's main one keeps ``<base>/status`` (Home
 Assistant's availability, the CLI's). So the node speaks on a connection of its own, client id
 ``<client id>-node``: a ``kill -9`` ends both, and the broker tells both wills.
@@ -13,7 +18,7 @@ import logging
 
 from agent.core import Core
 from agent.mqtt.topics import Topics
-from agent.mqtt.transport import Availability, MqttTransport
+from agent.mqtt.transport import Availability, Meta, MqttTransport, request_properties
 from agent.nodes.state import NodeState
 from agent.settings import AgentSettings
 
@@ -23,8 +28,12 @@ log = logging.getLogger(__name__)
 class NodeDoor:
     def __init__(self, core: Core, settings: AgentSettings) -> None:
         self._nodes = core.nodes
+        self._remote = core.remote
+        self._worker = core.worker
+        self.node = settings.node
         self.topics = Topics(settings.base_topic)
         self._topic = self.topics.node_state(settings.node)
+        self._reply_topic = self.topics.work_reply(settings.node)
         self.transport = MqttTransport(
             settings,
             Availability(self._topic, online=lambda: self._nodes.document().to_json(),
@@ -34,19 +43,49 @@ class NodeDoor:
 
     def start(self) -> None:
         self._nodes.watch(self._publish)
-        self.transport.on_message(self._heard)
+        self.transport.on_message_meta(self._heard)
         self.transport.subscribe(self.topics.node_states, qos=1)
+        if self.transport.mqtt5:  # the embedded broker (MQTT 3.1.1) has neither shared subscriptions nor properties
+            self.transport.subscribe(self._reply_topic, qos=1)
+            if self._worker is not None:
+                for provider in self._worker.providers():
+                    self.transport.subscribe(self.topics.shared_work_speak(provider), qos=1)
+                    self.transport.subscribe(self.topics.work_speak(provider, self.node), qos=1)
+            self._remote.use(self)
         self.transport.start()
 
     def stop(self) -> None:
         self.transport.stop()
+        if self._worker is not None:
+            self._worker.stop()
 
+    # -- WorkLink (agent/speak/remote.py) ---------------------------------------------------
+    def ready(self) -> bool:
+        return self.transport.connected and self.transport.mqtt5
+
+    def send(self, provider: str, node: str | None, payload: bytes, correlation: bytes) -> None:
+        self.transport.publish(self.topics.work_speak(provider, node), payload, 1,
+                               properties=request_properties(self._reply_topic, correlation))
+
+    # -- paho's thread: small documents checked against their models, nothing that blocks -------
     def _publish(self, state: NodeState) -> None:
         if self.transport.connected:  # else the next connect says it (the availability's ``online``)
             self.transport.publish(self._topic, state.to_json(), 1, True)
 
-    def _heard(self, topic: str, payload: bytes) -> None:
-        """paho's thread: a small document checked against the model, nothing that blocks."""
+    def _heard(self, topic: str, payload: bytes, meta: Meta) -> None:
         node = self.topics.parse_node_state(topic)
         if node is not None:
             self._nodes.heard(node, payload)
+            return
+        if topic == self._reply_topic:
+            if meta.correlation is not None:
+                self._remote.replied(meta.correlation, payload)
+            return
+        provider = self.topics.parse_work_speak(topic)
+        if provider is not None and self._worker is not None:
+            if meta.response_topic is None or meta.correlation is None or not self.topics.is_work_reply(meta.response_topic):
+                log.warning("ignored a speak job on %s without a node's response topic and correlation data", topic)
+                return
+            answer_to, correlation = meta.response_topic, meta.correlation
+            self._worker.take(provider, payload, lambda reply: self.transport.publish(
+                answer_to, reply, 1, properties=request_properties(None, correlation)))

@@ -71,6 +71,38 @@ class Topics:
         node = topic[len(prefix) : -len("/state")]
         return node if node and "/" not in node else None
 
+    WORK_GROUP = "voice-workers"  # the shared subscription's group: every worker of a base topic is one
+
+    def work_speak(self, provider: str, node: str | None = None) -> str:
+        """Where speak work for ``provider`` is published: any worker's (a shared subscription
+        hands each job to one of them), or, with ``node``, that node's alone."""
+        return f"{self.base}/work/speak/{provider}" if node is None else f"{self.base}/node/{node}/work/speak/{provider}"
+
+    def shared_work_speak(self, provider: str) -> str:
+        """A worker's subscription to the shared work of ``provider`` (MQTT 5 ``$share``)."""
+        return f"$share/{self.WORK_GROUP}/{self.work_speak(provider)}"
+
+    def parse_work_speak(self, topic: str) -> str | None:
+        """The provider of a speak work topic (shared or a node's own), else None."""
+        shared = self.base + "/work/speak/"
+        if topic.startswith(shared):
+            rest = topic[len(shared):]
+        elif topic.startswith(self.base + "/node/") and "/work/speak/" in topic:
+            rest = topic.split("/work/speak/", 1)[1]
+        else:
+            return None
+        return rest if rest and "/" not in rest else None
+
+    def work_reply(self, node: str) -> str:
+        """A node's own response topic for the work it publishes (MQTT 5 request/response)."""
+        return f"{self.base}/node/{node}/reply"
+
+    def is_work_reply(self, topic: str) -> bool:
+        """Whether ``topic`` is a node's response topic (a job may name no other)."""
+        prefix = self.base + "/node/"
+        node = topic[len(prefix):-len("/reply")] if topic.startswith(prefix) and topic.endswith("/reply") else ""
+        return bool(node) and "/" not in node and "+" not in node and "#" not in node
+
     def parse_request(self, topic: str) -> tuple[str, str] | None:
         """(profile, command) of a request topic, else None."""
         prefix = self.base + "/"

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from agent.mqtt.connect import MQTT5, MQTT311, UNSUPPORTED_PROTOCOL, new_client, why_no_connection
 from agent.settings import AgentSettings
@@ -32,6 +34,35 @@ from agent.settings import AgentSettings
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str, bytes], None]
+
+
+@dataclass(frozen=True)
+class Meta:
+    """A message's MQTT 5 request/response properties (None: not given, or an MQTT 3 message)."""
+
+    response_topic: str | None = None
+    correlation: bytes | None = None
+
+
+MetaHandler = Callable[[str, bytes, Meta], None]
+
+
+def request_properties(response_topic: str | None, correlation: bytes | None) -> Properties:
+    """A PUBLISH's properties: where to answer, and what the answer carries back."""
+    props = Properties(PacketTypes.PUBLISH)
+    if response_topic is not None:
+        props.ResponseTopic = response_topic
+    if correlation is not None:
+        props.CorrelationData = correlation
+    return props
+
+
+def meta_of(message: mqtt.MQTTMessage) -> Meta:
+    props = getattr(message, "properties", None)
+    if props is None:
+        return Meta()
+    correlation = getattr(props, "CorrelationData", None)
+    return Meta(getattr(props, "ResponseTopic", None), bytes(correlation) if correlation is not None else None)
 
 
 @dataclass(frozen=True)
@@ -54,6 +85,7 @@ class MqttTransport:
         self._client_id = client_id or settings.mqtt_client_id
         self._subscriptions: dict[str, int] = {}
         self._on_message: MessageHandler | None = None
+        self._on_meta: MetaHandler | None = None
         self._on_connect_hooks: list[Callable[[], None]] = []
         self._connected = threading.Event()  # connected and subscribed: requests published now reach us
         self._subscribing: int | None = None  # the mid of the connect's SUBSCRIBE, until its SUBACK
@@ -91,6 +123,10 @@ class MqttTransport:
     def on_message(self, handler: MessageHandler) -> None:
         self._on_message = handler
 
+    def on_message_meta(self, handler: MetaHandler) -> None:
+        """Instead of ``on_message``: the handler also gets the message's request/response properties."""
+        self._on_meta = handler
+
     def on_connect(self, hook: Callable[[], None]) -> None:
         """Run after every (re)connect, once subscriptions are restored."""
         self._on_connect_hooks.append(hook)
@@ -114,8 +150,9 @@ class MqttTransport:
     def connected(self) -> bool:
         return self._connected.is_set()
 
-    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> None:
-        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False,
+                properties: Properties | None = None) -> None:
+        info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             log.warning("publish to %s failed: %s", topic, mqtt.error_string(info.rc))
 
@@ -238,9 +275,10 @@ class MqttTransport:
             if message.payload.decode(errors="replace") == self._echo_pending:
                 self._echo_pending = None
             return
-        if self._on_message is None:
-            return
         try:
-            self._on_message(message.topic, bytes(message.payload))
+            if self._on_meta is not None:
+                self._on_meta(message.topic, bytes(message.payload), meta_of(message))
+            elif self._on_message is not None:
+                self._on_message(message.topic, bytes(message.payload))
         except Exception:
             log.exception("handler for %s failed", message.topic)

@@ -81,6 +81,13 @@ class NodeRegistry:
     def _online(self, known: Known, now: float) -> bool:
         return known.status == "online" and now - known.heard <= STALE_AFTER * known.state.refresh_s
 
+    def online_states(self) -> list[NodeState]:
+        """The documents of the nodes online now, by name."""
+        now = self._clock()
+        with self._lock:
+            known = sorted(self._nodes.items())
+        return [entry.state for _, entry in known if self._online(entry, now)]
+
     def home_of(self, profile: str, besides: str = "") -> str | None:
         """The online node (other than ``besides``) whose document lists ``profile``, or None."""
         now = self._clock()

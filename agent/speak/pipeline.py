@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,8 +20,9 @@ from agent.requests import describe_validation_error
 from agent.speak.budget import AUDIO_TOO_LONG, AudioBudget, AudioTooLong
 from agent.speak.cache import AudioCache
 from agent.speak.engines import ProviderPool
+from agent.nodes.placement import REMOTE_CODES
 from agent.speak.text import pieces
-from providers.base import VOICE_CODES, AudioChunk, ProviderContext, ProviderError, VoiceNotFoundError
+from providers.base import VOICE_CODES, AudioChunk, Provider, ProviderContext, ProviderError, VoiceNotFoundError
 from providers.piper.config import DEFAULT_PIPER_VOICE, PiperSettings
 from providers.settings_base import ProviderSettings
 
@@ -55,6 +56,7 @@ class SpeakResult:
     fallback_reason: str | None = None  # why another voice spoke: the failure's message
     fallback_code: str | None = None  # and its code (voice_downloading, voice_not_found, voice_unavailable, a provider's)
     cache_key: str | None = None  # the utterance's cache key: its encoded forms are kept under it too
+    node: str | None = None  # the worker node that made it (None: this one)
 
     @property
     def seconds(self) -> float:
@@ -62,7 +64,8 @@ class SpeakResult:
 
 
 ChunkSink = Callable[[int, AudioChunk], None]
-FallbackNotice = Callable[[str, str, str], None]  # (failed provider, reason, its code)
+FallbackNotice = Callable[..., None]  # (failed provider, reason, its code[, to: who speaks instead, "piper" when not said])
+RemotePick = Callable[[str], "Provider | None"]  # provider -> the engine of the node its profile's runOn names, None: here
 Progress = Callable[[], None]  # told of each chunk an engine makes (the watchdog's sign of life)
 VoiceNotice = Callable[[str, str, bool], None]  # (provider, voice, cached): who speaks, before the first streamed chunk
 VoiceReady = Callable[[str, str], None]  # (provider, voice): returns once usable, else ServiceError (agent/voices)
@@ -98,6 +101,7 @@ def run_speak(
     on_progress: Progress = _no_progress,
     voice_ready: VoiceReady | None = None,
     on_voice: VoiceNotice = _no_notice,
+    remote: RemotePick | None = None,
 ) -> SpeakResult:
     """The request's audio, from the cache or an engine, or ``SpeakFailed``. Audio over the
     ``budget`` is refused, never handed to Piper instead: Piper would make as much. A catalog
@@ -106,7 +110,9 @@ def run_speak(
     ``on_voice`` hears which voice speaks just before the first streamed chunk: a door that sends
     its headers then (HTTP) can name it, since nothing falls back once audio went out. A cache hit
     is not handed to ``on_chunk``: the caller sends it whole, in its format as the cache keeps it
-    (``result.cached``, ``result.cache_key``)."""
+    (``result.cached``, ``result.cache_key``). ``remote``: the engine of another node when the
+    profile's ``runOn`` sends the provider there; when that node cannot make it (``REMOTE_CODES``)
+    this node makes it, then Piper, as for any failure."""
     name = job.provider or config.tts.provider
     try:
         settings = config.tts.settings_for(name).with_request(job.voice, job.speed, job.lang)
@@ -116,11 +122,11 @@ def run_speak(
         why = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
         raise SpeakFailed(f"not a valid {name} request: {why}", "invalid_payload", name) from exc
     settings = settings.for_text(job.text)
-    synthesis = _Synthesis(job, ctx, engines, cache, on_chunk, budget, on_progress, on_voice)
+    synthesis = _Synthesis(job, ctx, engines, cache, on_chunk, budget, on_progress, on_voice, remote)
     try:
         if voice_ready is not None:
             _fetched(voice_ready, name, settings.voice_name)
-        return synthesis.run(name, settings)
+        return _here_when_remote_fails(synthesis, name, settings, on_fallback)
     except _Failure as failure:
         fetching = failure.code in DOWNLOAD_CODES
         if name == "piper":  # Piper's own settings never fall back to another provider, only to its bundled voice
@@ -143,6 +149,25 @@ def run_speak(
         return _bundled(synthesis, piper, f"{reason}; Piper's voice failed too: {failure}", code)
     result.fallback_reason, result.fallback_code = reason, code
     return result
+
+
+def _here_when_remote_fails(synthesis: _Synthesis, name: str, settings: ProviderSettings,
+                            on_fallback: FallbackNotice) -> SpeakResult:
+    """The audio, from the node ``runOn`` names, else (it is lost, absent, failed, and no audio went
+    out) from this node's own engine, the reason kept; a failure here too keeps the remote code."""
+    try:
+        return synthesis.run(name, settings)
+    except _Failure as failure:
+        if failure.code not in REMOTE_CODES or failure.chunks_sent or synthesis.remote is None:
+            raise
+        log.warning("speak %s: %s (%s); %s speaks here", synthesis.job.id, failure, failure.code, name)
+        on_fallback(name, str(failure), failure.code, name)
+        try:
+            result = replace(synthesis, remote=None).run(name, settings)
+        except _Failure as local:
+            raise _Failure(f"{failure}; {name} here failed too: {local}", failure.code, local.chunks_sent) from local
+        result.fallback_reason, result.fallback_code = str(failure), failure.code
+        return result
 
 
 def _bundled_may_stand_in(failure: _Failure, settings: ProviderSettings) -> bool:
@@ -210,6 +235,7 @@ class _Synthesis:
     budget: AudioBudget
     on_progress: Progress
     on_voice: VoiceNotice
+    remote: RemotePick | None = None
 
     def run(self, name: str, settings: ProviderSettings) -> SpeakResult:
         job = self.job
@@ -232,8 +258,12 @@ class _Synthesis:
         rate = 0
         made = 0  # samples so far
         first_ms = 0.0
+        elsewhere = None
         try:
             provider = self.engines.get(name)
+            elsewhere = self.remote(name) if self.remote is not None and name != "piper" else None
+            if elsewhere is not None:
+                provider = elsewhere
             for piece in pieces(job.text):  # an engine never gets more than a short paragraph at once
                 with _closing(provider.synthesize(piece, settings, self.ctx)) as made_now:
                     for chunk in made_now:
@@ -268,4 +298,4 @@ class _Synthesis:
             except OSError as exc:
                 log.warning("could not cache audio: %s", exc)
         return SpeakResult(name, settings.voice_name, pcm, rate, False, chunks, first_ms,
-                           cache_key=key if self.cache is not None else None)
+                           cache_key=key if self.cache is not None else None, node=getattr(elsewhere, "ran_on", None))

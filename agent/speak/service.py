@@ -33,6 +33,7 @@ from agent.speak.encoding import audio_format
 from agent.speak.engines import ProviderPool
 from agent.speak.pipeline import SpeakFailed, SpeakJob, SpeakResult, run_speak
 from agent.speak.progress import Heartbeats
+from agent.speak.remote import RemoteSpeech
 from agent.speak.requests import SpeakRequest
 from providers import registry
 from providers.base import VOICE_CODES, AudioChunk
@@ -88,10 +89,13 @@ class SpeakService:
         max_audio_seconds: float,
         heartbeats: Heartbeats | None = None,
         voice_ready: Callable[..., None] | None = None,  # (profile, provider, voice, *, beat)
+        remote: RemoteSpeech | None = None,
     ) -> None:
         """``heartbeats``: whose clock judges progress (tests hand in their own); ``voice_ready``:
-        fetches a catalog voice a request names that is not installed (agent/voices)."""
+        fetches a catalog voice a request names that is not installed (agent/voices); ``remote``: other
+        nodes' engines, for the providers a profile's ``runOn`` sends elsewhere (agent/speak/remote.py)."""
         self._voice_ready = voice_ready
+        self._remote = remote
         self._layout = layout
         self._configs = configs
         self._engines = engines
@@ -256,10 +260,13 @@ class SpeakService:
 
         fell_back: list[str] = []  # the fallback's code, once one was announced
 
-        def on_fallback(failed: str, reason: str, code: str) -> None:
+        def on_fallback(failed: str, reason: str, code: str, to: str = "piper") -> None:
             fell_back[:] = [code]
             self._events.emit(profile, "provider.fallback",
-                              {"id": job.id, "from": failed, "to": "piper", "reason": reason, "code": code})
+                              {"id": job.id, "from": failed, "to": to, "reason": reason, "code": code})
+
+        remote = self._remote
+        run_on = config.run_on
 
         def on_voice(provider: str, voice: str, cached: bool) -> None:
             begin = getattr(out, "begin", None)
@@ -283,6 +290,7 @@ class SpeakService:
                 budget=self._budget,
                 on_progress=on_progress,
                 on_voice=on_voice,
+                remote=None if remote is None or not run_on.speak else lambda name: remote.pick(run_on.speak_on(name), name),
                 voice_ready=None if self._voice_ready is None else functools.partial(
                     self._voice_ready, profile, beat=lambda: self._heartbeats.beat(profile)),  # a wait is no hang
             )
@@ -329,6 +337,7 @@ class SpeakService:
             "audio_topic": where,
             "format": job.format,
             "content_type": audio_format(job.format).media_type,
+            "node": result.node,
         }
 
     def _publish_state(self, profile: str) -> None:

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from providers.rvc import cli
+from providers.rvc import cli, remote
 from providers.rvc.config import RvcSettings
 from providers.rvc.trainer import RvcTrainParams
-from providers.spec import CliSpec, DatasetSpec, ProviderSpec, Readiness, SampleView, TrainerSpec, enough
+from providers.spec import CliSpec, DatasetSpec, ProviderSpec, Readiness, RemoteSpec, SampleView, TrainerSpec, enough
 
 # bench/memory.py, a standard-size job on the CPU: 4361 MB at its peak with batch 2, 4956 MB with batch 8
 # (bench/RESULTS.md "Memory"); larger batches are the same line, not measured
@@ -71,4 +71,5 @@ SPEC = ProviderSpec(
                         steps=lambda params: int(params.total_epochs), use=use_model,
                         memory_mb=training_memory_mb),
     cli=CliSpec(cli.add_parser, cli.run),
+    remote=RemoteSpec(remote.inputs, remote.place),
 )

@@ -147,3 +147,29 @@ def test_a_path_with_a_nul_is_no_path(tmp_path: Path) -> None:
     path.write_text(json.dumps({"tts": {"kokoro": {"voicesPath": "/tmp/v\u0000.bin"}}}))
     with pytest.raises(ConfigError, match="tts.kokoro.voicesPath: Value error, a path cannot contain a NUL character"):
         load_voice_config(path)
+
+
+def test_run_on_names_where_a_providers_speech_is_made() -> None:
+    from agent.config.model import VoiceConfig
+
+    config = VoiceConfig.model_validate({"runOn": {"speak": {"rvc": "gpu-desktop"}}})
+    assert config.run_on.speak_on("rvc") == "gpu-desktop" and config.run_on.speak_on("kokoro") == "local"
+    assert VoiceConfig().run_on.speak_on("rvc") == "local"
+    assert VoiceConfig.model_validate({"runOn": {"speak": {"piper": "local"}}}).run_on.speak_on("piper") == "local"
+
+
+@pytest.mark.parametrize("bad, says", [
+    ({"speak": {"piper": "auto"}}, "another node can speak for: rvc"),  # Piper runs where its profile is
+    ({"speak": {"rvc": "a/b"}}, "runOn.speak.rvc"),  # not a node name (a topic level)
+    ({"speak": {"rvc": "$SYS"}}, "runOn.speak.rvc"),
+    ({"speak": {"nobody": "auto"}}, "runOn.speak.nobody"),
+    ({"train": {"rvc": "auto"}}, "runOn.train"),
+])
+def test_a_run_on_that_cannot_be_is_refused_with_its_key(bad: dict[str, object], says: str) -> None:
+    from pydantic import ValidationError
+
+    from agent.config.model import VoiceConfig
+
+    with pytest.raises(ValidationError) as refused:
+        VoiceConfig.model_validate({"runOn": bad})
+    assert says in str(refused.value).replace("\n", " ")

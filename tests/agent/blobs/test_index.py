@@ -77,3 +77,19 @@ def test_the_voices_folders_are_kept(tmp_path: Path) -> None:
 ])
 def test_a_hash_is_64_hex_digits(text: str, expected: str | None) -> None:
     assert check_hash(text) == expected
+
+
+def test_hash_of_names_a_kept_file_as_find_knows_it_and_nothing_else(tmp_path: Path) -> None:
+    """What a job names by hash is a file the blob route will serve: a kept kind, inside the
+    folders, not hidden; worked out again only when the file changed."""
+    voices = tmp_path / "voices"
+    model = write(voices / "rvc-models" / "anna" / "anna.pth", b"model")
+    index = BlobIndex(lambda: [voices])
+    assert index.hash_of(model) == sha(b"model") and index.find(sha(b"model")) == model
+    outside = write(tmp_path / "elsewhere" / "hubert_base.pt", b"encoder")
+    hidden = write(voices / ".staging" / "x.pth", b"hidden")
+    settings = write(voices / "agent.env", b"TOKEN=secret")
+    assert [index.hash_of(p) for p in (outside, hidden, settings, voices / "missing.pth")] == [None] * 4
+    write(model, b"model, retrained")
+    os.utime(model, ns=(1, 1))  # a new size and time: hashed again
+    assert index.hash_of(model) == sha(b"model, retrained")

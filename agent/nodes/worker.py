@@ -1,0 +1,145 @@
+"""This node making other nodes' speech (``VOICE_AGENT_WORKER=true``): a job from a work topic is
+taken or declined at once on the network thread (``take``), and run on a small pool of its own,
+so a burst waits here only up to ``depth`` jobs and the rest is declined for another worker.
+
+A job's files are fetched by hash from its home node (the household's token; agent/blobs/cache.py:
+a half-received or corrupted file never becomes one) and laid out under ``out/work/`` for the
+engine, one folder per set of files, so a model stays loaded for the next job that uses it.
+While it runs, the worker says ``alive`` every ``alive_s``: the home stops waiting when it stops.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+
+from pydantic import ValidationError
+
+from agent.blobs.cache import BlobCache
+from agent.errors import ServiceError
+from agent.layout import Layout
+from agent.nodes.work import SpeakWork, WorkError, WorkReply, read_job
+from agent.requests import describe_validation_error
+from agent.speak.engines import ProviderPool
+from agent.work import BoundedExecutor
+from providers import registry
+from providers.base import ProviderContext, ProviderError
+
+log = logging.getLogger(__name__)
+
+Reply = Callable[[bytes], None]  # publishes one reply on the job's response topic
+
+
+class SpeakWorker:
+    def __init__(self, node: str, layout: Layout, engines: ProviderPool, blobs: BlobCache, token: Callable[[], str],
+                 homes: Callable[[str], str | None], depth: int = 2, alive_s: float = 1.0) -> None:
+        """``homes``: a node's HTTP door as its own state document says it (the registry), None
+        when unknown: the household's token goes to no other address than that."""
+        self.node = node
+        self._homes = homes
+        self._layout = layout
+        self._engines = engines
+        self._blobs = blobs
+        self._token = token
+        self._alive_s = alive_s
+        self._pool = BoundedExecutor("remote speak", workers=1, depth=depth)
+        self.taken = 0  # jobs accepted since the start (the bench and the tests count them)
+
+    @staticmethod
+    def providers() -> list[str]:
+        """The providers whose speech this node may make for others."""
+        return [spec.name for spec in registry.SPECS if spec.remote is not None]
+
+    def take(self, provider: str, payload: bytes, reply: Reply) -> None:
+        """A job from the broker (the network thread: nothing here blocks)."""
+        try:
+            job = read_job(payload)
+        except WorkError as exc:
+            log.warning("ignored a speak job for %s: %s", provider, exc)
+            return
+        answer = _Answer(self.node, job.id, reply)
+        if job.provider != provider or provider not in self.providers():
+            answer.say("declined", code="provider_unavailable", message=f"{self.node} makes no {job.provider} speech for others")
+            return
+        with answer.lock:  # "accepted" goes out before any word of the job's own thread
+            try:
+                self._pool.submit(self._run, job, answer)
+            except ServiceError as exc:
+                answer.say("declined", code=exc.code, message=str(exc))
+                return
+            self.taken += 1
+            log.info("speak job %s of node %s taken (%s, %d characters)", job.id, job.home, job.provider, len(job.text))
+            answer.say("accepted")
+
+    def stop(self) -> None:
+        self._pool.shutdown(wait=False)
+
+    def _run(self, job: SpeakWork, answer: _Answer) -> None:
+        done = threading.Event()
+        ticker = threading.Thread(target=self._tick, args=(answer, done), name="work-alive", daemon=True)
+        ticker.start()
+        try:
+            seq = self._speak(job, answer)
+        except ServiceError as exc:
+            answer.say("failed", code=exc.code, message=str(exc))
+        except ProviderError as exc:
+            answer.say("failed", code=exc.code, message=str(exc))
+        except Exception as exc:  # an engine bug must not take the worker down
+            log.exception("speak job %s of %s failed", job.id, job.home)
+            answer.say("failed", code="provider_error", message=f"{type(exc).__name__}: {exc}")
+        else:
+            answer.say("done", seq=seq)
+        finally:
+            done.set()
+
+    def _tick(self, answer: _Answer, done: threading.Event) -> None:
+        while not done.wait(self._alive_s):
+            answer.say("alive")
+
+    def _speak(self, job: SpeakWork, answer: _Answer) -> int:
+        spec = registry.spec(job.provider)
+        assert spec.remote is not None
+        try:
+            settings = spec.settings.model_validate(job.settings)
+        except ValidationError as exc:
+            raise ServiceError("invalid_payload", f"the job's {job.provider} settings: {describe_validation_error(exc)}") from exc
+        if self._homes(job.home) != job.home_url:
+            raise ServiceError("untrusted_home", f"the job says node {job.home}'s files are at {job.home_url}, and its "
+                               "state document does not: nothing fetched (the token goes only to a node's own door)")
+        files = {role: self._blobs.get(ref.sha256, job.home_url, self._token(), size=ref.size)
+                 for role, ref in job.files.items()}
+        if "model" not in files:
+            raise ServiceError("invalid_payload", "the job names no model")
+        key = hashlib.sha256("".join(sorted(ref.sha256 for ref in job.files.values())).encode()).hexdigest()[:16]
+        folder = self._layout.work_dir / job.provider / key
+        settings = spec.remote.place(settings, files, folder)
+        ctx = ProviderContext(profile=job.home, profile_dir=folder, voices_dirs=(folder, self._layout.household_voices),
+                              data_dir=self._layout.models_dir, run_dir=self._layout.run_dir, home=self._layout.home,
+                              samples_dir=folder / "samples")
+        seq = 0
+        for chunk in self._engines.get(job.provider).synthesize(job.text, settings, ctx):
+            answer.send(WorkReply.chunk(self.node, job.id, seq, chunk.pcm, chunk.sample_rate))
+            seq += 1
+        return seq
+
+
+class _Answer:
+    """The replies of one job, each a whole message."""
+
+    def __init__(self, node: str, job: str, reply: Reply) -> None:
+        self._node = node
+        self._job = job
+        self._reply = reply
+        self.lock = threading.RLock()  # the ticker and the job's thread: one message at a time
+
+    def say(self, kind: str, **fields: object) -> None:
+        self.send(WorkReply.model_validate({"kind": kind, "node": self._node, "id": self._job, **fields}))
+
+    def send(self, reply: WorkReply) -> None:
+        with self.lock:
+            try:
+                self._reply(reply.to_json())
+            except Exception:
+                log.exception("could not reply to job %s", self._job)

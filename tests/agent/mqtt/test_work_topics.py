@@ -1,0 +1,27 @@
+"""The work topics (agent/mqtt/topics.py): where speak jobs go, what a worker subscribes to, and
+which response topics a job may name."""
+
+from __future__ import annotations
+
+from agent.mqtt.topics import Topics
+
+T = Topics("home/voice")
+
+
+def test_shared_and_a_nodes_own_work_topics() -> None:
+    assert T.work_speak("rvc") == "home/voice/work/speak/rvc"
+    assert T.shared_work_speak("rvc") == "$share/voice-workers/home/voice/work/speak/rvc"
+    assert T.work_speak("rvc", "desk") == "home/voice/node/desk/work/speak/rvc"
+    assert T.parse_work_speak("home/voice/work/speak/rvc") == "rvc"
+    assert T.parse_work_speak("home/voice/node/desk/work/speak/rvc") == "rvc"
+    for other in ("home/voice/work/speak/", "home/voice/work/speak/rvc/x", "voice/work/speak/rvc",
+                  "home/voice/node/desk/state"):
+        assert T.parse_work_speak(other) is None
+
+
+def test_a_job_may_name_only_a_nodes_reply_topic() -> None:
+    assert T.work_reply("home-server") == "home/voice/node/home-server/reply"
+    assert T.is_work_reply("home/voice/node/home-server/reply")
+    for other in ("home/voice/kitchen/request/speak", "home/voice/node//reply", "home/voice/node/a/b/reply",
+                  "home/voice/node/+/reply", "other/node/a/reply", "home/voice/node/a/state"):
+        assert not T.is_work_reply(other), other

@@ -1,0 +1,274 @@
+"""Speech made by a worker node, in one process: the home's pipeline with its remote engine, a
+broker stand-in that hands each job to one worker in turn (as a shared subscription does), and
+real ``SpeakWorker``s whose engines say which node made the audio. What falls back, with which
+code, and that every wait ends."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.blobs.index import BlobIndex
+from agent.config.model import VoiceConfig
+from agent.layout import Layout
+from agent.nodes.placement import Bounds
+from agent.nodes.registry import NodeRegistry
+from agent.nodes.state import Ability, NodeState
+from agent.nodes.worker import SpeakWorker
+from agent.speak.budget import AudioBudget
+from agent.speak.engines import ProviderPool
+from agent.speak.pipeline import SpeakJob, run_speak
+from agent.speak.remote import RemoteSpeech
+from tests.agent.speak.test_pipeline import Engine, pcm
+from tests.contexts import loose_context
+
+HOME, HERE, DESK, ATTIC = 1, 2, 3, 4  # the sample value each engine speaks with
+
+
+class Blobs:
+    """The worker's cache, as if each file had been fetched: the home's own file by its hash."""
+
+    def __init__(self, index: BlobIndex) -> None:
+        self.index = index
+        self.asked: list[str] = []
+
+    def get(self, sha256: str, url: str, token: str, size: int | None = None) -> Path:
+        self.asked.append(sha256)
+        found = self.index.find(sha256)
+        assert found is not None and token == "household"
+        return found
+
+
+class Broker:
+    """Shared work goes to each worker in turn; a node's own work to that node; a dead node gets nothing."""
+
+    def __init__(self, home: RemoteSpeech, workers: dict[str, SpeakWorker]) -> None:
+        self.home = home
+        self.workers = workers
+        self.dead: set[str] = set()
+        self._turn = itertools.cycle(sorted(workers))
+        self.sent: list[str | None] = []
+
+    def ready(self) -> bool:
+        return True
+
+    def send(self, provider: str, node: str | None, payload: bytes, correlation: bytes) -> None:
+        self.sent.append(node)
+        name = node if node is not None else next(self._turn)
+        if name in self.dead or name not in self.workers:
+            return
+        self.workers[name].take(provider, payload, lambda reply: self.home.replied(correlation, reply))
+
+
+class Household:
+    def __init__(self, tmp_path: Path, workers: tuple[str, ...] = ("desk",), bounds: Bounds = Bounds(1.0, 1.0, 3),
+                 depth: int = 2) -> None:
+        voices = tmp_path / "home" / "voices"
+        (voices / "rvc-models" / "anna").mkdir(parents=True)
+        (voices / "rvc-models" / "anna" / "anna.pth").write_bytes(b"model")
+        (voices / "rvc-models" / "anna" / "anna.index").write_bytes(b"index")
+        (voices / "rvc-models" / "hubert_base.pt").write_bytes(b"encoder")
+        self.ctx = loose_context(tmp_path / "home", (voices,))
+        self.registry = NodeRegistry()
+        self.index = BlobIndex(lambda: [voices])
+        self.remote = RemoteSpeech("home", "http://home:8080", self.registry, self.index, bounds)
+        self.engines = {"rvc": Engine("rvc", HERE), "piper": Engine("piper", HOME)}
+        self.pool = ProviderPool(factory=lambda name: self.engines[name])  # type: ignore[arg-type,return-value]
+        self.blobs = Blobs(self.index)
+        self.worker_engines: dict[str, Engine] = {}
+        self.urls = {"home": "http://home:8080"}  # the home's door as its state document says
+        made = {}
+        for name in workers:
+            engine = self.worker_engines[name] = Engine("rvc", {"desk": DESK, "attic": ATTIC}[name])
+            pool = ProviderPool(factory=lambda _, engine=engine: engine)  # type: ignore[misc]
+            made[name] = SpeakWorker(name, Layout(tmp_path / name), pool, self.blobs, lambda: "household",  # type: ignore[arg-type]
+                                     lambda node: self.urls.get(node), depth=depth, alive_s=0.05)
+            self.hear(name)
+        self.workers = made
+        self.broker = Broker(self.remote, made)
+        self.remote.use(self.broker)
+        self.fallbacks: list[tuple[str, ...]] = []
+
+    def hear(self, name: str, status: str = "online") -> None:
+        state = NodeState(node=name, status=status, worker=True, providers=[Ability(provider="rvc")])  # type: ignore[arg-type]
+        self.registry.heard(name, state.to_json())
+
+    def speak(self, run_on: str, text: str = "One. Two.", stream: bool = False) -> object:
+        for engine in [*self.engines.values(), *self.worker_engines.values()]:
+            engine.made = 0
+        config = VoiceConfig.model_validate({"runOn": {"speak": {"rvc": run_on}}, "tts": {"rvc": {"speakerId": "anna"}}})
+        job = SpeakJob("j1", text, "rvc", None, None, stream, time.perf_counter())
+        self.streamed: list[tuple[int, bytes]] = []
+        return run_speak(job, config, self.ctx, self.pool, None, lambda seq, chunk: self.streamed.append((seq, chunk.pcm)),
+                         lambda *said: self.fallbacks.append(said), budget=AudioBudget(3600),
+                         remote=lambda name: self.remote.pick(config.run_on.speak_on(name), name))
+
+
+def test_a_worker_makes_the_speech_from_the_homes_files_by_hash(tmp_path: Path) -> None:
+    home = Household(tmp_path)
+    result = home.speak("desk")
+    assert (result.provider, result.node, result.pcm, result.fallback_code) == ("rvc", "desk", pcm(DESK, 2), None)  # type: ignore[attr-defined]
+    assert home.engines["rvc"].calls == 0 and home.broker.sent == ["desk", "desk"]  # the first sentence, then the rest
+    text, settings, ctx = home.worker_engines["desk"].asked[0]
+    assert text == "One." and settings.speaker_id == "anna"  # type: ignore[attr-defined]
+    linked = ctx.voices_dirs[0] / "rvc-models" / "anna"  # the fetched files, as the engine looks for them
+    assert (linked / "anna.pth").read_bytes() == b"model" and (linked / "anna.index").read_bytes() == b"index"
+    assert Path(settings.content_encoder_path).read_bytes() == b"encoder"  # type: ignore[attr-defined]
+    assert len(set(home.blobs.asked)) == 3
+
+
+def test_auto_goes_to_a_worker_and_runs_here_when_none_is_online(tmp_path: Path) -> None:
+    home = Household(tmp_path)
+    assert home.speak("auto").node == "desk"  # type: ignore[attr-defined]
+    home.hear("desk", "offline")
+    result = home.speak("auto")
+    assert (result.node, result.pcm, result.fallback_code) == (None, pcm(HERE, 2), None)  # type: ignore[attr-defined]
+
+
+def test_a_named_worker_that_is_offline_falls_back_here_at_once_with_no_worker(tmp_path: Path) -> None:
+    home = Household(tmp_path)
+    home.hear("desk", "offline")
+    result = home.speak("desk")
+    assert (result.provider, result.node, result.pcm, result.fallback_code) == ("rvc", None, pcm(HERE, 2), "no_worker")  # type: ignore[attr-defined]
+    assert home.broker.sent == []  # nothing published to a node known to be gone
+    assert home.fallbacks[0][0] == "rvc" and home.fallbacks[0][2:] == ("no_worker", "rvc")
+
+
+def test_a_dead_worker_that_was_still_listed_ends_the_wait_with_no_worker(tmp_path: Path) -> None:
+    home = Household(tmp_path)
+    home.broker.dead.add("desk")  # killed, its will not heard yet: the job reaches nobody
+    result = home.speak("desk")
+    assert (result.pcm, result.fallback_code) == (pcm(HERE, 2), "no_worker")  # type: ignore[attr-defined]
+    assert "no worker answered within 1 s" in result.fallback_reason  # type: ignore[attr-defined]
+
+
+def test_a_worker_lost_mid_job_ends_the_wait_with_worker_lost(tmp_path: Path) -> None:
+    home = Household(tmp_path, bounds=Bounds(1.0, 60.0, 3))  # silence alone would wait a minute
+    started, release = threading.Event(), threading.Event()
+    engine = home.worker_engines["desk"]
+    original = engine.synthesize
+
+    def stuck(*args):  # type: ignore[no-untyped-def]
+        started.set()
+        release.wait(30)
+        yield from original(*args)
+
+    engine.synthesize = stuck  # type: ignore[method-assign]
+    threading.Thread(target=lambda: (started.wait(10), home.hear("desk", "offline")), daemon=True).start()
+    began = time.monotonic()
+    result = home.speak("desk")
+    release.set()
+    assert (result.pcm, result.fallback_code) == (pcm(HERE, 2), "worker_lost")  # type: ignore[attr-defined]
+    assert time.monotonic() - began < 30  # ended by the will, not the minute's silence
+
+
+def test_a_busy_worker_declines_and_another_takes_it(tmp_path: Path) -> None:
+    home = Household(tmp_path, workers=("attic", "desk"), depth=1)
+    gate = threading.Event()
+    attic = home.worker_engines["attic"]
+    original = attic.synthesize
+
+    def held(*args):  # type: ignore[no-untyped-def]
+        gate.wait(30)
+        yield from original(*args)
+
+    attic.synthesize = held  # type: ignore[method-assign]
+    first = threading.Thread(target=home.speak, args=("auto", "One."))
+    first.start()  # attic takes it and holds it: its queue is full
+    while home.workers["attic"].taken == 0:
+        time.sleep(0.01)
+    home.broker._turn = itertools.cycle(["attic", "desk"])  # the next job meets the busy attic first
+    result = home.speak("auto", "Two.")
+    gate.set()
+    first.join(10)
+    assert (result.node, result.fallback_code, result.pcm) == ("desk", None, pcm(DESK, 1))  # type: ignore[attr-defined]
+    assert home.broker.sent == [None, None, None]  # the first job, then the declined try and the next
+
+
+def test_every_try_declined_runs_here_with_no_worker(tmp_path: Path) -> None:
+    home = Household(tmp_path, depth=1)
+    gate = threading.Event()
+    desk = home.worker_engines["desk"]
+    original = desk.synthesize
+
+    def held(*args):  # type: ignore[no-untyped-def]
+        gate.wait(30)
+        yield from original(*args)
+
+    desk.synthesize = held  # type: ignore[method-assign]
+    first = threading.Thread(target=home.speak, args=("desk", "One."))
+    first.start()
+    while home.workers["desk"].taken == 0:
+        time.sleep(0.01)
+    result = home.speak("desk", "Two.")
+    gate.set()
+    first.join(10)
+    assert (result.node, result.fallback_code) == (None, "no_worker")  # type: ignore[attr-defined]
+    # the only worker declined: not asked again
+    assert "every try was declined" in result.fallback_reason and home.broker.sent.count("desk") == 2  # type: ignore[attr-defined]
+
+
+def test_a_worker_that_fails_is_worker_failed_and_here_speaks(tmp_path: Path) -> None:
+    home = Household(tmp_path)
+    home.worker_engines["desk"].fail_after = 0
+    result = home.speak("desk")
+    assert (result.pcm, result.fallback_code) == (pcm(HERE, 2), "worker_failed")  # type: ignore[attr-defined]
+    assert "engine broke" in result.fallback_reason  # type: ignore[attr-defined]
+
+
+def test_a_fallback_here_that_fails_too_goes_to_piper_with_the_remote_code(tmp_path: Path) -> None:
+    home = Household(tmp_path)
+    home.hear("desk", "offline")
+    home.engines["rvc"].fail_after = 0
+    result = home.speak("desk")
+    assert (result.provider, result.pcm, result.fallback_code) == ("piper", pcm(HOME, 2), "no_worker")  # type: ignore[attr-defined]
+    assert "rvc here failed too: engine broke" in result.fallback_reason  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("where", ["local", "home"])
+def test_local_and_this_node_never_publish(tmp_path: Path, where: str) -> None:
+    home = Household(tmp_path)
+    assert home.speak(where).node is None and home.broker.sent == []  # type: ignore[attr-defined]
+
+
+def test_a_job_whose_home_address_is_not_the_homes_own_fetches_nothing(tmp_path: Path) -> None:
+    """The token goes only to the door a node's own state document names: a job that says the
+    home's files are elsewhere is refused by the worker, and the home speaks itself."""
+    home = Household(tmp_path)
+    home.urls["home"] = "http://elsewhere:8080"
+    result = home.speak("desk")
+    assert (result.node, result.fallback_code) == (None, "worker_failed") and home.blobs.asked == []  # type: ignore[attr-defined]
+    assert "untrusted_home" in result.fallback_reason  # type: ignore[attr-defined]
+
+
+def test_streamed_sentences_go_out_as_the_worker_sends_them(tmp_path: Path) -> None:
+    home = Household(tmp_path)
+    result = home.speak("desk", "One. Two. Three.", stream=True)
+    assert (result.node, result.chunks) == ("desk", 3)  # type: ignore[attr-defined]
+    assert b"".join(pcm for _, pcm in home.streamed) == result.pcm == pcm(DESK, 3)  # type: ignore[attr-defined]
+    assert [seq for seq, _ in home.streamed] == [0, 1, 2]
+
+
+def test_a_worker_lost_after_streamed_audio_went_out_fails_the_request(tmp_path: Path) -> None:
+    """The listener heard the worker's first sentence: no other voice takes over mid-way."""
+    from agent.speak.pipeline import SpeakFailed
+
+    home = Household(tmp_path)
+    engine = home.worker_engines["desk"]
+    original = engine.synthesize
+
+    def then_gone(text, settings, ctx):  # type: ignore[no-untyped-def]
+        if engine.calls:  # the second piece: the worker dies before it says a word
+            home.hear("desk", "offline")
+            threading.Event().wait(3)  # (the home has long stopped waiting)
+        yield from original(text, settings, ctx)
+
+    engine.synthesize = then_gone  # type: ignore[method-assign]
+    with pytest.raises(SpeakFailed) as failed:
+        home.speak("desk", "One. Two. Three.", stream=True)
+    assert failed.value.code == "worker_lost" and [seq for seq, _ in home.streamed] == [0]
+    assert home.engines["rvc"].calls == 0 and home.engines["piper"].calls == 0
