@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The doors benchmark: first and full audio over the agent's HTTP, WebSocket and Wyoming doors,
-against wyoming-piper and Piper in-process, in one run.
+"""The doors benchmark: first and full audio over every door of the agent (MQTT, Wyoming, WebSocket,
+HTTP ``POST /api/tts``, the OpenAI route), against wyoming-piper and Piper in-process, in one run.
 
 One run starts a private Mosquitto, the real agent (``python -m agent run``) with its HTTP and
 Wyoming doors on, and wyoming-piper (from its own venv, the same en_US-joe-medium files), then
@@ -11,13 +11,21 @@ every side:
   full audio: -> ``audio-stop`` (``synthesize``) or ``synthesize-stopped`` (the streaming
   sequence Home Assistant sends: ``synthesize-start``, the text as one ``synthesize-chunk``, the
   compatibility ``synthesize``, ``synthesize-stop``);
-- HTTP ``POST /api/tts``: the first body bytes, and the whole WAV (one WAV: the seed's shape);
+- MQTT ``speak`` with ``"stream": true``: publish -> the first ``audio/<id>/0`` message, and ->
+  the ``response/speak`` (a paho client, as a home-automation caller uses, on a broker with
+  ``set_tcp_nodelay true``);
+- HTTP ``POST /api/tts`` (streamed, the default): the first body bytes, and the body's end;
 - WebSocket ``/api/tts-stream``: the first binary frame (the first sentence's WAV), and the
   ``{"done": true}`` frame;
+- the OpenAI route ``POST /v1/audio/speech`` (``response_format`` ``pcm``, raw bytes as they are
+  made): the first body bytes, and the body's end;
 - Piper called in this process: its first chunk and the whole text.
 
-The agent's profile has its audio cache off, so every request really synthesizes; a second
-profile with the cache on shows what a repeated phrase costs. Run by hand:
+Every side of a round runs back to back, in an order that turns round by round (a rotation,
+reversed every other round), so load that comes and goes on a shared machine hits every side and
+the per-round ratios cancel it. The agent's profile has its audio cache off, so every request
+really synthesizes; a second profile with the cache on shows what a repeated phrase costs on
+MQTT, HTTP and Wyoming. Run by hand:
 
     python3 -m venv /tmp/wyoming-piper-venv && /tmp/wyoming-piper-venv/bin/pip install wyoming-piper==2.5.2
     .venv/bin/python bench/doors_bench.py --rounds 10
@@ -37,7 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -53,11 +61,13 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench.texts import TEXTS  # noqa: E402
+from bench.speak_bench import BenchClient  # noqa: E402  (the MQTT caller of bench/speak_bench.py)
 from tests.mosquitto import Mosquitto, free_port  # noqa: E402  (the shared launcher; needs REPO on the path)
 
 MODES = ("synthesize", "stream")
 AGENT_VOICE = "piper:en_US-joe-medium"  # the default profile, cache off
 CACHED_VOICE = "cached/piper:en_US-joe-medium"
+CACHED_PROFILE = "cached"
 PIPER_VOICE = "en_US-joe-medium"
 TIMEOUT_S = 60.0
 
@@ -103,18 +113,42 @@ async def wyoming_request(port: int, text: str, voice: str, mode: str) -> Timing
 
 
 async def http_request(session: aiohttp.ClientSession, base: str, text: str, profile: str) -> Timing:
-    """``POST /api/tts``: the first body bytes, then the rest of the WAV."""
+    """``POST /api/tts``, streamed (the default): the first body bytes, then the body's end."""
     start = time.perf_counter()
     async with session.post(f"{base}/api/tts", json={"text": text, "profile": profile}) as response:
         if response.status != 200:
             raise BenchError(f"HTTP {response.status}: {await response.text()}")
-        head = await response.content.readany()
-        first = time.perf_counter()
-        size = len(head) + len(await response.content.read())
+        return await _body_timing(response, start, "HTTP", text)
+
+
+async def openai_request(session: aiohttp.ClientSession, base: str, text: str) -> Timing:
+    """``POST /v1/audio/speech`` as an OpenAI client streams it (``with_streaming_response``): raw
+    16-bit PCM as it is made; the first body bytes, then the body's end. Loopback, no token: any key."""
+    body = {"model": "tts-1", "input": text, "voice": AGENT_VOICE, "response_format": "pcm"}
+    start = time.perf_counter()
+    async with session.post(f"{base}/v1/audio/speech", json=body, headers={"Authorization": "Bearer bench"}) as response:
+        if response.status != 200:
+            raise BenchError(f"OpenAI route {response.status}: {await response.text()}")
+        return await _body_timing(response, start, "OpenAI route", text)
+
+
+async def _body_timing(response: aiohttp.ClientResponse, start: float, door: str, text: str) -> Timing:
+    head = await response.content.readany()
+    first = time.perf_counter()
+    size = len(head) + len(await response.content.read())
     end = time.perf_counter()
     if size < 20_000:
-        raise BenchError(f"HTTP brought {size} bytes for {text!r}")
+        raise BenchError(f"{door} brought {size} bytes for {text!r}")
     return Timing((first - start) * 1000, (end - start) * 1000)
+
+
+def mqtt_request(client: BenchClient, text: str, profile: str, stream: bool) -> Timing:
+    """MQTT ``speak``: publish -> the first audio message (``audio/<id>/0`` streamed), and -> the
+    ``response/speak`` (all audio delivered)."""
+    timing = client.speak(profile, text, stream)
+    if timing.cached != (profile == CACHED_PROFILE):
+        raise BenchError(f"MQTT speak in {profile} was {'' if timing.cached else 'not '}a cache hit")
+    return Timing(timing.first_audio_ms, timing.response_ms)
 
 
 async def ws_request(session: aiohttp.ClientSession, base: str, text: str, profile: str) -> Timing:
@@ -224,34 +258,94 @@ async def wait_listening(port: int, proc: subprocess.Popen[bytes], name: str) ->
 
 
 # -- the run ---------------------------------------------------------------------------------
-Series = dict[tuple[str, str, str], list[Timing]]  # (side, text, mode) -> timings
+Series = dict[tuple[str, str], list[Timing]]  # (side, text) -> timings, one per measured round
+Step = Callable[[str], Awaitable[Timing]]  # text -> its timing
+
+WYOMING_PIPER = "wyoming-piper synthesize"
+PIPER = "Piper in-process"
+# each streaming door of the agent, and the wyoming-piper side it is held against (the same
+# Wyoming sequence for the Wyoming door; ``synthesize``, wyoming-piper's one-shot answer, for the rest)
+DOORS = {
+    "MQTT speak, stream": WYOMING_PIPER,
+    "Wyoming synthesize": WYOMING_PIPER,
+    "Wyoming stream": "wyoming-piper stream",
+    "WebSocket /api/tts-stream": WYOMING_PIPER,
+    "HTTP POST /api/tts": WYOMING_PIPER,
+    "OpenAI /v1/audio/speech (pcm)": WYOMING_PIPER,
+}
+CACHE_HITS = ("MQTT cache hit (whole)", "HTTP cache hit", "Wyoming cache hit")
+SIDES = (*DOORS, WYOMING_PIPER, "wyoming-piper stream", PIPER, *CACHE_HITS)
+GOAL_FIRST = 0.85  # a door's first audio / wyoming-piper's, per round
+GOAL_FULL = 1.0
+GOAL_CACHE_MS = 5.0
 
 
-async def measure(agent_port: int, piper_port: int, http_base: str, direct: DirectPiper, rounds: int,
+def steps(agent_port: int, piper_port: int, session: aiohttp.ClientSession, base: str, mqtt: BenchClient,
+          direct: DirectPiper) -> dict[str, Step]:
+    async def in_process(text: str) -> Timing:
+        return direct.measure(text)
+
+    async def mqtt_speak(text: str, profile: str = "default", stream: bool = True) -> Timing:
+        return mqtt_request(mqtt, text, profile, stream)
+
+    return {
+        "MQTT speak, stream": mqtt_speak,
+        "Wyoming synthesize": lambda text: wyoming_request(agent_port, text, AGENT_VOICE, "synthesize"),
+        "Wyoming stream": lambda text: wyoming_request(agent_port, text, AGENT_VOICE, "stream"),
+        "WebSocket /api/tts-stream": lambda text: ws_request(session, base, text, "default"),
+        "HTTP POST /api/tts": lambda text: http_request(session, base, text, "default"),
+        "OpenAI /v1/audio/speech (pcm)": lambda text: openai_request(session, base, text),
+        WYOMING_PIPER: lambda text: wyoming_request(piper_port, text, PIPER_VOICE, "synthesize"),
+        "wyoming-piper stream": lambda text: wyoming_request(piper_port, text, PIPER_VOICE, "stream"),
+        PIPER: in_process,
+        "MQTT cache hit (whole)": lambda text: mqtt_speak(text, CACHED_PROFILE, False),
+        "HTTP cache hit": lambda text: http_request(session, base, text, CACHED_PROFILE),
+        "Wyoming cache hit": lambda text: wyoming_request(agent_port, text, CACHED_VOICE, "synthesize"),
+    }
+
+
+def order_of(round_no: int, sides: list[str]) -> list[str]:
+    """The sides rotated by the round, and reversed every other round: no side always follows
+    the same one, nor always comes first."""
+    turn = round_no % len(sides)
+    rotated = sides[turn:] + sides[:turn]
+    return rotated[::-1] if round_no % 2 else rotated
+
+
+async def measure(agent_port: int, piper_port: int, http_base: str, mqtt_port: int, direct: DirectPiper, rounds: int,
                   warmup: int) -> Series:
     series: Series = {}
-    sides = [("agent", agent_port, AGENT_VOICE), ("wyoming-piper", piper_port, PIPER_VOICE)]
-    async with aiohttp.ClientSession() as session:
-        for round_no in range(warmup + rounds):
-            order = sides if round_no % 2 == 0 else sides[::-1]
-            for label, text in TEXTS.items():
-                found: dict[tuple[str, str, str], Timing] = {}
-                for mode in MODES:
-                    for side, port, voice in order:
-                        found[(side, label, mode)] = await wyoming_request(port, text, voice, mode)
-                found[("agent HTTP", label, "POST /api/tts")] = await http_request(session, http_base, text, "default")
-                found[("agent WebSocket", label, "/api/tts-stream")] = await ws_request(session, http_base, text, "default")
-                found[("piper in-process", label, "-")] = direct.measure(text)
-                found[("agent, cache hit", label, "synthesize")] = await wyoming_request(
-                    agent_port, text, CACHED_VOICE, "synthesize")
-                if round_no >= warmup:
-                    for key, timing in found.items():
-                        series.setdefault(key, []).append(timing)
+    mqtt = BenchClient(mqtt_port)
+    try:
+        async with aiohttp.ClientSession() as session:
+            table = steps(agent_port, piper_port, session, http_base, mqtt, direct)
+            for text in TEXTS.values():  # the cached profile's cache filled once: every later ask is a hit
+                mqtt.speak(CACHED_PROFILE, text, False)
+            for round_no in range(warmup + rounds):
+                for label, text in TEXTS.items():
+                    for side in order_of(round_no, list(SIDES)):
+                        timing = await table[side](text)
+                        if round_no >= warmup:
+                            series.setdefault((side, label), []).append(timing)
+    finally:
+        mqtt.close()
     return series
 
 
 def med(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def spread(values: list[float]) -> str:
+    """p10-p90 of per-round values: how far a single round strays."""
+    if len(values) < 3:
+        return "-"
+    deciles = statistics.quantiles(values, n=10, method="inclusive")
+    return f"{deciles[0]:.2f}-{deciles[-1]:.2f}"
+
+
+def p90(values: list[float]) -> float:
+    return statistics.quantiles(values, n=10, method="inclusive")[-1] if len(values) > 1 else values[0]
 
 
 def source_version() -> str:
@@ -262,49 +356,58 @@ def source_version() -> str:
     return (git("rev-parse", "--short", "HEAD") or "unknown") + (" with uncommitted changes in agent/ or providers/" if dirty else "")
 
 
+def per_round(series: Series, side: str, other: str, label: str) -> tuple[list[float], list[float]]:
+    """Round-by-round ratios side / other, first audio and full audio."""
+    ours, theirs = series[(side, label)], series[(other, label)]
+    return ([a.first_ms / b.first_ms for a, b in zip(ours, theirs, strict=True)],
+            [a.full_ms / b.full_ms for a, b in zip(ours, theirs, strict=True)])
+
+
 def report(series: Series, rounds: int, warmup: int, command: str, load_before: str, load_after: str,
            starts: dict[str, float]) -> list[str]:
     lines = [
         f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"- Machine: {os.cpu_count()} CPUs, shared; load average (1/5/15 min) at start {load_before}, at end {load_after}",
+        f"- Machine: {os.cpu_count()} CPUs ({cpu_model()}), shared; load average (1/5/15 min) at start {load_before}, "
+        f"at end {load_after}",
         "- Software: Python {}, {}".format(
             sys.version.split()[0],
-            ", ".join(f"{n} {metadata.version(n)}" for n in ("wyoming", "piper-tts", "onnxruntime")),
-        ) + ", wyoming-piper 2.5.2 (its own venv, same piper-tts and onnxruntime)",
+            ", ".join(f"{n} {metadata.version(n)}" for n in ("wyoming", "piper-tts", "onnxruntime", "paho-mqtt", "aiohttp")),
+        ) + ", wyoming-piper 2.5.2 (its own venv, same piper-tts and onnxruntime); Mosquitto with set_tcp_nodelay true",
         f"- Command: `{command}`",
         f"- Code: commit {source_version()}",
-        f"- {rounds} measured rounds after {warmup} warm-up rounds, a new connection per request; ms, median (min)",
+        f"- {rounds} measured rounds after {warmup} warm-up rounds, every side once per text per round, in an order "
+        "that turns each round; a new connection per request (MQTT: one client); ms, median (min)",
         "- Started to first `info`: " + ", ".join(f"{k} {v:.1f} s" for k, v in starts.items()),
         "",
-        "| text | mode | side | first audio | full audio |",
-        "|---|---|---|---|---|",
+        "| text | side | first audio | full audio |",
+        "|---|---|---|---|",
     ]
     for label in TEXTS:
-        for mode in (*MODES, "POST /api/tts", "/api/tts-stream", "-"):
-            for side in ("agent", "wyoming-piper", "agent HTTP", "agent WebSocket", "agent, cache hit", "piper in-process"):
-                found = series.get((side, label, mode))
-                if not found:
-                    continue
-                first = [t.first_ms for t in found]
-                full = [t.full_ms for t in found]
-                lines.append(f"| {label} | {mode} | {side} | {med(first):.1f} ({min(first):.1f}) | {med(full):.1f} ({min(full):.1f}) |")
+        for side in SIDES:
+            found = series[(side, label)]
+            first, full = [t.first_ms for t in found], [t.full_ms for t in found]
+            lines.append(f"| {label} | {side} | {med(first):.1f} ({min(first):.1f}) | {med(full):.1f} ({min(full):.1f}) |")
     lines += [
         "",
-        "Agent / wyoming-piper: the ratio of the medians, and the median of the per-round ratios (both sides of a",
-        "round ran a second apart, so load that comes and goes cancels out of the second).",
+        f"Each door / wyoming-piper, round by round (both ran within seconds of each other): the median of the",
+        f"per-round ratios, their p10-p90, and how many rounds met the goal (first audio <= {GOAL_FIRST}, full audio",
+        f"<= {GOAL_FULL}); the ratio of the medians for comparison. The goal is met when the median per-round ratio is.",
         "",
-        "| text | mode | first audio: medians | first audio: per round | full audio: medians | full audio: per round | agent faster on both |",
-        "|---|---|---|---|---|---|---|",
+        "| text | door | against | first: per round (p10-p90) | rounds <= 0.85 | first: medians | full: per round (p10-p90) "
+        "| rounds <= 1.0 | full: medians | goal |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label in TEXTS:
-        for mode in MODES:
-            ours, theirs = series[("agent", label, mode)], series[("wyoming-piper", label, mode)]
-            cells = []
-            for pick in (lambda t: t.first_ms, lambda t: t.full_ms):
-                cells.append(med([pick(t) for t in ours]) / med([pick(t) for t in theirs]))
-                cells.append(med([pick(a) / pick(b) for a, b in zip(ours, theirs, strict=True)]))
-            faster = cells[1] < 1 and cells[3] < 1
-            lines.append(f"| {label} | {mode} | " + " | ".join(f"{c:.2f}" for c in cells) + f" | {'**yes**' if faster else '**no**'} |")
+        for door, other in DOORS.items():
+            first, full = per_round(series, door, other, label)
+            ours, theirs = series[(door, label)], series[(other, label)]
+            of_medians = [med([pick(t) for t in ours]) / med([pick(t) for t in theirs])
+                          for pick in (lambda t: t.first_ms, lambda t: t.full_ms)]
+            met = med(first) <= GOAL_FIRST and med(full) <= GOAL_FULL
+            lines.append(
+                f"| {label} | {door} | {other} | {med(first):.2f} ({spread(first)}) | "
+                f"{sum(r <= GOAL_FIRST for r in first)}/{len(first)} | {of_medians[0]:.2f} | {med(full):.2f} ({spread(full)}) | "
+                f"{sum(r <= GOAL_FULL for r in full)}/{len(full)} | {of_medians[1]:.2f} | {'**met**' if met else '**not met**'} |")
     lines += [
         "",
         "Each door against Piper in-process (the floor: no door, no process hop), median of the per-round ratios:",
@@ -312,17 +415,31 @@ def report(series: Series, rounds: int, warmup: int, command: str, load_before: 
         "| text | door | first audio / Piper's first chunk | full audio / Piper's whole text |",
         "|---|---|---|---|",
     ]
-    doors = [("Wyoming synthesize", ("agent", "synthesize")), ("Wyoming streamed", ("agent", "stream")),
-             ("HTTP POST /api/tts", ("agent HTTP", "POST /api/tts")),
-             ("WebSocket", ("agent WebSocket", "/api/tts-stream")), ("wyoming-piper", ("wyoming-piper", "synthesize"))]
     for label in TEXTS:
-        piper = series[("piper in-process", label, "-")]
-        for name, (side, mode) in doors:
-            ours = series[(side, label, mode)]
-            first = med([a.first_ms / b.first_ms for a, b in zip(ours, piper, strict=True)])
-            full = med([a.full_ms / b.full_ms for a, b in zip(ours, piper, strict=True)])
-            lines.append(f"| {label} | {name} | {first:.2f} | {full:.2f} |")
+        for door in (*DOORS, WYOMING_PIPER, "wyoming-piper stream"):
+            first, full = per_round(series, door, PIPER, label)
+            lines.append(f"| {label} | {door} | {med(first):.2f} | {med(full):.2f} |")
+    lines += [
+        "",
+        f"A repeated text from the cache (profile `cached`), whole answer: median (p90) ms, goal <= {GOAL_CACHE_MS:g} ms",
+        "",
+        "| text | door | first audio | full audio | goal |",
+        "|---|---|---|---|---|",
+    ]
+    for label in TEXTS:
+        for side in CACHE_HITS:
+            first = [t.first_ms for t in series[(side, label)]]
+            full = [t.full_ms for t in series[(side, label)]]
+            lines.append(f"| {label} | {side} | {med(first):.1f} ({p90(first):.1f}) | {med(full):.1f} ({p90(full):.1f}) | "
+                         f"{'met' if med(full) <= GOAL_CACHE_MS else 'not met'} |")
     return lines
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
 
 
 def main() -> int:
@@ -354,8 +471,8 @@ def main() -> int:
                     "agent": asyncio.run(wait_listening(agent_port, agent, "agent")),
                     "wyoming-piper": asyncio.run(wait_listening(piper_port, piper, "wyoming-piper")),
                 }
-                series = asyncio.run(measure(agent_port, piper_port, f"http://127.0.0.1:{http_port}", DirectPiper(),
-                                             args.rounds, args.warmup))
+                series = asyncio.run(measure(agent_port, piper_port, f"http://127.0.0.1:{http_port}", broker.port,
+                                             DirectPiper(), args.rounds, args.warmup))
         except BenchError:
             for name in ("agent.log", "wyoming-piper.log"):
                 print(f"--- {name}\n{(root / name).read_text(errors='replace')[-3000:]}", file=sys.stderr)

@@ -55,13 +55,13 @@ def main() -> int:
 
     from kokoro_onnx import Kokoro
 
-    from providers.base import ProviderContext
+    from tests.contexts import home_context
     from providers.kokoro import assets
     from providers.kokoro.config import KokoroSettings
     from providers.kokoro.engine import KokoroProvider
 
     home = args.home or Path(tempfile.mkdtemp(prefix="kokoro-speed-"))
-    ctx = ProviderContext("default", home / "profiles" / "default", (home / "out" / "voices",))
+    ctx = home_context(home)
     lines = [f"# Kokoro speed ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", ""]
     lines += [f"- Machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, {cpu_model()}",
               f"- Load average at start: {fmt_load()}", ""]

@@ -169,10 +169,12 @@ class KokoroProvider:
             if phonemes.strip():
                 check_length(phonemes, sentence)
                 batches.append((sentence, phonemes))
-        for index, (sentence, phonemes) in enumerate(batches):
-            audio = self.render(loaded, phonemes, style, settings.speed)
-            if index < len(batches) - 1:
-                audio = np.concatenate([audio, np.zeros(int(SENTENCE_PAUSE_S * SAMPLE_RATE), np.float32)])
+        pause = np.zeros(int(SENTENCE_PAUSE_S * SAMPLE_RATE), np.float32)
+        for sentence, phonemes in batches:
+            # every sentence, the text's last too: kokoro-onnx trims the silence after it, and the
+            # core hands a text over in pieces (the first sentence alone, agent/speak/text.py), so
+            # the next sentence may come from the next call
+            audio = np.concatenate([self.render(loaded, phonemes, style, settings.speed), pause])
             yield AudioChunk(pcm=to_pcm16(audio), sample_rate=SAMPLE_RATE, text=sentence)
 
     def render(self, loaded: _Loaded, phonemes: str, style: np.ndarray, speed: float) -> np.ndarray:

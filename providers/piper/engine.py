@@ -34,15 +34,19 @@ def bundled_voice() -> Path:
 
 
 def load_voice(model: Path, config: Path | None = None) -> PiperVoice:
-    """Piper's own loader less ONNX Runtime's memory patterns. A pattern is planned and kept for
-    each input length the session sees, and every sentence has its own: RSS grew with each new
-    length (354 MB after one 5000-letter word cut as the agent cuts it, against 256 MB without
-    patterns), while synthesis measured as fast without them (bench/RESULTS.md "Piper's memory")."""
+    """Piper's own loader less ONNX Runtime's memory patterns and spinning threads. A pattern is
+    planned and kept for each input length the session sees, and every sentence has its own: RSS
+    grew with each new length (354 MB after one 5000-letter word cut as the agent cuts it, against
+    256 MB without patterns), while synthesis measured as fast without them (bench/RESULTS.md
+    "Piper's memory"). Threads that spin between operators waiting for work (ORT's default) fight
+    every other process for a small machine's cores: with other work running, a sentence took
+    0.66x as long without spinning (bench/RESULTS.md "Every door in one run"), as for Kokoro."""
     import onnxruntime
 
     config = config or config_of(model)
     options = onnxruntime.SessionOptions()
     options.enable_mem_pattern = False
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
     return PiperVoice(session=session, config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))))
 

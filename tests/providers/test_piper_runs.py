@@ -158,3 +158,10 @@ def test_a_released_arena_goes_back_to_the_system(voice: PiperVoice) -> None:
     after = rss().rss
     assert grown - before > 50 * MB, (before / MB, grown / MB)  # what the arena keeps otherwise
     assert after - before < 15 * MB, (before / MB, grown / MB, after / MB)
+
+
+def test_the_voice_neither_plans_memory_patterns_nor_spins(voice: PiperVoice) -> None:
+    """Both cost a small shared machine (memory, CPU stolen from other work) and bought no speed."""
+    options = voice.session.get_session_options()
+    assert options.enable_mem_pattern is False
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

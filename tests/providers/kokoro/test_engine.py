@@ -12,7 +12,7 @@ import pytest
 
 from providers.base import AudioChunk, ProviderContext, VoiceNotFoundError
 from providers.kokoro.config import KokoroSettings
-from providers.kokoro.engine import KokoroProvider
+from providers.kokoro.engine import SENTENCE_PAUSE_S, KokoroProvider
 from providers.kokoro.prepare import faster_variant, time_sessions
 from providers.kokoro.voices import VoiceLibrary, VoicepackError, save_voicepack
 from tests.contexts import home_context
@@ -96,6 +96,8 @@ def test_english_streams_one_chunk_per_sentence(provider: KokoroProvider, ctx: P
     chunks = list(provider.synthesize("Hello from the voice agent. How are you today?", settings(langCode="a", voice="jm_kumo"), ctx))
     assert [c.text for c in chunks] == ["Hello from the voice agent.", "How are you today?"]
     assert all(c.sample_rate == 24000 and c.seconds > 0.5 and rms(c) > 0.02 for c in chunks)
+    # each sentence ends with the pause, the last too: the core's next piece may follow it
+    assert all(not np.frombuffer(c.pcm, np.int16)[-int(SENTENCE_PAUSE_S * 24000):].any() for c in chunks)
 
 
 def test_japanese_with_the_default_voice(provider: KokoroProvider, ctx: ProviderContext) -> None:
