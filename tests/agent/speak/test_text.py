@@ -3,7 +3,7 @@ fit, nothing lost."""
 
 from __future__ import annotations
 
-from agent.speak.text import MAX_PIECE_CHARS, MAX_RUN_CHARS, pieces
+from agent.speak.text import FIRST_CLAUSE_CHARS, FIRST_CUT_CHARS, MAX_PIECE_CHARS, MAX_RUN_CHARS, pieces
 
 
 def test_the_first_sentence_is_a_piece_of_its_own_and_the_rest_are_grouped() -> None:
@@ -18,7 +18,8 @@ def test_long_text_is_cut_between_sentences_and_keeps_every_word() -> None:
     text = " ".join(sentences)
     cut = pieces(text)
     assert len(cut) > 1 and all(len(p) <= MAX_PIECE_CHARS for p in cut)
-    assert all(p.endswith(".") for p in cut)  # whole sentences
+    assert cut[0] == "This is sentence number 0," and cut[1].startswith("which goes on")  # the first cut
+    assert all(p.endswith(".") for p in cut[1:])  # then whole sentences
     assert " ".join(cut).split() == text.split()
 
 
@@ -34,3 +35,22 @@ def test_a_5000_letter_word_becomes_runs_an_engine_can_take() -> None:
     assert all(len(word) <= MAX_RUN_CHARS for p in cut for word in p.split())
     assert "".join(cut).replace(" ", "") == ("Say" + "a" * 5000 + "please.")
     assert len(cut) == 25  # 5000 / 200 runs, "Say" and "please." joined to their neighbours
+
+
+def test_a_long_first_sentence_is_cut_at_its_first_clause_end_and_only_the_first() -> None:
+    weather = "The weather today is mild, with a light breeze from the west. Later, clouds come in from the sea."
+    assert pieces(weather) == ["The weather today is mild,", "with a light breeze from the west. Later, clouds come in from the sea."]
+    assert pieces("Well, good morning to everyone in the kitchen and the hall today.") == [
+        "Well, good morning to everyone in the kitchen and the hall today."]  # "Well," is too short to stand alone
+    assert pieces("Good morning, kitchen. It is seven.") == ["Good morning, kitchen.", "It is seven."]  # short: whole
+    assert pieces("これは長い文の最初の部分で、そのあとに続く部分もまだまだ長くなっていきますね。") == [
+        "これは長い文の最初の部分で、そのあとに続く部分もまだまだ長くなっていきますね。"]  # no space after 、: no cut
+
+
+def test_the_first_cut_starts_just_past_its_bounds() -> None:
+    clause = "a" * (FIRST_CLAUSE_CHARS - 1) + ","  # exactly FIRST_CLAUSE_CHARS with its comma
+    tail = "b" * (FIRST_CUT_CHARS - len(clause) - 1)  # the sentence exactly FIRST_CUT_CHARS long
+    assert pieces(f"{clause} {tail}") == [f"{clause} {tail}"]
+    assert pieces(f"{clause} {tail}b") == [clause, f"{tail}b"]
+    short = clause[1:]  # one letter less: too short to stand alone
+    assert pieces(f"{short} {tail}bb") == [f"{short} {tail}bb"]
