@@ -6,6 +6,7 @@ rate after its grace, the redirects a download may follow, and the ``.part`` fil
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 import urllib.error
@@ -517,3 +518,29 @@ def test_a_missing_part_is_empty_and_a_file_is_hashed_whole(tmp_path: Path, monk
     monkeypatch.setattr(transfer, "CHUNK", 100)
     (tmp_path / "f").write_bytes(BODY)
     assert transfer.hash_file(tmp_path / "f", transfer.new_digest("md5")).hexdigest() == md5(BODY)
+
+
+def test_a_part_is_stale_from_one_second_past_a_day_and_the_removal_is_said(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    now = 1_000_000_000.0
+    monkeypatch.setattr(transfer.time, "time", lambda: now)
+    parts = {age: tmp_path / f"{age}.part" for age in (86400.0, 86400.5)}
+    for age, part in parts.items():
+        part.write_bytes(b"x")
+        os.utime(part, (now - age, now - age))
+    with caplog.at_level(logging.INFO, "agent.transfer"):
+        stale_parts(tmp_path)
+    assert parts[86400.0].exists() and not parts[86400.5].exists()  # a day exactly is not yet more than a day
+    assert [r.getMessage() for r in caplog.records] == [f"removing {parts[86400.5]}, a download not resumed for a day"]
+
+
+def test_a_refused_redirect_without_a_source_names_the_url_that_was_asked(mirror: VoiceMirror) -> None:
+    mirror.redirects["to-ftp"] = "ftp://127.0.0.1:1/x.bin"
+    try:
+        with pytest.raises(ServiceError) as caught:
+            transfer.urlopen(urllib.request.Request(mirror.url + "to-ftp"), 5)
+        assert caught.value.data == {"url": mirror.url + "to-ftp"}
+        assert str(caught.value) == (f"downloading {mirror.url}to-ftp failed: a redirect to a ftp: URL is not followed; "
+                                     "check the voices URL setting")
+    finally:
+        mirror.redirects.clear()

@@ -6,6 +6,7 @@ file going first, the boundary of its size) with ``resume`` replaced by a script
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 from pathlib import Path
@@ -255,12 +256,16 @@ def test_the_file_just_fetched_stays_even_when_it_alone_fills_the_cache(tmp_path
     assert got.exists() and not other.exists()
 
 
-def test_eviction_goes_oldest_first_one_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_eviction_goes_oldest_first_one_at_a_time_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
     cache = BlobCache(tmp_path / "cache", 349)
     old = [put(cache, bytes([i]) * 100, 1000 + i) for i in range(3)]
     fetcher(monkeypatch, b"x" * 150)
-    cache.get(sha(b"x" * 150), "http://desk:4321", "tok")  # 450: two of 100 go (350 is one too many), the two oldest
+    with caplog.at_level(logging.INFO, "agent.blobs.cache"):
+        cache.get(sha(b"x" * 150), "http://desk:4321", "tok")  # 450: two of 100 go (350 is one too many), the two oldest
     assert [path.exists() for path in old] == [False, False, True]
+    assert [r.getMessage() for r in caplog.records] == [f"blob cache: removing {path.name}, least recently used"
+                                                        for path in old[:2]]
 
 
 def test_start_removes_parts_a_day_old(tmp_path: Path) -> None:

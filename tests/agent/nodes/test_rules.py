@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 
 import pytest
 
@@ -312,3 +313,94 @@ def test_a_change_wakes_the_node_thread_before_its_beat() -> None:
 
 def test_stop_before_start_is_fine() -> None:
     NodeService("pi", "1", False, "", sources([Queues()])).stop()
+
+
+# What is said when a document is ignored, exactly (the node named, cut at 80 characters)
+
+def said(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records]
+
+
+def test_each_ignored_document_is_said_with_its_node_and_reason(caplog: pytest.LogCaptureFixture) -> None:
+    registry = NodeRegistry(Clock())
+    long = "x" * 100
+    with caplog.at_level(logging.WARNING, "agent.nodes.registry"):
+        registry.heard(long + "/", b"{}")
+        registry.heard("desk", b"{" + b" " * MAX_DOCUMENT_BYTES + b"}")
+        registry.heard("desk", b"not json")
+        registry.heard("desk", NodeState(node="y" * 100).to_json())
+    assert said(caplog) == [
+        f"ignored a node state on a topic whose node {long[:80]!r} is not a node name",
+        f"ignored node desk's state: {MAX_DOCUMENT_BYTES + 2} bytes, more than {MAX_DOCUMENT_BYTES}",
+        "ignored node desk's state: not a node document (Expecting value: line 1 column 1 (char 0))",
+        f"ignored a state of node {'y' * 80!r} published on node 'desk''s topic",
+    ]
+
+
+def test_another_agent_under_this_name_is_said_in_full(caplog: pytest.LogCaptureFixture) -> None:
+    made = NodeService("pi", "1", False, "", sources([Queues()]))
+    with caplog.at_level(logging.ERROR, "agent.nodes.service"):
+        made.heard("pi", NodeState(node="pi", instance="other").to_json())
+    assert said(caplog) == [f"another agent publishes as node 'pi' (its instance other, ours {made.instance}): give "
+                            "each agent its own VOICE_AGENT_NODE"]
+
+
+# The heartbeat, driven on the test's thread: the node thread's wake replaced by one that keeps
+# each wait's timeout, sleeps the first out (a beat) or returns at once (a wake), then stops.
+
+class Waits:
+    def __init__(self, made: NodeService, script: list[str]) -> None:
+        self.made = made
+        self.script = script
+        self.timeouts: list[float] = []
+
+    def wait(self, timeout: float) -> bool:
+        self.timeouts.append(timeout)
+        step = self.script.pop(0)
+        if step == "beat":
+            time.sleep(timeout)
+            return False
+        if step == "stop":
+            self.made._stop.set()
+        return True
+
+    def clear(self) -> None:
+        pass
+
+    def set(self) -> None:
+        pass
+
+
+def beating(refresh_s: float, script: list[str], queues: list[Queues] | None = None) -> tuple[NodeService, Waits, list[NodeState]]:
+    made = NodeService("pi", "1", False, "", sources(queues or [Queues()]), refresh_s=refresh_s)
+    made.document()
+    told: list[NodeState] = []
+    made.watch(told.append)
+    waits = Waits(made, script)
+    made._wake = waits  # type: ignore[assignment]
+    made._beat()
+    return made, waits, told
+
+
+def test_the_beat_comes_a_refresh_interval_after_the_last_and_tells_the_unchanged_document() -> None:
+    made, waits, told = beating(0.2, ["beat", "stop"])
+    assert len(told) == 1 and told[0].same_as(made.document())
+    first, second = waits.timeouts
+    assert 0.1 < first <= 0.2 and 0.1 < second <= 0.2  # the next beat is an interval after this one
+
+
+def test_a_wake_without_a_change_tells_nobody_and_keeps_the_beats_time() -> None:
+    _, waits, told = beating(3600.0, ["wake", "stop"])
+    assert told == [] and 3000 < waits.timeouts[1] <= 3600
+
+
+def test_a_wake_with_a_change_tells_it() -> None:
+    queues = [Queues()]
+    made = NodeService("pi", "1", False, "", sources(queues), refresh_s=3600.0)
+    made.document()
+    told: list[NodeState] = []
+    made.watch(told.append)
+    queues.append(Queues(speak=5))
+    made._wake = Waits(made, ["wake", "stop"])  # type: ignore[assignment]
+    made._beat()
+    assert [state.queues.speak for state in told] == [5]
