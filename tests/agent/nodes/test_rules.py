@@ -86,13 +86,15 @@ def test_a_document_differs_in_any_field_but_its_time() -> None:
 
 
 def test_a_partial_gpu_report_makes_cards_of_what_it_has() -> None:
-    report = {"gpus": [{"free_mb": "512"}, "not a card", {"index": 3, "name": "T4", "total_mb": 16000, "free_mb": 100}],
-              "memory": {"available_mb": "700"}}
+    report = {"gpus": [{"free_mb": "512"}, "not a card", {"index": 3, "name": "T4", "total_mb": 16000, "free_mb": 100},
+                       {"name": "busy"}], "memory": {"available_mb": "700"}}
     state = build_state("pi", "i9", "2.0", False, "", ["a"], [], report, Queues(), 30.0, 12.5)
     assert state.gpus == [GpuCard(index=0, name="", total_mb=0, free_mb=512),
-                          GpuCard(index=3, name="T4", total_mb=16000, free_mb=100)]
+                          GpuCard(index=3, name="T4", total_mb=16000, free_mb=100), GpuCard(name="busy", free_mb=0)]
     assert state.gpu_reason == "" and state.memory == Memory(available_mb=700, total_mb=0)
     assert (state.instance, state.version, state.refresh_s, state.time) == ("i9", "2.0", 30.0, 12.5)
+    whole = build_state("pi", "i9", "2.0", False, "", [], [], {"memory": {"available_mb": 7, "total_mb": 16}}, Queues(), 30.0, 0.0)
+    assert whole.memory == Memory(available_mb=7, total_mb=16)
 
 
 @pytest.mark.parametrize(("report", "reason"), [
@@ -259,7 +261,7 @@ def test_a_figure_that_fails_says_the_last_document_again(caplog: pytest.LogCapt
     fail.append(True)
     with caplog.at_level(logging.ERROR, "agent.nodes.service"):
         assert made.refresh(force=True) == first
-    assert "a figure could not be read" in caplog.text and told == [first, first]
+    assert said(caplog) == ["node state: a figure could not be read"] and told == [first, first]
 
 
 def test_a_figure_that_fails_before_any_document_is_raised() -> None:
@@ -404,3 +406,17 @@ def test_a_wake_with_a_change_tells_it() -> None:
     made._wake = Waits(made, ["wake", "stop"])  # type: ignore[assignment]
     made._beat()
     assert [state.queues.speak for state in told] == [5]
+
+
+def test_a_listener_that_fails_is_said_and_the_next_is_told(caplog: pytest.LogCaptureFixture) -> None:
+    made = NodeService("pi", "1", False, "", sources([Queues()]))
+    told: list[NodeState] = []
+
+    def broken(state: NodeState) -> None:
+        raise RuntimeError("a listener that fails")
+
+    made.watch(broken)
+    made.watch(told.append)
+    with caplog.at_level(logging.ERROR, "agent.nodes.service"):
+        made.refresh()
+    assert said(caplog) == ["node state listener failed"] and len(told) == 1
