@@ -544,3 +544,79 @@ def test_a_refused_redirect_without_a_source_names_the_url_that_was_asked(mirror
                                      "check the voices URL setting")
     finally:
         mirror.redirects.clear()
+
+
+# Mutation survivors
+
+def test_a_416_starts_again_under_the_same_cap_and_progress(serve: Any, tmp_path: Path) -> None:
+    part = tmp_path / "x.part"
+    part.write_bytes(b"\xff" * 100)
+    serve(http_error(416), whole(length=False))
+    with pytest.raises(ServiceError) as caught:
+        resume(source(), part, "md5", cap=len(BODY) - 1)
+    assert "more than the" in str(caught.value) and not part.exists()
+    part.write_bytes(b"\xff" * 100)
+    serve(http_error(416), whole())
+    seen: list[int] = []
+    resume(source(), part, "md5", cap=len(BODY), progress=seen.append)
+    assert seen == [len(BODY)]
+
+
+def test_a_206_to_a_plain_request_from_another_offset_leaves_nothing(serve: Any, tmp_path: Path) -> None:
+    part = tmp_path / "x.part"
+    serve(partial(5))
+    with pytest.raises(ServiceError) as caught:
+        resume(source(), part, "md5")
+    assert caught.value.code == "x_failed" and "answered bytes from 5, not 0" in str(caught.value) and not part.exists()
+
+
+def test_a_refused_connection_says_the_reason_alone(serve: Any, tmp_path: Path) -> None:
+    serve(urllib.error.URLError("connection refused"))
+    with pytest.raises(ServiceError) as caught:
+        resume(source(), tmp_path / "x.part", "md5")
+    assert str(caught.value) == ("downloading http://mirror.lan/x.bin failed: cannot connect (connection refused); check "
+                                 "the network or the X setting, then try again")
+
+
+def test_a_stalled_server_times_out_at_the_timeout_given(mirror: VoiceMirror, tmp_path: Path) -> None:
+    mirror.faults.stall["x.bin"] = 3.0
+    try:
+        with pytest.raises(ServiceError) as caught:
+            resume(source(url=mirror.url + "x.bin"), tmp_path / "x.part", "md5", how=Fetch(timeout=0.2))
+        assert caught.value.code == "x_failed"
+    finally:
+        mirror.faults.clear()
+
+
+def test_a_chunk_is_written_at_its_size_exactly_and_not_a_byte_before(serve: Any, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transfer, "CHUNK", 256)
+    serve(Answer(200, [BODY[:255], BODY[255:256], BODY[256:511], BODY[511:512], BODY[512:]]))
+    seen: list[int] = []
+    assert resume(source(), tmp_path / "x.part", "md5", progress=seen.append) == md5(BODY)
+    assert seen == [256, 512, len(BODY)]
+
+
+def test_the_errors_of_a_broken_and_a_slow_download_say_exactly_what_to_do(serve: Any, tmp_path: Path) -> None:
+    part = tmp_path / "x.part"
+    serve(Answer(200, [BODY[:10], TimeoutError("timed out")]))
+    with pytest.raises(ServiceError) as broke:
+        resume(source(), part, "md5")
+    assert str(broke.value) == ("downloading http://mirror.lan/x.bin failed: the connection broke after 10 bytes "
+                                "(TimeoutError: timed out); try again: the download resumes where it stopped")
+    clock = Ticks()
+    part.write_bytes(BODY[:10])
+    slow = trickle(clock, [BODY[10:1034 - 10]], [0.002])
+    slow.status, slow.headers = 206, {"Content-Range": "bytes 10-1023/1024"}
+    serve(slow)
+    with pytest.raises(ServiceError) as slowed:
+        resume(source(), part, "md5", how=Fetch(min_rate=1 << 30, grace=0.001, clock=clock))
+    assert str(slowed.value) == ("downloading http://mirror.lan/x.bin failed: it came at 495.1 KiB/s, slower than the "
+                                 "1048576 KiB/s a download must keep up; try again later (or from another source): the "
+                                 "download resumes where it stopped")
+
+
+def test_exactly_the_minimum_rate_after_the_grace_goes_on(serve: Any, tmp_path: Path) -> None:
+    clock = Ticks()
+    serve(trickle(clock, [BODY[:488], BODY[488:]], [61.0, 62.0]))  # 488 bytes in 61 s: 8 a second exactly
+    assert resume(source(), tmp_path / "x.part", "md5", how=Fetch(min_rate=8, grace=60.0, clock=clock)) == md5(BODY)

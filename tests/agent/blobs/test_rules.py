@@ -168,7 +168,8 @@ def test_a_fetch_asks_the_node_for_the_hash_with_the_token_and_no_redirect(tmp_p
     source = call["source"]
     assert source.url == f"http://desk:4321/api/blobs/{SHA_A}" and source.code == "blob_fetch_failed"
     assert source.headers == {"Authorization": "Bearer tok"} and source.redirects is False
-    assert "VOICE_AGENT_HTTP_TOKEN" in source.setting and "VOICE_AGENT_BLOB_CACHE_MB" in source.full
+    assert source.setting == "the node's address and VOICE_AGENT_HTTP_TOKEN"
+    assert source.full == "raise VOICE_AGENT_BLOB_CACHE_MB or free some space"
     assert call["part"] == tmp_path / "cache" / f"{SHA_A}.part" and call["algorithm"] == "sha256"
     assert (call["size"], call["cap"], call["how"]) == (100, 1000, how)
     assert sorted(p.name for p in cache.folder.iterdir()) == [SHA_A]
@@ -190,7 +191,9 @@ def test_a_transfer_whose_hash_is_not_the_one_asked_for_leaves_nothing(tmp_path:
     with pytest.raises(ServiceError) as refused:
         cache.get(SHA_A, "http://desk:4321", "tok")
     assert refused.value.code == "blob_corrupt" and list(cache.folder.iterdir()) == []
-    assert f"has SHA-256 {sha(b'b' * 100)}, not the one asked for" in str(refused.value)
+    assert str(refused.value) == (f"the file fetched from http://desk:4321/api/blobs/{SHA_A} has SHA-256 {sha(b'b' * 100)}, "
+                                  "not the one asked for: not kept; try again (if it persists, the node's copy changed or "
+                                  "is damaged)")
     assert refused.value.data == {"url": f"http://desk:4321/api/blobs/{SHA_A}"}
 
 
@@ -276,3 +279,11 @@ def test_start_removes_parts_a_day_old(tmp_path: Path) -> None:
     os.utime(old, (time.time() - 2 * 86400,) * 2)
     cache.start()
     assert not old.exists()
+
+
+def test_the_cache_folder_is_made_with_its_parents_and_a_node_url_keeps_its_last_letter(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fetched = fetcher(monkeypatch, A)
+    cache = BlobCache(tmp_path / "out" / "blobs", 1000)
+    assert cache.get(SHA_A, "http://nodeX/", "tok").read_bytes() == A
+    assert fetched.calls[0]["source"].url == f"http://nodeX/api/blobs/{SHA_A}"

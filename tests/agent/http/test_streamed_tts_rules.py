@@ -118,3 +118,16 @@ def test_a_stream_is_one_continuous_file_from_the_http_door_until_told_who_speak
         other = EncodedStream(asyncio.get_running_loop(), Departure("c", "w"), where="openai")
         assert other.where("r1", True) == "openai"
     asyncio.run(check())
+
+
+def test_a_sentence_after_the_client_left_is_refused() -> None:
+    async def check() -> None:
+        departure = Departure("the HTTP client", "10.0.0.5")
+        out = EncodedStream(asyncio.get_running_loop(), departure)
+        out.chunk("r1", 0, b"one")
+        departure.leave()
+        with pytest.raises(ServiceError) as gone:
+            out.chunk("r1", 1, b"two")
+        assert gone.value.code == "client_gone"
+        assert await out.queue.get() == b"one" and out.queue.empty()
+    asyncio.run(check())
