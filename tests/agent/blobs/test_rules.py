@@ -287,3 +287,36 @@ def test_the_cache_folder_is_made_with_its_parents_and_a_node_url_keeps_its_last
     cache = BlobCache(tmp_path / "out" / "blobs", 1000)
     assert cache.get(SHA_A, "http://nodeX/", "tok").read_bytes() == A
     assert fetched.calls[0]["source"].url == f"http://nodeX/api/blobs/{SHA_A}"
+
+
+def test_a_file_that_cannot_be_hashed_does_not_end_the_walk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    bad = write(tmp_path / "one" / "a.pth", b"unreadable")
+    other = write(tmp_path / "two" / "b.pth", b"readable")
+    real = blob_index.sha256_file
+
+    def hashing(path: Path) -> str:
+        if path == bad:
+            raise PermissionError("denied")
+        return real(path)
+
+    monkeypatch.setattr(blob_index, "sha256_file", hashing)
+    with caplog.at_level(logging.DEBUG, "agent.blobs.index"):
+        assert BlobIndex(lambda: [tmp_path / "one", tmp_path / "two"]).find(sha(b"readable")) == other
+    assert [r.getMessage() for r in caplog.records] == [f"not indexing {bad}: denied"]
+
+
+def test_a_name_skipped_or_gone_does_not_end_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The names of a folder in an order that puts each skipped one first (os.walk's order is the
+    file system's), and one that is gone by the time it is looked at."""
+    kept = write(tmp_path / "z.pth", b"kept")
+    write(tmp_path / ".hidden.wav", b"hidden")
+    write(tmp_path / "a.sqlite", b"database")
+    real = os.walk
+
+    def walk(root: Path) -> Any:
+        for folder, dirs, names in real(root):
+            yield folder, dirs, sorted([*names, "b-gone.pth"])
+
+    monkeypatch.setattr(blob_index.os, "walk", walk)
+    assert BlobIndex(lambda: [tmp_path]).find(sha(b"kept")) == kept
