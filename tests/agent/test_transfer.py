@@ -620,3 +620,19 @@ def test_exactly_the_minimum_rate_after_the_grace_goes_on(serve: Any, tmp_path: 
     clock = Ticks()
     serve(trickle(clock, [BODY[:488], BODY[488:]], [61.0, 62.0]))  # 488 bytes in 61 s: 8 a second exactly
     assert resume(source(), tmp_path / "x.part", "md5", how=Fetch(min_rate=8, grace=60.0, clock=clock)) == md5(BODY)
+
+
+def failure(serve: Any, part: Path, answer: Answer, **kwargs: Any) -> str:
+    serve(answer)
+    with pytest.raises(ServiceError) as caught:
+        resume(source(), part, "md5", **kwargs)
+    return str(caught.value).removeprefix("downloading http://mirror.lan/x.bin failed: ")
+
+
+def test_each_refused_answer_says_exactly_what_to_do(serve: Any, tmp_path: Path) -> None:
+    part = tmp_path / "x.part"
+    assert failure(serve, part, Answer(206, [BODY])) == "the server answered bytes from -1, not 0; try again"
+    assert failure(serve, part, Answer(204, [])) == "unexpected HTTP 204; try again later"
+    assert failure(serve, part, whole(), cap=10) == f"the server sends {len(BODY)} bytes, more than the 10 expected; check the X setting"
+    assert failure(serve, part, Answer(200, [BODY[:5]], {"Content-Length": "9"})) == (
+        "the connection broke after 5 of 9 bytes; try again: the download resumes where it stopped")
