@@ -26,14 +26,14 @@ from agent.layout import Layout
 log = logging.getLogger(__name__)
 
 KEPT = frozenset({".wav", ".list", ".txt", ".csv", ".pth", ".index", ".pt", ".onnx", ".json"})
-HASH = re.compile(r"^[0-9a-f]{64}$")
+HASH = re.compile(r"[0-9a-f]{64}")  # fullmatch: "$" would let a trailing newline through
 CHUNK = 1 << 20
 
 
 def check_hash(text: str) -> str | None:
     """A SHA-256 in hex (either case), lower-cased; None when ``text`` is not one."""
     lowered = text.lower()
-    return lowered if HASH.match(lowered) else None
+    return lowered if HASH.fullmatch(lowered) else None
 
 
 def kept_roots(layout: Layout) -> list[Path]:

@@ -42,7 +42,7 @@ class NodeRegistry:
     def heard(self, node: str, payload: bytes) -> bool:
         """Take one message of ``<base>/node/<node>/state``; False (and a log line) when it is not a
         node's document, and then nothing changes."""
-        if not NODE_NAME.match(node):
+        if not NODE_NAME.fullmatch(node):
             log.warning("ignored a node state on a topic whose node %r is not a node name", node[:80])
             return False
         if not payload:

@@ -15,14 +15,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-NODE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")
+NODE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")  # fullmatch: "$" would let a trailing newline through
 MAX_DOCUMENT_BYTES = 64 * 1024  # a node's document is a few hundred bytes; more is not one
 
 
 def check_node_name(name: str) -> str:
     """``name`` as a topic level of its own: letters, digits, ``_ . -``, at most 64, not starting with
     a dot (so never ``/ + #``, never a ``$`` system topic); ``ValueError`` says what is wrong."""
-    if not NODE_NAME.match(name):
+    if not NODE_NAME.fullmatch(name):
         raise ValueError(f"{name!r} is not a node name: 1 to 64 letters, digits, '_', '.' or '-' "
                          "(not starting with '.'), e.g. the host name")
     return name
