@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field, StringConstraints, ValidationError, create_model, field_validator
 
 from agent.access import AccessConfig
-from agent.nodes.state import NODE_NAME
+from agent.nodes.state import NODE_PATTERN
 from agent.record.config import RecordConfig
 from agent.requests import ProviderName, load_json, validation_problems
 from agent.train.config import TrainConfig
@@ -70,7 +70,7 @@ class OpenAIConfig(CamelModel):
     )
 
 
-RunOn = Annotated[str, StringConstraints(pattern=NODE_NAME.pattern)]
+RunOn = Annotated[str, StringConstraints(pattern=NODE_PATTERN)]
 
 
 class RunOnConfig(CamelModel):

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 NODE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")  # fullmatch: "$" would let a trailing newline through
+NODE_PATTERN = f"^{NODE_NAME.pattern}$"  # the same, for pydantic fields (they search; their Rust "$" is the very end)
 MAX_DOCUMENT_BYTES = 64 * 1024  # a node's document is a few hundred bytes; more is not one
 
 

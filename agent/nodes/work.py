@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.requests import Text, describe_validation_error
-from agent.nodes.state import NODE_NAME
+from agent.nodes.state import NODE_PATTERN
 
 MAX_JOB_BYTES = 256 * 1024  # a job is a text, a provider's settings and a few hashes
 MAX_REPLY_BYTES = 64 << 20  # a sentence of PCM, base64: minutes of 48 kHz audio fit
@@ -44,7 +44,7 @@ class SpeakWork(_Message):
     """Speak ``text`` with ``provider`` and the profile's ``settings`` (its voice.json section)."""
 
     id: str = Field(pattern=JOB_ID)
-    home: str = Field(pattern=NODE_NAME.pattern)
+    home: str = Field(pattern=NODE_PATTERN)
     home_url: str = Field(pattern=r"^https?://[^\s/]+$")  # the home's HTTP door, where the files are
     provider: str = Field(max_length=64)
     text: Text = Field(min_length=1, max_length=20_000)
@@ -64,7 +64,7 @@ class WorkReply(_Message):
     PCM), ``done`` (``seq`` chunks were sent), ``failed`` (``code`` and ``message``)."""
 
     kind: ReplyKind
-    node: str = Field(pattern=NODE_NAME.pattern)
+    node: str = Field(pattern=NODE_PATTERN)
     id: str = Field(pattern=JOB_ID)
     code: str = Field("", max_length=64)
     message: str = Field("", max_length=2000)

@@ -422,3 +422,19 @@ def test_a_listener_that_fails_is_said_and_the_next_is_told(caplog: pytest.LogCa
     with caplog.at_level(logging.ERROR, "agent.nodes.service"):
         made.refresh()
     assert said(caplog) == ["node state listener failed"] and len(told) == 1
+
+
+
+@pytest.mark.parametrize("name", ["a/b", "desk\n", "+", "#", "$SYS", "", "x" * 65, "ok/../x"])
+def test_a_job_or_reply_naming_a_node_that_cannot_be_is_refused(name: str) -> None:
+    from pydantic import ValidationError
+
+    from agent.nodes.work import SpeakWork, WorkReply
+
+    job = {"id": "j1", "home": name, "home_url": "http://10.0.0.2:8766", "provider": "rvc", "text": "Hi."}
+    with pytest.raises(ValidationError):
+        SpeakWork.model_validate(job)
+    with pytest.raises(ValidationError):
+        WorkReply.model_validate({"kind": "alive", "node": name, "id": "j1"})
+    assert SpeakWork.model_validate({**job, "home": "desk"}).home == "desk"
+    assert WorkReply.model_validate({"kind": "alive", "node": "desk.lan", "id": "j1"}).node == "desk.lan"
