@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
+from agent.access import AccessConfig, check_paths
 from agent.blobs.cache import BlobCache
 from agent.errors import ServiceError
 from agent.layout import Layout
@@ -105,6 +106,8 @@ class SpeakWorker:
             settings = spec.settings.model_validate(job.settings)
         except ValidationError as exc:
             raise ServiceError("invalid_payload", f"the job's {job.provider} settings: {describe_validation_error(exc)}") from exc
+        # a job is a request from the broker: its paths (a base voice) stay inside this node's home
+        check_paths(AccessConfig(), self._layout.home, self._layout.work_dir, spec.settings, job.settings, "settings")
         if self._homes(job.home) != job.home_url:
             raise ServiceError("untrusted_home", f"the job says node {job.home}'s files are at {job.home_url}, and its "
                                "state document does not: nothing fetched (the token goes only to a node's own door)")

@@ -272,3 +272,37 @@ def test_a_worker_lost_after_streamed_audio_went_out_fails_the_request(tmp_path:
         home.speak("desk", "One. Two. Three.", stream=True)
     assert failed.value.code == "worker_lost" and [seq for seq, _ in home.streamed] == [0]
     assert home.engines["rvc"].calls == 0 and home.engines["piper"].calls == 0
+
+
+def _run_job(home: Household, settings: dict[str, object]) -> list[dict[str, object]]:
+    """A job straight from the broker, as anyone who may publish there could write it (the home's
+    real model by hash): the desk worker's replies until its last word."""
+    import json
+    import queue
+
+    from agent.nodes.work import BlobRef, SpeakWork
+    model = home.ctx.voices_dirs[0] / "rvc-models" / "anna" / "anna.pth"
+    sha = home.index.hash_of(model)
+    assert sha is not None
+    files = {"model": BlobRef(sha256=sha, size=model.stat().st_size, name=model.name)}
+    replies: queue.Queue[dict[str, object]] = queue.Queue()
+    job = SpeakWork(id="home-x1", home="home", home_url="http://home:8080", provider="rvc", text="One.",
+                    settings=settings, files=files)
+    worker = home.workers["desk"]
+    worker.take("rvc", job.to_json(), lambda reply: replies.put(json.loads(reply)))
+    said = [replies.get(timeout=30)]
+    while said[-1]["kind"] not in ("done", "failed", "declined"):
+        said.append(replies.get(timeout=30))
+    return said
+
+
+def test_a_job_whose_settings_name_a_file_outside_the_workers_home_is_refused(tmp_path: Path) -> None:
+    """A job's paths (a Piper model as RVC's base voice) are a request's: on the worker, inside the
+    worker's home, as voice.json's access.paths keeps any request's; nothing is fetched."""
+    home = Household(tmp_path)
+    secret = tmp_path / "elsewhere" / "private.onnx"
+    said = _run_job(home, {"speakerId": "anna", "baseVoice": str(secret)})
+    assert (said[-1]["kind"], said[-1].get("code")) == ("failed", "forbidden")
+    assert home.blobs.asked == [] and home.worker_engines["desk"].calls == 0
+    fine = _run_job(home, {"speakerId": "anna", "baseVoice": "en_US-joe-medium"})  # a voice's name: the worker's own
+    assert fine[-1]["kind"] == "done" and home.worker_engines["desk"].calls == 1
