@@ -157,7 +157,7 @@ class RemoteSpeech:
                         raise RemoteError(f"worker {reply.node} said {reply.seq} sentences, {seq} came", WORKER_LOST)
                     watch.done()
                 elif reply.kind == "chunk":
-                    watch.alive(reply.node, now)
+                    watch.audio(reply.node, now)
                     if reply.seq != seq:
                         raise RemoteError(f"sentence {reply.seq} of worker {reply.node} came after {seq}", WORKER_LOST)
                     try:

@@ -306,3 +306,23 @@ def test_a_job_whose_settings_name_a_file_outside_the_workers_home_is_refused(tm
     assert home.blobs.asked == [] and home.worker_engines["desk"].calls == 0
     fine = _run_job(home, {"speakerId": "anna", "baseVoice": "en_US-joe-medium"})  # a voice's name: the worker's own
     assert fine[-1]["kind"] == "done" and home.worker_engines["desk"].calls == 1
+
+
+def test_a_worker_whose_engine_hangs_while_it_says_alive_ends_the_wait_with_worker_lost(tmp_path: Path) -> None:
+    """Its ticker goes on saying alive; no sentence within ``audio_s`` and the home speaks itself."""
+    home = Household(tmp_path, bounds=Bounds(1.0, 60.0, 3, audio_s=0.5))  # silence alone would wait a minute
+    release = threading.Event()
+    engine = home.worker_engines["desk"]
+    original = engine.synthesize
+
+    def stuck(*args):  # type: ignore[no-untyped-def]
+        release.wait(60)
+        yield from original(*args)
+
+    engine.synthesize = stuck  # type: ignore[method-assign]
+    try:
+        result = home.speak("desk")
+    finally:
+        release.set()
+    assert (result.pcm, result.fallback_code) == (pcm(HERE, 2), "worker_lost")  # type: ignore[attr-defined]
+    assert "audio" in result.fallback_reason  # type: ignore[attr-defined]
