@@ -10,6 +10,8 @@ the one speak path.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 from typing import Any, Literal
 
@@ -50,9 +52,25 @@ class SpeakWork(_Message):
     text: Text = Field(min_length=1, max_length=20_000)
     settings: dict[str, Any] = Field(default_factory=dict)
     files: dict[str, BlobRef] = Field(default_factory=dict, max_length=16)  # role (model, index, ...) -> file
+    # HMAC-SHA256 of the rest under the household's token: anyone who may publish on the broker can
+    # write a job, and a worker fetches with the token from the ``home_url`` a job names (a node's
+    # state document is no proof: anyone can publish one), so only a job sealed by a token holder is run
+    mac: str = Field("", pattern=r"^([0-9a-f]{64})?$")
 
     def to_json(self) -> bytes:
         return self.model_dump_json().encode()
+
+    def sealed(self, token: str) -> "SpeakWork":
+        """This job with its ``mac`` under ``token``."""
+        return self.model_copy(update={"mac": _mac(token, self)})
+
+    def sealed_by(self, token: str) -> bool:
+        """Whether a holder of ``token`` (not empty) sealed this job."""
+        return bool(token) and hmac.compare_digest(self.mac, _mac(token, self))
+
+
+def _mac(token: str, job: SpeakWork) -> str:
+    return hmac.new(token.encode(), job.model_dump_json(exclude={"mac"}).encode(), hashlib.sha256).hexdigest()
 
 
 ReplyKind = Literal["accepted", "declined", "alive", "chunk", "done", "failed"]

@@ -56,8 +56,11 @@ class RemoteSpeech:
     """Where a profile's speech runs, and the jobs waiting for replies."""
 
     def __init__(self, node: str, url: str, nodes: NodeRegistry, blobs: BlobIndex,
-                 bounds: Bounds = Bounds(), clock: Callable[[], float] = time.monotonic) -> None:
+                 bounds: Bounds = Bounds(), clock: Callable[[], float] = time.monotonic,
+                 token: Callable[[], str] = str) -> None:
+        """``token``: the household's (VOICE_AGENT_HTTP_TOKEN), which seals each job for the worker."""
         self.node = node
+        self._token = token
         self.url = url
         self._nodes = nodes
         self._blobs = blobs
@@ -184,7 +187,7 @@ class RemoteSpeech:
             files[role] = BlobRef(sha256=sha, size=path.stat().st_size, name=path.name)
         return SpeakWork(id=f"{self.node}-{uuid.uuid4().hex[:12]}", home=self.node, home_url=self.url,
                          provider=provider, text=text, settings=settings.model_dump(mode="json", by_alias=True),
-                         files=files)
+                         files=files).sealed(self._token())
 
 
 class RemoteEngine:

@@ -75,7 +75,8 @@ class Household:
         self.ctx = loose_context(tmp_path / "home", (voices,))
         self.registry = NodeRegistry()
         self.index = BlobIndex(lambda: [voices])
-        self.remote = RemoteSpeech("home", "http://home:8080", self.registry, self.index, bounds)
+        self.remote = RemoteSpeech("home", "http://home:8080", self.registry, self.index, bounds,
+                                   token=lambda: "household")
         self.engines = {"rvc": Engine("rvc", HERE), "piper": Engine("piper", HOME)}
         self.pool = ProviderPool(factory=lambda name: self.engines[name])  # type: ignore[arg-type,return-value]
         self.blobs = Blobs(self.index)
@@ -274,7 +275,8 @@ def test_a_worker_lost_after_streamed_audio_went_out_fails_the_request(tmp_path:
     assert home.engines["rvc"].calls == 0 and home.engines["piper"].calls == 0
 
 
-def _run_job(home: Household, settings: dict[str, object]) -> list[dict[str, object]]:
+def _run_job(home: Household, settings: dict[str, object], token: str = "household",
+             url: str = "http://home:8080") -> list[dict[str, object]]:
     """A job straight from the broker, as anyone who may publish there could write it (the home's
     real model by hash): the desk worker's replies until its last word."""
     import json
@@ -286,8 +288,8 @@ def _run_job(home: Household, settings: dict[str, object]) -> list[dict[str, obj
     assert sha is not None
     files = {"model": BlobRef(sha256=sha, size=model.stat().st_size, name=model.name)}
     replies: queue.Queue[dict[str, object]] = queue.Queue()
-    job = SpeakWork(id="home-x1", home="home", home_url="http://home:8080", provider="rvc", text="One.",
-                    settings=settings, files=files)
+    job = SpeakWork(id="home-x1", home="home", home_url=url, provider="rvc", text="One.",
+                    settings=settings, files=files).sealed(token)
     worker = home.workers["desk"]
     worker.take("rvc", job.to_json(), lambda reply: replies.put(json.loads(reply)))
     said = [replies.get(timeout=30)]
@@ -326,3 +328,15 @@ def test_a_worker_whose_engine_hangs_while_it_says_alive_ends_the_wait_with_work
         release.set()
     assert (result.pcm, result.fallback_code) == (pcm(HERE, 2), "worker_lost")  # type: ignore[attr-defined]
     assert "audio" in result.fallback_reason  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("token", ["", "not-the-household"])
+def test_a_job_not_sealed_with_the_households_token_is_refused_before_any_fetch(tmp_path: Path, token: str) -> None:
+    """Anyone who may publish on the broker can publish a node's state document naming a door of
+    theirs, then a job of that "home": the worker would send the household's token there. A job
+    is run only when sealed with the token; the home hears why."""
+    home = Household(tmp_path)
+    home.urls["home"] = "http://attacker:8080"  # its forged state document
+    said = _run_job(home, {"speakerId": "anna"}, token=token, url="http://attacker:8080")
+    assert [(s["kind"], s.get("code")) for s in said] == [("failed", "untrusted_job")]
+    assert home.blobs.asked == [] and home.workers["desk"].taken == 0
