@@ -13,7 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -34,6 +34,26 @@ class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
+class _Sealed(_Message):
+    """A message with ``mac``: HMAC-SHA256 of the rest under the household's token. Anyone who may
+    publish on the broker can write a job or a reply: a worker fetches with the token from the
+    ``home_url`` a job names (a node's state document is no proof, anyone can publish one), and a
+    home speaks the audio a reply carries; so each end takes only what a token holder sealed."""
+
+    mac: str = Field("", pattern=r"^([0-9a-f]{64})?$")
+
+    def sealed(self, token: str) -> Self:
+        """This message with its ``mac`` under ``token``."""
+        return self.model_copy(update={"mac": self._mac(token)})
+
+    def sealed_by(self, token: str) -> bool:
+        """Whether a holder of ``token`` (not empty) sealed this message."""
+        return bool(token) and hmac.compare_digest(self.mac, self._mac(token))
+
+    def _mac(self, token: str) -> str:
+        return hmac.new(token.encode(), self.model_dump_json(exclude={"mac"}).encode(), hashlib.sha256).hexdigest()
+
+
 class BlobRef(_Message):
     """A file the work needs: fetched by hash from the home node, checked against it."""
 
@@ -42,7 +62,7 @@ class BlobRef(_Message):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,128}$")  # its file name at home (the engine may look at it)
 
 
-class SpeakWork(_Message):
+class SpeakWork(_Sealed):
     """Speak ``text`` with ``provider`` and the profile's ``settings`` (its voice.json section)."""
 
     id: str = Field(pattern=JOB_ID)
@@ -52,31 +72,15 @@ class SpeakWork(_Message):
     text: Text = Field(min_length=1, max_length=20_000)
     settings: dict[str, Any] = Field(default_factory=dict)
     files: dict[str, BlobRef] = Field(default_factory=dict, max_length=16)  # role (model, index, ...) -> file
-    # HMAC-SHA256 of the rest under the household's token: anyone who may publish on the broker can
-    # write a job, and a worker fetches with the token from the ``home_url`` a job names (a node's
-    # state document is no proof: anyone can publish one), so only a job sealed by a token holder is run
-    mac: str = Field("", pattern=r"^([0-9a-f]{64})?$")
 
     def to_json(self) -> bytes:
         return self.model_dump_json().encode()
-
-    def sealed(self, token: str) -> "SpeakWork":
-        """This job with its ``mac`` under ``token``."""
-        return self.model_copy(update={"mac": _mac(token, self)})
-
-    def sealed_by(self, token: str) -> bool:
-        """Whether a holder of ``token`` (not empty) sealed this job."""
-        return bool(token) and hmac.compare_digest(self.mac, _mac(token, self))
-
-
-def _mac(token: str, job: SpeakWork) -> str:
-    return hmac.new(token.encode(), job.model_dump_json(exclude={"mac"}).encode(), hashlib.sha256).hexdigest()
 
 
 ReplyKind = Literal["accepted", "declined", "alive", "chunk", "done", "failed"]
 
 
-class WorkReply(_Message):
+class WorkReply(_Sealed):
     """One word from the worker about one job: ``accepted`` (it runs it), ``declined`` (it cannot
     now: ``code`` busy, provider_unavailable), ``alive`` (still at it), ``chunk`` (a sentence's
     PCM), ``done`` (``seq`` chunks were sent), ``failed`` (``code`` and ``message``)."""

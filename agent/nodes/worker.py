@@ -60,7 +60,7 @@ class SpeakWorker:
         except WorkError as exc:
             log.warning("ignored a speak job for %s: %s", provider, exc)
             return
-        answer = _Answer(self.node, job.id, reply)
+        answer = _Answer(self.node, job.id, reply, self._token())
         if not job.sealed_by(self._token()):
             log.warning("refused speak job %s of node %s: not sealed with this household's token", job.id, job.home)
             answer.say("failed", code="untrusted_job", message=f"{self.node} runs only jobs sealed with the household's "
@@ -134,12 +134,13 @@ class SpeakWorker:
 
 
 class _Answer:
-    """The replies of one job, each a whole message."""
+    """The replies of one job, each a whole message, sealed with the household's token."""
 
-    def __init__(self, node: str, job: str, reply: Reply) -> None:
+    def __init__(self, node: str, job: str, reply: Reply, token: str) -> None:
         self._node = node
         self._job = job
         self._reply = reply
+        self._token = token  # each reply is sealed with it: the home takes no other
         self.lock = threading.RLock()  # the ticker and the job's thread: one message at a time
 
     def say(self, kind: str, **fields: object) -> None:
@@ -148,6 +149,6 @@ class _Answer:
     def send(self, reply: WorkReply) -> None:
         with self.lock:
             try:
-                self._reply(reply.to_json())
+                self._reply(reply.sealed(self._token).to_json())
             except Exception:
                 log.exception("could not reply to job %s", self._job)

@@ -340,3 +340,25 @@ def test_a_job_not_sealed_with_the_households_token_is_refused_before_any_fetch(
     said = _run_job(home, {"speakerId": "anna"}, token=token, url="http://attacker:8080")
     assert [(s["kind"], s.get("code")) for s in said] == [("failed", "untrusted_job")]
     assert home.blobs.asked == [] and home.workers["desk"].taken == 0
+
+
+@pytest.mark.parametrize("token", ["", "not-the-household"])
+def test_replies_not_sealed_with_the_households_token_are_not_spoken(tmp_path: Path, token: str) -> None:
+    """Anyone who reads the work topic sees a job's id (its correlation data) and could answer it
+    with audio of their own: the home takes only replies sealed with the token."""
+    import json
+
+    from agent.nodes.work import SpeakWork, WorkReply
+    home = Household(tmp_path)
+    home.broker.dead.add("desk")  # the real worker never hears it: only the forger answers
+    forged = (pcm(7, 1), 16000)
+
+    def forger(provider: str, node: str | None, payload: bytes, correlation: bytes) -> None:
+        job = SpeakWork.model_validate(json.loads(payload))
+        for reply in (WorkReply(kind="accepted", node="desk", id=job.id), WorkReply.chunk("desk", job.id, 0, *forged),
+                      WorkReply(kind="done", node="desk", id=job.id, seq=1)):
+            home.remote.replied(correlation, reply.sealed(token).to_json())
+
+    home.broker.send = forger  # type: ignore[method-assign]
+    result = home.speak("desk", "One.")
+    assert (result.pcm, result.node, result.fallback_code) == (pcm(HERE, 1), None, "no_worker")  # type: ignore[attr-defined]
