@@ -102,7 +102,8 @@ class RemoteSpeech:
             log.warning("ignored a reply to job %s: %s", job[:80], exc)
             return
         if not reply.sealed_by(self._token()):
-            log.warning("ignored a reply to job %s from %s: not sealed with this household's token", job[:80], reply.node)
+            log.warning("ignored a reply to job %s from %s: not sealed with this household's token", job[:80],
+                        reply.node)
             return
         if reply.id != job:
             log.warning("ignored a reply of job %s under job %s's correlation", reply.id, job[:80])

@@ -361,4 +361,5 @@ def test_replies_not_sealed_with_the_households_token_are_not_spoken(tmp_path: P
 
     home.broker.send = forger  # type: ignore[method-assign]
     result = home.speak("desk", "One.")
-    assert (result.pcm, result.node, result.fallback_code) == (pcm(HERE, 1), None, "no_worker")  # type: ignore[attr-defined]
+    said = (result.pcm, result.node, result.fallback_code)  # type: ignore[attr-defined]
+    assert said == (pcm(HERE, 1), None, "no_worker")
