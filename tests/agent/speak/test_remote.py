@@ -334,12 +334,15 @@ def test_a_worker_whose_engine_hangs_while_it_says_alive_ends_the_wait_with_work
 def test_a_job_not_sealed_with_the_households_token_is_refused_before_any_fetch(tmp_path: Path, token: str) -> None:
     """Anyone who may publish on the broker can publish a node's state document naming a door of
     theirs, then a job of that "home": the worker would send the household's token there. A job
-    is run only when sealed with the token; the home hears why."""
+    is run only when sealed with the token (its log says why, the broker hears nothing)."""
     home = Household(tmp_path)
     home.urls["home"] = "http://attacker:8080"  # its forged state document
-    said = _run_job(home, {"speakerId": "anna"}, token=token, url="http://attacker:8080")
-    assert [(s["kind"], s.get("code")) for s in said] == [("failed", "untrusted_job")]
-    assert home.blobs.asked == [] and home.workers["desk"].taken == 0
+    from agent.nodes.work import SpeakWork
+    job = SpeakWork(id="home-x1", home="home", home_url="http://attacker:8080", provider="rvc", text="One.",
+                    settings={"speakerId": "anna"}).sealed(token)
+    said: list[bytes] = []
+    home.workers["desk"].take("rvc", job.to_json(), said.append)  # refused on the spot, in silence
+    assert said == [] and home.blobs.asked == [] and home.workers["desk"].taken == 0
 
 
 @pytest.mark.parametrize("token", ["", "not-the-household"])
