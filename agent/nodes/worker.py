@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 from pydantic import ValidationError
@@ -31,6 +32,7 @@ from providers.base import ProviderContext, ProviderError
 log = logging.getLogger(__name__)
 
 Reply = Callable[[bytes], None]  # publishes one reply on the job's response topic
+TAKEN_IDS = 4096  # the last jobs taken, by id: one delivered again (QoS 1, or replayed off the broker) runs once
 
 
 class SpeakWorker:
@@ -47,6 +49,8 @@ class SpeakWorker:
         self._alive_s = alive_s
         self._pool = BoundedExecutor("remote speak", workers=1, depth=depth)
         self.taken = 0  # jobs accepted since the start (the bench and the tests count them)
+        self._taken_ids: OrderedDict[str, None] = OrderedDict()
+        self._taken_lock = threading.Lock()
 
     @staticmethod
     def providers() -> list[str]:
@@ -65,6 +69,11 @@ class SpeakWorker:
             log.warning("ignored speak job %s of node %s: not sealed with this household's token (give every node "
                         "the same VOICE_AGENT_HTTP_TOKEN)", job.id, job.home)
             return
+        with self._taken_lock:
+            again = job.id in self._taken_ids
+        if again:  # no answer: the first delivery's answers are the job's
+            log.info("ignored speak job %s of node %s: taken already", job.id, job.home)
+            return
         if job.provider != provider or provider not in self.providers():
             answer.say("declined", code="provider_unavailable", message=f"{self.node} makes no {job.provider} speech for others")
             return
@@ -75,6 +84,10 @@ class SpeakWorker:
                 answer.say("declined", code=exc.code, message=str(exc))
                 return
             self.taken += 1
+            with self._taken_lock:
+                self._taken_ids[job.id] = None
+                while len(self._taken_ids) > TAKEN_IDS:
+                    self._taken_ids.popitem(last=False)
             log.info("speak job %s of node %s taken (%s, %d characters)", job.id, job.home, job.provider, len(job.text))
             answer.say("accepted")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -288,7 +289,7 @@ def _run_job(home: Household, settings: dict[str, object], token: str = "househo
     assert sha is not None
     files = {"model": BlobRef(sha256=sha, size=model.stat().st_size, name=model.name)}
     replies: queue.Queue[dict[str, object]] = queue.Queue()
-    job = SpeakWork(id="home-x1", home="home", home_url=url, provider="rvc", text="One.",
+    job = SpeakWork(id=f"home-{uuid.uuid4().hex[:12]}", home="home", home_url=url, provider="rvc", text="One.",
                     settings=settings, files=files).sealed(token)
     worker = home.workers["desk"]
     worker.take("rvc", job.to_json(), lambda reply: replies.put(json.loads(reply)))
@@ -366,3 +367,28 @@ def test_replies_not_sealed_with_the_households_token_are_not_spoken(tmp_path: P
     result = home.speak("desk", "One.")
     said = (result.pcm, result.node, result.fallback_code)  # type: ignore[attr-defined]
     assert said == (pcm(HERE, 1), None, "no_worker")
+
+
+def test_a_job_delivered_twice_runs_once(tmp_path: Path) -> None:
+    """QoS 1 may deliver a job again, and anyone who reads the work topic can publish a sealed job
+    again: the worker runs each job id once (a second run's sentences would arrive out of order)."""
+    import json
+    import queue
+
+    from agent.nodes.work import BlobRef, SpeakWork
+    home = Household(tmp_path)
+    model = home.ctx.voices_dirs[0] / "rvc-models" / "anna" / "anna.pth"
+    sha = home.index.hash_of(model)
+    assert sha is not None
+    job = SpeakWork(id="home-x2", home="home", home_url="http://home:8080", provider="rvc", text="One.",
+                    settings={"speakerId": "anna"},
+                    files={"model": BlobRef(sha256=sha, size=model.stat().st_size, name=model.name)}).sealed("household")
+    first: queue.Queue[dict[str, object]] = queue.Queue()
+    again: list[bytes] = []
+    worker = home.workers["desk"]
+    worker.take("rvc", job.to_json(), lambda reply: first.put(json.loads(reply)))
+    worker.take("rvc", job.to_json(), again.append)
+    while first.get(timeout=30)["kind"] != "done":
+        pass
+    worker.take("rvc", job.to_json(), again.append)
+    assert again == [] and worker.taken == 1 and home.worker_engines["desk"].calls == 1
