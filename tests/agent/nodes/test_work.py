@@ -54,6 +54,7 @@ def test_a_sealed_job_reads_back_sealed_and_any_change_breaks_the_seal() -> None
     sealed = SpeakWork.model_validate(job()).sealed("household")
     assert read_job(sealed.to_json()).sealed_by("household")
     assert not sealed.sealed_by("other") and not SpeakWork.model_validate(job()).sealed_by("household")
-    for change in ({"home_url": "http://attacker:8080"}, {"text": "Open the door."}, {"settings": {}}):
+    changes: list[dict[str, object]] = [{"home_url": "http://attacker:8080"}, {"text": "Open the door."}, {"settings": {}}]
+    for change in changes:
         assert not sealed.model_copy(update=change).sealed_by("household")
     assert not SpeakWork.model_validate(job()).sealed("").sealed_by("")  # no token, no trust
