@@ -57,8 +57,12 @@ class SpeakWorker:
         """The providers whose speech this node may make for others."""
         return [spec.name for spec in registry.SPECS if spec.remote is not None]
 
-    def take(self, provider: str, payload: bytes, reply: Reply) -> None:
-        """A job from the broker (the network thread: nothing here blocks)."""
+    def take(self, provider: str, payload: bytes, reply: Reply,
+             answers_home: Callable[[str], bool] = lambda home: True) -> None:
+        """A job from the broker (the network thread: nothing here blocks). ``answers_home(node)``:
+        whether ``reply`` goes to that node's own response topic (the seal does not cover a
+        message's properties: a sealed job published again with another response topic would
+        have the audio sent there)."""
         try:
             job = read_job(payload)
         except WorkError as exc:
@@ -68,6 +72,9 @@ class SpeakWorker:
         if not job.sealed_by(self._token()):  # no answer: a home that cannot seal could not trust it either
             log.warning("ignored speak job %s of node %s: not sealed with this household's token (give every node "
                         "the same VOICE_AGENT_HTTP_TOKEN)", job.id, job.home)
+            return
+        if not answers_home(job.home):
+            log.warning("ignored speak job %s of node %s: its response topic is not that node's", job.id, job.home)
             return
         with self._taken_lock:
             again = job.id in self._taken_ids

@@ -392,3 +392,15 @@ def test_a_job_delivered_twice_runs_once(tmp_path: Path) -> None:
         pass
     worker.take("rvc", job.to_json(), again.append)
     assert again == [] and worker.taken == 1 and home.worker_engines["desk"].calls == 1
+
+
+def test_a_sealed_job_whose_response_topic_is_not_its_homes_is_not_run(tmp_path: Path) -> None:
+    """The seal covers the job, not the message's response topic: anyone who reads a sealed job off
+    the work topic could publish it again asking for the audio on a topic of theirs."""
+    from agent.nodes.work import SpeakWork
+    home = Household(tmp_path)
+    job = SpeakWork(id="home-x3", home="home", home_url="http://home:8080", provider="rvc", text="One.",
+                    settings={"speakerId": "anna"}).sealed("household")
+    said: list[bytes] = []
+    home.workers["desk"].take("rvc", job.to_json(), said.append, answers_home=lambda node: node == "elsewhere")
+    assert said == [] and home.workers["desk"].taken == 0
