@@ -81,8 +81,9 @@ class Core:
             NodeSources(profiles=self.layout.names, abilities=self._abilities, gpu=lambda: self.state.get("gpu"), queues=self._queues))
         self.blobs = BlobIndex(lambda: kept_roots(self.layout))
         self.blob_cache = BlobCache(self.layout.blob_cache, settings.blob_cache_mb << 20)
-        self.remote = RemoteSpeech(settings.node, url, self.nodes.registry, self.blobs)
         token = settings.http_token
+        self.remote = RemoteSpeech(settings.node, url, self.nodes.registry, self.blobs,
+                                   token=lambda: token.get_secret_value() if token else "")
         self.worker = SpeakWorker(settings.node, self.layout, self.engines, self.blob_cache,
                                   lambda: token.get_secret_value() if token else "", self._node_url) if settings.worker else None
         self.speak = SpeakService(

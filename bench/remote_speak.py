@@ -63,7 +63,7 @@ def node(work: Path, broker: Mosquitto, name: str, worker: bool, url: str, index
     layout = Layout(work / name)
     pool = ProviderPool(factory=lambda _: Instant())  # type: ignore[arg-type,return-value]
     cache = SimpleNamespace(get=lambda sha, *args, **kw: index.find(sha))  # the files are here already
-    core = SimpleNamespace(nodes=nodes, remote=RemoteSpeech(name, url, nodes.registry, index),
+    core = SimpleNamespace(nodes=nodes, remote=RemoteSpeech(name, url, nodes.registry, index, token=lambda: TOKEN),
                            worker=SpeakWorker(name, layout, pool, cache, lambda: TOKEN,  # type: ignore[arg-type]
                                               lambda home: "http://home:1") if worker else None)
     door = NodeDoor(core, settings)  # type: ignore[arg-type]

@@ -43,6 +43,9 @@ class BlobCache:
         (``http://host:port``); ``ServiceError`` (``blob_fetch_failed``, ``blob_corrupt``,
         ``disk_full``) when it cannot be had."""
         sha256 = _checked(sha256)
+        if size is not None and size > self.max_bytes:  # a stated size is the transfer's cap: not past the bound
+            raise ServiceError("disk_full", f"the file {sha256} takes {size} bytes, more than the blob cache's "
+                               f"{self.max_bytes}: raise VOICE_AGENT_BLOB_CACHE_MB")
         with self._lock:
             found = self.path(sha256)
             if found is not None:

@@ -88,4 +88,5 @@ class NodeDoor:
                 return
             answer_to, correlation = meta.response_topic, meta.correlation
             self._worker.take(provider, payload, lambda reply: self.transport.publish(
-                answer_to, reply, 1, properties=request_properties(None, correlation)))
+                answer_to, reply, 1, properties=request_properties(None, correlation)),
+                lambda home: answer_to == self.topics.work_reply(home))

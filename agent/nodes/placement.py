@@ -71,6 +71,10 @@ class Bounds:
     # worker's last will ends the wait long before this
     silence_s: float = 30.0
     tries: int = 3  # publishes of one job in all (a decline goes to another worker)
+    # between the job taken and its first sentence, and from one sentence to the next: an engine
+    # that hangs on the worker goes on saying alive from another thread (the first sentence may
+    # wait for a model's transfer and first load: minutes on a slow LAN)
+    audio_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,7 @@ class JobWatch:
         self.sent = now
         self.worker: str | None = None
         self.heard_at = now
+        self.audio_at = now  # when the worker took it, then when its last sentence came
         self.finished = False
         self.failure: tuple[str, str] | None = None
         self.declines: list[str] = []
@@ -101,11 +106,17 @@ class JobWatch:
     def accepted(self, node: str, now: float) -> None:
         if self.worker is None:
             self.worker = node
+            self.audio_at = now
         self.heard_at = now
 
     def alive(self, node: str, now: float) -> None:
         if node == self.worker:
             self.heard_at = now
+
+    def audio(self, node: str, now: float) -> None:
+        """A sentence from the worker: alive, and another ``audio_s`` for the next."""
+        if node == self.worker:
+            self.heard_at = self.audio_at = now
 
     def declined(self, node: str, code: str, message: str, now: float) -> None:
         if self.worker is None:
@@ -136,7 +147,10 @@ class JobWatch:
             if now >= until:
                 return Verdict("fail", code=WORKER_LOST, reason=f"no word from worker {self.worker} for "
                                f"{self.bounds.silence_s:g} s")
-            return Verdict("wait", until=until)
+            if now >= self.audio_at + self.bounds.audio_s:
+                return Verdict("fail", code=WORKER_LOST, reason=f"worker {self.worker} says it is alive and sent no "
+                               f"audio for {self.bounds.audio_s:g} s")
+            return Verdict("wait", until=min(until, self.audio_at + self.bounds.audio_s))
         if len(self.declines) >= self.tries:  # this try was declined
             if self.tries < self.most_tries:
                 return Verdict("retry")

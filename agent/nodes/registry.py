@@ -24,6 +24,7 @@ from agent.nodes.state import MAX_DOCUMENT_BYTES, NODE_NAME, NodeState
 log = logging.getLogger(__name__)
 
 STALE_AFTER = 3.0  # refresh intervals without a word after which an "online" node counts as gone
+MAX_NODES = 256  # a household has a handful; anyone who may publish on the broker could make up millions
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,20 @@ class NodeRegistry:
         now = self._clock()
         with self._lock:
             before = self._nodes.get(node)
+            if before is None and len(self._nodes) >= MAX_NODES and not self._make_room(now):
+                log.warning("ignored node %s's state: %d nodes known, all online", node, len(self._nodes))
+                return False
             kept = before.state if state.status == "offline" and before is not None else state
             self._nodes[node] = Known(kept, state.status, now)
+        return True
+
+    def _make_room(self, now: float) -> bool:
+        """Forget the node not online that was heard from longest ago (under the lock); False when
+        every node is online."""
+        gone = [(entry.heard, name) for name, entry in self._nodes.items() if not self._online(entry, now)]
+        if not gone:
+            return False
+        del self._nodes[min(gone)[1]]
         return True
 
     def state_of(self, node: str) -> NodeState | None:

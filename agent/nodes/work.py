@@ -10,8 +10,10 @@ the one speak path.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -32,6 +34,26 @@ class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
+class _Sealed(_Message):
+    """A message with ``mac``: HMAC-SHA256 of the rest under the household's token. Anyone who may
+    publish on the broker can write a job or a reply: a worker fetches with the token from the
+    ``home_url`` a job names (a node's state document is no proof, anyone can publish one), and a
+    home speaks the audio a reply carries; so each end takes only what a token holder sealed."""
+
+    mac: str = Field("", pattern=r"^([0-9a-f]{64})?$")
+
+    def sealed(self, token: str) -> Self:
+        """This message with its ``mac`` under ``token``."""
+        return self.model_copy(update={"mac": self._mac(token)})
+
+    def sealed_by(self, token: str) -> bool:
+        """Whether a holder of ``token`` (not empty) sealed this message."""
+        return bool(token) and hmac.compare_digest(self.mac, self._mac(token))
+
+    def _mac(self, token: str) -> str:
+        return hmac.new(token.encode(), self.model_dump_json(exclude={"mac"}).encode(), hashlib.sha256).hexdigest()
+
+
 class BlobRef(_Message):
     """A file the work needs: fetched by hash from the home node, checked against it."""
 
@@ -40,7 +62,7 @@ class BlobRef(_Message):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,128}$")  # its file name at home (the engine may look at it)
 
 
-class SpeakWork(_Message):
+class SpeakWork(_Sealed):
     """Speak ``text`` with ``provider`` and the profile's ``settings`` (its voice.json section)."""
 
     id: str = Field(pattern=JOB_ID)
@@ -58,7 +80,7 @@ class SpeakWork(_Message):
 ReplyKind = Literal["accepted", "declined", "alive", "chunk", "done", "failed"]
 
 
-class WorkReply(_Message):
+class WorkReply(_Sealed):
     """One word from the worker about one job: ``accepted`` (it runs it), ``declined`` (it cannot
     now: ``code`` busy, provider_unavailable), ``alive`` (still at it), ``chunk`` (a sentence's
     PCM), ``done`` (``seq`` chunks were sent), ``failed`` (``code`` and ``message``)."""

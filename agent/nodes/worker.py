@@ -13,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 from pydantic import ValidationError
 
+from agent.access import AccessConfig, check_paths
 from agent.blobs.cache import BlobCache
 from agent.errors import ServiceError
 from agent.layout import Layout
@@ -30,6 +32,7 @@ from providers.base import ProviderContext, ProviderError
 log = logging.getLogger(__name__)
 
 Reply = Callable[[bytes], None]  # publishes one reply on the job's response topic
+TAKEN_IDS = 4096  # the last jobs taken, by id: one delivered again (QoS 1, or replayed off the broker) runs once
 
 
 class SpeakWorker:
@@ -46,20 +49,38 @@ class SpeakWorker:
         self._alive_s = alive_s
         self._pool = BoundedExecutor("remote speak", workers=1, depth=depth)
         self.taken = 0  # jobs accepted since the start (the bench and the tests count them)
+        self._taken_ids: OrderedDict[str, None] = OrderedDict()
+        self._taken_lock = threading.Lock()
 
     @staticmethod
     def providers() -> list[str]:
         """The providers whose speech this node may make for others."""
         return [spec.name for spec in registry.SPECS if spec.remote is not None]
 
-    def take(self, provider: str, payload: bytes, reply: Reply) -> None:
-        """A job from the broker (the network thread: nothing here blocks)."""
+    def take(self, provider: str, payload: bytes, reply: Reply,
+             answers_home: Callable[[str], bool] = lambda home: True) -> None:
+        """A job from the broker (the network thread: nothing here blocks). ``answers_home(node)``:
+        whether ``reply`` goes to that node's own response topic (the seal does not cover a
+        message's properties: a sealed job published again with another response topic would
+        have the audio sent there)."""
         try:
             job = read_job(payload)
         except WorkError as exc:
             log.warning("ignored a speak job for %s: %s", provider, exc)
             return
-        answer = _Answer(self.node, job.id, reply)
+        answer = _Answer(self.node, job.id, reply, self._token())
+        if not job.sealed_by(self._token()):  # no answer: a home that cannot seal could not trust it either
+            log.warning("ignored speak job %s of node %s: not sealed with this household's token (give every node "
+                        "the same VOICE_AGENT_HTTP_TOKEN)", job.id, job.home)
+            return
+        if not answers_home(job.home):
+            log.warning("ignored speak job %s of node %s: its response topic is not that node's", job.id, job.home)
+            return
+        with self._taken_lock:
+            again = job.id in self._taken_ids
+        if again:  # no answer: the first delivery's answers are the job's
+            log.info("ignored speak job %s of node %s: taken already", job.id, job.home)
+            return
         if job.provider != provider or provider not in self.providers():
             answer.say("declined", code="provider_unavailable", message=f"{self.node} makes no {job.provider} speech for others")
             return
@@ -70,6 +91,10 @@ class SpeakWorker:
                 answer.say("declined", code=exc.code, message=str(exc))
                 return
             self.taken += 1
+            with self._taken_lock:
+                self._taken_ids[job.id] = None
+                while len(self._taken_ids) > TAKEN_IDS:
+                    self._taken_ids.popitem(last=False)
             log.info("speak job %s of node %s taken (%s, %d characters)", job.id, job.home, job.provider, len(job.text))
             answer.say("accepted")
 
@@ -105,6 +130,8 @@ class SpeakWorker:
             settings = spec.settings.model_validate(job.settings)
         except ValidationError as exc:
             raise ServiceError("invalid_payload", f"the job's {job.provider} settings: {describe_validation_error(exc)}") from exc
+        # a job is a request from the broker: its paths (a base voice) stay inside this node's home
+        check_paths(AccessConfig(), self._layout.home, self._layout.work_dir, spec.settings, job.settings, "settings")
         if self._homes(job.home) != job.home_url:
             raise ServiceError("untrusted_home", f"the job says node {job.home}'s files are at {job.home_url}, and its "
                                "state document does not: nothing fetched (the token goes only to a node's own door)")
@@ -126,12 +153,13 @@ class SpeakWorker:
 
 
 class _Answer:
-    """The replies of one job, each a whole message."""
+    """The replies of one job, each a whole message, sealed with the household's token."""
 
-    def __init__(self, node: str, job: str, reply: Reply) -> None:
+    def __init__(self, node: str, job: str, reply: Reply, token: str) -> None:
         self._node = node
         self._job = job
         self._reply = reply
+        self._token = token  # each reply is sealed with it: the home takes no other
         self.lock = threading.RLock()  # the ticker and the job's thread: one message at a time
 
     def say(self, kind: str, **fields: object) -> None:
@@ -140,6 +168,6 @@ class _Answer:
     def send(self, reply: WorkReply) -> None:
         with self.lock:
             try:
-                self._reply(reply.to_json())
+                self._reply(reply.sealed(self._token).to_json())
             except Exception:
                 log.exception("could not reply to job %s", self._job)

@@ -56,8 +56,11 @@ class RemoteSpeech:
     """Where a profile's speech runs, and the jobs waiting for replies."""
 
     def __init__(self, node: str, url: str, nodes: NodeRegistry, blobs: BlobIndex,
-                 bounds: Bounds = Bounds(), clock: Callable[[], float] = time.monotonic) -> None:
+                 bounds: Bounds = Bounds(), clock: Callable[[], float] = time.monotonic,
+                 token: Callable[[], str] = str) -> None:
+        """``token``: the household's (VOICE_AGENT_HTTP_TOKEN), which seals each job for the worker."""
         self.node = node
+        self._token = token
         self.url = url
         self._nodes = nodes
         self._blobs = blobs
@@ -97,6 +100,10 @@ class RemoteSpeech:
             reply = read_reply(payload)
         except WorkError as exc:
             log.warning("ignored a reply to job %s: %s", job[:80], exc)
+            return
+        if not reply.sealed_by(self._token()):
+            log.warning("ignored a reply to job %s from %s: not sealed with this household's token", job[:80],
+                        reply.node)
             return
         if reply.id != job:
             log.warning("ignored a reply of job %s under job %s's correlation", reply.id, job[:80])
@@ -157,7 +164,7 @@ class RemoteSpeech:
                         raise RemoteError(f"worker {reply.node} said {reply.seq} sentences, {seq} came", WORKER_LOST)
                     watch.done()
                 elif reply.kind == "chunk":
-                    watch.alive(reply.node, now)
+                    watch.audio(reply.node, now)
                     if reply.seq != seq:
                         raise RemoteError(f"sentence {reply.seq} of worker {reply.node} came after {seq}", WORKER_LOST)
                     try:
@@ -184,7 +191,7 @@ class RemoteSpeech:
             files[role] = BlobRef(sha256=sha, size=path.stat().st_size, name=path.name)
         return SpeakWork(id=f"{self.node}-{uuid.uuid4().hex[:12]}", home=self.node, home_url=self.url,
                          provider=provider, text=text, settings=settings.model_dump(mode="json", by_alias=True),
-                         files=files)
+                         files=files).sealed(self._token())
 
 
 class RemoteEngine:

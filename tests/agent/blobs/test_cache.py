@@ -118,3 +118,13 @@ def test_a_blob_larger_than_the_cache_is_refused(node: tuple[str, Path], tmp_pat
     with pytest.raises(ServiceError):
         cache.get(SHA, url, TOKEN)
     assert files(cache.folder) == []
+
+
+def test_a_blob_whose_stated_size_is_larger_than_the_cache_is_refused_before_any_fetch(
+        node: tuple[str, Path], tmp_path: Path) -> None:
+    """A job states each file's size: a size over the cache's bound is not a cap of its own."""
+    url, _ = node
+    cache = BlobCache(tmp_path / "cache", 1000)
+    with pytest.raises(ServiceError) as refused:
+        cache.get(SHA, url, TOKEN, size=len(MODEL))
+    assert refused.value.code == "disk_full" and files(cache.folder) == []

@@ -116,3 +116,21 @@ def test_a_worker_that_failed_says_why() -> None:
     watch.failed("desk", "blob_fetch_failed", "HTTP 401")
     ended = watch.verdict(0.6)
     assert (ended.code, "blob_fetch_failed" in ended.reason) == (WORKER_FAILED, True)
+
+
+def test_a_worker_that_says_alive_and_never_sends_audio_is_not_waited_for_ever() -> None:
+    """A worker whose engine hangs still ticks ``alive`` from another thread: its words keep the
+    silence bound away, but between pieces of audio it has ``audio_s`` at most."""
+    bounds = Bounds(first_reply_s=3.0, silence_s=10.0, tries=3, audio_s=50.0)
+    watch = JobWatch(bounds, now=0.0)
+    watch.accepted("desk", 1.0)
+    for now in range(5, 50, 5):
+        watch.alive("desk", float(now))
+        assert watch.verdict(float(now)).action == "wait"
+    watch.audio("desk", 45.0)  # a sentence came: another audio_s for the next
+    for now in range(50, 95, 5):
+        watch.alive("desk", float(now))
+        assert watch.verdict(float(now)).action == "wait"
+    watch.alive("desk", 95.0)
+    ended = watch.verdict(95.0)
+    assert (ended.action, ended.code) == ("fail", WORKER_LOST) and "audio" in ended.reason

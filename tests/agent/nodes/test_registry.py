@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from agent.nodes.registry import STALE_AFTER, NodeRegistry
+from agent.nodes.registry import MAX_NODES, STALE_AFTER, NodeRegistry
 from agent.nodes.state import GpuCard, NodeState
 
 
@@ -97,3 +97,22 @@ def test_a_profile_is_at_home_on_the_online_node_that_lists_it() -> None:
     assert registry.home_of("office", besides="desk") is None and registry.home_of("attic") is None
     registry.heard("desk", NodeState.offline("desk").to_json())
     assert registry.home_of("office") is None  # its home is gone: the request is answered (unknown_profile)
+
+
+def test_a_flood_of_made_up_nodes_is_bounded_and_keeps_the_ones_online() -> None:
+    """Anyone who may publish on the broker can make up node names by the million: the registry
+    keeps at most MAX_NODES, a newcomer takes the place of the node gone longest, never of one
+    online, and a known node is always heard."""
+    clock = Clock()
+    registry = NodeRegistry(clock)
+    for n in range(MAX_NODES):
+        assert registry.heard(f"n{n}", NodeState(node=f"n{n}", refresh_s=10.0).to_json())
+        clock.now += 0.001
+    assert not registry.heard("flood", NodeState(node="flood").to_json())
+    assert registry.state_of("flood") is None and len(registry.nodes()) == MAX_NODES
+    assert registry.heard("n5", NodeState.offline("n5").to_json())  # a known node is heard, full or not
+    assert registry.heard("flood", NodeState(node="flood").to_json())  # it takes the offline one's place
+    assert registry.state_of("n5") is None and registry.online("flood") and len(registry.nodes()) == MAX_NODES
+    clock.now += STALE_AFTER * 10.0 + 1  # every one of them stale now, "flood" included (refresh 60 s)
+    assert registry.heard("late", NodeState(node="late").to_json())
+    assert registry.state_of("n0") is None and len(registry.nodes()) == MAX_NODES  # the one unheard longest

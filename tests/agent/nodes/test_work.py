@@ -48,3 +48,13 @@ def test_a_chunk_carries_its_pcm_and_a_bad_one_is_a_work_error() -> None:
         back.model_copy(update={"pcm": "AAA"}).audio()  # not base64 of whole samples
     with pytest.raises(WorkError):
         WorkReply.chunk("desk", "home-1", 0, b"\x01", 40000).audio()  # half a sample
+
+
+def test_a_sealed_job_reads_back_sealed_and_any_change_breaks_the_seal() -> None:
+    sealed = SpeakWork.model_validate(job()).sealed("household")
+    assert read_job(sealed.to_json()).sealed_by("household")
+    assert not sealed.sealed_by("other") and not SpeakWork.model_validate(job()).sealed_by("household")
+    changes: list[dict[str, object]] = [{"home_url": "http://attacker:8080"}, {"text": "Open the door."}, {"settings": {}}]
+    for change in changes:
+        assert not sealed.model_copy(update=change).sealed_by("household")
+    assert not SpeakWork.model_validate(job()).sealed("").sealed_by("")  # no token, no trust

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,8 @@ class Household:
         self.ctx = loose_context(tmp_path / "home", (voices,))
         self.registry = NodeRegistry()
         self.index = BlobIndex(lambda: [voices])
-        self.remote = RemoteSpeech("home", "http://home:8080", self.registry, self.index, bounds)
+        self.remote = RemoteSpeech("home", "http://home:8080", self.registry, self.index, bounds,
+                                   token=lambda: "household")
         self.engines = {"rvc": Engine("rvc", HERE), "piper": Engine("piper", HOME)}
         self.pool = ProviderPool(factory=lambda name: self.engines[name])  # type: ignore[arg-type,return-value]
         self.blobs = Blobs(self.index)
@@ -272,3 +274,133 @@ def test_a_worker_lost_after_streamed_audio_went_out_fails_the_request(tmp_path:
         home.speak("desk", "One. Two. Three.", stream=True)
     assert failed.value.code == "worker_lost" and [seq for seq, _ in home.streamed] == [0]
     assert home.engines["rvc"].calls == 0 and home.engines["piper"].calls == 0
+
+
+def _run_job(home: Household, settings: dict[str, object], token: str = "household",
+             url: str = "http://home:8080") -> list[dict[str, object]]:
+    """A job straight from the broker, as anyone who may publish there could write it (the home's
+    real model by hash): the desk worker's replies until its last word."""
+    import json
+    import queue
+
+    from agent.nodes.work import BlobRef, SpeakWork
+    model = home.ctx.voices_dirs[0] / "rvc-models" / "anna" / "anna.pth"
+    sha = home.index.hash_of(model)
+    assert sha is not None
+    files = {"model": BlobRef(sha256=sha, size=model.stat().st_size, name=model.name)}
+    replies: queue.Queue[dict[str, object]] = queue.Queue()
+    job = SpeakWork(id=f"home-{uuid.uuid4().hex[:12]}", home="home", home_url=url, provider="rvc", text="One.",
+                    settings=settings, files=files).sealed(token)
+    worker = home.workers["desk"]
+    worker.take("rvc", job.to_json(), lambda reply: replies.put(json.loads(reply)))
+    said = [replies.get(timeout=30)]
+    while said[-1]["kind"] not in ("done", "failed", "declined"):
+        said.append(replies.get(timeout=30))
+    return said
+
+
+def test_a_job_whose_settings_name_a_file_outside_the_workers_home_is_refused(tmp_path: Path) -> None:
+    """A job's paths (a Piper model as RVC's base voice) are a request's: on the worker, inside the
+    worker's home, as voice.json's access.paths keeps any request's; nothing is fetched."""
+    home = Household(tmp_path)
+    secret = tmp_path / "elsewhere" / "private.onnx"
+    said = _run_job(home, {"speakerId": "anna", "baseVoice": str(secret)})
+    assert (said[-1]["kind"], said[-1].get("code")) == ("failed", "forbidden")
+    assert home.blobs.asked == [] and home.worker_engines["desk"].calls == 0
+    fine = _run_job(home, {"speakerId": "anna", "baseVoice": "en_US-joe-medium"})  # a voice's name: the worker's own
+    assert fine[-1]["kind"] == "done" and home.worker_engines["desk"].calls == 1
+
+
+def test_a_worker_whose_engine_hangs_while_it_says_alive_ends_the_wait_with_worker_lost(tmp_path: Path) -> None:
+    """Its ticker goes on saying alive; no sentence within ``audio_s`` and the home speaks itself."""
+    home = Household(tmp_path, bounds=Bounds(1.0, 60.0, 3, audio_s=0.5))  # silence alone would wait a minute
+    release = threading.Event()
+    engine = home.worker_engines["desk"]
+    original = engine.synthesize
+
+    def stuck(*args):  # type: ignore[no-untyped-def]
+        release.wait(60)
+        yield from original(*args)
+
+    engine.synthesize = stuck  # type: ignore[method-assign]
+    try:
+        result = home.speak("desk")
+    finally:
+        release.set()
+    assert (result.pcm, result.fallback_code) == (pcm(HERE, 2), "worker_lost")  # type: ignore[attr-defined]
+    assert "audio" in result.fallback_reason  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("token", ["", "not-the-household"])
+def test_a_job_not_sealed_with_the_households_token_is_refused_before_any_fetch(tmp_path: Path, token: str) -> None:
+    """Anyone who may publish on the broker can publish a node's state document naming a door of
+    theirs, then a job of that "home": the worker would send the household's token there. A job
+    is run only when sealed with the token (its log says why, the broker hears nothing)."""
+    home = Household(tmp_path)
+    home.urls["home"] = "http://attacker:8080"  # its forged state document
+    from agent.nodes.work import SpeakWork
+    job = SpeakWork(id="home-x1", home="home", home_url="http://attacker:8080", provider="rvc", text="One.",
+                    settings={"speakerId": "anna"}).sealed(token)
+    said: list[bytes] = []
+    home.workers["desk"].take("rvc", job.to_json(), said.append)  # refused on the spot, in silence
+    assert said == [] and home.blobs.asked == [] and home.workers["desk"].taken == 0
+
+
+@pytest.mark.parametrize("token", ["", "not-the-household"])
+def test_replies_not_sealed_with_the_households_token_are_not_spoken(tmp_path: Path, token: str) -> None:
+    """Anyone who reads the work topic sees a job's id (its correlation data) and could answer it
+    with audio of their own: the home takes only replies sealed with the token."""
+    import json
+
+    from agent.nodes.work import SpeakWork, WorkReply
+    home = Household(tmp_path)
+    home.broker.dead.add("desk")  # the real worker never hears it: only the forger answers
+    forged = (pcm(7, 1), 16000)
+
+    def forger(provider: str, node: str | None, payload: bytes, correlation: bytes) -> None:
+        job = SpeakWork.model_validate(json.loads(payload))
+        for reply in (WorkReply(kind="accepted", node="desk", id=job.id), WorkReply.chunk("desk", job.id, 0, *forged),
+                      WorkReply(kind="done", node="desk", id=job.id, seq=1)):
+            home.remote.replied(correlation, reply.sealed(token).to_json())
+
+    home.broker.send = forger  # type: ignore[method-assign]
+    result = home.speak("desk", "One.")
+    said = (result.pcm, result.node, result.fallback_code)  # type: ignore[attr-defined]
+    assert said == (pcm(HERE, 1), None, "no_worker")
+
+
+def test_a_job_delivered_twice_runs_once(tmp_path: Path) -> None:
+    """QoS 1 may deliver a job again, and anyone who reads the work topic can publish a sealed job
+    again: the worker runs each job id once (a second run's sentences would arrive out of order)."""
+    import json
+    import queue
+
+    from agent.nodes.work import BlobRef, SpeakWork
+    home = Household(tmp_path)
+    model = home.ctx.voices_dirs[0] / "rvc-models" / "anna" / "anna.pth"
+    sha = home.index.hash_of(model)
+    assert sha is not None
+    job = SpeakWork(id="home-x2", home="home", home_url="http://home:8080", provider="rvc", text="One.",
+                    settings={"speakerId": "anna"},
+                    files={"model": BlobRef(sha256=sha, size=model.stat().st_size, name=model.name)}).sealed("household")
+    first: queue.Queue[dict[str, object]] = queue.Queue()
+    again: list[bytes] = []
+    worker = home.workers["desk"]
+    worker.take("rvc", job.to_json(), lambda reply: first.put(json.loads(reply)))
+    worker.take("rvc", job.to_json(), again.append)
+    while first.get(timeout=30)["kind"] != "done":
+        pass
+    worker.take("rvc", job.to_json(), again.append)
+    assert again == [] and worker.taken == 1 and home.worker_engines["desk"].calls == 1
+
+
+def test_a_sealed_job_whose_response_topic_is_not_its_homes_is_not_run(tmp_path: Path) -> None:
+    """The seal covers the job, not the message's response topic: anyone who reads a sealed job off
+    the work topic could publish it again asking for the audio on a topic of theirs."""
+    from agent.nodes.work import SpeakWork
+    home = Household(tmp_path)
+    job = SpeakWork(id="home-x3", home="home", home_url="http://home:8080", provider="rvc", text="One.",
+                    settings={"speakerId": "anna"}).sealed("household")
+    said: list[bytes] = []
+    home.workers["desk"].take("rvc", job.to_json(), said.append, answers_home=lambda node: node == "elsewhere")
+    assert said == [] and home.workers["desk"].taken == 0
