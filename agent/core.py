@@ -68,7 +68,8 @@ class Core:
             lambda name, data: self.events.emit("gpu", name, data),
         )
         self.catalog = Catalog.for_settings(settings)
-        self.engines = ProviderPool(gpu_guard=self.arbiter.reserve, on_create=self._engine_created)
+        self.engines = ProviderPool(gpu_guard=self.arbiter.reserve, on_create=self._engine_created,
+                                    arena=settings.speak_arena != "off")
         self.installed_voices = InstalledVoices(lambda provider, ctx: self.engines.get(provider).voices(ctx))
         self.names = VoiceNames(self.catalog, self.installed_voices, self.layout.provider_context)
         self.configs = ConfigStore(self.layout, self.events, check=self.names.problems, canonical=self.names.canonical)
@@ -89,6 +90,7 @@ class Core:
         self.speak = SpeakService(
             self.layout, self.configs, self.engines, self.events, self.state, settings.queue_depth, settings.max_text_chars,
             settings.max_audio_seconds, voice_ready=self.downloads.ensure, remote=self.remote,
+            release_after=settings.speak_release_seconds if settings.speak_arena == "idle" else None,
         )
         self.records = RecordService(self.layout, self.configs, self.events, self.state, settings.record_queue_depth,
                                      queue_bytes=settings.record_queue_bytes,

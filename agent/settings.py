@@ -22,6 +22,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agent.nodes.state import check_node_name, default_node_name
+from providers.common.onnx_arena import ArenaMode
 
 
 MIN_TOKEN_CHARS = 24  # off loopback: a token this long and random is beyond guessing over a network
@@ -59,6 +60,14 @@ class AgentSettings(BaseSettings):
     analysis_idle_seconds: float = Field(
         120.0, ge=0, description="Seconds without recordings after which the analysis process (about 850 MB with its "
                                  "models) exits, to start again on the next one; 0 keeps it for the agent's life.")
+    speak_arena: ArenaMode = Field(
+        "idle", description="ONNX Runtime's buffer memory of the Piper and Kokoro voices (about 100 MB for Piper after a "
+                            "sentence, several hundred for Kokoro): idle = kept while speaking, handed back "
+                            "speak_release_seconds after the last request; keep = kept for the next sentence always "
+                            "(fastest); off = no arena (least memory, every sentence slower).")
+    speak_release_seconds: float = Field(
+        30.0, gt=0, description="Seconds without speech after which (speak_arena idle) the voices hand their buffer "
+                                "memory back; the next request faults it in again.")
     record_queue_bytes: int = Field(
         64 * 1024 * 1024, ge=1024,
         description="Bytes of recordings waiting or being scored before 'busy' (one alone is always taken).",

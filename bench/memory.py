@@ -11,8 +11,11 @@ children twice: the USS sum is the floor, the RSS sum the ceiling.
 
     .venv/bin/python bench/memory.py                          # every phase
     .venv/bin/python bench/memory.py --phases piper,record --record-wait 180
+    .venv/bin/python bench/memory.py --phases piper,kokoro --env VOICE_AGENT_SPEAK_ARENA=keep
 
-Phases: piper (idle, then 100 speak requests), kokoro (100 speak requests with Kokoro), record (a
+Phases: piper (idle, then 100 speak requests: settled after --settle s and again after
+--release-wait s, past the agent's idle release of ONNX Runtime's arena, VOICE_AGENT_SPEAK_ARENA),
+kokoro (100 speak requests with Kokoro, settled the same two ways), record (a
 burst of recordings, then --record-wait seconds idle), rvc (a standard-size RVC training on CPU,
 a few steps, in a job process as the runner starts it), voicepack (a Kokoro voicepack training
 of --voicepack-steps steps, the same way). The training phases run the trainer the way the job
@@ -138,9 +141,22 @@ def speaks(probe: Probe, count: int, payload: dict[str, Any]) -> None:
         assert answer["status"] == "ok", answer
 
 
+def settled_after_speaking(sampler: TreeSampler, pid: int, args: argparse.Namespace, what: str,
+                           peak: int) -> list[dict[str, Any]]:
+    """The tree --settle s after the last request, and --release-wait s after it (the agent's idle
+    release of the voices' buffers, VOICE_AGENT_SPEAK_RELEASE_SECONDS, comes between)."""
+    began = time.monotonic()
+    time.sleep(args.settle)
+    rows = [{"path": f"{what}, {args.settle:.0f} s after", "peak_mb": round(peak / MB), **sampler.settled(),
+             "torch_in_agent": torch_loaded(pid)}]
+    time.sleep(max(0.0, args.release_wait - (time.monotonic() - began)))
+    rows.append({"path": f"{what}, {args.release_wait:.0f} s after", "peak_mb": None, **sampler.settled()})
+    return rows
+
+
 def phase_piper(work: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
-    with agent(work, {}) as (process, probe):
+    with agent(work, args.agent_env) as (process, probe):
         assert process.process is not None
         pid = process.process.pid
         with TreeSampler(pid) as sampler:
@@ -149,10 +165,7 @@ def phase_piper(work: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
                          "torch_in_agent": torch_loaded(pid)})
             sampler.reset_peak()
             speaks(probe, args.speaks, {})
-            peak = sampler.peak
-            time.sleep(args.settle)
-            rows.append({"path": f"after {args.speaks} speak requests (Piper)", "peak_mb": round(peak / MB),
-                         **sampler.settled(), "torch_in_agent": torch_loaded(pid)})
+            rows += settled_after_speaking(sampler, pid, args, f"after {args.speaks} speak requests (Piper)", sampler.peak)
     return rows
 
 
@@ -165,15 +178,12 @@ def phase_kokoro(work: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
             return Path(tempfile.gettempdir()) / "bench-memory"
 
     models = prepared_models(Factory())  # type: ignore[arg-type]
-    with agent(work, {}, lambda home: install_models(models, home)) as (process, probe):
+    with agent(work, args.agent_env, lambda home: install_models(models, home)) as (process, probe):
         assert process.process is not None
         pid = process.process.pid
         with TreeSampler(pid) as sampler:
             speaks(probe, args.speaks, {"provider": "kokoro"})
-            peak = sampler.peak
-            time.sleep(args.settle)
-            return [{"path": f"after {args.speaks} speak requests (Kokoro)", "peak_mb": round(peak / MB),
-                     **sampler.settled(), "torch_in_agent": torch_loaded(pid)}]
+            return settled_after_speaking(sampler, pid, args, f"after {args.speaks} speak requests (Kokoro)", sampler.peak)
 
 
 def phase_record(work: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -181,7 +191,7 @@ def phase_record(work: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
 
     recording = wav(with_silence(owner(RECORD_TEXT), OWNER_RATE), OWNER_RATE)
     rows = []
-    env = {} if args.analysis_idle is None else {"VOICE_AGENT_ANALYSIS_IDLE_SECONDS": str(args.analysis_idle)}
+    env = {**args.agent_env, **({} if args.analysis_idle is None else {"VOICE_AGENT_ANALYSIS_IDLE_SECONDS": str(args.analysis_idle)})}
     with agent(work, env) as (process, probe):
         assert process.process is not None
         pid = process.process.pid
@@ -317,8 +327,13 @@ def main() -> int:
     parser.add_argument("--rvc-batch", type=int, default=8, help="RVC chunks per step (default 8, the trainer's)")
     parser.add_argument("--rvc-steps", type=int, default=3, help="RVC epochs before the job is stopped (default 3)")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds before a settled figure")
+    parser.add_argument("--release-wait", type=float, default=45.0,
+                        help="seconds after the last speak request for the second settled figure (default 45: the "
+                             "agent's idle release comes 30 s after)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="for the agent (repeatable)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
+    args.agent_env = dict(item.split("=", 1) for item in args.env)
     rows: list[dict[str, Any]] = []
     for name in args.phases.split(","):
         with tempfile.TemporaryDirectory() as folder:

@@ -19,10 +19,14 @@ class ProviderPool:
         gpu_guard: Any = None,
         factory: Callable[[str], Provider] = registry.create_provider,
         on_create: Callable[[str, Provider], None] | None = None,
+        arena: bool = True,
     ) -> None:
         """``gpu_guard``: the agent's GPU arbitration (``GpuArbiter.reserve``), handed to every
         provider that can use a GPU (those with ``use_gpu_guard``). ``factory`` builds an engine
-        by name (the registry; tests hand in their own); ``on_create`` hears of each new engine."""
+        by name (the registry; tests hand in their own); ``on_create`` hears of each new engine.
+        ``arena``: ONNX Runtime's CPU buffer arena for the engines that run it (those with
+        ``use_arena``; providers/common/onnx_arena.py), said before they load anything."""
+        self._arena = arena
         self._providers: dict[str, Provider] = {}
         self._lock = threading.Lock()
         self._gpu_guard = gpu_guard
@@ -36,6 +40,8 @@ class ProviderPool:
                 provider = self._factory(name)
                 if self._gpu_guard is not None and hasattr(provider, "use_gpu_guard"):
                     provider.use_gpu_guard(self._gpu_guard)
+                if hasattr(provider, "use_arena"):
+                    provider.use_arena(self._arena)
                 self._providers[name] = provider
                 if self._on_create is not None:
                     self._on_create(name, provider)
@@ -45,6 +51,20 @@ class ProviderPool:
         """The providers whose engines exist (created on first use)."""
         with self._lock:
             return sorted(self._providers)
+
+    def release_memory(self) -> None:
+        """Every engine that keeps buffers for its next sentence (those with ``release_memory``)
+        hands them back: speech has been idle a while (agent/speak/idle_release.py)."""
+        with self._lock:
+            providers = list(self._providers.values())
+        for provider in providers:
+            release = getattr(provider, "release_memory", None)
+            if release is None:
+                continue
+            try:
+                release()
+            except Exception:  # one engine that cannot must not keep the others' memory
+                log.exception("%s could not hand back its idle memory", provider.name)
 
     def close(self) -> None:
         with self._lock:

@@ -31,6 +31,7 @@ from agent.speak.delivery import Delivery
 from agent.speak.departure import check_client
 from agent.speak.encoding import audio_format
 from agent.speak.engines import ProviderPool
+from agent.speak.idle_release import IdleRelease
 from agent.speak.pipeline import SpeakFailed, SpeakJob, SpeakResult, run_speak
 from agent.speak.progress import Heartbeats
 from agent.speak.remote import RemoteSpeech
@@ -90,10 +91,13 @@ class SpeakService:
         heartbeats: Heartbeats | None = None,
         voice_ready: Callable[..., None] | None = None,  # (profile, provider, voice, *, beat)
         remote: RemoteSpeech | None = None,
+        release_after: float | None = None,
     ) -> None:
         """``heartbeats``: whose clock judges progress (tests hand in their own); ``voice_ready``:
         fetches a catalog voice a request names that is not installed (agent/voices); ``remote``: other
-        nodes' engines, for the providers a profile's ``runOn`` sends elsewhere (agent/speak/remote.py)."""
+        nodes' engines, for the providers a profile's ``runOn`` sends elsewhere (agent/speak/remote.py);
+        ``release_after``: seconds of no speech after which the engines hand back the buffers they
+        keep for the next sentence (agent/speak/idle_release.py); None: they keep them."""
         self._voice_ready = voice_ready
         self._remote = remote
         self._layout = layout
@@ -110,6 +114,13 @@ class SpeakService:
         self._heartbeats = heartbeats or Heartbeats()  # the request being spoken per profile, and its last progress
         self._voice_errors: dict[str, dict[str, str]] = {}  # profile -> why its configured voice does not speak
         self._lock = threading.Lock()
+        self._idle: IdleRelease | None = None
+        if release_after is not None:
+            self._idle = IdleRelease(self._release_memory, release_after).start()
+
+    def _release_memory(self) -> None:
+        self._engines.release_memory()
+        release_free_memory()
 
     # -- called by the edges: must not block --------------------------------------------
     def submit(self, profile: str, request: SpeakRequest, out: AudioOut,
@@ -171,6 +182,8 @@ class SpeakService:
             q.put(None)
         for worker in self._workers:
             worker.join(timeout=30)
+        if self._idle is not None:
+            self._idle.stop()
         for profile in list(self._queues):
             self._publish_state(profile)
 
@@ -224,6 +237,8 @@ class SpeakService:
             if pending is None:
                 return
             self._heartbeats.begin(profile)
+            if self._idle is not None:
+                self._idle.begin()
             try:
                 pending.future.set_result(self._speak(profile, pending.job, pending.out))
             except BaseException as exc:
@@ -231,6 +246,8 @@ class SpeakService:
             finally:
                 self._heartbeats.end(profile)
                 release_free_memory()  # a long text's buffers must not stay the agent's RSS
+                if self._idle is not None:
+                    self._idle.end()
                 self._publish_state(profile)
 
     def _cache(self, profile: str, config: CacheConfig) -> AudioCache | None:

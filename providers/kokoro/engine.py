@@ -15,6 +15,7 @@ import numpy as np
 from providers.base import AudioChunk, ProviderContext, ProviderError, ProviderUnavailableError, VoiceInfo
 from providers.common.audio import to_pcm16
 from providers.common.files import file_tag
+from providers.common.onnx_arena import shrink
 from providers.kokoro import assets
 from providers.kokoro.config import KokoroSettings
 from providers.kokoro.phonemes import LANGUAGES, Phonemizer, check_length, split_sentences
@@ -52,6 +53,21 @@ class KokoroProvider:
         self._prepare_lock = threading.Lock()  # one preparation (fold, timing) at a time
         self._preparing: dict[tuple[str, str, int], threading.Thread] = {}
         self._generation = 0  # ``close`` makes a preparation still running drop its result
+        self._arena = True
+
+    def use_arena(self, arena: bool) -> None:
+        """ONNX Runtime's CPU arena for the models loaded from now on (the host says so before the
+        first: providers/common/onnx_arena.py)."""
+        self._arena = arena
+
+    def release_memory(self) -> None:
+        """Hand back what the loaded models' arenas keep for the next sentence (speech is idle):
+        a run of one phoneme that ends by freeing the arena's regions not in use."""
+        with self._load_lock:
+            models = list(self._models.values())
+        for loaded in models:
+            with self._infer_lock:
+                shrink(loaded.kokoro.sess, shrink_feed(loaded.kokoro))
 
     # -- model ---------------------------------------------------------------------------
     def _source(self, settings: KokoroSettings, ctx: ProviderContext) -> assets.ModelSource:
@@ -90,7 +106,7 @@ class KokoroProvider:
             raise ProviderUnavailableError(
                 f"Kokoro needs a package that is not installed ({exc.name}): pip install 'voice-agent[kokoro]'"
             ) from exc
-        session = open_session(runtime.path, runtime.threads)
+        session = open_session(runtime.path, runtime.threads, self._arena)
         try:
             kokoro = Kokoro.from_session(session, str(assets.bundled_voices_file()))
         except Exception as exc:  # kokoro-onnx validates files and espeak with its own errors
@@ -239,3 +255,22 @@ def lowest_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
     except (AttributeError, OSError):  # not Linux, or not allowed: prepare at the usual priority
         pass
+
+
+_DTYPES = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
+
+
+def shrink_feed(kokoro: Any) -> dict[str, np.ndarray]:
+    """The smallest input the model takes, shaped from its own inputs: one phoneme between the
+    boundary tokens, a zero style, speed 1."""
+    token = (kokoro.tokenizer.tokenize("a") or [0])[0]
+    feed: dict[str, np.ndarray] = {}
+    for item in kokoro.sess.get_inputs():
+        dtype = _DTYPES.get(item.type, np.float32)
+        if item.name in ("input_ids", "tokens"):
+            feed[item.name] = np.array([[0, token, 0]], dtype=dtype)
+        elif item.name == "speed":
+            feed[item.name] = np.ones(1, dtype=dtype)
+        else:  # the style: its fixed dimensions, 1 for a named one
+            feed[item.name] = np.zeros([d if isinstance(d, int) else 1 for d in item.shape], dtype=dtype)
+    return feed

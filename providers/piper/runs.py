@@ -11,15 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import onnxruntime
 from piper import PiperVoice
+
+from providers.common.onnx_arena import shrink
 
 MAX_RUN_PHONEMES = 200  # about 40 words: a sentence longer than that is cut between words
 PAUSES = frozenset(",;:")  # espeak keeps these in a sentence's phonemes; a cut after one sounds natural
 # A sentence of about 25 words. What its arena needs (up to ~130 MB) an agent speaking everyday
 # paragraphs holds anyway; handing that back after each of them made a paragraph ~15 % slower.
 KEEP_ARENA_IDS = 256
-SHRINK = "memory.enable_memory_arena_shrinkage"
 
 
 def phoneme_runs(phonemes: Sequence[str], most: int = MAX_RUN_PHONEMES) -> list[list[str]]:
@@ -45,8 +45,9 @@ def _cut(phonemes: list[str], most: int) -> int:
 
 def release_arena(voice: PiperVoice) -> None:
     """A run of the empty sentence that ends by freeing every arena region not in use: what the
-    longer runs before it grew goes back to the system. (Shrinking after every run instead made
-    Piper about 15 % slower: each run then faults its memory in afresh.)"""
+    longer runs before it grew goes back to the system (nothing to do for a session without an
+    arena). Shrinking after every run instead made Piper about 15 % slower: each run then faults
+    its memory in afresh."""
     ids = voice.phonemes_to_ids([])
     config = voice.config
     feed = {
@@ -56,6 +57,4 @@ def release_arena(voice: PiperVoice) -> None:
     }
     if config.num_speakers > 1:
         feed["sid"] = np.array([config.default_speaker_id], dtype=np.int64)
-    options = onnxruntime.RunOptions()
-    options.add_run_config_entry(SHRINK, "cpu:0")
-    voice.session.run(None, feed, options)
+    shrink(voice.session, feed)

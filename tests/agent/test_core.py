@@ -27,3 +27,24 @@ def test_availability(core: Core) -> None:
     assert core.availability(["speak worker stuck"]) == "offline"
     core.reachable = lambda: True
     assert core.availability([]) == "online"
+
+
+@pytest.mark.parametrize(("mode", "arena", "releases"), [("idle", True, True), ("keep", True, False), ("off", False, False)])
+def test_the_speak_arena_setting_reaches_the_voices_session(tmp_path: Path, mode: str, arena: bool, releases: bool) -> None:
+    """VOICE_AGENT_SPEAK_ARENA as the agent builds its engines: the Piper voice's session has ONNX
+    Runtime's arena or not, and only ``idle`` hands it back after speech."""
+    from providers.piper.config import PiperSettings
+    from providers.piper.engine import PiperProvider
+
+    made = Core(AgentSettings(home=tmp_path, speak_arena=mode))  # type: ignore[arg-type]
+    try:
+        piper = made.engines.get("piper")
+        assert isinstance(piper, PiperProvider)
+        piper.preload(PiperSettings(), made.layout.provider_context("default"))
+        ((_, voice),) = piper._voices.values()
+        assert voice.session.get_session_options().enable_cpu_mem_arena is arena
+        assert (made.speak._idle is not None) is releases
+    finally:
+        made.speak.stop()
+        made.streams.stop()
+        made.records.stop()

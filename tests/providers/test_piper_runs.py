@@ -56,6 +56,9 @@ class Session:
     def run(self, outputs: object, feed: dict[str, np.ndarray], options: onnxruntime.RunOptions) -> None:
         self.feed, self.options = feed, options
 
+    def get_session_options(self) -> SimpleNamespace:
+        return SimpleNamespace(enable_cpu_mem_arena=True)
+
 
 class Voice:
     def __init__(self, speakers: int) -> None:

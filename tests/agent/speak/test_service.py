@@ -80,7 +80,8 @@ class Out:
 
 
 def service(tmp_path: Path, engine: Stepper, max_audio_seconds: float = 300,
-            clock: Clock | None = None, events: EventBus | None = None) -> SpeakService:
+            clock: Clock | None = None, events: EventBus | None = None,
+            release_after: float | None = None) -> SpeakService:
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "voice.json").write_text(json.dumps({"cache": {"enabled": False}}))
     (tmp_path / "profiles" / "default" / "etc").mkdir(parents=True)
@@ -88,7 +89,8 @@ def service(tmp_path: Path, engine: Stepper, max_audio_seconds: float = 300,
     layout = Layout(tmp_path)
     events = events or EventBus()
     return SpeakService(layout, ConfigStore(layout, events), ProviderPool(factory=lambda name: engine), events,
-                        StateBoard(), 4, 5000, max_audio_seconds, heartbeats=Heartbeats(clock or Clock()))
+                        StateBoard(), 4, 5000, max_audio_seconds, heartbeats=Heartbeats(clock or Clock()),
+                        release_after=release_after)
 
 
 def test_a_request_making_audio_is_never_stuck_and_one_making_none_is(tmp_path: Path) -> None:
@@ -122,6 +124,28 @@ def test_audio_over_the_cap_is_answered_audio_too_long(tmp_path: Path) -> None:
     with pytest.raises(ServiceError) as refused:
         answer.result(WAIT)
     assert refused.value.code == "audio_too_long" and "more than 2 s of audio" in str(refused.value)
+    speak.stop()
+
+
+class Releasing(Stepper):
+    """An engine that keeps buffers for its next sentence, and says when asked to hand them back."""
+
+    def __init__(self) -> None:
+        super().__init__(chunks=1)
+        self.released = threading.Event()
+        self.speaking_when_released = True
+
+    def release_memory(self) -> None:
+        self.speaking_when_released = self.made == 0
+        self.released.set()
+
+
+def test_the_engines_hand_back_their_buffers_once_speech_is_idle(tmp_path: Path) -> None:
+    engine = Releasing()
+    speak = service(tmp_path, engine, release_after=0.05)
+    engine.steps.release()
+    assert speak.submit("default", SpeakRequest(text="Hello there."), Out()).result(WAIT)["chunks"] == 1
+    assert engine.released.wait(WAIT) and not engine.speaking_when_released
     speak.stop()
 
 

@@ -175,3 +175,28 @@ def test_voices_lists_bundled_and_installed_voicepacks(provider: KokoroProvider,
     voices = {v.name: v for v in provider.voices(ctx)}
     assert voices["jf_alpha"].language == "ja" and voices["jf_alpha"].sample_rate == 24000
     assert voices["listed"].location.endswith("listed.pt") and voices["listed"].provider == "kokoro"
+
+
+@pytest.mark.parametrize("arena", [True, False])
+def test_the_arena_setting_is_the_sessions_and_an_idle_release_runs_on_the_model(ctx: ProviderContext, arena: bool) -> None:
+    """VOICE_AGENT_SPEAK_ARENA on Kokoro's session (the pool says ``use_arena`` before the first
+    load), and the idle release: one run of the real model that ends by shrinking its arena (its
+    feed built from the model's own inputs), none on a session without an arena."""
+    engine = KokoroProvider()
+    engine.use_arena(arena)
+    try:
+        engine.preload(settings(), ctx)
+        (loaded,) = engine._models.values()
+        session = loaded.kokoro.sess
+        assert session.get_session_options().enable_cpu_mem_arena is arena
+        real, shrinks = session.run, []
+
+        def run(outputs: object, feed: dict[str, np.ndarray], options: object = None) -> object:
+            shrinks.append(options.get_run_config_entry("memory.enable_memory_arena_shrinkage"))  # type: ignore[attr-defined]
+            return real(outputs, feed, options)
+
+        session.run = run
+        engine.release_memory()
+        assert shrinks == (["cpu:0"] if arena else [])
+    finally:
+        engine.close()
