@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 NODE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")  # fullmatch: "$" would let a trailing newline through
 NODE_PATTERN = f"^{NODE_NAME.pattern}$"  # the same, for pydantic fields (they search; their Rust "$" is the very end)
 MAX_DOCUMENT_BYTES = 64 * 1024  # a node's document is a few hundred bytes; more is not one
+RESERVED_NAMES = ("local", "auto")  # runOn's own words: a node so named could never be chosen by name
+MAX_REFRESH_S = 3600.0  # a document that claims a longer refresh would never go stale
 
 
 def check_node_name(name: str) -> str:
@@ -26,13 +28,15 @@ def check_node_name(name: str) -> str:
     if not NODE_NAME.fullmatch(name):
         raise ValueError(f"{name!r} is not a node name: 1 to 64 letters, digits, '_', '.' or '-' "
                          "(not starting with '.'), e.g. the host name")
+    if name.lower() in RESERVED_NAMES:
+        raise ValueError(f"{name!r} is not a node name: 'local' and 'auto' are runOn's own words")
     return name
 
 
 def default_node_name(host: str | None = None) -> str:
     """The host name as a node name (what a node name may not hold becomes ``-``)."""
     plain = re.sub(r"[^A-Za-z0-9_.-]", "-", host if host is not None else socket.gethostname()).lstrip(".")[:64]
-    return plain or "node"
+    return plain if plain and plain.lower() not in RESERVED_NAMES else f"node-{plain}".rstrip("-")
 
 
 class _Part(BaseModel):
@@ -77,7 +81,7 @@ class NodeState(_Part):
     gpu_reason: str = ""  # why there is no GPU, when there is none
     memory: Memory = Field(default_factory=Memory)
     queues: Queues = Field(default_factory=Queues)
-    refresh_s: float = Field(60.0, gt=0)  # it is published again at least this often while online
+    refresh_s: float = Field(60.0, gt=0, le=MAX_REFRESH_S)  # it is published again at least this often while online
     time: float = 0.0  # the publisher's clock (unix seconds): for people; staleness is judged by the reader's
 
     @classmethod

@@ -438,3 +438,22 @@ def test_a_job_or_reply_naming_a_node_that_cannot_be_is_refused(name: str) -> No
         WorkReply.model_validate({"kind": "alive", "node": name, "id": "j1"})
     assert SpeakWork.model_validate({**job, "home": "desk"}).home == "desk"
     assert WorkReply.model_validate({"kind": "alive", "node": "desk.lan", "id": "j1"}).node == "desk.lan"
+
+
+@pytest.mark.parametrize("name", ["local", "auto", "Local", "AUTO"])
+def test_runons_own_words_are_no_node_names_and_a_host_so_named_gets_another(name: str) -> None:
+    with pytest.raises(ValueError, match="runOn's own words"):
+        check_node_name(name)
+    assert check_node_name(default_node_name(name)) == f"node-{name}"
+    assert check_node_name("localhost") == "localhost" and check_node_name("autumn") == "autumn"  # look-alikes pass
+
+
+def test_a_document_that_claims_it_need_not_be_heard_for_over_an_hour_is_no_document() -> None:
+    from pydantic import ValidationError
+
+    from agent.nodes.state import MAX_REFRESH_S
+
+    document = {"node": "desk", "status": "online", "refresh_s": MAX_REFRESH_S}
+    assert NodeState.model_validate(document).refresh_s == MAX_REFRESH_S
+    with pytest.raises(ValidationError):
+        NodeState.model_validate({**document, "refresh_s": MAX_REFRESH_S + 1})
