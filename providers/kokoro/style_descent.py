@@ -15,12 +15,15 @@ only by the phoneme count they serve), measured in units of the stock voices' sp
 
 from __future__ import annotations
 
+import gc
+
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from providers.common.process import release_free_memory
 from providers.kokoro.similarity import SYNTH_RATE, SpeakerEmbedder
 from providers.kokoro.torch_graph import F0_CURVE, load_differentiable
 
@@ -82,6 +85,8 @@ class StyleDescent:
     def __init__(self, model_path: Path, base: np.ndarray, spread: np.ndarray, target: np.ndarray,
                  embedder: SpeakerEmbedder, learning_rate: float, target_pitch: float = 0.0) -> None:
         self._model = load_differentiable(model_path, (F0_CURVE,))
+        gc.collect()  # the conversion's intermediate graphs (about 0.6 GB) go back to the system
+        release_free_memory()
         self._target_octave = float(np.log2(target_pitch)) if target_pitch > 0 else None
         self._embed = DifferentiableSpeakerEmbedding(embedder)
         self._base = torch.tensor(np.asarray(base, np.float32).reshape(-1, base.shape[-1]))
