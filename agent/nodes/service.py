@@ -24,6 +24,8 @@ from agent.nodes.state import Ability, NodeState, Queues, build_state
 log = logging.getLogger(__name__)
 
 REFRESH_S = 60.0  # the heartbeat: a node's document is published at least this often
+SETTLE_S = 1.0  # seconds a change waits, so the changes of one request make one rebuild (measured: a
+# rebuild inside a cache hit's answer cost it about 1.5 ms of its 4)
 StateListener = Callable[[NodeState], None]
 
 
@@ -120,6 +122,8 @@ class NodeService:
             if self._stop.is_set():
                 return
             self._wake.clear()
+            if woken and self._stop.wait(SETTLE_S):  # a request's state changes come in a burst: one rebuild
+                return                                # after it, not one inside its answer's time
             beat = time.monotonic() >= deadline
             if beat:
                 deadline = time.monotonic() + self._refresh_s
