@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -200,6 +201,12 @@ class BenchClient:
         self._sender = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"speak-bench-{os.getpid()}-echo")
         self._sender.connect("127.0.0.1", port, keepalive=60)
         self._sender.loop_start()
+        # As the Wyoming and HTTP clients (asyncio, aiohttp) and the agent's own connection do: a
+        # request must not wait behind Nagle for the broker's delayed ACK of our last PUBACK.
+        for client in (self._client, self._sender):
+            sock = client.socket()
+            if isinstance(sock, socket.socket):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def close(self) -> None:
         for client in (self._sender, self._client):
