@@ -81,3 +81,25 @@ def test_the_node_list(tmp_path: Path) -> None:
 
     document: dict[str, Any] = json.loads(body)
     assert status == 200 and document == {"node": "here", "nodes": []}
+
+
+def test_a_blob_is_bytes_never_cached_whatever_its_name(tmp_path: Path) -> None:
+    wav = b"RIFF" + bytes(100)
+    (tmp_path / "samples").mkdir()
+    (tmp_path / "samples" / "take.wav").write_bytes(wav)
+    status, body, headers = ask(tmp_path, f"/api/blobs/{hashlib.sha256(wav).hexdigest()}", bearer())
+    assert status == 200 and body == wav
+    assert headers["Content-Type"] == "application/octet-stream"  # not audio/wav: a blob is its bytes
+    assert headers["Cache-Control"] == "no-store"
+
+
+def test_each_refusal_says_what_to_do(tmp_path: Path) -> None:
+    import json
+
+    _, body, _ = ask(tmp_path, f"/api/blobs/{SHA}", {}, None)
+    assert json.loads(body)["error"] == ("this node serves its files to other nodes only with "
+                                         "VOICE_AGENT_HTTP_TOKEN set (the household's token)")
+    _, body, _ = ask(tmp_path, "/api/blobs/abc", bearer())
+    assert json.loads(body)["error"] == "a blob is named by its SHA-256: 64 hex digits"
+    _, body, _ = ask(tmp_path, f"/api/blobs/{'0' * 64}", bearer())
+    assert json.loads(body)["error"] == f"this node keeps no file with SHA-256 {'0' * 64}"
