@@ -55,7 +55,7 @@ class VoiceNames:
         base = getattr(rvc, "base_voice", None)
         if base:
             if getattr(rvc, "base_provider", "piper") == "kokoro":
-                found += self._kokoro_voice(base, "", ctx, "tts.rvc.baseVoice")
+                found += self._kokoro_voice(base, kokoro.voices_path, ctx, "tts.rvc.baseVoice", voices_table(kokoro, ctx))
             else:
                 found += self._piper(base, ctx, "tts.rvc.baseVoice")
         return found + self._openai(config, ctx)
@@ -73,7 +73,9 @@ class VoiceNames:
             if provider == "piper":
                 found += self._piper(pick.voice, ctx, field)
             elif provider == "kokoro":
-                found += self._kokoro_voice(pick.voice, "", ctx, field)
+                kokoro = config.tts.settings_for("kokoro")
+                assert isinstance(kokoro, KokoroSettings)
+                found += self._kokoro_voice(pick.voice, kokoro.voices_path, ctx, field, voices_table(kokoro, ctx))
         return found
 
     def canonical(self, profile: str, config: VoiceConfig) -> VoiceConfig:
@@ -125,19 +127,15 @@ class VoiceNames:
         if registry.canonical(provider) == "kokoro":
             kokoro = config.tts.settings_for("kokoro")
             assert isinstance(kokoro, KokoroSettings)
-            table = find_file(kokoro.voices_path, ctx) if kokoro.voices_path else None
+            table = voices_table(kokoro, ctx)
         return self._installed.has(provider, ctx, name, table)
 
     def _kokoro(self, settings: KokoroSettings, ctx: ProviderContext, section: str) -> list[ConfigProblem]:
         found: list[ConfigProblem] = []
-        table: Path | None = None
-        if settings.voices_path:
-            path = find_file(settings.voices_path, ctx)
-            if path is None:
-                found.append(ConfigProblem("", f"{section}.voicesPath",
-                                           f"Kokoro voices file {settings.voices_path} does not exist", NOT_FOUND))
-            else:
-                table = path
+        table = voices_table(settings, ctx)
+        if settings.voices_path and table is None:
+            found.append(ConfigProblem("", f"{section}.voicesPath",
+                                       f"Kokoro voices file {settings.voices_path} does not exist", NOT_FOUND))
         if settings.use_custom_voicepack:
             if settings.voicepack_path and find_file(settings.voicepack_path, ctx) is None:
                 found.append(ConfigProblem("", f"{section}.voicepackPath",
@@ -175,3 +173,8 @@ class VoiceNames:
         hint = f"; did you mean {' or '.join(near)}?" if near else f"; `voice-agent voices --catalog` lists {provider}'s"
         return ConfigProblem("", field, f"{label} voice {name!r} is neither installed nor in the catalog{hint}", NOT_FOUND)
 
+
+
+def voices_table(settings: KokoroSettings, ctx: ProviderContext) -> Path | None:
+    """The Kokoro voices file the profile configures (``voicesPath``), found; None without one."""
+    return find_file(settings.voices_path, ctx) if settings.voices_path else None

@@ -117,3 +117,17 @@ def test_a_voice_in_the_configured_voices_file_is_installed_for_its_profile(chec
     assert not check.installed("me", "kokoro", "af_heart", bare)
     assert check.installed("me", "kokoro", "owner", bare) and check.installed("me", "piper", "household", table)
     assert not check.installed("me", "piper", "af_heart", table)  # the file is Kokoro's only
+
+
+def test_a_voice_of_the_configured_voices_file_may_be_named_by_the_openai_table_and_rvcs_base(
+        check: VoiceNames, tmp_path: Path) -> None:
+    folder = tmp_path / "voices" / "kokoro"
+    folder.mkdir(parents=True)
+    with zipfile.ZipFile(folder / "voices-v1.0.bin", "w") as archive:
+        archive.writestr("xx_custom.npy", b"listing only")
+    config = {"tts": {"kokoro": {"voicesPath": "voices-v1.0.bin"}, "rvc": {"baseProvider": "kokoro", "baseVoice": "xx_custom"}},
+              "openai": {"voices": {"alloy": "kokoro:xx_custom"}}}
+    assert check.problems("me", VoiceConfig.model_validate(config)) == []
+    config["tts"]["kokoro"] = {}  # type: ignore[index]  # without the file both are unknown
+    assert {p.field for p in check.problems("me", VoiceConfig.model_validate(config))} == {
+        "tts.rvc.baseVoice", "openai.voices.alloy"}
