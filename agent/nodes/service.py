@@ -6,7 +6,8 @@ The document is rebuilt on the node's own thread: when ``changed`` says a state 
 agent changed (the GPU report every minute, a profile's queue) and it says something new; and
 every ``refresh_s`` regardless (an engine started, and the heartbeat readers tell a live node
 from a stale one by). ``changed`` only wakes that thread: it is called from whichever thread
-updated a state, perhaps holding its own locks.
+updated a state, perhaps holding its own locks; the thread then waits ``SETTLE_S``, so a request's
+burst of changes makes one rebuild, after its answer.
 """
 
 from __future__ import annotations
