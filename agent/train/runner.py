@@ -70,6 +70,7 @@ class _Running:
     last_event: float = 0.0
     intent: Intent | None = None
     result: dict[str, Any] | None = None
+    follower: threading.Thread | None = None  # reads its reports and, at its exit, says so (``_on_exit``)
 
 
 class JobRunner:
@@ -127,9 +128,8 @@ class JobRunner:
                 running.process.wait(timeout=STOP_GRACE)
             except subprocess.TimeoutExpired:
                 running.process.kill()
-            deadline = time.monotonic() + 10
-            while self._running is not None and time.monotonic() < deadline:
-                time.sleep(0.05)
+            if running.follower is not None:  # its ``training.paused`` must leave before the broker's connection
+                running.follower.join(timeout=10)
         self.release()
 
     # -- requests ------------------------------------------------------------------------
@@ -251,7 +251,8 @@ class JobRunner:
             self._running = running
         self._emit(job, "training.resumed" if resumed else "training.started", {"device": device, "pid": process.pid})
         self._publish_state(job)
-        threading.Thread(target=self._follow, args=(running,), name=f"train-{job.id}", daemon=True).start()
+        running.follower = threading.Thread(target=self._follow, args=(running,), name=f"train-{job.id}", daemon=True)
+        running.follower.start()
 
     # -- following the job process ---------------------------------------------------------
     def _follow(self, running: _Running) -> None:
