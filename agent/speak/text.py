@@ -16,14 +16,16 @@ this one cut, in the core."""
 from __future__ import annotations
 
 import re
+import unicodedata
 
 MAX_PIECE_CHARS = 400
 MAX_RUN_CHARS = 200  # longer than any real word, and than a sentence of Japanese without a break
 
 SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|(?<=[。！？])\s*(?=\S)")  # CJK ends need no space after them
-CLAUSE_END = re.compile(r"(?<=[,;:、，；：])\s+")
+CLAUSE_END = re.compile(r"(?<=[,;:])\s+|(?<=[、，；：])\s*(?=\S)")
 FIRST_CUT_CHARS = 48  # a first sentence longer than this is cut at its first clause end ...
 FIRST_CLAUSE_CHARS = 16  # ... where that clause has at least this many (never "Well," alone)
+# (counted in ``span``: a kana or kanji is a syllable or two, so it counts as two letters)
 
 
 def pieces(text: str, max_chars: int = MAX_PIECE_CHARS, max_run: int = MAX_RUN_CHARS) -> list[str]:
@@ -42,12 +44,18 @@ def pieces(text: str, max_chars: int = MAX_PIECE_CHARS, max_run: int = MAX_RUN_C
 def first_cut(parts: list[str]) -> list[str]:
     """The first sentence's first part cut at its first clause end, when the part is long and the
     clause is not a word or two; otherwise as it is."""
-    if not parts or len(parts[0]) <= FIRST_CUT_CHARS:
+    if not parts or span(parts[0]) <= FIRST_CUT_CHARS:
         return parts
     head, *rest = CLAUSE_END.split(parts[0], maxsplit=1)
-    if not rest or len(head) < FIRST_CLAUSE_CHARS:
+    if not rest or span(head) < FIRST_CLAUSE_CHARS:
         return parts
     return [head, rest[0], *parts[1:]]
+
+
+def span(text: str) -> int:
+    """Length as speech goes: a wide (CJK) character counts twice, so a Japanese sentence of 30
+    characters, about as long to say as 60 letters of English, is cut as one of those would be."""
+    return len(text) + sum(unicodedata.east_asian_width(c) in "WF" for c in text)
 
 
 def _fit(sentence: str, max_chars: int, max_run: int) -> list[str]:

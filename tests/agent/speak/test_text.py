@@ -44,7 +44,16 @@ def test_a_long_first_sentence_is_cut_at_its_first_clause_end_and_only_the_first
         "Well, good morning to everyone in the kitchen and the hall today."]  # "Well," is too short to stand alone
     assert pieces("Good morning, kitchen. It is seven.") == ["Good morning, kitchen.", "It is seven."]  # short: whole
     assert pieces("これは長い文の最初の部分で、そのあとに続く部分もまだまだ長くなっていきますね。") == [
-        "これは長い文の最初の部分で、そのあとに続く部分もまだまだ長くなっていきますね。"]  # no space after 、: no cut
+        "これは長い文の最初の部分で、", "そのあとに続く部分もまだまだ長くなっていきますね。"]  # 、 needs no space after it
+    assert pieces("今日は、いい天気ですね。") == ["今日は、いい天気ですね。"]  # 12 characters: said whole
+
+
+def test_wide_characters_count_twice_towards_the_first_cut() -> None:
+    head = "あ" * (FIRST_CLAUSE_CHARS // 2 - 1) + "、"  # FIRST_CLAUSE_CHARS with its comma, counted as said
+    tail = "い" * ((FIRST_CUT_CHARS - 2 * len(head)) // 2)  # the sentence exactly FIRST_CUT_CHARS long
+    assert pieces(head + tail) == [head + tail]
+    assert pieces(head + tail + "い") == [head, tail + "い"]
+    assert pieces(head[1:] + tail + "いい") == [head[1:] + tail + "いい"]  # the clause one character too short
 
 
 def test_the_first_cut_starts_just_past_its_bounds() -> None:
