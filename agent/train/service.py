@@ -299,7 +299,7 @@ class TrainService:
             since = max((j.finished or 0 for j in history if j.state == "finished"), default=0.0)
             failed = [j for j in history if j.state == "failed" and (j.finished or 0) > since]
             if failed:
-                last = max(j.finished or j.created for j in failed)
+                last = max(j.finished or 0.0 for j in failed)  # each has finished: filtered above
                 wait = min(RETRY_FIRST * 2 ** (len(failed) - 1), RETRY_MAX)
                 if time.time() - last < wait:
                     log.info("automatic retraining of %s/%s waits %.0f s more after %d failed job(s)",
