@@ -84,8 +84,10 @@ class TrainService:
         self.publish_gpu_state()
 
     def stop(self) -> None:
+        """Idempotent: a failed start stops the agent, and its stop may run again."""
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
+            self._scheduler = None
         self.runner.stop()
         self._executor.shutdown(wait=False)
         self.hogs.resume_leftovers()

@@ -183,3 +183,10 @@ def test_a_profile_whose_samples_cannot_be_opened_does_not_stop_the_others_retra
     rig.layout.samples_db("attic").mkdir(parents=True)
     [job] = rig.service.check_auto_retrain()
     assert (job.profile, job.provider) == ("default", "counting")
+
+
+def test_a_started_service_stops_twice_without_error(rig: Rig) -> None:
+    """A failed start stops the agent, and the agent's stop may come again."""
+    rig.service.start()
+    rig.service.stop()
+    rig.service.stop()  # and once more in the fixture's teardown
