@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from agent.mqtt.hass.entities import HassTopics
 from agent.mqtt.hass.extension import select_options
+from agent.mqtt.topics import Topics
 from providers import registry
 from tests.audio_checks import assert_speech
 from tests.conftest import AgentProcess, Probe, make_home, write_json
@@ -26,6 +28,9 @@ pytestmark = pytest.mark.slow
 BASE = "hassvoice"  # this module's own topics: nothing retained by other tests leaks in
 PREFIX = "hatest"
 PROFILES = ("default", "kitchen")
+NODE = "hall.box"  # the agent's node (a dot: its discovery id gets a hash)
+NODE_OBJECTS = {"online": "binary_sensor", "free_vram": "sensor", "memory_available": "sensor",
+                "speak_queue": "sensor", "train_queue": "sensor"}
 SOVITS_RATE = 32000  # the fake GPT-SoVITS server's v2 model
 
 
@@ -117,6 +122,12 @@ def all_config_topics(profiles: tuple[str, ...] = PROFILES, prefix: str = PREFIX
     return {config_topic(p, o, prefix, base) for p in profiles for o in expected_objects()}
 
 
+def node_config_topics(prefix: str = PREFIX, base: str = BASE) -> dict[str, str]:
+    """object id -> discovery topic of the node's device."""
+    node_id = HassTopics(Topics(base), prefix).agent_node(NODE)
+    return {o: f"{prefix}/{component}/{node_id}/{o}/config" for o, component in NODE_OBJECTS.items()}
+
+
 def render(template: str, document: dict[str, Any]) -> str:
     """A value template as Home Assistant renders it for a JSON payload."""
     return ImmutableSandboxedEnvironment().from_string(template).render(value_json=document).strip()
@@ -131,7 +142,7 @@ def sovits_profile(home: Path, profile: str, url: str, speakers: tuple[str, ...]
 
 
 def hass_env(base: str = BASE, prefix: str = PREFIX, **extra: str) -> dict[str, str]:
-    return {"VOICE_AGENT_BASE_TOPIC": base, "VOICE_AGENT_HA_DISCOVERY_PREFIX": prefix, **extra}
+    return {"VOICE_AGENT_BASE_TOPIC": base, "VOICE_AGENT_HA_DISCOVERY_PREFIX": prefix, "VOICE_AGENT_NODE": NODE, **extra}
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +178,8 @@ def test_every_config_is_retained_and_has_what_home_assistant_needs(
     unique_ids = [c["unique_id"] for c in configs.values()]
     assert len(set(unique_ids)) == len(unique_ids)
     for topic, config in configs.items():
+        if topic in node_config_topics().values():
+            continue  # the node's device: the test below
         component, profile_node, object_id = topic.split("/")[1:4]
         assert config["unique_id"] and config["name"], topic
         device = config["device"]
@@ -214,6 +227,27 @@ def test_templates_read_the_agents_state_documents(hass_agent: AgentProcess, hpr
         for key in ("value_template", "json_attributes_template"):
             if key in config:
                 render(config[key], gpu if config["state_topic"].endswith("/gpu/state") else state)
+
+
+def test_the_agents_node_is_a_device_that_its_profiles_are_reached_through(
+    hass_agent: AgentProcess, hprobe: HassProbe, broker: Mosquitto
+) -> None:
+    topics = node_config_topics()
+    configs = retained_configs(broker.port, set(topics.values()) | all_config_topics())
+    document = json.loads(hprobe.wait_topic(f"{BASE}/node/{NODE}/state"))
+    assert document["status"] == "online"
+
+    def value(object_id: str, key: str = "value_template") -> str:
+        return render(configs[topics[object_id]][key], document)
+
+    assert value("online") == "ON"
+    assert value("memory_available") == str(document["memory"]["available_mb"]) and document["memory"]["available_mb"] > 0
+    assert value("free_vram") == "0" and document["gpus"] == []  # no GPU here
+    assert (value("speak_queue"), value("train_queue")) == (str(document["queues"]["speak"]), str(document["queues"]["train"]))
+    node_device = {i for t in topics.values() for i in configs[t]["device"]["identifiers"]}
+    assert len(node_device) == 1 and NODE in configs[topics["online"]]["device"]["name"]
+    for topic in all_config_topics():
+        assert [configs[topic]["device"]["via_device"]] == list(node_device), topic
 
 
 def test_configs_are_published_again_when_home_assistant_comes_online(
@@ -356,7 +390,18 @@ def test_discovery_is_published_again_after_a_reconnect(tmp_path: Path) -> None:
         agent.wait_log("disconnected from MQTT broker")
         server.start()  # same port; nothing retained survives (persistence is off)
 
-        retained_configs(server.port, all_config_topics(("default",)))
+        node = node_config_topics()
+        configs = retained_configs(server.port, all_config_topics(("default",)) | set(node.values()))
+        agent.stop()  # and the node's device says so: "Online" off, its sensors unavailable
+        probe = Probe(server.port, BASE)
+        try:
+            gone = json.loads(probe.wait_topic(f"{BASE}/node/{NODE}/state"))
+        finally:
+            probe.close()
+        assert gone["status"] == "offline"
+        assert render(configs[node["online"]]["value_template"], gone) == "OFF"
+        (available,) = configs[node["memory_available"]]["availability"]
+        assert render(available["value_template"], gone) == available["payload_not_available"]
     finally:
         agent.stop()
         server.stop()

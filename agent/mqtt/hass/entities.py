@@ -8,6 +8,7 @@ Full key names throughout, as Home Assistant's MQTT documentation spells them.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -56,11 +57,28 @@ class HassTopics:
         return parts[0], parts[2]
 
     def node(self, profile: str) -> str:
-        """The node id: the base topic (two agents on one broker have different ones) and the profile."""
-        return f"{re.sub(r'[^A-Za-z0-9_-]', '_', self.topics.base)}_{profile}"
+        """The discovery node id of a profile's device: the base topic (two agents on one broker
+        have different ones) and the profile."""
+        return f"{_plain(self.topics.base)}_{profile}"
+
+    def agent_node(self, node: str) -> str:
+        """The discovery node id of an agent node's device. A node name may hold a dot, which the id
+        may not: such a name gets a short hash of itself, so ``desk.lan`` and ``desk_lan`` differ."""
+        plain = _plain(node)
+        if plain != node:
+            plain = f"{plain}-{hashlib.sha256(node.encode()).hexdigest()[:6]}"
+        return f"{_plain(self.topics.base)}_node_{plain}"
 
     def config(self, entity: Entity, profile: str) -> str:
-        return f"{self.prefix}/{entity.component}/{self.node(profile)}/{entity.object_id}/config"
+        return self.config_under(entity, self.node(profile))
+
+    def config_under(self, entity: Entity, node_id: str) -> str:
+        return f"{self.prefix}/{entity.component}/{node_id}/{entity.object_id}/config"
+
+
+def _plain(name: str) -> str:
+    """What a discovery topic's node id may hold: letters, digits, ``_`` and ``-``."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)
 
 
 # -- value templates (Home Assistant renders them with Jinja; a field not there yet is a default) --
@@ -87,6 +105,13 @@ TRAINING_PERCENT = (
 TRAINING_ATTRIBUTES = "{{ value_json.training | default({}) | tojson }}"
 SPEAKING = "{{ 'ON' if value_json.queue_depth | default(0) > 0 else 'OFF' }}"
 GPU = "{{ 'available' if value_json.available | default(false) else 'no_gpu' }}"
+NODE_ONLINE = "{{ 'ON' if value_json.status | default('offline') == 'online' else 'OFF' }}"
+NODE_FREE_VRAM = "{% set g = value_json.gpus | default([]) %}{{ g | map(attribute='free_mb') | max if g else 0 }}"
+NODE_MEMORY = "{{ (value_json.memory | default({})).available_mb | default(0) }}"
+
+
+def _queue(name: str) -> str:
+    return "{{ (value_json.queues | default({})).%s | default(0) }}" % name
 
 
 def trainable() -> list[str]:
@@ -99,12 +124,70 @@ def with_dataset() -> list[str]:
     return [spec.name for spec in registry.SPECS if spec.dataset is not None]
 
 
-class ProfileDevice:
-    """The discovery configs of one profile's device."""
+def _device_of_node(hass: HassTopics, node: str) -> dict[str, Any]:
+    return {"identifiers": [f"voice_agent_{hass.agent_node(node)}"], "name": f"Voice agent node {node}",
+            "model": "voice-agent node", "manufacturer": "voice-agent", "sw_version": __version__}
 
-    def __init__(self, hass: HassTopics, profile: str) -> None:
+
+class NodeDevice:
+    """The discovery configs of an agent node's device: is it online, what it has free, its queues.
+    Each node publishes its own (its state document, ``<base>/node/<node>/state``, is the source:
+    its last will turns "Online" off); a profile's device is reached "via" the node it lives on."""
+
+    def __init__(self, hass: HassTopics, node: str) -> None:
+        self._hass = hass
+        self._node = node
+        self._state = hass.topics.node_state(node)
+
+    @property
+    def node_id(self) -> str:
+        return self._hass.agent_node(self._node)
+
+    def entities(self) -> list[Entity]:
+        state = self._state
+        return [
+            self._entity("binary_sensor", "online", "Online", device_class="connectivity", payload_on="ON",
+                         payload_off="OFF", state_topic=state, value_template=NODE_ONLINE,
+                         json_attributes_topic=state),  # always available: "offline" is what it shows
+            *[
+                self._entity(component, object_id, name, available=True, state_topic=state, **keys)
+                for component, object_id, name, keys in (
+                    ("sensor", "free_vram", "Free GPU memory", {
+                        "device_class": "data_size", "unit_of_measurement": "MB", "state_class": "measurement",
+                        "value_template": NODE_FREE_VRAM, "icon": "mdi:expansion-card"}),
+                    ("sensor", "memory_available", "Memory available", {
+                        "device_class": "data_size", "unit_of_measurement": "MB", "state_class": "measurement",
+                        "value_template": NODE_MEMORY, "entity_category": "diagnostic"}),
+                    ("sensor", "speak_queue", "Speak queue", {
+                        "state_class": "measurement", "value_template": _queue("speak"), "icon": "mdi:account-voice"}),
+                    ("sensor", "train_queue", "Training jobs", {
+                        "state_class": "measurement", "value_template": _queue("train"), "icon": "mdi:school"}),
+                )
+            ],
+        ]
+
+    def _entity(self, component: str, object_id: str, name: str, available: bool = False, **keys: Any) -> Entity:
+        config: dict[str, Any] = {
+            "unique_id": f"voice_agent_{self.node_id}_{object_id}",
+            "name": name,
+            "device": _device_of_node(self._hass, self._node),
+            "origin": {"name": "voice-agent", "sw_version": __version__},
+            "qos": 1,
+        }
+        if available:
+            config["availability"] = [{"topic": self._state, "value_template": "{{ value_json.status }}",
+                                       "payload_available": "online", "payload_not_available": "offline"}]
+        config.update(keys)
+        return Entity(component, object_id, config)
+
+
+class ProfileDevice:
+    """The discovery configs of one profile's device, reached via its node's device."""
+
+    def __init__(self, hass: HassTopics, profile: str, node: str) -> None:
         self._hass = hass
         self._profile = profile
+        self._node = node
         self._state = hass.topics.state(profile)
 
     def entities(self) -> list[Entity]:
@@ -157,6 +240,7 @@ class ProfileDevice:
                 "model": "voice-agent profile",
                 "manufacturer": "voice-agent",
                 "sw_version": __version__,
+                "via_device": f"voice_agent_{hass.agent_node(self._node)}",
             },
             "origin": {"name": "voice-agent", "sw_version": __version__},
             "availability": [{"topic": hass.topics.status, "payload_available": "online",

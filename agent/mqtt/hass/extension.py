@@ -22,7 +22,7 @@ from typing import Any
 from agent.core import Core
 from agent.errors import ServiceError
 from agent.mqtt.edge import TopicAudio
-from agent.mqtt.hass.entities import GPU_STATE, Entity, HassTopics, ProfileDevice, trainable
+from agent.mqtt.hass.entities import GPU_STATE, Entity, HassTopics, NodeDevice, ProfileDevice, trainable
 from agent.mqtt.router import Router, check_profile, model_json
 from agent.mqtt.schema import Response
 from agent.mqtt.topics import Topics
@@ -71,13 +71,15 @@ def _family(voice: dict[str, Any]) -> str:
 
 
 class HassDiscovery:
-    """One device per profile in Home Assistant, its entities wired to the command table."""
+    """One device per profile in Home Assistant, its entities wired to the command table, and one
+    for this agent's node (each node of the household publishes its own)."""
 
     def __init__(self, core: Core, settings: AgentSettings, transport: MqttTransport, topics: Topics) -> None:
         self._core = core
         self._transport = transport
         self._topics = topics
         self.hass = HassTopics(topics, settings.ha_discovery_prefix)
+        self._node = settings.node
         self._router = Router(
             core.commands, self._answered, self._audio_out, core.layout.exists,
             settings.max_request_bytes, settings.max_audio_bytes,
@@ -158,16 +160,21 @@ class HassDiscovery:
 
     # -- out: discovery configs -----------------------------------------------------------------
     def _announce_all(self) -> None:
+        if self._stopping:
+            return
         with self._lock:
             self._announced.clear()
             self._voices_for.clear()
+        node = NodeDevice(self.hass, self._node)
+        for entity in node.entities():
+            self._publish_config(self.hass.config_under(entity, node.node_id), entity)
         for profile in self._core.layout.names():
             self._announce(profile)
 
     def _announce(self, profile: str) -> None:
         with self._lock:
             self._announced.add(profile)
-        for entity in ProfileDevice(self.hass, profile).entities():
+        for entity in ProfileDevice(self.hass, profile, self._node).entities():
             self._publish(profile, entity)
         self._publish_voice_select(profile)
 
@@ -213,9 +220,11 @@ class HassDiscovery:
         with self._lock:
             if self._voices_for.get(profile) != wanted:
                 return  # the provider changed again meanwhile: that listing is on its way
-        self._publish(profile, ProfileDevice(self.hass, profile).voice_select(options))
+        self._publish(profile, ProfileDevice(self.hass, profile, self._node).voice_select(options))
 
     def _publish(self, profile: str, entity: Entity) -> None:
-        if self._stopping:
-            return
-        self._transport.publish(self.hass.config(entity, profile), json.dumps(entity.config, sort_keys=True), 1, True)
+        self._publish_config(self.hass.config(entity, profile), entity)
+
+    def _publish_config(self, topic: str, entity: Entity) -> None:
+        if not self._stopping:
+            self._transport.publish(topic, json.dumps(entity.config, sort_keys=True), 1, True)

@@ -11,7 +11,7 @@ from providers import registry
 def test_a_base_topic_with_levels_makes_a_plain_node_id_and_command_topics_parse_back() -> None:
     hass = HassTopics(Topics("home/voice"), "homeassistant")
     assert hass.node("kitchen") == "home_voice_kitchen"  # Home Assistant allows [A-Za-z0-9_-] only
-    entity = ProfileDevice(hass, "kitchen").entities()[0]
+    entity = ProfileDevice(hass, "kitchen", "box").entities()[0]
     expected = f"homeassistant/{entity.component}/home_voice_kitchen/{entity.object_id}/config"
     assert hass.config(entity, "kitchen") == expected
     assert hass.command("kitchen", "speak") == "home/voice/kitchen/hass/speak"
@@ -22,7 +22,7 @@ def test_a_base_topic_with_levels_makes_a_plain_node_id_and_command_topics_parse
 
 
 def test_every_command_topic_of_a_device_reaches_a_command() -> None:
-    device = ProfileDevice(HassTopics(Topics("voice"), "homeassistant"), "default")
+    device = ProfileDevice(HassTopics(Topics("voice"), "homeassistant"), "default", "box")
     entities = [*device.entities(), device.voice_select(["a"])]
     with_commands = {e.object_id: command_of(e.object_id) for e in entities if "command_topic" in e.config}
     trainers = [s.name for s in registry.SPECS if s.trainer is not None]

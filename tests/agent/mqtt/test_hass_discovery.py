@@ -14,14 +14,15 @@ import jinja2
 import pytest
 
 from agent import __version__
-from agent.mqtt.hass.entities import HassTopics, ProfileDevice, trainable, with_dataset
+from agent.mqtt.hass.entities import HassTopics, NodeDevice, ProfileDevice, trainable, with_dataset
 from agent.mqtt.topics import Topics
+from agent.nodes.state import GpuCard, Memory, NodeState, Queues
 
 EXPECTED = Path(__file__).with_name("hass_discovery.json")
 
 
 def configs() -> dict[str, dict[str, Any]]:
-    device = ProfileDevice(HassTopics(Topics("voice"), "homeassistant"), "default")
+    device = ProfileDevice(HassTopics(Topics("voice"), "homeassistant"), "default", "box")
     entities = [*device.entities(), device.voice_select(["piper:amy", "kokoro:af_heart"])]
     return {f"{e.component}/{e.object_id}": e.config for e in entities}
 
@@ -85,3 +86,51 @@ def test_readiness_shows_each_providers_own_and_its_details() -> None:
     training = found["sensor/training"]
     assert json.loads(render(training["json_attributes_template"], STATE)) == STATE["training"]
     assert json.loads(render(training["json_attributes_template"], {})) == {}
+
+
+NODE_EXPECTED = Path(__file__).with_name("hass_node_discovery.json")
+
+
+def node_configs() -> dict[str, dict[str, Any]]:
+    device = NodeDevice(HassTopics(Topics("voice"), "homeassistant"), "gpu-desk.lan")
+    return {f"{e.component}/{e.object_id}": e.config for e in device.entities()}
+
+
+def test_a_nodes_device_is_as_home_assistant_reads_it() -> None:
+    expected = json.loads(NODE_EXPECTED.read_text().replace('"<version>"', json.dumps(__version__)))
+    assert node_configs() == expected
+
+
+ONLINE = NodeState(node="gpu-desk.lan", gpus=[GpuCard(index=0, free_mb=5100), GpuCard(index=1, free_mb=7300)],
+                   memory=Memory(available_mb=2900, total_mb=16000), queues=Queues(speak=2, train=1)).model_dump()
+NO_GPU = NodeState(node="box").model_dump()
+WILL = NodeState.offline("gpu-desk.lan").model_dump()  # the broker's word when the node is gone
+
+
+@pytest.mark.parametrize(("key", "document", "shown"), [
+    ("binary_sensor/online", ONLINE, "ON"),
+    ("binary_sensor/online", WILL, "OFF"),
+    ("binary_sensor/online", {}, "OFF"),
+    ("sensor/free_vram", ONLINE, "7300"),  # the card with the most free
+    ("sensor/free_vram", NO_GPU, "0"),
+    ("sensor/free_vram", {}, "0"),
+    ("sensor/memory_available", ONLINE, "2900"),
+    ("sensor/memory_available", {}, "0"),
+    ("sensor/speak_queue", ONLINE, "2"),
+    ("sensor/speak_queue", {}, "0"),
+    ("sensor/train_queue", ONLINE, "1"),
+    ("sensor/train_queue", {"queues": {}}, "0"),
+])
+def test_each_node_value_template_reads_the_nodes_state_document(key: str, document: dict[str, Any], shown: str) -> None:
+    assert render(node_configs()[key]["value_template"], document) == shown
+
+
+def test_a_nodes_sensors_are_unavailable_once_its_will_is_published_and_online_says_off() -> None:
+    for key, config in node_configs().items():
+        if key == "binary_sensor/online":
+            assert "availability" not in config  # it must show the node offline, not go unavailable itself
+            continue
+        (availability,) = config["availability"]
+        assert availability["topic"] == "voice/node/gpu-desk.lan/state"
+        assert render(availability["value_template"], WILL) == availability["payload_not_available"]
+        assert render(availability["value_template"], ONLINE) == availability["payload_available"]

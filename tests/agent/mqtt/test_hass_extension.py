@@ -18,7 +18,7 @@ import pytest
 
 from agent.commands import Command
 from agent.errors import ServiceError
-from agent.mqtt.hass.entities import HassTopics, ProfileDevice
+from agent.mqtt.hass.entities import HassTopics, NodeDevice, ProfileDevice
 from agent.mqtt.hass.extension import HassDiscovery, select_options
 from agent.mqtt.topics import Topics
 from agent.settings import AgentSettings
@@ -33,24 +33,32 @@ VOICES: list[dict[str, Any]] = [
     {"provider": "kokoro", "name": "af_heart", "language": "en-us"},
 ]
 REQUEST_ID = re.compile(r"ha-[0-9a-f]{10}")
+NODE = "hall.box"  # this agent's node: a dot, which a discovery node id may not hold
 
 
 def made(tmp_path: Path, profiles: dict[str, str] | None = None, base: str = "voice", prefix: str = "homeassistant",
          **settings: Any) -> tuple[HassDiscovery, Any, Transport]:
     core = mqtt_core(dict(PROFILES) if profiles is None else profiles)
     transport = Transport()
-    options = AgentSettings(home=tmp_path, ha_discovery_prefix=prefix, **settings)
+    options = AgentSettings(home=tmp_path, ha_discovery_prefix=prefix, node=NODE, **settings)
     return HassDiscovery(core, options, transport, Topics(base)), core, transport  # type: ignore[arg-type]
 
 
 def device(hass: HassTopics, profile: str) -> list[Published]:
     """A profile's device as it must be published: every entity's config, retained, keys sorted."""
     return [Published(hass.config(e, profile), json.dumps(e.config, sort_keys=True).encode(), 1, True)
-            for e in ProfileDevice(hass, profile).entities()]
+            for e in ProfileDevice(hass, profile, NODE).entities()]
+
+
+def node_device(hass: HassTopics) -> list[Published]:
+    """This agent's node's device as it must be published: retained, under the node's own id."""
+    found = NodeDevice(hass, NODE)
+    return [Published(f"{hass.prefix}/{e.component}/{hass.topics.base.replace('/', '_')}_node_hall_box-4e496c/{e.object_id}/config",
+                      json.dumps(e.config, sort_keys=True).encode(), 1, True) for e in found.entities()]
 
 
 def voice_select(hass: HassTopics, profile: str, options: list[str]) -> Published:
-    entity = ProfileDevice(hass, profile).voice_select(options)
+    entity = ProfileDevice(hass, profile, NODE).voice_select(options)
     return Published(hass.config(entity, profile), json.dumps(entity.config, sort_keys=True).encode(), 1, True)
 
 
@@ -64,11 +72,11 @@ def test_each_connect_publishes_every_profiles_device_retained(tmp_path: Path) -
     assert transport.sent == []  # nothing before the broker is there
     discovery.on_connect()
     hass = HassTopics(Topics("voice"), "ha-test")
-    assert transport.sent == device(hass, "default") + device(hass, "den")
+    assert transport.sent == node_device(hass) + device(hass, "default") + device(hass, "den")
     assert core.calls.calls == {}  # no profile has said its provider yet: no voice select
     transport.sent.clear()
     discovery.on_connect()  # the broker may have lost what was retained
-    assert transport.sent == device(hass, "default") + device(hass, "den")
+    assert transport.sent == node_device(hass) + device(hass, "default") + device(hass, "den")
 
 
 def test_home_assistant_coming_online_gets_every_device_again_and_nothing_else_does(
@@ -85,7 +93,7 @@ def test_home_assistant_coming_online_gets_every_device_again_and_nothing_else_d
     with caplog.at_level(logging.INFO, "agent.mqtt.hass.extension"):
         assert discovery.on_message("homeassistant/status", b" online\n")
     assert [r.getMessage() for r in caplog.records] == ["Home Assistant is online: publishing discovery again"]
-    assert transport.sent == device(hass, "default")
+    assert transport.sent == node_device(hass) + device(hass, "default")
     second = core.calls.calls["voices"][1]  # the voice select is listed again, not left out
     assert second.request.provider == "piper" and second.request.catalog is True
     second.answer.set_result({"voices": VOICES})
@@ -206,6 +214,7 @@ def test_after_stop_nothing_more_is_published(tmp_path: Path) -> None:
     core.providers["porch"] = "piper"
     core.state.update("porch", samples=0)
     core.state.update("default", provider="kokoro")
+    discovery.on_connect()  # paho reconnecting while the agent stops
     assert transport.sent == [] and len(core.calls.calls["voices"]) == 1
 
 
@@ -351,7 +360,7 @@ def test_a_prefix_and_base_of_its_own_are_used_throughout(tmp_path: Path) -> Non
     hass = HassTopics(Topics("home/voice"), "ha")
     assert discovery.on_message("homeassistant/status", b"online") is False
     assert discovery.on_message("ha/status", b"online")
-    assert transport.sent == device(hass, "default")
+    assert transport.sent == node_device(hass) + device(hass, "default")
     assert discovery.on_message("home/voice/default/hass/speak", b"Hi.")
     called = core.calls.only("speak")
     called.out.whole("x", b"RIFF")
