@@ -186,8 +186,9 @@ def test_every_config_is_retained_and_has_what_home_assistant_needs(
         assert device["identifiers"] == [f"voice_agent_{profile_node}"], topic  # one device per profile
         assert device["name"] and device["model"] and device["manufacturer"] and device["sw_version"], topic
         assert config["origin"]["name"] == "voice-agent" and config["origin"]["sw_version"], topic
-        assert config["availability"] == [
-            {"topic": f"{BASE}/status", "payload_available": "online", "payload_not_available": "offline"}
+        assert config["availability"] == [  # its node's own state: the household's other nodes share BASE/status
+            {"topic": f"{BASE}/node/{NODE}/state", "value_template": "{{ value_json.status }}",
+             "payload_available": "online", "payload_not_available": "offline"}
         ], topic
         if component in ("notify", "select", "button"):
             assert config["command_topic"] == f"{BASE}/{profile_node.removeprefix(BASE + '_')}/hass/{object_id}", topic
@@ -207,6 +208,7 @@ def test_templates_read_the_agents_state_documents(hass_agent: AgentProcess, hpr
     configs = hprobe.wait_configs(all_config_topics(("default",)))
     state = hprobe.state("default", lambda s: "readiness" in s and "provider" in s)
     gpu = json.loads(hprobe.wait_topic(f"{BASE}/gpu/state"))
+    node_state = json.loads(hprobe.wait_topic(f"{BASE}/node/{NODE}/state"))
 
     def value(object_id: str, document: dict[str, Any] = state) -> str:
         return render(configs[config_topic("default", object_id)]["value_template"], document)
@@ -217,7 +219,9 @@ def test_templates_read_the_agents_state_documents(hass_agent: AgentProcess, hpr
         assert value(f"readiness_{name}") == ("ready" if state["readiness"][name]["ready"] else "not_ready")
         attributes = configs[config_topic("default", f"readiness_{name}")]["json_attributes_template"]
         assert json.loads(render(attributes, state)) == state["readiness"][name]
-    assert value("gpu", gpu) == ("available" if gpu["available"] else "no_gpu")
+    assert value("gpu", node_state) == ("available" if gpu["available"] else "no_gpu") == "no_gpu"  # none here
+    assert json.loads(render(configs[config_topic("default", "gpu")]["json_attributes_template"], node_state)) == {
+        "gpus": [], "reason": gpu["reason"]}
     assert value("speaking", {**state, "queue_depth": 0}) == "OFF"
     assert value("speaking", {**state, "queue_depth": 2}) == "ON"
     training = {"job": "j", "provider": "kokoro", "state": "running", "step": 30, "total": 120}
@@ -226,7 +230,7 @@ def test_templates_read_the_agents_state_documents(hass_agent: AgentProcess, hpr
     for config in configs.values():  # every template copes with the documents the agent publishes now
         for key in ("value_template", "json_attributes_template"):
             if key in config:
-                render(config[key], gpu if config["state_topic"].endswith("/gpu/state") else state)
+                render(config[key], node_state if config["state_topic"].endswith(f"/node/{NODE}/state") else state)
 
 
 def test_the_agents_node_is_a_device_that_its_profiles_are_reached_through(

@@ -1,9 +1,12 @@
-"""What Home Assistant sees of a profile: one device and its entities, as discovery configs.
+"""What Home Assistant sees of a profile, and of the agent node it lives on: a device each and
+their entities, as discovery configs.
 
-Every config carries the same ``device``, ``origin`` and ``availability`` (the agent's retained
-``<base>/status``); states come from the agent's own retained documents (``<base>/<profile>/state``,
-``<base>/gpu/state``) through value templates, commands go to ``<base>/<profile>/hass/<object>``.
-Full key names throughout, as Home Assistant's MQTT documentation spells them.
+Every config of a device carries the same ``device`` and ``origin``; its ``availability`` is the
+node's own retained state (``<base>/node/<node>/state``, whose last will is ``offline``), not
+``<base>/status``, which every node of a household shares. States come from the agent's retained
+documents (``<base>/<profile>/state``, the node's state) through value templates, commands go to
+``<base>/<profile>/hass/<object>``. Full key names throughout, as Home Assistant's MQTT
+documentation spells them.
 """
 
 from __future__ import annotations
@@ -104,7 +107,8 @@ TRAINING_PERCENT = (
 )
 TRAINING_ATTRIBUTES = "{{ value_json.training | default({}) | tojson }}"
 SPEAKING = "{{ 'ON' if value_json.queue_depth | default(0) > 0 else 'OFF' }}"
-GPU = "{{ 'available' if value_json.available | default(false) else 'no_gpu' }}"
+GPU = "{{ 'available' if value_json.gpus | default([]) else 'no_gpu' }}"  # of the profile's node's state
+GPU_ATTRIBUTES = "{{ {'gpus': value_json.gpus | default([]), 'reason': value_json.gpu_reason | default('')} | tojson }}"
 NODE_ONLINE = "{{ 'ON' if value_json.status | default('offline') == 'online' else 'OFF' }}"
 NODE_FREE_VRAM = "{% set g = value_json.gpus | default([]) %}{{ g | map(attribute='free_mb') | max if g else 0 }}"
 NODE_MEMORY = "{{ (value_json.memory | default({})).available_mb | default(0) }}"
@@ -122,6 +126,13 @@ def trainable() -> list[str]:
 def with_dataset() -> list[str]:
     """Providers that learn from (or speak from) the samples: a readiness sensor each."""
     return [spec.name for spec in registry.SPECS if spec.dataset is not None]
+
+
+def node_availability(hass: HassTopics, node: str) -> list[dict[str, str]]:
+    """Available while the node's own state says ``online``: ``<base>/status`` is every node's
+    (each has it as its last will), so with several nodes it says whichever spoke last."""
+    return [{"topic": hass.topics.node_state(node), "value_template": "{{ value_json.status }}",
+             "payload_available": "online", "payload_not_available": "offline"}]
 
 
 def _device_of_node(hass: HassTopics, node: str) -> dict[str, Any]:
@@ -175,8 +186,7 @@ class NodeDevice:
             "qos": 1,
         }
         if available:
-            config["availability"] = [{"topic": self._state, "value_template": "{{ value_json.status }}",
-                                       "payload_available": "online", "payload_not_available": "offline"}]
+            config["availability"] = node_availability(self._hass, self._node)
         config.update(keys)
         return Entity(component, object_id, config)
 
@@ -214,8 +224,9 @@ class ProfileDevice:
                          json_attributes_topic=state, json_attributes_template=TRAINING_ATTRIBUTES),
             self._entity("sensor", "gpu", "GPU", icon="mdi:expansion-card", device_class="enum",
                          options=["available", "no_gpu"], entity_category="diagnostic",
-                         state_topic=self._hass.topics.state(GPU_STATE), value_template=GPU,
-                         json_attributes_topic=self._hass.topics.state(GPU_STATE)),
+                         state_topic=self._hass.topics.node_state(self._node), value_template=GPU,
+                         json_attributes_topic=self._hass.topics.node_state(self._node),
+                         json_attributes_template=GPU_ATTRIBUTES),
             *[
                 self._entity("button", f"train_{name}", f"Train {name}", icon="mdi:school", payload_press="PRESS")
                 for name in trainable()
@@ -243,8 +254,7 @@ class ProfileDevice:
                 "via_device": f"voice_agent_{hass.agent_node(self._node)}",
             },
             "origin": {"name": "voice-agent", "sw_version": __version__},
-            "availability": [{"topic": hass.topics.status, "payload_available": "online",
-                              "payload_not_available": "offline"}],
+            "availability": node_availability(hass, self._node),
             "qos": 1,
         }
         if component in ("notify", "select", "button"):

@@ -65,8 +65,8 @@ STATE = {"provider": "kokoro", "voice": "af_heart", "samples": 12, "sample_minut
     ("binary_sensor/speaking", STATE, "ON"),
     ("binary_sensor/speaking", {"queue_depth": 0}, "OFF"),
     ("binary_sensor/speaking", {}, "OFF"),
-    ("sensor/gpu", {"available": True}, "available"),
-    ("sensor/gpu", {"available": False}, "no_gpu"),
+    ("sensor/gpu", {"gpus": [{"index": 0, "free_mb": 900}]}, "available"),  # the node's state
+    ("sensor/gpu", {"gpus": [], "gpu_reason": "NVML is not installed"}, "no_gpu"),
     ("sensor/gpu", {}, "no_gpu"),
 ])
 def test_each_value_template_shows_the_state(key: str, document: dict[str, Any], shown: str) -> None:
@@ -134,3 +134,16 @@ def test_a_nodes_sensors_are_unavailable_once_its_will_is_published_and_online_s
         assert availability["topic"] == "voice/node/gpu-desk.lan/state"
         assert render(availability["value_template"], WILL) == availability["payload_not_available"]
         assert render(availability["value_template"], ONLINE) == availability["payload_available"]
+
+
+def test_a_profiles_gpu_sensor_and_availability_follow_its_nodes_state() -> None:
+    found = configs()
+    gpu = found["sensor/gpu"]
+    with_cards = NodeState(node="box", gpus=[GpuCard(index=0, name="RTX", total_mb=8000, free_mb=5100)]).model_dump()
+    assert json.loads(render(gpu["json_attributes_template"], with_cards)) == {"gpus": with_cards["gpus"], "reason": ""}
+    assert json.loads(render(gpu["json_attributes_template"], {"gpu_reason": "no NVML"})) == {"gpus": [], "reason": "no NVML"}
+    for config in found.values():  # the will of another node on the same base topic never touches these
+        (availability,) = config["availability"]
+        assert availability["topic"] == "voice/node/box/state"
+        assert render(availability["value_template"], NodeState.offline("box").model_dump()) == "offline"
+        assert render(availability["value_template"], with_cards) == "online"

@@ -35,8 +35,8 @@ def test_an_entitys_ids_name_the_agent_the_profile_and_the_object() -> None:
     assert speak.config["device"]["identifiers"] == ["voice_agent_house_voice_default"]
     assert speak.config["command_topic"] == "house/voice/default/hass/speak"
     assert hass.config(speak, "default") == "homeassistant/notify/house_voice_default/speak/config"
-    assert speak.config["availability"] == [
-        {"topic": "house/voice/status", "payload_available": "online", "payload_not_available": "offline"}]
+    assert speak.config["availability"] == [{"topic": "house/voice/node/box/state", "value_template": "{{ value_json.status }}",
+                                             "payload_available": "online", "payload_not_available": "offline"}]
 
 
 def test_a_node_id_keeps_the_letter_case_and_replaces_only_what_home_assistant_refuses() -> None:
