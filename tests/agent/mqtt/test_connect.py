@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from agent.mqtt import connect
 from agent.mqtt.connect import MQTT5, MQTT311, UNSUPPORTED_PROTOCOL, new_client, tls_context, why_no_connection
 from agent.settings import AgentSettings
 from tests.agent.test_settings import pem_pair
@@ -121,6 +122,23 @@ def test_nobody_listening_is_said_with_host_and_port(tmp_path: Path) -> None:
     port = free_port()
     said = why_no_connection(AgentSettings(home=tmp_path, mqtt_port=port))
     assert said.startswith(f"cannot reach 127.0.0.1:{port}: ") and "refused" in said.lower()
+
+
+@pytest.mark.parametrize(("error", "words"), [(OSError(113, "No route to host"), "No route to host"),
+                                              (TimeoutError("timed out"), "timed out")])
+def test_an_unreachable_broker_is_tried_for_3_s_and_said_in_its_words(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: OSError, words: str) -> None:
+    tried: list[object] = []
+
+    def create_connection(address: object, timeout: object = None) -> socket.socket:
+        tried.append((address, timeout))
+        raise error
+
+    monkeypatch.setattr(connect.socket, "create_connection", create_connection)
+    said = why_no_connection(AgentSettings(home=tmp_path, mqtt_host="broker.lan", mqtt_port=1999))
+    assert said == f"cannot reach broker.lan:1999: {words}" and tried == [(("broker.lan", 1999), 3.0)]
+    why_no_connection(AgentSettings(home=tmp_path, mqtt_host="broker.lan", mqtt_port=1999), timeout=0.5)
+    assert tried[-1] == (("broker.lan", 1999), 0.5)
 
 
 def test_a_broker_that_takes_the_connection_refused_the_login(tmp_path: Path, listening: list[Listener]) -> None:

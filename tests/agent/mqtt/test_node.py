@@ -209,7 +209,8 @@ def test_a_job_without_a_nodes_response_topic_and_correlation_is_ignored(
     made, _ = door(tmp_path, worker, NodeTransport())
     made._heard("home/voice/work/speak/rvc", b"job", meta)
     assert worker.jobs == []
-    assert "ignored a speak job on home/voice/work/speak/rvc without a node's response topic" in caplog.text
+    assert caplog.messages == [
+        "ignored a speak job on home/voice/work/speak/rvc without a node's response topic and correlation data"]
 
 
 def test_a_node_that_takes_no_work_ignores_a_job_and_other_topics(tmp_path: Path) -> None:
