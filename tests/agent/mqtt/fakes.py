@@ -26,6 +26,7 @@ class Published(NamedTuple):
     payload: bytes
     qos: int
     retain: bool
+    properties: Any = None  # MQTT 5 PUBLISH properties (``request_properties``), when given
 
     def json(self) -> Any:
         return json.loads(self.payload)
@@ -42,9 +43,10 @@ class Transport:
     def published(self) -> list[tuple[str, bytes]]:
         return [(p.topic, p.payload) for p in self.sent]
 
-    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> None:
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False, properties: Any = None) -> None:
         with self._changed:
-            self.sent.append(Published(topic, payload.encode() if isinstance(payload, str) else payload, qos, retain))
+            data = payload.encode() if isinstance(payload, str) else payload
+            self.sent.append(Published(topic, data, qos, retain, properties))
             self._changed.notify_all()
 
     def on(self, topic: str) -> list[Published]:
@@ -55,6 +57,32 @@ class Transport:
         with self._changed:
             assert self._changed.wait_for(lambda: self.on(topic), timeout), f"nothing was published on {topic}"
             return self.on(topic)[0]
+
+
+class NodeTransport(Transport):
+    """The node door's side of ``MqttTransport``: subscriptions in order, whether it is connected and
+    took MQTT 5, its start and stop, and the handler that gets each message with its properties."""
+
+    def __init__(self, connected: bool = True, mqtt5: bool = True) -> None:
+        super().__init__()
+        self.connected = connected
+        self.mqtt5 = mqtt5
+        self.subscribed: list[tuple[str, int]] = []
+        self.calls: list[str] = []  # "subscribe", "start", "stop", in order
+        self.handler: Any = None
+
+    def subscribe(self, topic: str, qos: int = 1) -> None:
+        self.subscribed.append((topic, qos))
+        self.calls.append("subscribe")
+
+    def on_message_meta(self, handler: Any) -> None:
+        self.handler = handler
+
+    def start(self) -> None:
+        self.calls.append("start")
+
+    def stop(self) -> None:
+        self.calls.append("stop")
 
 
 @dataclass

@@ -8,6 +8,7 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from agent.commands import Command
 from agent.config.store import ConfigStore
@@ -64,8 +65,8 @@ class Transport(fakes.Transport):
         super().__init__()
         self.first_audio = threading.Event()
 
-    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> None:
-        super().publish(topic, payload, qos, retain)
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False, properties: Any = None) -> None:
+        super().publish(topic, payload, qos, retain, properties)
         if "/audio/" in topic:
             self.first_audio.set()
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from concurrent.futures import Future
 from typing import Any
 
@@ -227,14 +228,17 @@ def test_what_a_bad_payload_is_told() -> None:
 
 
 
-def test_a_profile_at_home_on_another_node_is_left_to_it() -> None:
-    """Every node of a household reads ``<base>/+/request/+``: only the profile's home answers."""
+def test_a_profile_at_home_on_another_node_is_left_to_it(caplog: pytest.LogCaptureFixture) -> None:
+    """Every node of a household reads ``<base>/+/request/+``: only the profile's home answers
+    (and this node's debug log says why it was silent)."""
+    caplog.set_level(logging.DEBUG, logger="agent.mqtt.router")
     recorder = Recorder()
     commands = {"ping": Command(EmptyRequest, lambda p, r, out: {"id": r.id, "pong": True})}
     router = Router(commands, recorder, lambda profile: None, lambda name: name == "home",  # type: ignore[arg-type,return-value]
                     max_request_bytes=1000, max_audio_bytes=5000, elsewhere=lambda name: name in ("office", "home"))
     router.dispatch("office", "ping", b'{"id": "o1"}')
     assert recorder.responses == []
+    assert caplog.messages == ["request office/ping is for a profile at home on another node"]
     router.dispatch("attic", "ping", b'{"id": "a1"}')  # nobody's: said so
     router.dispatch("home", "ping", b'{"id": "h1"}')  # ours (even if another node claims it too)
     assert [(r.id, r.status, r.code) for _, _, r in recorder.responses] == [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -26,7 +27,7 @@ def transport(tmp_path: Path) -> tuple[MqttTransport, list[str]]:
 def test_the_echo_topic_is_its_own_and_subscribed(tmp_path: Path) -> None:
     one, _ = transport(tmp_path)
     two, _ = transport(tmp_path)
-    assert one._echo_topic.startswith("voice/status/echo/") and one._echo_topic != two._echo_topic
+    assert re.fullmatch(r"voice/status/echo/[0-9a-f]{12}", one._echo_topic) and one._echo_topic != two._echo_topic
     assert one._subscriptions[one._echo_topic] == 1  # restored with the others on every connect
 
 

@@ -1,0 +1,172 @@
+"""Two nodes of one household under the broker settings README "Several machines" gives, read from
+the README itself: the conf lines (listener, password_file, acl_file) and an ACL of the Broker
+ACLs' roles plus a block per node. Each node logs in with its own name. A profile of the home
+server speaks through the worker's RVC; the worker's login cannot write another node's state, the
+home's status or work, and reads nothing of the home's profile nor the replies that go to it."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.audio_checks import wav_info
+from tests.conftest import REPO, AgentProcess, Probe, make_home, write_json
+from tests.e2e.test_acl import readme_acl
+from tests.e2e.test_nodes import TOKEN, node_agent, wait_nodes
+from tests.e2e.test_remote_speak import TIMEOUT, voice
+from tests.mosquitto import Mosquitto, free_port
+from tests.providers.rvc.fakes import install_rvc_assets
+
+pytestmark = pytest.mark.slow
+
+USERS = {"home-server": "home-pw", "gpu-desktop": "desk-pw", "speaker": "speaker-pw", "admin": "admin-pw"}
+
+
+def readme_block(first_line: str) -> str:
+    """The README code block that starts with ``first_line``, as a user would copy it."""
+    text = (REPO / "README.md").read_text()
+    found = re.search(r"```\n(" + re.escape(first_line) + r"\n.*?)```", text, re.S)
+    assert found, f"README lost its block {first_line!r}"
+    return found.group(1)
+
+
+def node_acl() -> str:
+    return readme_block("# several machines: added to /etc/mosquitto/voice-agent.acl, one block per node, the login its node name")
+
+
+class ReadmeMosquitto(Mosquitto):
+    """Mosquitto started with README's conf lines, its /etc/mosquitto/ paths moved into the test's
+    folder and its listener to a free loopback port."""
+
+    def _write_config(self) -> Path:
+        config = super()._write_config()  # the password file, the ACL file, and the test's own lines
+        ours = [line for line in config.read_text().splitlines()
+                if line.split(" ")[0] in ("persistence", "user", "set_tcp_nodelay")]
+        readme = readme_block("# /etc/mosquitto/conf.d/voice.conf")
+        assert "listener 1883\n" in readme and "acl_file /etc/mosquitto/voice-agent.acl\n" in readme
+        readme = readme.replace("listener 1883\n", f"listener {self.port} 127.0.0.1\n")
+        readme = readme.replace("/etc/mosquitto/passwd", str(self.workdir / "passwd"))
+        readme = readme.replace("/etc/mosquitto/voice-agent.acl", str(self.workdir / "acl"))
+        config.write_text("\n".join(ours) + "\n" + readme)
+        return config
+
+
+def login(user: str) -> dict[str, str]:
+    return {"VOICE_AGENT_MQTT_USERNAME": user, "VOICE_AGENT_MQTT_PASSWORD": USERS[user]}
+
+
+class Household:
+    def __init__(self, root: Path) -> None:
+        acl = readme_acl().replace("user voice-agent\n", "user unused-single-agent\n") + "\n" + node_acl()
+        self.broker = ReadmeMosquitto(root / "mq", users=USERS, acl=acl).start()
+        home = make_home(root / "a", ("default",))
+        install_rvc_assets(home / "out" / "voices")
+        write_json(home / "profiles" / "default" / "etc" / "voice.json", voice("gpu-desktop"))
+        port = free_port()
+        self.home = AgentProcess(home, self.broker.port, {
+            "VOICE_AGENT_NODE": "home-server", "VOICE_AGENT_HTTP_ENABLED": "true", "VOICE_AGENT_HTTP_PORT": str(port),
+            "VOICE_AGENT_HTTP_TOKEN": TOKEN, "VOICE_AGENT_HA_DISCOVERY": "false", **login("home-server")}).start()
+        self.home_url = f"http://127.0.0.1:{port}"
+        self.desk, self.desk_url = node_agent(root / "b", self.broker, "gpu-desktop", ("office",),
+                                              VOICE_AGENT_WORKER="true", **login("gpu-desktop"))
+        self.speaker = Probe(self.broker.port, username="speaker", password=USERS["speaker"])
+        self.admin = Probe(self.broker.port, username="admin", password=USERS["admin"])
+
+    def close(self) -> None:
+        self.speaker.close()
+        self.admin.close()
+        self.home.stop()
+        self.desk.stop()
+        self.broker.stop()
+
+
+@pytest.fixture(scope="module")
+def household(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Household]:
+    found = Household(tmp_path_factory.mktemp("node-acl"))
+    try:
+        found.home.wait_log("ready")
+        found.desk.wait_log("ready")
+        wait_nodes(found.home_url, lambda n: n.get("gpu-desktop", {}).get("online"))
+        wait_nodes(found.desk_url, lambda n: n.get("home-server", {}).get("online"))
+        yield found
+    finally:
+        found.close()
+
+
+def worker_login(household: Household) -> Probe:
+    """A client with the worker's login, subscribed to ``voice/#``: it sees what that login may read."""
+    return Probe(household.broker.port, username="gpu-desktop", password=USERS["gpu-desktop"])
+
+
+def test_a_homes_profile_speaks_through_the_worker_each_with_its_own_login(household: Household) -> None:
+    response = household.speaker.request("default", "speak", {"id": "acl-remote-1", "text": "The door is locked."},
+                                         timeout=TIMEOUT)
+    assert response["status"] == "ok", response
+    data = response["data"]
+    assert (data["provider"], data["node"], data["fallback"]) == ("rvc", "gpu-desktop", False), data
+    rate, seconds, rms = wav_info(household.speaker.wait_topic("voice/default/audio/acl-remote-1"))
+    assert rate == 40000 and seconds > 0.5 and rms > 0
+    assert "the broker stopped delivering to us" not in household.desk.log.read_text()  # its echo comes back
+
+
+def test_the_workers_login_writes_no_other_nodes_state_nor_the_homes_status_nor_work(household: Household) -> None:
+    spy = worker_login(household)
+    admin = household.admin
+    try:
+        mark = admin.mark()
+        forged = json.dumps({"node": "home-server", "status": "offline"})
+        spy.client.publish("voice/node/home-server/state", forged, qos=1, retain=True).wait_for_publish(5)
+        spy.publish("voice/status", "offline")
+        spy.publish("voice/work/speak/rvc", "{}")
+        spy.publish("voice/node/home-server/work/speak/rvc", "{}")
+        spy.publish("voice/default/request/speak", json.dumps({"id": "from-the-worker", "text": "Open the door."}))
+        spy.publish("voice/node/home-server/reply", "{}")  # allowed: a reply (unsealed, so the home ignores it)
+        marker = f"voice/node/gpu-desktop/state/echo/{uuid.uuid4().hex}"
+        spy.publish(marker, "after")  # its own: the broker passes it on, after what it passed before
+        admin.wait_for(lambda t, _: t == marker, after=mark)
+        after = [(t, p) for t, p, _ in admin.seen[mark:]]
+        topics = [t for t, _ in after]
+        assert "voice/node/home-server/reply" in topics  # the one it may write, seen before the marker
+        for denied in ("voice/node/home-server/state", "voice/status", "voice/work/speak/rvc",
+                       "voice/node/home-server/work/speak/rvc", "voice/default/request/speak"):
+            assert denied not in topics, after
+        assert not any(t == "voice/default/response/speak" for t in topics)
+        wait_nodes(household.home_url, lambda n: n["home-server"]["online"] and n["gpu-desktop"]["online"])
+    finally:
+        spy.close()
+
+
+def test_the_workers_login_reads_nothing_of_the_homes_profile_nor_its_replies(household: Household) -> None:
+    spy = worker_login(household)
+    try:
+        response = household.speaker.request("default", "speak", {"id": "acl-remote-2", "text": "Lights off."},
+                                             timeout=TIMEOUT)
+        assert response["status"] == "ok" and response["data"]["node"] == "gpu-desktop", response
+        household.speaker.wait_topic("voice/default/audio/acl-remote-2")
+        marker = f"voice/node/gpu-desktop/state/echo/{uuid.uuid4().hex}"
+        household.admin.publish(marker, "after")  # after the answer reached the speaker: any copy for the spy came first
+        spy.wait_for(lambda t, _: t == marker)
+        topics = {t for t, _, _ in spy.seen}
+        assert "voice/node/home-server/state" in topics and "voice/node/gpu-desktop/state" in topics  # it reads
+        assert not [t for t in topics if t.startswith("voice/default/")], topics
+        assert "voice/node/home-server/reply" not in topics  # the worker's own answers, not for it to read back
+        assert "voice/office/state" in topics  # its own profile's retained state
+    finally:
+        spy.close()
+
+
+def test_the_workers_login_gets_back_what_its_connections_send_themselves(household: Household) -> None:
+    """Each connection's keepalive check (agent/mqtt/transport.py) is a message to itself: without it
+    coming back, the worker would reconnect every keepalive interval."""
+    spy = worker_login(household)
+    try:
+        for topic in (f"voice/status/echo/{uuid.uuid4().hex[:12]}", f"voice/node/gpu-desktop/state/echo/{uuid.uuid4().hex[:12]}"):
+            spy.publish(topic, "ping")
+            assert spy.wait_topic(topic) == b"ping"
+    finally:
+        spy.close()
