@@ -140,6 +140,7 @@ def _make(model: Path, folder: Path, stem: str, make_session: Callable[[Path], A
     if weight is None or len(weight.dims) != 3 or not read <= SPEAKER_INPUTS:
         log.info("Piper: the vocoder of %s reads %s; it is decoded whole", model.name, sorted(read) or "no z")
         return None
+    proto = _with_latent_type(proto, latent)
     extractor = Extractor(proto)
     speaker_inputs = tuple(sorted(read))
     encoder = extractor.extract_model([i.name for i in graph.input if i.name not in weights], [latent])
@@ -159,6 +160,20 @@ def _make(model: Path, folder: Path, stem: str, make_session: Callable[[Path], A
     hop, pad = measured
     atomic_write_bytes(files.encoder, encoder.SerializeToString())
     return SplitFiles(files.encoder, files.decoder, latent, speaker_inputs, files.channels, hop, pad)
+
+
+def _with_latent_type(proto: Any, latent: str) -> Any:
+    """``proto`` with z's type recorded (what the two parts' graphs name as their output and input):
+    Piper's exports record every tensor's; a graph saved without them gets them inferred, or a
+    float tensor of unknown shape."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    if not any(info.name == latent for info in proto.graph.value_info):
+        proto = onnx.shape_inference.infer_shapes(proto)
+    if not any(info.name == latent for info in proto.graph.value_info):
+        proto.graph.value_info.append(helper.make_tensor_value_info(latent, TensorProto.FLOAT, None))
+    return proto
 
 
 def inputs_read(graph: Any, outputs: Sequence[str], stop: str) -> set[str]:

@@ -108,7 +108,7 @@ def test_a_voice_whose_vocoder_is_not_found_is_spoken_whole_and_not_tried_again(
 
 def test_without_onnx_the_voice_is_spoken_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "onnx", None)  # a Piper-only agent: the import fails
-    ctx = loose_context(tmp_path, (tmp_path / "voices",))
+    ctx = ProviderContext("default", tmp_path, (tmp_path / "voices",), tmp_path / "models", tmp_path, tmp_path, tmp_path)
     provider = PiperProvider()
     chunks = [list(provider.synthesize(TEXT, PiperSettings(), ctx)) for _ in range(2)]
     (loaded,) = provider._voices.values()
@@ -116,10 +116,10 @@ def test_without_onnx_the_voice_is_spoken_whole(tmp_path: Path, monkeypatch: pyt
     assert not (tmp_path / "models" / "piper").exists()
 
 
-def deterministic_voice(folder: Path) -> ProviderContext:
-    """The bundled voice with its noise scales at 0: the same text is the same z every time."""
-    folder.mkdir(parents=True)
-    model = folder / "still.onnx"
+def deterministic_voice(folder: Path, name: str = "still") -> ProviderContext:
+    """The bundled voice as ``name`` with its noise scales at 0: the same text is the same z every time."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model = folder / f"{name}.onnx"
     try:
         os.link(bundled_voice(), model)  # 63 MB not copied where the file system allows
     except OSError:
@@ -186,3 +186,54 @@ def test_a_first_chunk_is_scaled_by_the_voices_typical_peak_and_the_rest_never_c
     assert np.allclose(short, 1.0)
     (silent,) = scaled(np.zeros(100 * hop, np.float32), typical=None)
     assert not np.any(silent)
+
+
+def write_speakers_voice(folder: Path, channels: int = 4, speakers: int = 3) -> Path:
+    """A voice of several speakers whose vocoder (one convolution of reach 1 frame, a frame a
+    sample) adds the speaker's own offset, as a VITS vocoder is conditioned on the speaker."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    nodes = [
+        helper.make_node("Cast", ["input"], ["ids"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["ids", "axis1"], ["row"]),
+        helper.make_node("Mul", ["row", "spread"], ["z"]),  # z: (1, channels, phonemes), from the text
+        helper.make_node("Conv", ["z", "dec.conv_pre.weight"], ["voiced"], pads=[1, 1]),
+        helper.make_node("Gather", ["emb_g.weight", "sid"], ["g"]),
+        helper.make_node("Unsqueeze", ["g", "axis2"], ["g3"]),
+        helper.make_node("Add", ["voiced", "g3"], ["output"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "speakers",
+        [helper.make_tensor_value_info("input", TensorProto.INT64, [1, None]),
+         helper.make_tensor_value_info("input_lengths", TensorProto.INT64, [1]),
+         helper.make_tensor_value_info("scales", TensorProto.FLOAT, [3]),
+         helper.make_tensor_value_info("sid", TensorProto.INT64, [1])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1, None])],
+        initializer=[numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+                     numpy_helper.from_array(np.array([2], np.int64), "axis2"),
+                     numpy_helper.from_array(rng.standard_normal((1, channels, 1)).astype(np.float32), "spread"),
+                     numpy_helper.from_array(rng.standard_normal((1, channels, 3)).astype(np.float32), "dec.conv_pre.weight"),
+                     numpy_helper.from_array(rng.standard_normal((speakers, 1)).astype(np.float32), "emb_g.weight")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(folder / "speakers.onnx"))
+    return folder / "speakers.onnx"
+
+
+def test_a_vocoder_that_reads_the_speaker_is_fed_the_speaker(tmp_path: Path) -> None:
+    model = write_speakers_voice(tmp_path / "voices")
+    files = prepared_split(model, tmp_path / "models", open_session)
+    assert files is not None and files.speaker_inputs == ("sid",) and (files.hop, files.pad, files.channels) == (1, 1, 4)
+    voice, whole = SplitVoice(files, open_session(files.encoder), open_session(files.decoder)), open_session(model)
+    ids = list(range(1, 30))
+    for speaker in (0, 2):
+        feed = {"input": np.array([ids], np.int64), "input_lengths": np.array([len(ids)], np.int64),
+                "scales": np.zeros(3, np.float32), "sid": np.array([speaker], np.int64)}
+        expected = whole.run(None, feed)[0].reshape(-1)
+        z = voice.latent(feed)
+        audio = np.concatenate([voice.decode(z, feed, 0, 10), voice.decode(z, feed, 10)])
+        assert np.allclose(audio, expected, atol=1e-5)
