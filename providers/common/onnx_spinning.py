@@ -11,9 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 SPINNING = "session.intra_op.allow_spinning"
+STOP_SPINNING = "session.force_spinning_stop"
 
 
 def with_spinning(options: Any, spinning: bool) -> Any:
     """``options`` (an ``onnxruntime.SessionOptions``) with the intra-op threads spinning or not."""
     options.add_session_config_entry(SPINNING, "1" if spinning else "0")
+    if spinning:  # a session's threads stop spinning when its run ends: another session (Piper's vocoder) runs next
+        options.add_session_config_entry(STOP_SPINNING, "1")
     return options

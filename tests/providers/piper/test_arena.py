@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from agent.speak.engines import ProviderPool
-from providers.common.onnx_spinning import SPINNING
+from providers.common.onnx_spinning import SPINNING, STOP_SPINNING
 from providers.piper.config import PiperSettings
 from providers.piper.engine import PiperProvider
 from tests.contexts import loose_context
@@ -43,7 +43,10 @@ def test_the_arena_setting_is_the_sessions(tmp_path: Path, arena: bool) -> None:
 def test_the_spinning_setting_is_the_sessions(tmp_path: Path, spinning: bool) -> None:
     _, sessions = loaded(tmp_path, True, spinning)
     for session in sessions:
-        assert session.get_session_options().get_session_config_entry(SPINNING) == ("1" if spinning else "0")
+        options = session.get_session_options()
+        assert options.get_session_config_entry(SPINNING) == ("1" if spinning else "0")
+        if spinning:  # the encoder part's threads must not spin on while the vocoder runs
+            assert options.get_session_config_entry(STOP_SPINNING) == "1"
 
 
 class Runs:
