@@ -69,7 +69,7 @@ class Core:
         )
         self.catalog = Catalog.for_settings(settings)
         self.engines = ProviderPool(gpu_guard=self.arbiter.reserve, on_create=self._engine_created,
-                                    arena=settings.speak_arena != "off")
+                                    arena=settings.speak_arena != "off", spinning=settings.onnx_spinning)
         self.installed_voices = InstalledVoices(lambda provider, ctx: self.engines.get(provider).voices(ctx))
         self.names = VoiceNames(self.catalog, self.installed_voices, self.layout.provider_context)
         self.configs = ConfigStore(self.layout, self.events, check=self.names.problems, canonical=self.names.canonical)

@@ -65,6 +65,10 @@ class AgentSettings(BaseSettings):
                             "sentence, several hundred for Kokoro): idle = kept while speaking, handed back "
                             "speak_release_seconds after the last request; keep = kept for the next sentence always "
                             "(fastest); off = no arena (least memory, every sentence slower).")
+    onnx_spinning: bool = Field(
+        False, description="ONNX Runtime's threads (Piper, Kokoro) spin while waiting for the next operator: faster on "
+                           "idle cores (wyoming-piper's default), slower when other work shares the CPU. true for a "
+                           "machine that is the agent's own.")
     speak_release_seconds: float = Field(
         30.0, gt=0, description="Seconds without speech after which (speak_arena idle) the voices hand their buffer "
                                 "memory back; the next request faults it in again.")

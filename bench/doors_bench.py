@@ -449,6 +449,8 @@ def main() -> int:
     parser.add_argument("--wyoming-piper-python", default="/tmp/wyoming-piper-venv/bin/python",
                         help="a Python with wyoming-piper installed")
     parser.add_argument("--markdown", type=Path, help="also write the report here")
+    parser.add_argument("--agent-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an agent setting for this run, e.g. VOICE_AGENT_ONNX_SPINNING=true (repeatable)")
     args = parser.parse_args()
     if not Path(args.wyoming_piper_python).exists():
         print(f"no {args.wyoming_piper_python}: install wyoming-piper as the docstring says", file=sys.stderr)
@@ -465,7 +467,9 @@ def main() -> int:
                       "--download-dir", str(root / "downloads")]
         agent_args = [sys.executable, "-m", "agent", "run"]
         try:
-            with process(agent_args, root / "agent.log", agent_env(make_home(root), broker.port, agent_port, http_port)) as agent, \
+            env = {**agent_env(make_home(root), broker.port, agent_port, http_port),
+                   **dict(setting.split("=", 1) for setting in args.agent_env)}
+            with process(agent_args, root / "agent.log", env) as agent, \
                     process(piper_args, root / "wyoming-piper.log", cwd=root) as piper:
                 starts = {
                     "agent": asyncio.run(wait_listening(agent_port, agent, "agent")),

@@ -21,6 +21,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.mosquitto import Mosquitto, free_port
+from tests.piper_split_seed import seed_split
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -40,6 +41,7 @@ def make_home(root: Path, profiles: tuple[str, ...] = ("default",)) -> Path:
         target = root / "profiles" / name / "etc"
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / "profiles" / "default" / "etc" / "voice.json", target / "voice.json")
+    seed_split(root / "out" / "models")
     return root
 
 

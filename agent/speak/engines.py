@@ -20,13 +20,16 @@ class ProviderPool:
         factory: Callable[[str], Provider] = registry.create_provider,
         on_create: Callable[[str, Provider], None] | None = None,
         arena: bool = True,
+        spinning: bool = False,
     ) -> None:
         """``gpu_guard``: the agent's GPU arbitration (``GpuArbiter.reserve``), handed to every
         provider that can use a GPU (those with ``use_gpu_guard``). ``factory`` builds an engine
         by name (the registry; tests hand in their own); ``on_create`` hears of each new engine.
         ``arena``: ONNX Runtime's CPU buffer arena for the engines that run it (those with
-        ``use_arena``; providers/common/onnx_arena.py), said before they load anything."""
+        ``use_arena``; providers/common/onnx_arena.py), said before they load anything, as is
+        ``spinning`` (those with ``use_spinning``; providers/common/onnx_spinning.py)."""
         self._arena = arena
+        self._spinning = spinning
         self._providers: dict[str, Provider] = {}
         self._lock = threading.Lock()
         self._gpu_guard = gpu_guard
@@ -42,6 +45,8 @@ class ProviderPool:
                     provider.use_gpu_guard(self._gpu_guard)
                 if hasattr(provider, "use_arena"):
                     provider.use_arena(self._arena)
+                if hasattr(provider, "use_spinning"):
+                    provider.use_spinning(self._spinning)
                 self._providers[name] = provider
                 if self._on_create is not None:
                     self._on_create(name, provider)

@@ -54,6 +54,12 @@ class KokoroProvider:
         self._preparing: dict[tuple[str, str, int], threading.Thread] = {}
         self._generation = 0  # ``close`` makes a preparation still running drop its result
         self._arena = True
+        self._spinning = False
+
+    def use_spinning(self, spinning: bool) -> None:
+        """ONNX Runtime's threads spin while waiting for work, for the models loaded from now on
+        (providers/common/onnx_spinning.py)."""
+        self._spinning = spinning
 
     def use_arena(self, arena: bool) -> None:
         """ONNX Runtime's CPU arena for the models loaded from now on (the host says so before the
@@ -106,7 +112,7 @@ class KokoroProvider:
             raise ProviderUnavailableError(
                 f"Kokoro needs a package that is not installed ({exc.name}): pip install 'voice-agent[kokoro]'"
             ) from exc
-        session = open_session(runtime.path, runtime.threads, self._arena)
+        session = open_session(runtime.path, runtime.threads, self._arena, self._spinning)
         try:
             kokoro = Kokoro.from_session(session, str(assets.bundled_voices_file()))
         except Exception as exc:  # kokoro-onnx validates files and espeak with its own errors

@@ -27,6 +27,7 @@ import numpy as np
 
 from providers.base import ProviderError
 from providers.common.onnx_arena import with_arena
+from providers.common.onnx_spinning import with_spinning
 from providers.kokoro.assets import ModelSource
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,9 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def session_options(threads: int, arena: bool = True) -> Any:
-    """``arena``: ONNX Runtime's CPU buffer arena (providers/common/onnx_arena.py)."""
+def session_options(threads: int, arena: bool = True, spinning: bool = False) -> Any:
+    """``arena``: ONNX Runtime's CPU buffer arena (providers/common/onnx_arena.py); ``spinning``:
+    its threads spin while waiting for work (providers/common/onnx_spinning.py)."""
     import onnxruntime as ort
 
     options = with_arena(ort.SessionOptions(), arena)
@@ -70,17 +72,17 @@ def session_options(threads: int, arena: bool = True) -> Any:
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     # Threads that spin while waiting for work steal the CPU from everything else on a small
-    # shared machine, and measured no faster here (bench/kokoro_speed.py).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # shared machine, and measured no faster here (bench/kokoro_speed.py): off unless the host says.
+    with_spinning(options, spinning)
     options.log_severity_level = 3  # the folded graph is valid; ORT's shape-merge warnings are noise
     return options
 
 
-def open_session(path: Path, threads: int, arena: bool = True) -> Any:
+def open_session(path: Path, threads: int, arena: bool = True, spinning: bool = False) -> Any:
     import onnxruntime as ort
 
     try:
-        return ort.InferenceSession(str(path), session_options(threads, arena), providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), session_options(threads, arena, spinning), providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises its own exception types
         raise ProviderError(f"cannot load Kokoro model {path}: {exc}") from exc
 

