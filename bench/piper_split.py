@@ -17,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -49,8 +50,8 @@ def speak(provider: engine.PiperProvider, ctx: ProviderContext, text: str) -> tu
     started = time.perf_counter()
     first = 0.0
     samples = 0
-    for piece in pieces(text):
-        for chunk in provider.synthesize(piece, PiperSettings(), ctx):
+    for index, piece in enumerate(pieces(text)):
+        for chunk in provider.synthesize(piece, PiperSettings(), replace(ctx, listener_waits=index == 0)):
             first = first or time.perf_counter() - started
             samples += len(chunk.pcm) // 2
     return first, time.perf_counter() - started, samples

@@ -17,11 +17,15 @@ from providers.settings_base import ProviderSettings
 
 @dataclass(frozen=True)
 class AudioChunk:
-    """One sentence of speech: little-endian int16 mono PCM at ``sample_rate``."""
+    """Speech, a sentence or a part of one: little-endian int16 mono PCM at ``sample_rate``.
+    ``partial``: the rest of the same sentence follows at once (its first part, sent early so a
+    listener hears it sooner); whoever must take a sentence whole (RVC converts one) joins it to
+    what follows."""
 
     pcm: bytes
     sample_rate: int
     text: str = ""
+    partial: bool = False
 
     @property
     def seconds(self) -> float:
@@ -41,7 +45,10 @@ class VoiceInfo:
 @dataclass(frozen=True)
 class ProviderContext:
     """Where a provider finds a profile's assets and keeps what it derives from them. The host
-    (the agent's layout) hands it in: providers never work out paths of their own."""
+    (the agent's layout) hands it in: providers never work out paths of their own. And, for one
+    call, ``listener_waits``: someone waits on this text's first audio (a streamed request's first
+    piece), so an engine that can send a sentence's first part early (``AudioChunk.partial``)
+    does; otherwise the audio is heard later or not at once, and a sentence goes whole."""
 
     profile: str
     profile_dir: Path
@@ -50,6 +57,7 @@ class ProviderContext:
     run_dir: Path  # logs and pid files of the servers a provider runs
     home: Path  # where relative paths in settings (an install folder) are resolved
     samples_dir: Path  # the owner's kept recordings (RVC measures their pitch)
+    listener_waits: bool = False
 
 
 class ProviderError(Exception):

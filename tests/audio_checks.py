@@ -7,6 +7,12 @@ import wave
 
 import numpy as np
 
+from providers.piper.chunked import FIRST_FRAMES
+
+# A text's first sentence may leave in two parts (a split Piper voice that has spoken before):
+# the first is this long for the bundled voice (256 samples a frame at 22050 Hz).
+FIRST_PART_SECONDS = FIRST_FRAMES * 256 / 22050
+
 
 def wav_info(data: bytes) -> tuple[int, float, float]:
     """(sample rate, seconds, RMS in [0, 1]) of a 16-bit mono WAV."""

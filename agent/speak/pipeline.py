@@ -264,8 +264,9 @@ class _Synthesis:
             elsewhere = self.remote(name) if self.remote is not None and name != "piper" else None
             if elsewhere is not None:
                 provider = elsewhere
-            for piece in pieces(job.text):  # an engine never gets more than a short paragraph at once
-                with _closing(provider.synthesize(piece, settings, self.ctx)) as made_now:
+            for index, piece in enumerate(pieces(job.text)):  # an engine never gets more than a short paragraph at once
+                ctx = replace(self.ctx, listener_waits=job.stream and index == 0)  # later pieces are made while it plays
+                with _closing(provider.synthesize(piece, settings, ctx)) as made_now:
                     for chunk in made_now:
                         if rate and chunk.sample_rate != rate:
                             raise ProviderError(f"{name} changed sample rate mid-utterance ({rate} -> {chunk.sample_rate})")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 import wave
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+
+from providers.base import AudioChunk
 
 
 def to_pcm16(samples: np.ndarray) -> bytes:
@@ -17,6 +20,20 @@ def to_pcm16(samples: np.ndarray) -> bytes:
 def from_pcm16(pcm: bytes) -> np.ndarray:
     """Little-endian int16 PCM as float32 in [-1, 1)."""
     return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def whole_sentences(chunks: Iterable[AudioChunk]) -> Iterator[AudioChunk]:
+    """``chunks`` with each sentence's parts (``AudioChunk.partial``) joined into one: for whoever
+    must take a sentence whole (a converter hears a seam where a part ends)."""
+    held: list[AudioChunk] = []
+    for chunk in chunks:
+        held.append(chunk)
+        if not chunk.partial:
+            yield held[0] if len(held) == 1 else AudioChunk(b"".join(c.pcm for c in held), chunk.sample_rate,
+                                                            "".join(c.text for c in held))
+            held = []
+    if held:  # an engine that ended on a part: what it said is all there is
+        yield AudioChunk(b"".join(c.pcm for c in held), held[-1].sample_rate, "".join(c.text for c in held))
 
 
 def wav_bytes(pcm: bytes, sample_rate: int) -> bytes:

@@ -78,10 +78,10 @@ class Peaks:
 
 
 def run_audio(voice: SplitVoice, feed: dict[str, np.ndarray], peaks: Peaks, speaker: int | None,
-              lock: AbstractContextManager[Any], first: bool) -> Iterator[np.ndarray]:
+              lock: AbstractContextManager[Any], first: bool) -> Iterator[tuple[np.ndarray, bool]]:
     """One run's audio scaled to full range, in two chunks when it is a text's ``first`` run long
-    enough to gain from it and the voice has spoken before, else whole. ``lock`` is held for each
-    model run and never across a yield."""
+    enough to gain from it and the voice has spoken before, else whole; each with whether more of
+    the run follows. ``lock`` is held for each model run and never across a yield."""
     with lock:
         z = voice.latent(feed)
     frames = z.shape[2]
@@ -91,18 +91,18 @@ def run_audio(voice: SplitVoice, feed: dict[str, np.ndarray], peaks: Peaks, spea
             audio = voice.decode(z, feed)
         peak = _peak(audio)
         peaks.add(speaker, peak)
-        yield _scaled(audio, 1.0 / peak if peak >= SILENT else 0.0)
+        yield _scaled(audio, 1.0 / peak if peak >= SILENT else 0.0), False
         return
     with lock:
         head = voice.decode(z, feed, 0, FIRST_FRAMES)
     head_peak = _peak(head)
     gain = 1.0 / max(head_peak, typical)
-    yield _scaled(head, gain)
+    yield _scaled(head, gain), True
     with lock:
         tail = voice.decode(z, feed, FIRST_FRAMES)
     tail_peak = _peak(tail)
     peaks.add(speaker, max(head_peak, tail_peak))
-    yield _scaled(tail, min(gain, 1.0 / tail_peak) if tail_peak >= SILENT else gain)
+    yield _scaled(tail, min(gain, 1.0 / tail_peak) if tail_peak >= SILENT else gain), False
 
 
 def _peak(audio: np.ndarray) -> float:

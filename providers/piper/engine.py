@@ -208,23 +208,24 @@ class PiperProvider:
         with self._synth_lock:
             sentences = voice.phonemize(text)
         longest = 0
-        first = True
+        first = ctx.listener_waits  # the first run leaves in two parts only when someone waits on it
         try:
             for phonemes in sentences:
                 for run in phoneme_runs(phonemes):  # a run's memory grows with its audio: bounded
                     ids = voice.phonemes_to_ids(run)
                     longest = max(longest, len(ids))
-                    for audio in self._run_audio(loaded, ids, syn, first):
-                        yield AudioChunk(pcm=to_pcm16(audio), sample_rate=voice.config.sample_rate)
+                    for audio, more in self._run_audio(loaded, ids, syn, first):
+                        yield AudioChunk(pcm=to_pcm16(audio), sample_rate=voice.config.sample_rate, partial=more)
                     first = False
         finally:  # also when the caller stops early (an audio cap reached) or a run failed
             if longest > KEEP_ARENA_IDS:
                 with self._synth_lock:
                     _release(loaded)
 
-    def _run_audio(self, loaded: LoadedVoice, ids: list[int], syn: SynthesisConfig, first: bool) -> Iterator[np.ndarray]:
-        """One run's audio scaled to full range: in chunks from a split voice (``chunked.py``),
-        whole from Piper otherwise."""
+    def _run_audio(self, loaded: LoadedVoice, ids: list[int], syn: SynthesisConfig,
+                   first: bool) -> Iterator[tuple[np.ndarray, bool]]:
+        """One run's audio scaled to full range, with whether more of it follows: in chunks from a
+        split voice (``chunked.py``), whole from Piper otherwise."""
         if loaded.split is not None:
             feed = model_feed(loaded.voice.config, ids, syn.speaker_id, syn.length_scale)
             speaker = int(feed["sid"][0]) if "sid" in feed else None
@@ -233,7 +234,7 @@ class PiperProvider:
         with self._synth_lock:
             audio = loaded.voice.phoneme_ids_to_audio(ids, syn)
         assert isinstance(audio, np.ndarray)  # a tuple only when alignments are asked for
-        yield normalized(audio)
+        yield normalized(audio), False
 
     def voices(self, ctx: ProviderContext) -> list[VoiceInfo]:
         found: dict[str, Path] = {DEFAULT_PIPER_VOICE: bundled_voice()}

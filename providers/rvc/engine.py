@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from providers.base import AudioChunk, Provider, ProviderContext, ProviderError, ProviderUnavailableError, VoiceInfo
-from providers.common.audio import from_pcm16
+from providers.common.audio import from_pcm16, whole_sentences
 from providers.common.files import file_tag
 from providers.rvc import assets
 from providers.rvc.config import RvcSettings
@@ -100,7 +101,8 @@ class RvcProvider:
                 semitones=semitones, index_rate=settings.index_rate, volume_envelope=settings.volume_envelope,
                 protect=settings.protect, f0_method=method, filter_radius=settings.filter_radius,
             )
-            for chunk in base.synthesize(text, base_cfg, ctx):
+            whole = replace(ctx, listener_waits=False)  # a part alone would convert with a seam
+            for chunk in whole_sentences(base.synthesize(text, base_cfg, whole)):
                 audio = from_pcm16(chunk.pcm)
                 audio16k = runtime.resample(audio, chunk.sample_rate, 16000)
                 with self._run_lock:

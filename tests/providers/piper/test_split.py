@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +109,8 @@ def test_a_voice_whose_vocoder_is_not_found_is_spoken_whole_and_not_tried_again(
 
 def test_without_onnx_the_voice_is_spoken_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "onnx", None)  # a Piper-only agent: the import fails
-    ctx = ProviderContext("default", tmp_path, (tmp_path / "voices",), tmp_path / "models", tmp_path, tmp_path, tmp_path)
+    ctx = ProviderContext("default", tmp_path, (tmp_path / "voices",), tmp_path / "models", tmp_path, tmp_path, tmp_path,
+                          listener_waits=True)
     provider = PiperProvider()
     chunks = [list(provider.synthesize(TEXT, PiperSettings(), ctx)) for _ in range(2)]
     (loaded,) = provider._voices.values()
@@ -131,7 +133,7 @@ def deterministic_voice(folder: Path, name: str = "still") -> ProviderContext:
 
 
 def test_a_texts_first_run_leaves_in_two_chunks_that_sound_as_the_whole_run(tmp_path: Path) -> None:
-    ctx = deterministic_voice(tmp_path / "voices")
+    ctx = replace(deterministic_voice(tmp_path / "voices"), listener_waits=True)
     provider, settings = PiperProvider(), PiperSettings(model="still")
     whole = list(provider.synthesize(TEXT, settings, ctx))  # the voice's first run: whole (no loudness known yet)
     again = list(provider.synthesize(TEXT, settings, ctx))
@@ -145,6 +147,9 @@ def test_a_texts_first_run_leaves_in_two_chunks_that_sound_as_the_whole_run(tmp_
     assert np.max(np.abs(b)) >= 32700  # scaled to full range as Piper scales a run
     two = list(provider.synthesize(f"{TEXT} {TEXT}", settings, ctx))  # only a text's first run is cut
     assert len(two) == 3 and two[1].pcm == again[1].pcm and len(two[2].pcm) == len(whole[0].pcm)
+    assert [c.partial for c in whole + again + two] == [False, True, False, True, False, False]  # a part says so
+    nobody_waits = list(provider.synthesize(TEXT, settings, replace(ctx, listener_waits=False)))
+    assert len(nobody_waits) == 1 and nobody_waits[0].pcm == whole[0].pcm  # no cut where no one waits on it
 
 
 class FakeSplit:
@@ -165,7 +170,9 @@ def scaled(audio: np.ndarray, typical: float | None, first: bool = True) -> list
     if typical is not None:
         peaks.add(None, typical)
     voice = FakeSplit(audio)
-    return list(run_audio(voice, {}, peaks, None, nullcontext(), first))  # type: ignore[arg-type]
+    found = list(run_audio(voice, {}, peaks, None, nullcontext(), first))  # type: ignore[arg-type]
+    assert [more for _, more in found] == [True] * (len(found) - 1) + [False]  # only a run's last part ends it
+    return [audio for audio, _ in found]
 
 
 def test_a_first_chunk_is_scaled_by_the_voices_typical_peak_and_the_rest_never_clips() -> None:

@@ -209,3 +209,21 @@ def test_gpu_guard_decides_the_device_and_hears_about_pausing(household: Path, t
     calls.clear()
     list(engine.synthesize("Short.", rvc(device="cpu", f0_method="dio"), ctx))
     assert calls == []  # an explicit CPU setting needs no GPU arbitration
+
+
+class PartedBase(SteadyBase):
+    """A base that sends its first sentence in two parts, as a split Piper voice does."""
+
+    def synthesize(self, text: str, settings: object, ctx: ProviderContext) -> Iterator[AudioChunk]:
+        pcm = (_voice_like(120.0) * 32767).astype(np.int16).tobytes()
+        yield AudioChunk(pcm[:8000], 22050, partial=True)
+        yield AudioChunk(pcm[8000:], 22050, text="First.")
+        yield AudioChunk(pcm, 22050, text="Second.")
+
+
+def test_a_sentence_sent_in_parts_is_converted_whole(household: Path, tmp_path: Path) -> None:
+    engine = RvcProvider(base_factory=lambda name: PartedBase())  # type: ignore[arg-type,return-value]
+    converted = list(engine.synthesize(TEXT, rvc(pitch_shift=0), context(tmp_path, household)))
+    assert [c.text for c in converted] == ["First.", "Second."] and not any(c.partial for c in converted)
+    assert abs(converted[0].seconds - converted[1].seconds) < 0.02  # the first sentence all there, in one
+    engine.close()
