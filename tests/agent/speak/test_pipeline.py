@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -251,7 +252,7 @@ def test_the_engine_gets_the_profiles_settings_with_the_requests_overrides(tmp_p
     assert VoiceConfig().tts.kokoro.voice != "jm_kumo"  # type: ignore[attr-defined]
     result = run(voice="jm_kumo", speed=1.25, lang="en-us")
     text, settings, ctx = engines["kokoro"].asked[0]
-    assert [asked[0] for asked in engines["kokoro"].asked] == ["One.", "Two. Three."] and ctx is run.ctx
+    assert [asked[0] for asked in engines["kokoro"].asked] == ["One.", "Two. Three."] and ctx == run.ctx
     assert (settings.voice_name, settings.speed, settings.lang_code) == ("jm_kumo", 1.25, "a")  # type: ignore[attr-defined]
     assert result.voice == "jm_kumo"
 
@@ -330,7 +331,17 @@ def test_the_fallback_speaks_in_the_requests_context(tmp_path: Path) -> None:
     engines = {"kokoro": Engine("kokoro", 7, fail_after=0), "piper": Engine("piper", 1)}
     run = Run(tmp_path, engines)
     run()
-    assert engines["piper"].asked[0][2] is run.ctx
+    assert engines["piper"].asked[0][2] == run.ctx
+
+
+def test_only_a_streamed_requests_first_piece_has_a_listener_waiting_on_it(tmp_path: Path) -> None:
+    engines = {"kokoro": Engine("kokoro", 7), "piper": Engine("piper", 1)}
+    run = Run(tmp_path, engines)
+    run(stream=True)
+    assert [asked[2].listener_waits for asked in engines["kokoro"].asked] == [True, False]
+    assert all(asked[2] == replace(run.ctx, listener_waits=asked[2].listener_waits) for asked in engines["kokoro"].asked)
+    run()  # a whole file: nobody hears its first sentence before the last is made
+    assert [asked[2].listener_waits for asked in engines["kokoro"].asked[2:]] == [False, False]
 
 
 def test_an_asset_error_keeps_its_code_when_there_is_no_fallback(tmp_path: Path) -> None:
