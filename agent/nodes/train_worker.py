@@ -26,7 +26,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from pydantic import ValidationError
 
@@ -44,7 +44,7 @@ from providers.spec import TrainerSpec
 log = logging.getLogger(__name__)
 
 Reply = Callable[[bytes], None]
-Reserve = Callable[[int, str, bool], AbstractContextManager[str]]  # the GPU arbiter's: (MB, holder, pause hogs) -> device
+Reserve = Callable[[int, Literal["training"], bool], AbstractContextManager[Literal["cpu", "cuda"]]]  # the GPU arbiter's: (MB, holder, pause hogs) -> device
 StartProcess = Callable[[dict[str, Any], IO[str]], Any]
 TAKEN_IDS = 1024
 STOP_GRACE_S = 60.0  # a stopped trainer checkpoints within this, or is killed

@@ -186,6 +186,11 @@ class JobRunner:
         if running is not None and self._preempt and running.device == "cuda" and running.intent is None:
             self._signal_stop(running, "pause")
 
+    def running_remote(self) -> bool:
+        """Whether the job that runs now runs on a worker node."""
+        with self._lock:
+            return self._running is not None and self._running.launch.remote is not None
+
     @property
     def running_job(self) -> Job | None:
         with self._lock:
