@@ -176,17 +176,20 @@ class TrainWorker:
         key = hashlib.sha256(taken.job.id.encode()).hexdigest()[:16]
         folder = self._layout.work_dir / "train" / key
         try:
-            self._train(taken, folder, key)
+            last = self._train(taken, folder, key)
         except ServiceError as exc:
-            taken.answer.say("failed", code=exc.code, message=str(exc)[:2000])
+            last = self._reply(taken, "failed", code=exc.code, message=str(exc)[:2000])
         except Exception as exc:  # a bug must not take the worker down
             log.exception("training job %s of %s failed", taken.job.id, taken.job.home)
-            taken.answer.say("failed", code="worker_error", message=f"{type(exc).__name__}: {exc}"[:2000])
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)  # its home holds what matters: checkpoints, the voice
-            with self._lock:
-                self._current = None
-            taken.done.set()
+            last = self._reply(taken, "failed", code="worker_error", message=f"{type(exc).__name__}: {exc}"[:2000])
+        shutil.rmtree(folder, ignore_errors=True)  # its home holds what matters: checkpoints, the voice
+        with self._lock:
+            self._current = None  # free for the next job before the last word: its home may send one at once
+        taken.answer.send(last)
+        taken.done.set()
+
+    def _reply(self, taken: _Taken, kind: str, **fields: Any) -> TrainReply:
+        return TrainReply.model_validate({"kind": kind, "node": self.node, "id": taken.job.id, **fields})
 
     def _tick(self, taken: _Taken) -> None:
         while not taken.done.wait(self._alive_s):
@@ -194,7 +197,8 @@ class TrainWorker:
                 taken.stop(f"its home {taken.job.home} went offline")
             taken.answer.say("alive")
 
-    def _train(self, taken: _Taken, folder: Path, key: str) -> None:
+    def _train(self, taken: _Taken, folder: Path, key: str) -> TrainReply:
+        """The job run to its end; its last word (sent once its folder is gone)."""
         job = taken.job
         trainer = self._trainers().get(job.provider)
         if trainer is None:
@@ -230,12 +234,11 @@ class TrainWorker:
                         "nice": 19 if device == "cpu" else 0}
             with taken.lock:
                 if taken.stop_reason:  # asked to stop while its files came: nothing ran, nothing to send
-                    taken.answer.say("done", status="stopped", message=taken.stop_reason)
-                    return
+                    return self._reply(taken, "done", status="stopped", message=taken.stop_reason)
                 taken.process = self._start(document, log_file)
             result = self._follow(taken, checkpoint)
             code = taken.process.wait()
-        self._finish(taken, result, code, output)
+        return self._finish(taken, result, code, output)
 
     def _follow(self, taken: _Taken, checkpoint: Path) -> dict[str, Any]:
         """The job process's lines: progress home (a checkpoint's with its files); its result."""
@@ -265,7 +268,7 @@ class TrainWorker:
                 last_sent = now
         return result
 
-    def _finish(self, taken: _Taken, result: dict[str, Any], code: int, output: Path) -> None:
+    def _finish(self, taken: _Taken, result: dict[str, Any], code: int, output: Path) -> TrainReply:
         status = result.get("status")
         if code == 0 and status == "finished":
             files = []
@@ -278,15 +281,13 @@ class TrainWorker:
                 raise ServiceError("too_large", f"the trained files take more than {MAX_INLINE_BYTES >> 20} MB: "
                                    "too much for a reply")
             metrics = {k: float(v) for k, v in (result.get("metrics") or {}).items() if isinstance(v, (int, float))}
-            taken.answer.send(TrainReply(kind="done", node=self.node, id=taken.job.id, status="finished", files=files,
-                                         metrics=metrics))
-        elif code == 0 and status == "refused":
-            taken.answer.say("done", status="refused", message=str(result.get("error") or "")[:2000])
-        elif taken.stop_reason:
-            taken.answer.say("done", status="stopped", message=taken.stop_reason)
-        else:
-            how = f"signal {-code}" if code < 0 else f"exit code {code}"
-            raise ServiceError("trainer_died", f"the job process on {self.node} ended ({how}) without a result")
+            return self._reply(taken, "done", status="finished", files=files, metrics=metrics)
+        if code == 0 and status == "refused":
+            return self._reply(taken, "done", status="refused", message=str(result.get("error") or "")[:2000])
+        if taken.stop_reason:
+            return self._reply(taken, "done", status="stopped", message=taken.stop_reason)
+        how = f"signal {-code}" if code < 0 else f"exit code {code}"
+        raise ServiceError("trainer_died", f"the job process on {self.node} ended ({how}) without a result")
 
 
 def _kill_if_running(process: Any) -> None:
