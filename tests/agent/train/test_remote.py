@@ -218,8 +218,8 @@ def test_a_job_runs_on_a_worker_and_lands_here_as_a_local_one_would(household: C
     finished = home.recorder.named("training.finished")[0]
     assert finished["outputs"] == [str(home.layout.voice_folder("default", "counting-models", "owner") / "result.txt")]
     assert finished["metrics"]["steps"] == 20
-    assert sorted(home.blobs.asked) == sorted(  # the dataset, fetched by the hashes of the home's files
-        home.index.hash_of(p) for p in home.dataset("owner").iterdir())
+    # the dataset, fetched by the hashes of the home's files
+    assert sorted(home.blobs.asked) == sorted(str(home.index.hash_of(p)) for p in home.dataset("owner").iterdir())
     assert home.workers["desk"].taken == 1 and home.workers["desk"].running() is None
     log = home.layout.status_files("counting", "owner").log_path.read_text()
     assert "taken by worker desk" in log and "trained files kept: result.txt" in log
