@@ -373,6 +373,11 @@ class TrainService:
         run_on = self._configs.get(job.profile).run_on.train
         if run_on == "local" or self.remote is None or job.dataset is not None:  # --dataset: a folder of this machine's
             return None
+        trainer = trainers(self._settings.extra_trainers).get(job.provider)
+        if trainer is None or not trainer.remote:
+            log.info("job %s (%s) trains here whatever runOn.train says: its files do not fit a worker's replies",
+                     job.id, job.provider)
+            return None
         where = self.remote.place(run_on, job.provider)
         return where if where.node is not None or where.code else None
 
