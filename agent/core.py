@@ -125,6 +125,8 @@ class Core:
                                                   *(self.layout.voices_dir(p) for p in self.layout.names())])
         stale_parts(self.downloads.staging)
         self.blob_cache.start()
+        if self.train_worker is not None:
+            self.train_worker.start()
         for profile in self.layout.names():
             self._fetch_configured_voice(profile)
             self.speak.preload(profile)

@@ -103,6 +103,15 @@ class TrainWorker:
         self._taken_ids: OrderedDict[str, None] = OrderedDict()
         self.taken = 0
 
+    def start(self) -> None:
+        """The folders of jobs an earlier run of this agent did not finish (killed, a power cut) go:
+        their homes hold what matters, and resume the jobs on a worker."""
+        folder = self._layout.work_dir / "train"
+        for entry in folder.iterdir() if folder.is_dir() else []:
+            if entry.is_dir() and entry.name != "logs":
+                log.info("removing %s: a job for another node that an earlier run did not finish", entry)
+                shutil.rmtree(entry, ignore_errors=True)
+
     def providers(self) -> list[str]:
         """The providers whose training this node runs for others."""
         return sorted(self._trainers())

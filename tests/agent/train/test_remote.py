@@ -351,3 +351,19 @@ def test_a_dataset_outside_the_lent_folders_does_not_go_out(household: Callable[
     with pytest.raises(ServiceError) as refused:
         home.remote.work_for(job, launch)
     assert refused.value.code == "not_lendable" and "s0.wav" in str(refused.value)
+
+
+def test_a_worker_that_was_killed_clears_its_unfinished_jobs_folders_at_its_start(tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "desk")
+    left = layout.work_dir / "train" / "0123456789abcdef"
+    (left / "checkpoint").mkdir(parents=True)
+    (left / "checkpoint" / "state.json").write_text("{}")
+    (layout.work_dir / "train" / "logs").mkdir()
+    (layout.work_dir / "train" / "logs" / "0123456789abcdef.log").write_text("--- a job\n")
+    worker = TrainWorker("desk", layout, Blobs(BlobIndex(lambda: [])), lambda: TOKEN,  # type: ignore[arg-type]
+                         lambda node: None, lambda: trainers(EXTRA), no_gpu)
+    worker.start()
+    assert [p.name for p in (layout.work_dir / "train").iterdir()] == ["logs"]
+    assert (layout.work_dir / "train" / "logs" / "0123456789abcdef.log").is_file()
+    TrainWorker("attic", Layout(tmp_path / "attic"), Blobs(BlobIndex(lambda: [])), lambda: TOKEN,  # type: ignore[arg-type]
+                lambda node: None, lambda: {}, no_gpu).start()  # nothing there yet: nothing to do
