@@ -155,6 +155,7 @@ def test_a_killed_worker_resumes_on_another_from_its_last_checkpoint(household: 
         if household.desk.process is not None and household.desk.process.poll() is not None:
             household.desk.start()
             household.desk.wait_log("ready")
+            wait_nodes(household.home_url, lambda n: n["gpu-desktop"]["online"])
 
 
 def test_a_job_for_a_node_that_cannot_take_it_says_no_worker(household: Household) -> None:
@@ -167,4 +168,6 @@ def test_a_job_for_a_node_that_cannot_take_it_says_no_worker(household: Househol
         failed = household.event("training.failed", job, timeout=30)
         assert failed["code"] == "no_worker" and "nowhere" in failed["error"], failed
     finally:
+        mark = household.probe.mark()
         write_json(household.profile / "etc" / "voice.json", {"runOn": {"train": "auto"}})
+        household.probe.event("default", "config.reloaded", timeout=20, after=mark)  # the next test's jobs go out
