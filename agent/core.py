@@ -111,6 +111,8 @@ class Core:
             need_vram_mb=settings.train_vram_mb, pause_hogs=settings.pause_gpu_hogs_for_training,
             busy=lambda: self.train.runner.running_job is not None, home_online=self.nodes.registry.online,
         ) if settings.worker else None
+        if self.train_worker is not None:
+            self.train.others_running = self.train_worker.running
         self.watcher = ConfigWatcher(self.layout, self._config_changed)
         self.events.listen(self._voice_arrived)
         self.import_slot = ImportSlot()

@@ -56,6 +56,8 @@ class TrainService:
         """``memory()`` says what the agent holds and what a job may take (a test passes its own);
         ``remote``: where a profile's ``runOn.train`` may send a job (None: every job runs here)."""
         self.remote = remote
+        # the job this node runs for another node, if any (the core plugs in its worker's)
+        self.others_running: Callable[[], str | None] = lambda: None
         self._settings = settings
         self._layout = layout
         self._configs = configs
@@ -185,7 +187,11 @@ class TrainService:
 
     def _admit(self, job: Job) -> tuple[Literal["wait", "never"], str] | None:
         """The runner asks before it starts a job: does its memory fit now (the household's other
-        programs may have taken what was free when it was queued)?"""
+        programs may have taken what was free when it was queued)? And is this node free of another
+        node's job (a worker trains one job at a time, its own or another's)?"""
+        elsewhere = self.others_running()
+        if elsewhere is not None and self._remote_place(job) is None:
+            return "wait", f"this node runs another node's training job ({elsewhere}); it starts after it"
         trainer = trainers(self._settings.extra_trainers).get(job.provider)
         if trainer is None or trainer.memory_mb is None or not self._settings.train_memory_check:
             return None

@@ -219,3 +219,11 @@ def test_run_on_train_sends_a_job_to_a_worker_and_a_node_that_cannot_take_it_fai
     assert refused.value.code == NO_WORKER and "offline" in str(refused.value)
     rig.service.remote = Placing(Place(None))  # type: ignore[assignment]
     assert rig.service._prepare(counting).remote is None  # auto with no worker online: here
+
+
+def test_a_worker_busy_with_another_nodes_job_starts_its_own_after_it(rig: Rig) -> None:
+    job = rig.service.jobs.create("default", "counting", "owner", {}, "now")
+    assert rig.service._admit(job) is None
+    rig.service.others_running = lambda: "20260101000000-abcdef.1a2b3c"
+    verdict = rig.service._admit(job)
+    assert verdict is not None and verdict[0] == "wait" and "another node's training job" in verdict[1]
