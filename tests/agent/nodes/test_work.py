@@ -105,3 +105,9 @@ def test_a_progress_report_crosses_as_finite_numbers() -> None:
     assert (progress.step, progress.total, progress.loss, progress.best, len(progress.message)) == (3, 9, None, None, 500)
     read_train_reply(TrainReply(kind="progress", node="d", id="j", progress=progress).to_json())
     assert read_stop(StopWork(id="j.1", home="home").sealed("t").to_json()).sealed_by("t")
+    with pytest.raises(WorkError, match="^not a stop: "):
+        read_stop(b'{"kind": "go"}')
+    with pytest.raises(WorkError, match="^not a training job: "):
+        read_train_job(b"[]")
+    with pytest.raises(WorkError, match="^not a training reply: "):
+        read_train_reply(b'{"kind": "teleport"}')

@@ -215,7 +215,7 @@ def test_a_job_runs_on_a_worker_and_lands_here_as_a_local_one_would(household: C
     progress = home.recorder.named("training.progress")
     assert progress and all(p["node"] == "desk" for p in progress) and progress[-1]["step"] == 20
     assert [c["step"] for c in home.recorder.named("training.checkpoint")][:1] == [5]
-    finished = home.recorder.named("training.finished")[0]
+    finished = home.recorder.wait("training.finished")  # the state is written before the event is told
     assert finished["outputs"] == [str(home.layout.voice_folder("default", "counting-models", "owner") / "result.txt")]
     assert finished["metrics"]["steps"] == 20
     # the dataset, fetched by the hashes of the home's files
@@ -249,11 +249,11 @@ def test_a_job_no_worker_takes_fails_with_no_worker_at_once(household: Callable[
     home.run_on = "desk"
     failed = home.wait_state(home.job(steps=5), "failed")
     assert "is offline" in (failed.error or "")
-    assert home.recorder.named("training.failed")[0]["code"] == "no_worker"
+    assert home.recorder.wait("training.failed")["code"] == "no_worker"
     home.registry.heard("desk", document("desk"))  # its document says it is back, but it never answers
     failed = home.wait_state(home.job(steps=5, speaker="silent"), "failed")
     assert "no worker answered within 1 s" in (failed.error or "")
-    assert home.recorder.named("training.failed")[1]["code"] == "no_worker"
+    assert home.recorder.wait("training.failed", count=2)["code"] == "no_worker"
 
 
 def test_a_worker_without_the_trainer_declines_and_one_that_is_busy_passes_it_on(
@@ -291,9 +291,9 @@ def test_a_stop_checkpoints_on_the_worker_and_the_job_waits_here(household: Call
     job = home.job(steps=400, step_seconds=0.02)
     home.recorder.wait("training.checkpoint")
     home.runner.stop()  # the home is stopping: the worker checkpoints and says so
+    assert "agent is stopping" in home.recorder.wait("training.paused")["reason"]  # told once the state is written
     found = home.jobs.get(job.id)
     assert found is not None and found.state == "queued" and home.broker.stops == ["desk"]
-    assert "agent is stopping" in home.recorder.named("training.paused")[0]["reason"]
     held, step = held_checkpoint(home.layout.training_dir("default", job.id))
     assert held is not None and 0 < step < 400
     deadline = time.monotonic() + 10
@@ -339,6 +339,8 @@ def test_trained_files_land_only_when_every_one_is_the_one_named(tmp_path: Path)
     assert list(tmp_path.iterdir()) == []
     assert land_outputs(tmp_path, [good]) == [tmp_path / "joe.npy"] and (tmp_path / "joe.npy").read_bytes() == b"pack"
     assert list(tmp_path.iterdir()) == [tmp_path / "joe.npy"]
+    with pytest.raises(WorkError, match="^a finished job sent no trained files$"):
+        land_outputs(tmp_path, [])
 
 
 def test_a_dataset_outside_the_lent_folders_does_not_go_out(household: Callable[..., Household], tmp_path: Path) -> None:
