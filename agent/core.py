@@ -23,6 +23,7 @@ from agent.gpu.status import NvmlInfo
 from agent.layout import Layout
 from agent.nodes.service import NodeService, NodeSources
 from agent.nodes.state import Ability, Queues, http_url
+from agent.nodes.train_worker import TrainWorker
 from agent.nodes.worker import SpeakWorker
 from agent.blobs.cache import BlobCache
 from agent.blobs.index import BlobIndex, kept_roots
@@ -36,6 +37,8 @@ from agent.speak.engines import ProviderPool, list_voices
 from agent.speak.requests import SpeakRequest
 from agent.speak.remote import RemoteSpeech
 from agent.speak.service import SpeakService
+from agent.train.registry import trainers
+from agent.train.remote import RemoteTraining
 from agent.train.service import TrainService
 from agent.voices.catalog import Catalog
 from agent.voices.installed import InstalledVoices
@@ -98,7 +101,18 @@ class Core:
         self.samples = SampleService(self.records, self.layout, self.configs, self.events, settings.command_queue_depth)
         self.streams = StreamSessions(self.layout, self.records, self.events, settings.hermes_sites,
                                       settings.stream_inbox_bytes)
-        self.train = TrainService(settings, self.layout, self.configs, self.records, self.events, self.state, self.arbiter)
+        self.remote_train = RemoteTraining(settings.node, url, self.nodes.registry, self.blobs,
+                                           token=lambda: token.get_secret_value() if token else "")
+        self.train = TrainService(settings, self.layout, self.configs, self.records, self.events, self.state, self.arbiter,
+                                  remote=self.remote_train)
+        self.train_worker = TrainWorker(
+            settings.node, self.layout, self.blob_cache, lambda: token.get_secret_value() if token else "", self._node_url,
+            trainers=lambda: trainers(settings.extra_trainers), reserve=self.arbiter.reserve,
+            need_vram_mb=settings.train_vram_mb, pause_hogs=settings.pause_gpu_hogs_for_training,
+            busy=lambda: self.train.runner.running_job is not None, home_online=self.nodes.registry.online,
+        ) if settings.worker else None
+        if self.train_worker is not None:
+            self.train.others_running = self.train_worker.running
         self.watcher = ConfigWatcher(self.layout, self._config_changed)
         self.events.listen(self._voice_arrived)
         self.import_slot = ImportSlot()
@@ -113,6 +127,8 @@ class Core:
                                                   *(self.layout.voices_dir(p) for p in self.layout.names())])
         stale_parts(self.downloads.staging)
         self.blob_cache.start()
+        if self.train_worker is not None:
+            self.train_worker.start()
         for profile in self.layout.names():
             self._fetch_configured_voice(profile)
             self.speak.preload(profile)
@@ -309,10 +325,13 @@ class Core:
         self.nodes.changed()
 
     def _abilities(self) -> list[Ability]:
-        """Every provider of this version (its trainer, whether its engine runs now): what the node can run."""
+        """Every provider of this version (its trainer, whether its engine runs now) and the extra
+        trainers of the settings: what the node can run."""
         loaded = set(self.engines.loaded())
-        return [Ability(provider=spec.name, trains=spec.trainer is not None, loaded=spec.name in loaded)
-                for spec in SPECS]
+        found = [Ability(provider=spec.name, trains=spec.trainer is not None, loaded=spec.name in loaded)
+                 for spec in SPECS]
+        return found + [Ability(provider=name, trains=True) for name in sorted(self.settings.extra_trainers)
+                        if name not in {spec.name for spec in SPECS}]
 
     def _queues(self) -> Queues:
         from agent.train.jobs import ACTIVE

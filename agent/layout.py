@@ -141,7 +141,11 @@ class Layout:
         return self.voices_dir(profile) / folder / speaker
 
     def training_dir(self, profile: str, job: str) -> Path:
-        return self.profile_dir(profile) / "out" / "training" / job
+        return self.trainings_dir(profile) / job
+
+    def trainings_dir(self, profile: str) -> Path:
+        """The checkpoint folders of the profile's training jobs, one per job."""
+        return self.profile_dir(profile) / "out" / "training"
 
     def reports_dir(self, profile: str) -> Path:
         return self.profile_dir(profile) / "out" / "reports"

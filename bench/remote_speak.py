@@ -38,6 +38,7 @@ from agent.nodes.worker import SpeakWorker  # noqa: E402
 from agent.settings import AgentSettings  # noqa: E402
 from agent.speak.engines import ProviderPool  # noqa: E402
 from agent.speak.remote import RemoteSpeech  # noqa: E402
+from agent.train.remote import RemoteTraining  # noqa: E402
 from providers.base import AudioChunk  # noqa: E402
 from providers.rvc.config import RvcSettings  # noqa: E402
 from tests.conftest import AgentProcess, Probe, make_home, write_json  # noqa: E402
@@ -65,7 +66,9 @@ def node(work: Path, broker: Mosquitto, name: str, worker: bool, url: str, index
     cache = SimpleNamespace(get=lambda sha, *args, **kw: index.find(sha))  # the files are here already
     core = SimpleNamespace(nodes=nodes, remote=RemoteSpeech(name, url, nodes.registry, index, token=lambda: TOKEN),
                            worker=SpeakWorker(name, layout, pool, cache, lambda: TOKEN,  # type: ignore[arg-type]
-                                              lambda home: "http://home:1") if worker else None)
+                                              lambda home: "http://home:1") if worker else None,
+                           remote_train=RemoteTraining(name, url, nodes.registry, index, token=lambda: TOKEN),
+                           train_worker=None, train=SimpleNamespace(stop_remote=lambda: None))
     door = NodeDoor(core, settings)  # type: ignore[arg-type]
     door.start()
     return SimpleNamespace(core=core, door=door)

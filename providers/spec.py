@@ -119,6 +119,9 @@ class TrainerSpec:
     # the peak memory (MB) of a job with these params, measured on the bench: checked against what the
     # machine and the agent's MemoryMax allow before the job starts (None: not known, not checked)
     memory_mb: Callable[[Any], int] | None = None
+    # its jobs may run on a worker node (voice.json runOn.train): its checkpoints and finished files come
+    # back in the worker's replies, at most 32 MB a reply (agent/nodes/work.py MAX_INLINE_BYTES)
+    remote: bool = True
 
 
 @dataclass(frozen=True)

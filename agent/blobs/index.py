@@ -1,7 +1,8 @@
 """The files this home keeps that another node may fetch, by SHA-256: the voices folders (the
 household's and each profile's: recorded samples and the datasets exported from them, RVC
-``.pth`` and ``.index``, Kokoro voicepacks, Piper voices), the kinds of file listed in ``KEPT``.
-Nothing else of the home (settings, tokens, databases, logs) ever has a hash here.
+``.pth`` and ``.index``, Kokoro voicepacks, Piper voices) and the training jobs' checkpoint
+folders (a job that resumes on a worker fetches its checkpoint), the kinds of file listed in
+``KEPT``. Nothing else of the home (settings, tokens, databases, logs) ever has a hash here.
 
 Hashes are worked out lazily: a hash not known yet makes one walk of the folders that hashes
 the files it has not seen, or that changed since (a file's hash is kept with its size and
@@ -25,7 +26,8 @@ from agent.layout import Layout
 
 log = logging.getLogger(__name__)
 
-KEPT = frozenset({".wav", ".list", ".txt", ".csv", ".pth", ".index", ".pt", ".onnx", ".json"})
+KEPT = frozenset({".wav", ".list", ".txt", ".csv", ".pth", ".index", ".pt", ".onnx", ".json", ".npy", ".npz", ".ckpt",
+                  ".safetensors"})
 HASH = re.compile(r"[0-9a-f]{64}")  # fullmatch: "$" would let a trailing newline through
 CHUNK = 1 << 20
 
@@ -38,7 +40,9 @@ def check_hash(text: str) -> str | None:
 
 def kept_roots(layout: Layout) -> list[Path]:
     """The folders whose files are kept for other nodes."""
-    return [layout.household_voices, *(layout.voices_dir(name) for name in layout.names())]
+    names = layout.names()
+    return [layout.household_voices, *(layout.voices_dir(name) for name in names),
+            *(layout.trainings_dir(name) for name in names)]
 
 
 def sha256_file(path: Path) -> str:

@@ -82,6 +82,13 @@ class RunOnConfig(CamelModel):
         "an online one has the provider, else here) or a node's name (VOICE_AGENT_NODE); e.g. {\"rvc\": \"auto\"}.",
     )
 
+    train: RunOn = Field(
+        "local",
+        description="Where this profile's training jobs run: 'local' (here, the default), 'auto' (a worker node "
+        "whose trainers include the job's, when one is online, else here) or a node's name; a job for a node that "
+        "is offline, or that no worker takes, fails with no_worker.",
+    )
+
     @field_validator("speak")
     @classmethod
     def _remote_providers(cls, value: dict[str, str]) -> dict[str, str]:

@@ -73,25 +73,35 @@ class Topics:
 
     WORK_GROUP = "voice-workers"  # the shared subscription's group: every worker of a base topic is one
 
-    def work_speak(self, provider: str, node: str | None = None) -> str:
-        """Where speak work for ``provider`` is published: any worker's (a shared subscription
-        hands each job to one of them), or, with ``node``, that node's alone."""
-        return f"{self.base}/work/speak/{provider}" if node is None else f"{self.base}/node/{node}/work/speak/{provider}"
+    WORK_KINDS = ("speak", "train")
 
-    def shared_work_speak(self, provider: str) -> str:
-        """A worker's subscription to the shared work of ``provider`` (MQTT 5 ``$share``)."""
-        return f"$share/{self.WORK_GROUP}/{self.work_speak(provider)}"
+    def work(self, kind: str, provider: str, node: str | None = None) -> str:
+        """Where work of ``kind`` (speak, train) for ``provider`` is published: any worker's (a shared
+        subscription hands each job to one of them), or, with ``node``, that node's alone."""
+        return f"{self.base}/work/{kind}/{provider}" if node is None else f"{self.base}/node/{node}/work/{kind}/{provider}"
 
-    def parse_work_speak(self, topic: str) -> str | None:
-        """The provider of a speak work topic (shared or a node's own), else None."""
-        shared = self.base + "/work/speak/"
-        if topic.startswith(shared):
-            rest = topic[len(shared):]
-        elif topic.startswith(self.base + "/node/") and "/work/speak/" in topic:
-            rest = topic.split("/work/speak/", 1)[1]
-        else:
-            return None
-        return rest if rest and "/" not in rest else None
+    def shared_work(self, kind: str, provider: str) -> str:
+        """A worker's subscription to the shared work of ``kind`` for ``provider`` (MQTT 5 ``$share``)."""
+        return f"$share/{self.WORK_GROUP}/{self.work(kind, provider)}"
+
+    def parse_work(self, topic: str) -> tuple[str, str] | None:
+        """(kind, provider) of a work topic (shared or a node's own), else None."""
+        for kind in self.WORK_KINDS:
+            shared, own = f"{self.base}/work/{kind}/", f"/work/{kind}/"
+            if topic.startswith(shared):
+                rest = topic[len(shared):]
+            elif topic.startswith(self.base + "/node/") and own in topic:
+                node, rest = topic[len(self.base + "/node/"):].split(own, 1)
+                if not node or "/" in node:
+                    continue
+            else:
+                continue
+            return (kind, rest) if rest and "/" not in rest else None
+        return None
+
+    def work_stop(self, node: str) -> str:
+        """Where a home asks worker ``node`` to checkpoint and stop a job of its (a cancel, a shutdown)."""
+        return f"{self.base}/node/{node}/work/stop"
 
     def work_reply(self, node: str) -> str:
         """A node's own response topic for the work it publishes (MQTT 5 request/response)."""

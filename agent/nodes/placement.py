@@ -12,7 +12,7 @@ times in all; then the home speaks itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from agent.nodes.state import NodeState
@@ -43,21 +43,38 @@ def can_take(state: NodeState, provider: str) -> bool:
     return state.worker and any(ability.provider == provider for ability in state.providers)
 
 
+def can_train(state: NodeState, provider: str) -> bool:
+    """Whether the node's document says it takes others' training jobs for ``provider``."""
+    return state.worker and any(ability.provider == provider and ability.trains for ability in state.providers)
+
+
 def place_speak(run_on: str, provider: str, here: str, online: Iterable[NodeState], work_on: bool,
                 known: NodeState | None = None) -> Place:
     """Where speech with ``provider`` runs. ``online``: the nodes online now; ``known``: the named
     node's last document (online or not); ``work_on``: whether this node can publish work (MQTT 5)."""
+    return _place(run_on, provider, here, online, work_on, known, can_take, "work")
+
+
+def place_train(run_on: str, provider: str, here: str, online: Iterable[NodeState], work_on: bool,
+                known: NodeState | None = None) -> Place:
+    """Where a training job of ``provider`` runs (voice.json ``runOn.train``): as ``place_speak``,
+    among the nodes whose document lists the provider's trainer."""
+    return _place(run_on, provider, here, online, work_on, known, can_train, "training")
+
+
+def _place(run_on: str, provider: str, here: str, online: Iterable[NodeState], work_on: bool,
+           known: NodeState | None, able: Callable[[NodeState, str], bool], what: str) -> Place:
     if run_on in (LOCAL, here):
         return Place(None)
     if run_on == AUTO:
-        takers = [state for state in online if state.node != here and can_take(state, provider)]
+        takers = [state for state in online if state.node != here and able(state, provider)]
         return Place(ANY_WORKER, workers=len(takers)) if work_on and takers else Place(None)
     if not work_on:
         return Place(None, NO_WORKER, f"runOn names node {run_on!r}, and this agent is a single node (its broker "
                                       "lacks MQTT 5)")
     if any(state.node == run_on for state in online):
-        if known is not None and not can_take(known, provider):
-            return Place(None, NO_WORKER, f"node {run_on!r} takes no {provider} work (VOICE_AGENT_WORKER, its providers)")
+        if known is not None and not able(known, provider):
+            return Place(None, NO_WORKER, f"node {run_on!r} takes no {provider} {what} (VOICE_AGENT_WORKER, its providers)")
         return Place(run_on)
     said = "has not been heard of" if known is None else "is offline"
     return Place(None, NO_WORKER, f"node {run_on!r} {said}")
@@ -75,6 +92,7 @@ class Bounds:
     # that hangs on the worker goes on saying alive from another thread (the first sentence may
     # wait for a model's transfer and first load: minutes on a slow LAN)
     audio_s: float = 300.0
+    output: str = "audio"  # what the work sends back in the words of a verdict (a training job's: progress)
 
 
 @dataclass(frozen=True)
@@ -149,7 +167,7 @@ class JobWatch:
                                f"{self.bounds.silence_s:g} s")
             if now >= self.audio_at + self.bounds.audio_s:
                 return Verdict("fail", code=WORKER_LOST, reason=f"worker {self.worker} says it is alive and sent no "
-                               f"audio for {self.bounds.audio_s:g} s")
+                               f"{self.bounds.output} for {self.bounds.audio_s:g} s")
             return Verdict("wait", until=min(until, self.audio_at + self.bounds.audio_s))
         if len(self.declines) >= self.tries:  # this try was declined
             if self.tries < self.most_tries:

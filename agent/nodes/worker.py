@@ -22,7 +22,7 @@ from agent.access import AccessConfig, check_paths
 from agent.blobs.cache import BlobCache
 from agent.errors import ServiceError
 from agent.layout import Layout
-from agent.nodes.work import SpeakWork, WorkError, WorkReply, read_job
+from agent.nodes.work import Answer, SpeakWork, WorkError, WorkReply, read_job
 from agent.requests import describe_validation_error
 from agent.speak.engines import ProviderPool
 from agent.work import BoundedExecutor
@@ -68,7 +68,7 @@ class SpeakWorker:
         except WorkError as exc:
             log.warning("ignored a speak job for %s: %s", provider, exc)
             return
-        answer = _Answer(self.node, job.id, reply, self._token())
+        answer = Answer(WorkReply, self.node, job.id, reply, self._token())
         if not job.sealed_by(self._token()):  # no answer: a home that cannot seal could not trust it either
             log.warning("ignored speak job %s of node %s: not sealed with this household's token (give every node "
                         "the same VOICE_AGENT_HTTP_TOKEN)", job.id, job.home)
@@ -101,7 +101,7 @@ class SpeakWorker:
     def stop(self) -> None:
         self._pool.shutdown(wait=False)
 
-    def _run(self, job: SpeakWork, answer: _Answer) -> None:
+    def _run(self, job: SpeakWork, answer: Answer[WorkReply]) -> None:
         done = threading.Event()
         ticker = threading.Thread(target=self._tick, args=(answer, done), name="work-alive", daemon=True)
         ticker.start()
@@ -119,11 +119,11 @@ class SpeakWorker:
         finally:
             done.set()
 
-    def _tick(self, answer: _Answer, done: threading.Event) -> None:
+    def _tick(self, answer: Answer[WorkReply], done: threading.Event) -> None:
         while not done.wait(self._alive_s):
             answer.say("alive")
 
-    def _speak(self, job: SpeakWork, answer: _Answer) -> int:
+    def _speak(self, job: SpeakWork, answer: Answer[WorkReply]) -> int:
         spec = registry.spec(job.provider)
         assert spec.remote is not None
         try:
@@ -150,24 +150,3 @@ class SpeakWorker:
             answer.send(WorkReply.chunk(self.node, job.id, seq, chunk.pcm, chunk.sample_rate))
             seq += 1
         return seq
-
-
-class _Answer:
-    """The replies of one job, each a whole message, sealed with the household's token."""
-
-    def __init__(self, node: str, job: str, reply: Reply, token: str) -> None:
-        self._node = node
-        self._job = job
-        self._reply = reply
-        self._token = token  # each reply is sealed with it: the home takes no other
-        self.lock = threading.RLock()  # the ticker and the job's thread: one message at a time
-
-    def say(self, kind: str, **fields: object) -> None:
-        self.send(WorkReply.model_validate({"kind": kind, "node": self._node, "id": self._job, **fields}))
-
-    def send(self, reply: WorkReply) -> None:
-        with self.lock:
-            try:
-                self._reply(reply.sealed(self._token).to_json())
-            except Exception:
-                log.exception("could not reply to job %s", self._job)

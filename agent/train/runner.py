@@ -3,6 +3,11 @@
 A crash or kill of the job process resumes it from its last checkpoint (a few times); an agent
 stop checkpoints the job and its next start resumes it; speech can pause a GPU job. Progress
 reaches MQTT as rate-limited events, the profile's retained state and the seed's status file.
+
+A job whose profile's ``runOn.train`` sends it to another node runs there (agent/train/remote.py):
+its ``Launch`` carries a ``remote`` start, whose ``JobProcess`` speaks the job process's protocol
+(progress lines, a result line, an exit code), so everything above stays the one path; a lost
+worker is a death of the job process, resumed from the last checkpoint the home holds.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal, Protocol
 
 from agent import lockfile
 from agent.events import EventBus, StateBoard
@@ -42,9 +47,30 @@ MEMORY_WAIT = "waiting for memory"  # how agent.memory's reasons to wait begin
 Admit = Callable[[Job], tuple[Literal["wait", "never"], str] | None]
 
 
+class JobProcess(Protocol):
+    """What the runner needs of a job's process: ``subprocess.Popen``, or a job run by another node."""
+
+    @property
+    def pid(self) -> int | None: ...
+
+    @property
+    def stdout(self) -> Any: ...  # lines: the worker's JSON protocol (progress, result)
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def kill(self) -> None: ...
+
+
+# the job, its Launch, its job-process document and its log -> the process that runs it elsewhere
+RemoteStart = Callable[[Job, "Launch", dict[str, Any], IO[str]], JobProcess]
+
+
 @dataclass(frozen=True)
 class Launch:
-    """Everything the job process needs, prepared by the caller (dataset, trainer, dirs)."""
+    """Everything the job process needs, prepared by the caller (dataset, trainer, dirs); ``remote``
+    when another node runs it (no GPU of this node is reserved then)."""
 
     trainer: str  # module:Class
     dataset_dir: Path
@@ -54,12 +80,13 @@ class Launch:
     pause_hogs: bool
     keep_failed: int = 3  # checkpoint folders of failed jobs left to look into
     log_max_bytes: int = 10 * 1024 * 1024
+    remote: RemoteStart | None = None
 
 
 @dataclass
 class _Running:
     job: Job
-    process: subprocess.Popen[str]
+    process: JobProcess
     device: str
     resources: ExitStack
     launch: Launch
@@ -159,6 +186,11 @@ class JobRunner:
         if running is not None and self._preempt and running.device == "cuda" and running.intent is None:
             self._signal_stop(running, "pause")
 
+    def running_remote(self) -> bool:
+        """Whether the job that runs now runs on a worker node."""
+        with self._lock:
+            return self._running is not None and self._running.launch.remote is not None
+
     @property
     def running_job(self) -> Job | None:
         with self._lock:
@@ -218,10 +250,11 @@ class JobRunner:
         try:
             launch = self._prepare(job)
         except Exception as exc:
-            self._finish(job, "failed", error=f"cannot start: {exc}")
+            self._finish(job, "failed", error=f"cannot start: {exc}", code=getattr(exc, "code", None))
             return
         resources = ExitStack()
-        device = resources.enter_context(self._arbiter.reserve(launch.need_vram_mb, "training", launch.pause_hogs))
+        device = "remote" if launch.remote is not None else \
+            resources.enter_context(self._arbiter.reserve(launch.need_vram_mb, "training", launch.pause_hogs))
         log_path = self._status(job).log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._rotate(job, log_path, launch.log_max_bytes)
@@ -235,14 +268,13 @@ class JobRunner:
             "ctx": context_document(self._layout.provider_context(job.profile)),
             "nice": 19 if device == "cpu" else 0,  # CPU jobs must not slow speech down
         }
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "agent.train.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=log_file, text=True, env=env,
-        )
-        assert process.stdin is not None
-        process.stdin.write(json.dumps(document))
-        process.stdin.close()
+        try:
+            process = launch.remote(job, launch, document, log_file) if launch.remote is not None else \
+                start_job_process(document, log_file)
+        except Exception as exc:
+            resources.close()
+            self._finish(job, "failed", error=f"cannot start: {exc}", code=getattr(exc, "code", None))
+            return
         resumed = job.attempts > 0 or job.state == "paused" or bool(job.progress.get("step"))
         job = self._jobs.update(job, state="running", started=job.started or time.time(),
                                 progress={k: v for k, v in job.progress.items() if k != "waiting"})
@@ -261,6 +293,8 @@ class JobRunner:
             try:
                 message = json.loads(line)
             except ValueError:
+                continue
+            if not isinstance(message, dict):
                 continue
             if message.get("type") == "progress":
                 self._on_progress(running, message)
@@ -284,6 +318,8 @@ class JobRunner:
             running.last_advance = (now, step)
         eta, basis = self._eta(running, step, total)
         progress = {k: message.get(k) for k in ("stage", "step", "total", "best", "loss", "message")}
+        if message.get("node"):  # the worker node that runs it
+            progress["node"] = message["node"]
         progress["eta_seconds"] = None if eta is None else round(eta)
         progress["eta_basis"] = basis
         if running.job.progress.get("estimate_seconds") is not None:  # said before Start: kept for the time left
@@ -319,7 +355,9 @@ class JobRunner:
 
     def _on_exit(self, running: _Running, code: int) -> None:
         job, result = running.job, running.result or {}
-        timing = measure(running.device, running.started, running.first_advance, running.last_advance, job.id)
+        # another node's pace is no estimate of this one's
+        timing = None if running.launch.remote is not None else measure(running.device, running.started, running.first_advance,
+                                                             running.last_advance, job.id)
         if timing is not None:  # the next estimate of this trainer rests on it
             job = self._jobs.update(job, timing=timing.as_dict())
         launch = running.launch
@@ -327,6 +365,8 @@ class JobRunner:
             self._finish(job, "finished", outputs=result.get("outputs", []), metrics=result.get("metrics", {}), launch=launch)
         elif code == 0 and result.get("status") == "refused":  # the dataset will not do: retrying cannot help
             self._finish(job, "failed", error=str(result.get("error")), launch=launch)
+        elif code == 0 and result.get("status") == "failed":  # no worker would take it: said at once, not retried
+            self._finish(job, "failed", error=str(result.get("error")), launch=launch, code=str(result.get("code") or "") or None)
         elif running.intent == "cancel":
             self._finish(job, "cancelled", launch=launch)
         elif running.intent in ("pause", "shutdown"):
@@ -336,10 +376,13 @@ class JobRunner:
             self._emit(job, "training.paused", {"reason": reason, "step": job.progress.get("step")})
             self._publish_state(job)
         elif job.attempts < self._max_restarts:
+            lost = getattr(running.process, "lost", None)  # a worker node that went away (its code and words)
             how = f"signal {-code}" if code < 0 else f"exit code {code}"
+            reason = f"{lost[1]}; resuming from its last checkpoint" if lost else \
+                f"job process died ({how}); resuming from its last checkpoint"
             job = self._jobs.update(job, state="queued", attempts=job.attempts + 1)
-            self._emit(job, "training.paused", {"reason": f"job process died ({how}); resuming from its last checkpoint",
-                                                "attempt": job.attempts})
+            self._emit(job, "training.paused", {"reason": reason, "attempt": job.attempts,
+                                                **({"code": lost[0]} if lost else {})})
             self._publish_state(job)
         else:
             self._finish(job, "failed", error=f"job process died {job.attempts + 1} times (last exit code {code}); see the log",
@@ -389,3 +432,17 @@ class JobRunner:
     def _publish_state(self, job: Job) -> None:
         summary = {"job": job.id, "provider": job.provider, "speaker": job.speaker, "state": job.state, **job.progress}
         self._state.update(job.profile, training=summary if job.state in ACTIVE else {**summary, "done": True})
+
+
+def start_job_process(document: dict[str, Any], log_file: IO[str]) -> subprocess.Popen[str]:
+    """``python -m agent.train.worker`` with ``document`` on its stdin, its stderr into ``log_file``:
+    this home's jobs, and the jobs a worker node runs for others."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agent.train.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=log_file, text=True, env=env,
+    )
+    assert process.stdin is not None
+    process.stdin.write(json.dumps(document))
+    process.stdin.close()
+    return process

@@ -32,7 +32,9 @@ from agent.train.registry import trainer_for, trainers
 from agent.train.logs import job_log
 from agent.train.plan import dataset_summary, job_estimate, trainer_readiness
 from agent.train.requests import JobRequest, LogsRequest, PlanRequest, TrainRequest
-from agent.train.runner import JobRunner, Launch
+from agent.nodes.placement import Place
+from agent.train.remote import RemoteTraining
+from agent.train.runner import JobRunner, Launch, RemoteStart
 from agent.train.schedule import IdlePolicy, parse_window
 from agent.work import BoundedExecutor
 from providers import registry
@@ -49,8 +51,13 @@ class TrainService:
         self, settings: AgentSettings, layout: Layout, configs: ConfigStore, records: RecordService,
         events: EventBus, state: StateBoard, arbiter: GpuArbiter,
         memory: Callable[[], memory_state.MemoryReport] = memory_state.report,
+        remote: RemoteTraining | None = None,
     ) -> None:
-        """``memory()`` says what the agent holds and what a job may take (a test passes its own)."""
+        """``memory()`` says what the agent holds and what a job may take (a test passes its own);
+        ``remote``: where a profile's ``runOn.train`` may send a job (None: every job runs here)."""
+        self.remote = remote
+        # the job this node runs for another node, if any (the core plugs in its worker's)
+        self.others_running: Callable[[], str | None] = lambda: None
         self._settings = settings
         self._layout = layout
         self._configs = configs
@@ -92,6 +99,12 @@ class TrainService:
         self._executor.shutdown(wait=False)
         self.hogs.resume_leftovers()
         self.jobs.close()
+
+    def stop_remote(self) -> None:
+        """Before the node connection closes: a job running on a worker checkpoints there, and its
+        checkpoint comes home (the job resumes on the next start, as a local one does)."""
+        if self.runner.running_remote():
+            self.runner.stop()
 
     # -- requests: each runs on the service's own thread ----------------------------------------
     def submit_later(self, profile: str, request: TrainRequest) -> Future[dict[str, Any]]:
@@ -146,7 +159,8 @@ class TrainService:
             raise ServiceError("busy", f"{queued} training jobs are already queued (at most "
                                        f"{self._settings.max_queued_jobs}); cancel one or wait for them",
                                {"queued": queued, "limit": self._settings.max_queued_jobs})
-        memory = self._memory_check(trainer, validated, about)
+        # a job another node may run is that node's to judge (its worker runs its trainer in its own memory)
+        memory = None if self._configs.get(profile).run_on.train != "local" else self._memory_check(trainer, validated, about)
         estimate = job_estimate(trainer, validated, self.jobs.last_timing(request.provider))
         if request.check:
             return {"id": request.id, "check": "ok", "estimate": estimate.as_dict(), "memory": memory}
@@ -175,10 +189,16 @@ class TrainService:
 
     def _admit(self, job: Job) -> tuple[Literal["wait", "never"], str] | None:
         """The runner asks before it starts a job: does its memory fit now (the household's other
-        programs may have taken what was free when it was queued)?"""
+        programs may have taken what was free when it was queued)? And is this node free of another
+        node's job (a worker trains one job at a time, its own or another's)?"""
+        elsewhere = self.others_running()
+        if elsewhere is not None and self._remote_place(job) is None:
+            return "wait", f"this node runs another node's training job ({elsewhere}); it starts after it"
         trainer = trainers(self._settings.extra_trainers).get(job.provider)
         if trainer is None or trainer.memory_mb is None or not self._settings.train_memory_check:
             return None
+        if self._remote_place(job) is not None:
+            return None  # the worker's memory, not this node's
         try:
             need = trainer.memory_mb(trainer.params.model_validate(job.params))
         except ValidationError:
@@ -328,6 +348,7 @@ class TrainService:
     def _prepare(self, job: Job) -> Launch:
         trainer = trainer_for(job.provider, self._settings.extra_trainers)
         keep = self._configs.get(job.profile).train.keep
+        remote = self._remote_start(job)
         dataset = Path(job.dataset) if job.dataset else self._dataset(job.profile, job.provider, job.speaker)
         if job.dataset is None and job.provider in registry.NAMES and not self._dataset_ready(job.profile, job.provider, job.speaker):
             store = self._records.store(job.profile)
@@ -341,7 +362,32 @@ class TrainService:
             pause_hogs=self._settings.pause_gpu_hogs_for_training,
             keep_failed=keep.failed_runs,
             log_max_bytes=int(keep.log_max_mb * 1024 * 1024),
+            remote=remote,
         )
+
+    def _remote_start(self, job: Job) -> RemoteStart | None:
+        """Where the profile's ``runOn.train`` sends the job now: None here; a named node that cannot
+        take it is ``no_worker`` (the job fails, saying why, rather than wait for ever)."""
+        where = self._remote_place(job)
+        if where is None:
+            return None
+        if where.code:
+            raise ServiceError(where.code, where.reason)
+        assert self.remote is not None
+        return self.remote.starter(where)
+
+    def _remote_place(self, job: Job) -> Place | None:
+        """The worker the job goes to now, or a refusal (``code``); None: here."""
+        run_on = self._configs.get(job.profile).run_on.train
+        if run_on == "local" or self.remote is None or job.dataset is not None:  # --dataset: a folder of this machine's
+            return None
+        trainer = trainers(self._settings.extra_trainers).get(job.provider)
+        if trainer is None or not trainer.remote:
+            log.info("job %s (%s) trains here whatever runOn.train says: its files do not fit a worker's replies",
+                     job.id, job.provider)
+            return None
+        where = self.remote.place(run_on, job.provider)
+        return where if where.node is not None or where.code else None
 
     def _on_event(self, profile: str, name: str, data: dict[str, Any], when: float) -> None:
         if name == "speak.started":

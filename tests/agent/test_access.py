@@ -23,7 +23,7 @@ NOT_PATHS = {
     "tts.provider", "tts.kokoro.voice", "tts.piper.speaker", "openai.voices", "tts.sovits.speakerId", "tts.sovits.textLang", "tts.sovits.promptLang",
     "tts.sovits.textSplitMethod", "tts.sovits.pathMap", "tts.sovits.serverArgs", "tts.rvc.speakerId",
     "train.autoRetrain.provider", "train.autoRetrain.speaker", "access.commands", "kokoro.train.baseVoice",
-    "runOn.speak",  # node names (a safe topic level), never a file
+    "runOn.speak", "runOn.train",  # node names (a safe topic level), never a file
 }
 
 

@@ -156,6 +156,8 @@ def test_run_on_names_where_a_providers_speech_is_made() -> None:
     assert config.run_on.speak_on("rvc") == "gpu-desktop" and config.run_on.speak_on("kokoro") == "local"
     assert VoiceConfig().run_on.speak_on("rvc") == "local"
     assert VoiceConfig.model_validate({"runOn": {"speak": {"piper": "local"}}}).run_on.speak_on("piper") == "local"
+    assert VoiceConfig().run_on.train == "local"
+    assert VoiceConfig.model_validate({"runOn": {"train": "gpu-desktop"}}).run_on.train == "gpu-desktop"
 
 
 @pytest.mark.parametrize("bad, says", [
@@ -163,7 +165,8 @@ def test_run_on_names_where_a_providers_speech_is_made() -> None:
     ({"speak": {"rvc": "a/b"}}, "runOn.speak.rvc"),  # not a node name (a topic level)
     ({"speak": {"rvc": "$SYS"}}, "runOn.speak.rvc"),
     ({"speak": {"nobody": "auto"}}, "runOn.speak.nobody"),
-    ({"train": {"rvc": "auto"}}, "runOn.train"),
+    ({"train": {"rvc": "auto"}}, "runOn.train"),  # one place for every trainer
+    ({"train": "a/b"}, "runOn.train"),
 ])
 def test_a_run_on_that_cannot_be_is_refused_with_its_key(bad: dict[str, object], says: str) -> None:
     from pydantic import ValidationError

@@ -63,11 +63,13 @@ def test_a_file_is_hashed_once_while_it_is_unchanged(tmp_path: Path, monkeypatch
     assert index.find(sha(b"RIFF changed")) is None
 
 
-def test_the_voices_folders_are_kept(tmp_path: Path) -> None:
+def test_the_voices_and_checkpoint_folders_are_kept(tmp_path: Path) -> None:
     layout = Layout(tmp_path)
     (layout.profiles_root / "anna").mkdir(parents=True)
     roots = kept_roots(layout)
     assert layout.household_voices in roots and layout.voices_dir("anna") in roots
+    assert layout.trainings_dir("anna") in roots and layout.training_dir("anna", "j1").parent in roots
+    assert not any(layout.jobs_db.is_relative_to(root) for root in roots)
     assert layout.etc_dir not in roots and all(layout.etc_dir not in root.parents for root in roots)
 
 

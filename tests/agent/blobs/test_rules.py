@@ -39,8 +39,9 @@ def test_a_hash_in_either_case_is_lower_cased() -> None:
     assert check_hash("AbCdEf0123456789" * 4) == "abcdef0123456789" * 4
 
 
-def test_the_kinds_kept_are_the_voices_files() -> None:
-    assert KEPT == {".wav", ".list", ".txt", ".csv", ".pth", ".index", ".pt", ".onnx", ".json"}
+def test_the_kinds_kept_are_the_voices_and_checkpoints_files() -> None:
+    assert KEPT == {".wav", ".list", ".txt", ".csv", ".pth", ".index", ".pt", ".onnx", ".json", ".npy", ".npz", ".ckpt",
+                    ".safetensors"}
 
 
 def write(path: Path, data: bytes) -> Path:

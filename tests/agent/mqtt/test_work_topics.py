@@ -10,15 +10,20 @@ T = Topics("home/voice")
 
 
 def test_shared_and_a_nodes_own_work_topics() -> None:
-    assert T.work_speak("rvc") == "home/voice/work/speak/rvc"
-    assert T.shared_work_speak("rvc") == "$share/voice-workers/home/voice/work/speak/rvc"
-    assert T.work_speak("rvc", "desk") == "home/voice/node/desk/work/speak/rvc"
-    assert T.parse_work_speak("home/voice/work/speak/rvc") == "rvc"
-    assert T.parse_work_speak("home/voice/node/desk/work/speak/rvc") == "rvc"
+    assert T.work("speak", "rvc") == "home/voice/work/speak/rvc"
+    assert T.shared_work("speak", "rvc") == "$share/voice-workers/home/voice/work/speak/rvc"
+    assert T.work("speak", "rvc", "desk") == "home/voice/node/desk/work/speak/rvc"
+    assert T.work("train", "kokoro", "desk") == "home/voice/node/desk/work/train/kokoro"
+    assert T.parse_work("home/voice/work/speak/rvc") == ("speak", "rvc")
+    assert T.parse_work("home/voice/node/desk/work/speak/rvc") == ("speak", "rvc")
+    assert T.parse_work("home/voice/work/train/kokoro") == ("train", "kokoro")
+    assert T.parse_work("home/voice/node/desk/work/train/kokoro") == ("train", "kokoro")
+    assert T.work_stop("desk") == "home/voice/node/desk/work/stop"
     for other in ("home/voice/work/speak/", "home/voice/work/speak/rvc/x", "voice/work/speak/rvc",
-                  "home/voice/node/desk/state", "home/voice/node/desk/work/speak/rvc/work/speak/x",
-                  "home/voice/node/desk/work/speak/"):
-        assert T.parse_work_speak(other) is None
+                  "home/voice/node/desk/state", "home/voice/work/dance/rvc", "home/voice/node/desk/work/stop",
+                  "home/voice/node/a/b/work/train/kokoro", "home/voice/node//work/train/kokoro",
+                  "home/voice/node/desk/work/speak/rvc/work/speak/x", "home/voice/node/desk/work/speak/"):
+        assert T.parse_work(other) is None, other
 
 
 def test_a_job_may_name_only_a_nodes_reply_topic() -> None:

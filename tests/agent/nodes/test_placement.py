@@ -4,7 +4,7 @@ with a fake clock: a decline goes to another try, a silent or departed worker en
 from __future__ import annotations
 
 from agent.nodes.placement import (ANY_WORKER, NO_WORKER, WORKER_FAILED, WORKER_LOST, Bounds, JobWatch, Place,
-                                   place_speak)
+                                   place_speak, place_train)
 from agent.nodes.state import Ability, NodeState
 
 
@@ -134,3 +134,26 @@ def test_a_worker_that_says_alive_and_never_sends_audio_is_not_waited_for_ever()
     watch.alive("desk", 95.0)
     ended = watch.verdict(95.0)
     assert (ended.action, ended.code) == ("fail", WORKER_LOST) and "audio" in ended.reason
+
+
+def test_training_goes_only_to_a_worker_that_lists_the_trainer() -> None:
+    trains = NodeState(node="desk", worker=True, providers=[Ability(provider="kokoro", trains=True)])
+    speaks = NodeState(node="attic", worker=True, providers=[Ability(provider="kokoro", trains=False)])
+    assert place_train("auto", "kokoro", "home", [trains, speaks], True) == Place(ANY_WORKER, workers=1)
+    assert place_train("auto", "kokoro", "home", [speaks], True) == Place(None)  # here, no fallback code
+    assert place_train("auto", "rvc", "home", [trains], True) == Place(None)
+    assert place_train("desk", "kokoro", "home", [trains], True, known=trains) == Place("desk")
+    refused = place_train("attic", "kokoro", "home", [speaks], True, known=speaks)
+    assert (refused.node, refused.code) == (None, NO_WORKER) and "takes no kokoro training" in refused.reason
+    gone = place_train("desk", "kokoro", "home", [], True, known=trains)
+    assert (gone.node, gone.code) == (None, NO_WORKER) and "offline" in gone.reason
+    assert place_train("local", "kokoro", "home", [trains], True) == Place(None)
+
+
+def test_a_silent_training_says_it_sent_no_progress() -> None:
+    watch = JobWatch(Bounds(first_reply_s=3.0, silence_s=10.0, audio_s=20.0, output="progress"), now=0.0)
+    watch.accepted("desk", 1.0)
+    for now in range(2, 22):
+        watch.alive("desk", float(now))
+    ended = watch.verdict(21.0)
+    assert (ended.action, ended.code) == ("fail", WORKER_LOST) and "sent no progress for 20 s" in ended.reason

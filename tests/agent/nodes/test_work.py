@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
 
-from agent.nodes.work import SpeakWork, WorkError, WorkReply, read_job, read_reply
+from agent.nodes.work import (FileData, SpeakWork, StopWork, TrainProgress, TrainReply, TrainWork, WorkError, WorkReply,
+                              read_job, read_reply, read_stop, read_train_job, read_train_reply)
 
 SHA = "ab" * 32
 
@@ -58,3 +60,54 @@ def test_a_sealed_job_reads_back_sealed_and_any_change_breaks_the_seal() -> None
     for change in changes:
         assert not sealed.model_copy(update=change).sealed_by("household")
     assert not SpeakWork.model_validate(job()).sealed("").sealed_by("")  # no token, no trust
+
+
+def train_job(**changes: object) -> dict[str, object]:
+    return {"id": "20260101000000-abcdef.1a2b3c", "job": "20260101000000-abcdef", "home": "home",
+            "home_url": "http://home:8080", "profile": "default", "provider": "kokoro", "speaker": "joe",
+            "params": {"epochs": 2}, "dataset": [{"sha256": SHA, "size": 10, "name": "s0.wav"}], **changes}
+
+
+def test_a_training_job_reads_back_as_written_and_its_seal_covers_it() -> None:
+    written = TrainWork.model_validate(train_job()).sealed("token")
+    back = read_train_job(written.to_json())
+    assert back == written and back.sealed_by("token") and not back.sealed_by("other")
+    assert not back.model_copy(update={"params": {"epochs": 3}}).sealed_by("token")
+
+
+@pytest.mark.parametrize("bad", [
+    {"dataset": []}, {"dataset": [{"sha256": SHA, "size": 1, "name": ".hidden"}]},
+    {"dataset": [{"sha256": SHA, "size": 1, "name": ".."}]}, {"speaker": "../x"}, {"profile": "a/b"},
+    {"provider": "Kokoro!"}, {"checkpoint": [{"sha256": SHA, "size": -1, "name": "state.json"}]}, {"step": -1},
+])
+def test_a_training_job_that_is_not_one_is_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(WorkError):
+        read_train_job(json.dumps(train_job(**bad)).encode())
+
+
+def test_a_file_in_a_reply_is_its_bytes_only_when_they_are_the_ones_named() -> None:
+    file = FileData.of("best.npy", b"voicepack")
+    back = read_train_reply(TrainReply(kind="progress", node="desk", id="j.1", files=[file],
+                                       progress=TrainProgress(step=5, total=10, checkpoint=True)).to_json())
+    assert back.files[0].content() == b"voicepack" and back.progress is not None and back.progress.step == 5
+    for changed in ({"data": base64.b64encode(b"voicepacK").decode()}, {"size": 8}, {"data": "not base64!"}):
+        with pytest.raises(WorkError):
+            file.model_copy(update=changed).content()
+    with pytest.raises(WorkError):
+        read_train_reply(json.dumps({"kind": "done", "node": "desk", "id": "j", "files": [
+            {"name": "../x.npy", "sha256": SHA, "size": 1, "data": ""}]}).encode())
+
+
+def test_a_progress_report_crosses_as_finite_numbers() -> None:
+    progress = TrainProgress.from_report({"type": "progress", "stage": "training", "step": 3, "total": 9,
+                                          "loss": float("nan"), "best": float("inf"), "message": "x" * 900,
+                                          "checkpoint": True})
+    assert (progress.step, progress.total, progress.loss, progress.best, len(progress.message)) == (3, 9, None, None, 500)
+    read_train_reply(TrainReply(kind="progress", node="d", id="j", progress=progress).to_json())
+    assert read_stop(StopWork(id="j.1", home="home").sealed("t").to_json()).sealed_by("t")
+    with pytest.raises(WorkError, match="^not a stop: "):
+        read_stop(b'{"kind": "go"}')
+    with pytest.raises(WorkError, match="^not a training job: "):
+        read_train_job(b"[]")
+    with pytest.raises(WorkError, match="^not a training reply: "):
+        read_train_reply(b'{"kind": "teleport"}')

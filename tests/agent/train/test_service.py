@@ -190,3 +190,47 @@ def test_a_started_service_stops_twice_without_error(rig: Rig) -> None:
     rig.service.start()
     rig.service.stop()
     rig.service.stop()  # and once more in the fixture's teardown
+
+
+class Placing:
+    """RemoteTraining as the service asks it: where a job goes (the placement itself is tested in
+    tests/agent/nodes/test_placement.py), and a start for the runner."""
+
+    def __init__(self, place: Any) -> None:
+        self.where = place
+        self.asked: list[tuple[str, str]] = []
+
+    def place(self, run_on: str, provider: str) -> Any:
+        self.asked.append((run_on, provider))
+        return self.where
+
+    def starter(self, where: Any) -> Any:
+        return ("start", where)
+
+
+def test_run_on_train_sends_a_job_to_a_worker_and_a_node_that_cannot_take_it_fails_it(rig: Rig) -> None:
+    from agent.nodes.placement import ANY_WORKER, NO_WORKER, Place
+
+    rig.service.remote = Placing(Place(ANY_WORKER))  # type: ignore[assignment]
+    counting = rig.service.jobs.create("default", "counting", "owner", {}, "now")
+    assert rig.service._prepare(counting).remote is None  # runOn.train is local by default: nothing asked
+    rig.voice_json({"runOn": {"train": "auto"}})
+    assert rig.service._prepare(counting).remote == ("start", Place(ANY_WORKER))
+    fill(rig.layout.voice_folder("default", "rvc-datasets", "owner"), 3)
+    rvc = rig.service.jobs.create("default", "rvc", "owner", {}, "now")
+    assert rig.service._prepare(rvc).remote is None  # its files do not fit a worker's replies: here
+    assert rig.service.remote.asked == [("auto", "counting")]  # type: ignore[union-attr]
+    rig.service.remote = Placing(Place(None, NO_WORKER, "node 'desk' is offline"))  # type: ignore[assignment]
+    with pytest.raises(ServiceError) as refused:
+        rig.service._prepare(counting)
+    assert refused.value.code == NO_WORKER and "offline" in str(refused.value)
+    rig.service.remote = Placing(Place(None))  # type: ignore[assignment]
+    assert rig.service._prepare(counting).remote is None  # auto with no worker online: here
+
+
+def test_a_worker_busy_with_another_nodes_job_starts_its_own_after_it(rig: Rig) -> None:
+    job = rig.service.jobs.create("default", "counting", "owner", {}, "now")
+    assert rig.service._admit(job) is None
+    rig.service.others_running = lambda: "20260101000000-abcdef.1a2b3c"
+    verdict = rig.service._admit(job)
+    assert verdict is not None and verdict[0] == "wait" and "another node's training job" in verdict[1]

@@ -782,9 +782,9 @@ def test_start_schedules_the_tick_the_gpu_state_and_the_retraining_check(rig: Ri
     assert all(job.coalesce and job.max_instances == 1 for job in jobs.values())
     assert logging.getLogger("apscheduler").level == logging.WARNING
     assert rig.state.get("gpu")["memory"]["agent_mb"] == 300  # published at once
+    scheduler = rig.service._scheduler
     rig.service.stop()
-    assert not rig.service._scheduler.running
-    rig.service._scheduler = None  # the fixture stops the service again
+    assert not scheduler.running and rig.service._scheduler is None  # the fixture's stop finds nothing to shut down
 
 
 def test_the_gpu_state_carries_the_gpus_and_the_memory(rig: Rig) -> None:
