@@ -123,6 +123,7 @@ def test_the_workers_login_writes_no_other_nodes_state_nor_the_homes_status_nor_
         spy.client.publish("voice/node/home-server/state", forged, qos=1, retain=True).wait_for_publish(5)
         spy.publish("voice/status", "offline")
         spy.publish("voice/work/speak/rvc", "{}")
+        spy.publish("voice/work/train/kokoro", "{}")
         spy.publish("voice/node/home-server/work/speak/rvc", "{}")
         spy.publish("voice/default/request/speak", json.dumps({"id": "from-the-worker", "text": "Open the door."}))
         spy.publish("voice/node/home-server/reply", "{}")  # allowed: a reply (unsealed, so the home ignores it)
@@ -132,7 +133,7 @@ def test_the_workers_login_writes_no_other_nodes_state_nor_the_homes_status_nor_
         after = [(t, p) for t, p, _ in admin.seen[mark:]]
         topics = [t for t, _ in after]
         assert "voice/node/home-server/reply" in topics  # the one it may write, seen before the marker
-        for denied in ("voice/node/home-server/state", "voice/status", "voice/work/speak/rvc",
+        for denied in ("voice/node/home-server/state", "voice/status", "voice/work/speak/rvc", "voice/work/train/kokoro",
                        "voice/node/home-server/work/speak/rvc", "voice/default/request/speak"):
             assert denied not in topics, after
         assert not any(t == "voice/default/response/speak" for t in topics)
@@ -168,5 +169,22 @@ def test_the_workers_login_gets_back_what_its_connections_send_themselves(househ
         for topic in (f"voice/status/echo/{uuid.uuid4().hex[:12]}", f"voice/node/gpu-desktop/state/echo/{uuid.uuid4().hex[:12]}"):
             spy.publish(topic, "ping")
             assert spy.wait_topic(topic) == b"ping"
+    finally:
+        spy.close()
+
+
+def test_the_workers_login_reads_the_households_speak_and_train_work_and_its_stop(household: Household) -> None:
+    spy = worker_login(household)
+    try:
+        work = ("voice/work/speak/rvc", "voice/work/train/kokoro", "voice/node/gpu-desktop/work/train/kokoro",
+                "voice/node/gpu-desktop/work/stop")
+        for topic in work:
+            household.admin.publish(topic, "{}")  # unsealed: the worker's agent ignores each
+        marker = f"voice/node/gpu-desktop/state/echo/{uuid.uuid4().hex}"
+        household.admin.publish(marker, "after")
+        spy.wait_for(lambda t, _: t == marker)
+        topics = {t for t, _, _ in spy.seen}
+        assert set(work) <= topics, topics
+        assert "voice/node/home-server/work/stop" not in topics
     finally:
         spy.close()
