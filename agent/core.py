@@ -89,7 +89,9 @@ class Core:
         self.remote = RemoteSpeech(settings.node, url, self.nodes.registry, self.blobs,
                                    token=lambda: token.get_secret_value() if token else "")
         self.worker = SpeakWorker(settings.node, self.layout, self.engines, self.blob_cache,
-                                  lambda: token.get_secret_value() if token else "", self._node_url) if settings.worker else None
+                                  lambda: token.get_secret_value() if token else "", self._node_url,
+                                  own={"sovits": {"server_url": settings.sovits_url}} if settings.sovits_url else {},
+                                  ) if settings.worker else None
         self.speak = SpeakService(
             self.layout, self.configs, self.engines, self.events, self.state, settings.queue_depth, settings.max_text_chars,
             settings.max_audio_seconds, voice_ready=self.downloads.ensure, remote=self.remote,
@@ -325,11 +327,12 @@ class Core:
         self.nodes.changed()
 
     def _abilities(self) -> list[Ability]:
-        """Every provider of this version (its trainer, whether its engine runs now) and the extra
-        trainers of the settings: what the node can run."""
+        """Every provider of this version (its trainer, whether its engine runs now; a worker's, those
+        it can run for others) and the extra trainers of the settings: what the node can run."""
         loaded = set(self.engines.loaded())
+        unserved = self.worker.unserved() if self.worker is not None else set()  # a worker without their server
         found = [Ability(provider=spec.name, trains=spec.trainer is not None, loaded=spec.name in loaded)
-                 for spec in SPECS]
+                 for spec in SPECS if spec.name not in unserved]
         return found + [Ability(provider=name, trains=True) for name in sorted(self.settings.extra_trainers)
                         if name not in {spec.name for spec in SPECS}]
 

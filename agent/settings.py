@@ -113,6 +113,11 @@ class AgentSettings(BaseSettings):
                     "digits, '_', '.' or '-'; the host name by default.",
     )
     worker: bool = Field(False, description="Take other nodes' work (training, GPU synthesis); said in the node's state.")
+    sovits_url: str = Field(
+        "", pattern=r"^(https?://[^\s/?#]+/?)?$",
+        description="This worker's own GPT-SoVITS server (http://host:port), which makes the household's sovits "
+                    "speech here (runOn.speak.sovits); empty: this node takes no sovits work.",
+    )
     blob_cache_mb: int = Field(
         10240, ge=1, description="Most MB of other nodes' files (datasets, models) kept here, fetched by hash; the "
                                  "least recently used go first.",

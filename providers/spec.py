@@ -197,6 +197,12 @@ class RemoteSpec:
 
     inputs: Callable[[ProviderSettings, ProviderContext], dict[str, Path]]
     place: Callable[[ProviderSettings, dict[str, Path], Path], ProviderSettings]
+    # the roles that must come from the home when ``inputs`` names them (a job without the first is
+    # refused); any other role the home cannot lend, the worker has its own of
+    required: tuple[str, ...] = ("model",)
+    # settings each worker gives from its own configuration, over the job's (agent.env: a server of its
+    # own); a worker without them takes none of this provider's work, and its node document omits it
+    own: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,14 @@ TAKEN_IDS = 4096  # the last jobs taken, by id: one delivered again (QoS 1, or r
 
 class SpeakWorker:
     def __init__(self, node: str, layout: Layout, engines: ProviderPool, blobs: BlobCache, token: Callable[[], str],
-                 homes: Callable[[str], str | None], depth: int = 2, alive_s: float = 1.0) -> None:
+                 homes: Callable[[str], str | None], depth: int = 2, alive_s: float = 1.0,
+                 own: dict[str, dict[str, object]] | None = None) -> None:
         """``homes``: a node's HTTP door as its own state document says it (the registry), None
-        when unknown: the household's token goes to no other address than that."""
+        when unknown: the household's token goes to no other address than that. ``own``:
+        provider -> the settings this node gives over every job's (``RemoteSpec.own``: its own
+        GPT-SoVITS server)."""
         self.node = node
+        self._own = own or {}
         self._homes = homes
         self._layout = layout
         self._engines = engines
@@ -52,10 +56,16 @@ class SpeakWorker:
         self._taken_ids: OrderedDict[str, None] = OrderedDict()
         self._taken_lock = threading.Lock()
 
-    @staticmethod
-    def providers() -> list[str]:
+    def providers(self) -> list[str]:
         """The providers whose speech this node may make for others."""
-        return [spec.name for spec in registry.SPECS if spec.remote is not None]
+        unserved = self.unserved()
+        return [spec.name for spec in registry.SPECS if spec.remote is not None and spec.name not in unserved]
+
+    def unserved(self) -> set[str]:
+        """The providers that could move but lack this node's own settings (``RemoteSpec.own``: no
+        GPT-SoVITS server of its own): its node document leaves them out, so no home sends them here."""
+        return {spec.name for spec in registry.SPECS if spec.remote is not None
+                and not all(key in self._own.get(spec.name, {}) for key in spec.remote.own)}
 
     def take(self, provider: str, payload: bytes, reply: Reply,
              answers_home: Callable[[str], bool] = lambda home: True) -> None:
@@ -137,11 +147,11 @@ class SpeakWorker:
                                "state document does not: nothing fetched (the token goes only to a node's own door)")
         files = {role: self._blobs.get(ref.sha256, job.home_url, self._token(), size=ref.size)
                  for role, ref in job.files.items()}
-        if "model" not in files:
-            raise ServiceError("invalid_payload", "the job names no model")
+        if spec.remote.required[0] not in files:
+            raise ServiceError("invalid_payload", f"the job names no {spec.remote.required[0]}")
         key = hashlib.sha256("".join(sorted(ref.sha256 for ref in job.files.values())).encode()).hexdigest()[:16]
         folder = self._layout.work_dir / job.provider / key
-        settings = spec.remote.place(settings, files, folder)
+        settings = spec.remote.place(settings, files, folder).updated(**self._own.get(job.provider, {}))
         ctx = ProviderContext(profile=job.home, profile_dir=folder, voices_dirs=(folder, self._layout.household_voices),
                               data_dir=self._layout.models_dir, run_dir=self._layout.run_dir, home=self._layout.home,
                               samples_dir=folder / "samples")

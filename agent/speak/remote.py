@@ -185,7 +185,7 @@ class RemoteSpeech:
         for role, path in remote.inputs(settings, ctx).items():
             sha = self._blobs.hash_of(path)
             if sha is None:
-                if role == "model":
+                if role in remote.required:
                     raise RemoteError(f"{path} is not among the files this node lends (its voices folders)", NO_WORKER)
                 continue  # the worker uses its own
             files[role] = BlobRef(sha256=sha, size=path.stat().st_size, name=path.name)

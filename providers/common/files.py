@@ -33,3 +33,16 @@ def file_tag(path: Path) -> str:
         return "+".join(file_tag(p) for p in sorted(path.iterdir()) if p.is_file())
     stat = path.stat()
     return f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
+
+
+def link_now(target: Path, link: Path) -> None:
+    """``link`` -> ``target``, replaced at once (a reader never finds it missing)."""
+    try:
+        if os.readlink(link) == str(target):
+            return
+    except OSError:
+        pass
+    fresh = link.with_name(f".{link.name}.new")
+    fresh.unlink(missing_ok=True)
+    fresh.symlink_to(target)
+    os.replace(fresh, link)

@@ -6,10 +6,10 @@ voice (Piper or Kokoro) is named in the settings; the worker uses its own copy o
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from providers.base import ProviderContext
+from providers.common.files import link_now
 from providers.rvc import assets
 from providers.rvc.config import RvcSettings
 from providers.settings_base import ProviderSettings
@@ -38,24 +38,12 @@ def place(settings: ProviderSettings, files: dict[str, Path], folder: Path) -> P
     assert isinstance(settings, RvcSettings)
     speaker = folder / assets.MODELS_DIR / settings.speaker_id
     speaker.mkdir(parents=True, exist_ok=True)
-    _link(files["model"], speaker / f"{settings.speaker_id}.pth")
+    link_now(files["model"], speaker / f"{settings.speaker_id}.pth")
     index = speaker / f"{settings.speaker_id}.index"
     if "index" in files:
-        _link(files["index"], index)
+        link_now(files["index"], index)
     else:
         index.unlink(missing_ok=True)
     return settings.updated(content_encoder_path=str(files["encoder"]) if "encoder" in files else "",
                             rmvpe_path=str(files["rmvpe"]) if "rmvpe" in files else "")
 
-
-def _link(target: Path, link: Path) -> None:
-    """``link`` -> ``target``, replaced at once (a reader never finds it missing)."""
-    try:
-        if os.readlink(link) == str(target):
-            return
-    except OSError:
-        pass
-    fresh = link.with_name(f".{link.name}.new")
-    fresh.unlink(missing_ok=True)
-    fresh.symlink_to(target)
-    os.replace(fresh, link)

@@ -36,6 +36,7 @@ class Reference:
     audio: Path
     transcript: str
     tag: str  # changes whenever the audio or its transcript changes
+    text_file: Path | None = None  # where the transcript was read (None: reference-free mode)
 
 
 def speaker_dirs(ctx: ProviderContext, speaker: str) -> list[Path]:
@@ -64,7 +65,7 @@ def find_reference(ctx: ProviderContext, speaker: str) -> Reference:
         except (OSError, UnicodeDecodeError) as exc:
             raise VoiceNotFoundError(f"cannot read the transcript {text_file}: {exc}") from exc
         _check_length(audio)
-        return Reference(audio, transcript, _tag(audio, text_file))
+        return Reference(audio, transcript, _tag(audio, text_file), text_file)
     raise VoiceNotFoundError(
         f"no reference audio for GPT-SoVITS speaker '{speaker}': put a 3-10 s WAV or MP3 and its transcript "
         f"(same name, .txt) in {folders[0]} (recording samples fills it with the best one)"

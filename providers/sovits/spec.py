@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from providers.sovits import actions, cli
+from providers.sovits import actions, cli, remote
 from providers.sovits.config import SovitsSettings
-from providers.spec import CliSpec, DatasetSpec, ProviderSpec, Readiness, SampleView, true_transcript
+from providers.spec import CliSpec, DatasetSpec, ProviderSpec, Readiness, RemoteSpec, SampleView, true_transcript
 
 REFERENCE_SECONDS = (5.0, 10.0)
 
@@ -44,4 +44,6 @@ SPEC = ProviderSpec(
     actions=actions.ACTIONS,
     watch=actions.watch,
     cli=CliSpec(cli.add_parser, cli.run),
+    # a worker speaks it through its own server (VOICE_AGENT_SOVITS_URL) from the reference sent by hash
+    remote=RemoteSpec(remote.inputs, remote.place, required=(remote.REFERENCE, remote.TRANSCRIPT), own=remote.OWN),
 )
