@@ -404,3 +404,26 @@ def test_a_sealed_job_whose_response_topic_is_not_its_homes_is_not_run(tmp_path:
     said: list[bytes] = []
     home.workers["desk"].take("rvc", job.to_json(), said.append, answers_home=lambda node: node == "elsewhere")
     assert said == [] and home.workers["desk"].taken == 0
+
+
+def test_a_sovits_transcript_the_home_does_not_lend_keeps_the_job_home_with_no_worker(tmp_path: Path) -> None:
+    """The prompt text is part of the voice: a worker never speaks from the audio alone when the
+    home has words for it (a .lab is not among the files lent)."""
+    from agent.nodes.placement import Place
+    from agent.speak.remote import RemoteError
+    from providers.sovits.config import SovitsSettings
+
+    folder = tmp_path / "voices" / "sovits-reference" / "anna"
+    folder.mkdir(parents=True)
+    (folder / "anna.wav").write_bytes(b"RIFF")
+    (folder / "anna.lab").write_text("Words.", encoding="utf-8")
+    broker: list[str | None] = []
+    remote = RemoteSpeech("home", "http://home:8080", NodeRegistry(), BlobIndex(lambda: [tmp_path / "voices"]),
+                          token=lambda: "household")
+    remote.use(type("Link", (), {"ready": lambda self: True,
+                                 "send": lambda self, provider, node, payload, correlation: broker.append(node)})())
+    speech = remote.run("sovits", Place("desk"), "Hi.", SovitsSettings.model_validate({"speakerId": "anna"}),
+                        loose_context(tmp_path, (tmp_path / "voices",)), lambda node: None)
+    with pytest.raises(RemoteError) as caught:
+        next(iter(speech))
+    assert caught.value.code == "no_worker" and "anna.lab" in str(caught.value) and broker == []
