@@ -161,7 +161,7 @@ def test_run_on_names_where_a_providers_speech_is_made() -> None:
 
 
 @pytest.mark.parametrize("bad, says", [
-    ({"speak": {"piper": "auto"}}, "another node can speak for: rvc"),  # Piper runs where its profile is
+    ({"speak": {"piper": "auto"}}, "another node can speak for: sovits, rvc"),  # Piper runs where its profile is
     ({"speak": {"rvc": "a/b"}}, "runOn.speak.rvc"),  # not a node name (a topic level)
     ({"speak": {"rvc": "$SYS"}}, "runOn.speak.rvc"),
     ({"speak": {"nobody": "auto"}}, "runOn.speak.nobody"),
