@@ -56,6 +56,13 @@ def test_wide_characters_count_twice_towards_the_first_cut() -> None:
     assert pieces(head[1:] + tail + "いい") == [head[1:] + tail + "いい"]  # the clause one character too short
 
 
+def test_fullwidth_punctuation_counts_twice_as_the_characters_beside_it() -> None:
+    head = "今" * (FIRST_CLAUSE_CHARS // 2 - 1) + "，"  # the fullwidth comma of Chinese (width F, not W)
+    tail = "天" * (FIRST_CUT_CHARS // 2) + "。"
+    assert pieces(head + tail) == [head, tail]  # FIRST_CLAUSE_CHARS with its comma: long enough to stand alone
+    assert pieces(head[1:] + tail) == [head[1:] + tail]
+
+
 def test_the_first_cut_starts_just_past_its_bounds() -> None:
     clause = "a" * (FIRST_CLAUSE_CHARS - 1) + ","  # exactly FIRST_CLAUSE_CHARS with its comma
     tail = "b" * (FIRST_CUT_CHARS - len(clause) - 1)  # the sentence exactly FIRST_CUT_CHARS long
