@@ -193,7 +193,10 @@ class Probe:
         return json.loads(self.wait_for(match, timeout, after)[1])
 
     def responses(self, profile: str, command: str) -> list[dict[str, Any]]:
-        topic = f"{self.base}/{profile}/response/{command}"
+        return self.documents(f"{self.base}/{profile}/response/{command}")
+
+    def documents(self, topic: str) -> list[dict[str, Any]]:
+        """The JSON documents seen on ``topic`` so far, in order."""
         with self._lock:
             return [json.loads(p) for t, p, _ in self.seen if t == topic]
 

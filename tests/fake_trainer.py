@@ -31,6 +31,7 @@ class CountingParams(BaseModel):
     refuse: str = Field("", description="Refuse the dataset with this reason (as a real trainer would).")
     voice: bool = Field(False, description="Leave a voice the profile can speak with: the bundled Piper voice, copied.")
     memory_mb: int = Field(0, ge=0, le=10**7, description="The memory it says it needs (it takes none of it).")
+    ignore_stop: bool = Field(False, description="Go on when asked to stop (a trainer stuck in a step).")
 
 
 class CountingTrainer:
@@ -69,7 +70,7 @@ class CountingTrainer:
             if saved_now:
                 _save(checkpoint, {"step": step, "value": value})
             report(Progress("training", step, params.steps, loss=1.0 / step, checkpoint=saved_now))
-            if should_stop():
+            if should_stop() and not params.ignore_stop:
                 if not saved_now:
                     _save(checkpoint, {"step": step, "value": value})
                     report(Progress("training", step, params.steps, checkpoint=True))

@@ -59,8 +59,12 @@ class Router:
         self._max_bytes = max_request_bytes
         self._max_audio_bytes = max_audio_bytes
 
+    def at_home_elsewhere(self, profile: str) -> bool:
+        """Not this node's profile but another online node's: its requests are that node's."""
+        return not self._profile_exists(profile) and self._elsewhere(profile)
+
     def dispatch(self, profile: str, name: str, payload: bytes) -> None:
-        if not self._profile_exists(profile) and self._elsewhere(profile):
+        if self.at_home_elsewhere(profile):
             log.debug("request %s/%s is for a profile at home on another node", profile, name)
             return
         request_id: str | None = None

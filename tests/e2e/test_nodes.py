@@ -64,8 +64,9 @@ def wait_nodes(url: str, check: Any, timeout: float = 30) -> dict[str, dict[str,
 
 def test_nodes_see_each_other_and_a_killed_one_goes_offline(tmp_path: Path) -> None:
     broker = Mosquitto(tmp_path / "mq").start()
-    home, home_url = node_agent(tmp_path / "a", broker, "home-server", ("kitchen",))
-    gpu, gpu_url = node_agent(tmp_path / "b", broker, "gpu-desktop", ("office",), VOICE_AGENT_WORKER="true")
+    home, home_url = node_agent(tmp_path / "a", broker, "home-server", ("kitchen",), VOICE_AGENT_HA_DISCOVERY="true")
+    gpu, gpu_url = node_agent(tmp_path / "b", broker, "gpu-desktop", ("office",), VOICE_AGENT_WORKER="true",
+                              VOICE_AGENT_HA_DISCOVERY="true")
     try:
         home.wait_log("ready")
         gpu.wait_log("ready")
@@ -86,6 +87,13 @@ def test_nodes_see_each_other_and_a_killed_one_goes_offline(tmp_path: Path) -> N
         # each node answers in order: both answered n1, so an answer of either to k1 has come too
         assert [(r["id"], r["status"]) for r in probe.responses("kitchen", "config")] == [("k1", "ok")]
         assert {r["code"] for r in probe.responses("attic", "config")} == {"unknown_profile"}
+        # Home Assistant's commands alike: both nodes hear voice/+/hass/+, the profile's home answers
+        probe.publish("voice/kitchen/hass/provider", "piper")
+        probe.publish("voice/attic/hass/provider", "piper")  # nobody's: both say so, each after any word on kitchen
+        assert probe.event("kitchen", "hass.config.set")["data"]["status"] == "ok"
+        probe.wait_for(lambda t, p: t == "voice/attic/event/hass.config.set" and len(probe.documents(t)) == 2)
+        assert [e["data"]["status"] for e in probe.documents("voice/kitchen/event/hass.config.set")] == ["ok"]
+        assert {e["data"]["code"] for e in probe.documents("voice/attic/event/hass.config.set")} == {"unknown_profile"}
 
         gpu.stop(signal.SIGKILL)  # no clean stop: the broker tells its last will
         found = wait_nodes(home_url, lambda n: not n["gpu-desktop"]["online"])

@@ -111,6 +111,9 @@ class HassDiscovery:
         if parsed is None:
             return False
         profile, object_id = parsed
+        if self._router.at_home_elsewhere(profile):  # every node hears every profile's commands
+            log.debug("%s is for profile %s, at home on another node: left to it", topic, profile)
+            return True
         command = command_of(object_id)
         if command is None:
             log.warning("no Home Assistant entity %r: ignored the message on %s", object_id, topic)

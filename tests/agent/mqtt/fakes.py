@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 from agent.commands import Command
 from agent.events import StateBoard
+from agent.nodes.registry import NodeRegistry
 from agent.requests import ConfigSetRequest, Request
 from agent.speak.requests import SpeakRequest
 from agent.train.requests import TrainRequest
@@ -143,4 +144,5 @@ def mqtt_core(profiles: dict[str, str] | None = None) -> Any:
         calls=commands, commands=commands.table(), state=StateBoard(), streams=Streams(), providers=providers,
         layout=SimpleNamespace(exists=lambda name: name in providers, names=lambda: list(providers)),
         configs=SimpleNamespace(get=lambda name: SimpleNamespace(tts=SimpleNamespace(provider=providers[name]))),
+        nodes=SimpleNamespace(registry=NodeRegistry()),  # the household's other nodes, as the test says they are
     )

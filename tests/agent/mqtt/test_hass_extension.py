@@ -21,6 +21,7 @@ from agent.errors import ServiceError
 from agent.mqtt.hass.entities import HassTopics, NodeDevice, ProfileDevice
 from agent.mqtt.hass.extension import HassDiscovery, select_options
 from agent.mqtt.topics import Topics
+from agent.nodes.state import NodeState
 from agent.settings import AgentSettings
 from agent.voices.requests import VoicesRequest
 from tests.agent.mqtt.fakes import Published, Transport, mqtt_core
@@ -320,6 +321,31 @@ def test_a_message_refused_before_any_command_is_an_error_event(
     assert REQUEST_ID.fullmatch(data.pop("id"))
     assert data == {"status": "error", "code": code, "error": error}
     assert [r.getMessage() for r in caplog.records] == [f"Home Assistant's {command} for {profile} refused: {code}: {error}"]
+
+
+def test_a_command_for_a_profile_at_home_on_another_node_is_left_to_that_node(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Every node hears every profile's entity commands (``<base>/+/hass/+``): one for a profile
+    another online node lists is that node's to carry out, so this one says nothing (an
+    ``unknown_profile`` event would tell Home Assistant that a request failed which its home did)."""
+    discovery, core, transport = made(tmp_path, {"default": "piper"})
+    core.nodes.registry.heard("desk", NodeState(node="desk", profiles=["office"]).to_json())
+    core.nodes.registry.heard(NODE, NodeState(node=NODE, profiles=["default", "gone"]).to_json())  # not refreshed yet
+    with caplog.at_level(logging.DEBUG, "agent.mqtt.hass.extension"):
+        for object_id in ("speak", "provider", "voice", "train_kokoro", "samples"):
+            assert discovery.on_message(f"voice/office/hass/{object_id}", b"PRESS")
+    assert transport.sent == [] and core.calls.calls == {}
+    assert [r.getMessage() for r in caplog.records][:2] == [
+        "voice/office/hass/speak is for profile office, at home on another node: left to it",
+        "voice/office/hass/provider is for profile office, at home on another node: left to it"]
+    assert len(caplog.records) == 5
+    assert discovery.on_message("voice/default/hass/speak", b"Hello.")  # its own still its own
+    assert core.calls.only("speak").profile == "default"
+    assert discovery.on_message("voice/gone/hass/speak", b"Hello.")  # this node's own (stale) document is no other home
+    assert answered(transport, "gone", "speak")["code"] == "unknown_profile"
+    core.nodes.registry.heard("desk", NodeState.offline("desk").to_json())  # its home gone: nobody's, and said so
+    assert discovery.on_message("voice/office/hass/speak", b"Hello.")
+    assert answered(transport, "office", "speak")["code"] == "unknown_profile"
 
 
 def test_what_the_command_refuses_is_an_error_event_with_its_code(tmp_path: Path) -> None:

@@ -56,6 +56,13 @@ def test_wide_characters_count_twice_towards_the_first_cut() -> None:
     assert pieces(head[1:] + tail + "いい") == [head[1:] + tail + "いい"]  # the clause one character too short
 
 
+def test_fullwidth_punctuation_counts_twice_as_the_characters_beside_it() -> None:
+    head = "今" * (FIRST_CLAUSE_CHARS // 2 - 1) + "，"  # the fullwidth comma of Chinese (width F, not W)
+    tail = "天" * (FIRST_CUT_CHARS // 2) + "。"
+    assert pieces(head + tail) == [head, tail]  # FIRST_CLAUSE_CHARS with its comma: long enough to stand alone
+    assert pieces(head[1:] + tail) == [head[1:] + tail]
+
+
 def test_the_first_cut_starts_just_past_its_bounds() -> None:
     clause = "a" * (FIRST_CLAUSE_CHARS - 1) + ","  # exactly FIRST_CLAUSE_CHARS with its comma
     tail = "b" * (FIRST_CUT_CHARS - len(clause) - 1)  # the sentence exactly FIRST_CUT_CHARS long
@@ -63,3 +70,18 @@ def test_the_first_cut_starts_just_past_its_bounds() -> None:
     assert pieces(f"{clause} {tail}b") == [clause, f"{tail}b"]
     short = clause[1:]  # one letter less: too short to stand alone
     assert pieces(f"{short} {tail}bb") == [f"{short} {tail}bb"]
+
+
+def test_a_sentence_or_a_word_of_exactly_the_limit_is_taken_as_it_came() -> None:
+    assert pieces("aaa  bbb.", max_chars=9) == ["aaa  bbb."]  # whole: its spacing kept
+    assert pieces("aaa  bbbb.", max_chars=9) == ["aaa bbbb."]  # one more: cut between words, which fit again
+    word = "a" * MAX_RUN_CHARS
+    assert pieces(f"{word}  b.") == [f"{word}  b."]
+    assert pieces(f"{word}a  b.") == [f"{word} a b."]  # a run too long: cut, and the words joined again
+
+
+def test_parts_and_pieces_are_joined_up_to_exactly_the_limit() -> None:
+    assert pieces("aa, bb, cc.", max_chars=7) == ["aa, bb,", "cc."]  # clauses of a long sentence
+    assert pieces("aa, bb, cc.", max_chars=6) == ["aa,", "bb,", "cc."]
+    assert pieces("A. Bb. Cc.", max_chars=7) == ["A.", "Bb. Cc."]  # sentences after the first
+    assert pieces("A. Bb. Cc.", max_chars=6) == ["A.", "Bb.", "Cc."]

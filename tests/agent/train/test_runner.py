@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from agent.gpu.arbiter import GpuArbiter
 from agent.gpu.hogs import HogPauser
 from agent.layout import Layout
 from agent.train.jobs import Job, JobStore
+from agent.train import runner as runner_module
 from agent.train.runner import JobRunner, Launch
 from agent.train.schedule import IdlePolicy, parse_window
 from tests.agent.gpu.test_arbiter import FakeGpus
@@ -355,7 +357,8 @@ def test_speech_leaves_a_cpu_job_alone(rig: Rig) -> None:
 def test_a_stop_checkpoints_and_the_next_runner_resumes_to_the_same_result(rig: Rig) -> None:
     job = rig.job(steps=80, step_seconds=0.03)
     rig.runner.tick()
-    rig.recorder.wait("training.checkpoint")
+    rig.recorder.wait("training.checkpoint")  # said by its follower: a daemon thread named for the job
+    assert [t.daemon for t in threading.enumerate() if t.name == f"train-{job.id}"] == [True]
     rig.recorder.slow["training.paused"] = 0.5
     rig.runner.stop()
     paused = rig.recorder.named("training.paused")  # told before stop returns: the broker's connection closes next
@@ -370,6 +373,33 @@ def test_a_stop_checkpoints_and_the_next_runner_resumes_to_the_same_result(rig: 
     rig.recorder.wait("training.finished", timeout=60)
     assert result_of(rig) == expected_value("owner", 80)
     later.stop()
+
+
+def test_a_job_that_does_not_stop_when_asked_is_killed_after_the_grace(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner_module, "STOP_GRACE", 0.5)  # 60 s in the agent
+    job = rig.job(steps=2000, step_seconds=0.02, ignore_stop=True)  # 40 s if it ran to its end
+    rig.runner.tick()
+    rig.recorder.wait("training.checkpoint")
+    pid = rig.runner.running_info()["pid"]  # type: ignore[index]
+    rig.runner.stop()
+    paused = rig.recorder.named("training.paused")
+    assert len(paused) == 1 and "agent is stopping" in paused[0]["reason"] and rig.state(job) == "queued"
+    assert not rig.recorder.named("training.finished")
+    saved = rig.jobs.get(job.id)
+    assert saved is not None and 0 < saved.progress["step"] < 2000
+    with pytest.raises(ProcessLookupError):  # killed, and reaped by its follower
+        os.kill(pid, 0)
+
+
+def test_after_a_stop_no_tick_starts_a_job(rig: Rig) -> None:
+    """The scheduler's thread may tick once more while the agent stops: the runner stays stopped."""
+    rig.runner.stop()
+    job = rig.job()
+    rig.runner.tick()
+    assert rig.prepared == [] and rig.state(job) == "queued" and rig.runner.running_job is None
+    other = rig.another_runner()  # nor holds the home's jobs: the next runner may take them
+    assert other.recover()
+    other.release()
 
 
 def test_one_runner_runs_a_homes_jobs(rig: Rig) -> None:

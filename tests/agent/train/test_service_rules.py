@@ -158,7 +158,7 @@ def test_bad_params_are_refused_with_each_problem_under_params(rig: Rig) -> None
 def test_a_queued_job_holds_its_params_with_the_defaults_filled_in(rig: Rig) -> None:
     job = rig.submit(params={"steps": 7})["job"]
     assert job["params"] == {"steps": 7, "step_seconds": 0.05, "save_every": 5, "refuse": "", "voice": False,
-                             "memory_mb": 0}
+                             "memory_mb": 0, "ignore_stop": False}
     assert (job["profile"], job["provider"], job["speaker"], job["run_when"], job["state"], job["dataset"]) == (
         "default", "counting", "owner", "idle", "queued", None)
     stored = rig.service.jobs.get(job["id"])
