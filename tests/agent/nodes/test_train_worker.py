@@ -8,6 +8,7 @@ job process against a real home."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import threading
@@ -441,3 +442,45 @@ def test_only_the_last_job_logs_are_kept_and_an_earlier_runs_folders_go_at_start
     (new,) = [p.name for p in logs.iterdir() if not p.name.startswith("old")]
     assert sorted(p.name for p in logs.iterdir()) == sorted([new, "old1.log", "old2.log"])  # pruned before it opened
     assert sorted(setup.worker.providers()) == ["counting"]
+
+
+def test_the_agent_stopping_waits_for_the_last_word_only_so_long_and_a_stubborn_trainer_never_holds_it(
+        tmp_path: Path) -> None:
+    gate = threading.Event()
+
+    def stubborn(process: Process, document: dict[str, Any]) -> Iterator[str]:
+        yield progress(1)
+        assert gate.wait(WAIT)
+
+    setup = Setup(tmp_path, stubborn, code=-9)
+    setup.take(setup.job())
+    with setup.home._last:
+        assert setup.home._last.wait_for(lambda: setup.home.kinds()[-1:] == ["progress"], WAIT)
+    setup.worker.stop(wait_s=0.01)  # returns though the job has not ended
+    assert setup.processes[0].signals == [signal.SIGTERM] and setup.home.kinds()[-1] == "progress"
+    grace = [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
+    assert grace and all(t.daemon for t in grace)  # its kill after the grace never keeps the agent from exiting
+    for timer in grace:
+        timer.cancel()
+    gate.set()
+    assert setup.home.last().status == "stopped"
+
+
+def test_a_stop_that_is_not_one_or_not_for_the_running_job_says_why_it_is_ignored(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "agent.nodes.train_worker")
+    setup = Setup(tmp_path, finishing)
+    setup.worker.stop_asked(b"[]")
+    setup.worker.stop_asked(StopWork(id="j9.abc123", home="home").sealed(TOKEN).to_json())
+    assert caplog.messages[0].startswith("ignored a stop: not a stop: ")
+    assert caplog.messages[1] == "ignored a stop of job j9.abc123 from home: not the job running here, or not sealed"
+
+
+def test_the_job_processes_lines_are_read_to_their_end_after_its_result(tmp_path: Path) -> None:
+    def late(process: Process, document: dict[str, Any]) -> Iterator[str]:
+        yield result("refused", error="no")
+        yield progress(10)  # its pipe is drained: a process never blocks on a full one
+
+    setup = Setup(tmp_path, late)
+    setup.take(setup.job())
+    assert setup.home.last().status == "refused" and setup.home.kinds() == ["accepted", "progress", "done"]

@@ -10,6 +10,7 @@ import io
 import json
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -74,14 +75,14 @@ def worker_doc(node: str, trains: bool = True) -> bytes:
 
 
 class Home:
-    def __init__(self, root: Path, bounds: Bounds = BOUNDS, url: str = "http://home:8080") -> None:
+    def __init__(self, root: Path, bounds: Bounds = BOUNDS, url: str = "http://home:8080", clock: Any = None) -> None:
         self.root = root
         self.registry = NodeRegistry()
         for name in ("desk", "attic"):
             self.registry.heard(name, worker_doc(name))
         self.link = Link()
         self.remote = RemoteTraining("home", url, self.registry, Lent(root / "lent"), token=lambda: TOKEN,  # type: ignore[arg-type]
-                                     bounds=bounds)
+                                     bounds=bounds, **({} if clock is None else {"clock": clock}))
         self.remote.use(self.link)
         self.dataset = root / "lent" / "dataset"
         self.dataset.mkdir(parents=True)
@@ -232,6 +233,36 @@ def test_where_a_job_goes_depends_on_the_link_and_the_url(tmp_path: Path) -> Non
     assert read_stop(home.remote.seal(StopWork(id="j1.aaaaaa", home="home")).to_json()).sealed_by(TOKEN)
 
 
+def test_a_job_named_for_this_node_or_an_unknown_or_unable_one_stays_here_and_says_why(tmp_path: Path) -> None:
+    home = Home(tmp_path)
+    assert home.remote.place("home", "counting") == Place(None)  # runOn names this node itself
+    assert home.remote.place("cellar", "counting") == Place(None, "no_worker", "node 'cellar' has not been heard of")
+    home.registry.heard("desk", worker_doc("desk", trains=False))
+    assert home.remote.place("desk", "counting") == Place(
+        None, "no_worker", "node 'desk' takes no counting training (VOICE_AGENT_WORKER, its providers)")
+    home.registry.heard("desk", NodeState.offline("desk").to_json())
+    assert home.remote.place("desk", "counting") == Place(None, "no_worker", "node 'desk' is offline")
+
+
+def test_a_checkpoint_needs_its_files_each_once_and_one_that_fails_to_land_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for files in ([], [FileData.of("a.bin", b"1"), FileData.of("a.bin", b"2")]):
+        with pytest.raises(module.WorkError, match="^a checkpoint needs its files, each once$"):
+            keep_checkpoint(tmp_path / "job", files, 3)
+    assert not (tmp_path / "job").exists()
+    deep = keep_checkpoint(tmp_path / "a" / "b", [FileData.of("a.bin", b"1")], 3)  # its parents made
+    assert held_checkpoint(tmp_path / "a" / "b") == (deep, 3)
+
+    def fails(source: Path, target: Path) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(module.os, "rename", fails)
+    with pytest.raises(OSError, match="disk full"):
+        keep_checkpoint(tmp_path / "a" / "b", [FileData.of("a.bin", b"2")], 4)
+    assert sorted(p.name for p in (tmp_path / "a" / "b").iterdir()) == [deep.name, "remote.json"]
+    assert held_checkpoint(tmp_path / "a" / "b") == (deep, 3)
+
+
 def test_a_stop_is_asked_of_the_worker_that_took_it_and_its_stopped_word_ends_the_job(tmp_path: Path) -> None:
     home = Home(tmp_path)
     job = home.start()
@@ -291,8 +322,7 @@ def test_a_worker_that_goes_offline_or_fails_is_lost_and_one_that_is_never_heard
     home.link.wait(works=1)
     home.say(job, "accepted")
     home.say(job, "failed", code="blob_fetch_failed", message="no blob")
-    assert home.end(job) == (1, []) and job.lost is not None and job.lost[0] == "worker_failed"
-    assert "worker desk failed (blob_fetch_failed): no blob" in home.log.getvalue()
+    assert home.end(job) == (1, []) and job.lost == ("worker_failed", "worker desk failed (blob_fetch_failed): no blob")
 
     home = Home(tmp_path / "3", Bounds(first_reply_s=0.05, silence_s=WAIT, tries=1, audio_s=WAIT, output="progress"))
     job = home.start(Place("desk"))
@@ -306,11 +336,11 @@ def test_declines_go_to_the_next_worker_and_busy_ones_are_asked_again_later(tmp_
     home = Home(tmp_path)
     job = home.start(Place(ANY_WORKER, workers=2))
     home.link.wait(works=1)
-    home.say(job, "declined", code="busy", message="desk runs a training job already")
+    home.say(job, "declined", code="busy")  # no words: its code says it
     home.link.wait(works=2)  # published again for another worker
     home.say(job, "declined", node="attic", code="busy", message="attic too")
     home.link.wait(works=3)  # every worker busy: asked again after BUSY_RETRY_S
-    assert "every worker is busy" in home.log.getvalue()
+    assert "every worker is busy (desk: busy; attic: attic too); trying again in 0.01 s" in home.log.getvalue()
     home.say(job, "accepted", node="attic")
     home.say(job, "done", node="attic", status="refused", message="too short")
     code, lines = home.end(job)
@@ -322,6 +352,7 @@ def test_declines_go_to_the_next_worker_and_busy_ones_are_asked_again_later(tmp_
     home.say(job, "declined", code="trainer_unavailable", message="desk has no counting trainer")
     code, lines = home.end(job)
     assert code == 0 and lines[0]["code"] == "no_worker" and len(home.link.work) == 1
+    assert lines[0]["error"] == "no worker took the job: every try was declined (desk: desk has no counting trainer)"
     assert "declined by desk (trainer_unavailable): desk has no counting trainer" in home.log.getvalue()
 
 
@@ -368,3 +399,46 @@ def test_a_job_without_a_link_fails_and_the_runner_never_waits_for_ever(tmp_path
         job.wait(0.01)
     job.kill()
     assert job.wait(WAIT) == -9
+
+
+class Clock:
+    """The home's clock, moved by the test; ``settle`` waits until the job has taken every reply."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def settle(job: RemoteJob) -> None:
+    deadline = time.monotonic() + WAIT
+    while not job._replies.empty():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("word", ["alive", "progress"])
+def test_each_word_of_the_worker_that_took_it_moves_its_bounds(tmp_path: Path, word: str) -> None:
+    clock = Clock()
+    home = Home(tmp_path, Bounds(first_reply_s=WAIT, silence_s=10.0, tries=1, audio_s=10.0 if word == "progress" else 1e9,
+                                 output="progress"), clock=clock)
+    job = home.start()
+    home.link.wait(works=1)
+    home.say(job, "accepted")
+    settle(job)
+    clock.now = 9.0
+    home.say(job, word, progress=TrainProgress(step=1, total=9) if word == "progress" else None)
+    home.say(job, "alive", node="attic")  # not the worker that took it: no word of this job
+    settle(job)
+    clock.now = 15.0  # 10 s after its accept, 6 s after its word
+    with pytest.raises(subprocess.TimeoutExpired):
+        job.wait(1.0)  # a few turns of its loop at 15 s: still waiting (a job whose bounds did not move ends)
+    home.say(job, "done", status="refused", message="no")
+    code, lines = home.end(job)
+    assert (code, job.lost, lines[-1]["status"]) == (0, None, "refused")
+
+
+def test_a_correlation_that_is_not_text_is_no_training_jobs(tmp_path: Path) -> None:
+    home = Home(tmp_path)
+    assert not home.remote.replied(b"\xff\xfe", b"{}")
