@@ -213,6 +213,8 @@ def test_progress_goes_home_at_most_every_progress_s_but_the_last_step_and_each_
     (-9, [], "the job process on desk ended (signal 9) without a result"),
     (1, [result("finished", outputs=[])], "the job process on desk ended (exit code 1) without a result"),
     (0, [result("refused", error="too short")], None),
+    (0, [], "the job process on desk ended (exit code 0) without a result"),
+    (1, [result("refused", error="too short")], "the job process on desk ended (exit code 1) without a result"),
 ])
 def test_a_job_process_that_ends_without_a_result_fails_with_how_it_ended(
         tmp_path: Path, code: int, lines: list[str], words: str | None) -> None:
@@ -259,12 +261,25 @@ def test_trained_files_outside_the_output_folder_or_too_large_for_a_reply_fail(
     last = setup.home.last()
     assert (last.kind, last.code) == ("failed", "too_large") and last.message.startswith("the trained files take more than")
 
+    def huge(process: Process, document: dict[str, Any]) -> Iterator[str]:
+        (Path(document["output_dir"]) / "a.bin").write_bytes(b"1" * (1 << 20) + b"1")
+        yield result("finished", outputs=[str(Path(document["output_dir"]) / "a.bin")])
+
+    monkeypatch.setattr(module, "MAX_INLINE_BYTES", 1 << 20)
+    setup = Setup(tmp_path / "5", huge)
+    setup.take(setup.job())
+    assert setup.home.last().message == "the trained files take more than 1 MB: too much for a reply"
+
 
 def test_a_job_whose_home_url_is_not_its_homes_or_whose_params_are_wrong_fetches_nothing_and_fails(tmp_path: Path) -> None:
     setup = Setup(tmp_path, finishing)
     setup.take(setup.job(home_url="http://attacker:8080"))
     last = setup.home.last()
     assert (last.kind, last.code) == ("failed", "untrusted_home") and "http://attacker:8080" in last.message
+    setup = Setup(tmp_path / "long", finishing)
+    setup.take(setup.job(home_url="http://" + "a" * 2100))
+    last = setup.home.last()
+    assert (last.kind, last.code, len(last.message)) == ("failed", "untrusted_home", 2000)  # cut to what a reply holds
     setup = Setup(tmp_path / "2", finishing)
     setup.take(setup.job(params={"steps": 0}))
     last = setup.home.last()
@@ -432,7 +447,7 @@ def test_only_the_last_job_logs_are_kept_and_an_earlier_runs_folders_go_at_start
     logs.mkdir(parents=True)
     for n in range(3):
         (logs / f"old{n}.log").write_text("x")
-        os.utime(logs / f"old{n}.log", (1000 + n, 1000 + n))
+        os.utime(logs / f"old{n}.log", (1000 - n, 1000 - n))  # old2 is the oldest: by time, not by name
     (setup.layout.work_dir / "train" / "left").mkdir()
     (setup.layout.work_dir / "train" / "a-file").write_text("kept")
     setup.worker.start()
@@ -440,7 +455,7 @@ def test_only_the_last_job_logs_are_kept_and_an_earlier_runs_folders_go_at_start
     setup.take(setup.job())
     setup.home.last()
     (new,) = [p.name for p in logs.iterdir() if not p.name.startswith("old")]
-    assert sorted(p.name for p in logs.iterdir()) == sorted([new, "old1.log", "old2.log"])  # pruned before it opened
+    assert sorted(p.name for p in logs.iterdir()) == sorted([new, "old0.log", "old1.log"])  # pruned before it opened
     assert sorted(setup.worker.providers()) == ["counting"]
 
 
@@ -484,3 +499,20 @@ def test_the_job_processes_lines_are_read_to_their_end_after_its_result(tmp_path
     setup = Setup(tmp_path, late)
     setup.take(setup.job())
     assert setup.home.last().status == "refused" and setup.home.kinds() == ["accepted", "progress", "done"]
+
+
+def test_a_fetched_file_is_copied_where_it_cannot_be_linked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def cannot(source: Path, target: Path) -> None:
+        raise OSError("another file system")
+
+    monkeypatch.setattr(module.os, "link", cannot)
+    setup = Setup(tmp_path, finishing)
+    setup.take(setup.job(checkpoint=[setup.home.file("state.json", b'{"step": 5}')], step=5))
+    assert setup.home.last().status == "finished"  # ``finishing`` saw every file in place
+
+
+def test_a_refusal_without_words_says_none(tmp_path: Path) -> None:
+    setup = Setup(tmp_path, lambda process, document: iter([result("refused")]))
+    setup.take(setup.job())
+    last = setup.home.last()
+    assert (last.status, last.message) == ("refused", "")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from agent.nodes.work import (FileData, SpeakWork, StopWork, TrainProgress, TrainReply, TrainWork, WorkError, WorkReply,
+from agent.nodes.work import (Answer, FileData, SpeakWork, StopWork, TrainProgress, TrainReply, TrainWork, WorkError, WorkReply,
                               read_job, read_reply, read_stop, read_train_job, read_train_reply)
 
 SHA = "ab" * 32
@@ -142,3 +142,11 @@ def test_a_progress_report_keeps_its_words_and_an_empty_one_is_all_zero() -> Non
                                           "message": "saved"})
     assert (progress.stage, progress.step, progress.total, progress.best, progress.loss, progress.message) == (
         "s" * 64, 0, 0, 0.5, 2.0, "saved")
+
+
+def test_a_reply_that_cannot_be_sent_is_logged_and_the_worker_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(payload: bytes) -> None:
+        raise OSError("the connection is gone")
+
+    Answer(TrainReply, "desk", "j.1", broken, "t").say("alive")
+    assert caplog.messages == ["could not reply to job j.1"]
