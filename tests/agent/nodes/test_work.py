@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from agent.nodes.work import (FileData, SpeakWork, StopWork, TrainProgress, TrainReply, TrainWork, WorkError, WorkReply,
+from agent.nodes.work import (Answer, FileData, SpeakWork, StopWork, TrainProgress, TrainReply, TrainWork, WorkError, WorkReply,
                               read_job, read_reply, read_stop, read_train_job, read_train_reply)
 
 SHA = "ab" * 32
@@ -111,3 +111,42 @@ def test_a_progress_report_crosses_as_finite_numbers() -> None:
         read_train_job(b"[]")
     with pytest.raises(WorkError, match="^not a training reply: "):
         read_train_reply(b'{"kind": "teleport"}')
+
+
+def test_what_a_bad_chunk_or_file_says_and_that_a_reply_carries_no_defaults() -> None:
+    chunk = WorkReply.chunk("desk", "home-1", 0, b"\x01\x00", 40000)
+    with pytest.raises(WorkError, match=r"^a chunk of job home-1 is not base64 PCM$"):
+        chunk.model_copy(update={"pcm": "AAAA!"}).audio()  # a character outside base64 is an error, not skipped
+    with pytest.raises(WorkError, match=r"^a chunk of job home-1 is not 16-bit PCM at a rate$"):
+        chunk.model_copy(update={"sample_rate": 0}).audio()
+    assert chunk.model_copy(update={"sample_rate": 1}).audio() == b"\x01\x00"
+    assert WorkReply(kind="alive", node="desk", id="j").to_json() == b'{"kind":"alive","node":"desk","id":"j"}'
+    file = FileData.of("a.bin", b"abc")
+    with pytest.raises(WorkError, match=r"^file a\.bin is not base64$"):
+        file.model_copy(update={"data": file.data + "!"}).content()
+    other = FileData.of("a.bin", b"abd")
+    with pytest.raises(WorkError) as wrong:
+        file.model_copy(update={"data": other.data}).content()
+    assert str(wrong.value) == (f"file a.bin is not the one named: 3 bytes, SHA-256 {other.sha256[:12]}..., "
+                                f"not 3 bytes, {file.sha256[:12]}...")
+    with pytest.raises(WorkError, match="^not a speak job: "):
+        read_job(b"[]")
+    with pytest.raises(WorkError, match="^not a work reply: "):
+        read_reply(b"[]")
+
+
+def test_a_progress_report_keeps_its_words_and_an_empty_one_is_all_zero() -> None:
+    assert TrainProgress.from_report({}) == TrainProgress()
+    assert TrainProgress.from_report({"step": None, "total": None, "stage": None, "message": None}) == TrainProgress()
+    progress = TrainProgress.from_report({"stage": "s" * 70, "step": -3, "total": -1, "best": 0.5, "loss": 2,
+                                          "message": "saved"})
+    assert (progress.stage, progress.step, progress.total, progress.best, progress.loss, progress.message) == (
+        "s" * 64, 0, 0, 0.5, 2.0, "saved")
+
+
+def test_a_reply_that_cannot_be_sent_is_logged_and_the_worker_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(payload: bytes) -> None:
+        raise OSError("the connection is gone")
+
+    Answer(TrainReply, "desk", "j.1", broken, "t").say("alive")
+    assert caplog.messages == ["could not reply to job j.1"]
