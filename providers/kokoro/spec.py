@@ -38,7 +38,7 @@ def use_voicepack(outputs: Sequence[Path], speaker: str, params: Any) -> dict[st
 
 
 # bench/RESULTS.md: a 60-step run took 7.5 minutes alone on the 2-core bench machine, checks included, before
-# the steps were recomputed in pieces (about twice the CPU a step, bench/voicepack_step_memory.py): about 15
+# the steps were recomputed in pieces (about twice the CPU a step, bench/voicepack_step_memory.py): about 15 now
 # bench/kokoro_voicepack.py: the job's process peaked at 2.3 GB (VmHWM; steps cut at 64 phonemes, recomputed in
 # pieces, large blocks mapped: bench/RESULTS.md "Kokoro voicepack training <= 3 GB"); 3 GB leaves room for a
 # machine whose checks run the float model and for the owner's longer check sentences
