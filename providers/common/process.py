@@ -28,16 +28,29 @@ def follow_parent(on_orphaned: Callable[[], None], interval: float = 1.0) -> Non
     threading.Thread(target=watch, name="follow-parent", daemon=True).start()
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``; ``None`` where the C library has none (musl, macOS)."""
+def _libc_function(name: str) -> Callable[..., int] | None:
+    """A glibc function (``malloc_trim``, ``mallopt``); ``None`` where the C library has none (musl, macOS)."""
     try:
-        trim: Callable[[int], int] = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        found: Callable[..., int] = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
     except (OSError, AttributeError):
         return None
-    return trim
+    return found
 
 
-_MALLOC_TRIM = _malloc_trim()
+_MALLOC_TRIM = _libc_function("malloc_trim")
+_MALLOPT = _libc_function("mallopt")
+M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+
+
+def map_large_allocations(threshold_bytes: int = 1 << 20) -> None:
+    """From now on, blocks of ``threshold_bytes`` or more are mapped on their own and unmapped
+    when freed. glibc raises this threshold as large blocks are freed (up to 32 MB), so a
+    process freeing and allocating activations of a few MB each (a gradient step) serves them
+    from its heap, where freed ones stay resident between live ones: a voicepack step peaked
+    at 3.0 instead of 3.5 GB with 1 MB, 1.9 instead of 2.6 GB with its graph recomputed in pieces
+    (bench/RESULTS.md). For processes that do such work alone, like a training job."""
+    if _MALLOPT is not None:
+        _MALLOPT(M_MMAP_THRESHOLD, int(threshold_bytes))
 
 
 def release_free_memory() -> None:

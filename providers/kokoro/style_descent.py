@@ -25,10 +25,13 @@ import torch
 
 from providers.common.process import release_free_memory
 from providers.kokoro.similarity import SYNTH_RATE, SpeakerEmbedder
-from providers.kokoro.torch_graph import F0_CURVE, load_differentiable
+from providers.kokoro.torch_graph import F0_CURVE, load_differentiable, recompute_in_segments
 
 PITCH_WEIGHT = 1.0  # loss per squared octave between the predicted and the target pitch
 VOICED_HZ = 40.0  # predicted F0 below this is an unvoiced frame
+# The graph in pieces recomputed in the backward pass: a step's peak is then the model, what passes
+# between the pieces and one piece's activations, not all of them (bench/RESULTS.md, issue 24).
+RECOMPUTE_SEGMENTS = 8
 
 
 class DifferentiableSpeakerEmbedding:
@@ -83,8 +86,10 @@ class StyleDescent:
     """Adam on a style offset, one training sentence per step."""
 
     def __init__(self, model_path: Path, base: np.ndarray, spread: np.ndarray, target: np.ndarray,
-                 embedder: SpeakerEmbedder, learning_rate: float, target_pitch: float = 0.0) -> None:
+                 embedder: SpeakerEmbedder, learning_rate: float, target_pitch: float = 0.0,
+                 segments: int = RECOMPUTE_SEGMENTS) -> None:
         self._model = load_differentiable(model_path, (F0_CURVE,))
+        self._segments = segments  # cut at the first step, measured on its sentence
         gc.collect()  # the conversion's intermediate graphs (about 0.6 GB) go back to the system
         release_free_memory()
         self._target_octave = float(np.log2(target_pitch)) if target_pitch > 0 else None
@@ -99,10 +104,16 @@ class StyleDescent:
         """One Adam step on ``tokens`` spoken with the current style; returns their similarity.
 
         ``seed`` fixes the graph's rounding-noise stand-in, so a resumed run repeats the steps."""
-        torch.manual_seed(seed)
         row = self._base[min(len(tokens), len(self._base)) - 1]  # as kokoro-onnx picks it
         style = (row + self.offset * self._spread).unsqueeze(0)
-        out = self._model(torch.tensor([[0, *tokens, 0]]), style, torch.tensor([speed]))
+        inputs = (torch.tensor([[0, *tokens, 0]]), style, torch.tensor([speed]))
+        if self._segments:
+            self._model = recompute_in_segments(self._model, (inputs[0], style.detach(), inputs[2]), self._segments)
+            self._segments = 0
+            gc.collect()
+            release_free_memory()
+        torch.manual_seed(seed)
+        out = self._model(*inputs)
         audio, f0 = out[0], out[-1]  # exports with a durations output have it in between
         similarity = self._embed(audio.reshape(-1)) @ self._target
         loss = -similarity

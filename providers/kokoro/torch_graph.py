@@ -237,3 +237,75 @@ def _expose(module: Any, names: tuple[str, ...]) -> None:
     current = tuple(current) if isinstance(current, (tuple, list)) else (current,)
     output.args = (current + tuple(found[name] for name in names),)
     module.recompile()
+
+
+class _Recomputed(nn.Module):
+    """A piece of the graph whose activations are not kept: the backward pass runs it again."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, *args: Any) -> Any:
+        if not torch.is_grad_enabled():
+            return self.inner(*args)
+        from torch.utils.checkpoint import checkpoint
+
+        # preserve_rng_state (the default): the rerun draws the same phase noise as the first run.
+        return checkpoint(self.inner, *args, use_reentrant=False)
+
+
+def recompute_in_segments(module: nn.Module, example: tuple[torch.Tensor, ...], segments: int) -> nn.Module:
+    """``module`` (from ``load_differentiable``) cut into ``segments`` pieces of about equal
+    activation size (measured on ``example``, its inputs), each recomputed in the backward pass.
+
+    A gradient step keeps every activation of its audio until the backward pass: about 0.6 GB
+    a second of speech (bench/RESULTS.md). Recomputed pieces keep only what passes between them,
+    at the price of a second forward pass; the gradient is the same."""
+    from torch.fx.passes.shape_prop import ShapeProp
+    from torch.fx.passes.split_module import split_module
+
+    assert isinstance(module, torch.fx.GraphModule)
+    with torch.no_grad():
+        ShapeProp(module).propagate(*example)
+    nodes = [node for node in module.graph.nodes if node.op not in ("placeholder", "output", "get_attr")]
+
+    def size(node: torch.fx.Node) -> int:
+        meta = node.meta.get("tensor_meta")
+        metas: list[Any] = [meta] if hasattr(meta, "shape") else list(meta or ())  # TensorMetadata is a tuple too
+        return sum(int(torch.Size(m.shape).numel()) for m in metas if getattr(m, "shape", None) is not None)
+
+    sizes = [size(node) for node in nodes]
+    cuts = _cut_points(nodes, sizes, segments)
+    piece = {node: sum(index >= cut for cut in cuts) for index, node in enumerate(nodes)}
+    split = split_module(module, module, lambda node: piece[node])
+    for name, child in list(split.named_children()):
+        if name.startswith("submod_"):
+            setattr(split, name, _Recomputed(child))
+    return split
+
+
+def _cut_points(nodes: list[torch.fx.Node], sizes: list[int], segments: int) -> list[int]:
+    """Where pieces start: near each ``1/segments`` of the activations, at the node after which
+    the fewest values are still needed (what crosses a cut is kept until the backward pass)."""
+    position = {node: index for index, node in enumerate(nodes)}
+    last_use = [max((position.get(user, len(nodes)) for user in node.users), default=index)
+                for index, node in enumerate(nodes)]
+    ending: dict[int, int] = {}
+    for index, last in enumerate(last_use):
+        ending[last] = ending.get(last, 0) + sizes[index]
+    crossing, live = [], 0
+    for index, weight in enumerate(sizes):
+        live += weight - ending.get(index, 0)
+        crossing.append(live)  # alive after node ``index``
+    total, seen, cumulative = max(sum(sizes), 1), 0, []
+    for weight in sizes:
+        seen += weight
+        cumulative.append(seen)
+    cuts: list[int] = []
+    for k in range(1, segments):
+        window = [i for i in range(len(nodes) - 1)
+                  if (k - 0.5) * total / segments <= cumulative[i] <= (k + 0.5) * total / segments and (not cuts or i >= cuts[-1])]
+        if window:
+            cuts.append(min(window, key=lambda i: crossing[i]) + 1)
+    return sorted(set(cuts))

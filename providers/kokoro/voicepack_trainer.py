@@ -20,6 +20,7 @@ import numpy as np
 
 from providers.base import ProviderContext
 from providers.common.audio import read_audio_file
+from providers.common.process import map_large_allocations
 from providers.kokoro.config import KokoroSettings
 from providers.kokoro.dataset import Sample, check_dataset, read_dataset
 from providers.kokoro.engine import KokoroProvider
@@ -48,8 +49,9 @@ DEFAULT_LINES = (
     "The library closes early on public holidays this year.",
 )
 CHECKPOINT_EVERY_S = 30.0
-# A gradient step keeps the activations of all its audio in memory (~0.8 GB a second, bench/RESULTS.md):
-# longer sentences are said in pieces (Kokoro's tokens are its phoneme characters).
+# A step's memory grows with its audio (bench/voicepack_step_memory.py: 1.0 GB over the model for 4.4 s
+# recomputed in pieces, 2.6 GB kept whole): longer sentences are said in pieces (Kokoro's tokens are
+# its phoneme characters).
 MAX_STEP_TOKENS = 64
 MIN_STEP_TOKENS = 25  # about a second: shorter pieces say little about a voice
 
@@ -62,6 +64,7 @@ class KokoroVoicepackTrainer:
 
     def run(self, spec: TrainSpec, report: Report, should_stop: ShouldStop) -> TrainResult:
         params = VoicepackParams.model_validate(spec.params)
+        map_large_allocations()  # the job's process: the steps' activations go back when freed (issue 24)
         report(Progress("preparing", 0, params.epochs, message="reading the dataset"))
         samples = read_dataset(spec.dataset_dir)
         check_dataset(samples, params, spec.dataset_dir)
