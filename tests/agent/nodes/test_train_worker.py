@@ -189,8 +189,10 @@ def test_a_job_runs_on_its_fetched_files_and_its_progress_checkpoint_and_trained
     assert document["params"] == CountingParams(steps=10).model_dump(mode="json")  # checked, defaults filled in
     assert (document["device"], document["nice"]) == ("cpu", 19)
     assert document["output_dir"] == str(folder / "output") and document["checkpoint_dir"] == str(folder / "checkpoint")
-    assert document["ctx"]["profile_dir"] == str(folder) and document["ctx"]["data_dir"] == str(setup.layout.models_dir)
-    assert document["ctx"]["voices_dirs"] == [str(folder), str(setup.layout.household_voices)]
+    assert document["ctx"] == {"profile": "default", "profile_dir": str(folder), "data_dir": str(setup.layout.models_dir),
+                               "voices_dirs": [str(folder), str(setup.layout.household_voices)],
+                               "run_dir": str(setup.layout.run_dir), "home": str(setup.layout.home),
+                               "samples_dir": str(folder / "samples")}
     assert not folder.exists()  # its home holds what matters
     log_text = (setup.layout.work_dir / "train" / "logs" / f"{folder.name}.log").read_text()
     assert "job j1 of home (j1.abc123) on cpu" in log_text

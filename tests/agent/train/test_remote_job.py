@@ -447,3 +447,11 @@ def test_each_word_of_the_worker_that_took_it_moves_its_bounds(tmp_path: Path, w
 def test_a_correlation_that_is_not_text_is_no_training_jobs(tmp_path: Path) -> None:
     home = Home(tmp_path)
     assert not home.remote.replied(b"\xff\xfe", b"{}")
+
+
+def test_a_pointer_to_no_checkpoint_or_of_no_step_holds_none(tmp_path: Path) -> None:
+    held = keep_checkpoint(tmp_path, [FileData.of("a.bin", b"1")], 3)
+    for pointer in ({"folder": "received-gone", "step": 3}, {"folder": held.name, "step": "3"},
+                    {"folder": "received-x/..", "step": 3}, {"step": 3}, [held.name]):
+        (tmp_path / "remote.json").write_text(json.dumps(pointer))
+        assert held_checkpoint(tmp_path) == (None, 0), pointer
