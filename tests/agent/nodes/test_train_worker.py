@@ -164,7 +164,9 @@ def finishing(process: Process, document: dict[str, Any]) -> Iterator[str]:
     yield result("finished", outputs=[str(output / "result.txt")], metrics={"steps": 10, "name": "x", "loss": 0.25})
 
 
-def test_a_job_runs_on_its_fetched_files_and_its_progress_checkpoint_and_trained_files_go_home(tmp_path: Path) -> None:
+def test_a_job_runs_on_its_fetched_files_and_its_progress_checkpoint_and_trained_files_go_home(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "agent.nodes.train_worker")
     setup = Setup(tmp_path, finishing)
     held = setup.home.file("state.json", b'{"step": 5}')
     job = setup.job(checkpoint=[held], step=5)
@@ -187,12 +189,15 @@ def test_a_job_runs_on_its_fetched_files_and_its_progress_checkpoint_and_trained
     assert document["params"] == CountingParams(steps=10).model_dump(mode="json")  # checked, defaults filled in
     assert (document["device"], document["nice"]) == ("cpu", 19)
     assert document["output_dir"] == str(folder / "output") and document["checkpoint_dir"] == str(folder / "checkpoint")
-    assert document["ctx"]["profile_dir"] == str(folder) and document["ctx"]["data_dir"] == str(setup.layout.models_dir)
-    assert document["ctx"]["voices_dirs"] == [str(folder), str(setup.layout.household_voices)]
+    assert document["ctx"] == {"profile": "default", "profile_dir": str(folder), "data_dir": str(setup.layout.models_dir),
+                               "voices_dirs": [str(folder), str(setup.layout.household_voices)],
+                               "run_dir": str(setup.layout.run_dir), "home": str(setup.layout.home),
+                               "samples_dir": str(folder / "samples")}
     assert not folder.exists()  # its home holds what matters
     log_text = (setup.layout.work_dir / "train" / "logs" / f"{folder.name}.log").read_text()
     assert "job j1 of home (j1.abc123) on cpu" in log_text
     assert setup.worker.running() is None and setup.worker.taken == 1
+    assert "training job j1.abc123 of node home taken (counting/owner, 2 files, resuming from step 5)" in caplog.messages
 
 
 def test_progress_goes_home_at_most_every_progress_s_but_the_last_step_and_each_checkpoint_always(tmp_path: Path) -> None:
@@ -287,7 +292,7 @@ def test_a_job_whose_home_url_is_not_its_homes_or_whose_params_are_wrong_fetches
     assert setup.home.fetched == [] and setup.documents == []
 
 
-def test_a_bug_fails_the_job_and_not_the_worker(tmp_path: Path) -> None:
+def test_a_bug_fails_the_job_and_not_the_worker(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     def broken(process: Process, document: dict[str, Any]) -> Iterator[str]:
         raise RuntimeError("boom")
         yield ""
@@ -296,6 +301,7 @@ def test_a_bug_fails_the_job_and_not_the_worker(tmp_path: Path) -> None:
     setup.take(setup.job())
     last = setup.home.last()
     assert (last.kind, last.code, last.message) == ("failed", "worker_error", "RuntimeError: boom")
+    assert "training job j1.abc123 of home failed" in caplog.messages
     setup.script = finishing  # the next job runs
     setup.take(setup.job(id="j2.abc123", checkpoint=[setup.home.file("state.json", b'{"step": 5}')]))
     with setup.home._last:
@@ -407,7 +413,8 @@ def test_a_job_whose_home_goes_offline_is_stopped_and_alive_is_said_meanwhile(tm
     assert (last.status, last.message) == ("stopped", "its home home went offline")
 
 
-def test_a_trainer_that_ignores_its_sigterm_is_killed_after_the_grace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_trainer_that_ignores_its_sigterm_is_killed_after_the_grace(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(module, "STOP_GRACE_S", 0.0)
 
     def stubborn(process: Process, document: dict[str, Any]) -> Iterator[str]:
@@ -421,9 +428,11 @@ def test_a_trainer_that_ignores_its_sigterm_is_killed_after_the_grace(tmp_path: 
         assert setup.home._last.wait_for(lambda: setup.home.kinds()[-1:] == ["progress"], WAIT)
     setup.worker.stop_asked(StopWork(id=job.id, home="home").sealed(TOKEN).to_json())
     assert setup.home.last().status == "stopped" and setup.processes[0].killed.is_set()
+    assert "a training job for another node did not stop within 0 s of its SIGTERM: killed" in caplog.messages
 
 
-def test_a_checkpoint_too_large_for_a_reply_goes_without_its_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_checkpoint_too_large_for_a_reply_goes_without_its_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     def big(process: Process, document: dict[str, Any]) -> Iterator[str]:
         (Path(document["checkpoint_dir"]) / "a.bin").write_bytes(b"1234")
         yield progress(5, checkpoint=True)
@@ -437,10 +446,12 @@ def test_a_checkpoint_too_large_for_a_reply_goes_without_its_files(tmp_path: Pat
     setup.home.last()
     sent = [r for r in setup.home.replies if r.kind == "progress"]
     assert [[f.name for f in r.files] for r in sent] == [["a.bin"], []]
+    assert "a checkpoint of 5 bytes does not fit a reply: not sent" in caplog.messages
 
 
 def test_only_the_last_job_logs_are_kept_and_an_earlier_runs_folders_go_at_start(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "agent.nodes.train_worker")
     monkeypatch.setattr(module, "KEEP_LOGS", 2)
     setup = Setup(tmp_path, lambda process, document: iter([result("refused", error="no")]))
     logs = setup.layout.work_dir / "train" / "logs"
@@ -452,6 +463,8 @@ def test_only_the_last_job_logs_are_kept_and_an_earlier_runs_folders_go_at_start
     (setup.layout.work_dir / "train" / "a-file").write_text("kept")
     setup.worker.start()
     assert sorted(p.name for p in (setup.layout.work_dir / "train").iterdir()) == ["a-file", "logs"]
+    left = setup.layout.work_dir / "train" / "left"
+    assert f"removing {left}: a job for another node that an earlier run did not finish" in caplog.messages
     setup.take(setup.job())
     setup.home.last()
     (new,) = [p.name for p in logs.iterdir() if not p.name.startswith("old")]
@@ -516,3 +529,12 @@ def test_a_refusal_without_words_says_none(tmp_path: Path) -> None:
     setup.take(setup.job())
     last = setup.home.last()
     assert (last.status, last.message) == ("refused", "")
+
+
+def test_a_trainer_gone_between_the_take_and_the_run_fails_the_job(tmp_path: Path) -> None:
+    setup = Setup(tmp_path, finishing)
+    calls = iter([{"counting": SPEC}])
+    setup.worker._trainers = lambda: next(calls, {})  # the take sees it, the job's thread does not
+    setup.take(setup.job())
+    last = setup.home.last()
+    assert (last.kind, last.code, last.message) == ("failed", "trainer_unavailable", "desk has no counting trainer")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from agent.nodes.work import (Answer, FileData, SpeakWork, StopWork, TrainProgress, TrainReply, TrainWork, WorkError, WorkReply,
+from agent.nodes.work import (MAX_JOB_BYTES, Answer, FileData, SpeakWork, StopWork, TrainProgress, TrainReply, TrainWork, WorkError, WorkReply,
                               read_job, read_reply, read_stop, read_train_job, read_train_reply)
 
 SHA = "ab" * 32
@@ -150,3 +150,15 @@ def test_a_reply_that_cannot_be_sent_is_logged_and_the_worker_goes_on(caplog: py
 
     Answer(TrainReply, "desk", "j.1", broken, "t").say("alive")
     assert caplog.messages == ["could not reply to job j.1"]
+
+
+def test_a_message_may_take_its_whole_limit_and_no_byte_more() -> None:
+    stop = StopWork(id="j.1", home="home").to_json()
+    at_limit = stop + b" " * (MAX_JOB_BYTES - len(stop))
+    assert read_stop(at_limit).id == "j.1"
+    with pytest.raises(WorkError, match=f"^a stop of {MAX_JOB_BYTES + 1} bytes, more than {MAX_JOB_BYTES}$"):
+        read_stop(at_limit + b" ")
+    with pytest.raises(WorkError, match="^not a stop: Expecting"):
+        read_stop(b"{")
+    alive = TrainReply(kind="alive", node="desk", id="j")
+    assert alive.to_json() == b'{"kind":"alive","node":"desk","id":"j"}'  # a reply says only what it carries

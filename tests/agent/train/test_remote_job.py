@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import subprocess
 import threading
 import time
@@ -110,7 +111,8 @@ class Home:
 
 
 def test_a_job_sent_to_a_worker_names_its_files_by_hash_and_what_it_sends_back_becomes_the_job_processes_lines(
-        tmp_path: Path) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "agent.train.remote")
     home = Home(tmp_path)
     job = home.start()
     home.link.wait(works=1)
@@ -128,22 +130,24 @@ def test_a_job_sent_to_a_worker_names_its_files_by_hash_and_what_it_sends_back_b
     home.say(job, "progress", progress=TrainProgress(step=3, total=10, loss=0.5))
     home.say(job, "progress", progress=TrainProgress(step=5, total=10, checkpoint=True),
              files=[FileData.of("state.json", b'{"step": 5}')])
-    home.say(job, "done", status="finished", files=[FileData.of("result.txt", b"trained")], metrics={"steps": 10.0})
+    home.say(job, "done", status="finished", files=[FileData.of("result.txt", b"trained"), FileData.of("a.txt", b"1")],
+             metrics={"steps": 10.0})
     code, lines = home.end(job)
     assert code == 0 and job.lost is None and job.worker == "desk" and job.pid is None
     assert lines[0] == {"type": "progress", "stage": "", "step": 3, "total": 10, "best": None, "loss": 0.5, "message": "",
                         "checkpoint": False, "node": "desk"}
     assert (lines[1]["step"], lines[1]["checkpoint"]) == (5, True)
-    assert lines[2] == {"type": "result", "status": "finished", "outputs": [str(home.launch.output_dir / "result.txt")],
-                        "metrics": {"steps": 10.0}}
+    assert lines[2] == {"type": "result", "status": "finished", "metrics": {"steps": 10.0},
+                        "outputs": [str(home.launch.output_dir / "result.txt"), str(home.launch.output_dir / "a.txt")]}
     assert (home.launch.output_dir / "result.txt").read_bytes() == b"trained"
     held, step = held_checkpoint(home.launch.checkpoint_dir)
     assert held is not None and step == 5 and (held / "state.json").read_bytes() == b'{"step": 5}'
     said = home.log.getvalue()
     for words in ("remote: published for any worker", "taken by worker desk", "checkpoint of step 5 kept (received-",
-                  "trained files kept: result.txt"):
+                  "trained files kept: result.txt, a.txt"):
         assert words in said
     assert not home.remote.replied(job.work.id.encode(), b"{}")  # done with: no longer waited for
+    assert "training job j1: taken by worker desk" in caplog.messages
 
 
 def test_a_resumed_job_names_the_held_checkpoint_and_a_named_node_gets_it_on_its_own_topic(tmp_path: Path) -> None:
@@ -208,7 +212,7 @@ def test_replies_taken_are_sealed_of_the_waited_job_and_others_are_not_ours(
     assert home.remote.replied(b"j1.aaaaaa", b"{not a reply")
     assert home.remote.replied(b"j1.aaaaaa", good.sealed("another").to_json())
     assert home.remote.replied(b"j1.aaaaaa", good.model_copy(update={"id": "j2.cccccc"}).sealed(TOKEN).to_json())
-    assert waiting.empty()
+    assert waiting.empty() and caplog.messages[0].startswith("ignored a reply to training job j1.aaaaaa: not a training reply: ")
     assert [m.split(":")[0] for m in caplog.messages] == [
         "ignored a reply to training job j1.aaaaaa", "ignored a reply to training job j1.aaaaaa from desk",
         "ignored a reply of job j2.cccccc under job j1.aaaaaa's correlation"]
@@ -228,8 +232,8 @@ def test_where_a_job_goes_depends_on_the_link_and_the_url(tmp_path: Path) -> Non
     assert home.remote.place("auto", "counting") == Place(None)
     assert Home(tmp_path / "2", url="").remote.place("auto", "counting") == Place(None)  # no HTTP door: no files to lend
     unlinked = Home(tmp_path / "3")
-    unlinked.remote.link = None
-    assert unlinked.remote.place("auto", "counting") == Place(None)
+    unlinked.remote = RemoteTraining("home", "http://home:8080", unlinked.registry, Lent(tmp_path), token=lambda: TOKEN)  # type: ignore[arg-type]
+    assert unlinked.remote.place("auto", "counting") == Place(None)  # no door gave it a link (a broker without MQTT 5)
     assert read_stop(home.remote.seal(StopWork(id="j1.aaaaaa", home="home")).to_json()).sealed_by(TOKEN)
 
 
@@ -395,8 +399,9 @@ def test_a_job_without_a_link_fails_and_the_runner_never_waits_for_ever(tmp_path
     home.log.close()  # the log closed under it: the agent's own log has it
     job = home.start()
     home.link.wait(works=1)
-    with pytest.raises(subprocess.TimeoutExpired):
+    with pytest.raises(subprocess.TimeoutExpired) as waited:
         job.wait(0.01)
+    assert (waited.value.cmd, waited.value.timeout) == ("training job j1 on None", 0.01)
     job.kill()
     assert job.wait(WAIT) == -9
 
@@ -442,3 +447,11 @@ def test_each_word_of_the_worker_that_took_it_moves_its_bounds(tmp_path: Path, w
 def test_a_correlation_that_is_not_text_is_no_training_jobs(tmp_path: Path) -> None:
     home = Home(tmp_path)
     assert not home.remote.replied(b"\xff\xfe", b"{}")
+
+
+def test_a_pointer_to_no_checkpoint_or_of_no_step_holds_none(tmp_path: Path) -> None:
+    held = keep_checkpoint(tmp_path, [FileData.of("a.bin", b"1")], 3)
+    for pointer in ({"folder": "received-gone", "step": 3}, {"folder": held.name, "step": "3"},
+                    {"folder": f"{held.name}/..", "step": 3}, {"step": 3}, [held.name]):
+        (tmp_path / "remote.json").write_text(json.dumps(pointer))
+        assert held_checkpoint(tmp_path) == (None, 0), pointer
