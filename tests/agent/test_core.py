@@ -41,8 +41,9 @@ def test_the_speak_arena_setting_reaches_the_voices_session(tmp_path: Path, mode
         piper = made.engines.get("piper")
         assert isinstance(piper, PiperProvider)
         piper.preload(PiperSettings(), made.layout.provider_context("default"))
-        ((_, voice),) = piper._voices.values()
-        assert voice.session.get_session_options().enable_cpu_mem_arena is arena
+        (loaded,) = piper._voices.values()
+        sessions = [loaded.voice.session] + ([loaded.split.decoder] if loaded.split is not None else [])
+        assert [s.get_session_options().enable_cpu_mem_arena for s in sessions] == [arena] * len(sessions)
         assert (made.speak._idle is not None) is releases
     finally:
         made.speak.stop()

@@ -64,11 +64,11 @@ def test_mqtt_speak_in_mp3_is_one_mp3_per_sentence_and_a_hit_is_one_mp3(agent: A
                            timeout=120)
     assert answer["status"] == "ok", answer
     data = answer["data"]
-    assert (data["format"], data["content_type"], data["cached"], data["chunks"]) == ("mp3", "audio/mpeg", False, 2)
+    assert (data["format"], data["content_type"], data["cached"]) == ("mp3", "audio/mpeg", False)
     finished = probe.event("default", "speak.finished", "fmt-mp3")["data"]
     assert (finished["format"], finished["content_type"]) == ("mp3", "audio/mpeg")
     sentences = messages(probe, "fmt-mp3")
-    assert len(sentences) == 2
+    assert len(sentences) == data["chunks"] in (2, 3)  # the first sentence may come in two parts (README "First audio")
     total = 0.0
     for payload in sentences:  # each message a file of its own
         samples, rate = decoded(payload, "MP3")
@@ -121,8 +121,8 @@ def test_the_websocket_in_flac_sends_one_flac_per_sentence(agent: AgentProcess, 
         done = json.loads(frame)
         ws.send(json.dumps({"id": "ws-bad", "text": TEXT, "format": "aac"}))
         refused = json.loads(ws.recv(timeout=30))
-    assert (done["done"], done["format"], done["content_type"], done["chunks"]) == (True, "flac", "audio/flac", 2)
-    assert len(frames) == 2
+    assert (done["done"], done["format"], done["content_type"], done["chunks"]) == (True, "flac", "audio/flac", len(frames))
+    assert len(frames) in (2, 3)  # the first sentence may come in two parts (README "First audio")
     seconds = 0.0
     for frame in frames:
         samples, rate = decoded(frame, "FLAC")
