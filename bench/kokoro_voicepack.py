@@ -81,6 +81,7 @@ def speak_target(target: str, text: str, home: Path) -> tuple[np.ndarray, int]:
 
         return owner(text), OWNER_RATE
     from agent.layout import Layout
+    from agent.memory import report as memory_report
     from providers.kokoro.config import KokoroSettings
     from providers.kokoro.engine import KokoroProvider
 
@@ -195,6 +196,7 @@ def main() -> int:
     parser.add_argument("--target", default="piper", help="piper, or kokoro:<voice> held out of the starting set")
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--learning-rate", type=float, default=0.3)
+    parser.add_argument("--memory", default="auto", choices=["auto", "low", "fast"], help="the job's memory setting")
     parser.add_argument("--lines", type=int, default=3, help="sentences each checked voicepack says")
     parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="kokoro-voicepack-")))
     parser.add_argument("--home", type=Path, help="agent home whose out/models/kokoro holds the prepared model")
@@ -218,8 +220,9 @@ def main() -> int:
     spec = TrainSpec(
         profile="default", speaker="joe", dataset_dir=args.out / "train", output_dir=args.out / "voicepack",
         checkpoint_dir=args.out / "checkpoint",
-        params={"epochs": args.epochs, "learningRate": args.learning_rate, "lines": args.lines, "minMinutes": 0, "minSamples": 10},
-        ctx=Layout(home).provider_context("default"),
+        params={"epochs": args.epochs, "learningRate": args.learning_rate, "lines": args.lines, "minMinutes": 0, "minSamples": 10,
+                "memory": args.memory},
+        ctx=Layout(home).provider_context("default"), memory_mb=memory_report().available_mb,
     )
     if args.train_only:
         return train(spec, args.out / "training.json")

@@ -42,6 +42,7 @@ class TrainSpec:
     ctx: ProviderContext  # the profile's voices and the household's shared files
     device: Literal["cpu", "cuda"] = "cpu"
     seed: int = 0
+    memory_mb: int | None = None  # what the job's process may take when it starts (None: not known)
 
 
 @dataclass(frozen=True)

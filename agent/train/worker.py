@@ -18,6 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
+from agent import memory as memory_state
 from agent.train.registry import load_trainer
 from providers.base import ProviderContext
 from providers.common.process import follow_parent
@@ -68,6 +69,7 @@ def main() -> int:
         output_dir=Path(document["output_dir"]), checkpoint_dir=Path(document["checkpoint_dir"]),
         params=trainer.params_model.model_validate(document["params"]).model_dump(),
         ctx=context_from(document["ctx"]), device=document.get("device", "cpu"), seed=int(document.get("seed", 0)),
+        memory_mb=memory_state.report().available_mb,
     )
     spec.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     spec.output_dir.mkdir(parents=True, exist_ok=True)

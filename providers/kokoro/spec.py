@@ -12,7 +12,7 @@ from typing import Any
 from providers.kokoro import cli, dataset
 from providers.kokoro.catalog import CATALOG
 from providers.kokoro.config import KokoroSettings
-from providers.kokoro.train_params import VoicepackParams
+from providers.kokoro.train_params import FAST_PEAK_MB, LOW_PEAK_MB, VoicepackParams
 from providers.spec import (CliSpec, DatasetSpec, ProviderSpec, Readiness, RoughPace, SampleView, TrainerSpec,
                             enough, true_transcript)
 
@@ -39,11 +39,14 @@ def use_voicepack(outputs: Sequence[Path], speaker: str, params: Any) -> dict[st
 
 # bench/RESULTS.md: a 60-step run took 7.5 minutes alone on the 2-core bench machine, checks included, before
 # the steps were recomputed in pieces (about twice the CPU a step, bench/voicepack_step_memory.py): about 15 now
-# bench/kokoro_voicepack.py: the job's process peaked at 2.3 GB (VmHWM; steps cut at 64 phonemes, recomputed in
-# pieces, large blocks mapped: bench/RESULTS.md "Kokoro voicepack training <= 3 GB"); 3 GB leaves room for a
-# machine whose checks run the float model and for the owner's longer check sentences
-BENCH_PEAK_MB = 3000
-BENCH_PACE = RoughPace(15.0, 0.0, "cpu", "bench/RESULTS.md: 60 steps in 7.5 min on a 2-core CPU, about twice that since the steps are recomputed")
+# where memory is short (the pace assumes the slower way)
+BENCH_PACE = RoughPace(15.0, 0.0, "cpu", "bench/RESULTS.md: 60 steps in 7.5 min on a 2-core CPU, about twice that recomputing the steps")
+
+
+def voicepack_memory_mb(params: VoicepackParams) -> int:
+    """What the job declares: auto asks for the low figure and takes the fast way only where the
+    job's process finds the memory for it when it starts (providers.kokoro.voicepack_trainer)."""
+    return FAST_PEAK_MB if params.memory == "fast" else LOW_PEAK_MB
 
 
 def write_metadata(directory: Path, samples: Sequence[SampleView]) -> None:
@@ -63,7 +66,7 @@ SPEC = ProviderSpec(
     dataset=DatasetSpec("kokoro-datasets", readiness, "samples with transcripts", with_transcripts, write_metadata),
     trainer=TrainerSpec("providers.kokoro.voicepack_trainer:KokoroVoicepackTrainer", VoicepackParams, "kokoro-voicepacks",
                         dataset.problems, steps=lambda params: int(params.epochs), rough=BENCH_PACE, use=use_voicepack,
-                        memory_mb=lambda params: BENCH_PEAK_MB),
+                        memory_mb=voicepack_memory_mb),
     cli=CliSpec(cli.add_parser, cli.run),
     catalog=CATALOG,
 )

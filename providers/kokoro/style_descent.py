@@ -87,7 +87,7 @@ class StyleDescent:
 
     def __init__(self, model_path: Path, base: np.ndarray, spread: np.ndarray, target: np.ndarray,
                  embedder: SpeakerEmbedder, learning_rate: float, target_pitch: float = 0.0,
-                 segments: int = RECOMPUTE_SEGMENTS) -> None:
+                 segments: int = 0) -> None:
         self._model = load_differentiable(model_path, (F0_CURVE,))
         self._segments = segments  # cut at the first step, measured on its sentence
         gc.collect()  # the conversion's intermediate graphs (about 0.6 GB) go back to the system

@@ -34,7 +34,7 @@ from providers.kokoro.similarity import (
     median_pitch,
     style_spread,
 )
-from providers.kokoro.train_params import VoicepackParams
+from providers.kokoro.train_params import VoicepackParams, recompute_steps
 from providers.kokoro.voices import VoiceLibrary, VoicepackError, load_voicepack, save_voicepack
 from providers.training import Progress, Report, ShouldStop, TrainResult, TrainSpec
 
@@ -64,7 +64,10 @@ class KokoroVoicepackTrainer:
 
     def run(self, spec: TrainSpec, report: Report, should_stop: ShouldStop) -> TrainResult:
         params = VoicepackParams.model_validate(spec.params)
-        map_large_allocations()  # the job's process: the steps' activations go back when freed (issue 24)
+        low = recompute_steps(params, spec.memory_mb)
+        log.info("memory %s, %s MB free: steps %s", params.memory, spec.memory_mb, "recomputed in pieces" if low else "kept whole")
+        if low:
+            map_large_allocations()  # the job's process: the steps' activations go back when freed (issue 24)
         report(Progress("preparing", 0, params.epochs, message="reading the dataset"))
         samples = read_dataset(spec.dataset_dir)
         check_dataset(samples, params, spec.dataset_dir)
@@ -77,14 +80,14 @@ class KokoroVoicepackTrainer:
             base, _ = search.starting_voice(str(start["voice"]))  # the duration guard is relative to the start
             step = int(state["step"])  # type: ignore[call-overload]
             best_score = search.score(best)
-            descent = search.descent(base, params)
+            descent = search.descent(base, params, low)
             descent.restore(descent_state)
             log.info("resuming at step %d (score %.4f)", step, best_score.total)
         else:
             best, start_name = search.starting_voice(params.base_voice)
             best_score, step = search.score(best), 0
             start = {"voice": start_name, "target": best_score.target, "score": best_score.total}
-            descent = search.descent(best, params)
+            descent = search.descent(best, params, low)
             _checkpoint(spec, best, step, best_score, start, descent.state())
         last_save = time.monotonic()
         while step < params.epochs:
@@ -205,14 +208,15 @@ class _Search:
     def score(self, style: np.ndarray) -> Score:
         return self.scorer(style)
 
-    def descent(self, base: np.ndarray, params: VoicepackParams) -> StyleDescent:
+    def descent(self, base: np.ndarray, params: VoicepackParams, low_memory: bool) -> StyleDescent:
         from providers.kokoro.style_descent import (
+            RECOMPUTE_SEGMENTS,
             StyleDescent,  # torch: only in the training process
         )
 
         model = self.engine.float_model(self.settings, self.ctx)
         return StyleDescent(model, base, self.spread, self.scorer.target, self.scorer.embedder, params.learning_rate,
-                            self.scorer.target_pitch)
+                            self.scorer.target_pitch, segments=RECOMPUTE_SEGMENTS if low_memory else 0)
 
     def starting_voice(self, base_voice: str) -> tuple[np.ndarray, str]:
         """The named base voice, or the best-scoring stock voice or blend of the two best."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +16,10 @@ from pydantic import ValidationError
 from providers.kokoro.config import KokoroSettings
 from providers.kokoro.dataset import DatasetError, check_dataset, read_dataset
 from providers.kokoro.engine import KokoroProvider
-from providers.kokoro.train_params import VoicepackParams
-from providers.kokoro.voicepack_trainer import KokoroVoicepackTrainer, _load_checkpoint
+from providers.kokoro import style_descent
+from providers.kokoro.spec import voicepack_memory_mb
+from providers.kokoro.train_params import FAST_PEAK_MB, LOW_PEAK_MB, VoicepackParams, recompute_steps
+from providers.kokoro.voicepack_trainer import KokoroVoicepackTrainer, _load_checkpoint, _Search
 from providers.kokoro.voices import load_voicepack
 from providers.training import Progress, TrainResult, TrainSpec
 from tests.contexts import home_context
@@ -68,6 +71,7 @@ def spec(dataset: Path, root: Path, home: Path, seed: int = 0) -> TrainSpec:
     return TrainSpec(
         profile="default", speaker="owner", dataset_dir=dataset, output_dir=root / "out",
         checkpoint_dir=root / "checkpoint", params=dict(SMALL), ctx=home_context(home), seed=seed,
+        memory_mb=FAST_PEAK_MB,  # room for whole steps (faster); tests/providers/kokoro/test_recompute.py has the pieces
     )
 
 
@@ -79,6 +83,28 @@ def test_params_have_the_seeds_ranges() -> None:
     for bad in ({"epochs": 0}, {"learningRate": 0}, {"learningRate": 3}, {"device": "tpu"}, {"maxSamples": 0}, {"steps": 5}):
         with pytest.raises(ValidationError):
             VoicepackParams.model_validate(bad)
+
+
+def test_memory_setting_trades_cpu_for_memory() -> None:
+    auto, low, fast = (VoicepackParams(memory=m) for m in ("auto", "low", "fast"))  # type: ignore[arg-type]
+    assert VoicepackParams().memory == "auto"
+    assert [recompute_steps(auto, mb) for mb in (None, FAST_PEAK_MB - 1, FAST_PEAK_MB)] == [True, True, False]
+    assert recompute_steps(low, 10**6) and not recompute_steps(fast, 1)
+    # auto declares what the low way needs: a job is never refused for a need it would not have
+    assert [voicepack_memory_mb(p) for p in (auto, low, fast)] == [LOW_PEAK_MB, LOW_PEAK_MB, FAST_PEAK_MB]
+    assert LOW_PEAK_MB < FAST_PEAK_MB
+
+
+@pytest.mark.parametrize(("low", "segments"), [(False, 0), (True, style_descent.RECOMPUTE_SEGMENTS)])
+def test_a_low_memory_descent_is_recomputed_in_pieces(low: bool, segments: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    made: dict[str, object] = {}
+    monkeypatch.setattr(style_descent, "StyleDescent", lambda *args, **keys: made.update(keys) or "descent")
+    search = object.__new__(_Search)
+    search.engine = types.SimpleNamespace(float_model=lambda settings, ctx: Path("model.onnx"))  # type: ignore[assignment]
+    search.settings, search.ctx, search.spread = None, None, np.ones(256)  # type: ignore[assignment]
+    search.scorer = types.SimpleNamespace(target=None, embedder=None, target_pitch=100.0)  # type: ignore[assignment]
+    assert search.descent(np.zeros((510, 1, 256)), VoicepackParams(), low) == "descent"
+    assert made["segments"] == segments
 
 
 def test_too_little_data_is_refused_with_what_is_missing(dataset: Path, tmp_path: Path) -> None:
