@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import resource
@@ -31,6 +32,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,19 +77,25 @@ def write_dataset(directory: Path, texts: list[str], target: str, home: Path) ->
         csv.writer(handle, delimiter="|").writerows(rows)
 
 
+@functools.cache
+def _kokoro() -> Any:
+    """One engine for every sentence: a new KokoroProvider per sentence kept a model each (15 GB)."""
+    from providers.kokoro.engine import KokoroProvider
+
+    return KokoroProvider()
+
+
 def speak_target(target: str, text: str, home: Path) -> tuple[np.ndarray, int]:
     if target == "piper":
         from tests.speech import OWNER_RATE, owner
 
         return owner(text), OWNER_RATE
     from agent.layout import Layout
-    from agent.memory import report as memory_report
     from providers.kokoro.config import KokoroSettings
-    from providers.kokoro.engine import KokoroProvider
 
     ctx = Layout(home).provider_context("default")
     settings = KokoroSettings.model_validate({"langCode": "a", "voice": target.partition(":")[2]})
-    pcm = b"".join(c.pcm for c in KokoroProvider().synthesize(text, settings, ctx))
+    pcm = b"".join(c.pcm for c in _kokoro().synthesize(text, settings, ctx))
     return np.frombuffer(pcm, np.int16).astype(np.float32) / 32768, 24000
 
 
@@ -205,6 +213,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from agent.layout import Layout
+    from agent.memory import report as memory_report
     from providers.kokoro.similarity import mean_direction
     from providers.kokoro.voicepack_trainer import VoicepackParams, _Search, read_dataset
     from providers.training import TrainSpec
