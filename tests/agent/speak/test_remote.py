@@ -24,45 +24,11 @@ from agent.speak.budget import AudioBudget
 from agent.speak.engines import ProviderPool
 from agent.speak.pipeline import SpeakJob, run_speak
 from agent.speak.remote import RemoteSpeech
+from tests.agent.nodes.standins import Blobs, Broker
 from tests.agent.speak.test_pipeline import Engine, pcm
 from tests.contexts import loose_context
 
 HOME, HERE, DESK, ATTIC = 1, 2, 3, 4  # the sample value each engine speaks with
-
-
-class Blobs:
-    """The worker's cache, as if each file had been fetched: the home's own file by its hash."""
-
-    def __init__(self, index: BlobIndex) -> None:
-        self.index = index
-        self.asked: list[str] = []
-
-    def get(self, sha256: str, url: str, token: str, size: int | None = None) -> Path:
-        self.asked.append(sha256)
-        found = self.index.find(sha256)
-        assert found is not None and token == "household"
-        return found
-
-
-class Broker:
-    """Shared work goes to each worker in turn; a node's own work to that node; a dead node gets nothing."""
-
-    def __init__(self, home: RemoteSpeech, workers: dict[str, SpeakWorker]) -> None:
-        self.home = home
-        self.workers = workers
-        self.dead: set[str] = set()
-        self._turn = itertools.cycle(sorted(workers))
-        self.sent: list[str | None] = []
-
-    def ready(self) -> bool:
-        return True
-
-    def send(self, provider: str, node: str | None, payload: bytes, correlation: bytes) -> None:
-        self.sent.append(node)
-        name = node if node is not None else next(self._turn)
-        if name in self.dead or name not in self.workers:
-            return
-        self.workers[name].take(provider, payload, lambda reply: self.home.replied(correlation, reply))
 
 
 class Household:
@@ -91,7 +57,8 @@ class Household:
                                      lambda node: self.urls.get(node), depth=depth, alive_s=0.05)
             self.hear(name)
         self.workers = made
-        self.broker = Broker(self.remote, made)
+        self.broker = Broker("speak")
+        self.broker.connect(self.remote, made)
         self.remote.use(self.broker)
         self.fallbacks: list[tuple[str, ...]] = []
 
@@ -160,7 +127,12 @@ def test_a_worker_lost_mid_job_ends_the_wait_with_worker_lost(tmp_path: Path) ->
         yield from original(*args)
 
     engine.synthesize = stuck  # type: ignore[method-assign]
-    threading.Thread(target=lambda: (started.wait(10), home.hear("desk", "offline")), daemon=True).start()
+
+    def lost() -> None:  # the desk's will heard while it speaks
+        started.wait(10)
+        home.hear("desk", "offline")
+
+    threading.Thread(target=lost, daemon=True).start()
     began = time.monotonic()
     result = home.speak("desk")
     release.set()
