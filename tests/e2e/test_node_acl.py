@@ -2,7 +2,8 @@
 the README itself: the conf lines (listener, password_file, acl_file) and an ACL of the Broker
 ACLs' roles plus a block per node. Each node logs in with its own name. A profile of the home
 server speaks through the worker's RVC; the worker's login cannot write another node's state, the
-home's status or work, and reads nothing of the home's profile nor the replies that go to it."""
+home's status or work, and reads nothing of the home's profile nor the replies that go to it; the
+home server's login cannot overwrite the worker's state nor write to its replies."""
 
 from __future__ import annotations
 
@@ -94,9 +95,13 @@ def household(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AclHousehold
         yield found
 
 
+def client(household: AclHousehold, user: str) -> Probe:
+    """A client with ``user``'s login, subscribed to ``voice/#``: it sees what that login may read."""
+    return Probe(household.broker.port, username=user, password=USERS[user])
+
+
 def worker_login(household: AclHousehold) -> Probe:
-    """A client with the worker's login, subscribed to ``voice/#``: it sees what that login may read."""
-    return Probe(household.broker.port, username="gpu-desktop", password=USERS["gpu-desktop"])
+    return client(household, "gpu-desktop")
 
 
 def test_a_homes_profile_speaks_through_the_worker_each_with_its_own_login(household: AclHousehold) -> None:
@@ -136,6 +141,35 @@ def test_the_workers_login_writes_no_other_nodes_state_nor_the_homes_status_nor_
         wait_nodes(household.home_url, lambda n: n["home-server"]["online"] and n["gpu-desktop"]["online"])
     finally:
         spy.close()
+
+
+def test_the_homes_login_overwrites_no_other_nodes_state_nor_writes_its_replies(household: AclHousehold) -> None:
+    """The broker drops a publish a login may not make without a word (QoS 0, and QoS 1 from an MQTT
+    3.1.1 client): what shows it refused is the worker's retained state, still its own for a client
+    that subscribes afterwards, and no forged reply passed on before the home's own marker."""
+    forger = client(household, "home-server")
+    admin = household.admin
+    try:
+        mark = admin.mark()
+        forged = json.dumps({"node": "gpu-desktop", "status": "offline"})
+        forger.client.publish("voice/node/gpu-desktop/state", forged, qos=1, retain=True).wait_for_publish(5)
+        forger.client.publish("voice/node/gpu-desktop/state", forged, qos=0, retain=True)
+        forger.publish("voice/node/gpu-desktop/reply", "{}")
+        marker = f"voice/node/home-server/state/echo/{uuid.uuid4().hex}"
+        forger.publish(marker, "after")  # its own: the broker passes it on, after what it passed before
+        admin.wait_for(lambda t, _: t == marker, after=mark)
+        after = [(t, p) for t, p, _ in admin.seen[mark:]]
+        assert ("voice/node/gpu-desktop/state", forged.encode()) not in after, after
+        assert "voice/node/gpu-desktop/reply" not in [t for t, _ in after], after
+        later = client(household, "admin")  # subscribes now: the broker's retained state comes first
+        try:
+            retained = json.loads(later.wait_topic("voice/node/gpu-desktop/state"))
+        finally:
+            later.close()
+        assert (retained["node"], retained["status"]) == ("gpu-desktop", "online"), retained
+        wait_nodes(household.home_url, online("home-server", "gpu-desktop"))
+    finally:
+        forger.close()
 
 
 def test_the_workers_login_reads_nothing_of_the_homes_profile_nor_its_replies(household: AclHousehold) -> None:
