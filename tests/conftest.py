@@ -146,7 +146,7 @@ class Probe:
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{base}/#", qos=1)
         self.client.on_subscribe = lambda *_: self._subscribed.set()
-        self.client.reconnect_delay_set(0.2, 1)
+        self.client.reconnect_delay_set(0.2, 1)  # type: ignore[arg-type]  # hinted int; paho waits any seconds
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         assert self._subscribed.wait(10), "probe could not connect and subscribe"

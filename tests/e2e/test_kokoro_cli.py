@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -10,32 +9,25 @@ import sys
 from pathlib import Path
 
 import pytest
-import soundfile
 
 from tests.conftest import make_home
+from tests.e2e.kokoro_job import NO_MEMORY_CHECK, voicepack_dataset
 from tests.providers.kokoro.models import install_models, prepared_models
-from tests.speech import OWNER_RATE, owner
 
 pytestmark = pytest.mark.slow
-LINES = ["Please turn off the lights now.", "The train leaves in ten minutes.", "We need milk and a dozen eggs."]
+LINES = ("Please turn off the lights now.", "The train leaves in ten minutes.", "We need milk and a dozen eggs.")
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = make_home(tmp_path_factory.mktemp("kokoro-cli"))
     install_models(prepared_models(tmp_path_factory), root)
-    dataset = root / "profiles" / "default" / "out" / "voices" / "kokoro-datasets" / "owner"
-    dataset.mkdir(parents=True)
-    with (dataset / "metadata.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle, delimiter="|")
-        for index, text in enumerate(LINES):
-            soundfile.write(dataset / f"s{index}.wav", owner(text), OWNER_RATE)
-            writer.writerow([f"s{index}.wav", text])
+    voicepack_dataset(root, "owner", LINES)
     return root
 
 
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "VOICE_AGENT_HOME": str(home), "VOICE_AGENT_TRAIN_MEMORY_CHECK": "false"}  # see test_train.py
+    env = {**os.environ, "VOICE_AGENT_HOME": str(home), **NO_MEMORY_CHECK}
     return subprocess.run([sys.executable, "-m", "agent", "kokoro", *args], check=False, env=env, cwd=home,
                           capture_output=True, text=True, timeout=600)
 

@@ -2,7 +2,8 @@
 the README itself: the conf lines (listener, password_file, acl_file) and an ACL of the Broker
 ACLs' roles plus a block per node. Each node logs in with its own name. A profile of the home
 server speaks through the worker's RVC; the worker's login cannot write another node's state, the
-home's status or work, and reads nothing of the home's profile nor the replies that go to it."""
+home's status or work, and reads nothing of the home's profile nor the replies that go to it; the
+home server's login cannot overwrite the worker's state nor write to its replies."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from tests.audio_checks import wav_info
-from tests.conftest import REPO, AgentProcess, Probe, make_home, write_json
+from tests.conftest import REPO, Probe, write_json
+from tests.e2e.household import Household, online, running, wait_nodes
 from tests.e2e.test_acl import readme_acl
-from tests.e2e.test_nodes import TOKEN, node_agent, wait_nodes
 from tests.e2e.test_remote_speak import TIMEOUT, voice
-from tests.mosquitto import Mosquitto, free_port
+from tests.mosquitto import Mosquitto
 from tests.providers.rvc.fakes import install_rvc_assets
 
 pytestmark = pytest.mark.slow
@@ -60,50 +61,50 @@ def login(user: str) -> dict[str, str]:
     return {"VOICE_AGENT_MQTT_USERNAME": user, "VOICE_AGENT_MQTT_PASSWORD": USERS[user]}
 
 
-class Household:
+class AclHousehold(Household):
+    """A and B under README's broker settings, each node with its own login; requests come from the
+    speaker's login (``probe``), checks from the admin's."""
+
     def __init__(self, root: Path) -> None:
         acl = readme_acl().replace("user voice-agent\n", "user unused-single-agent\n") + "\n" + node_acl()
-        self.broker = ReadmeMosquitto(root / "mq", users=USERS, acl=acl).start()
-        home = make_home(root / "a", ("default",))
-        install_rvc_assets(home / "out" / "voices")
-        write_json(home / "profiles" / "default" / "etc" / "voice.json", voice("gpu-desktop"))
-        port = free_port()
-        self.home = AgentProcess(home, self.broker.port, {
-            "VOICE_AGENT_NODE": "home-server", "VOICE_AGENT_HTTP_ENABLED": "true", "VOICE_AGENT_HTTP_PORT": str(port),
-            "VOICE_AGENT_HTTP_TOKEN": TOKEN, "VOICE_AGENT_HA_DISCOVERY": "false", **login("home-server")}).start()
-        self.home_url = f"http://127.0.0.1:{port}"
-        self.desk, self.desk_url = node_agent(root / "b", self.broker, "gpu-desktop", ("office",),
-                                              VOICE_AGENT_WORKER="true", **login("gpu-desktop"))
-        self.speaker = Probe(self.broker.port, username="speaker", password=USERS["speaker"])
+        super().__init__(root, ReadmeMosquitto(root / "mq", users=USERS, acl=acl).start(),
+                         probe={"username": "speaker", "password": USERS["speaker"]},
+                         home_env=login("home-server"), desk_env=login("gpu-desktop"))
         self.admin = Probe(self.broker.port, username="admin", password=USERS["admin"])
 
-    def close(self) -> None:
-        self.speaker.close()
+    def furnish(self, home: Path) -> None:
+        install_rvc_assets(home / "out" / "voices")
+        write_json(home / "profiles" / "default" / "etc" / "voice.json", voice("gpu-desktop"))
+
+    @property
+    def speaker(self) -> Probe:
+        return self.probe
+
+    def ready(self) -> None:
+        super().ready()
+        wait_nodes(self.desk_url, online("home-server"))
+
+    def stop(self) -> None:
         self.admin.close()
-        self.home.stop()
-        self.desk.stop()
-        self.broker.stop()
+        super().stop()
 
 
 @pytest.fixture(scope="module")
-def household(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Household]:
-    found = Household(tmp_path_factory.mktemp("node-acl"))
-    try:
-        found.home.wait_log("ready")
-        found.desk.wait_log("ready")
-        wait_nodes(found.home_url, lambda n: n.get("gpu-desktop", {}).get("online"))
-        wait_nodes(found.desk_url, lambda n: n.get("home-server", {}).get("online"))
+def household(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AclHousehold]:
+    with running(AclHousehold(tmp_path_factory.mktemp("node-acl"))) as found:
         yield found
-    finally:
-        found.close()
 
 
-def worker_login(household: Household) -> Probe:
-    """A client with the worker's login, subscribed to ``voice/#``: it sees what that login may read."""
-    return Probe(household.broker.port, username="gpu-desktop", password=USERS["gpu-desktop"])
+def client(household: AclHousehold, user: str) -> Probe:
+    """A client with ``user``'s login, subscribed to ``voice/#``: it sees what that login may read."""
+    return Probe(household.broker.port, username=user, password=USERS[user])
 
 
-def test_a_homes_profile_speaks_through_the_worker_each_with_its_own_login(household: Household) -> None:
+def worker_login(household: AclHousehold) -> Probe:
+    return client(household, "gpu-desktop")
+
+
+def test_a_homes_profile_speaks_through_the_worker_each_with_its_own_login(household: AclHousehold) -> None:
     response = household.speaker.request("default", "speak", {"id": "acl-remote-1", "text": "The door is locked."},
                                          timeout=TIMEOUT)
     assert response["status"] == "ok", response
@@ -114,7 +115,7 @@ def test_a_homes_profile_speaks_through_the_worker_each_with_its_own_login(house
     assert "the broker stopped delivering to us" not in household.desk.log.read_text()  # its echo comes back
 
 
-def test_the_workers_login_writes_no_other_nodes_state_nor_the_homes_status_nor_work(household: Household) -> None:
+def test_the_workers_login_writes_no_other_nodes_state_nor_the_homes_status_nor_work(household: AclHousehold) -> None:
     spy = worker_login(household)
     admin = household.admin
     try:
@@ -142,7 +143,36 @@ def test_the_workers_login_writes_no_other_nodes_state_nor_the_homes_status_nor_
         spy.close()
 
 
-def test_the_workers_login_reads_nothing_of_the_homes_profile_nor_its_replies(household: Household) -> None:
+def test_the_homes_login_overwrites_no_other_nodes_state_nor_writes_its_replies(household: AclHousehold) -> None:
+    """The broker drops a publish a login may not make without a word (QoS 0, and QoS 1 from an MQTT
+    3.1.1 client): what shows it refused is the worker's retained state, still its own for a client
+    that subscribes afterwards, and no forged reply passed on before the home's own marker."""
+    forger = client(household, "home-server")
+    admin = household.admin
+    try:
+        mark = admin.mark()
+        forged = json.dumps({"node": "gpu-desktop", "status": "offline"})
+        forger.client.publish("voice/node/gpu-desktop/state", forged, qos=1, retain=True).wait_for_publish(5)
+        forger.client.publish("voice/node/gpu-desktop/state", forged, qos=0, retain=True)
+        forger.publish("voice/node/gpu-desktop/reply", "{}")
+        marker = f"voice/node/home-server/state/echo/{uuid.uuid4().hex}"
+        forger.publish(marker, "after")  # its own: the broker passes it on, after what it passed before
+        admin.wait_for(lambda t, _: t == marker, after=mark)
+        after = [(t, p) for t, p, _ in admin.seen[mark:]]
+        assert ("voice/node/gpu-desktop/state", forged.encode()) not in after, after
+        assert "voice/node/gpu-desktop/reply" not in [t for t, _ in after], after
+        later = client(household, "admin")  # subscribes now: the broker's retained state comes first
+        try:
+            retained = json.loads(later.wait_topic("voice/node/gpu-desktop/state"))
+        finally:
+            later.close()
+        assert (retained["node"], retained["status"]) == ("gpu-desktop", "online"), retained
+        wait_nodes(household.home_url, online("home-server", "gpu-desktop"))
+    finally:
+        forger.close()
+
+
+def test_the_workers_login_reads_nothing_of_the_homes_profile_nor_its_replies(household: AclHousehold) -> None:
     spy = worker_login(household)
     try:
         response = household.speaker.request("default", "speak", {"id": "acl-remote-2", "text": "Lights off."},
@@ -161,7 +191,7 @@ def test_the_workers_login_reads_nothing_of_the_homes_profile_nor_its_replies(ho
         spy.close()
 
 
-def test_the_workers_login_gets_back_what_its_connections_send_themselves(household: Household) -> None:
+def test_the_workers_login_gets_back_what_its_connections_send_themselves(household: AclHousehold) -> None:
     """Each connection's keepalive check (agent/mqtt/transport.py) is a message to itself: without it
     coming back, the worker would reconnect every keepalive interval."""
     spy = worker_login(household)
@@ -173,7 +203,7 @@ def test_the_workers_login_gets_back_what_its_connections_send_themselves(househ
         spy.close()
 
 
-def test_the_workers_login_reads_the_households_speak_and_train_work_and_its_stop(household: Household) -> None:
+def test_the_workers_login_reads_the_households_speak_and_train_work_and_its_stop(household: AclHousehold) -> None:
     spy = worker_login(household)
     try:
         work = ("voice/work/speak/rvc", "voice/work/train/kokoro", "voice/node/gpu-desktop/work/train/kokoro",

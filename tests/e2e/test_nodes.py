@@ -9,57 +9,17 @@ import hashlib
 import json
 import os
 import signal
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from agent.blobs.cache import BlobCache
 from agent.errors import ServiceError
-from tests.conftest import AgentProcess, Probe, make_home
-from tests.mosquitto import Mosquitto, free_port
+from tests.conftest import Probe
+from tests.e2e.household import TOKEN, get, node_agent, wait_nodes
+from tests.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.slow
-
-TOKEN = "household-token-" + "x" * 16
-
-
-def node_agent(root: Path, broker: Mosquitto, node: str, profiles: tuple[str, ...] = ("default",),
-               **env: str) -> tuple[AgentProcess, str]:
-    port = free_port()
-    agent = AgentProcess(make_home(root, profiles), broker.port, {
-        "VOICE_AGENT_NODE": node, "VOICE_AGENT_HTTP_ENABLED": "true", "VOICE_AGENT_HTTP_PORT": str(port),
-        "VOICE_AGENT_HTTP_TOKEN": TOKEN, "VOICE_AGENT_HA_DISCOVERY": "false", **env})
-    return agent.start(), f"http://127.0.0.1:{port}"
-
-
-def get(url: str, token: str | None = TOKEN) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def nodes_at(url: str) -> dict[str, dict[str, Any]]:
-    status, body = get(f"{url}/api/nodes")
-    assert status == 200
-    return {node["node"]: node for node in json.loads(body)["nodes"]}
-
-
-def wait_nodes(url: str, check: Any, timeout: float = 30) -> dict[str, dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = nodes_at(url)
-        if check(found):
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the nodes never became as expected: {found}")
-        time.sleep(0.2)
 
 
 def test_nodes_see_each_other_and_a_killed_one_goes_offline(tmp_path: Path) -> None:

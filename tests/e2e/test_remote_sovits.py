@@ -16,10 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import AgentProcess, Probe, make_home, write_json
-from tests.e2e.test_nodes import TOKEN, node_agent, wait_nodes
+from tests.conftest import write_json
+from tests.e2e.household import Household, node_agent, running, wait_nodes
 from tests.fake_sovits import FakeOptions, FakeSovits
-from tests.mosquitto import Mosquitto, free_port
 from tests.providers.sovits.conftest import REFERENCE_TEXT, write_reference
 
 pytestmark = pytest.mark.slow
@@ -38,24 +37,19 @@ def frames(wav: bytes) -> tuple[int, bytes]:
         return reader.getframerate(), reader.readframes(reader.getnframes())
 
 
-class Household:
+class SovitsHousehold(Household):
+    """A, B and worker C (attic), A and B each with a GPT-SoVITS server of its own, C with none."""
+
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.broker = Mosquitto(root / "mq").start()
         self.home_server = FakeSovits(FakeOptions(visible_root=root / "a")).start()  # A's own, on A's machine
         self.desk_server = FakeSovits(FakeOptions(visible_root=root / "b")).start()  # B's own
-        home = make_home(root / "a", ("default",))
+        super().__init__(root, desk_env={"VOICE_AGENT_SOVITS_URL": self.desk_server.url})
+        self.attic, _ = node_agent(root / "c", self.broker, "attic", ("attic",), VOICE_AGENT_WORKER="true")
+        self.agents.append(self.attic)
+
+    def furnish(self, home: Path) -> None:
         self.reference = write_reference(home / "profiles" / "default" / "out" / "voices" / "sovits-reference" / "default")
         write_json(home / "profiles" / "default" / "etc" / "voice.json", voice("gpu-desktop", self.home_server.url))
-        port = free_port()
-        self.home = AgentProcess(home, self.broker.port, {
-            "VOICE_AGENT_NODE": "home-server", "VOICE_AGENT_HTTP_ENABLED": "true", "VOICE_AGENT_HTTP_PORT": str(port),
-            "VOICE_AGENT_HTTP_TOKEN": TOKEN, "VOICE_AGENT_HA_DISCOVERY": "false"}).start()
-        self.home_url = f"http://127.0.0.1:{port}"
-        self.desk, _ = node_agent(root / "b", self.broker, "gpu-desktop", ("office",), VOICE_AGENT_WORKER="true",
-                                  VOICE_AGENT_SOVITS_URL=self.desk_server.url)
-        self.attic, _ = node_agent(root / "c", self.broker, "attic", ("attic",), VOICE_AGENT_WORKER="true")
-        self.probe = Probe(self.broker.port)
 
     def speak(self, request_id: str) -> tuple[dict[str, Any], bytes]:
         response = self.probe.request("default", "speak", {"id": request_id, "text": TEXT}, timeout=TIMEOUT)
@@ -63,32 +57,21 @@ class Household:
         return response["data"], self.probe.wait_topic(f"voice/default/audio/{request_id}")
 
     def run_on(self, where: str) -> None:
-        mark = self.probe.mark()
-        write_json(self.home.home / "profiles" / "default" / "etc" / "voice.json", voice(where, self.home_server.url))
-        self.probe.event("default", "config.reloaded", timeout=20, after=mark)
+        self.configure({"default": voice(where, self.home_server.url)})
 
     def stop(self) -> None:
-        self.probe.close()
-        for agent in (self.home, self.desk, self.attic):
-            agent.stop()
+        super().stop()
         self.home_server.stop()
         self.desk_server.stop()
-        self.broker.stop()
 
 
 @pytest.fixture(scope="module")
-def household(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Household]:
-    found = Household(tmp_path_factory.mktemp("remote-sovits"))
-    try:
-        for agent in (found.home, found.desk, found.attic):
-            agent.wait_log("ready")
-        wait_nodes(found.home_url, lambda n: n.get("gpu-desktop", {}).get("online") and n.get("attic", {}).get("online"))
+def household(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SovitsHousehold]:
+    with running(SovitsHousehold(tmp_path_factory.mktemp("remote-sovits"))) as found:
         yield found
-    finally:
-        found.stop()
 
 
-def test_a_worker_speaks_through_its_own_server_from_the_homes_reference(household: Household) -> None:
+def test_a_worker_speaks_through_its_own_server_from_the_homes_reference(household: SovitsHousehold) -> None:
     nodes = wait_nodes(household.home_url, lambda n: n["gpu-desktop"]["online"])
     listed = {name: {p["provider"] for p in nodes[name]["providers"]} for name in ("gpu-desktop", "attic")}
     assert "sovits" in listed["gpu-desktop"] and "sovits" not in listed["attic"], listed  # no server of its own
@@ -115,7 +98,7 @@ def test_a_worker_speaks_through_its_own_server_from_the_homes_reference(househo
         household.run_on("gpu-desktop")
 
 
-def test_a_killed_worker_falls_back_to_the_homes_own_server_at_once(household: Household) -> None:
+def test_a_killed_worker_falls_back_to_the_homes_own_server_at_once(household: SovitsHousehold) -> None:
     household.desk.stop(signal.SIGKILL)
     try:
         asked = len(household.home_server.requests)
@@ -125,5 +108,4 @@ def test_a_killed_worker_falls_back_to_the_homes_own_server_at_once(household: H
         assert len(household.home_server.requests) > asked and frames(audio)[1]
         assert "speaks here" in household.home.log.read_text()
     finally:  # the household as the other test expects it, whatever the order
-        household.desk.start().wait_log("ready")
-        wait_nodes(household.home_url, lambda n: n["gpu-desktop"]["online"])
+        household.restart(household.desk)

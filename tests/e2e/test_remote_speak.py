@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,8 @@ from typing import Any
 import pytest
 
 from tests.audio_checks import wav_info
-from tests.conftest import AgentProcess, Probe, make_home, write_json
-from tests.e2e.test_nodes import TOKEN, node_agent, wait_nodes
-from tests.mosquitto import Mosquitto, free_port
+from tests.conftest import write_json
+from tests.e2e.household import Household, running
 from tests.providers.rvc.fakes import install_rvc_assets
 
 pytestmark = pytest.mark.slow
@@ -33,21 +31,15 @@ def voice(run_on: str) -> dict[str, Any]:
             "runOn": {"speak": {"rvc": run_on}}, "cache": {"enabled": False}}
 
 
-class Household:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.broker = Mosquitto(root / "mq").start()
-        home = make_home(root / "a", ("default", "kitchen"))
+class SpeakHousehold(Household):
+    """A's two profiles speak with A's RVC model where ``runOn.speak`` says."""
+
+    profiles = ("default", "kitchen")
+
+    def furnish(self, home: Path) -> None:
         install_rvc_assets(home / "out" / "voices")  # the household's hubert, rmvpe and speaker 'default'
-        for profile in ("default", "kitchen"):
+        for profile in self.profiles:
             write_json(home / "profiles" / profile / "etc" / "voice.json", voice("gpu-desktop"))
-        port = free_port()
-        self.home = AgentProcess(home, self.broker.port, {
-            "VOICE_AGENT_NODE": "home-server", "VOICE_AGENT_HTTP_ENABLED": "true", "VOICE_AGENT_HTTP_PORT": str(port),
-            "VOICE_AGENT_HTTP_TOKEN": TOKEN, "VOICE_AGENT_HA_DISCOVERY": "false"}).start()
-        self.home_url = f"http://127.0.0.1:{port}"
-        self.desk, _ = node_agent(root / "b", self.broker, "gpu-desktop", ("office",), VOICE_AGENT_WORKER="true")
-        self.probe = Probe(self.broker.port)
 
     def speak(self, request_id: str, profile: str = "default", text: str = TEXT) -> dict[str, Any]:
         response = self.probe.request(profile, "speak", {"id": request_id, "text": text}, timeout=TIMEOUT)
@@ -58,32 +50,16 @@ class Household:
         return self.probe.wait_topic(f"voice/{profile}/audio/{request_id}")
 
     def run_on(self, where: str) -> None:
-        mark = self.probe.mark()
-        for profile in ("default", "kitchen"):
-            write_json(self.home.home / "profiles" / profile / "etc" / "voice.json", voice(where))
-        for profile in ("default", "kitchen"):
-            self.probe.event(profile, "config.reloaded", timeout=20, after=mark)
-
-    def stop(self) -> None:
-        self.probe.close()
-        self.home.stop()
-        self.desk.stop()
-        self.broker.stop()
+        self.configure({profile: voice(where) for profile in self.profiles})
 
 
 @pytest.fixture(scope="module")
-def household(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Household]:
-    found = Household(tmp_path_factory.mktemp("remote"))
-    try:
-        found.home.wait_log("ready")
-        found.desk.wait_log("ready")
-        wait_nodes(found.home_url, lambda n: n.get("gpu-desktop", {}).get("online"))
+def household(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpeakHousehold]:
+    with running(SpeakHousehold(tmp_path_factory.mktemp("remote"))) as found:
         yield found
-    finally:
-        found.stop()
 
 
-def test_a_worker_speaks_the_profiles_rvc_voice_as_this_node_would(household: Household) -> None:
+def test_a_worker_speaks_the_profiles_rvc_voice_as_this_node_would(household: SpeakHousehold) -> None:
     remote = household.speak("remote-1")
     assert (remote["provider"], remote["node"], remote["fallback"]) == ("rvc", "gpu-desktop", False), remote
     rate, seconds, rms = wav_info(household.audio("remote-1"))
@@ -101,7 +77,7 @@ def test_a_worker_speaks_the_profiles_rvc_voice_as_this_node_would(household: Ho
     household.run_on("gpu-desktop")
 
 
-def test_a_killed_worker_falls_back_here_at_once_and_its_return_takes_the_next(household: Household) -> None:
+def test_a_killed_worker_falls_back_here_at_once_and_its_return_takes_the_next(household: SpeakHousehold) -> None:
     household.desk.stop(signal.SIGKILL)
     lost = household.speak("after-kill")
     assert (lost["provider"], lost["node"], lost["fallback"]) == ("rvc", None, True), lost
@@ -109,18 +85,14 @@ def test_a_killed_worker_falls_back_here_at_once_and_its_return_takes_the_next(h
     assert lost["fallback_code"] in ("no_worker", "worker_lost"), lost
     assert "speaks here" in household.home.log.read_text()
 
-    household.desk.start()
-    household.desk.wait_log("ready")
-    wait_nodes(household.home_url, lambda n: n["gpu-desktop"]["online"])
+    household.restart(household.desk)
     back = household.speak("after-return")
     assert (back["node"], back["fallback"]) == ("gpu-desktop", False), back
 
 
-def test_two_workers_share_a_burst(household: Household) -> None:
-    attic, _ = node_agent(household.root / "c", household.broker, "attic", ("attic",), VOICE_AGENT_WORKER="true")
+def test_two_workers_share_a_burst(household: SpeakHousehold) -> None:
+    attic = household.join(household.root / "c", "attic", ("attic",))
     try:
-        attic.wait_log("ready")
-        wait_nodes(household.home_url, lambda n: n.get("attic", {}).get("online"))
         household.run_on("auto")
         answers: list[dict[str, Any]] = []
 

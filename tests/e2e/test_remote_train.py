@@ -12,14 +12,12 @@ import json
 import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, AgentProcess, Probe, make_home, write_json
-from tests.e2e.test_nodes import TOKEN, node_agent, wait_nodes
+from tests.conftest import REPO, write_json
+from tests.e2e.household import Household, running
 from tests.fake_trainer import expected_value
-from tests.mosquitto import Mosquitto, free_port
 from tests.speech import OWNER_RATE, owner, wav
 
 pytestmark = pytest.mark.slow
@@ -28,23 +26,14 @@ ENV = {"VOICE_AGENT_EXTRA_TRAINERS": json.dumps({"counting": "tests.fake_trainer
        "PYTHONPATH": str(REPO)}
 
 
-class Household:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.broker = Mosquitto(root / "mq").start()
-        home = make_home(root / "a", ("default",))
-        write_json(home / "profiles" / "default" / "etc" / "voice.json", {"runOn": {"train": "auto"}})
-        port = free_port()
-        self.home = AgentProcess(home, self.broker.port, {
-            "VOICE_AGENT_NODE": "home-server", "VOICE_AGENT_HTTP_ENABLED": "true", "VOICE_AGENT_HTTP_PORT": str(port),
-            "VOICE_AGENT_HTTP_TOKEN": TOKEN, "VOICE_AGENT_HA_DISCOVERY": "false", **ENV}).start()
-        self.home_url = f"http://127.0.0.1:{port}"
-        self.desk, _ = node_agent(root / "b", self.broker, "gpu-desktop", ("office",), VOICE_AGENT_WORKER="true", **ENV)
-        self.probe = Probe(self.broker.port)
+class TrainHousehold(Household):
+    """A's profile trains where ``runOn.train`` says (``auto``: on any worker), with the stand-in trainer."""
 
-    @property
-    def profile(self) -> Path:
-        return self.home.home / "profiles" / "default"
+    def __init__(self, root: Path) -> None:
+        super().__init__(root, env=ENV)
+
+    def furnish(self, home: Path) -> None:
+        write_json(home / "profiles" / "default" / "etc" / "voice.json", {"runOn": {"train": "auto"}})
 
     def dataset(self, speaker: str) -> Path:
         """A dataset the stand-in trainer does not read, and the worker must fetch all the same."""
@@ -61,35 +50,14 @@ class Household:
         assert response["status"] == "ok", response
         return str(response["data"]["job"]["id"])
 
-    def event(self, name: str, job: str, timeout: float = 60, check: Any = lambda data: True) -> dict[str, Any]:
-        def match(topic: str, payload: bytes) -> bool:
-            if topic != f"voice/default/event/{name}":
-                return False
-            data = json.loads(payload)["data"]
-            return bool(data["job"] == job and check(data))
-
-        return json.loads(self.probe.wait_for(match, timeout)[1])["data"]  # type: ignore[no-any-return]
-
     def result(self, speaker: str) -> str:
         return (self.profile / "out" / "voices" / "counting-models" / speaker / "result.txt").read_text()
 
-    def stop(self) -> None:
-        self.probe.close()
-        self.home.stop()
-        self.desk.stop()
-        self.broker.stop()
-
 
 @pytest.fixture(scope="module")
-def household(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Household]:
-    found = Household(tmp_path_factory.mktemp("remote-train"))
-    try:
-        found.home.wait_log("ready")
-        found.desk.wait_log("ready")
-        wait_nodes(found.home_url, lambda n: n.get("gpu-desktop", {}).get("online"))
+def household(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainHousehold]:
+    with running(TrainHousehold(tmp_path_factory.mktemp("remote-train"))) as found:
         yield found
-    finally:
-        found.stop()
 
 
 def half_written(folder: Path) -> list[Path]:
@@ -97,7 +65,7 @@ def half_written(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.name.startswith(".") or p.suffix in (".part", ".tmp")]
 
 
-def test_a_job_runs_on_the_worker_and_its_result_lands_here(household: Household) -> None:
+def test_a_job_runs_on_the_worker_and_its_result_lands_here(household: TrainHousehold) -> None:
     household.dataset("joe")
     job = household.train("joe", steps=40)
     assert household.event("training.started", job)["device"] == "remote"
@@ -127,11 +95,9 @@ def test_a_job_runs_on_the_worker_and_its_result_lands_here(household: Household
     assert half_written(household.profile / "out") == []
 
 
-def test_a_killed_worker_resumes_on_another_from_its_last_checkpoint(household: Household) -> None:
-    attic, _ = node_agent(household.root / "c", household.broker, "attic", ("attic",), VOICE_AGENT_WORKER="true", **ENV)
+def test_a_killed_worker_resumes_on_another_from_its_last_checkpoint(household: TrainHousehold) -> None:
+    attic = household.join(household.root / "c", "attic", ("attic",), **ENV)
     try:
-        attic.wait_log("ready")
-        wait_nodes(household.home_url, lambda n: n.get("attic", {}).get("online"))
         household.dataset("kill")
         job = household.train("kill", steps=150, step_seconds=0.1)
         checkpoint = household.event("training.checkpoint", job, timeout=90, check=lambda d: d["step"] >= 20)
@@ -153,21 +119,15 @@ def test_a_killed_worker_resumes_on_another_from_its_last_checkpoint(household: 
     finally:
         attic.stop()
         if household.desk.process is not None and household.desk.process.poll() is not None:
-            household.desk.start()
-            household.desk.wait_log("ready")
-            wait_nodes(household.home_url, lambda n: n["gpu-desktop"]["online"])
+            household.restart(household.desk)
 
 
-def test_a_job_for_a_node_that_cannot_take_it_says_no_worker(household: Household) -> None:
-    mark = household.probe.mark()
-    write_json(household.profile / "etc" / "voice.json", {"runOn": {"train": "nowhere"}})
-    household.probe.event("default", "config.reloaded", timeout=20, after=mark)
+def test_a_job_for_a_node_that_cannot_take_it_says_no_worker(household: TrainHousehold) -> None:
+    household.configure({"default": {"runOn": {"train": "nowhere"}}})
     household.dataset("none")
     try:
         job = household.train("none", steps=5)
         failed = household.event("training.failed", job, timeout=30)
         assert failed["code"] == "no_worker" and "nowhere" in failed["error"], failed
     finally:
-        mark = household.probe.mark()
-        write_json(household.profile / "etc" / "voice.json", {"runOn": {"train": "auto"}})
-        household.probe.event("default", "config.reloaded", timeout=20, after=mark)  # the next test's jobs go out
+        household.configure({"default": {"runOn": {"train": "auto"}}})  # the next test's jobs go out

@@ -5,70 +5,42 @@ models, fetches the dataset by hash and trains a few epochs; the voicepack lands
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import AgentProcess, Probe, make_home, write_json
-from tests.e2e.test_nodes import TOKEN, node_agent, wait_nodes
-from tests.mosquitto import Mosquitto, free_port
+from tests.conftest import make_home, write_json
+from tests.e2e.household import Household, running
+from tests.e2e.kokoro_job import NO_MEMORY_CHECK, start_voicepack_job, voicepack_dataset
 from tests.providers.kokoro.models import install_models, prepared_models
 
 pytestmark = pytest.mark.slow
 
 
+class KokoroHousehold(Household):
+    """A keeps the dataset and trains on B, which alone has the Kokoro models."""
+
+    def __init__(self, root: Path, models: Path) -> None:
+        install_models(models, make_home(root / "b", ("office",)))
+        super().__init__(root, desk_env=NO_MEMORY_CHECK)
+
+    def furnish(self, home: Path) -> None:
+        write_json(home / "profiles" / "default" / "etc" / "voice.json", {"runOn": {"train": "gpu-desktop"}})
+        self.dataset = voicepack_dataset(home)
+
+
 def test_a_kokoro_voicepack_trained_on_the_worker_lands_in_the_homes_voices(
         tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
-    import soundfile
-
-    from tests.speech import OWNER_RATE, owner
-
-    broker = Mosquitto(tmp_path / "mq").start()
-    home = make_home(tmp_path / "a", ("default",))
-    write_json(home / "profiles" / "default" / "etc" / "voice.json", {"runOn": {"train": "gpu-desktop"}})
-    dataset = home / "profiles" / "default" / "out" / "voices" / "kokoro-datasets" / "joe"
-    dataset.mkdir(parents=True)
-    with (dataset / "metadata.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle, delimiter="|")
-        for index, text in enumerate(["Turn the heating down a little.", "The parcel arrived this morning."]):
-            soundfile.write(dataset / f"s{index}.wav", owner(text), OWNER_RATE)
-            writer.writerow([f"s{index}.wav", text])
-    port = free_port()
-    agent = AgentProcess(home, broker.port, {
-        "VOICE_AGENT_NODE": "home-server", "VOICE_AGENT_HTTP_ENABLED": "true", "VOICE_AGENT_HTTP_PORT": str(port),
-        "VOICE_AGENT_HTTP_TOKEN": TOKEN, "VOICE_AGENT_HA_DISCOVERY": "false"}).start()
-    desk_home = make_home(tmp_path / "b", ("office",))
-    install_models(prepared_models(tmp_path_factory), desk_home)
-    # its need (about 5 GB for sentences up to 64 phonemes) may be more than a busy test machine has free:
-    # these two short sentences need less (tests/e2e/test_train.py does the same)
-    desk, _ = node_agent(tmp_path / "b", broker, "gpu-desktop", ("office",), VOICE_AGENT_WORKER="true",
-                         VOICE_AGENT_TRAIN_MEMORY_CHECK="false")
-    probe = Probe(broker.port)
-    try:
-        agent.wait_log("ready")
-        desk.wait_log("ready")
-        wait_nodes(f"http://127.0.0.1:{port}", lambda n: n.get("gpu-desktop", {}).get("online"))
-        response = probe.request("default", "train", {
-            "provider": "kokoro", "speaker": "joe", "when": "now",
-            "params": {"epochs": 2, "baseVoice": "jm_kumo", "minMinutes": 0, "minSamples": 2, "lines": 1}})
-        assert response["status"] == "ok", response
-        job = response["data"]["job"]["id"]
-
-        def event(name: str, timeout: float) -> dict[str, object]:
-            def match(topic: str, payload: bytes) -> bool:
-                return topic == f"voice/default/event/{name}" and json.loads(payload)["data"]["job"] == job
-
-            return json.loads(probe.wait_for(match, timeout)[1])["data"]  # type: ignore[no-any-return]
-
-        progress = event("training.progress", 120)
+    with running(KokoroHousehold(tmp_path, prepared_models(tmp_path_factory))) as household:
+        home, desk, probe, dataset = household.home.home, household.desk, household.probe, household.dataset
+        job = start_voicepack_job(probe)
+        progress = household.event("training.progress", job, timeout=120)
         assert progress["node"] == "gpu-desktop" and progress["total"] == 2
-        finished = event("training.finished", 240)
+        finished = household.event("training.finished", job, timeout=240)
         packs = home / "profiles" / "default" / "out" / "voices" / "kokoro-voicepacks" / "joe"
-        outputs = [Path(str(p)) for p in finished["outputs"]]  # type: ignore[attr-defined]
+        outputs = [Path(str(p)) for p in finished["outputs"]]
         assert sorted(p.name for p in outputs) == ["joe.npy", "joe.pt"] and all(p.parent == packs for p in outputs)
         pack = np.load(packs / "joe.npy")
         assert pack.dtype == np.float32 and pack.shape[-1] == 256 and np.isfinite(pack).all()
@@ -80,8 +52,3 @@ def test_a_kokoro_voicepack_trained_on_the_worker_lands_in_the_homes_voices(
         assert blobs == sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in dataset.iterdir())
         voice = probe.request("default", "train.status", {"job": job})["data"]["job"]["voice"]
         assert voice and voice["tts"]["provider"] == "kokoro", voice
-    finally:
-        probe.close()
-        agent.stop()
-        desk.stop()
-        broker.stop()

@@ -205,31 +205,15 @@ def test_enough_new_samples_queue_a_retraining(home: Path, broker: Mosquitto, pr
 def test_kokoro_voicepack_job_runs_through_the_runner(home: Path, broker: Mosquitto, probe: Probe,
                                                        tmp_path_factory: pytest.TempPathFactory) -> None:
     """The real Kokoro trainer under the job runner: a user-filled dataset folder is used as is."""
-    import csv
-
-    import soundfile
-
+    from tests.e2e.kokoro_job import NO_MEMORY_CHECK, start_voicepack_job, voicepack_dataset
     from tests.providers.kokoro.models import install_models, prepared_models
-    from tests.speech import OWNER_RATE, owner
 
     install_models(prepared_models(tmp_path_factory), home)
-    dataset = home / "profiles" / "default" / "out" / "voices" / "kokoro-datasets" / "joe"
-    dataset.mkdir(parents=True)
-    with (dataset / "metadata.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle, delimiter="|")
-        for index, text in enumerate(["Turn the heating down a little.", "The parcel arrived this morning."]):
-            soundfile.write(dataset / f"s{index}.wav", owner(text), OWNER_RATE)
-            writer.writerow([f"s{index}.wav", text])
-    # its need (about 5 GB, for sentences up to 64 phonemes) may be more than a busy test machine has free
-    # now: these two short sentences need less, so the job is started without the memory check
-    agent = AgentProcess(home, broker.port, {**ENV, "VOICE_AGENT_TRAIN_MEMORY_CHECK": "false"}).start()
+    voicepack_dataset(home)
+    agent = AgentProcess(home, broker.port, {**ENV, **NO_MEMORY_CHECK}).start()
     try:
         agent.wait_log("ready")
-        response = probe.request("default", "train", {
-            "provider": "kokoro", "speaker": "joe", "when": "now",
-            "params": {"epochs": 2, "baseVoice": "jm_kumo", "minMinutes": 0, "minSamples": 2, "lines": 1}})
-        assert response["status"] == "ok", response
-        job = response["data"]["job"]["id"]
+        job = start_voicepack_job(probe)
         finished = job_event(probe, "training.finished", job, timeout=300)
         pack = Path(finished["outputs"][0])
         assert pack.is_file() and pack.parent == home / "profiles" / "default" / "out" / "voices" / "kokoro-voicepacks" / "joe"

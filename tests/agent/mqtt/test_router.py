@@ -104,7 +104,7 @@ def audio_router() -> tuple[Router, Recorder, list[bytes]]:
     room = Reservation(ByteBudget(400).hold(0), take)  # type: ignore[arg-type]  # the HTTP door's: unused here
     commands = {"record": Command(RecordRequest, take, reserve=lambda p, size: room),
                 "ping": Command(EmptyRequest, lambda p, r, o: {"pong": True})}
-    router = Router(commands, recorder, lambda profile: None, lambda name: True,  # type: ignore[arg-type]
+    router = Router(commands, recorder, lambda profile: None, lambda name: True,  # type: ignore[arg-type,return-value]
                     max_request_bytes=100, max_audio_bytes=400)
     return router, recorder, heard
 

@@ -24,45 +24,11 @@ from agent.speak.budget import AudioBudget
 from agent.speak.engines import ProviderPool
 from agent.speak.pipeline import SpeakJob, run_speak
 from agent.speak.remote import RemoteSpeech
+from tests.agent.nodes.standins import Blobs, Broker
 from tests.agent.speak.test_pipeline import Engine, pcm
 from tests.contexts import loose_context
 
 HOME, HERE, DESK, ATTIC = 1, 2, 3, 4  # the sample value each engine speaks with
-
-
-class Blobs:
-    """The worker's cache, as if each file had been fetched: the home's own file by its hash."""
-
-    def __init__(self, index: BlobIndex) -> None:
-        self.index = index
-        self.asked: list[str] = []
-
-    def get(self, sha256: str, url: str, token: str, size: int | None = None) -> Path:
-        self.asked.append(sha256)
-        found = self.index.find(sha256)
-        assert found is not None and token == "household"
-        return found
-
-
-class Broker:
-    """Shared work goes to each worker in turn; a node's own work to that node; a dead node gets nothing."""
-
-    def __init__(self, home: RemoteSpeech, workers: dict[str, SpeakWorker]) -> None:
-        self.home = home
-        self.workers = workers
-        self.dead: set[str] = set()
-        self._turn = itertools.cycle(sorted(workers))
-        self.sent: list[str | None] = []
-
-    def ready(self) -> bool:
-        return True
-
-    def send(self, provider: str, node: str | None, payload: bytes, correlation: bytes) -> None:
-        self.sent.append(node)
-        name = node if node is not None else next(self._turn)
-        if name in self.dead or name not in self.workers:
-            return
-        self.workers[name].take(provider, payload, lambda reply: self.home.replied(correlation, reply))
 
 
 class Household:
@@ -91,9 +57,26 @@ class Household:
                                      lambda node: self.urls.get(node), depth=depth, alive_s=0.05)
             self.hear(name)
         self.workers = made
-        self.broker = Broker(self.remote, made)
+        self.broker = Broker("speak")
+        self.broker.connect(self.remote, made)
         self.remote.use(self.broker)
         self.fallbacks: list[tuple[str, ...]] = []
+
+    def hold(self, name: str, started: threading.Event | None = None, timeout: float = 30) -> threading.Event:
+        """Worker ``name``'s engine waits in each synthesis (saying so on ``started``) until the event
+        returned is set, or ``timeout`` seconds."""
+        release = threading.Event()
+        engine = self.worker_engines[name]
+        original = engine.synthesize
+
+        def held(*args):  # type: ignore[no-untyped-def]
+            if started is not None:
+                started.set()
+            release.wait(timeout)
+            yield from original(*args)
+
+        engine.synthesize = held  # type: ignore[method-assign]
+        return release
 
     def hear(self, name: str, status: str = "online") -> None:
         state = NodeState(node=name, status=status, worker=True, providers=[Ability(provider="rvc")])  # type: ignore[arg-type]
@@ -150,17 +133,14 @@ def test_a_dead_worker_that_was_still_listed_ends_the_wait_with_no_worker(tmp_pa
 
 def test_a_worker_lost_mid_job_ends_the_wait_with_worker_lost(tmp_path: Path) -> None:
     home = Household(tmp_path, bounds=Bounds(1.0, 60.0, 3))  # silence alone would wait a minute
-    started, release = threading.Event(), threading.Event()
-    engine = home.worker_engines["desk"]
-    original = engine.synthesize
+    started = threading.Event()
+    release = home.hold("desk", started)
 
-    def stuck(*args):  # type: ignore[no-untyped-def]
-        started.set()
-        release.wait(30)
-        yield from original(*args)
+    def lost() -> None:  # the desk's will heard while it speaks
+        started.wait(10)
+        home.hear("desk", "offline")
 
-    engine.synthesize = stuck  # type: ignore[method-assign]
-    threading.Thread(target=lambda: (started.wait(10), home.hear("desk", "offline")), daemon=True).start()
+    threading.Thread(target=lost, daemon=True).start()
     began = time.monotonic()
     result = home.speak("desk")
     release.set()
@@ -170,15 +150,7 @@ def test_a_worker_lost_mid_job_ends_the_wait_with_worker_lost(tmp_path: Path) ->
 
 def test_a_busy_worker_declines_and_another_takes_it(tmp_path: Path) -> None:
     home = Household(tmp_path, workers=("attic", "desk"), depth=1)
-    gate = threading.Event()
-    attic = home.worker_engines["attic"]
-    original = attic.synthesize
-
-    def held(*args):  # type: ignore[no-untyped-def]
-        gate.wait(30)
-        yield from original(*args)
-
-    attic.synthesize = held  # type: ignore[method-assign]
+    gate = home.hold("attic")
     first = threading.Thread(target=home.speak, args=("auto", "One."))
     first.start()  # attic takes it and holds it: its queue is full
     while home.workers["attic"].taken == 0:
@@ -193,15 +165,7 @@ def test_a_busy_worker_declines_and_another_takes_it(tmp_path: Path) -> None:
 
 def test_every_try_declined_runs_here_with_no_worker(tmp_path: Path) -> None:
     home = Household(tmp_path, depth=1)
-    gate = threading.Event()
-    desk = home.worker_engines["desk"]
-    original = desk.synthesize
-
-    def held(*args):  # type: ignore[no-untyped-def]
-        gate.wait(30)
-        yield from original(*args)
-
-    desk.synthesize = held  # type: ignore[method-assign]
+    gate = home.hold("desk")
     first = threading.Thread(target=home.speak, args=("desk", "One."))
     first.start()
     while home.workers["desk"].taken == 0:
@@ -314,15 +278,7 @@ def test_a_job_whose_settings_name_a_file_outside_the_workers_home_is_refused(tm
 def test_a_worker_whose_engine_hangs_while_it_says_alive_ends_the_wait_with_worker_lost(tmp_path: Path) -> None:
     """Its ticker goes on saying alive; no sentence within ``audio_s`` and the home speaks itself."""
     home = Household(tmp_path, bounds=Bounds(1.0, 60.0, 3, audio_s=0.5))  # silence alone would wait a minute
-    release = threading.Event()
-    engine = home.worker_engines["desk"]
-    original = engine.synthesize
-
-    def stuck(*args):  # type: ignore[no-untyped-def]
-        release.wait(60)
-        yield from original(*args)
-
-    engine.synthesize = stuck  # type: ignore[method-assign]
+    release = home.hold("desk", timeout=60)
     try:
         result = home.speak("desk")
     finally:

@@ -8,13 +8,12 @@ half-received becomes a checkpoint or a voice."""
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import pytest
 
@@ -36,63 +35,12 @@ from agent.train.remote import RemoteTraining, held_checkpoint, keep_checkpoint,
 from agent.train.runner import JobRunner, Launch
 from agent.train.schedule import IdlePolicy, parse_window
 from tests.agent.gpu.test_arbiter import FakeGpus
+from tests.agent.nodes.standins import TOKEN, Blobs, Broker
 from tests.agent.train.test_runner import Recorder
 from tests.conftest import REPO
 from tests.fake_trainer import expected_value
 
-TOKEN = "household"
 EXTRA = {"counting": "tests.fake_trainer:CountingTrainer"}
-
-
-class Blobs:
-    """A worker's cache, as if each file had been fetched: the home's own file by its hash."""
-
-    def __init__(self, index: BlobIndex) -> None:
-        self.index = index
-        self.asked: list[str] = []
-
-    def get(self, sha256: str, url: str, token: str, size: int | None = None) -> Path:
-        self.asked.append(sha256)
-        found = self.index.find(sha256)
-        if found is None or token != TOKEN:
-            raise ServiceError("blob_fetch_failed", f"no blob {sha256}")
-        return found
-
-
-class Broker:
-    """Shared work to each worker in turn, a node's own to that node; a dead node hears and says nothing."""
-
-    def __init__(self) -> None:
-        self.home: RemoteTraining | None = None
-        self.workers: dict[str, TrainWorker] = {}
-        self.dead: set[str] = set()
-        self.sent: list[str | None] = []
-        self.stops: list[str] = []
-        self._turn: Iterator[str] = iter(())
-
-    def connect(self, home: RemoteTraining, workers: dict[str, TrainWorker]) -> None:
-        self.home, self.workers = home, workers
-        self._turn = itertools.cycle(sorted(workers))
-
-    def ready(self) -> bool:
-        return True
-
-    def send_work(self, kind: str, provider: str, node: str | None, payload: bytes, correlation: bytes) -> None:
-        assert kind == "train"
-        self.sent.append(node)
-        name = node if node is not None else next(self._turn)
-        if name in self.dead or name not in self.workers:
-            return
-        self.workers[name].take(provider, payload, lambda reply: self._reply(name, correlation, reply))
-
-    def _reply(self, node: str, correlation: bytes, payload: bytes) -> None:
-        if node not in self.dead and self.home is not None:
-            assert self.home.replied(correlation, payload)
-
-    def send_stop(self, node: str, payload: bytes) -> None:
-        self.stops.append(node)
-        if node not in self.dead:
-            self.workers[node].stop_asked(payload)
 
 
 def document(node: str, worker: bool = True, trains: bool = True) -> bytes:
@@ -114,7 +62,7 @@ class Household:
         for name in workers:
             self.registry.heard(name, document(name))
         self.index = BlobIndex(lambda: kept_roots(self.layout))
-        self.broker = Broker()
+        self.broker = Broker("train")
         self.remote = RemoteTraining("home", "http://home:8080", self.registry, self.index, token=lambda: TOKEN,
                                      bounds=bounds)
         self.remote.use(self.broker)
