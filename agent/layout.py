@@ -25,7 +25,9 @@ from pathlib import Path
 from providers.base import ProviderContext
 from providers.common.names import is_plain_name
 
-RESERVED = frozenset({"gpu"})  # <base>/gpu/... carries the GPU state, not a profile
+# <base>/gpu/... carries the GPU state, <base>/node/... and <base>/work/... the nodes' documents and work,
+# <base>/status the agent's own: none of them is a profile
+RESERVED = frozenset({"gpu", "node", "work", "status"})
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field
 NODE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")  # fullmatch: "$" would let a trailing newline through
 NODE_PATTERN = f"^{NODE_NAME.pattern}$"  # the same, for pydantic fields (they search; their Rust "$" is the very end)
 MAX_DOCUMENT_BYTES = 64 * 1024  # a node's document is a few hundred bytes; more is not one
-RESERVED_NAMES = ("local", "auto")  # runOn's own words: a node so named could never be chosen by name
+RUN_ON_WORDS = ("local", "auto")  # runOn's own words: a node so named could never be chosen by name
+# a profile's topic kinds (<base>/<profile>/<kind>/...): a node so named would have its state at a topic the
+# home server's ACL grants as a profile's (voice/+/request/+ matches voice/node/request/state)
+PROFILE_TOPIC_KINDS = ("request", "response", "audio", "event", "state", "stream", "hass")
+RESERVED_NAMES = RUN_ON_WORDS + PROFILE_TOPIC_KINDS
 MAX_REFRESH_S = 3600.0  # a document that claims a longer refresh would never go stale
 
 
@@ -29,7 +33,8 @@ def check_node_name(name: str) -> str:
         raise ValueError(f"{name!r} is not a node name: 1 to 64 letters, digits, '_', '.' or '-' "
                          "(not starting with '.'), e.g. the host name")
     if name.lower() in RESERVED_NAMES:
-        raise ValueError(f"{name!r} is not a node name: 'local' and 'auto' are runOn's own words")
+        raise ValueError(f"{name!r} is not a node name: 'local' and 'auto' are runOn's own words, "
+                         f"{', '.join(PROFILE_TOPIC_KINDS)} a profile's topics")
     return name
 
 

@@ -9,6 +9,7 @@ import json
 import logging
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -446,6 +447,26 @@ def test_runons_own_words_are_no_node_names_and_a_host_so_named_gets_another(nam
         check_node_name(name)
     assert check_node_name(default_node_name(name)) == f"node-{name}"
     assert check_node_name("localhost") == "localhost" and check_node_name("autumn") == "autumn"  # look-alikes pass
+
+
+@pytest.mark.parametrize("name", ["request", "response", "audio", "event", "state", "stream", "hass", "Request"])
+def test_a_profiles_topic_kinds_are_no_node_names(name: str) -> None:
+    """The home server's ACL grants voice/+/request/+ as a profile's: a node "request" would have
+    its state (voice/node/request/state) writable by that login."""
+    with pytest.raises(ValueError, match="a profile's topics"):
+        check_node_name(name)
+    assert check_node_name(default_node_name(name)) == f"node-{name}"
+
+
+@pytest.mark.parametrize("name", ["gpu", "node", "work", "status"])
+def test_the_household_topics_are_no_profile_names(name: str, tmp_path: Path) -> None:
+    from agent.layout import Layout
+
+    layout = Layout(tmp_path)
+    (layout.profiles_root / name).mkdir(parents=True)
+    (layout.profiles_root / "office").mkdir()
+    assert not Layout.is_profile_name(name) and not layout.exists(name)
+    assert layout.names() == ["office"]
 
 
 def test_a_document_that_claims_it_need_not_be_heard_for_over_an_hour_is_no_document() -> None:
