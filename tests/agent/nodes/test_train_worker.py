@@ -256,12 +256,10 @@ def test_trained_files_outside_the_output_folder_or_too_large_for_a_reply_fail(
             (Path(document["output_dir"]) / name).write_bytes(b"12")
         yield result("finished", outputs=[str(Path(document["output_dir"]) / n) for n in ("a.txt", "b.txt")])
 
-    monkeypatch.setattr(module, "MAX_INLINE_BYTES", 4)
-    setup = Setup(tmp_path / "3", large)
+    setup = Setup(tmp_path / "3", large, inline_bytes=4)
     setup.take(setup.job())
     assert setup.home.last().kind == "done"  # 4 bytes: just fits
-    monkeypatch.setattr(module, "MAX_INLINE_BYTES", 3)
-    setup = Setup(tmp_path / "4", large)
+    setup = Setup(tmp_path / "4", large, inline_bytes=3)
     setup.take(setup.job())
     last = setup.home.last()
     assert (last.kind, last.code) == ("failed", "too_large") and last.message.startswith("the trained files take more than")
@@ -270,10 +268,10 @@ def test_trained_files_outside_the_output_folder_or_too_large_for_a_reply_fail(
         (Path(document["output_dir"]) / "a.bin").write_bytes(b"1" * (1 << 20) + b"1")
         yield result("finished", outputs=[str(Path(document["output_dir"]) / "a.bin")])
 
-    monkeypatch.setattr(module, "MAX_INLINE_BYTES", 1 << 20)
-    setup = Setup(tmp_path / "5", huge)
+    setup = Setup(tmp_path / "5", huge, inline_bytes=1 << 20)
     setup.take(setup.job())
-    assert setup.home.last().message == "the trained files take more than 1 MB: too much for a reply"
+    assert setup.home.last().message == ("the trained files take more than 1 MB: too much for a reply, and this worker "
+                                         "offers no files (its HTTP door and token are off)")
 
 
 def test_a_job_whose_home_url_is_not_its_homes_or_whose_params_are_wrong_fetches_nothing_and_fails(tmp_path: Path) -> None:
@@ -440,13 +438,13 @@ def test_a_checkpoint_too_large_for_a_reply_goes_without_its_files(
         yield progress(6, checkpoint=True)
         yield result("refused", error="no")
 
-    monkeypatch.setattr(module, "MAX_INLINE_BYTES", 4)
-    setup = Setup(tmp_path, big)
+    setup = Setup(tmp_path, big, inline_bytes=4)
     setup.take(setup.job())
     setup.home.last()
     sent = [r for r in setup.home.replies if r.kind == "progress"]
-    assert [[f.name for f in r.files] for r in sent] == [["a.bin"], []]
-    assert "a checkpoint of 5 bytes does not fit a reply: not sent" in caplog.messages
+    assert [[f.name for f in r.files] for r in sent] == [["a.bin"], []] and all(not r.fetch for r in sent)
+    assert "a checkpoint of more than 4 bytes does not fit a reply, and this worker offers no files: not sent" \
+        in caplog.messages
 
 
 def test_only_the_last_job_logs_are_kept_and_an_earlier_runs_folders_go_at_start(
