@@ -1,0 +1,106 @@
+"""An RVC training job of node A (home-server) run by worker B (gpu-desktop), through the real
+agents and one Mosquitto: A keeps the profile and its dataset (``runOn.train`` names B), B has the
+content encoder, fetches the dataset by hash and trains a real, small RVC model (the tiny network,
+two epochs: tests/providers/rvc/quick_trainer.py). B sends no file inside a reply
+(``VOICE_AGENT_TRAIN_REPLY_FILES_MB=0``), so every checkpoint and both trained files travel the
+other way by hash: B offers them on its blob route, A fetches each with the token, checks it, and
+only then keeps the checkpoint or lands the model and index in its voices; B lets them go."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO, AgentProcess, Probe, make_home, write_json
+from tests.e2e.test_nodes import TOKEN, node_agent, wait_nodes
+from tests.mosquitto import Mosquitto, free_port
+from tests.providers.rvc.fakes import write_fairseq_hubert
+from tests.speech import OWNER_RATE, owner, wav
+
+pytestmark = pytest.mark.slow
+
+ENV = {"VOICE_AGENT_EXTRA_TRAINERS": json.dumps({"rvc": "tests.providers.rvc.quick_trainer:QuickRvcTrainer"}),
+       "PYTHONPATH": str(REPO)}
+PARAMS = {"totalEpochs": 2, "saveEveryEpoch": 1, "batchSize": 4, "f0Method": "dio", "size": "tiny", "minMinutes": 0}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_an_rvc_model_trained_on_the_worker_comes_home_by_hash(tmp_path: Path) -> None:
+    from providers.rvc.modelfile import read_model
+    from providers.rvc.runtime import load_voice
+
+    broker = Mosquitto(tmp_path / "mq").start()
+    home = make_home(tmp_path / "a", ("default",))
+    profile = home / "profiles" / "default"
+    write_json(profile / "etc" / "voice.json", {"runOn": {"train": "gpu-desktop"}})
+    dataset = profile / "out" / "voices" / "rvc-reference" / "joe"
+    dataset.mkdir(parents=True)
+    (dataset / "s0.wav").write_bytes(wav(owner("Please water the tomatoes before it gets dark."), OWNER_RATE))
+    port = free_port()
+    agent = AgentProcess(home, broker.port, {
+        "VOICE_AGENT_NODE": "home-server", "VOICE_AGENT_HTTP_ENABLED": "true", "VOICE_AGENT_HTTP_PORT": str(port),
+        "VOICE_AGENT_HTTP_TOKEN": TOKEN, "VOICE_AGENT_HA_DISCOVERY": "false", **ENV}).start()
+    desk, _ = node_agent(tmp_path / "b", broker, "gpu-desktop", ("office",), VOICE_AGENT_WORKER="true",
+                         VOICE_AGENT_TRAIN_REPLY_FILES_MB="0", **ENV)
+    (desk.home / "out" / "voices" / "rvc-models").mkdir(parents=True, exist_ok=True)
+    write_fairseq_hubert(desk.home / "out" / "voices" / "rvc-models" / "hubert_base.pt")  # B's own, not A's
+    probe = Probe(broker.port)
+    try:
+        agent.wait_log("ready")
+        desk.wait_log("ready")
+        wait_nodes(f"http://127.0.0.1:{port}", lambda n: n.get("gpu-desktop", {}).get("online"))
+        response = probe.request("default", "train", {"provider": "rvc", "speaker": "joe", "when": "now",
+                                                      "params": PARAMS})
+        assert response["status"] == "ok", response
+        job = response["data"]["job"]["id"]
+
+        def event(name: str, timeout: float) -> dict[str, Any]:
+            def match(topic: str, payload: bytes) -> bool:
+                return topic == f"voice/default/event/{name}" and json.loads(payload)["data"]["job"] == job
+
+            return json.loads(probe.wait_for(match, timeout)[1])["data"]  # type: ignore[no-any-return]
+
+        assert event("training.started", 30)["device"] == "remote"
+        assert event("training.checkpoint", 120)["step"] >= 1  # kept here once its files came by hash
+        finished = event("training.finished", 120)
+        models = profile / "out" / "voices" / "rvc-models" / "joe"
+        assert [Path(p) for p in finished["outputs"]] == [models / "joe.pth", models / "joe.index"]
+
+        # what B said it made, by hash, is what landed here: every file came by the blob route
+        def done(topic: str, payload: bytes) -> bool:
+            return topic == "voice/node/home-server/reply" and json.loads(payload).get("kind") == "done"
+
+        reply = json.loads(probe.wait_for(done, 10)[1])
+        assert reply["status"] == "finished" and "files" not in reply and reply["url"].startswith("http://127.0.0.1:")
+        assert {ref["name"]: ref["sha256"] for ref in reply["fetch"]} == {"joe.pth": sha256(models / "joe.pth"),
+                                                                         "joe.index": sha256(models / "joe.index")}
+        model = read_model(models / "joe.pth")
+        assert (model.version, model.sample_rate, model.info) == ("v2", 40000, "2epoch")
+        assert load_voice(models / "joe.pth", models / "joe.index", "cpu").index is not None
+
+        log = (home / "logs" / "run" / "rvc-training-joe.log").read_text()
+        assert "taken by worker gpu-desktop" in log and "trained files kept: joe.pth, joe.index" in log
+        assert "fetched joe.pth" in log and "fetched latest.pth" in log, log
+        assert not (home / "out" / "voices" / "rvc-models" / "hubert_base.pt").exists()  # trained on B's encoder
+        half = [p for p in (profile / "out").rglob("*") if p.name.startswith(".") or p.suffix in (".part", ".tmp")]
+        assert half == []
+        # B: the dataset came by hash; what it offered went once A had it
+        assert sorted(p.name for p in (desk.home / "out" / "blobs").iterdir()) == [sha256(dataset / "s0.wav")]
+        offered = desk.home / "out" / "work" / "offered"
+        deadline = time.monotonic() + 10
+        while offered.exists() and [p for p in offered.rglob("*") if p.is_file()]:
+            assert time.monotonic() < deadline, sorted(offered.rglob("*"))
+            time.sleep(0.05)
+    finally:
+        probe.close()
+        agent.stop()
+        desk.stop()
+        broker.stop()
