@@ -570,20 +570,29 @@ def test_files_too_large_for_a_reply_are_offered_by_hash_until_their_home_releas
     assert offers.held() == []
 
     # not released: the next job's start, or the bound after the job's end, lets them go
-    monkeypatch.setattr(module, "OFFER_KEEP_S", 3600.0)
+    def keyed(process: Process, document: dict[str, Any]) -> Iterator[str]:
+        """Files of the job's own (its folder's name is its key)."""
+        key = Path(document["output_dir"]).parent.name.encode()
+        (Path(document["checkpoint_dir"]) / "state.json").write_bytes(key)
+        yield progress(5, checkpoint=True)
+        (Path(document["output_dir"]) / "result.txt").write_bytes(key + b" trained")
+        yield result("finished", outputs=[str(Path(document["output_dir"]) / "result.txt")])
+
+    setup = Setup(tmp_path / "2", keyed, offers=offers, url="http://desk:8080", inline_bytes=0)
+    setup.take(setup.job(id="j2.abc123"))
+    assert setup.home.last().status == "finished"
+    first = sorted(ref.sha256 for reply in setup.home.replies for ref in reply.fetch)
+    assert offers.held() == first and len(first) == 2
     setup.home.replies.clear()
-    setup.take(setup.job(id="j2.abc123", checkpoint=[setup.home.file("state.json", b'{"step": 5}')], step=5))
-    setup.home.last()
-    assert len(offers.held()) == 2
-    setup.take(setup.job(id="j3.abc123", params={"steps": 10, "refuse": "x"}))
+    setup.take(setup.job(id="j3.abc123", params={"steps": 0}))  # taken, and fails before it makes anything
+    assert setup.home.last().code == "invalid_params"
     assert offers.held() == []  # taken: the job before's files went
-    monkeypatch.setattr(module, "OFFER_KEEP_S", 0.01)
     setup.home.replies.clear()
-    setup.worker._current = None  # j3's script never ends: the next job may start
-    setup.take(setup.job(id="j4.abc123", checkpoint=[setup.home.file("state.json", b'{"step": 5}')], step=5))
+    monkeypatch.setattr(module, "OFFER_KEEP_S", 0.01)
+    setup.take(setup.job(id="j4.abc123"))
     setup.home.last()
     deadline = time.monotonic() + WAIT
-    while offers.held():
+    while offers.held():  # nobody fetches them: they go a while after the job's end
         assert time.monotonic() < deadline
         time.sleep(0.01)
 
