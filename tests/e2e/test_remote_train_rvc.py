@@ -85,6 +85,8 @@ def test_an_rvc_model_trained_on_the_worker_comes_home_by_hash(tmp_path: Path) -
         model = read_model(models / "joe.pth")
         assert (model.version, model.sample_rate, model.info) == ("v2", 40000, "2epoch")
         assert load_voice(models / "joe.pth", models / "joe.index", "cpu").index is not None
+        voice = probe.request("default", "train.status", {"job": job})["data"]["job"]["voice"]
+        assert voice == {"tts": {"provider": "rvc", "rvc": {"speakerId": "joe"}}}, voice  # the profile's voice to choose
 
         log = (home / "logs" / "run" / "rvc-training-joe.log").read_text()
         assert "taken by worker gpu-desktop" in log and "trained files kept: joe.pth, joe.index" in log
