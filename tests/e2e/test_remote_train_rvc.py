@@ -106,3 +106,108 @@ def test_an_rvc_model_trained_on_the_worker_comes_home_by_hash(tmp_path: Path) -
         agent.stop()
         desk.stop()
         broker.stop()
+
+
+class Mallory:
+    """A worker that says it trained the model and serves other bytes under its hash: a transfer
+    gone bad. It holds the household's token (it seals its replies), so only the hash stops it."""
+
+    MODEL = b"the model it says it made" * 1000
+
+    def __init__(self, port: int) -> None:
+        import http.server
+        import threading
+
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        class Blobs(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                    self.send_error(401)
+                    return
+                body = b"X" * len(Mallory.MODEL)
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.asked: list[str] = []
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Blobs)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="mallory", protocol=mqtt.MQTTv5)
+        self.client.on_message = self._job
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def start(self) -> None:
+        from agent.nodes.state import Ability, NodeState
+
+        self.client.subscribe("voice/node/mallory/work/train/rvc", qos=1)
+        state = NodeState(node="mallory", worker=True, url=self.url, providers=[Ability(provider="rvc", trains=True)])
+        self.client.publish("voice/node/mallory/state", state.to_json(), qos=1, retain=True).wait_for_publish(5)
+
+    def _job(self, client: Any, userdata: Any, message: Any) -> None:
+        from agent.mqtt.transport import request_properties
+        from agent.nodes.work import BlobRef, TrainReply, read_train_job
+
+        job = read_train_job(message.payload)
+        self.asked.append(job.id)
+        ref = BlobRef(sha256=hashlib.sha256(self.MODEL).hexdigest(), size=len(self.MODEL), name="joe.pth")
+        for reply in (TrainReply(kind="accepted", node="mallory", id=job.id),
+                      TrainReply(kind="done", node="mallory", id=job.id, status="finished", fetch=[ref], url=self.url)):
+            client.publish(message.properties.ResponseTopic, reply.sealed(TOKEN).to_json(), qos=1,
+                           properties=request_properties(None, message.properties.CorrelationData))
+
+    def stop(self) -> None:
+        self.client.publish("voice/node/mallory/state", b"", qos=1, retain=True).wait_for_publish(5)
+        self.client.loop_stop()
+        self.client.disconnect()
+        self.server.shutdown()
+
+
+def test_a_corrupted_transfer_never_becomes_a_model(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path / "mq").start()
+    home = make_home(tmp_path / "a", ("default",))
+    profile = home / "profiles" / "default"
+    write_json(profile / "etc" / "voice.json", {"runOn": {"train": "mallory"}})
+    dataset = profile / "out" / "voices" / "rvc-reference" / "joe"
+    dataset.mkdir(parents=True)
+    (dataset / "s0.wav").write_bytes(wav(owner("Please water the tomatoes before it gets dark."), OWNER_RATE))
+    port = free_port()
+    agent = AgentProcess(home, broker.port, {
+        "VOICE_AGENT_NODE": "home-server", "VOICE_AGENT_HTTP_ENABLED": "true", "VOICE_AGENT_HTTP_PORT": str(port),
+        "VOICE_AGENT_HTTP_TOKEN": TOKEN, "VOICE_AGENT_HA_DISCOVERY": "false", "VOICE_AGENT_MAX_TRAIN_RESTARTS": "0",
+        **ENV}).start()
+    mallory = Mallory(broker.port)
+    probe = Probe(broker.port)
+    try:
+        agent.wait_log("ready")
+        mallory.start()
+        wait_nodes(f"http://127.0.0.1:{port}", lambda n: n.get("mallory", {}).get("online"))
+        response = probe.request("default", "train", {"provider": "rvc", "speaker": "joe", "when": "now",
+                                                      "params": PARAMS})
+        assert response["status"] == "ok", response
+        job = response["data"]["job"]["id"]
+
+        def failed(topic: str, payload: bytes) -> bool:
+            return topic == "voice/default/event/training.failed" and json.loads(payload)["data"]["job"] == job
+
+        error = json.loads(probe.wait_for(failed, 60)[1])["data"]["error"]
+        assert len(mallory.asked) == 1 and "died" in error, error  # a failed try, and no more tries allowed
+        log = (home / "logs" / "run" / "rvc-training-joe.log").read_text()
+        assert f"has SHA-256 {hashlib.sha256(b'X' * len(Mallory.MODEL)).hexdigest()}, not the one asked for" in log
+        assert "worker mallory failed (blob_corrupt)" in log and "trained files kept" not in log
+        assert not (profile / "out" / "voices" / "rvc-models").exists()  # nothing landed, not even half
+        assert [p for p in profile.rglob("*") if p.name.startswith(".") or p.suffix in (".part", ".tmp")] == []
+        blobs = home / "out" / "blobs"
+        assert not blobs.exists() or list(blobs.iterdir()) == []  # and no half of it kept to resume
+    finally:
+        probe.close()
+        mallory.stop()
+        agent.stop()
+        broker.stop()
