@@ -7,10 +7,7 @@ them from the blob route); the worker sends its progress, each checkpoint's file
 the trained files, each with its SHA-256: in its reply when they fit one, else offered on its own
 blob route, from which this home fetches them by hash the way the worker fetched the dataset
 (agent/blobs/cache.py: token, resumed, verified) and then releases them. Whatever a reply brings is
-received whole or not at all (``receive``): every file, checked against its hash, into a hidden
-folder; a checkpoint is that folder renamed ``received-<step>``, which ``remote.json`` then names (an
-atomic write); trained files go from it into the profile's voices, each by one rename, once every
-one of them is there.
+received whole or not at all (agent/train/received.py) before it becomes a checkpoint or a voice.
 
 A worker that goes offline (its last will), falls silent, or sends no progress for too long is a
 death of the job process: the runner queues the job again, and its next start resumes from the
@@ -21,14 +18,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
-import shutil
 import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -39,11 +34,11 @@ from agent.blobs.index import BlobIndex
 from agent.errors import ServiceError
 from agent.nodes.placement import ANY_WORKER, NO_WORKER, WORKER_LOST, Bounds, JobWatch, Place, place_train
 from agent.nodes.registry import NodeRegistry
-from agent.nodes.work import (BlobRef, FileData, Release, StopWork, TrainProgress, TrainReply, TrainWork, WorkError,
+from agent.nodes.work import (BlobRef, Release, StopWork, TrainProgress, TrainReply, TrainWork, WorkError,
                               read_train_reply)
 from agent.train.jobs import Job
+from agent.train.received import Fetch, held_checkpoint, keep_checkpoint, land_outputs
 from agent.train.runner import Launch, RemoteStart
-from providers.common.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +49,7 @@ BUSY_RETRY_S = 10.0  # every worker declined as busy: published again after this
 BUSY_WAIT_S = 600.0  # and for this long at most, then no_worker
 STOP_WAIT_S = 50.0  # a stop asked of the worker: its last checkpoint and word within this (the runner waits 60)
 POLL_S = 0.2
-POINTER = "remote.json"
-RECEIVED = "received-"
-INCOMING = ".incoming-"
 FETCH_TRIES = 3  # a broken transfer of a worker's file resumes this many times in all
-
-Fetch = Callable[[BlobRef, Path], None]  # a worker's offered file by hash onto the path given, verified
 
 
 class TrainLink(Protocol):
@@ -70,97 +60,6 @@ class TrainLink(Protocol):
     def send_work(self, kind: str, provider: str, node: str | None, payload: bytes, correlation: bytes) -> None: ...
 
     def send_stop(self, node: str, payload: bytes) -> None: ...
-
-
-def held_checkpoint(folder: Path) -> tuple[Path | None, int]:
-    """The folder of the last checkpoint received for a job (``folder``: its checkpoint folder) and
-    its step; (None, 0) when there is none."""
-    try:
-        pointer = json.loads((folder / POINTER).read_text())
-        name, step = pointer["folder"], pointer["step"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None, 0
-    if not isinstance(name, str) or not name.startswith(RECEIVED) or "/" in name or not isinstance(step, int):
-        return None, 0
-    found = folder / name
-    return (found, step) if found.is_dir() else (None, 0)
-
-
-def receive(folder: Path, files: Sequence[FileData], fetched: Sequence[BlobRef] = (), fetch: Fetch | None = None) -> Path:
-    """Every file of a reply into a new hidden folder under ``folder``: the ones it carries checked
-    against their hashes before any is written, the others fetched by hash (checked as they come).
-    The folder, once every file is there; else ``WorkError`` (or the fetch's ``ServiceError``) and
-    nothing left behind."""
-    names = [file.name for file in files] + [ref.name for ref in fetched]
-    if len(set(names)) != len(names):
-        raise WorkError("a reply names a file twice")
-    if fetched and fetch is None:
-        raise WorkError("the reply names files to fetch, and its worker offers none")
-    contents = [(file.name, file.content()) for file in files]
-    folder.mkdir(parents=True, exist_ok=True)
-    incoming = folder / f"{INCOMING}{uuid.uuid4().hex[:8]}"
-    incoming.mkdir()
-    try:
-        for name, content in contents:
-            with open(incoming / name, "wb") as out:
-                out.write(content)
-                out.flush()
-                os.fsync(out.fileno())
-        for ref in fetched:
-            assert fetch is not None
-            fetch(ref, incoming / ref.name)
-    except BaseException:
-        shutil.rmtree(incoming, ignore_errors=True)
-        raise
-    return incoming
-
-
-def keep_checkpoint(folder: Path, files: Sequence[FileData], step: int, fetched: Sequence[BlobRef] = (),
-                    fetch: Fetch | None = None) -> Path:
-    """A reply's checkpoint files as the job's checkpoint of ``step``: received whole (``receive``)
-    into a hidden folder that one rename makes the checkpoint; then the pointer names it, and older
-    ones go. ``WorkError`` (or the fetch's ``ServiceError``) when a file is not the one named:
-    nothing changes."""
-    names = [file.name for file in files] + [ref.name for ref in fetched]
-    if not names or len(set(names)) != len(names):
-        raise WorkError("a checkpoint needs its files, each once")
-    incoming = receive(folder, files, fetched, fetch)
-    target = folder / f"{RECEIVED}{step:09d}-{uuid.uuid4().hex[:6]}"
-    try:
-        os.rename(incoming, target)
-    except BaseException:
-        shutil.rmtree(incoming, ignore_errors=True)
-        raise
-    atomic_write_text(folder / POINTER, json.dumps({"folder": target.name, "step": step}))
-    for old in folder.iterdir():
-        if old != target and old.is_dir() and old.name.startswith((RECEIVED, INCOMING)):
-            shutil.rmtree(old, ignore_errors=True)
-    return target
-
-
-def land_outputs(output_dir: Path, files: Sequence[FileData], fetched: Sequence[BlobRef] = (),
-                 fetch: Fetch | None = None, staging: Path | None = None) -> list[Path]:
-    """A finished job's trained files into the profile's voices: received whole (``receive``, under
-    ``staging``: the job's checkpoint folder, else ``output_dir``) before any lands, then each moved
-    by one rename (a copy renamed, across file systems)."""
-    names = [file.name for file in files] + [ref.name for ref in fetched]
-    if not names:
-        raise WorkError("a finished job sent no trained files")
-    incoming = receive(staging or output_dir, files, fetched, fetch)
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        landed = []
-        for name in names:
-            try:
-                os.replace(incoming / name, output_dir / name)
-            except OSError:
-                temp = output_dir / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-                shutil.copyfile(incoming / name, temp)
-                os.replace(temp, output_dir / name)
-            landed.append(output_dir / name)
-        return landed
-    finally:
-        shutil.rmtree(incoming, ignore_errors=True)
 
 
 class RemoteTraining:

@@ -34,7 +34,8 @@ from agent.nodes.work import BlobRef, FileData, TrainReply, TrainWork, WorkError
 from agent.train import remote as remote_module
 from agent.train.jobs import Job, JobStore
 from agent.train.registry import trainers
-from agent.train.remote import RemoteTraining, held_checkpoint, keep_checkpoint, land_outputs
+from agent.train.received import held_checkpoint, keep_checkpoint, land_outputs
+from agent.train.remote import RemoteTraining
 from agent.train.runner import JobRunner, Launch
 from agent.train.schedule import IdlePolicy, parse_window
 from tests.agent.gpu.test_arbiter import FakeGpus
