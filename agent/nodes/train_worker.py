@@ -320,7 +320,6 @@ class TrainWorker:
         how = f"signal {-code}" if code < 0 else f"exit code {code}"
         raise ServiceError("trainer_died", f"the job process on {self.node} ended ({how}) without a result")
 
-
     def _trained(self, taken: _Taken, paths: list[Path]) -> dict[str, Any]:
         """The trained files as a reply carries them: their bytes when they fit it, else offered."""
         if sum(path.stat().st_size for path in paths) <= self._inline_bytes:
@@ -340,6 +339,7 @@ class TrainWorker:
             log.warning("a checkpoint of more than %d bytes does not fit a reply, and this worker offers no files: "
                         "not sent", self._inline_bytes)
             return {}
+        why = "it changed at every read"
         for _ in range(5):
             try:
                 before = _listing(folder)
@@ -348,7 +348,10 @@ class TrainWorker:
                     return offered
             except (ChangedWhileRead, FileNotFoundError):
                 pass  # the trainer's next checkpoint came meanwhile
-        log.warning("the checkpoint in %s changed at every read: not sent", folder)
+            except OSError as exc:  # no room for the copy: the next checkpoint tries again
+                why = str(exc)
+                break
+        log.warning("the checkpoint in %s not sent: %s", folder, why)
         return {}
 
     def _offered(self, taken: _Taken, kind: str, files: list[Path], move: bool = False) -> dict[str, Any]:

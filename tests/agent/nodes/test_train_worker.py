@@ -630,6 +630,12 @@ def test_an_offered_checkpoint_is_one_that_held_still_and_without_a_door_nothing
     setup.home.last()
     (sent,) = [r for r in setup.home.replies if r.kind == "progress"]
     assert (sent.files, sent.fetch) == ([], []) and any("changed at every read" in m for m in caplog.messages)
+    setup = Setup(tmp_path / "2b", restless, offers=offers, url="http://desk:8080", inline_bytes=0)
+    offers.offer = lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left"))  # type: ignore[method-assign]
+    setup.take(setup.job())
+    assert setup.home.last().status == "refused"  # the job goes on without that checkpoint
+    (sent,) = [r for r in setup.home.replies if r.kind == "progress"]
+    assert (sent.files, sent.fetch) == ([], []) and any("No space left" in m for m in caplog.messages)
 
     quiet = Offers(tmp_path / "quiet")
     setup = Setup(tmp_path / "3", finishing, offers=quiet, url="", inline_bytes=0)  # no door: no offers
