@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from agent.commands import Command, command_table
@@ -26,6 +27,7 @@ from agent.nodes.state import Ability, Queues, http_url
 from agent.nodes.train_worker import TrainWorker
 from agent.nodes.worker import SpeakWorker
 from agent.blobs.cache import BlobCache
+from agent.blobs.offers import Offers
 from agent.blobs.index import BlobIndex, kept_roots
 from agent.record.samples import SampleService
 from agent.record.service import RecordService
@@ -85,6 +87,7 @@ class Core:
             NodeSources(profiles=self.layout.names, abilities=self._abilities, gpu=lambda: self.state.get("gpu"), queues=self._queues))
         self.blobs = BlobIndex(lambda: kept_roots(self.layout))
         self.blob_cache = BlobCache(self.layout.blob_cache, settings.blob_cache_mb << 20)
+        self.offers = Offers(self.layout.work_dir / "offered") if settings.worker else None
         token = settings.http_token
         self.remote = RemoteSpeech(settings.node, url, self.nodes.registry, self.blobs,
                                    token=lambda: token.get_secret_value() if token else "")
@@ -104,7 +107,7 @@ class Core:
         self.streams = StreamSessions(self.layout, self.records, self.events, settings.hermes_sites,
                                       settings.stream_inbox_bytes)
         self.remote_train = RemoteTraining(settings.node, url, self.nodes.registry, self.blobs,
-                                           token=lambda: token.get_secret_value() if token else "")
+                                           token=lambda: token.get_secret_value() if token else "", cache=self.blob_cache)
         self.train = TrainService(settings, self.layout, self.configs, self.records, self.events, self.state, self.arbiter,
                                   remote=self.remote_train)
         self.train_worker = TrainWorker(
@@ -112,6 +115,7 @@ class Core:
             trainers=lambda: trainers(settings.extra_trainers), reserve=self.arbiter.reserve,
             need_vram_mb=settings.train_vram_mb, pause_hogs=settings.pause_gpu_hogs_for_training,
             busy=lambda: self.train.runner.running_job is not None, home_online=self.nodes.registry.online,
+            offers=self.offers, url=url if token else "", inline_bytes=settings.train_reply_files_mb << 20,
         ) if settings.worker else None
         if self.train_worker is not None:
             self.train.others_running = self.train_worker.running
@@ -316,6 +320,12 @@ class Core:
 
     def _engine_created(self, name: str, engine: Any) -> None:
         self.actions.on_engine(name, engine)  # the node's document says it is loaded at its next beat
+
+    def find_blob(self, sha256: str) -> Path | None:
+        """The file with this hash that this node lends: one it made for another node's job, or one
+        of its own kept files."""
+        offered = self.offers.find(sha256) if self.offers is not None else None
+        return offered if offered is not None else self.blobs.find(sha256)
 
     def _node_url(self, node: str) -> str | None:
         """A node's HTTP door as its state document says it."""

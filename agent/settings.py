@@ -118,6 +118,11 @@ class AgentSettings(BaseSettings):
         description="This worker's own GPT-SoVITS server (http://host:port), which makes the household's sovits "
                     "speech here (runOn.speak.sovits); empty: this node takes no sovits work.",
     )
+    train_reply_files_mb: int = Field(
+        32, ge=0, le=32, description="Most MB of a training job's files (a checkpoint, the trained files) a worker "
+                                     "sends inside its reply; larger ones its home fetches by hash from the worker's "
+                                     "blob route (its HTTP door and token on).",
+    )
     blob_cache_mb: int = Field(
         10240, ge=1, description="Most MB of other nodes' files (datasets, models) kept here, fetched by hash; the "
                                  "least recently used go first.",

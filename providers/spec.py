@@ -120,7 +120,7 @@ class TrainerSpec:
     # machine and the agent's MemoryMax allow before the job starts (None: not known, not checked)
     memory_mb: Callable[[Any], int] | None = None
     # its jobs may run on a worker node (voice.json runOn.train): its checkpoints and finished files come
-    # back in the worker's replies, at most 32 MB a reply (agent/nodes/work.py MAX_INLINE_BYTES)
+    # back in the worker's replies (at most 32 MB a reply), larger ones by hash from the worker's blob route
     remote: bool = True
 
 

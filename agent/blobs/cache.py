@@ -2,13 +2,16 @@
 the household's token) into a bounded folder (``out/blobs/<sha256>``), least recently used first
 out. A transfer goes through ``<sha256>.part`` (agent/transfer.py: a broken one resumes with a
 Range request) and becomes the file only once its SHA-256 is the one asked for: a half or
-corrupted transfer never does.
+corrupted transfer never does. Both directions use it: a worker fetches a job's inputs from the
+job's home (``get``), a home takes the files a worker made for its job (``take``: fetched the same
+way, then moved out of the cache to where the home keeps them).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -23,7 +26,7 @@ class BlobCache:
     def __init__(self, folder: Path, max_bytes: int) -> None:
         self.folder = folder
         self.max_bytes = max_bytes
-        self._lock = threading.Lock()  # one fetch at a time: two askers of one hash fetch it once
+        self._lock = threading.RLock()  # one fetch at a time: two askers of one hash fetch it once
 
     def start(self) -> None:
         """``.part`` files no fetch touched for a day go."""
@@ -66,6 +69,19 @@ class BlobCache:
             os.replace(part, target)
             self._evict(keep=target)
             return target
+
+    def take(self, sha256: str, node_url: str, token: str, target: Path, size: int | None = None,
+             how: Fetch = Fetch()) -> Path:
+        """The file with this hash moved to ``target`` (a file of the caller's now, no longer the
+        cache's), fetched as ``get`` fetches it when the cache lacks it."""
+        with self._lock:  # a second asker of the hash fetches it again rather than lose it mid-move
+            found = self.get(sha256, node_url, token, size, how)
+            try:
+                os.replace(found, target)
+            except OSError:  # another file system: a copy, then the cache's copy goes
+                shutil.copyfile(found, target)
+                found.unlink(missing_ok=True)
+        return target
 
     def _evict(self, keep: Path) -> None:
         """The least recently used files go until the cache fits (the one just fetched stays)."""

@@ -84,7 +84,7 @@ class Api:
         self._guard = Guard(token, settings.http_port, self._page.is_page)
         self._hub = stream.EventHub(core.events, core.state)
         self._openai = OpenAIDoor(self.call, settings.max_request_bytes)
-        self._nodes = NodesDoor(core.nodes, core.blobs, token is not None)
+        self._nodes = NodesDoor(core.nodes, core.find_blob, token is not None)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self._settings.max_audio_bytes,

@@ -1,5 +1,6 @@
 """The household's nodes as this node knows them (``GET /api/nodes``), and the files it keeps for
-the others by content hash (``GET /api/blobs/<sha256>``: agent/blobs/index.py says which).
+the others by content hash (``GET /api/blobs/<sha256>``: agent/blobs/index.py says which, and on a
+worker agent/blobs/offers.py the files it made for another node's training job).
 
 A blob is served to a bearer of ``VOICE_AGENT_HTTP_TOKEN`` only, on loopback too: another node
 asks with the household's token, and a node without one serves none. It is streamed from the
@@ -9,18 +10,21 @@ file with HTTP Range (206, 416: aiohttp's file response), so a broken transfer r
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from pathlib import Path
 
 from aiohttp import web
 
-from agent.blobs.index import BlobIndex, check_hash
+from agent.blobs.index import check_hash
 from agent.http.errors import error_response
 from agent.nodes.service import NodeService
 
 
 class NodesDoor:
-    def __init__(self, nodes: NodeService, blobs: BlobIndex, token_set: bool) -> None:
+    def __init__(self, nodes: NodeService, find: Callable[[str], Path | None], token_set: bool) -> None:
+        """``find``: the file kept or offered with a hash (file work: it runs off the event loop)."""
         self._nodes = nodes
-        self._blobs = blobs
+        self._find = find
         self._token_set = token_set  # the guard checks the token itself; without one, no blob
 
     def routes(self) -> list[web.RouteDef]:
@@ -36,7 +40,7 @@ class NodesDoor:
         sha256 = check_hash(request.match_info["sha256"])
         if sha256 is None:
             return error_response("invalid_params", "a blob is named by its SHA-256: 64 hex digits")
-        path = await asyncio.get_running_loop().run_in_executor(None, self._blobs.find, sha256)
+        path = await asyncio.get_running_loop().run_in_executor(None, self._find, sha256)
         if path is None:
             return error_response("file_not_found", f"this node keeps no file with SHA-256 {sha256}")
         response = web.FileResponse(path, headers={"Content-Type": "application/octet-stream",

@@ -6,7 +6,8 @@ Work between nodes rides on it too (MQTT 5): the replies to this node's jobs on
 ``<base>/node/<node>/reply``; and, on a worker, speak and training jobs from the shared work
 topics ``$share/voice-workers/<base>/work/<speak|train>/<provider>`` (one worker gets each) and
 from its own ``<base>/node/<node>/work/<speak|train>/<provider>`` (a profile whose runOn names
-it), and a home's stop of its training job on ``<base>/node/<node>/work/stop``.
+it), and a home's stop of its training job, or its release of the files it fetched from this
+worker, on ``<base>/node/<node>/work/stop``.
 
 A connection has one last will, and the agent's main one keeps ``<base>/status`` (Home
 Assistant's availability, the CLI's). So the node speaks on a connection of its own, client id

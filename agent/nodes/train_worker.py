@@ -7,7 +7,11 @@ out under ``out/work/train/<key>/``; the job process is the one the home's runne
 (agent/train/runner.py ``start_job_process``, agent/train/worker.py), with this node's trainer,
 models and GPU. Its progress goes home a report a reply (at most every ``progress_s``, and every
 checkpoint's with the checkpoint folder's files); at the end the trained files, or ``stopped``
-after the checkpoint the stop made. The job stops (checkpointed) when its home asks, when its
+after the checkpoint the stop made. Files that fit a reply (``inline_bytes`` together) ride in it;
+larger ones (an RVC model, its checkpoints) are offered on this node's blob route
+(agent/blobs/offers.py) and named by hash, for the home to fetch; they go when the home releases
+them, when the job's next ones replace them, when another job starts, or ``OFFER_KEEP_S`` after
+the job's end. The job stops (checkpointed) when its home asks, when its
 home goes offline (its last will: nobody would take the result), and when this agent stops.
 """
 
@@ -31,10 +35,11 @@ from typing import IO, Any, Literal
 from pydantic import ValidationError
 
 from agent.blobs.cache import BlobCache
+from agent.blobs.offers import ChangedWhileRead, Offers
 from agent.errors import ServiceError
 from agent.layout import Layout
-from agent.nodes.work import (MAX_INLINE_BYTES, Answer, FileData, TrainProgress, TrainReply, TrainWork, WorkError,
-                              read_stop, read_train_job)
+from agent.nodes.work import (MAX_INLINE_BYTES, Answer, BlobRef, FileData, Release, TrainProgress, TrainReply,
+                              TrainWork, WorkError, read_stop, read_train_job)
 from agent.requests import describe_validation_error
 from agent.train.runner import start_job_process
 from agent.train.worker import context_document
@@ -49,6 +54,7 @@ StartProcess = Callable[[dict[str, Any], IO[str]], Any]
 TAKEN_IDS = 1024
 STOP_GRACE_S = 60.0  # a stopped trainer checkpoints within this, or is killed
 KEEP_LOGS = 20  # the job logs of the last jobs run for others (out/work/train/logs)
+OFFER_KEEP_S = 900.0  # a job's offered files wait this long after its end for its home to fetch them
 
 
 @dataclass
@@ -81,9 +87,12 @@ class TrainWorker:
                  homes: Callable[[str], str | None], trainers: Callable[[], dict[str, TrainerSpec]], reserve: Reserve,
                  need_vram_mb: int = 0, pause_hogs: bool = False, busy: Callable[[], bool] = lambda: False,
                  home_online: Callable[[str], bool] = lambda node: True, alive_s: float = 1.0,
-                 progress_s: float = 0.5, start: StartProcess = start_job_process) -> None:
+                 progress_s: float = 0.5, start: StartProcess = start_job_process, offers: Offers | None = None,
+                 url: str = "", inline_bytes: int = MAX_INLINE_BYTES) -> None:
         """``homes``: a node's HTTP door as its state document says it (the token goes nowhere else);
-        ``busy``: whether this node's own runner runs a job now; ``home_online``: the registry's word."""
+        ``busy``: whether this node's own runner runs a job now; ``home_online``: the registry's word;
+        ``offers`` and ``url``: where files too large for a reply (``inline_bytes``) wait for their
+        home, this node's own blob route (none: such files are not sent)."""
         self.node = node
         self._layout = layout
         self._blobs = blobs
@@ -98,6 +107,9 @@ class TrainWorker:
         self._alive_s = alive_s
         self._progress_s = progress_s
         self._start = start
+        self._offers = offers if url else None
+        self._url = url
+        self._inline_bytes = min(inline_bytes, MAX_INLINE_BYTES)
         self._current: _Taken | None = None
         self._lock = threading.Lock()
         self._taken_ids: OrderedDict[str, None] = OrderedDict()
@@ -111,6 +123,8 @@ class TrainWorker:
             if entry.is_dir() and entry.name != "logs":
                 log.info("removing %s: a job for another node that an earlier run did not finish", entry)
                 shutil.rmtree(entry, ignore_errors=True)
+        if self._offers is not None:
+            self._offers.start()
 
     def providers(self) -> list[str]:
         """The providers whose training this node runs for others."""
@@ -147,17 +161,26 @@ class TrainWorker:
             while len(self._taken_ids) > TAKEN_IDS:
                 self._taken_ids.popitem(last=False)
             self.taken += 1
+            if self._offers is not None:
+                self._offers.withdraw_others(job.id)  # what waits for a home is one job's files at most
             answer.say("accepted")  # before any word of the job's own thread
         log.info("training job %s of node %s taken (%s/%s, %d files%s)", job.id, job.home, job.provider, job.speaker,
                  len(job.dataset), f", resuming from step {job.step}" if job.checkpoint else "")
         threading.Thread(target=self._run, args=(taken,), name=f"train-for-{job.home}", daemon=True).start()
 
     def stop_asked(self, payload: bytes) -> None:
-        """A home asks its job to stop (sealed; only the job's own home may)."""
+        """A home asks its job to stop, or releases the files it fetched (sealed; only the job's own
+        home may stop it)."""
         try:
             stop = read_stop(payload)
         except WorkError as exc:
             log.warning("ignored a stop: %s", exc)
+            return
+        if isinstance(stop, Release):
+            if not stop.sealed_by(self._token()) or self._offers is None:
+                log.info("ignored a release of job %s's files from %s: not sealed, or nothing offered", stop.id, stop.home)
+                return
+            self._offers.withdraw(stop.id, set(stop.files) or None)
             return
         with self._lock:
             taken = self._current
@@ -192,6 +215,10 @@ class TrainWorker:
             log.exception("training job %s of %s failed", taken.job.id, taken.job.home)
             last = self._reply(taken, "failed", code="worker_error", message=f"{type(exc).__name__}: {exc}"[:2000])
         shutil.rmtree(folder, ignore_errors=True)  # its home holds what matters: checkpoints, the voice
+        if self._offers is not None and self._offers.held():
+            timer = threading.Timer(OFFER_KEEP_S, self._offers.withdraw, args=(taken.job.id,))
+            timer.daemon = True  # a home that never fetches them (gone for good) does not keep them here
+            timer.start()
         with self._lock:
             self._current = None  # free for the next job before the last word: its home may send one at once
         taken.answer.send(last)
@@ -252,7 +279,7 @@ class TrainWorker:
     def _follow(self, taken: _Taken, checkpoint: Path) -> dict[str, Any]:
         """The job process's lines: progress home (a checkpoint's with its files); its result."""
         result: dict[str, Any] = {}
-        last_sent = 0.0
+        last_sent: float | None = None  # the first report goes at once
         for line in taken.process.stdout:
             try:
                 message = json.loads(line)
@@ -268,11 +295,9 @@ class TrainWorker:
             progress = TrainProgress.from_report(message)
             now = time.monotonic()
             if progress.checkpoint:
-                files = _snapshot(checkpoint)
-                taken.answer.send(TrainReply(kind="progress", node=self.node, id=taken.job.id, progress=progress,
-                                             files=files))
+                taken.answer.send(self._reply(taken, "progress", progress=progress, **self._checkpoint(taken, checkpoint)))
                 last_sent = now
-            elif now - last_sent >= self._progress_s or progress.step >= progress.total:
+            elif last_sent is None or now - last_sent >= self._progress_s or progress.step >= progress.total:
                 taken.answer.send(TrainReply(kind="progress", node=self.node, id=taken.job.id, progress=progress))
                 last_sent = now
         return result
@@ -280,23 +305,59 @@ class TrainWorker:
     def _finish(self, taken: _Taken, result: dict[str, Any], code: int, output: Path) -> TrainReply:
         status = result.get("status")
         if code == 0 and status == "finished":
-            files = []
+            paths = []
             for name in result.get("outputs") or []:
                 path = Path(str(name))
                 if path.parent != output or not path.is_file():
                     raise ServiceError("worker_error", f"the trainer named {path.name!r} as a trained file outside its output folder")
-                files.append(FileData.of(path.name, path.read_bytes()))
-            if sum(file.size for file in files) > MAX_INLINE_BYTES:
-                raise ServiceError("too_large", f"the trained files take more than {MAX_INLINE_BYTES >> 20} MB: "
-                                   "too much for a reply")
+                paths.append(path)
             metrics = {k: float(v) for k, v in (result.get("metrics") or {}).items() if isinstance(v, (int, float))}
-            return self._reply(taken, "done", status="finished", files=files, metrics=metrics)
+            return self._reply(taken, "done", status="finished", metrics=metrics, **self._trained(taken, paths))
         if code == 0 and status == "refused":
             return self._reply(taken, "done", status="refused", message=str(result.get("error") or "")[:2000])
         if taken.stop_reason:
             return self._reply(taken, "done", status="stopped", message=taken.stop_reason)
         how = f"signal {-code}" if code < 0 else f"exit code {code}"
         raise ServiceError("trainer_died", f"the job process on {self.node} ended ({how}) without a result")
+
+    def _trained(self, taken: _Taken, paths: list[Path]) -> dict[str, Any]:
+        """The trained files as a reply carries them: their bytes when they fit it, else offered."""
+        if sum(path.stat().st_size for path in paths) <= self._inline_bytes:
+            return {"files": [FileData.of(path.name, path.read_bytes()) for path in paths]}
+        if self._offers is None:
+            raise ServiceError("too_large", f"the trained files take more than {self._inline_bytes >> 20} MB: too much "
+                               "for a reply, and this worker offers no files (its HTTP door and token are off)")
+        return self._offered(taken, "trained", paths, move=True)
+
+    def _checkpoint(self, taken: _Taken, folder: Path) -> dict[str, Any]:
+        """A checkpoint's files as a reply carries them (nothing when they cannot be had: the home
+        then resumes from the checkpoint before)."""
+        files = _snapshot(folder, self._inline_bytes)
+        if files is not None:
+            return {"files": files}
+        if self._offers is None:
+            log.warning("a checkpoint of more than %d bytes does not fit a reply, and this worker offers no files: "
+                        "not sent", self._inline_bytes)
+            return {}
+        why = "it changed at every read"
+        for _ in range(5):
+            try:
+                before = _listing(folder)
+                offered = self._offered(taken, "checkpoint", [folder / name for name in sorted(before)])
+                if _listing(folder) == before:
+                    return offered
+            except (ChangedWhileRead, FileNotFoundError):
+                pass  # the trainer's next checkpoint came meanwhile
+            except OSError as exc:  # no room for the copy: the next checkpoint tries again
+                why = str(exc)
+                break
+        log.warning("the checkpoint in %s not sent: %s", folder, why)
+        return {}
+
+    def _offered(self, taken: _Taken, kind: str, files: list[Path], move: bool = False) -> dict[str, Any]:
+        assert self._offers is not None
+        offered = self._offers.offer(taken.job.id, kind, files, move=move)
+        return {"fetch": [BlobRef(sha256=o.sha256, size=o.size, name=o.name) for o in offered], "url": self._url}
 
 
 def _kill_if_running(process: Any) -> None:
@@ -324,17 +385,16 @@ def _listing(folder: Path) -> dict[str, tuple[int, int]]:
     return found
 
 
-def _snapshot(folder: Path, tries: int = 5) -> list[FileData]:
+def _snapshot(folder: Path, limit: int, tries: int = 5) -> list[FileData] | None:
     """The checkpoint folder's files as one checkpoint: read, then listed again; a file that changed
-    meanwhile (the trainer's next checkpoint) means another read. Empty when it would not fit a reply,
-    or never held still (the home then resumes from the checkpoint before)."""
+    meanwhile (the trainer's next checkpoint) means another read. None when they would not fit a
+    reply (more than ``limit`` bytes); empty when they never held still (the home then resumes from
+    the checkpoint before)."""
     for _ in range(tries):
         try:
             before = _listing(folder)
-            if sum(size for size, _ in before.values()) > MAX_INLINE_BYTES:
-                log.warning("a checkpoint of %d bytes does not fit a reply: not sent",
-                            sum(size for size, _ in before.values()))
-                return []
+            if sum(size for size, _ in before.values()) > limit:
+                return None
             files = [FileData.of(name, (folder / name).read_bytes()) for name in sorted(before)]
             if _listing(folder) == before:
                 return files

@@ -5,8 +5,10 @@ replies a worker sends back. One model for both ends; what comes from the broker
 A job names its files by SHA-256 (the worker fetches what it lacks from the home's blob route);
 the audio comes back as PCM, a sentence a reply, so the home's cache, encoding and streaming stay
 the one speak path. A training job names its dataset and the checkpoint it resumes from the same
-way; its progress comes back a report a reply, and its checkpoints and trained files in the reply
-(``FileData``: the bytes with their SHA-256, which the home checks before a file becomes one).
+way; its progress comes back a report a reply, and its checkpoints and trained files either in the
+reply (``FileData``: the bytes with their SHA-256, which the home checks before a file becomes one)
+or, when they do not fit one, named by hash (``fetch``): the home fetches them from the worker's
+blob route as the worker fetched its inputs, and says so (``Release``) so the worker lets them go.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable
-from typing import Any, Generic, Literal, Self, TypeVar
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -220,7 +222,9 @@ class TrainReply(_Sealed):
     trainer_unavailable), ``alive``, ``progress`` (a report; with ``files`` when it follows a
     checkpoint: the checkpoint folder's files), ``done`` (``status`` finished with the trained
     ``files`` and ``metrics``, or stopped as asked, or refused: the dataset will not do) and
-    ``failed`` (``code`` and ``message``)."""
+    ``failed`` (``code`` and ``message``). Files too large for a reply are in ``fetch`` instead,
+    offered on the worker's blob route at ``url`` (its own door, sealed with the rest: the home
+    sends the token to no other)."""
 
     kind: TrainReplyKind
     node: str = Field(pattern=NODE_PATTERN)
@@ -229,6 +233,8 @@ class TrainReply(_Sealed):
     message: str = Field("", max_length=2000)
     progress: TrainProgress | None = None
     files: list[FileData] = Field(default_factory=list, max_length=64)
+    fetch: list[BlobRef] = Field(default_factory=list, max_length=64)
+    url: str = Field("", pattern=r"^(https?://[^\s/]+)?$")
     status: Literal["", "finished", "stopped", "refused"] = ""
     metrics: dict[str, float] = Field(default_factory=dict, max_length=64)
 
@@ -247,6 +253,19 @@ class StopWork(_Sealed):
         return self.model_dump_json().encode()
 
 
+class Release(_Sealed):
+    """The home has the files a worker offered for its job ``id`` (``files``: their hashes; none: the
+    job is over here, every one of them may go)."""
+
+    kind: Literal["release"] = "release"
+    id: str = Field(pattern=JOB_ID)
+    home: str = Field(pattern=NODE_PATTERN)
+    files: list[Annotated[str, Field(pattern=HASH)]] = Field(default_factory=list, max_length=128)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
 def read_train_job(payload: bytes) -> TrainWork:
     return _read(TrainWork, payload, MAX_TRAIN_JOB_BYTES, "training job")  # type: ignore[return-value]
 
@@ -255,7 +274,16 @@ def read_train_reply(payload: bytes) -> TrainReply:
     return _read(TrainReply, payload, MAX_REPLY_BYTES, "training reply")  # type: ignore[return-value]
 
 
-def read_stop(payload: bytes) -> StopWork:
+def read_stop(payload: bytes) -> StopWork | Release:
+    """A home's word about its job on this worker: a stop, or a release of the files it fetched."""
+    if len(payload) > MAX_JOB_BYTES:
+        raise WorkError(f"a stop of {len(payload)} bytes, more than {MAX_JOB_BYTES}")
+    try:
+        kind = json.loads(payload).get("kind")
+    except (ValueError, AttributeError) as exc:
+        raise WorkError(f"not a stop: {exc}") from exc
+    if kind == "release":
+        return _read(Release, payload, MAX_JOB_BYTES, "release")  # type: ignore[return-value]
     return _read(StopWork, payload, MAX_JOB_BYTES, "stop")  # type: ignore[return-value]
 
 

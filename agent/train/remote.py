@@ -4,9 +4,10 @@ The runner runs it as it runs any job; only its process is a ``RemoteJob``, whic
 process's protocol (progress lines, a result line, an exit code) from the worker's replies. The
 job names its dataset files and the last checkpoint this home holds by SHA-256 (the worker fetches
 them from the blob route); the worker sends its progress, each checkpoint's files and, at the end,
-the trained files, each with its SHA-256. A checkpoint is kept whole or not at all: its files go
-into a hidden folder, which one rename makes ``received-<step>``, and then ``remote.json`` names it
-(an atomic write). A trained file lands by temp file + rename once its hash is the one named.
+the trained files, each with its SHA-256: in its reply when they fit one, else offered on its own
+blob route, from which this home fetches them by hash the way the worker fetched the dataset
+(agent/blobs/cache.py: token, resumed, verified) and then releases them. Whatever a reply brings is
+received whole or not at all (agent/train/received.py) before it becomes a checkpoint or a voice.
 
 A worker that goes offline (its last will), falls silent, or sends no progress for too long is a
 death of the job process: the runner queues the job again, and its next start resumes from the
@@ -17,9 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
-import shutil
 import subprocess
 import threading
 import time
@@ -30,15 +29,16 @@ from typing import IO, Any, Protocol
 
 from pydantic import ValidationError
 
+from agent.blobs.cache import BlobCache
 from agent.blobs.index import BlobIndex
 from agent.errors import ServiceError
 from agent.nodes.placement import ANY_WORKER, NO_WORKER, WORKER_LOST, Bounds, JobWatch, Place, place_train
 from agent.nodes.registry import NodeRegistry
-from agent.nodes.work import (BlobRef, FileData, StopWork, TrainProgress, TrainReply, TrainWork, WorkError,
+from agent.nodes.work import (BlobRef, Release, StopWork, TrainProgress, TrainReply, TrainWork, WorkError,
                               read_train_reply)
 from agent.train.jobs import Job
+from agent.train.received import Fetch, held_checkpoint, keep_checkpoint, land_outputs
 from agent.train.runner import Launch, RemoteStart
-from providers.common.files import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,7 @@ BUSY_RETRY_S = 10.0  # every worker declined as busy: published again after this
 BUSY_WAIT_S = 600.0  # and for this long at most, then no_worker
 STOP_WAIT_S = 50.0  # a stop asked of the worker: its last checkpoint and word within this (the runner waits 60)
 POLL_S = 0.2
-POINTER = "remote.json"
-RECEIVED = "received-"
-INCOMING = ".incoming-"
+FETCH_TRIES = 3  # a broken transfer of a worker's file resumes this many times in all
 
 
 class TrainLink(Protocol):
@@ -64,68 +62,16 @@ class TrainLink(Protocol):
     def send_stop(self, node: str, payload: bytes) -> None: ...
 
 
-def held_checkpoint(folder: Path) -> tuple[Path | None, int]:
-    """The folder of the last checkpoint received for a job (``folder``: its checkpoint folder) and
-    its step; (None, 0) when there is none."""
-    try:
-        pointer = json.loads((folder / POINTER).read_text())
-        name, step = pointer["folder"], pointer["step"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None, 0
-    if not isinstance(name, str) or not name.startswith(RECEIVED) or "/" in name or not isinstance(step, int):
-        return None, 0
-    found = folder / name
-    return (found, step) if found.is_dir() else (None, 0)
-
-
-def keep_checkpoint(folder: Path, files: list[FileData], step: int) -> Path:
-    """``files`` as the job's checkpoint of ``step``: every file checked against its hash before one
-    is written; written into a hidden folder that one rename makes the checkpoint; then the pointer
-    names it, and older ones go. ``WorkError`` when a file is not the one named (nothing changes)."""
-    contents = [(file.name, file.content()) for file in files]
-    names = [name for name, _ in contents]
-    if not names or len(set(names)) != len(names):
-        raise WorkError("a checkpoint needs its files, each once")
-    folder.mkdir(parents=True, exist_ok=True)
-    incoming = folder / f"{INCOMING}{uuid.uuid4().hex[:8]}"
-    incoming.mkdir()
-    try:
-        for name, content in contents:
-            with open(incoming / name, "wb") as out:
-                out.write(content)
-                out.flush()
-                os.fsync(out.fileno())
-        target = folder / f"{RECEIVED}{step:09d}-{uuid.uuid4().hex[:6]}"
-        os.rename(incoming, target)
-    except BaseException:
-        shutil.rmtree(incoming, ignore_errors=True)
-        raise
-    atomic_write_text(folder / POINTER, json.dumps({"folder": target.name, "step": step}))
-    for old in folder.iterdir():
-        if old != target and old.is_dir() and old.name.startswith((RECEIVED, INCOMING)):
-            shutil.rmtree(old, ignore_errors=True)
-    return target
-
-
-def land_outputs(output_dir: Path, files: list[FileData]) -> list[Path]:
-    """The trained files into the profile's voices: each checked against its hash before any lands,
-    each written to a temp file and renamed."""
-    contents = [(file.name, file.content()) for file in files]
-    if not contents:
-        raise WorkError("a finished job sent no trained files")
-    landed = []
-    for name, content in contents:
-        atomic_write_bytes(output_dir / name, content)
-        landed.append(output_dir / name)
-    return landed
-
-
 class RemoteTraining:
     """Where this home's training jobs run, and the remote jobs waiting for replies."""
 
     def __init__(self, node: str, url: str, nodes: NodeRegistry, blobs: BlobIndex, token: Callable[[], str] = str,
-                 bounds: Bounds = TRAIN_BOUNDS, clock: Callable[[], float] = time.monotonic) -> None:
+                 bounds: Bounds = TRAIN_BOUNDS, clock: Callable[[], float] = time.monotonic,
+                 cache: BlobCache | None = None) -> None:
+        """``cache``: where a worker's offered files are fetched into (this node's blob cache: the
+        one fetch, verify and resume of files by hash), then taken out."""
         self.node = node
+        self._cache = cache
         self.url = url
         self.nodes = nodes
         self.bounds = bounds
@@ -144,8 +90,33 @@ class RemoteTraining:
         work_on = link is not None and link.ready() and bool(self.url)
         return place_train(run_on, provider, self.node, self.nodes.online_states(), work_on, self.nodes.state_of(run_on))
 
-    def seal(self, message: StopWork) -> StopWork:
+    def seal(self, message: StopWork | Release) -> StopWork | Release:
         return message.sealed(self._token())
+
+    def fetcher(self, reply: TrainReply) -> Fetch | None:
+        """How the files ``reply`` offers are fetched: from the worker's own door (the one its state
+        document names: the token goes to no other), by hash, a broken transfer resumed. None when
+        it offers none; ``WorkError`` when its door is not the one the reply names."""
+        if not reply.fetch:
+            return None
+        state = self.nodes.state_of(reply.node)
+        door = state.url if state is not None else ""
+        if self._cache is None or not door or door != reply.url:
+            raise WorkError(f"worker {reply.node} offers its files at {reply.url or 'no address'}, and its state "
+                            f"document says {door or 'none'}: nothing fetched")
+        cache, token = self._cache, self._token()
+
+        def fetch(ref: BlobRef, target: Path) -> None:
+            for attempt in range(1, FETCH_TRIES + 1):
+                try:
+                    cache.take(ref.sha256, door, token, target, size=ref.size)
+                    return
+                except ServiceError as exc:
+                    if exc.code != "blob_fetch_failed" or attempt == FETCH_TRIES:
+                        raise
+                    log.info("fetching %s from %s again: %s", ref.name, reply.node, exc)
+
+        return fetch
 
     def starter(self, where: Place) -> RemoteStart:
         """The runner's start of a job that ``where`` sends to a worker."""
@@ -242,6 +213,7 @@ class RemoteJob:
         self._stop_sent: float | None = None
         self._stopped_itself = ""
         self._declined: list[str] = []  # the codes of this publish's declines
+        self._offering: set[str] = set()  # the workers that offered files for this try
 
     def start(self) -> "RemoteJob":
         threading.Thread(target=self._drive, name=f"remote-train-{self._job.id}", daemon=True).start()
@@ -269,6 +241,8 @@ class RemoteJob:
             self.lost = (WORKER_LOST, f"following the worker failed: {exc}")
             self._code = 1
         finally:
+            for worker in sorted(self._offering):  # what they still offer for this try goes
+                self._release(worker, [])
             self._home.done_with(self.work.id)
             self._lines.put(None)
             self._ended.set()
@@ -343,6 +317,26 @@ class RemoteJob:
         self._stop_sent = now
         self._say(f"asked worker {watch.worker} to checkpoint and stop")
 
+    def _release(self, worker: str, hashes: list[str]) -> None:
+        link = self._home.link
+        if link is not None:
+            release = self._home.seal(Release(id=self.work.id, home=self._home.node, files=hashes))
+            link.send_stop(worker, release.to_json())
+
+    def _fetcher(self, reply: TrainReply) -> Fetch | None:
+        """The fetch of the files ``reply`` offers; each fetched one is released on the worker."""
+        fetch = self._home.fetcher(reply)
+        if fetch is None:
+            return None
+        self._offering.add(reply.node)
+
+        def fetched(ref: BlobRef, target: Path) -> None:
+            fetch(ref, target)
+            self._say(f"fetched {ref.name} ({ref.size} bytes) from {reply.node} by hash")
+            self._release(reply.node, [ref.sha256])
+
+        return fetched
+
     def _heard(self, watch: JobWatch, reply: TrainReply, now: float) -> None:
         if reply.kind == "declined":
             watch.declined(reply.node, reply.code, reply.message, now)
@@ -360,6 +354,7 @@ class RemoteJob:
         elif reply.kind == "progress":
             watch.audio(reply.node, now)
             self._progress(reply)
+            watch.audio(reply.node, self._home.clock())  # a fetch may take a while: the worker was there
         elif reply.kind == "failed":
             watch.failed(reply.node, reply.code, reply.message)
             self._say(f"worker {reply.node} failed ({reply.code}): {reply.message}")
@@ -369,22 +364,26 @@ class RemoteJob:
     def _progress(self, reply: TrainReply) -> None:
         progress = reply.progress or TrainProgress()
         kept = False
-        if reply.files:
+        if reply.files or reply.fetch:
             try:
-                where = keep_checkpoint(self._launch.checkpoint_dir, reply.files, progress.step)
-            except (WorkError, OSError) as exc:
+                where = keep_checkpoint(self._launch.checkpoint_dir, reply.files, progress.step, reply.fetch,
+                                        self._fetcher(reply))
+            except (WorkError, ServiceError, OSError) as exc:
                 self._say(f"the checkpoint of step {progress.step} from {reply.node} was not kept: {exc}")
             else:
                 kept = True
-                self._say(f"checkpoint of step {progress.step} kept ({where.name}, {len(reply.files)} files)")
+                self._say(f"checkpoint of step {progress.step} kept ({where.name}, "
+                          f"{len(reply.files) + len(reply.fetch)} files)")
         self._line({"type": "progress", **progress.model_dump(), "checkpoint": kept, "node": reply.node})
 
     def _done(self, watch: JobWatch, reply: TrainReply) -> None:
         if reply.status == "finished":
             try:
-                outputs = land_outputs(self._launch.output_dir, reply.files)
-            except (WorkError, OSError) as exc:
-                watch.failed(reply.node, "blob_corrupt", f"its trained files were not kept: {exc}")
+                outputs = land_outputs(self._launch.output_dir, reply.files, reply.fetch, self._fetcher(reply),
+                                       staging=self._launch.checkpoint_dir)
+            except (WorkError, ServiceError, OSError) as exc:
+                watch.failed(reply.node, exc.code if isinstance(exc, ServiceError) else "blob_corrupt",
+                             f"its trained files were not kept: {exc}")
                 self._say(f"the trained files from {reply.node} were not kept: {exc}")
                 return
             self._say(f"trained files kept: {', '.join(p.name for p in outputs)}")

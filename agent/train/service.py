@@ -383,7 +383,7 @@ class TrainService:
             return None
         trainer = trainers(self._settings.extra_trainers).get(job.provider)
         if trainer is None or not trainer.remote:
-            log.info("job %s (%s) trains here whatever runOn.train says: its files do not fit a worker's replies",
+            log.info("job %s (%s) trains here whatever runOn.train says: its trainer runs only where its profile lives",
                      job.id, job.provider)
             return None
         where = self.remote.place(run_on, job.provider)

@@ -69,8 +69,7 @@ SPEC = ProviderSpec(
     dataset=DatasetSpec("rvc-reference", readiness),
     trainer=TrainerSpec("providers.rvc.trainer:RvcTrainer", RvcTrainParams, "rvc-models", dataset_problems,
                         steps=lambda params: int(params.total_epochs), use=use_model,
-                        memory_mb=training_memory_mb,
-                        remote=False),  # its model (55 MB) and checkpoints are more than a worker's reply carries
+                        memory_mb=training_memory_mb),
     cli=CliSpec(cli.add_parser, cli.run),
     remote=RemoteSpec(remote.inputs, remote.place),
 )

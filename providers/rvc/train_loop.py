@@ -191,7 +191,8 @@ class TrainingRun:
         atomic_save({"generator": net.state_dict(), "discriminator": disc.state_dict(), "opt_g": opt_g.state_dict(),
                      "opt_d": opt_d.state_dict(), "epoch": epoch, "losses": losses, "torch_rng": torch.get_rng_state(),
                      "random_state": _encode_random(random.getstate())}, self.checkpoint)
-        self.report(Progress("training", epoch, self.params.total_epochs, loss=losses.get("total"), message="checkpoint saved"))
+        self.report(Progress("training", epoch, self.params.total_epochs, loss=losses.get("total"), message="checkpoint saved",
+                             checkpoint=True))
 
     def _export(self, net: TrainingSynthesizer, config_list: list[Any], items: list[dict[str, torch.Tensor]], epoch: int) -> list[Path]:
         import faiss

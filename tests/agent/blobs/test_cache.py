@@ -128,3 +128,48 @@ def test_a_blob_whose_stated_size_is_larger_than_the_cache_is_refused_before_any
     with pytest.raises(ServiceError) as refused:
         cache.get(SHA, url, TOKEN, size=len(MODEL))
     assert refused.value.code == "disk_full" and files(cache.folder) == []
+
+
+def test_a_file_taken_is_fetched_verified_and_moved_out_of_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The home's side: a worker's offered file (its blob route serves its offers first), fetched as
+    any blob, then the caller's; a broken transfer resumes; a corrupted one is nowhere."""
+    from agent.blobs.offers import Offers
+
+    offers = Offers(tmp_path / "offered")
+    (tmp_path / "made").mkdir()
+    (tmp_path / "made" / "joe.pth").write_bytes(MODEL)
+    offers.offer("j1.a", "trained", [tmp_path / "made" / "joe.pth"])
+    port = free_port()
+    door = HttpEdge(fake_core(offers=offers), AgentSettings(http_port=port, http_token=TOKEN))  # type: ignore[arg-type]
+    door.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        cache = BlobCache(tmp_path / "cache", 10 << 20)
+        cache.folder.mkdir()
+        (cache.folder / f"{SHA}.part").write_bytes(MODEL[:100_000])  # a transfer that broke
+        target = tmp_path / "home" / "joe.pth"
+        target.parent.mkdir()
+        assert cache.take(SHA, url, TOKEN, target, size=len(MODEL)) == target
+        assert target.read_bytes() == MODEL and files(cache.folder) == []  # the home's now, not the cache's
+
+        found = offers.find(SHA)
+        assert found is not None
+        found.write_bytes(bytes(len(MODEL)))  # its copy damaged after it was hashed
+        with pytest.raises(ServiceError) as refused:
+            cache.take(SHA, url, TOKEN, tmp_path / "home" / "again.pth", size=len(MODEL))
+        assert refused.value.code == "blob_corrupt" and files(cache.folder) == []
+        assert sorted(p.name for p in target.parent.iterdir()) == ["joe.pth"]
+
+        replace = os.replace
+
+        def across(source: Path, target: Path) -> None:
+            if Path(target).parent == tmp_path / "home":
+                raise OSError(18, "Invalid cross-device link")
+            replace(source, target)
+
+        monkeypatch.setattr(os, "replace", across)
+        found.write_bytes(MODEL)
+        cache.take(SHA, url, TOKEN, tmp_path / "home" / "copied.pth", size=len(MODEL))  # another file system: copied
+        assert (tmp_path / "home" / "copied.pth").read_bytes() == MODEL
+    finally:
+        door.stop()

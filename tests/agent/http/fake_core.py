@@ -104,17 +104,20 @@ def forbidden(profile: str, size: int) -> Reservation:
     raise ServiceError("forbidden", "speaker.enroll is switched off for this profile")
 
 
-def fake_core(kept: list[Any] | None = None) -> Any:
-    """``kept``: the folders whose files the blob route serves (none by default)."""
+def fake_core(kept: list[Any] | None = None, offers: Any = None) -> Any:
+    """``kept``: the folders whose files the blob route serves (none by default); ``offers``: a
+    worker's offered files (agent/blobs/offers.py), served first."""
     speeches: list[Speech] = []
     budget = ByteBudget(RECORD_BUDGET)
+    index = BlobIndex(lambda: list(kept or []))
     return SimpleNamespace(
+        find_blob=lambda sha: (offers.find(sha) if offers is not None else None) or index.find(sha),
         speeches=speeches, budget=budget,
         events=EventBus(), state=StateBoard(),
         layout=SimpleNamespace(exists=lambda profile: profile == "default", names=lambda: ["default"]),
         problems=lambda: [], availability=lambda problems: "unhealthy" if problems else "online", engines=SimpleNamespace(loaded=lambda: []),
         nodes=NodeService("here", "0", False, "", NodeSources(lambda: [], lambda: [], lambda: {}, Queues)),
-        blobs=BlobIndex(lambda: list(kept or [])),
+        blobs=index,
         memory=lambda: {"agent_mb": 210, "available_mb": 3000, "total_mb": 8000, "limit_mb": 4096, "limit_from": "memory.max"},
         commands={
             "speak": Command(Anything, lambda p, r, out: speak(p, r, out, speeches)),

@@ -7,11 +7,13 @@ job process against a real home."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,10 +22,11 @@ from typing import IO, Any, Literal
 import pytest
 
 from agent.blobs.index import sha256_file
+from agent.blobs.offers import Offers
 from agent.layout import Layout
 from agent.nodes import train_worker as module
 from agent.nodes.train_worker import TrainWorker
-from agent.nodes.work import BlobRef, StopWork, TrainReply, TrainWork, read_train_reply
+from agent.nodes.work import BlobRef, Release, StopWork, TrainReply, TrainWork, read_train_reply
 from providers.spec import TrainerSpec
 from tests.fake_trainer import CountingParams
 
@@ -136,6 +139,10 @@ class Setup:
 
     def take(self, job: TrainWork, provider: str = "counting", answers: bool = True) -> None:
         self.worker.take(provider, job.to_json(), self.home.reply, lambda home: answers and home == job.home)
+
+
+def sha(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
 
 
 def progress(step: int, total: int = 10, checkpoint: bool = False) -> str:
@@ -256,12 +263,10 @@ def test_trained_files_outside_the_output_folder_or_too_large_for_a_reply_fail(
             (Path(document["output_dir"]) / name).write_bytes(b"12")
         yield result("finished", outputs=[str(Path(document["output_dir"]) / n) for n in ("a.txt", "b.txt")])
 
-    monkeypatch.setattr(module, "MAX_INLINE_BYTES", 4)
-    setup = Setup(tmp_path / "3", large)
+    setup = Setup(tmp_path / "3", large, inline_bytes=4)
     setup.take(setup.job())
     assert setup.home.last().kind == "done"  # 4 bytes: just fits
-    monkeypatch.setattr(module, "MAX_INLINE_BYTES", 3)
-    setup = Setup(tmp_path / "4", large)
+    setup = Setup(tmp_path / "4", large, inline_bytes=3)
     setup.take(setup.job())
     last = setup.home.last()
     assert (last.kind, last.code) == ("failed", "too_large") and last.message.startswith("the trained files take more than")
@@ -270,10 +275,10 @@ def test_trained_files_outside_the_output_folder_or_too_large_for_a_reply_fail(
         (Path(document["output_dir"]) / "a.bin").write_bytes(b"1" * (1 << 20) + b"1")
         yield result("finished", outputs=[str(Path(document["output_dir"]) / "a.bin")])
 
-    monkeypatch.setattr(module, "MAX_INLINE_BYTES", 1 << 20)
-    setup = Setup(tmp_path / "5", huge)
+    setup = Setup(tmp_path / "5", huge, inline_bytes=1 << 20)
     setup.take(setup.job())
-    assert setup.home.last().message == "the trained files take more than 1 MB: too much for a reply"
+    assert setup.home.last().message == ("the trained files take more than 1 MB: too much for a reply, and this worker "
+                                         "offers no files (its HTTP door and token are off)")
 
 
 def test_a_job_whose_home_url_is_not_its_homes_or_whose_params_are_wrong_fetches_nothing_and_fails(tmp_path: Path) -> None:
@@ -440,13 +445,13 @@ def test_a_checkpoint_too_large_for_a_reply_goes_without_its_files(
         yield progress(6, checkpoint=True)
         yield result("refused", error="no")
 
-    monkeypatch.setattr(module, "MAX_INLINE_BYTES", 4)
-    setup = Setup(tmp_path, big)
+    setup = Setup(tmp_path, big, inline_bytes=4)
     setup.take(setup.job())
     setup.home.last()
     sent = [r for r in setup.home.replies if r.kind == "progress"]
-    assert [[f.name for f in r.files] for r in sent] == [["a.bin"], []]
-    assert "a checkpoint of 5 bytes does not fit a reply: not sent" in caplog.messages
+    assert [[f.name for f in r.files] for r in sent] == [["a.bin"], []] and all(not r.fetch for r in sent)
+    assert "a checkpoint of more than 4 bytes does not fit a reply, and this worker offers no files: not sent" \
+        in caplog.messages
 
 
 def test_only_the_last_job_logs_are_kept_and_an_earlier_runs_folders_go_at_start(
@@ -538,3 +543,101 @@ def test_a_trainer_gone_between_the_take_and_the_run_fails_the_job(tmp_path: Pat
     setup.take(setup.job())
     last = setup.home.last()
     assert (last.kind, last.code, last.message) == ("failed", "trainer_unavailable", "desk has no counting trainer")
+
+
+def test_files_too_large_for_a_reply_are_offered_by_hash_until_their_home_releases_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    offers = Offers(tmp_path / "offered")
+    setup = Setup(tmp_path, finishing, offers=offers, url="http://desk:8080", inline_bytes=0)
+    job = setup.job(checkpoint=[setup.home.file("state.json", b'{"step": 5}')], step=5)
+    setup.take(job)
+    last = setup.home.last()
+    checkpoint = setup.home.replies[2]
+    assert checkpoint.files == [] and checkpoint.url == "http://desk:8080"
+    assert [(r.name, r.size, r.sha256) for r in checkpoint.fetch] == [("state.json", 11, sha(b'{"step": 7}'))]
+    assert (last.status, last.files, last.url) == ("finished", [], "http://desk:8080")
+    assert [(r.name, r.sha256) for r in last.fetch] == [("result.txt", sha(b"trained"))]
+    # the job's folder is gone; what its home has not fetched yet waits, and only that
+    assert offers.held() == sorted([sha(b'{"step": 7}'), sha(b"trained")])
+    found = offers.find(sha(b"trained"))
+    assert found is not None and found.read_bytes() == b"trained"
+    setup.worker.stop_asked(Release(id=job.id, home="home", files=[sha(b"trained")]).sealed("another").to_json())
+    setup.worker.stop_asked(Release(id="j9.abc123", home="home").sealed(TOKEN).to_json())  # another job's
+    assert len(offers.held()) == 2
+    setup.worker.stop_asked(Release(id=job.id, home="home", files=[sha(b"trained")]).sealed(TOKEN).to_json())
+    assert offers.held() == [sha(b'{"step": 7}')]
+    setup.worker.stop_asked(Release(id=job.id, home="home").sealed(TOKEN).to_json())  # the job is over at home
+    assert offers.held() == []
+
+    # not released: the next job's start, or the bound after the job's end, lets them go
+    def keyed(process: Process, document: dict[str, Any]) -> Iterator[str]:
+        """Files of the job's own (its folder's name is its key)."""
+        key = Path(document["output_dir"]).parent.name.encode()
+        (Path(document["checkpoint_dir"]) / "state.json").write_bytes(key)
+        yield progress(5, checkpoint=True)
+        (Path(document["output_dir"]) / "result.txt").write_bytes(key + b" trained")
+        yield result("finished", outputs=[str(Path(document["output_dir"]) / "result.txt")])
+
+    setup = Setup(tmp_path / "2", keyed, offers=offers, url="http://desk:8080", inline_bytes=0)
+    setup.take(setup.job(id="j2.abc123"))
+    assert setup.home.last().status == "finished"
+    first = sorted(ref.sha256 for reply in setup.home.replies for ref in reply.fetch)
+    assert offers.held() == first and len(first) == 2
+    setup.home.replies.clear()
+    setup.take(setup.job(id="j3.abc123", params={"steps": 0}))  # taken, and fails before it makes anything
+    assert setup.home.last().code == "invalid_params"
+    assert offers.held() == []  # taken: the job before's files went
+    setup.home.replies.clear()
+    monkeypatch.setattr(module, "OFFER_KEEP_S", 0.01)
+    setup.take(setup.job(id="j4.abc123"))
+    setup.home.last()
+    deadline = time.monotonic() + WAIT
+    while offers.held():  # nobody fetches them: they go a while after the job's end
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_an_offered_checkpoint_is_one_that_held_still_and_without_a_door_nothing_is_offered(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    def restless(process: Process, document: dict[str, Any]) -> Iterator[str]:
+        folder = Path(document["checkpoint_dir"])
+        (folder / "a.bin").write_bytes(b"1")
+        yield progress(5, checkpoint=True)
+        yield result("refused", error="no")
+
+    offers = Offers(tmp_path / "offered")
+    setup = Setup(tmp_path, restless, offers=offers, url="http://desk:8080", inline_bytes=0)
+    offer = offers.offer
+    calls = []
+
+    def moving(job: str, kind: str, files: list[Path], move: bool = False) -> list[Any]:
+        calls.append(kind)
+        got = offer(job, kind, files, move)
+        if len(calls) == 1:
+            (files[0].parent / "b.bin").write_bytes(b"the next checkpoint")  # written after the listing
+        return got
+
+    offers.offer = moving  # type: ignore[method-assign]
+    setup.take(setup.job())
+    setup.home.last()
+    (sent,) = [r for r in setup.home.replies if r.kind == "progress"]
+    assert [r.name for r in sent.fetch] == ["a.bin", "b.bin"] and len(calls) == 2  # the second read held still
+
+    calls.clear()
+    setup = Setup(tmp_path / "2", restless, offers=offers, url="http://desk:8080", inline_bytes=0)
+    offers.offer = lambda *a, **k: (_ for _ in ()).throw(module.ChangedWhileRead("x"))  # type: ignore[method-assign]
+    setup.take(setup.job())
+    setup.home.last()
+    (sent,) = [r for r in setup.home.replies if r.kind == "progress"]
+    assert (sent.files, sent.fetch) == ([], []) and any("changed at every read" in m for m in caplog.messages)
+    setup = Setup(tmp_path / "2b", restless, offers=offers, url="http://desk:8080", inline_bytes=0)
+    offers.offer = lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left"))  # type: ignore[method-assign]
+    setup.take(setup.job())
+    assert setup.home.last().status == "refused"  # the job goes on without that checkpoint
+    (sent,) = [r for r in setup.home.replies if r.kind == "progress"]
+    assert (sent.files, sent.fetch) == ([], []) and any("No space left" in m for m in caplog.messages)
+
+    quiet = Offers(tmp_path / "quiet")
+    setup = Setup(tmp_path / "3", finishing, offers=quiet, url="", inline_bytes=0)  # no door: no offers
+    setup.take(setup.job(checkpoint=[setup.home.file("state.json", b'{"step": 5}')], step=5))
+    assert setup.home.last().code == "too_large" and quiet.held() == []

@@ -162,3 +162,22 @@ def test_a_message_may_take_its_whole_limit_and_no_byte_more() -> None:
         read_stop(b"{")
     alive = TrainReply(kind="alive", node="desk", id="j")
     assert alive.to_json() == b'{"kind":"alive","node":"desk","id":"j"}'  # a reply says only what it carries
+
+
+def test_a_release_crosses_the_stop_topic_and_a_reply_names_files_to_fetch_at_a_door() -> None:
+    from agent.nodes.work import BlobRef, Release
+
+    release = read_stop(Release(id="j.1", home="home", files=["ab" * 32]).sealed("t").to_json())
+    assert isinstance(release, Release) and release.files == ["ab" * 32] and release.sealed_by("t")
+    assert isinstance(read_stop(StopWork(id="j.1", home="home").to_json()), StopWork)
+    with pytest.raises(WorkError, match="^not a release: "):
+        read_stop(b'{"kind": "release", "id": "j.1", "home": "home", "files": ["not a hash"]}')
+    with pytest.raises(WorkError, match="^not a stop: "):
+        read_stop(b"[]")
+    ref = BlobRef(sha256="cd" * 32, size=55 << 20, name="joe.pth")
+    reply = read_train_reply(TrainReply(kind="done", node="desk", id="j.1", status="finished", fetch=[ref],
+                                        url="http://desk:4321").to_json())
+    assert (reply.fetch, reply.url, reply.files) == ([ref], "http://desk:4321", [])
+    for url in ("http://desk:4321/api", "file:///etc", "http://desk 4321"):
+        with pytest.raises(WorkError):
+            read_train_reply(reply.model_copy(update={"url": url}).model_dump_json().encode())

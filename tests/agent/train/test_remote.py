@@ -17,7 +17,9 @@ from typing import Literal
 
 import pytest
 
+from agent.blobs.cache import BlobCache
 from agent.blobs.index import BlobIndex, kept_roots
+from agent.blobs.offers import Offered, Offers
 from agent.errors import ServiceError
 from agent.events import EventBus, StateBoard
 from agent.gpu.arbiter import GpuArbiter
@@ -27,11 +29,12 @@ from agent.nodes.placement import ANY_WORKER, Bounds
 from agent.nodes.registry import NodeRegistry
 from agent.nodes.state import Ability, NodeState
 from agent.nodes.train_worker import TrainWorker
-from agent.nodes.work import FileData, TrainWork, WorkError
+from agent.nodes.work import BlobRef, FileData, TrainReply, TrainWork, WorkError
 from agent.train import remote as remote_module
 from agent.train.jobs import Job, JobStore
 from agent.train.registry import trainers
-from agent.train.remote import RemoteTraining, held_checkpoint, keep_checkpoint, land_outputs
+from agent.train.received import held_checkpoint, keep_checkpoint, land_outputs
+from agent.train.remote import RemoteTraining
 from agent.train.runner import JobRunner, Launch
 from agent.train.schedule import IdlePolicy, parse_window
 from tests.agent.gpu.test_arbiter import FakeGpus
@@ -317,3 +320,147 @@ def test_a_worker_that_was_killed_clears_its_unfinished_jobs_folders_at_its_star
     assert (layout.work_dir / "train" / "logs" / "0123456789abcdef.log").is_file()
     TrainWorker("attic", Layout(tmp_path / "attic"), Blobs(BlobIndex(lambda: [])), lambda: TOKEN,  # type: ignore[arg-type]
                 lambda node: None, lambda: {}, no_gpu).start()  # nothing there yet: nothing to do
+
+
+class Door:
+    """A worker's HTTP door: its blob route, serving what it offers."""
+
+    def __init__(self, offers: Offers) -> None:
+        from agent.http.server import HttpEdge
+        from agent.settings import AgentSettings
+        from tests.agent.http.fake_core import fake_core
+        from tests.mosquitto import free_port
+
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.edge = HttpEdge(fake_core(offers=offers), AgentSettings(http_port=port, http_token=TOKEN))  # type: ignore[arg-type]
+        self.edge.start()
+
+
+def offering(home: Household, root: Path, name: str, offers: Offers) -> Door:
+    """Worker ``name`` with a door of its own that sends every file by hash (none in a reply)."""
+    door = Door(offers)
+    home.workers[name] = TrainWorker(name, Layout(root / name), home.blobs, lambda: TOKEN,  # type: ignore[arg-type]
+                                     lambda node: "http://home:8080" if node == "home" else None,
+                                     lambda: trainers(EXTRA), no_gpu, alive_s=0.1, progress_s=0.0,
+                                     home_online=home.registry.online, offers=offers, url=door.url, inline_bytes=0)
+    home.broker.workers = home.workers
+    home.registry.heard(name, NodeState(node=name, worker=True, url=door.url,
+                                        providers=[Ability(provider="counting", trains=True)]).to_json())
+    home.remote._cache = BlobCache(home.layout.blob_cache, 10 << 20)
+    return door
+
+
+def test_files_a_worker_offers_come_home_by_hash_and_it_lets_them_go(
+        household: Callable[..., Household], tmp_path: Path) -> None:
+    home = household()
+    offers = Offers(tmp_path / "desk-offered")
+    door = offering(home, tmp_path, "desk", offers)
+    try:
+        job = home.job(steps=20)
+        home.wait_state(job, "finished")
+        assert home.result() == expected_value("owner", 20)
+        assert [c["step"] for c in home.recorder.named("training.checkpoint")][:1] == [5]
+        log = home.layout.status_files("counting", "owner").log_path.read_text()
+        assert "fetched state.json" in log and "fetched result.txt" in log and "trained files kept: result.txt" in log
+        assert list(home.layout.blob_cache.iterdir()) == []  # moved out of the cache: the home's own now
+        deadline = time.monotonic() + 10
+        while offers.held():  # released as each came (and all at the job's end)
+            assert time.monotonic() < deadline, offers.held()
+            time.sleep(0.02)
+    finally:
+        door.edge.stop()
+
+
+class Damaging(Offers):
+    """Offers whose trained files are damaged after they were hashed (a disk, a transfer gone bad)."""
+
+    def offer(self, job: str, kind: str, files: list[Path], move: bool = False) -> list[Offered]:
+        got = super().offer(job, kind, files, move)
+        for item in got if kind == "trained" else []:
+            found = self.find(item.sha256)
+            assert found is not None
+            found.write_bytes(b"X" * item.size)
+        return got
+
+
+def test_a_corrupted_transfer_never_becomes_a_model_or_a_checkpoint(
+        household: Callable[..., Household], tmp_path: Path) -> None:
+    home = household()
+    door = offering(home, tmp_path, "desk", Damaging(tmp_path / "desk-offered"))
+    try:
+        job = home.job(steps=6)
+        failed = home.wait_state(job, "failed")
+        assert "died 4 times" in (failed.error or "")  # each try's trained files refused; then no more tries
+        paused = home.recorder.named("training.paused")
+        assert paused and all(p["code"] == "worker_failed" and "blob_corrupt" in p["reason"] for p in paused), paused
+        models = home.layout.voice_folder("default", "counting-models", "owner")
+        assert not models.exists() or list(models.iterdir()) == []
+        out = home.layout.profiles_root / "default"
+        assert [p for p in out.rglob("*") if p.name.startswith(".") or p.suffix in (".part", ".tmp")] == []
+        assert [p for p in home.layout.blob_cache.iterdir()] == []  # no half of it kept either
+    finally:
+        door.edge.stop()
+
+
+def test_a_worker_whose_offers_are_not_at_its_own_door_gets_no_token_and_a_broken_fetch_resumes(tmp_path: Path) -> None:
+    registry = NodeRegistry()
+    registry.heard("desk", NodeState(node="desk", worker=True, url="http://desk:8080").to_json())
+    asked: list[tuple[str, str, str]] = []
+    broken = [2]
+
+    class Cache:
+        def take(self, sha256: str, url: str, token: str, target: Path, size: int | None = None) -> Path:
+            asked.append((sha256, url, token))
+            if broken[0]:
+                broken[0] -= 1
+                raise ServiceError("blob_fetch_failed", "the connection broke")
+            target.write_bytes(b"x")
+            return target
+
+    remote = RemoteTraining("home", "http://home:8080", registry, BlobIndex(lambda: []), token=lambda: TOKEN,
+                            cache=Cache())  # type: ignore[arg-type]
+    ref = BlobRef(sha256="ab" * 32, size=1, name="joe.pth")
+    reply = TrainReply(kind="done", node="desk", id="j.1", fetch=[ref], url="http://desk:8080")
+    assert remote.fetcher(reply.model_copy(update={"fetch": []})) is None
+    for elsewhere in ("http://mallory:8080", ""):
+        with pytest.raises(WorkError, match="nothing fetched"):
+            remote.fetcher(reply.model_copy(update={"url": elsewhere}))
+    with pytest.raises(WorkError, match="nothing fetched"):
+        remote.fetcher(reply.model_copy(update={"node": "attic"}))  # a node with no document
+    fetch = remote.fetcher(reply)
+    assert fetch is not None and asked == []
+    fetch(ref, tmp_path / "joe.pth")  # two broken tries, the third completes
+    assert asked == [("ab" * 32, "http://desk:8080", TOKEN)] * 3 and (tmp_path / "joe.pth").read_bytes() == b"x"
+    broken[0] = 3
+    with pytest.raises(ServiceError, match="broke"):
+        fetch(ref, tmp_path / "again.pth")
+    assert len(asked) == 3 + remote_module.FETCH_TRIES
+
+
+def test_what_a_reply_brings_is_received_whole_or_not_at_all(tmp_path: Path) -> None:
+    ref = BlobRef(sha256="ab" * 32, size=1, name="joe.pth")
+
+    def fails(ref: BlobRef, target: Path) -> None:
+        target.write_bytes(b"half")
+        raise ServiceError("blob_corrupt", "not the one named")
+
+    with pytest.raises(ServiceError):
+        land_outputs(tmp_path / "voices", [FileData.of("joe.index", b"i")], [ref], fails, staging=tmp_path / "job")
+    assert not (tmp_path / "voices").exists() and list((tmp_path / "job").iterdir()) == []
+    with pytest.raises(ServiceError):
+        keep_checkpoint(tmp_path / "job", [FileData.of("a.json", b"{}")], 3, [ref], fails)
+    assert list((tmp_path / "job").iterdir()) == [] and held_checkpoint(tmp_path / "job") == (None, 0)
+    with pytest.raises(WorkError, match="offers none"):
+        keep_checkpoint(tmp_path / "job", [], 3, [ref], None)
+    with pytest.raises(WorkError, match="twice"):
+        land_outputs(tmp_path / "voices", [FileData.of("joe.pth", b"i")], [ref], fails)
+
+    def fetched(ref: BlobRef, target: Path) -> None:
+        target.write_bytes(b"model")
+
+    landed = land_outputs(tmp_path / "voices", [FileData.of("joe.index", b"i")], [ref], fetched, staging=tmp_path / "job")
+    assert landed == [tmp_path / "voices" / "joe.index", tmp_path / "voices" / "joe.pth"]
+    assert (tmp_path / "voices" / "joe.pth").read_bytes() == b"model" and list((tmp_path / "job").iterdir()) == []
+    kept = keep_checkpoint(tmp_path / "job", [], 4, [ref], fetched)
+    assert held_checkpoint(tmp_path / "job") == (kept, 4) and (kept / "joe.pth").read_bytes() == b"model"

@@ -23,9 +23,11 @@ from agent.nodes.placement import ANY_WORKER, Bounds, Place
 from agent.nodes.registry import NodeRegistry
 from agent.nodes.state import Ability, NodeState
 from agent.nodes.work import FileData, StopWork, TrainProgress, TrainReply, read_stop, read_train_job
+from agent.train import received
 from agent.train import remote as module
 from agent.train.jobs import Job
-from agent.train.remote import RemoteJob, RemoteTraining, held_checkpoint, keep_checkpoint
+from agent.train.received import held_checkpoint, keep_checkpoint
+from agent.train.remote import RemoteJob, RemoteTraining
 from agent.train.runner import Launch
 
 TOKEN = "household"
@@ -260,7 +262,7 @@ def test_a_checkpoint_needs_its_files_each_once_and_one_that_fails_to_land_leave
     def fails(source: Path, target: Path) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(module.os, "rename", fails)
+    monkeypatch.setattr(received.os, "rename", fails)
     with pytest.raises(OSError, match="disk full"):
         keep_checkpoint(tmp_path / "a" / "b", [FileData.of("a.bin", b"2")], 4)
     assert sorted(p.name for p in (tmp_path / "a" / "b").iterdir()) == [deep.name, "remote.json"]

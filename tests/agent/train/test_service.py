@@ -218,8 +218,8 @@ def test_run_on_train_sends_a_job_to_a_worker_and_a_node_that_cannot_take_it_fai
     assert rig.service._prepare(counting).remote == ("start", Place(ANY_WORKER))
     fill(rig.layout.voice_folder("default", "rvc-datasets", "owner"), 3)
     rvc = rig.service.jobs.create("default", "rvc", "owner", {}, "now")
-    assert rig.service._prepare(rvc).remote is None  # its files do not fit a worker's replies: here
-    assert rig.service.remote.asked == [("auto", "counting")]  # type: ignore[union-attr]
+    assert rig.service._prepare(rvc).remote == ("start", Place(ANY_WORKER))  # its large files come by hash
+    assert rig.service.remote.asked == [("auto", "counting"), ("auto", "rvc")]  # type: ignore[union-attr]
     rig.service.remote = Placing(Place(None, NO_WORKER, "node 'desk' is offline"))  # type: ignore[assignment]
     with pytest.raises(ServiceError) as refused:
         rig.service._prepare(counting)
