@@ -36,6 +36,9 @@ def add_parser(sub: Any) -> None:
     train.add_argument("--check-every", type=int, help="steps between checks on the real engine, 1-1000 (default: 10)")
     train.add_argument("--lines", type=int, help="sentences each check says, 1-8 (default: 3)")
     train.add_argument("--max-samples", type=int, help="samples that describe the target voice, 1-1000 (default: 20)")
+    train.add_argument("--memory", choices=["auto", "low", "fast"],
+                       help="low: about 3 GB, twice the CPU a step; fast: about 6.5 GB; auto (default): fast where "
+                            "the job finds the memory for it")
     train.add_argument("--device", choices=["cpu", "cuda"], help="where the speaker encoder runs (default: cpu)")
     train.add_argument("--lang", choices=list("abefhijpz"), help="language the voicepack speaks (default: a)")
     train.add_argument("--min-minutes", type=float, help="refuse datasets with less speech, 0-600 minutes (default: 5)")
@@ -75,7 +78,7 @@ def _train(host: CliHost, args: argparse.Namespace) -> int:
     given = {"epochs": args.epochs, "learningRate": args.learning_rate, "baseVoice": args.base_voice,
              "maxSamples": args.max_samples, "device": args.device, "langCode": args.lang,
              "minMinutes": args.min_minutes, "minSamples": args.min_samples, "checkEvery": args.check_every,
-             "lines": args.lines}
+             "lines": args.lines, "memory": args.memory}
     params = {k: v for k, v in given.items() if v is not None}
     done = host.train(args.profile, "kokoro", args.speaker, params, args.dataset)
     pack = next(p for p in done.outputs if p.suffix == ".npy")

@@ -55,7 +55,7 @@ def test_missing_dataset_says_how_to_export(home: Path) -> None:
 
 def test_train_voicepack_and_switch_the_profile_to_it(home: Path) -> None:
     done = cli(home, "train-voicepack", "--speaker", "owner", "--epochs", "2", "--base-voice", "jm_kumo",
-               "--min-minutes", "0", "--min-samples", "3", "--use")
+               "--memory", "fast", "--min-minutes", "0", "--min-samples", "3", "--use")
 
     assert done.returncode == 0, done.stderr
     pack = home / "profiles" / "default" / "out" / "voices" / "kokoro-voicepacks" / "owner" / "owner.npy"
@@ -63,7 +63,8 @@ def test_train_voicepack_and_switch_the_profile_to_it(home: Path) -> None:
     assert "training:" in done.stderr and "| 2/2 [" in done.stderr  # the progress bar (tqdm)
     status = json.loads((home / "logs" / "run" / "kokoro-training-owner.json").read_text())
     assert status["state"] == "finished" and status["step"] == 2 and status["outputs"][0] == str(pack)
-    assert "training 2/2" in (home / "logs" / "run" / "kokoro-training-owner.log").read_text()
+    log = (home / "logs" / "run" / "kokoro-training-owner.log").read_text()
+    assert "training 2/2" in log and "memory fast" in log and "steps kept whole" in log
     config = json.loads((home / "profiles" / "default" / "etc" / "voice.json").read_text())
     assert config["tts"]["provider"] == "kokoro"
     assert {"useCustomVoicepack": True, "voicepackPath": str(pack), "langCode": "a"}.items() <= config["tts"]["kokoro"].items()
