@@ -21,6 +21,11 @@ SYNTH_RATE = 24000
 PITCH_RATE = 16000
 WEIGHTS = {"target": 0.9, "consistency": 0.1}
 PITCH_PENALTY = 0.25  # per octave between the style's median pitch and the owner's
+# Beyond this the penalty is steep: a gain in similarity no longer pays for it. bench/kokoro_voicepack.py: one
+# Piper-owner run kept a voicepack 13.7 % above the owner's pitch by Praat (the gentle penalty alone), another
+# 4 %; 5 % here (YIN on the check lines) leaves room for the trackers to differ within the 10 % a listener allows.
+PITCH_TOLERANCE = 0.07  # octaves, about 5 %
+PITCH_PENALTY_BEYOND = 2.0  # per octave past the tolerance, on top of PITCH_PENALTY
 
 Synthesize = Callable[[str, np.ndarray], np.ndarray]  # (phonemes, style) -> float audio at 24 kHz
 
@@ -64,6 +69,13 @@ def median_pitch(audio: np.ndarray, rate: int) -> float:
     loud = energy > energy.max() * 10 ** (-25 / 20)
     frames = min(len(f0), len(loud))
     return float(np.median(f0[:frames][loud[:frames]])) if loud[:frames].any() else 0.0
+
+
+def pitch_penalty(octaves: float) -> float:
+    """What a candidate's distance from the owner's pitch costs its score: gentle within the
+    tolerance, steep beyond it."""
+    off = abs(octaves)
+    return PITCH_PENALTY * off + PITCH_PENALTY_BEYOND * max(0.0, off - PITCH_TOLERANCE)
 
 
 def octaves_apart(pitch: float, reference: float) -> float:
@@ -122,7 +134,7 @@ class Scorer:
         pairs = [float(a @ b) for i, a in enumerate(vectors) for b in vectors[i + 1 :]]
         consistency = float(np.mean(pairs)) if pairs else 1.0
         octaves = octaves_apart(float(np.median(pitches)), self.target_pitch) if pitches else 0.0
-        total = WEIGHTS["target"] * target + WEIGHTS["consistency"] * consistency - PITCH_PENALTY * abs(octaves)
+        total = WEIGHTS["target"] * target + WEIGHTS["consistency"] * consistency - pitch_penalty(octaves)
         return Score(total if ok else -1.0, target, consistency, ok, octaves)
 
 

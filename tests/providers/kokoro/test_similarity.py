@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from providers.kokoro.similarity import blends, mean_direction, median_pitch, octaves_apart, style_spread
+from providers.kokoro.similarity import (PITCH_PENALTY, PITCH_TOLERANCE, blends, mean_direction, median_pitch, octaves_apart,
+                                         pitch_penalty, style_spread)
 
 
 def test_spread_is_per_value_and_never_zero() -> None:
@@ -42,3 +43,14 @@ def test_median_pitch_of_the_voiced_part() -> None:
     assert abs(median_pitch(voiced(120.0, rate=16000), 16000) - 120) < 4
     assert median_pitch(np.zeros(24000, np.float32), 24000) == 0.0 and median_pitch(np.zeros(100, np.float32), 24000) == 0.0
     assert octaves_apart(220.0, 110.0) == 1.0 and octaves_apart(110.0, 220.0) == -1.0 and octaves_apart(0.0, 110.0) == 0.0
+
+
+def test_a_voice_past_the_pitch_tolerance_pays_more_than_any_similarity_gain() -> None:
+    """Within about 5 % the penalty is the gentle one; 10 % off (0.1375 octaves, what a listener
+    hears as another voice) costs more than the 0.1 of similarity a run gains late."""
+    assert pitch_penalty(0.0) == 0.0
+    assert pitch_penalty(PITCH_TOLERANCE) == pitch_penalty(-PITCH_TOLERANCE) == PITCH_PENALTY * PITCH_TOLERANCE
+    assert pitch_penalty(0.05) == PITCH_PENALTY * 0.05
+    ten_percent = octaves_apart(1.10, 1.0)
+    assert pitch_penalty(ten_percent) > 0.1 > pitch_penalty(PITCH_TOLERANCE) + 0.05
+    assert pitch_penalty(-ten_percent) == pitch_penalty(ten_percent)
