@@ -173,3 +173,19 @@ def test_a_file_taken_is_fetched_verified_and_moved_out_of_the_cache(tmp_path: P
         assert (tmp_path / "home" / "copied.pth").read_bytes() == MODEL
     finally:
         door.stop()
+
+
+def test_a_file_taken_keeps_the_stated_size_and_the_fetchs_limits(node: tuple[str, Path], tmp_path: Path) -> None:
+    """``take`` fetches as ``get`` does: a stated size over the cache's bound is refused before any
+    fetch, and the caller's ``how`` (the room left on its disk) bounds the transfer."""
+    from agent.transfer import Fetch
+
+    url, _ = node
+    cache = BlobCache(tmp_path / "cache", 1000)
+    with pytest.raises(ServiceError) as refused:
+        cache.take(SHA, "http://127.0.0.1:9", TOKEN, tmp_path / "joe.pth", size=len(MODEL))  # nothing listens there
+    assert refused.value.code == "disk_full" and "VOICE_AGENT_BLOB_CACHE_MB" in str(refused.value)
+    cache = BlobCache(tmp_path / "cache", 10 << 20)
+    with pytest.raises(ServiceError) as refused:
+        cache.take(SHA, url, TOKEN, tmp_path / "joe.pth", size=len(MODEL), how=Fetch(room=1000))
+    assert refused.value.code == "disk_full" and not (tmp_path / "joe.pth").exists()

@@ -4,7 +4,9 @@ not offered; an earlier run's go at start."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -74,9 +76,33 @@ def test_a_file_that_changes_while_it_is_copied_is_not_offered(tmp_path: Path, m
         Path(src).write_bytes(b"epoch 3, longer")
 
     monkeypatch.setattr(module.shutil, "copyfile", written_meanwhile)
-    with pytest.raises(ChangedWhileRead):
+    with pytest.raises(ChangedWhileRead, match="latest.pth changed while it was copied$"):  # what the worker logs
         offers.offer("j1.a", "checkpoint", source)
     assert offers.held() == [sha(b"epoch 1")] and len(stored(offers)) == 1  # the one before stays
+
+
+def test_a_copys_folder_that_cannot_be_removed_does_not_hide_the_change(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker tries a checkpoint that changed again; another error (no room) it gives up on."""
+    offers = Offers(tmp_path / "offered")
+    source = made(tmp_path / "1", **{"latest.pth": b"epoch 1"})
+    copy, rmdir, refused = shutil.copyfile, os.rmdir, []
+
+    def written_meanwhile(src: Path, dst: Path) -> None:
+        copy(src, dst)
+        Path(src).write_bytes(b"epoch 2, longer")
+
+    def refusing(path: str, *args: object, **kwargs: object) -> None:
+        if Path(path).name.startswith("checkpoint-"):
+            refused.append(path)
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        rmdir(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module.shutil, "copyfile", written_meanwhile)
+    monkeypatch.setattr(os, "rmdir", refusing)
+    with pytest.raises(ChangedWhileRead):
+        offers.offer("j1.a", "checkpoint", source)
+    assert len(refused) == 1 and offers.held() == [] and len(stored(offers)) == 0
 
 
 def test_an_earlier_runs_offers_go_at_start(tmp_path: Path) -> None:
@@ -85,3 +111,20 @@ def test_an_earlier_runs_offers_go_at_start(tmp_path: Path) -> None:
     offers.start()
     assert not offers.folder.exists() and offers.find(sha(b"left")) is None
     Offers(tmp_path / "never").start()  # nothing there: nothing to do
+
+
+def test_a_copy_gone_from_under_the_offers_is_withdrawn_without_an_error(tmp_path: Path) -> None:
+    """Someone cleaned the offers' folder by hand: the next checkpoint, a release and another job's
+    files go on as if the copies had been withdrawn."""
+    offers = Offers(tmp_path / "offered")
+    offers.offer("j1.a", "checkpoint", made(tmp_path / "1", **{"latest.pth": b"epoch 1"}))
+    offers.offer("j1.a", "trained", made(tmp_path / "2", **{"joe.pth": b"model"}))
+    shutil.rmtree(offers.folder)
+    offers.offer("j1.a", "checkpoint", made(tmp_path / "3", **{"latest.pth": b"epoch 2"}))  # the one before: gone
+    offers.withdraw("j1.a", {sha(b"model")})
+    assert offers.held() == [sha(b"epoch 2")]
+    found = offers.find(sha(b"epoch 2"))
+    assert found is not None
+    found.unlink()
+    offers.offer("j2.b", "checkpoint", made(tmp_path / "4", **{"latest.pth": b"another job"}))
+    assert offers.held() == [sha(b"another job")] and len(stored(offers)) == 1

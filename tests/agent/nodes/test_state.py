@@ -27,6 +27,13 @@ def test_what_would_break_the_topic_is_refused(name: str) -> None:
         check_node_name(name)
 
 
+def test_a_reserved_name_is_refused_with_every_word_it_may_not_be() -> None:
+    with pytest.raises(ValueError) as refused:
+        check_node_name("hass")
+    assert str(refused.value) == ("'hass' is not a node name: 'local' and 'auto' are runOn's own words, "
+                                  "request, response, audio, event, state, stream, hass a profile's topics")
+
+
 def test_the_host_name_becomes_a_node_name() -> None:
     assert default_node_name("desk top/1") == "desk-top-1"
     assert default_node_name(".") == "node"
