@@ -28,6 +28,7 @@ from providers.kokoro.similarity import SYNTH_RATE, SpeakerEmbedder
 from providers.kokoro.torch_graph import F0_CURVE, load_differentiable, recompute_in_segments
 
 PITCH_WEIGHT = 1.0  # loss per squared octave between the predicted and the target pitch
+MAX_PITCH_AIM = 0.5  # octaves: a correction larger than this is a check's misreading, not the decoder's
 VOICED_HZ = 40.0  # predicted F0 below this is an unvoiced frame
 # The graph in pieces recomputed in the backward pass: a step's peak is then the model, what passes
 # between the pieces and one piece's activations, not all of them (bench/RESULTS.md, issue 24).
@@ -80,6 +81,7 @@ class DescentState:
     adam_mean: np.ndarray
     adam_square: np.ndarray
     adam_steps: int
+    pitch_aim: float = 0.0  # octaves the pitch target is moved from the owner's, from what the checks heard
 
 
 class StyleDescent:
@@ -93,6 +95,7 @@ class StyleDescent:
         gc.collect()  # the conversion's intermediate graphs (about 0.6 GB) go back to the system
         release_free_memory()
         self._target_octave = float(np.log2(target_pitch)) if target_pitch > 0 else None
+        self._pitch_aim = 0.0
         self._embed = DifferentiableSpeakerEmbedding(embedder)
         self._base = torch.tensor(np.asarray(base, np.float32).reshape(-1, base.shape[-1]))
         self._spread = torch.tensor(np.asarray(spread, np.float32).reshape(-1, spread.shape[-1]).mean(0))
@@ -119,11 +122,17 @@ class StyleDescent:
         loss = -similarity
         voiced = f0.reshape(-1)[f0.detach().reshape(-1) > VOICED_HZ]
         if self._target_octave is not None and len(voiced):
-            loss = loss + PITCH_WEIGHT * (torch.log2(voiced).mean() - self._target_octave) ** 2
+            loss = loss + PITCH_WEIGHT * (torch.log2(voiced).mean() - (self._target_octave + self._pitch_aim)) ** 2
         self._adam.zero_grad()
         loss.backward()
         self._adam.step()
         return float(similarity.detach())
+
+    def aim_pitch(self, heard_octaves: float) -> None:
+        """Move the pitch target by what a check heard: the decoder can make speech sound higher or
+        lower than the F0 it is given (a Piper-owner run: predicted 89-91 Hz, heard 98-117 Hz against
+        the owner's 87-88), so the F0 the steps aim at is corrected until the heard pitch is the owner's."""
+        self._pitch_aim = float(np.clip(self._pitch_aim - heard_octaves, -MAX_PITCH_AIM, MAX_PITCH_AIM))
 
     def style(self) -> np.ndarray:
         """The current voicepack, (510, 1, 256)."""
@@ -138,9 +147,11 @@ class StyleDescent:
             adam_mean=adam["exp_avg"].numpy().copy() if adam else zeros,
             adam_square=adam["exp_avg_sq"].numpy().copy() if adam else zeros,
             adam_steps=int(adam["step"]) if adam else 0,
+            pitch_aim=self._pitch_aim,
         )
 
     def restore(self, state: DescentState) -> None:
+        self._pitch_aim = float(state.pitch_aim)
         with torch.no_grad():
             self.offset.copy_(torch.from_numpy(np.asarray(state.offset, np.float32)))
         if state.adam_steps:

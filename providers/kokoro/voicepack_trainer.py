@@ -104,8 +104,11 @@ class KokoroVoicepackTrainer:
                 score = search.score(candidate)
                 if score.ok and score.total > best_score.total:
                     best, best_score = candidate, score
+                if score.ok:
+                    descent.aim_pitch(score.octaves)
             report(Progress("training", step, params.epochs, best=best_score.total,
-                            message=f"similarity {best_score.target:.3f} (start {start['target']:.3f}), this step {similarity:.3f}"))
+                            message=f"similarity {best_score.target:.3f} (start {start['target']:.3f}), this step {similarity:.3f}"
+                                    + (f", checked: pitch {100 * (2 ** score.octaves - 1):+.1f} %" if checked else "")))
             if checked or time.monotonic() - last_save >= CHECKPOINT_EVERY_S:
                 _checkpoint(spec, best, step, best_score, start, descent.state())
                 last_save = time.monotonic()
@@ -131,7 +134,7 @@ def _checkpoint(spec: TrainSpec, best: np.ndarray, step: int, score: Score, star
     save_voicepack(best, spec.checkpoint_dir / "best.npy")
     buffer = io.BytesIO()
     np.savez(buffer, offset=descent.offset, adam_mean=descent.adam_mean, adam_square=descent.adam_square,
-             adam_steps=np.array(descent.adam_steps))
+             adam_steps=np.array(descent.adam_steps), pitch_aim=np.array(descent.pitch_aim))
     atomic_write_bytes(spec.checkpoint_dir / f"descent-{step}.npz", buffer.getvalue())
     state = {"step": step, "score": score.total, "similarity": score.target, "start": start, "descent": f"descent-{step}.npz"}
     atomic_write_text(spec.checkpoint_dir / "state.json", json.dumps(state, indent=2) + "\n")
@@ -152,7 +155,8 @@ def _load_checkpoint(directory: Path) -> tuple[dict[str, object], np.ndarray, De
             raise ValueError("state.json is not this trainer's")
         int(state["step"]), str(state["start"]["voice"])
         with np.load(directory / Path(str(state["descent"])).name, allow_pickle=False) as saved:
-            descent = DescentState(saved["offset"], saved["adam_mean"], saved["adam_square"], int(saved["adam_steps"]))
+            aim = float(saved["pitch_aim"]) if "pitch_aim" in saved.files else 0.0  # checkpoints before the aim
+            descent = DescentState(saved["offset"], saved["adam_mean"], saved["adam_square"], int(saved["adam_steps"]), aim)
         if not descent.offset.shape == descent.adam_mean.shape == descent.adam_square.shape == (256,):
             raise ValueError(f"descent state of shape {descent.offset.shape}")
         best = load_voicepack(directory / "best.npy")

@@ -107,6 +107,36 @@ def test_a_low_memory_descent_is_recomputed_in_pieces(low: bool, segments: int, 
     assert made["segments"] == segments
 
 
+def test_the_pitch_aim_is_checkpointed(tmp_path: Path) -> None:
+    from providers.kokoro.similarity import Score
+    from providers.kokoro.style_descent import DescentState
+    from providers.kokoro.voicepack_trainer import _checkpoint
+
+    root = tmp_path / "job"
+    job = TrainSpec(profile="default", speaker="owner", dataset_dir=tmp_path, output_dir=root / "out",
+                    checkpoint_dir=root, params={}, ctx=home_context(tmp_path))
+    root.mkdir()
+    state = DescentState(np.ones(256, np.float32), np.zeros(256, np.float32), np.zeros(256, np.float32), 3, -0.125)
+    _checkpoint(job, np.zeros((510, 1, 256), np.float32), 3, Score(0.5, 0.5, 0.5), {"voice": "jm_kumo", "target": 0.4}, state)
+    saved = _load_checkpoint(root)
+    assert saved is not None and saved[2].pitch_aim == -0.125 and saved[2].adam_steps == 3
+
+
+def test_the_pitch_aim_moves_against_what_the_checks_heard() -> None:
+    descent = object.__new__(style_descent.StyleDescent)
+    descent._pitch_aim = 0.0
+    descent.aim_pitch(0.1)  # heard a tenth of an octave high: aim that much lower
+    assert descent._pitch_aim == pytest.approx(-0.1)
+    descent.aim_pitch(0.05)  # still high: lower again (the corrections add up)
+    assert descent._pitch_aim == pytest.approx(-0.15)
+    descent.aim_pitch(-0.02)
+    assert descent._pitch_aim == pytest.approx(-0.13)
+    descent.aim_pitch(-5.0)  # a misreading moves it at most MAX_PITCH_AIM
+    assert descent._pitch_aim == style_descent.MAX_PITCH_AIM
+    descent.aim_pitch(5.0)
+    assert descent._pitch_aim == -style_descent.MAX_PITCH_AIM
+
+
 def test_too_little_data_is_refused_with_what_is_missing(dataset: Path, tmp_path: Path) -> None:
     samples = read_dataset(dataset)
     assert [s.transcript for s in samples] == LINES and all(s.seconds > 1 for s in samples)
@@ -126,6 +156,7 @@ def test_a_damaged_checkpoint_means_starting_afresh(tmp_path: Path) -> None:
     (tmp_path / "state.json").write_text(json.dumps(state))
     saved = _load_checkpoint(tmp_path)
     assert saved is not None and saved[2].adam_steps == 4 and float(saved[2].offset.sum()) == 256
+    assert saved[2].pitch_aim == 0.0  # a checkpoint from before the pitch aim
     assert _load_checkpoint(tmp_path / "none") is None
     damages = [
         lambda: (tmp_path / "state.json").write_text("{not json"),
