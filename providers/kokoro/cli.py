@@ -37,7 +37,7 @@ def add_parser(sub: Any) -> None:
     train.add_argument("--lines", type=int, help="sentences each check says, 1-8 (default: 3)")
     train.add_argument("--max-samples", type=int, help="samples that describe the target voice, 1-1000 (default: 20)")
     train.add_argument("--memory", choices=["auto", "low", "fast"],
-                       help="low: about 3 GB, twice the CPU a step; fast: about 6.5 GB; auto (default): fast where "
+                       help="low: about 3 GB, twice the CPU a step; fast: about 7.5 GB; auto (default): fast where "
                             "the job finds the memory for it")
     train.add_argument("--device", choices=["cpu", "cuda"], help="where the speaker encoder runs (default: cpu)")
     train.add_argument("--lang", choices=list("abefhijpz"), help="language the voicepack speaks (default: a)")

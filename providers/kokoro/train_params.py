@@ -11,11 +11,11 @@ from providers.kokoro.config import LangCode
 from providers.settings_base import InputModel, LocalPath
 
 # bench/kokoro_voicepack.py: the job's process peaked at 2.3 GB recomputing each step in pieces (VmHWM; steps cut
-# at 64 phonemes, large blocks mapped: bench/RESULTS.md "Kokoro voicepack training <= 3 GB") and at 6.5 GB
+# at 64 phonemes, large blocks mapped: bench/RESULTS.md "Kokoro voicepack training <= 3 GB") and at 6.1-7.3 GB
 # keeping the whole step; 3 GB leaves room for a machine whose checks run the float model and for the owner's
 # longer check sentences
 LOW_PEAK_MB = 3000
-FAST_PEAK_MB = 6500
+FAST_PEAK_MB = 7500
 
 
 class VoicepackParams(InputModel):
@@ -35,7 +35,7 @@ class VoicepackParams(InputModel):
     min_minutes: float = Field(5.0, ge=0.0, le=600.0, description="Refuse datasets with less speech than this.")
     memory: Literal["auto", "low", "fast"] = Field(
         "auto", description="low: recompute each step in pieces (about 3 GB, twice the CPU); fast: keep the whole "
-                            "step (about 6.5 GB); auto: fast where the job has the memory when it starts, else low.")
+                            "step (about 7.5 GB); auto: fast where the job has the memory when it starts, else low.")
     min_samples: int = Field(10, ge=1, le=10000, description="Refuse datasets with fewer WAVs than this.")
 
 
