@@ -99,8 +99,10 @@ class NodeDoor:
             self._nodes.heard(node, payload)
             return
         if topic == self._reply_topic:
-            if meta.correlation is not None and not self._remote_train.replied(meta.correlation, payload):
-                self._remote.replied(meta.correlation, payload)
+            correlation = meta.correlation
+            if correlation is not None and not self._remote_train.replied(correlation, payload) \
+                    and not self._remote.replied(correlation, payload):
+                log.debug("a reply for job %s, which no longer waits", correlation.decode(errors="replace")[:80])
             return
         if topic == self.topics.work_stop(self.node):
             if self._train_worker is not None:

@@ -4,7 +4,7 @@ when one runs already (``busy``: the home publishes it again for another worker)
 node has no such trainer. A taken job runs on a thread of its own: its dataset and checkpoint are
 fetched by hash from its home (agent/blobs/cache.py: verified before a file becomes one) and laid
 out under ``out/work/train/<key>/``; the job process is the one the home's runner starts
-(agent/train/runner.py ``start_job_process``, agent/train/worker.py), with this node's trainer,
+(agent/train/process.py ``start_job_process``, agent/train/worker.py), with this node's trainer,
 models and GPU. Its progress goes home a report a reply (at most every ``progress_s``, and every
 checkpoint's with the checkpoint folder's files); at the end the trained files, or ``stopped``
 after the checkpoint the stop made. Files that fit a reply (``inline_bytes`` together) ride in it;
@@ -18,7 +18,6 @@ home goes offline (its last will: nobody would take the result), and when this a
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -41,7 +40,7 @@ from agent.layout import Layout
 from agent.nodes.work import (MAX_INLINE_BYTES, Answer, BlobRef, FileData, Release, TrainProgress, TrainReply,
                               TrainWork, WorkError, read_stop, read_train_job)
 from agent.requests import describe_validation_error
-from agent.train.runner import start_job_process
+from agent.train.process import job_reports, start_job_process
 from agent.train.worker import context_document
 from providers.base import ProviderContext
 from providers.spec import TrainerSpec
@@ -280,17 +279,9 @@ class TrainWorker:
         """The job process's lines: progress home (a checkpoint's with its files); its result."""
         result: dict[str, Any] = {}
         last_sent: float | None = None  # the first report goes at once
-        for line in taken.process.stdout:
-            try:
-                message = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(message, dict):
-                continue
-            if message.get("type") == "result":
+        for message in job_reports(taken.process.stdout):
+            if message["type"] == "result":
                 result = message
-                continue
-            if message.get("type") != "progress":
                 continue
             progress = TrainProgress.from_report(message)
             now = time.monotonic()

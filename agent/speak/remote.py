@@ -6,20 +6,20 @@ would: it yields a sentence's PCM at a time, or raises a ``ProviderError`` whose
 with Piper. Cache, streaming, budget and fallback stay the pipeline's.
 
 The transport is the MQTT door's (``WorkLink``, plugged in at its start): the core names no topic.
-Replies arrive on the door's network thread (``replied``) and wait in the job's queue.
+Replies arrive on the door's network thread (``replied``, agent/nodes/home.py) and wait in the job's queue.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from agent.blobs.index import BlobIndex
+from agent.nodes.home import Link, WorkHome
 from agent.nodes.placement import (ANY_WORKER, NO_WORKER, WORKER_FAILED, WORKER_LOST, Bounds, JobWatch, Place,
                                    place_speak)
 from agent.nodes.registry import NodeRegistry
@@ -33,12 +33,8 @@ log = logging.getLogger(__name__)
 POLL_S = 0.2  # how often a wait looks at the registry (a worker's last will ends it within this)
 
 
-class WorkLink(Protocol):
+class WorkLink(Link, Protocol):
     """The broker as the speak path needs it (agent/mqtt/work.py)."""
-
-    def ready(self) -> bool:
-        """Connected, with MQTT 5: work may be published and its replies come back."""
-        ...
 
     def send(self, provider: str, node: str | None, payload: bytes, correlation: bytes) -> None:
         """Publish a speak job for ``provider``: to any worker (``node`` None) or that node's own topic,
@@ -52,32 +48,14 @@ class RemoteError(ProviderError):
         self.code = code
 
 
-class RemoteSpeech:
+class RemoteSpeech(WorkHome[WorkLink, WorkReply]):
     """Where a profile's speech runs, and the jobs waiting for replies."""
 
     def __init__(self, node: str, url: str, nodes: NodeRegistry, blobs: BlobIndex,
                  bounds: Bounds = Bounds(), clock: Callable[[], float] = time.monotonic,
                  token: Callable[[], str] = str) -> None:
         """``token``: the household's (VOICE_AGENT_HTTP_TOKEN), which seals each job for the worker."""
-        self.node = node
-        self._token = token
-        self.url = url
-        self._nodes = nodes
-        self._blobs = blobs
-        self.bounds = bounds
-        self._clock = clock
-        self._link: WorkLink | None = None
-        self._waiting: dict[str, queue.Queue[WorkReply]] = {}
-        self._lock = threading.Lock()
-
-    def use(self, link: WorkLink) -> None:
-        self._link = link
-
-    def place(self, run_on: str, provider: str) -> Place:
-        link = self._link
-        work_on = link is not None and link.ready() and bool(self.url)
-        return place_speak(run_on, provider, self.node, self._nodes.online_states(), work_on,
-                           self._nodes.state_of(run_on))
+        super().__init__(node, url, nodes, blobs, token, bounds, clock, place_speak, read_reply, "job")
 
     def pick(self, run_on: str, provider: str) -> Provider | None:
         """The engine for ``provider`` when ``run_on`` sends it elsewhere now; None: this node's own."""
@@ -88,64 +66,40 @@ class RemoteSpeech:
             return None
         return RemoteEngine(self, providers.canonical(provider), where)
 
-    def replied(self, correlation: bytes, payload: bytes) -> None:
-        """A reply from the broker (the door's thread): into its job's queue, else dropped."""
-        job = correlation.decode(errors="replace")
-        with self._lock:
-            waiting = self._waiting.get(job)
-        if waiting is None:
-            log.debug("a reply for job %s, which no longer waits", job[:80])
-            return
-        try:
-            reply = read_reply(payload)
-        except WorkError as exc:
-            log.warning("ignored a reply to job %s: %s", job[:80], exc)
-            return
-        if not reply.sealed_by(self._token()):
-            log.warning("ignored a reply to job %s from %s: not sealed with this household's token", job[:80],
-                        reply.node)
-            return
-        if reply.id != job:
-            log.warning("ignored a reply of job %s under job %s's correlation", reply.id, job[:80])
-            return
-        waiting.put(reply)
-
     def run(self, provider: str, where: Place, text: str, settings: ProviderSettings, ctx: ProviderContext,
             took: Callable[[str], None]) -> Iterator[AudioChunk]:
         """One piece of text spoken by a worker, a sentence at a time; ``took`` hears which node runs it."""
         if where.code:
             raise RemoteError(where.reason, where.code)
-        link = self._link
+        link = self.link
         if link is None:
             raise RemoteError("this agent has no connection for work", NO_WORKER)
         job = self._job(provider, text, settings, ctx)
-        replies: queue.Queue[WorkReply] = queue.Queue()
-        with self._lock:
-            self._waiting[job.id] = replies
+        replies = self.wait_for(job.id)
         target = None if where.node == ANY_WORKER else where.node
         try:
-            watch = JobWatch(self.bounds, self._clock(), where.workers)
+            watch = JobWatch(self.bounds, self.clock(), where.workers)
             link.send(provider, target, job.to_json(), job.id.encode())
             seq = 0
             while True:
-                verdict = watch.verdict(self._clock())
+                verdict = watch.verdict(self.clock())
                 if verdict.action == "done":
                     return
                 if verdict.action == "fail":
                     log.warning("speak job %s (%s): %s (%s)", job.id, provider, verdict.reason, verdict.code)
                     raise RemoteError(verdict.reason, verdict.code)
                 if verdict.action == "retry":
-                    watch.resent(self._clock())
+                    watch.resent(self.clock())
                     link.send(provider, target, job.to_json(), job.id.encode())
                     continue
-                if watch.worker is not None and not self._nodes.online(watch.worker):
+                if watch.worker is not None and not self.nodes.online(watch.worker):
                     watch.lost(watch.worker)  # its last will: not a moment longer
                     continue
                 try:
-                    reply = replies.get(timeout=max(0.0, min(POLL_S, verdict.until - self._clock())))
+                    reply = replies.get(timeout=max(0.0, min(POLL_S, verdict.until - self.clock())))
                 except queue.Empty:
                     continue
-                now = self._clock()
+                now = self.clock()
                 if reply.kind != "declined" and watch.worker is None:  # its first word, whichever it is
                     took(reply.node)
                     watch.accepted(reply.node, now)
@@ -174,8 +128,7 @@ class RemoteSpeech:
                     seq += 1
                     yield AudioChunk(pcm, reply.sample_rate)
         finally:
-            with self._lock:
-                self._waiting.pop(job.id, None)
+            self.done_with(job.id)
 
     def _job(self, provider: str, text: str, settings: ProviderSettings, ctx: ProviderContext) -> SpeakWork:
         remote = providers.spec(provider).remote

@@ -32,6 +32,7 @@ from pydantic import ValidationError
 from agent.blobs.cache import BlobCache
 from agent.blobs.index import BlobIndex
 from agent.errors import ServiceError
+from agent.nodes.home import Link, WorkHome
 from agent.nodes.placement import ANY_WORKER, NO_WORKER, WORKER_LOST, Bounds, JobWatch, Place, place_train
 from agent.nodes.registry import NodeRegistry
 from agent.nodes.work import (BlobRef, Release, StopWork, TrainProgress, TrainReply, TrainWork, WorkError,
@@ -52,17 +53,15 @@ POLL_S = 0.2
 FETCH_TRIES = 3  # a broken transfer of a worker's file resumes this many times in all
 
 
-class TrainLink(Protocol):
+class TrainLink(Link, Protocol):
     """The broker as remote training needs it (the MQTT door's node connection)."""
-
-    def ready(self) -> bool: ...
 
     def send_work(self, kind: str, provider: str, node: str | None, payload: bytes, correlation: bytes) -> None: ...
 
     def send_stop(self, node: str, payload: bytes) -> None: ...
 
 
-class RemoteTraining:
+class RemoteTraining(WorkHome[TrainLink, TrainReply]):
     """Where this home's training jobs run, and the remote jobs waiting for replies."""
 
     def __init__(self, node: str, url: str, nodes: NodeRegistry, blobs: BlobIndex, token: Callable[[], str] = str,
@@ -70,25 +69,8 @@ class RemoteTraining:
                  cache: BlobCache | None = None) -> None:
         """``cache``: where a worker's offered files are fetched into (this node's blob cache: the
         one fetch, verify and resume of files by hash), then taken out."""
-        self.node = node
+        super().__init__(node, url, nodes, blobs, token, bounds, clock, place_train, read_train_reply, "training job")
         self._cache = cache
-        self.url = url
-        self.nodes = nodes
-        self.bounds = bounds
-        self.clock = clock
-        self._blobs = blobs
-        self._token = token
-        self.link: TrainLink | None = None
-        self._waiting: dict[str, queue.Queue[TrainReply]] = {}
-        self._lock = threading.Lock()
-
-    def use(self, link: TrainLink) -> None:
-        self.link = link
-
-    def place(self, run_on: str, provider: str) -> Place:
-        link = self.link
-        work_on = link is not None and link.ready() and bool(self.url)
-        return place_train(run_on, provider, self.node, self.nodes.online_states(), work_on, self.nodes.state_of(run_on))
 
     def seal(self, message: StopWork | Release) -> StopWork | Release:
         return message.sealed(self._token())
@@ -124,38 +106,6 @@ class RemoteTraining:
             return RemoteJob(self, job, launch, where, log_file).start()
 
         return start
-
-    def replied(self, correlation: bytes, payload: bytes) -> bool:
-        """A reply from the broker (the door's thread) into its job's queue; False when no job of
-        this home's training has that correlation (it may be a speak job's)."""
-        job = correlation.decode(errors="replace")
-        with self._lock:
-            waiting = self._waiting.get(job)
-        if waiting is None:
-            return False
-        try:
-            reply = read_train_reply(payload)
-        except WorkError as exc:
-            log.warning("ignored a reply to training job %s: %s", job[:80], exc)
-            return True
-        if not reply.sealed_by(self._token()):
-            log.warning("ignored a reply to training job %s from %s: not sealed with this household's token", job[:80],
-                        reply.node)
-        elif reply.id != job:
-            log.warning("ignored a reply of job %s under job %s's correlation", reply.id, job[:80])
-        else:
-            waiting.put(reply)
-        return True
-
-    def wait_for(self, work_id: str) -> queue.Queue[TrainReply]:
-        replies: queue.Queue[TrainReply] = queue.Queue()
-        with self._lock:
-            self._waiting[work_id] = replies
-        return replies
-
-    def done_with(self, work_id: str) -> None:
-        with self._lock:
-            self._waiting.pop(work_id, None)
 
     def work_for(self, job: Job, launch: Launch) -> TrainWork:
         """The job as a worker gets it: its dataset and held checkpoint by hash, sealed."""

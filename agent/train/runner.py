@@ -12,12 +12,9 @@ worker is a death of the job process, resumed from the last checkpoint the home 
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +31,7 @@ from agent.train.estimate import measure
 from agent.train.jobs import ACTIVE, Job, JobStore, job_status, write_status
 from agent.train.keep import remove_checkpoints, rotate_log
 from agent.train.logs import attempt_header
+from agent.train.process import job_reports, start_job_process
 from agent.train.schedule import IdlePolicy
 from agent.train.worker import context_document
 
@@ -289,16 +287,10 @@ class JobRunner:
     # -- following the job process ---------------------------------------------------------
     def _follow(self, running: _Running) -> None:
         assert running.process.stdout is not None
-        for line in running.process.stdout:
-            try:
-                message = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(message, dict):
-                continue
-            if message.get("type") == "progress":
+        for message in job_reports(running.process.stdout):
+            if message["type"] == "progress":
                 self._on_progress(running, message)
-            elif message.get("type") == "result":
+            else:
                 running.result = message
         code = running.process.wait()
         running.resources.close()
@@ -433,16 +425,3 @@ class JobRunner:
         summary = {"job": job.id, "provider": job.provider, "speaker": job.speaker, "state": job.state, **job.progress}
         self._state.update(job.profile, training=summary if job.state in ACTIVE else {**summary, "done": True})
 
-
-def start_job_process(document: dict[str, Any], log_file: IO[str]) -> subprocess.Popen[str]:
-    """``python -m agent.train.worker`` with ``document`` on its stdin, its stderr into ``log_file``:
-    this home's jobs, and the jobs a worker node runs for others."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "agent.train.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=log_file, text=True, env=env,
-    )
-    assert process.stdin is not None
-    process.stdin.write(json.dumps(document))
-    process.stdin.close()
-    return process

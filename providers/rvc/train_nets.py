@@ -62,6 +62,18 @@ class TrainingSynthesizer(Synthesizer):
                 "logs_q": logs_q, "mask": y_mask}
 
 
+def _judged(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """A discriminator's scores and every layer's output (the feature maps the generator's
+    feature-matching loss compares), for the scale and the period discriminators alike."""
+    maps = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
+        maps.append(x)
+    x = post(x)
+    maps.append(x)
+    return x.flatten(1), maps
+
+
 class ScaleDiscriminator(nn.Module):
     def __init__(self, width: int = 1) -> None:
         super().__init__()
@@ -76,13 +88,7 @@ class ScaleDiscriminator(nn.Module):
         self.conv_post = weight_norm(nn.Conv1d(c[5], 1, 3, 1, padding=1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        maps = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            maps.append(x)
-        x = self.conv_post(x)
-        maps.append(x)
-        return x.flatten(1), maps
+        return _judged(self.convs, self.conv_post, x)
 
 
 class PeriodDiscriminator(nn.Module):
@@ -100,13 +106,7 @@ class PeriodDiscriminator(nn.Module):
         if t % self.period:
             x = F.pad(x, (0, self.period - t % self.period), "reflect")
         x = x.view(b, ch, -1, self.period)
-        maps = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            maps.append(x)
-        x = self.conv_post(x)
-        maps.append(x)
-        return x.flatten(1), maps
+        return _judged(self.convs, self.conv_post, x)
 
 
 class Discriminators(nn.Module):

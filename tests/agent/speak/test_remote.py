@@ -114,6 +114,13 @@ def test_auto_goes_to_a_worker_and_runs_here_when_none_is_online(tmp_path: Path)
     assert (result.node, result.pcm, result.fallback_code) == (None, pcm(HERE, 2), None)  # type: ignore[attr-defined]
 
 
+def test_with_a_link_that_cannot_carry_work_speech_stays_here(tmp_path: Path) -> None:
+    home = Household(tmp_path)
+    home.broker.ready = lambda: False  # type: ignore[method-assign]  # a broker without MQTT 5
+    assert (home.speak("auto").node, home.speak("auto").fallback_code) == (None, None)  # type: ignore[attr-defined]
+    assert home.speak("desk").fallback_code == "no_worker" and home.broker.sent == []  # type: ignore[attr-defined]
+
+
 def test_a_named_worker_that_is_offline_falls_back_here_at_once_with_no_worker(tmp_path: Path) -> None:
     home = Household(tmp_path)
     home.hear("desk", "offline")
