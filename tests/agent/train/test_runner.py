@@ -23,7 +23,7 @@ from agent.gpu.hogs import HogPauser
 from agent.layout import Layout
 from agent.train.jobs import Job, JobStore
 from agent.train import runner as runner_module
-from agent.train.runner import JobRunner, Launch
+from agent.train.runner import PROGRESS_INTERVAL, JobRunner, Launch
 from agent.train.schedule import IdlePolicy, parse_window
 from tests.agent.gpu.test_arbiter import FakeGpus
 from tests.conftest import REPO
@@ -165,11 +165,14 @@ def test_a_job_runs_to_its_end_and_says_so_everywhere(rig: Rig) -> None:
 
 
 def test_progress_reaches_mqtt_at_a_bounded_rate(rig: Rig) -> None:
-    rig.job(steps=150, step_seconds=0.02)  # three seconds of 150 reports
+    rig.job(steps=150, step_seconds=0.02)  # three seconds of 150 reports (more on a loaded machine)
+    began = time.monotonic()
     rig.runner.tick()
     rig.recorder.wait("training.finished")
+    took = time.monotonic() - began
     progress = rig.recorder.named("training.progress")
-    assert 2 <= len(progress) <= 6, [p["step"] for p in progress]
+    # one event per PROGRESS_INTERVAL, and the first and the last: whatever the job took
+    assert 2 <= len(progress) <= took / PROGRESS_INTERVAL + 2 < 150, ([p["step"] for p in progress], took)
     assert progress[-1]["step"] == 150 and progress[-1]["total"] == 150
     assert all(p["stage"] == "training" for p in progress)
 
