@@ -53,7 +53,7 @@ chromium:
 test: $(TEST_STAMP) mosquitto chromium
 	$(BIN)/lint-imports
 	$(BIN)/mypy agent providers
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 3 --dist loadfile
 
 test-fast: $(TEST_STAMP) mosquitto chromium
 	$(BIN)/python -m pytest -m "not slow"

@@ -117,6 +117,7 @@ class JobRunner:
         self._preempt = preempt_gpu_jobs
         self._admit = admit
         self._running: _Running | None = None
+        self._followers: set[threading.Thread] = set()  # a follower outlives its job while it records the end
         self._lock = threading.Lock()
         self._tick_lock = threading.RLock()  # tick() one at a time (see tick)
         self._stopping = False
@@ -153,8 +154,12 @@ class JobRunner:
                 running.process.wait(timeout=STOP_GRACE)
             except subprocess.TimeoutExpired:
                 running.process.kill()
-            if running.follower is not None:  # its ``training.paused`` must leave before the broker's connection
-                running.follower.join(timeout=10)
+        # every follower, the stopped job's and one still recording how its job ended: its events must
+        # leave before the broker's connection, its state before the job database closes
+        with self._lock:
+            followers = [f for f in self._followers if f is not threading.current_thread()]
+        for follower in followers:
+            follower.join(timeout=10)
         self.release()
 
     # -- requests ------------------------------------------------------------------------
@@ -282,6 +287,8 @@ class JobRunner:
         self._emit(job, "training.resumed" if resumed else "training.started", {"device": device, "pid": process.pid})
         self._publish_state(job)
         running.follower = threading.Thread(target=self._follow, args=(running,), name=f"train-{job.id}", daemon=True)
+        with self._lock:
+            self._followers.add(running.follower)
         running.follower.start()
 
     # -- following the job process ---------------------------------------------------------
@@ -296,7 +303,11 @@ class JobRunner:
         running.resources.close()
         with self._lock:
             self._running = None
-        self._on_exit(running, code)
+        try:
+            self._on_exit(running, code)
+        finally:
+            with self._lock:
+                self._followers.discard(threading.current_thread())
 
     def _on_progress(self, running: _Running, message: dict[str, Any]) -> None:
         """Every report updates memory; the database, status file and MQTT hear of it at most

@@ -33,21 +33,31 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_an_rvc_model_trained_on_the_worker_comes_home_by_hash(tmp_path: Path) -> None:
-    from providers.rvc.modelfile import read_model
-    from providers.rvc.runtime import load_voice
-
-    broker = Mosquitto(tmp_path / "mq").start()
+def home_with_a_dataset(tmp_path: Path, broker: Mosquitto, worker: str, **env: str) -> tuple[AgentProcess, int]:
+    """Node A (home-server) whose default profile trains on ``worker`` and holds one WAV of joe's
+    RVC dataset, started with its HTTP door on a free port (the port is the second value)."""
     home = make_home(tmp_path / "a", ("default",))
     profile = home / "profiles" / "default"
-    write_json(profile / "etc" / "voice.json", {"runOn": {"train": "gpu-desktop"}})
+    write_json(profile / "etc" / "voice.json", {"runOn": {"train": worker}})
     dataset = profile / "out" / "voices" / "rvc-reference" / "joe"
     dataset.mkdir(parents=True)
     (dataset / "s0.wav").write_bytes(wav(owner("Please water the tomatoes before it gets dark."), OWNER_RATE))
     port = free_port()
     agent = AgentProcess(home, broker.port, {
         "VOICE_AGENT_NODE": "home-server", "VOICE_AGENT_HTTP_ENABLED": "true", "VOICE_AGENT_HTTP_PORT": str(port),
-        "VOICE_AGENT_HTTP_TOKEN": TOKEN, "VOICE_AGENT_HA_DISCOVERY": "false", **ENV}).start()
+        "VOICE_AGENT_HTTP_TOKEN": TOKEN, "VOICE_AGENT_HA_DISCOVERY": "false", **ENV, **env}).start()
+    return agent, port
+
+
+def test_an_rvc_model_trained_on_the_worker_comes_home_by_hash(tmp_path: Path) -> None:
+    from providers.rvc.modelfile import read_model
+    from providers.rvc.runtime import load_voice
+
+    broker = Mosquitto(tmp_path / "mq").start()
+    agent, port = home_with_a_dataset(tmp_path, broker, "gpu-desktop")
+    home = agent.home
+    profile = home / "profiles" / "default"
+    dataset = profile / "out" / "voices" / "rvc-reference" / "joe"
     desk, _ = node_agent(tmp_path / "b", broker, "gpu-desktop", ("office",), VOICE_AGENT_WORKER="true",
                          VOICE_AGENT_TRAIN_REPLY_FILES_MB="0", **ENV)
     (desk.home / "out" / "voices" / "rvc-models").mkdir(parents=True, exist_ok=True)
@@ -172,17 +182,9 @@ class Mallory:
 
 def test_a_corrupted_transfer_never_becomes_a_model(tmp_path: Path) -> None:
     broker = Mosquitto(tmp_path / "mq").start()
-    home = make_home(tmp_path / "a", ("default",))
+    agent, port = home_with_a_dataset(tmp_path, broker, "mallory", VOICE_AGENT_MAX_TRAIN_RESTARTS="0")
+    home = agent.home
     profile = home / "profiles" / "default"
-    write_json(profile / "etc" / "voice.json", {"runOn": {"train": "mallory"}})
-    dataset = profile / "out" / "voices" / "rvc-reference" / "joe"
-    dataset.mkdir(parents=True)
-    (dataset / "s0.wav").write_bytes(wav(owner("Please water the tomatoes before it gets dark."), OWNER_RATE))
-    port = free_port()
-    agent = AgentProcess(home, broker.port, {
-        "VOICE_AGENT_NODE": "home-server", "VOICE_AGENT_HTTP_ENABLED": "true", "VOICE_AGENT_HTTP_PORT": str(port),
-        "VOICE_AGENT_HTTP_TOKEN": TOKEN, "VOICE_AGENT_HA_DISCOVERY": "false", "VOICE_AGENT_MAX_TRAIN_RESTARTS": "0",
-        **ENV}).start()
     mallory = Mallory(broker.port)
     probe = Probe(broker.port)
     try:
