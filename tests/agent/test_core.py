@@ -49,3 +49,17 @@ def test_the_speak_arena_setting_reaches_the_voices_session(tmp_path: Path, mode
         made.speak.stop()
         made.streams.stop()
         made.records.stop()
+
+
+def test_the_blob_route_lends_a_workers_offered_file_first_then_a_kept_one(tmp_path: Path) -> None:
+    import types
+
+    from agent.core import Core
+
+    offered, kept = tmp_path / "offered", tmp_path / "kept"
+    core = object.__new__(Core)
+    core.blobs = types.SimpleNamespace(find=lambda sha: kept if sha in ("a", "b") else None)  # type: ignore[assignment]
+    core.offers = types.SimpleNamespace(find=lambda sha: offered if sha == "a" else None)  # type: ignore[assignment]
+    assert [core.find_blob(sha) for sha in ("a", "b", "c")] == [offered, kept, None]
+    core.offers = None  # a node that takes no work offers nothing
+    assert [core.find_blob(sha) for sha in ("a", "c")] == [kept, None]
