@@ -95,7 +95,6 @@ class _Running:
     last_event: float = 0.0
     intent: Intent | None = None
     result: dict[str, Any] | None = None
-    follower: threading.Thread | None = None  # reads its reports and, at its exit, says so (``_on_exit``)
 
 
 class JobRunner:
@@ -286,10 +285,11 @@ class JobRunner:
             self._running = running
         self._emit(job, "training.resumed" if resumed else "training.started", {"device": device, "pid": process.pid})
         self._publish_state(job)
-        running.follower = threading.Thread(target=self._follow, args=(running,), name=f"train-{job.id}", daemon=True)
+        # reads its reports and, at its exit, says so (``_on_exit``)
+        follower = threading.Thread(target=self._follow, args=(running,), name=f"train-{job.id}", daemon=True)
         with self._lock:
-            self._followers.add(running.follower)
-        running.follower.start()
+            self._followers.add(follower)
+        follower.start()
 
     # -- following the job process ---------------------------------------------------------
     def _follow(self, running: _Running) -> None:
