@@ -24,7 +24,8 @@ def wav_info(data: bytes) -> tuple[int, float, float]:
     return rate, samples.size / rate, rms
 
 
-def assert_speech(data: bytes, min_seconds: float = 0.3, rate: int = 22050) -> float:
+def assert_speech(data: bytes, min_seconds: float = 0.9 * FIRST_PART_SECONDS, rate: int = 22050) -> float:
+    """The default length is the shortest streamed part: a split voice's first."""
     got_rate, seconds, rms = wav_info(data)
     assert got_rate == rate
     assert seconds >= min_seconds, f"only {seconds:.2f} s of audio"

@@ -1,9 +1,10 @@
 """A split Piper voice (``split.py``) speaking: the first run of each text decoded in two chunks,
 the first small, so that its audio leaves while the rest of the sentence is decoded.
 
-The first chunk is ``FIRST_FRAMES`` frames (about 0.46 s of audio); the rest of the run is one
-chunk, so a run costs the vocoder ``2 * pad`` frames more than whole (the padding of the one
-cut) and every later run is decoded whole: they are made while the first plays.
+The first chunk is ``FIRST_FRAMES`` frames (about 0.23 s of audio), more for a long run
+(``head_frames``: the rest must be decoded before the first chunk has played); the rest of the
+run is one chunk, so a run costs the vocoder ``2 * pad`` frames more than whole (the padding of
+the one cut) and every later run is decoded whole: they are made while the first plays.
 
 Loudness. Piper scales each run to full range by its own peak (``normalize_audio``; the voice's
 raw peaks vary from 0.25 to 0.83), which a chunk that must leave before the rest is decoded
@@ -27,7 +28,13 @@ import numpy as np
 from providers.common.onnx_arena import shrink
 from providers.piper.split import SplitFiles, span
 
-FIRST_FRAMES = 40  # ~0.46 s at 22050 Hz (256 samples a frame), as Piper's own streaming chunks (45)
+# ~0.23 s at 22050 Hz (256 samples a frame). 40 (Piper's own streaming chunks are 45) left a short
+# first sentence ("Good morning!", 60 frames) whole: 20 brought its first audio from 40 to 29 ms on
+# 2 idle cores (bench/RESULTS.md "Every door on a quiet machine, again")
+FIRST_FRAMES = 20
+# A frame's vocoder takes about 0.34 ms on 2 idle cores and plays 11.6 ms: a head of 1/12 of the run
+# covers the rest's decode with 3x to spare (a loaded machine)
+HEAD_SHARE = 12
 PEAKS_KEPT = 9
 SILENT = 1e-8  # a peak below this is silence (as Piper's normalization takes it)
 
@@ -77,6 +84,11 @@ class Peaks:
         return statistics.median(known) if known else None
 
 
+def head_frames(frames: int) -> int:
+    """How many of a first run's ``frames`` the first chunk holds."""
+    return max(FIRST_FRAMES, frames // HEAD_SHARE)
+
+
 def run_audio(voice: SplitVoice, feed: dict[str, np.ndarray], peaks: Peaks, speaker: int | None,
               lock: AbstractContextManager[Any], first: bool) -> Iterator[tuple[np.ndarray, bool]]:
     """One run's audio scaled to full range, in two chunks when it is a text's ``first`` run long
@@ -86,7 +98,8 @@ def run_audio(voice: SplitVoice, feed: dict[str, np.ndarray], peaks: Peaks, spea
         z = voice.latent(feed)
     frames = z.shape[2]
     typical = peaks.typical(speaker)
-    if not first or typical is None or frames <= FIRST_FRAMES + 2 * voice.files.pad:
+    head_end = head_frames(frames)
+    if not first or typical is None or frames <= head_end + 2 * voice.files.pad:
         with lock:
             audio = voice.decode(z, feed)
         peak = _peak(audio)
@@ -94,12 +107,12 @@ def run_audio(voice: SplitVoice, feed: dict[str, np.ndarray], peaks: Peaks, spea
         yield _scaled(audio, 1.0 / peak if peak >= SILENT else 0.0), False
         return
     with lock:
-        head = voice.decode(z, feed, 0, FIRST_FRAMES)
+        head = voice.decode(z, feed, 0, head_end)
     head_peak = _peak(head)
     gain = 1.0 / max(head_peak, typical)
     yield _scaled(head, gain), True
     with lock:
-        tail = voice.decode(z, feed, FIRST_FRAMES)
+        tail = voice.decode(z, feed, head_end)
     tail_peak = _peak(tail)
     peaks.add(speaker, max(head_peak, tail_peak))
     yield _scaled(tail, min(gain, 1.0 / tail_peak) if tail_peak >= SILENT else gain), False

@@ -20,7 +20,7 @@ import pytest
 
 from providers.base import ProviderContext
 from providers.piper import split as piper_split
-from providers.piper.chunked import FIRST_FRAMES, Peaks, SplitVoice, run_audio
+from providers.piper.chunked import FIRST_FRAMES, HEAD_SHARE, Peaks, SplitVoice, head_frames, run_audio
 from providers.piper.config import PiperSettings
 from providers.piper.engine import PiperProvider, bundled_voice, config_of, open_session, read_config
 from providers.piper.runs import model_feed
@@ -139,7 +139,8 @@ def test_a_texts_first_run_leaves_in_two_chunks_that_sound_as_the_whole_run(tmp_
     again = list(provider.synthesize(TEXT, settings, ctx))
     (loaded,) = provider._voices.values()
     assert loaded.split is not None and len(whole) == 1 and len(again) == 2
-    assert len(again[0].pcm) == FIRST_FRAMES * loaded.split.files.hop * 2
+    hop = loaded.split.files.hop
+    assert len(again[0].pcm) == head_frames(len(whole[0].pcm) // 2 // hop) * hop * 2
     assert {c.sample_rate for c in again} == {22050}
     a = np.frombuffer(whole[0].pcm, np.int16).astype(int)
     b = np.frombuffer(b"".join(c.pcm for c in again), np.int16).astype(int)
@@ -193,6 +194,15 @@ def test_a_first_chunk_is_scaled_by_the_voices_typical_peak_and_the_rest_never_c
     assert np.allclose(short, 1.0)
     (silent,) = scaled(np.zeros(100 * hop, np.float32), typical=None)
     assert not np.any(silent)
+
+
+def test_a_long_first_run_gets_a_head_long_enough_to_cover_the_rests_decode() -> None:
+    hop = 4
+    assert head_frames(FIRST_FRAMES * HEAD_SHARE - 1) == FIRST_FRAMES  # a sentence: the small head
+    long_run = 30 * FIRST_FRAMES * HEAD_SHARE // 10
+    first, rest = scaled(np.full(long_run * hop, 0.2, np.float32), typical=0.2)
+    assert first.size == long_run // HEAD_SHARE * hop and first.size + rest.size == long_run * hop
+    assert head_frames(long_run) == long_run // HEAD_SHARE > FIRST_FRAMES
 
 
 def write_speakers_voice(folder: Path, channels: int = 4, speakers: int = 3) -> Path:
