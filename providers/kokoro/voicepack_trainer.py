@@ -52,6 +52,7 @@ CHECKPOINT_EVERY_S = 30.0
 # A step's memory grows with its audio (bench/voicepack_step_memory.py: 1.0 GB over the model for 4.4 s
 # recomputed in pieces, 2.6 GB kept whole): longer sentences are said in pieces (Kokoro's tokens are
 # its phoneme characters).
+WIDE_LINES = 8  # the owner's sentences a new best voice's pitch is heard on before it is kept
 MAX_STEP_TOKENS = 64
 MIN_STEP_TOKENS = 25  # about a second: shorter pieces say little about a voice
 
@@ -79,13 +80,13 @@ class KokoroVoicepackTrainer:
             start = dict(state["start"])  # type: ignore[call-overload]
             base, _ = search.starting_voice(str(start["voice"]))  # the duration guard is relative to the start
             step = int(state["step"])  # type: ignore[call-overload]
-            best_score = search.score(best)
+            best_score = search.kept_score(best)
             descent = search.descent(base, params, low)
             descent.restore(descent_state)
             log.info("resuming at step %d (score %.4f)", step, best_score.total)
         else:
             best, start_name = search.starting_voice(params.base_voice)
-            best_score, step = search.score(best), 0
+            best_score, step = search.kept_score(best), 0
             start = {"voice": start_name, "target": best_score.target, "score": best_score.total}
             descent = search.descent(best, params, low)
             _checkpoint(spec, best, step, best_score, start, descent.state())
@@ -103,7 +104,9 @@ class KokoroVoicepackTrainer:
                 candidate = descent.style()
                 score = search.score(candidate)
                 if score.ok and score.total > best_score.total:
-                    best, best_score = candidate, score
+                    score = search.scorer.widened(candidate, score)  # heard on more sentences before it is kept
+                    if score.total > best_score.total:
+                        best, best_score = candidate, score
                 if score.ok:
                     descent.aim_pitch(score.octaves)
             report(Progress("training", step, params.epochs, best=best_score.total,
@@ -206,11 +209,17 @@ class _Search:
 
         library = VoiceLibrary()
         stock = {name: library.style(name, params.voices_path, ctx)[0] for name in library.names(params.voices_path, ctx)}
-        scorer = Scorer(synthesize, embedder, target, lines, target_pitch=pitch)
+        wide = said[:: max(1, len(said) // WIDE_LINES)][:WIDE_LINES]  # short to long, as many as there are up to 8
+        scorer = Scorer(synthesize, embedder, target, lines, target_pitch=pitch,
+                        wide_lines=[engine.phonemize(settings, ctx, text) for text in wide])
         return cls(engine, settings, ctx, scorer, stock, params.voices_path, training)
 
     def score(self, style: np.ndarray) -> Score:
         return self.scorer(style)
+
+    def kept_score(self, style: np.ndarray) -> Score:
+        """The score of a voice about to be kept: its pitch heard on the wide lines."""
+        return self.scorer.widened(style, self.scorer(style))
 
     def descent(self, base: np.ndarray, params: VoicepackParams, low_memory: bool) -> StyleDescent:
         from providers.kokoro.style_descent import (

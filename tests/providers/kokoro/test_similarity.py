@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from providers.kokoro.similarity import (PITCH_PENALTY, PITCH_TOLERANCE, blends, mean_direction, median_pitch, octaves_apart,
-                                         pitch_penalty, style_spread)
+from providers.kokoro.similarity import (PITCH_PENALTY, PITCH_TOLERANCE, Scorer, blends, mean_direction, median_pitch,
+                                         octaves_apart, pitch_penalty, style_spread)
 
 
 def test_spread_is_per_value_and_never_zero() -> None:
@@ -54,3 +54,32 @@ def test_a_voice_past_the_pitch_tolerance_pays_more_than_any_similarity_gain() -
     ten_percent = octaves_apart(1.10, 1.0)
     assert pitch_penalty(ten_percent) > 0.1 > pitch_penalty(PITCH_TOLERANCE) + 0.05
     assert pitch_penalty(-ten_percent) == pitch_penalty(ten_percent)
+
+
+class SameVoice:
+    """An embedder that hears every sound as the one voice: only pitch tells candidates apart."""
+
+    def embed(self, audio: np.ndarray, rate: int) -> np.ndarray:
+        return np.array([1.0, 0.0], np.float32)
+
+
+def test_a_voice_about_to_be_kept_is_heard_on_the_wide_lines() -> None:
+    """The check lines happen to sound on pitch; the owner's other sentences show the voice 20 %
+    high: the wide reading is what its score keeps."""
+    pitch_on = {"check": 100.0, "w1": 120.0, "w2": 120.0, "w3": 80.0}
+
+    def candidate(line: str, style: np.ndarray) -> np.ndarray:
+        return voiced(pitch_on[line] * float(style[0]))
+
+    target = np.array([1.0, 0.0], np.float32)
+    scorer = Scorer(candidate, SameVoice(), target, ["check"], target_pitch=100.0,  # type: ignore[arg-type]
+                    wide_lines=["w1", "w2", "w3"])
+    narrow = scorer(np.array([1.0]))
+    wide = scorer.widened(np.array([1.0]), narrow)
+    assert abs(narrow.octaves) < 0.02 and abs(wide.octaves - octaves_apart(120.0, 100.0)) < 0.02
+    assert abs(wide.total - (narrow.total + pitch_penalty(narrow.octaves) - pitch_penalty(wide.octaves))) < 1e-9
+    assert wide.target == narrow.target and wide.total < narrow.total
+    refused = type(narrow)(-1.0, narrow.target, narrow.consistency, False, narrow.octaves)
+    assert scorer.widened(np.array([1.0]), refused) is refused  # a refused voice is not heard again
+    no_wide = Scorer(candidate, SameVoice(), target, ["check"], target_pitch=100.0)  # type: ignore[arg-type]
+    assert no_wide.widened(np.array([1.0]), narrow) is narrow

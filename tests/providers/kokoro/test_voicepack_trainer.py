@@ -179,6 +179,19 @@ def test_a_damaged_checkpoint_means_starting_afresh(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_the_kept_voice_was_scored_with_its_pitch_heard_on_the_wide_lines(
+        agent_home: Path, dataset: Path, straight: tuple[TrainResult, list[Progress], Path]) -> None:
+    result, _, root = straight
+    search = _Search.build(spec(dataset, root, agent_home), VoicepackParams.model_validate(SMALL), read_dataset(dataset),
+                           lambda progress: None)
+    kept = load_voicepack(result.outputs[0])
+    wide, narrow = search.kept_score(kept), search.score(kept)
+    assert result.metrics["score"] == pytest.approx(wide.total, abs=1e-6)
+    # the one check line against the owner's three sentences: a narrow score kept would differ here
+    # (0.003 in a run; equal only when the check line happens to be the median sentence)
+    assert wide.target == narrow.target and (wide.octaves == narrow.octaves or wide.total != pytest.approx(narrow.total, abs=1e-6))
+
+
 def test_training_writes_a_voicepack_the_provider_speaks_with(agent_home: Path, straight: tuple[TrainResult, list[Progress], Path]) -> None:
     result, reports, root = straight
 
