@@ -143,7 +143,7 @@ class Scorer:
         """``score`` with its pitch heard on the wide lines (more of the owner's sentences, against
         the owner's pitch over them all). The few check lines read a voice's pitch a few per cent
         off from one check to the next; a voice is kept only on the wider reading
-        (bench/RESULTS.md "Two English owners": the held-out pitch followed it within about 4 %)."""
+        (bench/RESULTS.md "Two English owners": the held-out pitch followed it, 2-8 points higher)."""
         if not (score.ok and self.target_pitch and self._wide_lines):
             return score
         pitches = [median_pitch(self._synthesize(line, style), SYNTH_RATE) for line in self._wide_lines]
