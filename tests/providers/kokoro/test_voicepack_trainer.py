@@ -192,6 +192,7 @@ def test_the_kept_voice_was_scored_with_its_pitch_heard_on_the_wide_lines(
     assert wide.target == narrow.target and (wide.octaves == narrow.octaves or wide.total != pytest.approx(narrow.total, abs=1e-6))
 
 
+@pytest.mark.slow
 def test_training_writes_a_voicepack_the_provider_speaks_with(agent_home: Path, straight: tuple[TrainResult, list[Progress], Path]) -> None:
     result, reports, root = straight
 
