@@ -19,8 +19,7 @@ from providers.common.onnx_arena import shrink
 from providers.kokoro import assets
 from providers.kokoro.config import KokoroSettings
 from providers.kokoro.phonemes import LANGUAGES, Phonemizer, check_length, split_sentences
-from providers.kokoro.prepare import (Runtime, choose_runtime, fold_to, folded_path, interim_runtime, open_session,
-                                      ready_runtime)
+from providers.kokoro.prepare import Runtime, choose_runtime, folded, interim_runtime, open_session, ready_runtime
 from providers.kokoro.voices import VoiceLibrary
 from providers.settings_base import ProviderSettings
 
@@ -245,10 +244,7 @@ class KokoroProvider:
         loaded = self._model(settings, ctx, prepared=True)
         if loaded.runtime.variant == "float":
             return loaded.runtime.path
-        target = folded_path(loaded.source, assets.data_dir(ctx))
-        if not target.is_file():
-            fold_to(loaded.source.path, target)
-        return target
+        return folded(loaded.source, assets.data_dir(ctx))
 
     def phonemize(self, settings: KokoroSettings, ctx: ProviderContext, text: str) -> str:
         loaded = self._model(settings, ctx)

@@ -27,7 +27,7 @@ class StandIn:
     def __init__(self, tmp_path: Path) -> None:
         self.release = threading.Event()
         self.started = threading.Event()
-        self.float = Runtime(tmp_path / "model.float1.onnx", "float", 2, {"int8": 1.0, "float": 0.5})
+        self.float = Runtime(tmp_path / "model.float2.onnx", "float", 2, {"int8": 1.0, "float": 0.5})
 
     def __call__(self, source: ModelSource, directory: Path, optimize: str, threads: int) -> Runtime:
         self.started.set()

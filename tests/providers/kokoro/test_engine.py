@@ -13,7 +13,7 @@ import pytest
 from providers.base import AudioChunk, ProviderContext, VoiceNotFoundError
 from providers.kokoro.config import KokoroSettings
 from providers.kokoro.engine import SENTENCE_PAUSE_S, KokoroProvider
-from providers.kokoro.prepare import faster_variant, time_sessions
+from providers.kokoro.prepare import FOLD_VERSION, faster_variant, time_sessions
 from providers.kokoro.voices import VoiceLibrary, VoicepackError, save_voicepack
 from tests.contexts import home_context
 from tests.providers.kokoro.models import install_models, prepared_models
@@ -58,7 +58,7 @@ def test_preparation_folds_times_and_records_the_choice(home: Path) -> None:
     folder = home / "out" / "models" / "kokoro"
     names = {p.name for p in folder.iterdir()}
     assert "kokoro-v1.0.int8.onnx" in names
-    folded = [n for n in names if n.endswith(".float1.onnx")]
+    folded = [n for n in names if n.endswith(f".float{FOLD_VERSION}.onnx")]
     record = [n for n in names if n.endswith(".runtime.json")]
     assert len(folded) == 1 and len(record) == 1
     choice = json.loads((folder / record[0]).read_text())
@@ -152,7 +152,7 @@ def test_int8_and_float_variants_sound_like_the_same_speaker(provider: KokoroPro
 
 
 def test_user_fp32_model_is_used_as_it_is(provider: KokoroProvider, ctx: ProviderContext, home: Path) -> None:
-    folded = next((home / "out" / "models" / "kokoro").glob("*.float1.onnx"))
+    folded = next((home / "out" / "models" / "kokoro").glob(f"*.float{FOLD_VERSION}.onnx"))
     mine = settings(langCode="a", modelPath=str(folded))
     tag = provider.asset_tag(mine, ctx)
     assert tag.startswith("user") and ".float" in tag and tag != provider.asset_tag(settings(langCode="a"), ctx)
