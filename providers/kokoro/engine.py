@@ -54,6 +54,7 @@ class KokoroProvider:
         self._generation = 0  # ``close`` makes a preparation still running drop its result
         self._arena = True
         self._spinning = False
+        self._inferences = 0  # started so far: the preparation times its runs when nothing speaks
 
     def use_spinning(self, spinning: bool) -> None:
         """ONNX Runtime's threads spin while waiting for work, for the models loaded from now on
@@ -136,7 +137,7 @@ class KokoroProvider:
         lowest_priority()  # requests speaking meanwhile come first (threads ONNX Runtime starts here inherit it)
         try:
             with self._prepare_lock:
-                runtime = choose_runtime(source, directory, settings.optimize, settings.threads)
+                runtime = choose_runtime(source, directory, settings.optimize, settings.threads, self.activity)
             loaded = self._load(source, runtime) if runtime.variant != "int8" or runtime.path != source.path else None
             with self._load_lock:
                 if generation == self._generation:
@@ -151,6 +152,12 @@ class KokoroProvider:
         finally:
             with self._load_lock:
                 self._preparing.pop(key, None)
+
+    def activity(self) -> int:
+        """How many inferences have run, once the one running (if any) has ended
+        (``prepare.time_sessions``)."""
+        with self._infer_lock:
+            return self._inferences
 
     def preparing(self) -> bool:
         """Whether a model is still being prepared in the background."""
@@ -202,6 +209,7 @@ class KokoroProvider:
         """Float audio for one sentence's phonemes (kokoro-onnx cuts it into <= 510-phoneme calls)."""
         try:
             with self._infer_lock:
+                self._inferences += 1
                 audio, _ = loaded.kokoro.create(phonemes, voice=style, speed=speed, is_phonemes=True)
         except ValueError as exc:  # kokoro-onnx's word for bad input
             raise ProviderError(f"Kokoro could not say this: {exc}") from exc

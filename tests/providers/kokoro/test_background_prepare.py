@@ -29,7 +29,8 @@ class StandIn:
         self.started = threading.Event()
         self.float = Runtime(tmp_path / "model.float2.onnx", "float", 2, {"int8": 1.0, "float": 0.5})
 
-    def __call__(self, source: ModelSource, directory: Path, optimize: str, threads: int) -> Runtime:
+    def __call__(self, source: ModelSource, directory: Path, optimize: str, threads: int, activity: Any = None) -> Runtime:
+        self.activity = activity
         self.started.set()
         assert self.release.wait(WAIT), "the test never let the preparation finish"
         return self.float
@@ -58,6 +59,7 @@ def test_the_shipped_model_answers_while_the_preparation_runs(tmp_path: Path, pr
         first = kokoro._model(settings, ctx)
         assert (first.runtime.variant, first.runtime.path.name) == ("int8", "kokoro-v1.0.int8.onnx")
         assert stand_in.started.wait(WAIT) and kokoro.preparing()
+        assert stand_in.activity == kokoro.activity  # its timing watches this engine's speech
         again = kokoro._model(settings, ctx)  # a second request while it still prepares: int8 again, no wait
         assert again is first
     finally:

@@ -13,6 +13,7 @@ import pytest
 from providers.base import AudioChunk, ProviderContext, VoiceNotFoundError
 from providers.kokoro.config import KokoroSettings
 from providers.kokoro.engine import SENTENCE_PAUSE_S, KokoroProvider
+from providers.kokoro import prepare
 from providers.kokoro.prepare import FOLD_VERSION, faster_variant, time_sessions
 from providers.kokoro.voices import VoiceLibrary, VoicepackError, save_voicepack
 from tests.contexts import home_context
@@ -92,9 +93,35 @@ def test_sessions_are_timed_in_turns_and_the_median_counts() -> None:
     assert timings["int8"] < timings["float"] < 0.05  # one slow run (another program's load) does not decide
 
 
+def test_a_run_that_speech_overlapped_is_taken_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the agent's first minute the variants are timed while requests speak: a run the engine
+    spoke during (its count of inferences moved) does not count."""
+    monkeypatch.setattr(prepare, "RETAKE_PAUSE_S", 0.0)
+    spoken = [0]
+    calls: list[str] = []
+
+    class Session:
+        def __init__(self, name: str, seconds: list[float], speech_during: set[int]) -> None:
+            self.name, self.seconds, self.speech_during = name, seconds, speech_during
+
+        def run(self, outputs: object, feeds: object) -> None:
+            if len(calls) in self.speech_during:
+                spoken[0] += 1  # a request spoke meanwhile, and slowed this run
+            calls.append(self.name)
+            time.sleep(self.seconds.pop(0))
+
+    timings = time_sessions({"int8": Session("int8", [0, 0.01, 0.01, 0.01, 0.01], set()),
+                             "float": Session("float", [0, 0.30, 0.30, 0.30, 0.02, 0.02, 0.02, 0.02], {3, 4, 5})},
+                            rounds=4, activity=lambda: spoken[0])
+    assert calls.count("float") == 1 + 4 + 3  # three overlapped runs taken again
+    assert timings["float"] < 0.05
+
+
 def test_english_streams_one_chunk_per_sentence(provider: KokoroProvider, ctx: ProviderContext) -> None:
+    before = provider.activity()
     chunks = list(provider.synthesize("Hello from the voice agent. How are you today?", settings(langCode="a", voice="jm_kumo"), ctx))
     assert [c.text for c in chunks] == ["Hello from the voice agent.", "How are you today?"]
+    assert provider.activity() == before + 2  # what the preparation watches to time its runs when nothing speaks
     assert all(c.sample_rate == 24000 and c.seconds > 0.5 and rms(c) > 0.02 for c in chunks)
     # each sentence ends with the pause, the last too: the core's next piece may follow it
     assert all(not np.frombuffer(c.pcm, np.int16)[-int(SENTENCE_PAUSE_S * 24000):].any() for c in chunks)
