@@ -112,6 +112,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--minute", type=float, default=60.0, help="seconds after the start that count as the first minute")
     parser.add_argument("--variants", action="store_true", help="also time the int8 and the folded float model in-process")
+    parser.add_argument("--keep-log", type=Path, help="copy the agent's log here at the end")
     args = parser.parse_args()
     speak_bench.REQUEST_TIMEOUT_S = 900.0  # a paragraph of Kokoro on a loaded 2-core machine takes minutes
     load_start = load()
@@ -131,7 +132,8 @@ def main() -> int:
             early = first_minute(client, started, args.minute, agent.log)
             deadline = time.monotonic() + 900
             text = agent.log.read_text(errors="replace")
-            while "Kokoro: prepar" in text and "Kokoro: prepared" not in text and "preparing the model failed" not in text:
+            # the engine says "... while it is prepared for this machine" when it starts preparing
+            while "while it is prepared" in text and "Kokoro: prepared" not in text and "preparing the model failed" not in text:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the agent's Kokoro preparation did not end in 15 minutes")
                 time.sleep(1)
@@ -157,6 +159,8 @@ def main() -> int:
                 client.close()
             agent.stop()
             broker.stop()
+            if args.keep_log is not None:
+                args.keep_log.write_bytes(agent.log.read_bytes())
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO,
                             check=False).stdout.strip()
     out = [
