@@ -4,8 +4,8 @@ The shipped model is dynamically quantized (int8). On CPUs without fast int8 ker
 Runtime runs it slower than the same network in float, so at first use the model is folded
 back to float (``providers.kokoro.fold``), its graph rewritten for ONNX Runtime's faster kernels
 (``providers.kokoro.fast_graph``: 12 % off a paragraph on an Intel Xeon) and saved beside the
-source, and both variants are timed on a short utterance; the faster one is written to ``<model>.runtime.json`` and used
-from then on. Nothing is re-timed until the source model, ONNX Runtime or the CPU changes.
+source, and both variants are timed on a short utterance; the faster one is written to
+``<model>.runtime.json`` and used from then on. Nothing is re-timed until the source model, ONNX Runtime or the CPU changes.
 
 The agent never makes a request wait for this (it took 42-72 s on a loaded 2-core machine): the
 engine answers with the int8 model as shipped (``interim_runtime``) and prepares in a thread of
@@ -23,9 +23,9 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -176,9 +176,9 @@ RETAKE_PAUSE_S = 0.25  # ... after this pause
 def time_sessions(sessions: dict[str, Any], rounds: int = ROUNDS, activity: Activity | None = None) -> dict[str, float]:
     """Median seconds per session for the calibration phrase, the sessions taking turns (in a
     changing order) so that load from other work on a shared machine falls on both alike. A run
-    during which the engine spoke (``activity`` moved, or was mid-inference) is taken again: in the
-    agent's first minute the variants were timed beside requests and float, 17 % faster when quiet,
-    lost its 5 % lead to the noise."""
+    during which the engine spoke (``activity`` moved) is taken again: the preparation runs in the
+    agent's first minute, when requests may come, and a request's inference beside a timed run
+    slows that run alone (the float variant's lead here was 17 %, the margin asks for 5)."""
     feeds = {
         "tokens": np.array([[0, *calibration_tokens(), 0]], np.int64),
         "style": np.full((1, 256), 0.05, np.float32),
