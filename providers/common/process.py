@@ -15,6 +15,12 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 
+def child_failure(stderr: str, returncode: int) -> str:
+    """Why a short-lived child failed, short enough for a message: its last line on stderr (500
+    characters at most), else its exit status."""
+    return (stderr.strip().splitlines() or [f"exit status {returncode}"])[-1][:500]
+
+
 def follow_parent(on_orphaned: Callable[[], None], interval: float = 1.0) -> None:
     """In a child: call ``on_orphaned`` once the parent is gone (the child was re-parented)."""
     parent = os.getppid()

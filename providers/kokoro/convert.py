@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from providers.base import ProviderError, ProviderUnavailableError
+from providers.common.process import child_failure
 
 TIMEOUT = 120.0  # seconds: importing torch takes a few, a 0.5 MB tensor none
 MEMORY = 6 << 30  # bytes of address space: torch's import maps about 2 GB, a voice is 0.5 MB
@@ -41,7 +42,7 @@ def pt_to_npy(source: Path, target: Path, timeout: float = TIMEOUT) -> None:
                               stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise ProviderError(f"reading Kokoro voice {source.name} took over {timeout:g} s") from None
-    reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1][:500]
+    reason = child_failure(done.stderr, done.returncode)
     if done.returncode == NO_TORCH:
         raise ProviderUnavailableError(NO_TORCH_MESSAGE)
     if done.returncode == BAD_VOICE:

@@ -76,8 +76,10 @@ def as_2d_convs(model: Any) -> int:
                 conv_attrs[kept] = attrs[kept]
         out = node.output[0]
         name = node.name or out
-        nodes.append(helper.make_node("Unsqueeze", [node.input[0], HEIGHT_AXIS], [f"{out}_2d_in"], name=f"{name}_2d_in"))
-        nodes.append(helper.make_node("Conv", [f"{out}_2d_in", *node.input[1:]], [f"{out}_2d"], name=f"{name}_2d", **conv_attrs))
+        nodes.append(helper.make_node("Unsqueeze", [node.input[0], HEIGHT_AXIS], [f"{out}_2d_in"],
+                                      name=f"{name}_2d_in"))
+        nodes.append(helper.make_node("Conv", [f"{out}_2d_in", *node.input[1:]], [f"{out}_2d"], name=f"{name}_2d",
+                                      **conv_attrs))
         nodes.append(helper.make_node("Squeeze", [f"{out}_2d", HEIGHT_AXIS], [out], name=f"{name}_2d_out"))
     for weight in {c.input[1]: inits[c.input[1]] for c in chosen}.values():  # a shared one once
         out_channels, in_channels, kernel = weight.dims

@@ -5,7 +5,8 @@ Runtime runs it slower than the same network in float, so at first use the model
 back to float (``providers.kokoro.fold``), its graph rewritten for ONNX Runtime's faster kernels
 (``providers.kokoro.fast_graph``: 12 % off a paragraph on an Intel Xeon) and saved beside the
 source, and both variants are timed on a short utterance; the faster one is written to
-``<model>.runtime.json`` and used from then on. Nothing is re-timed until the source model, ONNX Runtime or the CPU changes.
+``<model>.runtime.json`` and used from then on. Nothing is re-timed until the source model,
+ONNX Runtime or the CPU changes.
 
 The agent never makes a request wait for this (it took 42-72 s on a loaded 2-core machine): the
 engine answers with the int8 model as shipped (``interim_runtime``) and prepares in a thread of
@@ -33,6 +34,7 @@ import numpy as np
 from providers.base import ProviderError
 from providers.common.onnx_arena import with_arena
 from providers.common.onnx_spinning import with_spinning
+from providers.common.process import child_failure
 from providers.kokoro.assets import ModelSource
 
 log = logging.getLogger(__name__)
@@ -128,8 +130,7 @@ def fold_apart(source: Path, target: Path, timeout: float = FOLD_TIMEOUT) -> Non
     except subprocess.TimeoutExpired:
         raise ProviderError(f"folding Kokoro model {source.name} took over {timeout:g} s") from None
     if done.returncode != 0 or not target.is_file():
-        reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1][:500]
-        raise ProviderError(f"folding Kokoro model {source.name} failed: {reason}")
+        raise ProviderError(f"folding Kokoro model {source.name} failed: {child_failure(done.stderr, done.returncode)}")
 
 
 def fold_to(source: Path, target: Path) -> None:
@@ -266,8 +267,8 @@ def choose_runtime(source: ModelSource, directory: Path, optimize: Optimize, thr
     if saved is not None:
         variant, timings = saved
     else:
-        timings = time_sessions({"int8": open_session(source.path, threads), "float": open_session(float_path, threads)},
-                                activity=activity)
+        sessions = {"int8": open_session(source.path, threads), "float": open_session(float_path, threads)}
+        timings = time_sessions(sessions, activity=activity)
         variant = faster_variant(timings)
         _write_choice(record, variant, threads, timings)
         log.info("Kokoro: %s is faster here (int8 %.2f s, float %.2f s)", variant, timings["int8"], timings["float"])

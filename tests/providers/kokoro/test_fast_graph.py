@@ -22,7 +22,8 @@ def small_vocoder() -> onnx.ModelProto:
         return rng.normal(0, 0.3, shape).astype(np.float32)
 
     nodes = [
-        helper.make_node("Conv", ["x", "w1", "b1"], ["pitch"], kernel_shape=[3], pads=[1, 1], dilations=[1], strides=[1], group=1),
+        helper.make_node("Conv", ["x", "w1", "b1"], ["pitch"], kernel_shape=[3], pads=[1, 1], dilations=[1], strides=[1],
+                         group=1),
         helper.make_node("Mul", ["pitch", "alpha"], ["ax"]),
         helper.make_node("Sin", ["ax"], ["s"]),
         helper.make_node("Pow", ["s", "two"], ["s2"]),
@@ -80,7 +81,8 @@ def test_no_1d_convolution_or_square_is_left_and_tensors_keep_their_names() -> N
     squares_as_products(model)
     weights = {i.name: list(i.dims) for i in model.graph.initializer}
     convs = {n.input[1] for n in model.graph.node if n.op_type == "Conv"}
-    assert convs == {"w1", "w2", "w3", "w4"} and len(model.graph.initializer) == len(small_vocoder().graph.initializer) + 1
+    assert convs == {"w1", "w2", "w3", "w4"}
+    assert len(model.graph.initializer) == len(small_vocoder().graph.initializer) + 1  # the height axis only
     assert weights["w3"] == [8, 8, 1, 4]  # read by two convolutions, reshaped once (in place: no copy beside it)
     assert weights["w4"] == [8, 8, 1]  # another kind of node reads it: left as it was, and so is its convolution
     ops = Counter(n.op_type for n in model.graph.node)

@@ -25,7 +25,8 @@ def source(tmp_path: Path) -> ModelSource:
     return ModelSource(path=path, key="k")
 
 
-def test_the_fold_runs_in_a_process_of_its_own(source: ModelSource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_fold_runs_in_a_process_of_its_own(source: ModelSource, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """In the agent's process it held the interpreter for seconds, stalling speech meanwhile."""
     def not_here(*args: object) -> None:
         raise AssertionError("folded in the agent's process")
