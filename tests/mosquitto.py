@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import random
 import shutil
 import socket
 import subprocess
@@ -10,10 +11,34 @@ import time
 from pathlib import Path
 
 
+LOWEST_PORT = 10000
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A port nothing listens on, below the kernel's ephemeral range: a port the kernel hands out
+    (bind to 0) may be handed out again to an outgoing connection before the process under test
+    binds it (an agent once found its HTTP port taken so), one below that range never is."""
+    low = ephemeral_ports()[0]
+    for _ in range(200 if low > LOWEST_PORT + 1000 else 0):
+        port = random.randrange(LOWEST_PORT, low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # every try taken: the kernel's choice
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux; its default elsewhere)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def mosquitto_binary() -> str:
