@@ -51,8 +51,11 @@ def provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[KokoroPro
     return KokoroProvider(), stand_in
 
 
-def test_the_shipped_model_answers_while_the_preparation_runs(tmp_path: Path, provider: Any) -> None:
+def test_the_shipped_model_answers_while_the_preparation_runs(tmp_path: Path, provider: Any,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     kokoro, stand_in = provider
+    trimmed: list[str] = []
+    monkeypatch.setattr(kokoro_engine, "release_free_memory", lambda: trimmed.append("after the switch"))
     ctx = loose_context(tmp_path, (tmp_path / "voices",))
     settings = KokoroSettings()
     try:
@@ -69,6 +72,7 @@ def test_the_shipped_model_answers_while_the_preparation_runs(tmp_path: Path, pr
         thread.join(WAIT)
     assert not kokoro.preparing()
     assert kokoro._model(settings, ctx).runtime == stand_in.float  # switched once ready
+    assert trimmed == ["after the switch"]  # the float model's load leaves freed heap behind: handed back
 
 
 def test_the_cli_and_the_trainer_wait_for_the_prepared_model(tmp_path: Path, provider: Any) -> None:
