@@ -148,9 +148,9 @@ class KokoroProvider:
                     elif current is not None:
                         current.runtime = runtime  # the same file: only the record of the timings is new
             current = loaded = None
-            # Loading the float model leaves about 150 MB of freed heap behind (its graph's
-            # rewriting), and the model as shipped is let go: both back to the system now, not at
-            # the next request's end.
+            # Loading the float model leaves about 150 MB of freed heap behind (ONNX Runtime's
+            # rewriting of its graph at load), and the model as shipped is let go: both back to the
+            # system now, not at the next request's end.
             release_free_memory()
             log.info("Kokoro: prepared; speaking with %s from now on", runtime.variant)
         except Exception:
