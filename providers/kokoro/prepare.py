@@ -101,8 +101,8 @@ def is_quantized(path: Path) -> bool:
     return any(node.op_type in QUANTIZED_OPS for node in model.graph.node)
 
 
-def folded_path(source: ModelSource, directory: Path) -> Path:
-    return directory / f"kokoro-{source.key}.float{FOLD_VERSION}.onnx"
+def folded_path(source: ModelSource, directory: Path, version: int = FOLD_VERSION) -> Path:
+    return directory / f"kokoro-{source.key}.float{version}.onnx"
 
 
 def folded(source: ModelSource, directory: Path) -> Path:
@@ -112,7 +112,7 @@ def folded(source: ModelSource, directory: Path) -> Path:
     if not target.is_file():
         fold_apart(source.path, target)
         for older in range(1, FOLD_VERSION):
-            (directory / f"kokoro-{source.key}.float{older}.onnx").unlink(missing_ok=True)
+            folded_path(source, directory, older).unlink(missing_ok=True)
     return target
 
 
