@@ -11,6 +11,10 @@ A door's ``AudioOut`` gets audio in one of two shapes:
 A cache hit is sent whole as one complete file (in a stream too: it is the stream's only piece), in
 the encoded form the cache keeps for that format, so a hit costs no encoding; a form the cache
 does not have yet is encoded once and kept (``AudioCache.put_encoded``).
+
+What a request leaves in the cache (the audio made for it, a form encoded for it) is written by
+``keep``, once its answer has gone: a cache write ends with an fsync, which on a home server's SD
+card can take tens of milliseconds, and no caller should wait for a copy kept for the next one.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class Delivery:
         self._cache = cache
         self._encoder = StreamEncoder(job.format) if job.stream and wants_stream(out) else None
         self._sent = 0  # pieces handed to the out
+        self._encoded: dict[str, bytes] = {}  # forms encoded for this answer that the cache lacks
 
     def sentence(self, chunk: AudioChunk) -> None:
         """One piece the engine made (a streamed request): a file, or the stream's next bytes."""
@@ -73,13 +78,29 @@ class Delivery:
         if kept is not None:
             return kept
         data = encode(result.pcm, result.sample_rate, name)
-        try:
-            cache.put_encoded(key, self._job.text, name, data)
-        except OSError as exc:
-            log.warning("could not cache %s audio: %s", name, exc)
+        self._encoded[name] = data  # kept by ``keep``, after the answer
         return data
+
+    def keep(self, result: SpeakResult) -> None:
+        """Into the cache, once the answer is out: the audio made for this request, and a form
+        encoded for it. A copy that cannot be written (a full disk) costs the cache, not the answer."""
+        keep_audio(self._cache, self._job.text, result, self._encoded)
 
     def _send(self, data: bytes) -> None:
         if data:
             self._out.chunk(self._job.id, self._sent, data)
             self._sent += 1
+
+
+def keep_audio(cache: AudioCache | None, text: str, result: SpeakResult, encoded: dict[str, bytes] | None = None) -> None:
+    """``result``'s audio into ``cache`` when it was made now (a hit is there already), and the
+    ``encoded`` forms of it by format."""
+    if cache is None or result.cache_key is None:
+        return
+    try:
+        if not result.cached:
+            cache.put(result.cache_key, text, result.pcm, result.sample_rate)
+        for name, data in (encoded or {}).items():
+            cache.put_encoded(result.cache_key, text, name, data)
+    except OSError as exc:
+        log.warning("could not cache audio: %s", exc)

@@ -292,11 +292,6 @@ class _Synthesis:
         if not parts:
             raise _Failure(f"{name} produced no audio for this text", "no_audio")
         chunks, pcm = len(parts), b"".join(parts)
-        del parts  # the utterance is held once, not twice, while it is cached and sent
-        if self.cache is not None:
-            try:
-                self.cache.put(key, job.text, pcm, rate)
-            except OSError as exc:
-                log.warning("could not cache audio: %s", exc)
+        del parts  # the utterance is held once, not twice, while it is sent and then cached
         return SpeakResult(name, settings.voice_name, pcm, rate, False, chunks, first_ms,
                            cache_key=key if self.cache is not None else None, node=getattr(elsewhere, "ran_on", None))

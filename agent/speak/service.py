@@ -240,9 +240,15 @@ class SpeakService:
             if self._idle is not None:
                 self._idle.begin()
             try:
-                pending.future.set_result(self._speak(profile, pending.job, pending.out))
+                summary, keep = self._speak(profile, pending.job, pending.out)
             except BaseException as exc:
                 pending.future.set_exception(exc)
+            else:
+                pending.future.set_result(summary)  # the answer leaves (the doors' callbacks)
+                try:
+                    keep()  # then the cache's copies: their fsync is on nobody's wait
+                except Exception:  # a cache's bug must not take the worker down
+                    log.exception("could not cache audio")
             finally:
                 self._heartbeats.end(profile)
                 release_free_memory()  # a long text's buffers must not stay the agent's RSS
@@ -262,7 +268,8 @@ class SpeakService:
             self._caches[profile] = (config, cache)
         return cache
 
-    def _speak(self, profile: str, job: SpeakJob, out: AudioOut) -> dict[str, Any]:
+    def _speak(self, profile: str, job: SpeakJob, out: AudioOut) -> tuple[dict[str, Any], Callable[[], None]]:
+        """The request's summary, and what it leaves in the cache, to be written after the answer."""
         config = self._configs.get(profile)
         if job.trial:
             config = tried(config, job.trial)
@@ -329,7 +336,7 @@ class SpeakService:
             raise
         summary = self._summary(job, result, out.where(job.id, job.stream))
         self._events.emit(profile, "speak.finished", summary)
-        return summary
+        return summary, functools.partial(delivery.keep, result)
 
     @staticmethod
     def _configured(job: SpeakJob, provider: str) -> bool:

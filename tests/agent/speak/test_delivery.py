@@ -94,8 +94,11 @@ def test_a_cache_hit_is_served_in_its_format_from_the_cache_s_copy(tmp_path: Pat
     cache.put("k", "One. Two.", pcm, RATE)
     hit = SpeakResult("piper", "v", pcm, RATE, True, 1, 1.0, cache_key="k")
     first, again, flac = Out(), Out(), Out()
-    Delivery(first, job("mp3"), cache).done(hit)
-    assert decoded(first.chunks[0])[2] == "MP3" and cache.get_encoded("k", "One. Two.", "mp3") == first.chunks[0]
+    made = Delivery(first, job("mp3"), cache)
+    made.done(hit)
+    assert decoded(first.chunks[0])[2] == "MP3" and cache.get_encoded("k", "One. Two.", "mp3") is None  # not before the answer
+    made.keep(hit)
+    assert cache.get_encoded("k", "One. Two.", "mp3") == first.chunks[0]
 
     def no_encoding(*args: Any) -> bytes:
         raise AssertionError("a hit in a format the cache keeps is not encoded again")

@@ -17,6 +17,7 @@ from agent.errors import ServiceError
 from agent.speak.budget import AudioBudget
 from agent.speak.cache import AudioCache
 from agent.speak.engines import ProviderPool
+from agent.speak.delivery import keep_audio
 from agent.speak.pipeline import SpeakFailed, SpeakJob, run_speak
 from providers.base import AudioChunk, ProviderContext, ProviderError, VoiceInfo, VoiceNotFoundError, VoiceUnavailableError
 from providers.settings_base import ProviderSettings
@@ -83,10 +84,12 @@ class Run:
             engine.made = 0
         job = SpeakJob("j1", text, provider, voice, speed, stream,  # type: ignore[arg-type]
                        time.perf_counter() if received is None else received, lang)
-        return run_speak(job, config or VoiceConfig(), self.ctx, self.pool, self.cache,
-                         lambda seq, chunk: self.chunks.append((seq, chunk)),
-                         lambda failed, reason, code: self.fallbacks.append((failed, reason)),
-                         budget=self.budget, on_progress=self._made)
+        result = run_speak(job, config or VoiceConfig(), self.ctx, self.pool, self.cache,
+                           lambda seq, chunk: self.chunks.append((seq, chunk)),
+                           lambda failed, reason, code: self.fallbacks.append((failed, reason)),
+                           budget=self.budget, on_progress=self._made)
+        keep_audio(self.cache, text, result)  # as the speak service does once the answer has gone
+        return result
 
     def _made(self) -> None:
         self.progress += 1

@@ -18,6 +18,7 @@ from agent.layout import Layout
 from agent.speak.departure import ClientAudio, Departure
 from agent.speak.engines import ProviderPool
 from agent.speak.progress import Heartbeats
+from agent.speak import cache as cache_module
 from agent.speak.requests import SpeakRequest
 from agent.speak.service import SpeakService
 from providers.base import AudioChunk, ProviderContext, VoiceInfo
@@ -81,9 +82,9 @@ class Out:
 
 def service(tmp_path: Path, engine: Stepper, max_audio_seconds: float = 300,
             clock: Clock | None = None, events: EventBus | None = None,
-            release_after: float | None = None) -> SpeakService:
+            release_after: float | None = None, cache: bool = False) -> SpeakService:
     (tmp_path / "etc").mkdir()
-    (tmp_path / "etc" / "voice.json").write_text(json.dumps({"cache": {"enabled": False}}))
+    (tmp_path / "etc" / "voice.json").write_text(json.dumps({"cache": {"enabled": cache}}))
     (tmp_path / "profiles" / "default" / "etc").mkdir(parents=True)
     (tmp_path / "profiles" / "default" / "etc" / "voice.json").write_text("{}")
     layout = Layout(tmp_path)
@@ -112,6 +113,30 @@ def test_a_request_making_audio_is_never_stuck_and_one_making_none_is(tmp_path: 
     engine.steps.release()
     assert answer.result(WAIT)["chunks"] == 2
     assert speak.stalled(0) == [] and speak.queue_depth("default") == 0
+    speak.stop()
+
+
+def test_the_answer_does_not_wait_for_the_cache_s_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache write ends with an fsync, tens of milliseconds on an SD card: the answer leaves first,
+    the copy is written after it, before the next request, which is a hit."""
+    engine = Stepper(chunks=1)
+    engine.steps.release()
+    speak = service(tmp_path, engine, cache=True)
+    writing, written = threading.Event(), threading.Event()
+    write = cache_module.atomic_write_bytes
+
+    def slow_disk(path: Path, data: bytes) -> None:
+        writing.set()
+        assert written.wait(WAIT)
+        write(path, data)
+
+    monkeypatch.setattr(cache_module, "atomic_write_bytes", slow_disk)
+    first = speak.submit("default", SpeakRequest(text="Hello there."), Out())
+    assert first.result(WAIT / 2)["cached"] is False  # answered while its copy waits on the disk
+    assert writing.wait(WAIT)
+    again = speak.submit("default", SpeakRequest(text="Hello there."), Out())
+    written.set()
+    assert again.result(WAIT)["cached"] is True and engine.made == 1
     speak.stop()
 
 
