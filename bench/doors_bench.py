@@ -21,9 +21,10 @@ every side:
   made): the first body bytes, and the body's end;
 - Piper called in this process: its first chunk and the whole text.
 
-Every side of a round runs back to back, in an order that turns round by round (a rotation,
-reversed every other round), so load that comes and goes on a shared machine hits every side and
-the per-round ratios cancel it. The agent's profile has its audio cache off, so every request
+Every side of a round runs in turn, after ``--pause`` seconds of quiet (a real request comes to a
+machine at rest, not to the last request's threads still spinning), in an order that turns round
+by round (a rotation, reversed every other round), so load that comes and goes on a shared
+machine hits every side and the per-round ratios cancel it. The agent's profile has its audio cache off, so every request
 really synthesizes; a second profile with the cache on shows what a repeated phrase costs on
 MQTT, HTTP and Wyoming. Run by hand:
 
@@ -278,6 +279,12 @@ SIDES = (*DOORS, WYOMING_PIPER, "wyoming-piper stream", PIPER, *CACHE_HITS)
 GOAL_FIRST = 0.85  # a door's first audio / wyoming-piper's, per round
 GOAL_FULL = 1.0
 GOAL_CACHE_MS = 5.0
+# Quiet before each request. Back to back, a side ran while the last one's ONNX Runtime threads
+# were still spinning (wyoming-piper's and the in-process Piper's spin for a while after a run):
+# wyoming-piper right after itself made the paragraph's first sentence in 39.6 ms, after 0.3 s of
+# quiet in 48.8 ms, and whatever came after it paid for its threads. A real request comes to a
+# machine at rest (bench/RESULTS.md "Every door, each request after a pause").
+PAUSE_S = 0.3
 
 
 def steps(agent_port: int, piper_port: int, session: aiohttp.ClientSession, base: str, mqtt: BenchClient,
@@ -313,7 +320,7 @@ def order_of(round_no: int, sides: list[str]) -> list[str]:
 
 
 async def measure(agent_port: int, piper_port: int, http_base: str, mqtt_port: int, direct: DirectPiper, rounds: int,
-                  warmup: int) -> Series:
+                  warmup: int, pause: float) -> Series:
     series: Series = {}
     mqtt = BenchClient(mqtt_port)
     try:
@@ -324,6 +331,7 @@ async def measure(agent_port: int, piper_port: int, http_base: str, mqtt_port: i
             for round_no in range(warmup + rounds):
                 for label, text in TEXTS.items():
                     for side in order_of(round_no, list(SIDES)):
+                        await asyncio.sleep(pause)  # the last side's threads at rest, as before any real request
                         timing = await table[side](text)
                         if round_no >= warmup:
                             series.setdefault((side, label), []).append(timing)
@@ -363,7 +371,7 @@ def per_round(series: Series, side: str, other: str, label: str) -> tuple[list[f
             [a.full_ms / b.full_ms for a, b in zip(ours, theirs, strict=True)])
 
 
-def report(series: Series, rounds: int, warmup: int, command: str, load_before: str, load_after: str,
+def report(series: Series, rounds: int, warmup: int, pause: float, command: str, load_before: str, load_after: str,
            starts: dict[str, float]) -> list[str]:
     lines = [
         f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
@@ -376,7 +384,8 @@ def report(series: Series, rounds: int, warmup: int, command: str, load_before: 
         f"- Command: `{command}`",
         f"- Code: commit {source_version()}",
         f"- {rounds} measured rounds after {warmup} warm-up rounds, every side once per text per round, in an order "
-        "that turns each round; a new connection per request (MQTT: one client); ms, median (min)",
+        f"that turns each round, {pause:g} s of quiet before each; a new connection per request (MQTT: one client); "
+        "ms, median (min)",
         "- Started to first `info`: " + ", ".join(f"{k} {v:.1f} s" for k, v in starts.items()),
         "",
         "| text | side | first audio | full audio |",
@@ -446,6 +455,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--pause", type=float, default=PAUSE_S,
+                        help="seconds of quiet before each request (0: back to back, as before 2026-12-06)")
     parser.add_argument("--wyoming-piper-python", default="/tmp/wyoming-piper-venv/bin/python",
                         help="a Python with wyoming-piper installed")
     parser.add_argument("--markdown", type=Path, help="also write the report here")
@@ -476,7 +487,7 @@ def main() -> int:
                     "wyoming-piper": asyncio.run(wait_listening(piper_port, piper, "wyoming-piper")),
                 }
                 series = asyncio.run(measure(agent_port, piper_port, f"http://127.0.0.1:{http_port}", broker.port,
-                                             DirectPiper(), args.rounds, args.warmup))
+                                             DirectPiper(), args.rounds, args.warmup, args.pause))
         except BenchError:
             for name in ("agent.log", "wyoming-piper.log"):
                 print(f"--- {name}\n{(root / name).read_text(errors='replace')[-3000:]}", file=sys.stderr)
@@ -484,7 +495,7 @@ def main() -> int:
         finally:
             broker.stop()
     command = " ".join([".venv/bin/python", "bench/doors_bench.py", *sys.argv[1:]])
-    lines = report(series, args.rounds, args.warmup, command, load_before,
+    lines = report(series, args.rounds, args.warmup, args.pause, command, load_before,
                    " / ".join(Path("/proc/loadavg").read_text().split()[:3]), starts)
     print("\n".join(lines))
     if args.markdown:
