@@ -37,8 +37,8 @@ def wants_stream(out: Any) -> bool:
 
 class Delivery:
     """The audio of one request, encoded for its ``AudioOut``: ``sentence`` as the engine makes
-    each (streamed requests), ``done`` once the pipeline returns. Not thread-safe: the speak worker
-    is its only caller."""
+    each (streamed requests), ``done`` once the pipeline returns, ``keep`` once the answer has gone.
+    Not thread-safe: the speak worker is its only caller."""
 
     def __init__(self, out: Any, job: SpeakJob, cache: AudioCache | None) -> None:
         self.format = audio_format(job.format)

@@ -40,6 +40,7 @@ class Out:
         self.chunks.append(audio)
 
     def whole(self, request_id: str, audio: bytes) -> None:
+        assert request_id == "j1"  # the request's own id: the door names its answer by it
         self.wholes.append(audio)
 
     def where(self, request_id: str, stream: bool) -> str:
@@ -67,6 +68,21 @@ def test_each_streamed_sentence_is_a_file_of_its_own_in_the_format() -> None:
     for data, pcm in zip(out.chunks, sentences, strict=True):
         rate, length, kind = decoded(data)
         assert (rate, kind) == (RATE, "MP3") and abs(length - len(pcm) // 2) < RATE * 0.1
+
+
+def test_an_out_that_says_nothing_of_streams_gets_a_file_per_sentence() -> None:
+    class Plain:  # the MQTT door's out: no ``continuous``
+        def __init__(self) -> None:
+            self.chunks: list[bytes] = []
+
+        def chunk(self, request_id: str, seq: int, audio: bytes) -> None:
+            self.chunks.append(audio)
+
+    out = Plain()
+    sending = Delivery(out, job("wav"), None)
+    for pcm in (tone(0.3), tone(0.3, 330)):
+        sending.sentence(AudioChunk(pcm, RATE))
+    assert [decoded(data)[2] for data in out.chunks] == ["WAV", "WAV"]  # two files, each with its header
 
 
 def test_a_continuous_out_gets_one_stream() -> None:
@@ -108,6 +124,23 @@ def test_a_cache_hit_is_served_in_its_format_from_the_cache_s_copy(tmp_path: Pat
     assert again.chunks == first.chunks
     with pytest.raises(AssertionError):  # another format is another entry: made, never the MP3
         Delivery(flac, job("flac"), cache).done(hit)
+
+
+def test_a_wav_answer_is_made_from_the_audio_in_hand_not_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = AudioCache(tmp_path, 10**7)
+    pcm = tone(0.5)
+    cache.put("k", "One. Two.", pcm, RATE)
+
+    def no_reading(*args: Any) -> bytes:
+        raise AssertionError("the WAV of a hit is its PCM, already read")
+
+    monkeypatch.setattr(cache, "get_encoded", no_reading)
+    out = Out()
+    hit = SpeakResult("piper", "v", pcm, RATE, True, 1, 1.0, cache_key="k")
+    made = Delivery(out, job("wav", stream=False), cache)
+    made.done(hit)
+    made.keep(hit)
+    assert decoded(out.wholes[0]) == (RATE, len(pcm) // 2, "WAV")
 
 
 def test_the_cache_keys_each_format_apart_and_keeps_them_across_restarts(tmp_path: Path) -> None:
