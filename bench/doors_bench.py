@@ -24,9 +24,9 @@ every side:
 Every side of a round runs in turn, after ``--pause`` seconds of quiet (a real request comes to a
 machine at rest, not to the last request's threads still spinning), in an order that turns round
 by round (a rotation, reversed every other round), so load that comes and goes on a shared
-machine hits every side and the per-round ratios cancel it. The agent's profile has its audio cache off, so every request
-really synthesizes; a second profile with the cache on shows what a repeated phrase costs on
-MQTT, HTTP and Wyoming. Run by hand:
+machine hits every side and the per-round ratios cancel it. The agent's profile has its audio
+cache off, so every request really synthesizes; a second profile with the cache on shows what a
+repeated phrase costs on MQTT, HTTP and Wyoming. Run by hand:
 
     python3 -m venv /tmp/wyoming-piper-venv && /tmp/wyoming-piper-venv/bin/pip install wyoming-piper==2.5.2
     .venv/bin/python bench/doors_bench.py --rounds 10
