@@ -26,7 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.doors_bench import CACHED_PROFILE, agent_env, make_home, process, source_version, wait_listening  # noqa: E402
+from bench.doors_bench import (  # noqa: E402
+    CACHED_PROFILE, agent_env, make_home, process, source_version, wait_listening)
 from bench.speak_bench import BenchClient  # noqa: E402
 from tests.mosquitto import Mosquitto, free_port  # noqa: E402
 
@@ -114,7 +115,8 @@ def main() -> int:
 def version_of(repo: Path) -> str:
     if repo == REPO:
         return source_version()
-    return subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    found = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return found.stdout.strip()
 
 
 if __name__ == "__main__":

@@ -92,7 +92,8 @@ class Delivery:
             self._sent += 1
 
 
-def keep_audio(cache: AudioCache | None, text: str, result: SpeakResult, encoded: dict[str, bytes] | None = None) -> None:
+def keep_audio(cache: AudioCache | None, text: str, result: SpeakResult,
+               encoded: dict[str, bytes] | None = None) -> None:
     """``result``'s audio into ``cache`` when it was made now (a hit is there already), and the
     ``encoded`` forms of it by format."""
     if cache is None or result.cache_key is None:

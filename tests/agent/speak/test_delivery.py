@@ -112,7 +112,8 @@ def test_a_cache_hit_is_served_in_its_format_from_the_cache_s_copy(tmp_path: Pat
     first, again, flac = Out(), Out(), Out()
     made = Delivery(first, job("mp3"), cache)
     made.done(hit)
-    assert decoded(first.chunks[0])[2] == "MP3" and cache.get_encoded("k", "One. Two.", "mp3") is None  # not before the answer
+    assert decoded(first.chunks[0])[2] == "MP3"
+    assert cache.get_encoded("k", "One. Two.", "mp3") is None  # not before the answer has gone
     made.keep(hit)
     assert cache.get_encoded("k", "One. Two.", "mp3") == first.chunks[0]
 
@@ -126,7 +127,8 @@ def test_a_cache_hit_is_served_in_its_format_from_the_cache_s_copy(tmp_path: Pat
         Delivery(flac, job("flac"), cache).done(hit)
 
 
-def test_a_wav_answer_is_made_from_the_audio_in_hand_not_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wav_answer_is_made_from_the_audio_in_hand_not_read_again(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     cache = AudioCache(tmp_path, 10**7)
     pcm = tone(0.5)
     cache.put("k", "One. Two.", pcm, RATE)
