@@ -62,7 +62,7 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench.texts import TEXTS  # noqa: E402
-from bench.speak_bench import BenchClient  # noqa: E402  (the MQTT caller of bench/speak_bench.py)
+from bench.speak_bench import BenchClient, source_version  # noqa: E402  (its MQTT caller, its commit line)
 from tests.mosquitto import Mosquitto, free_port  # noqa: E402  (the shared launcher; needs REPO on the path)
 
 MODES = ("synthesize", "stream")
@@ -354,14 +354,6 @@ def spread(values: list[float]) -> str:
 
 def p90(values: list[float]) -> float:
     return statistics.quantiles(values, n=10, method="inclusive")[-1] if len(values) > 1 else values[0]
-
-
-def source_version() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
-
-    dirty = git("status", "--porcelain", "--", "agent", "providers")
-    return (git("rev-parse", "--short", "HEAD") or "unknown") + (" with uncommitted changes in agent/ or providers/" if dirty else "")
 
 
 def per_round(series: Series, side: str, other: str, label: str) -> tuple[list[float], list[float]]:

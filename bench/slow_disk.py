@@ -26,9 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.doors_bench import (  # noqa: E402
-    CACHED_PROFILE, agent_env, make_home, process, source_version, wait_listening)
-from bench.speak_bench import BenchClient  # noqa: E402
+from bench.doors_bench import CACHED_PROFILE, agent_env, make_home, process, wait_listening  # noqa: E402
+from bench.speak_bench import BenchClient, source_version  # noqa: E402
 from tests.mosquitto import Mosquitto, free_port  # noqa: E402
 
 SHIM = r"""
@@ -103,20 +102,13 @@ def main() -> int:
                         results.setdefault((name, stream), []).append((timing.first_audio_ms, timing.response_ms))
     print(f"- {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC; fsync + {args.fsync_ms:g} ms; {args.rounds} rounds "
           f"after 2, requests alternating; load {os.getloadavg()[0]:.2f}; "
-          + ", ".join(f"{name}: {version_of(repo)}" for name, repo in repos.items()))
+          + ", ".join(f"{name}: {source_version(repo)}" for name, repo in repos.items()))
     print("| agent | answer | first audio ms, median (min) | response ms, median (min) |\n|---|---|---|---|")
     for (name, stream), rows in sorted(results.items()):
         first, response = [r[0] for r in rows], [r[1] for r in rows]
         print(f"| {name} | {'streamed' if stream else 'whole'} | {statistics.median(first):.1f} ({min(first):.1f}) | "
               f"{statistics.median(response):.1f} ({min(response):.1f}) |")
     return 0
-
-
-def version_of(repo: Path) -> str:
-    if repo == REPO:
-        return source_version()
-    found = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    return found.stdout.strip()
 
 
 if __name__ == "__main__":

@@ -421,10 +421,11 @@ def cpu_model() -> str:
     return "unknown"
 
 
-def source_version() -> str:
-    """The commit measured, and whether the code the agent runs differs from it."""
+def source_version(repo: Path = REPO) -> str:
+    """The commit measured (of ``repo``: this checkout, or a worktree of another commit), and
+    whether the code the agent runs differs from it."""
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True).stdout.strip()
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
     dirty = git("status", "--porcelain", "--", "agent", "providers")
