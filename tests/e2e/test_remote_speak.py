@@ -72,8 +72,8 @@ def test_a_worker_speaks_the_profiles_rvc_voice_as_this_node_would(household: Sp
     assert (local["provider"], local["node"], local["fallback"]) == ("rvc", None, False), local
     local_rate, local_seconds, local_rms = wav_info(household.audio("local-1"))
     # the same model and words, converted here: the same rate, and the length within Piper's own
-    # spread for this sentence (1.254-1.370 s over twelve syntheses; tests/e2e/test_rvc.py)
-    assert rate == local_rate == 40000 and abs(seconds - local_seconds) < 0.15 and rms > 0 and local_rms > 0
+    # spread for this sentence (1.196-1.405 s over 200 syntheses; tests/e2e/test_rvc.py)
+    assert rate == local_rate == 40000 and abs(seconds - local_seconds) < 0.3 and rms > 0 and local_rms > 0
     household.run_on("gpu-desktop")
 
 

@@ -47,8 +47,8 @@ def test_speak_with_rvc_returns_audio_at_the_models_rate(agent: AgentProcess, pr
 
     piper = probe.request("default", "speak", {"id": "piper-1", "text": text}, timeout=TIMEOUT)
     # same words, same timing, another voice: within Piper's own spread for this sentence
-    # (1.254-1.370 s over twelve syntheses, measured), far from a wrong rate (x1.8 at 40 kHz)
-    assert abs(piper["data"]["audio_seconds"] - seconds) < 0.15
+    # (1.196-1.405 s over 200 syntheses, measured), far from a wrong rate (x1.8 at 40 kHz)
+    assert abs(piper["data"]["audio_seconds"] - seconds) < 0.3
 
     again = probe.request("default", "speak", {"id": "rvc-2", "text": text, "provider": "rvc"}, timeout=TIMEOUT)
     assert again["data"]["cached"] is True
