@@ -16,8 +16,8 @@ from agent.config.model import VoiceConfig
 from agent.errors import ServiceError
 from agent.speak.budget import AudioBudget
 from agent.speak.cache import AudioCache
-from agent.speak.engines import ProviderPool
 from agent.speak.delivery import keep_audio
+from agent.speak.engines import ProviderPool
 from agent.speak.pipeline import SpeakFailed, SpeakJob, run_speak
 from providers.base import AudioChunk, ProviderContext, ProviderError, VoiceInfo, VoiceNotFoundError, VoiceUnavailableError
 from providers.settings_base import ProviderSettings

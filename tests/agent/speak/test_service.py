@@ -15,10 +15,10 @@ from agent.config.store import ConfigStore
 from agent.errors import ServiceError
 from agent.events import EventBus, StateBoard
 from agent.layout import Layout
+from agent.speak import cache as cache_module
 from agent.speak.departure import ClientAudio, Departure
 from agent.speak.engines import ProviderPool
 from agent.speak.progress import Heartbeats
-from agent.speak import cache as cache_module
 from agent.speak.requests import SpeakRequest
 from agent.speak.service import SpeakService
 from providers.base import AudioChunk, ProviderContext, VoiceInfo
