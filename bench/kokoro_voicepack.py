@@ -173,11 +173,13 @@ def acoustics(audio: np.ndarray, rate: int) -> np.ndarray:
     """[median pitch in Hz (torchcrepe, periodic frames), 40-band log-mel envelope of the loud
     frames (dB, mean removed)]. Not the trainer's own pitch estimate (yin), and not pyin, which
     read 399 Hz for a trained voice that crepe and yin both put at 85 Hz."""
-    import librosa
     import soxr
     import torch
     import torchcrepe
 
+    from providers.common.librosa_loader import load_librosa
+
+    librosa = load_librosa()
     wav = soxr.resample(np.asarray(audio, np.float32), rate, 16000)
     mel = 10 * np.log10(librosa.feature.melspectrogram(y=wav, sr=16000, n_fft=512, hop_length=160, n_mels=40, fmax=7600) + 1e-10)
     loud = mel.max(axis=0) > mel.max() - 35

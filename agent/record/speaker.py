@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from agent.record.decode import ANALYSIS_RATE
+from providers.common.librosa_loader import load_librosa
 
 
 class SpeakerEncoder:
@@ -16,6 +17,7 @@ class SpeakerEncoder:
         import torch
         from resemblyzer import VoiceEncoder
 
+        load_librosa()  # Resemblyzer's mel spectrograms are librosa's
         torch.set_num_threads(threads)
         self._encoder = VoiceEncoder("cpu", verbose=False)
 

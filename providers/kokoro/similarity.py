@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from providers.common.librosa_loader import load_librosa
+
 SYNTH_RATE = 24000
 PITCH_RATE = 16000
 WEIGHTS = {"target": 0.9, "consistency": 0.1}
@@ -37,6 +39,7 @@ class SpeakerEmbedder:
         import torch
         from resemblyzer import VoiceEncoder
 
+        load_librosa()  # Resemblyzer's mel spectrograms are librosa's
         if device == "cuda" and not torch.cuda.is_available():
             device = "cpu"
         self._encoder = VoiceEncoder(device, verbose=False)
@@ -58,9 +61,9 @@ class SpeakerEmbedder:
 
 def median_pitch(audio: np.ndarray, rate: int) -> float:
     """Median pitch (Hz) of the loud frames; 0 when there are none."""
-    import librosa
     import soxr
 
+    librosa = load_librosa()
     wav = np.asarray(audio, np.float32) if rate == PITCH_RATE else soxr.resample(np.asarray(audio, np.float32), rate, PITCH_RATE)
     if len(wav) < 2048:
         return 0.0

@@ -45,8 +45,11 @@ class DifferentiableSpeakerEmbedding:
     (Kokoro's sentences have little silence to trim)."""
 
     def __init__(self, embedder: SpeakerEmbedder) -> None:
-        import librosa
         from resemblyzer import hparams
+
+        from providers.common.librosa_loader import load_librosa
+
+        librosa = load_librosa()
 
         self._encoder = embedder.encoder
         for parameter in self._encoder.parameters():

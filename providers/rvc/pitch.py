@@ -91,6 +91,9 @@ def _crepe(audio: np.ndarray, device: str) -> np.ndarray:
     import torch
     import torchcrepe
 
+    from providers.common.librosa_loader import load_librosa
+
+    load_librosa()  # torchcrepe decodes with librosa's Viterbi
     wave = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
     f0, periodicity = torchcrepe.predict(
         wave, RATE, HOP, F0_MIN, F0_MAX, "full", batch_size=512, device=device, return_periodicity=True

@@ -157,8 +157,9 @@ class Rmvpe:
     """rmvpe.pt loaded on ``device``; ``f0(audio16k)`` gives Hz per 10 ms frame (0 = unvoiced)."""
 
     def __init__(self, path: Path, device: str = "cpu") -> None:
-        import librosa
+        from providers.common.librosa_loader import load_librosa
 
+        librosa = load_librosa()
         state = safe_load(path)
         if isinstance(state, dict) and isinstance(state.get("model"), dict):
             state = state["model"]

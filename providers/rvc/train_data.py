@@ -55,8 +55,9 @@ def spectrogram(audio: torch.Tensor, shape: AudioShape) -> torch.Tensor:
 
 class MelScale:
     def __init__(self, shape: AudioShape, device: str) -> None:
-        import librosa
+        from providers.common.librosa_loader import load_librosa
 
+        librosa = load_librosa()
         self.shape = shape
         basis = librosa.filters.mel(sr=shape.rate, n_fft=shape.n_fft, n_mels=shape.n_mels, fmin=0.0, fmax=None)
         self.basis = torch.from_numpy(basis).float().to(device)
