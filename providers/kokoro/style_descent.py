@@ -50,7 +50,6 @@ class DifferentiableSpeakerEmbedding:
         from providers.common.librosa_loader import load_librosa
 
         librosa = load_librosa()
-
         self._encoder = embedder.encoder
         for parameter in self._encoder.parameters():
             parameter.requires_grad_(False)

@@ -1,6 +1,6 @@
 """Processes that reach librosa at once on an empty numba cache (a fresh install, parallel tests)
-leave a cache that every later process loads: without the lock, three at once wrote one that
-crashed the next process in ``librosa.yin`` (numba#10128), as it did in CI."""
+leave a cache that every later process loads: without the lock, three started a second apart
+wrote one that crashed the next process in ``librosa.yin`` (numba#10128), as it did in CI."""
 
 from __future__ import annotations
 
